@@ -1,0 +1,178 @@
+"""A small two-state modelling language read in two ways, from one source.
+
+An *action* is a Python function written against an :class:`Ops` object (boolean
+connectives, ``ite``, quantifiers, ``require``) and a :class:`Step` (reads of the
+pre-state, writes of the post-state).  Integer arithmetic, comparisons and ``==`` are
+plain Python operators, which work on both Python values and Z3 terms.
+
+* :mod:`mbmssec.model.concrete` runs the function on Python values over a finite
+  universe (the executable semantics used by Hypothesis, traces and refinement);
+* :mod:`mbmssec.model.symbolic` runs the same function on Z3 terms and obtains the
+  guard and the update as formulas (the reading used by the proofs).
+
+Nothing here knows about MBMS: the vocabulary, actions and properties are declared in
+:mod:`mbmssec.model.vocabulary`, :mod:`mbmssec.model.actions` and
+:mod:`mbmssec.model.properties`.
+
+Rules an action obeys (checked by both readings): it reads only the pre-state, writes
+only the symbols it lists in ``modifies`` (the frame of everything else is generated),
+and never branches in Python on a state value (use ``ops.ite``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from mbmssec.errors import MbmssecError
+
+
+class ModelError(MbmssecError):
+    """A model definition breaks a rule of the modelling language."""
+
+
+class Sort(enum.Enum):
+    """The uninterpreted sorts of the model, plus the two built-in value kinds."""
+
+    UE = "UE"
+    SVC = "SVC"
+    TEK = "TEK"
+    PKT = "PKT"
+    BOOL = "Bool"
+    INT = "Int"
+
+    @property
+    def is_element(self) -> bool:
+        """True for the uninterpreted sorts whose size the model leaves open."""
+        return self not in (Sort.BOOL, Sort.INT)
+
+
+ELEMENT_SORTS: tuple[Sort, ...] = (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One state component: a relation (result BOOL) or a function over element sorts.
+
+    ``ghost`` marks history kept only so properties can be stated; ``doc`` says what
+    the component means; ``initial`` is its value in every initial state (``None``:
+    unconstrained, allowed only for element-valued functions).
+    """
+
+    name: str
+    args: tuple[Sort, ...]
+    result: Sort
+    doc: str
+    initial: bool | int | None = False
+    ghost: bool = False
+
+    def __post_init__(self) -> None:
+        if any(not a.is_element for a in self.args):
+            raise ModelError(f"symbol {self.name}: arguments must be element sorts")
+        if self.result.is_element and self.initial is not None:
+            raise ModelError(f"symbol {self.name}: element-valued symbols start unconstrained")
+        if self.result is Sort.BOOL and not isinstance(self.initial, bool):
+            raise ModelError(f"symbol {self.name}: a relation starts true or false")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of an action: an element of a sort, a Bool, or an Int in [lo, hi]."""
+
+    name: str
+    sort: Sort
+    lo: int = 0
+    hi: int = 0
+
+
+class Disabled(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by the concrete reading when a ``require`` fails (the action is disabled)."""
+
+
+class Ops(Protocol):
+    """The operations an action or property may use besides Python's arithmetic."""
+
+    def and_(self, *xs: Any) -> Any: ...
+    def or_(self, *xs: Any) -> Any: ...
+    def not_(self, x: Any) -> Any: ...
+    def implies(self, a: Any, b: Any) -> Any: ...
+    def ite(self, c: Any, a: Any, b: Any) -> Any: ...
+    def forall(self, sort: Sort, body: Callable[[Any], Any]) -> Any: ...
+    def exists(self, sort: Sort, body: Callable[[Any], Any]) -> Any: ...
+    def require(self, cond: Any) -> None: ...
+
+
+class Step(Protocol):
+    """Reads of the pre-state and writes of the post-state during one action."""
+
+    def get(self, name: str, *args: Any) -> Any: ...
+    def set(self, name: str, args: tuple[Any, ...], value: Any) -> None: ...
+    def set_all(self, name: str, value: Callable[..., Any]) -> None: ...
+
+
+class Reader(Protocol):
+    """Read-only access to one state (used by properties)."""
+
+    def get(self, name: str, *args: Any) -> Any: ...
+
+
+ActionBody = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A guarded update, tagged with the clauses it encodes.
+
+    ``body(ops, step, profile, *params)`` states the guard with ``ops.require`` and the
+    update with ``step.set``/``step.set_all``.  ``applies(profile)`` says whether the
+    action exists at all under an option profile (for example the MIKEY response
+    only exists when the profile has one).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    modifies: frozenset[str]
+    clauses: tuple[str, ...]
+    actor: str
+    doc: str
+    body: ActionBody
+    applies: Callable[[Any], bool] = field(default=lambda _p: True)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """All state symbols, by name, in declaration order."""
+
+    symbols: tuple[Symbol, ...]
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.symbols]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ModelError(f"duplicate state symbols: {sorted(dupes)}")
+
+    def __getitem__(self, name: str) -> Symbol:
+        for sym in self.symbols:
+            if sym.name == name:
+                return sym
+        raise ModelError(f"unknown state symbol {name!r}")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.symbols)
+
+    @cached_property
+    def defaults(self) -> dict[str, Any]:
+        """Each symbol's initial value (0 stands for "unconstrained" element values)."""
+        return {s.name: (0 if s.initial is None else s.initial) for s in self.symbols}
+
+
+def check_modifies(vocab: Vocabulary, actions: Sequence[Action]) -> None:
+    """Every ``modifies`` entry must name a declared symbol."""
+    known = set(vocab.names())
+    for act in actions:
+        unknown = act.modifies - known
+        if unknown:
+            raise ModelError(f"action {act.name} modifies unknown symbols {sorted(unknown)}")

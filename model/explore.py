@@ -1,0 +1,215 @@
+"""Hypothesis exploration of the model: a stateful machine generated from it.
+
+One rule per action (its precondition: some instance of the action is enabled; its
+arguments: drawn among the enabled instances), one invariant per property.  Each
+property gets its own run, so the shrunk counterexample of one property is not
+masked by another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from mbmssec.model.concrete import State, Universe, enabled_instances
+from mbmssec.model.dsl import Action
+from mbmssec.model.machine import Model
+from mbmssec.model.properties import Property
+from mbmssec.model.trace import Trace, TraceStep
+
+#: The universe exploration uses unless told otherwise: small, so short traces reach
+#: the interesting interleavings.
+EXPLORE_UNIVERSE = Universe(ue=2, svc=1, tek=4, pkt=3)
+
+
+class PropertyViolation(AssertionError):
+    """Raised inside the machine when a property under test fails."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"property {number} violated")
+        self.number = number
+
+
+@dataclass
+class _Recorder:
+    """What the machine reports back across Hypothesis's runs."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    last_trace: list[TraceStep] = field(default_factory=list)
+    steps: int = 0
+
+
+def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
+                  recorder: _Recorder) -> type[RuleBasedStateMachine]:
+    """A RuleBasedStateMachine class for ``model`` that checks ``props``.
+
+    Swarm testing: each example first draws a set of actions to leave out, which lets
+    short runs reach deep states that a uniform choice among all actions rarely does.
+    """
+    names = [a.name for a in model.actions]
+
+    def init(self: Any) -> None:
+        RuleBasedStateMachine.__init__(self)
+        self.state = model.initial(universe)
+        self.pre = None
+        self.left_out = frozenset()
+        self.enabled = _enabled(model, self.state)
+        recorder.last_trace = []
+
+    @initialize(drop=st.lists(st.integers(0, 7), min_size=len(names), max_size=len(names)))
+    def swarm(self: Any, drop: list[int]) -> None:
+        # each action is left out of this example with probability about 1/4;
+        # shrinking moves towards leaving nothing out
+        self.left_out = frozenset(n for n, d in zip(names, drop, strict=True) if d == 7)
+
+    def make_rule(act: Action) -> Callable[..., None]:
+        @precondition(lambda self: act.name not in self.left_out
+                      and bool(self.enabled[act.name]))
+        @rule(data=st.data())
+        def run(self: Any, data: st.DataObject) -> None:
+            options = self.enabled[act.name]
+            index = data.draw(st.integers(0, len(options) - 1), label=act.name)
+            args, nxt = options[index]
+            self.pre, self.state = self.state, nxt
+            self.enabled = _enabled(model, nxt)
+            recorder.counts[act.name] += 1
+            recorder.steps += 1
+            recorder.last_trace.append(TraceStep(act.name, args))
+
+        run.__name__ = act.name
+        return run
+
+    def check(self: Any) -> None:
+        for prop in props:
+            if not model.holds(prop, self.state, self.pre):
+                raise PropertyViolation(prop.number)
+
+    @precondition(lambda self: not any(self.enabled[n] for n in names if n not in self.left_out))
+    @rule()
+    def idle(self: Any) -> None:
+        """Nothing the swarm allows is enabled: let the run end quietly."""
+
+    namespace: dict[str, Any] = {"__init__": init, "swarm": swarm, "idle": idle,
+                                 "check_properties": invariant()(check)}
+    for act in model.actions:
+        namespace[f"rule_{act.name}"] = make_rule(act)
+    return type("ExploreModel", (RuleBasedStateMachine,), namespace)
+
+
+def _enabled(model: Model, state: State) -> dict[str, list[tuple[tuple[Any, ...], State]]]:
+    return {a.name: list(enabled_instances(a, model.profile, state)) for a in model.actions}
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    """The outcome of exploring one property."""
+
+    number: int
+    name: str
+    expected_to_hold: bool
+    held: bool
+    trace: Trace | None
+    seconds: float
+
+    @property
+    def as_expected(self) -> bool:
+        return self.held == self.expected_to_hold
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    """Everything ``mbmssec explore`` reports."""
+
+    profile: str
+    examples: int
+    steps: int
+    seed: int
+    universe: Universe
+    results: tuple[PropertyResult, ...]
+    action_counts: dict[str, int]
+    not_applicable: tuple[str, ...]
+    total_steps: int
+    seconds: float
+
+    @property
+    def never_executed(self) -> list[str]:
+        return [a for a, n in self.action_counts.items() if n == 0]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.as_expected or not r.expected_to_hold for r in self.results)
+
+
+def _search(model: Model, props: tuple[Property, ...], *, examples: int, steps: int,
+            seed_value: int, universe: Universe, recorder: _Recorder) -> Trace | None:
+    """One Hypothesis run checking ``props``: the shrunk trace of the first violation."""
+    from hypothesis.stateful import get_state_machine_test
+
+    machine = build_machine(model, props, universe, recorder)
+    conf = settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                    database=None, print_blob=False, report_multiple_bugs=False,
+                    phases=(Phase.generate, Phase.shrink),
+                    suppress_health_check=list(HealthCheck))
+    test = seed(seed_value)(get_state_machine_test(machine, settings=conf))
+    try:
+        test()
+    except PropertyViolation as exc:
+        return Trace(tuple(recorder.last_trace), universe, (exc.number,))
+    return None
+
+
+def explore(model: Model, *, examples: int = 200, steps: int = 30, seed_value: int = 0,
+            universe: Universe = EXPLORE_UNIVERSE, expect_violated: frozenset[int] | None = None,
+            progress: Callable[[str], None] | None = None) -> ExploreResult:
+    """Explore every property of the model under its profile.
+
+    Runs Hypothesis on all properties at once; when one fails, its shrunk trace is
+    kept and the search restarts on the properties not yet violated.
+    """
+    if expect_violated is None:
+        expect_violated = frozenset(p.number for p in model.properties if not p.holds_in_baseline)
+    rec = _Recorder(counts=Counter({a.name: 0 for a in model.actions}))
+    remaining = list(model.properties)
+    traces: dict[int, Trace] = {}
+    found_at: dict[int, float] = {}
+    start = time.perf_counter()
+    while remaining:
+        if progress:
+            progress(f"searching {len(remaining)} properties "
+                     f"({', '.join(str(p.number) for p in remaining)}) ...")
+        trace = _search(model, tuple(remaining), examples=examples, steps=steps,
+                        seed_value=seed_value, universe=universe, recorder=rec)
+        if trace is None:
+            break
+        number = trace.violates[0]
+        trace.replay(model)  # a counterexample is believed only once it replays
+        if number not in trace.violations(model):
+            raise RuntimeError(f"shrunk trace for property {number} does not violate it on "
+                               "replay: a bug in the exploration")
+        traces[number] = trace
+        found_at[number] = time.perf_counter() - start
+        remaining = [p for p in remaining if p.number != number]
+        if progress:
+            progress(f"property {number} violated ({len(trace.steps)} steps)")
+    results = tuple(
+        PropertyResult(p.number, p.name, p.number not in expect_violated,
+                       p.number not in traces, traces.get(p.number),
+                       found_at.get(p.number, time.perf_counter() - start))
+        for p in model.properties)
+    na = tuple(a.name for a in model.all_actions if a not in model.actions)
+    return ExploreResult(model.profile.title, examples, steps, seed_value, universe,
+                         results, dict(rec.counts), na, rec.steps,
+                         time.perf_counter() - start)

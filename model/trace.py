@@ -1,0 +1,129 @@
+"""Traces: sequences of model actions, with replay, JSON and message-sequence rendering.
+
+A trace is what every checker hands a user: Hypothesis's shrunk failure, Z3's
+bounded counterexample, a trace-validation witness.  All of them are replayed on the
+executable model (:meth:`Trace.replay`) before they are believed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mbmssec.model.concrete import State, Universe
+from mbmssec.model.dsl import ModelError, Sort
+from mbmssec.model.machine import Model
+
+_PREFIX = {Sort.UE: "UE", Sort.SVC: "S", Sort.TEK: "T", Sort.PKT: "P"}
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One action with its arguments (in parameter order)."""
+
+    action: str
+    args: tuple[Any, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "args": list(self.args)}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A run of the model from the initial state of a universe."""
+
+    steps: tuple[TraceStep, ...]
+    universe: Universe = field(default_factory=Universe)
+    violates: tuple[int, ...] = ()
+
+    def replay(self, model: Model) -> list[State]:
+        """The states the trace visits; raises :class:`ModelError` if a step is disabled."""
+        states = [model.initial(self.universe)]
+        for i, st in enumerate(self.steps, start=1):
+            nxt = model.step(states[-1], st.action, st.args)
+            if nxt is None:
+                raise ModelError(f"trace step {i} ({self.describe(model, st)}) is not enabled")
+            states.append(nxt)
+        return states
+
+    def violations(self, model: Model) -> list[int]:
+        """Properties the final step of the trace violates (replayed on the model)."""
+        states = self.replay(model)
+        pre = states[-2] if len(states) > 1 else None
+        return model.violated(states[-1], pre)
+
+    def to_json(self) -> dict[str, Any]:
+        u = self.universe
+        return {"universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+                "violates": list(self.violates),
+                "steps": [s.to_json() for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trace:
+        try:
+            uni = Universe(**data["universe"])
+            steps = tuple(TraceStep(s["action"], tuple(s["args"])) for s in data["steps"])
+            return cls(steps, uni, tuple(data.get("violates", ())))
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"malformed trace JSON: {exc}") from None
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+    # -- rendering ---------------------------------------------------------------------
+
+    @staticmethod
+    def describe(model: Model, st: TraceStep) -> str:
+        act = model.action(st.action)
+        parts = []
+        for p, v in zip(act.params, st.args, strict=True):
+            if p.sort.is_element:
+                parts.append(f"{_PREFIX[p.sort]}{v}")
+            elif p.sort is Sort.BOOL:
+                parts.append(f"{p.name}={'yes' if v else 'no'}")
+            else:
+                parts.append(f"{p.name}={v}")
+        return f"{st.action}({', '.join(parts)})"
+
+    def render_text(self, model: Model) -> str:
+        """A numbered message sequence: BM-SC, UE and attacker columns."""
+        cols = ("BM-SC", "UE / network", "attacker")
+        width = 34
+        lines = ["  #  " + "".join(c.ljust(width) for c in cols), "  " + "-" * (3 + width * 3)]
+        states = self.replay(model)
+        for i, st in enumerate(self.steps, start=1):
+            act = model.action(st.action)
+            col = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}[act.actor]
+            text = self.describe(model, st)
+            note = _effect_note(model, states[i - 1], states[i], st)
+            cell = (text + (f"  {note}" if note else ""))
+            lines.append(f"{i:>3}  " + " " * (width * col) + cell)
+        if self.violates:
+            lines.append(f"  => violates property {', '.join(map(str, self.violates))}")
+        return "\n".join(lines)
+
+
+def _effect_note(model: Model, pre: State, post: State, st: TraceStep) -> str:
+    """A short note of what a step changed that a reader needs (keys, MKIs, decryption)."""
+    del model
+    if st.action == "Generate":
+        s, t = st.args
+        return f"-> T{t} MKI={post.get('mki', t)}"
+    if st.action == "Activate":
+        s = st.args[0]
+        return f"-> T{post.get('active', s)} active"
+    if st.action in ("Register", "Replay"):
+        u = st.args[0]
+        got = sorted(t for t in range(post.universe.tek)
+                     if post.get("holds", u, t) and not pre.get("holds", u, t))
+        return "installs " + ",".join(f"T{t}" for t in got) if got else "(nothing installed)"
+    if st.action == "Receive":
+        u, p = st.args
+        tek = post.get("pkt_tek", p)
+        if post.get("decrypted", u, p) and not pre.get("decrypted", u, p):
+            return f"decrypts (T{tek})"
+        return "unknown MKI" if post.get("saw_unknown", u, post.get("tek_svc", tek)) else "fails"
+    if st.action == "Send":
+        return f"under T{post.get('pkt_tek', st.args[1])}"
+    return ""
