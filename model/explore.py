@@ -77,7 +77,7 @@ def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
 
     def make_rule(act: Action) -> Callable[..., None]:
         @precondition(lambda self: act.name not in self.left_out
-                      and bool(self.enabled[act.name]))
+                      and self.enabled.has(act.name))
         @rule(data=st.data())
         def run(self: Any, data: st.DataObject) -> None:
             options = self.enabled[act.name]
@@ -97,20 +97,48 @@ def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
             if not model.holds(prop, self.state, self.pre):
                 raise PropertyViolation(prop.number)
 
-    @precondition(lambda self: not any(self.enabled[n] for n in names if n not in self.left_out))
+    @precondition(lambda self: not any(self.enabled.has(n) for n in names
+                                       if n not in self.left_out))
     @rule()
     def idle(self: Any) -> None:
         """Nothing the swarm allows is enabled: let the run end quietly."""
 
     namespace: dict[str, Any] = {"__init__": init, "swarm": swarm, "idle": idle,
+
                                  "check_properties": invariant()(check)}
     for act in model.actions:
         namespace[f"rule_{act.name}"] = make_rule(act)
     return type("ExploreModel", (RuleBasedStateMachine,), namespace)
 
 
-def _enabled(model: Model, state: State) -> dict[str, list[tuple[tuple[Any, ...], State]]]:
-    return {a.name: list(enabled_instances(a, model.profile, state)) for a in model.actions}
+class _Enabled:
+    """Enabled instances of each action in one state, computed only when asked."""
+
+    def __init__(self, model: Model, state: State) -> None:
+        self.model = model
+        self.state = state
+        self.lists: dict[str, list[tuple[tuple[Any, ...], State]]] = {}
+        self.any: dict[str, bool] = {}
+
+    def has(self, name: str) -> bool:
+        if name not in self.any:
+            if name in self.lists:
+                self.any[name] = bool(self.lists[name])
+            else:
+                act = self.model.action(name)
+                gen = enabled_instances(act, self.model.profile, self.state)
+                self.any[name] = next(iter(gen), None) is not None
+        return self.any[name]
+
+    def __getitem__(self, name: str) -> list[tuple[tuple[Any, ...], State]]:
+        if name not in self.lists:
+            act = self.model.action(name)
+            self.lists[name] = list(enabled_instances(act, self.model.profile, self.state))
+        return self.lists[name]
+
+
+def _enabled(model: Model, state: State) -> _Enabled:
+    return _Enabled(model, state)
 
 
 @dataclass(frozen=True)
