@@ -65,7 +65,7 @@ class State:
 
     def canonical(self) -> frozenset[tuple[str, tuple[int, ...], Any]]:
         """Entries that differ from their default: equal states have equal canonicals."""
-        out = []
+        out: list[tuple[str, tuple[int, ...], Any]] = []
         for name, table in self.tables.items():
             default = self._defaults[name]
             out.extend((name, args, v) for args, v in table.items() if v != default)

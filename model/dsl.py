@@ -88,7 +88,7 @@ class Param:
     hi: int = 0
 
 
-class Disabled(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Disabled(Exception):
     """Raised by the concrete reading when a ``require`` fails (the action is disabled)."""
 
 

@@ -72,7 +72,8 @@ def p2_send_only_to_authorised(ops: Ops, pre: Reader, post: Reader) -> Any:
 def p3_mki_unique_and_present(ops: Ops, st: Reader) -> Any:
     unique = _all(ops, (TEK, TEK), lambda a, b: ops.implies(
         ops.and_(st.get("generated", a), st.get("generated", b),
-                 st.get("tek_svc", a) == st.get("tek_svc", b), st.get("mki", a) == st.get("mki", b)),
+                 st.get("tek_svc", a) == st.get("tek_svc", b),
+                 st.get("mki", a) == st.get("mki", b)),
         a == b))
     tagged = _all(ops, (PKT,), lambda p: ops.implies(
         st.get("sent", p),

@@ -49,9 +49,36 @@ class Trace:
 
     def violations(self, model: Model) -> list[int]:
         """Properties the final step of the trace violates (replayed on the model)."""
+        if not self.steps:
+            return model.violated(model.initial(self.universe))
         states = self.replay(model)
         pre = states[-2] if len(states) > 1 else None
         return model.violated(states[-1], pre)
+
+    def minimise(self, model: Model, prop: int) -> Trace:
+        """A sub-trace that still replays and still violates ``prop``, from which no
+        single step and no pair of steps can be dropped (a pair such as losing and
+        regaining coverage only goes away together)."""
+
+        def still_fails(steps: list[TraceStep]) -> bool:
+            try:
+                return prop in Trace(tuple(steps), self.universe).violations(model)
+            except ModelError:
+                return False
+
+        steps = list(self.steps)
+        changed = True
+        while changed:
+            changed = False
+            n = len(steps)
+            drops: list[tuple[int, ...]] = [(i,) for i in range(n - 1, -1, -1)]
+            drops += [(i, j) for j in range(n - 1, -1, -1) for i in range(j - 1, -1, -1)]
+            for drop in drops:
+                candidate = [s for k, s in enumerate(steps) if k not in drop]
+                if still_fails(candidate):
+                    steps, changed = candidate, True
+                    break
+        return Trace(tuple(steps), self.universe, self.violates)
 
     def to_json(self) -> dict[str, Any]:
         u = self.universe

@@ -253,11 +253,22 @@ def load_spec() -> Spec:
     return load_spec_from(SPEC_DIR)
 
 
+def load_expectations(path: Path) -> frozenset[int] | None:
+    """The ``expect_violated`` list of a profile file (``None`` when it has none)."""
+    data = read_toml(path)
+    value = data.get("expect_violated")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        raise SpecError(path, "expect_violated", "expected a list of property numbers")
+    return frozenset(value)
+
+
 def load_profile(path: Path, spec: Spec | None = None) -> Profile:
     """Read a profile file: an optional ``title`` and an ``[options]`` table."""
     spec = spec or load_spec()
     data = read_toml(path)
-    unknown = set(data) - {"title", "options", "rationale"}
+    unknown = set(data) - {"title", "options", "rationale", "expect_violated"}
     if unknown:
         raise SpecError(path, "top level", f"unknown keys {sorted(unknown)}")
     options = data.get("options", {})

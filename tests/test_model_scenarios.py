@@ -1,0 +1,104 @@
+"""Hand-written runs of the executable model with the outcome the text implies.
+
+The expected outcomes come from reading clauses 6.2.2-6.2.3.3, not from the model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mbmssec.model.concrete import Universe
+from mbmssec.model.dsl import ModelError
+from mbmssec.model.machine import Model
+from mbmssec.model.trace import Trace, TraceStep
+from mbmssec.spec.loader import load_spec
+
+U = Universe(ue=2, svc=1, tek=3, pkt=2)
+
+
+def run(overrides: dict[str, str], steps: list[tuple[str, tuple[object, ...]]]) -> list[int]:
+    model = Model(load_spec().profile(overrides))
+    return Trace(tuple(TraceStep(a, tuple(x)) for a, x in steps), U).violations(model)
+
+
+LATE_JOINER = [("Generate", (0, 0)), ("Activate", (0,)), ("Send", (0, 0, True)),
+               ("Subscribe", (0, 0)), ("Authenticate", (0,)), ("Register", (0, 0, 1)),
+               ("Receive", (0, 0))]
+
+
+def test_late_joiner_reads_old_traffic_in_the_baseline() -> None:
+    assert run({}, LATE_JOINER) == [7]
+
+
+def test_rekey_on_join_withholds_the_old_tek() -> None:
+    model = Model(load_spec().profile({"membership_rekey": "join"}))
+    states = Trace(tuple(TraceStep(a, x) for a, x in LATE_JOINER[:-1]), U).replay(model)
+    assert not states[-1].get("holds", 0, 0)
+
+
+def test_unauthorised_ue_cannot_register() -> None:
+    model = Model.baseline()
+    s = model.initial(U)
+    for a, x in [("Generate", (0, 0)), ("Activate", (0,)), ("Authenticate", (0,))]:
+        s = model.step(s, a, x)
+        assert s is not None
+    assert model.step(s, "Register", (0, 0, 1)) is None  # not subscribed: step 4 refuses
+
+
+LEAVER = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)), ("Generate", (0, 1)),
+          ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Revoke", (0, 0)),
+          ("Activate", (0,)), ("Send", (0, 0, True)), ("Receive", (0, 0))]
+
+
+def test_leaver_keeps_next_tek_without_rekey_on_leave() -> None:
+    assert run({"membership_rekey": "never"}, LEAVER) == [6]
+
+
+def test_rekey_on_leave_withdraws_the_next_tek() -> None:
+    with pytest.raises(ModelError, match="step 8"):
+        run({}, LEAVER)  # the next TEK was withdrawn, so there is nothing to activate
+
+
+def test_immediate_activation_strands_a_registered_ue() -> None:
+    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
+             ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Generate", (0, 1)),
+             ("Activate", (0,))]
+    assert run({"activation": "immediate"}, steps) == [4]
+    with pytest.raises(ModelError, match="step 7"):
+        run({}, steps)  # the baseline waits for the fetch window
+
+
+def test_common_kek_lets_one_colluder_read_everyone() -> None:
+    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
+             ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Compromise", (1,)),
+             ("Eavesdrop", (0, 0))]
+    assert run({"kek_scope": "common"}, steps) == [5]
+    with pytest.raises(ModelError, match="step 7"):
+        run({}, steps)
+
+
+def test_out_of_coverage_ue_recovers_through_unknown_mki() -> None:
+    model = Model.baseline()
+    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
+             ("Authenticate", (0,)), ("Register", (0, 0, 3)), ("LoseCoverage", (0,)),
+             ("Generate", (0, 1)), ("Tick", ()), ("Tick", ()), ("Tick", ()), ("Tick", ()),
+             ("Activate", (0,)), ("RegainCoverage", (0,)), ("Send", (0, 0, True)),
+             ("Receive", (0, 0))]
+    states = Trace(tuple(TraceStep(a, x) for a, x in steps), U).replay(model)
+    last = states[-1]
+    assert last.get("saw_unknown", 0, 0) and not last.get("decrypted", 0, 0)
+    s = model.step(model.step(last, "Authenticate", (0,)), "Register", (0, 0, 1))
+    assert s is not None and s.get("holds", 0, 1)
+    s2 = model.step(s, "Receive", (0, 0))
+    assert s2 is not None and s2.get("decrypted", 0, 0)
+
+
+def test_action_writing_outside_modifies_is_caught() -> None:
+    from dataclasses import replace
+
+    model = Model.baseline()
+    bad = replace(model.action("Tick"), modifies=frozenset())
+    from mbmssec.model.concrete import step
+
+    with pytest.raises(ModelError, match="does not list it in modifies"):
+        step(bad, model.profile, model.initial(U), ())
