@@ -24,6 +24,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+
 from mbmssec.impl.mikey import (
     EncrAlg,
     FetchAtTime,

@@ -36,6 +36,7 @@ from enum import IntEnum
 from hmac import compare_digest
 from typing import Final
 
+from mbmssec.errors import MbmssecError
 from mbmssec.impl._srtp_kdf import (
     MASTER_KEY_LENGTH,
     MASTER_SALT_LENGTH,
@@ -47,8 +48,6 @@ from mbmssec.impl._srtp_kdf import (
     srtp_iv,
     xor_keystream_batch,
 )
-
-from mbmssec.errors import MbmssecError
 
 __all__ = [
     "MAX_MKI_LENGTH",

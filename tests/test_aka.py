@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from mbmssec.errors import MbmssecError
 from mbmssec.impl.aka import (
     KEK_MODE_BY_OPTION,
     SQN_MAX,
@@ -34,8 +36,6 @@ from mbmssec.impl.aka import (
     usim_authenticate,
 )
 from mbmssec.impl.milenage import Milenage
-
-from mbmssec.errors import MbmssecError
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "ts35208.json").read_text(encoding="utf-8")

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from mbmssec.errors import MbmssecError
 from mbmssec.impl.aka import (
     SyncFailure,
     UsimState,
@@ -52,8 +54,6 @@ from mbmssec.impl.digest import (
     verify_resync,
 )
 from mbmssec.impl.milenage import Milenage
-
-from mbmssec.errors import MbmssecError
 
 # RFC 2617 clause 3.5 example (the header lines joined; obs-fold is not accepted).
 RFC2617_CHALLENGE = (

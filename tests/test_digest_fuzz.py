@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from mbmssec.impl.aka import generate_vector
 from mbmssec.impl.digest import (
     DigestAuthorization,

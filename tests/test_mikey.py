@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from mbmssec.errors import MbmssecError
 from mbmssec.impl import mikey_messages
 from mbmssec.impl.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
@@ -87,8 +89,6 @@ from mbmssec.impl.mikey_messages import (
     unix_from_ntp,
     verify_verification,
 )
-
-from mbmssec.errors import MbmssecError
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc3394.json"
 NOW = 1_750_000_000.25

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mbmssec.impl.mikey import (
     EncrAlg,
     ErrorNo,

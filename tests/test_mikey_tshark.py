@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mbmssec.impl.mikey import (
     EncrAlg,
     ErrorNo,

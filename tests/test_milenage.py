@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mbmssec.impl.milenage import Milenage, MilenageError, compute_opc
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.milenage import Milenage, MilenageError, compute_opc
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "ts35208.json").read_text(encoding="utf-8")

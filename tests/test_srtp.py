@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from mbmssec.errors import MbmssecError
 from mbmssec.impl import _srtp_kdf, srtp
 from mbmssec.impl.srtp import (
     AuthenticationError,
@@ -37,8 +39,6 @@ from mbmssec.impl.srtp import (
     estimate_index,
     srtp_iv,
 )
-
-from mbmssec.errors import MbmssecError
 
 VECTOR_TEXT = (Path(__file__).parent / "vectors" / "rfc3711.txt").read_text(encoding="ascii")
 HEX = r"([0-9A-F]+)"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from mbmssec.impl.srtp import (
     AuthTag,
     MasterKey,

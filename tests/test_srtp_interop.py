@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from mbmssec.bench import libsrtp
 from mbmssec.bench.libsrtp import Direction, LibSrtpKey, LibSrtpSession, LibSrtpStatusError, Status
 from mbmssec.impl.srtp import (

@@ -36,6 +36,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+
+from mbmssec import cli
 from mbmssec.bench import libsrtp
 from mbmssec.bench.libsrtp import Direction, LibSrtpKey, LibSrtpSession, LibSrtpStatusError
 from mbmssec.impl.mikey import (
@@ -49,8 +51,6 @@ from mbmssec.impl.mikey_messages import (
     parse_and_verify,
     verify_verification,
 )
-
-from mbmssec import cli
 
 SEED = 20240917
 FILES = ("mikey_tek_delivery.json", "srtp_mki.json", "digest_aka.json", "mikey.pcap",
