@@ -1,0 +1,855 @@
+"""The BM-SC core: registration, HSS/AuC, TEK schedule and MIKEY delivery (sans-I/O).
+
+This is the Broadcast-Multicast Service Centre of the MBMS key management in the
+proposed TS 33.246 text, clauses 6.2.2 (initial keying) and 6.2.3 (re-keying and
+activation), without any network or clock of its own: every entry point takes the
+request's data, the time ``now`` (Unix seconds) and uses an injected random source
+``rand(n) -> bytes``; :mod:`mbmssec.impl.server` puts it behind HTTP and UDP.
+
+Roles
+-----
+* **HSS/AuC** (TS 33.102 6.3): subscribers' K, OPc and SQN live in the
+  :class:`~mbmssec.impl.store.Store`; every challenge takes the next SQN in its own
+  committed transaction and builds a vector with :func:`~mbmssec.impl.aka.generate_vector`.
+  AUTS resynchronisation (TS 33.102 6.3.5) raises the SQN to the USIM's SQN_MS.
+* **Registration** (6.2.2 steps 2-4, 6.2.3.2): ``GET /mbms/register?ue=..&service=..&port=..``
+  is answered with an HTTP Digest AKA challenge (RFC 3310, ``401`` +
+  ``WWW-Authenticate``); the answer is verified, the authorisation database is checked,
+  and the reply carries the MIKEY TEK delivery (RFC 3830 pre-shared-key I_MESSAGE under
+  the UE's KEK): the active TEK and the next one(s), each with its MKI, the time (or
+  SRTP index) to fetch the next TEK and, if configured, a TEK lifetime.
+* **MIKEY response** (step 4b): ``POST /mbms/mikey-response?ue=..&service=..`` with the
+  verification message; recorded as an acknowledgement of the delivered TEKs.
+* **TEK schedule** (6.2.3.1-6.2.3.3): per service one active TEK and the next one(s)
+  generated ahead with fresh MKIs; a next TEK is activated at its planned time when the
+  activation rule allows; a revocation may withdraw a next TEK the leaver already got.
+* **Authorisation database**: subscribe and revoke.
+
+Options
+-------
+The BM-SC is configured by a :class:`~mbmssec.spec.loader.Profile` and honours:
+``kek_derivation`` (KEK = CK, or derived per UE and service with
+:func:`~mbmssec.impl.aka.derive_kek`); ``second_service_auth`` (``reauthenticate``: a
+nonce is good for one registration; ``authorise_only``: a verified nonce stays good,
+with a growing nonce count, for further registrations, also for other services, until
+it is ``nonce_lifetime`` old); ``fetch_time_unit`` (fetch time as NTP time or as an SRTP
+packet index); ``tek_lifetime``; ``mikey_response`` (V flag set unless ``none``);
+``activation`` (``after_fetch_window``: a next TEK activates at its planned time once
+every registered UE got it or is past its fetch time; ``after_acks``: likewise with
+MIKEY responses; ``immediate``: at its planned time unconditionally);
+``membership_rekey`` (``leave``: a revocation withdraws the next TEK(s) the leaver got
+and generates replacements; ``join``: a UE is sent the active TEK only if it was
+activated after the UE's first subscription; ``both``; ``never``);
+``replay_protection`` (MIKEY T payload: a per-UE COUNTER, or an NTP time stamp);
+``mki_in_srtp`` (read by the data plane: MKI in every packet, or none);
+``fetch_spreading`` (``none``: every UE at the window start; ``random_interval``:
+uniform in the window; ``scheduled_slots``: evenly by join order; ``multi_key``:
+``multi_key_depth`` next TEKs per delivery, fetched once per that many periods, at a
+random point of the window).  ``kek_scope=common`` and ``tek_protection=tls`` are not
+implemented and rejected by :func:`check_profile`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mbmssec.errors import MbmssecError
+from mbmssec.spec.loader import Profile
+
+from .aka import SQN_MAX, AutsMacFailure, auc_resync, derive_kek, generate_vector
+from .digest import (
+    ALGORITHM_AKAV1_MD5,
+    QOP_AUTH,
+    DigestAuthError,
+    DigestBindingError,
+    DigestChallenge,
+    DigestParseError,
+    DigestStaleError,
+    make_aka_challenge,
+    parse_authorization,
+    serialise_challenge,
+    verify_response,
+    verify_resync,
+)
+from .events import BMSC, Event, tek_id
+from .mikey import AuthenticationError as MikeyAuthError
+from .mikey import (
+    FetchAtSrtpIndex,
+    FetchAtTime,
+    IdPayload,
+    IdType,
+    MikeyError,
+    SrtpCs,
+    TimestampPayload,
+    TsType,
+)
+from .mikey_messages import (
+    TekDelivery,
+    TekKey,
+    build_tek_delivery,
+    new_tek_delivery,
+    ntp_from_unix,
+    verify_verification,
+)
+from .milenage import Milenage
+from .store import Challenge, Registration, Service, Store, StoreError, Subscription, TekRow
+
+__all__ = [
+    "MAX_BODY",
+    "MKI_LENGTH",
+    "REGISTER_PATH",
+    "RESPONSE_PATH",
+    "SUPPORTED",
+    "TRIGGERS",
+    "BmscConfig",
+    "BmscCore",
+    "BmscError",
+    "RegisterRequest",
+    "Reply",
+    "check_profile",
+    "parse_register_query",
+    "validate_service",
+    "validate_ue",
+]
+
+Rand = Callable[[int], bytes]
+
+REGISTER_PATH: Final = "/mbms/register"
+"""HTTP path of registration and re-registration (6.2.2 step 2, 6.2.3.2)."""
+
+RESPONSE_PATH: Final = "/mbms/mikey-response"
+"""HTTP path of the MIKEY response (6.2.2 step 4b)."""
+
+MKI_LENGTH: Final = 4
+"""Octets of MKI in MIKEY key validity data and in every SRTP packet."""
+
+MAX_BODY: Final = 4096
+"""Largest MIKEY response body accepted (a verification message is under 100 octets)."""
+
+TRIGGERS: Final = ("initial", "fetch_time", "unknown_mki", "retry")
+"""Why a UE registers (the ``reason`` query parameter)."""
+
+SUPPORTED: Final[Mapping[str, frozenset[str]]] = {
+    "kek_scope": frozenset({"per_ue"}),
+    "kek_derivation": frozenset({"ck", "derived"}),
+    "second_service_auth": frozenset({"reauthenticate", "authorise_only"}),
+    "fetch_time_unit": frozenset({"time", "sequence_number"}),
+    "tek_lifetime": frozenset({"absent", "present"}),
+    "mikey_response": frozenset({"none", "optional", "required"}),
+    "activation": frozenset({"after_fetch_window", "after_acks", "immediate"}),
+    "membership_rekey": frozenset({"leave", "join", "both", "never"}),
+    "replay_protection": frozenset({"counter", "timestamp", "none"}),
+    "mki_in_srtp": frozenset({"mandatory", "optional"}),
+    "fetch_spreading": frozenset({"none", "random_interval", "scheduled_slots", "multi_key"}),
+    "tek_protection": frozenset({"mikey_kek"}),
+    "unknown_mki_resync": frozenset({"refetch", "wait"}),
+}
+"""Option values the running BM-SC and UE implement."""
+
+_UE_RE = re.compile(r"[0-9A-Za-z._@+-]{1,64}")
+_SERVICE_RE = re.compile(r"[0-9A-Za-z.:_-]{1,64}")
+_SRTP_BLOCK = 1000  # SRTP indices reserved per committed step
+
+
+class BmscError(MbmssecError):
+    """A refused request or operation: ``status`` (HTTP), ``code`` (short reason) and a
+    message for the user.  ``headers`` are extra response headers (a challenge)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: tuple[tuple[str, str], ...] = (),
+                 events: tuple[Event, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.events = events
+
+
+def check_profile(profile: Mapping[str, str]) -> None:
+    """Reject option values the implementation does not support, naming each."""
+    bad = [f"{name}={profile[name]} (supported: {', '.join(sorted(values))})"
+           for name, values in SUPPORTED.items() if profile[name] not in values]
+    if bad:
+        raise BmscError(400, "unsupported_profile",
+                        "the running BM-SC/UE does not implement " + "; ".join(bad))
+
+
+def validate_ue(ue: object) -> str:
+    """A UE identity (IMSI or NAI-like): 1-64 characters of ``[0-9A-Za-z._@+-]``."""
+    if not isinstance(ue, str) or not _UE_RE.fullmatch(ue):
+        raise BmscError(400, "bad_ue", "parameter 'ue' must be 1-64 characters of "
+                        "[0-9A-Za-z._@+-]")
+    return ue
+
+
+def validate_service(service: object) -> str:
+    """A service name (its multicast address as text): 1-64 of ``[0-9A-Za-z.:_-]``."""
+    if not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
+        raise BmscError(400, "bad_service", "parameter 'service' must be 1-64 characters "
+                        "of [0-9A-Za-z.:_-]")
+    return service
+
+
+@dataclass(frozen=True)
+class BmscConfig:
+    """Timing and naming of one BM-SC (the options are in the profile).
+
+    ``period``: default TEK period of a new service (seconds).  ``fetch_window``: the
+    share of the period in which UEs fetch the next TEK, starting ``fetch_delay``
+    seconds after the previous TEK's activation.  ``multi_key_depth``: next TEKs kept
+    and delivered at once under ``fetch_spreading=multi_key`` (1 otherwise).
+    ``nonce_lifetime``: seconds a Digest nonce is accepted.  ``packet_rate``: SRTP
+    packets per second, to turn a fetch time into an SRTP index.  ``amf``: the AMF of
+    vectors.  ``bmsc_uri``: the BM-SC's MIKEY identity (IDi).
+    """
+
+    realm: str = "bmsc.mbms.example"
+    bmsc_uri: str = "http://bmsc.mbms.example/"
+    period: float = 1.0
+    fetch_window: float = 0.6
+    fetch_delay: float = 0.05
+    multi_key_depth: int = 3
+    nonce_lifetime: float = 300.0
+    packet_rate: float = 50.0
+    amf: bytes = b"\x00\x00"
+    timestamp_skew: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.period) and 0.05 <= self.period <= 86_400):
+            raise BmscError(400, "bad_config", "period must be 0.05 .. 86400 seconds")
+        if not (0.0 < self.fetch_window < 1.0):
+            raise BmscError(400, "bad_config", "fetch_window must be a share in (0, 1)")
+        if not (0.0 <= self.fetch_delay < self.period * (1 - self.fetch_window)):
+            raise BmscError(400, "bad_config",
+                            "fetch_delay must leave the fetch window inside the period")
+        if not 1 <= self.multi_key_depth <= 16:
+            raise BmscError(400, "bad_config", "multi_key_depth must be 1 .. 16")
+        if not (self.nonce_lifetime > 0 and self.packet_rate > 0):
+            raise BmscError(400, "bad_config", "nonce_lifetime and packet_rate must be > 0")
+        if len(self.amf) != 2:
+            raise BmscError(400, "bad_config", "amf must be 2 octets")
+
+
+@dataclass(frozen=True)
+class RegisterRequest:
+    """A parsed registration request: identity, service, stream port, trigger, and the
+    request's method, target (for the Digest ``uri``) and Authorization header."""
+
+    ue: str
+    service: str
+    port: int
+    trigger: str = "initial"
+    authorization: str | None = None
+    method: str = "GET"
+    uri: str = REGISTER_PATH
+
+
+def parse_register_query(query: Mapping[str, str]) -> tuple[str, str, int, str]:
+    """Check the registration query (``ue``, ``service``, ``port``, optional ``reason``)."""
+    unknown = sorted(set(query) - {"ue", "service", "port", "reason"})
+    if unknown:
+        raise BmscError(400, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}")
+    for name in ("ue", "service", "port"):
+        if name not in query:
+            raise BmscError(400, "missing_parameter", f"query parameter {name!r} is required")
+    ue = validate_ue(query["ue"])
+    service = validate_service(query["service"])
+    port_text = query["port"]
+    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+            and 1 <= int(port_text) <= 65535):
+        raise BmscError(400, "bad_port", "parameter 'port' must be a UDP port 1-65535")
+    trigger = query.get("reason", "initial")
+    if trigger not in TRIGGERS:
+        raise BmscError(400, "bad_reason", f"parameter 'reason' must be one of "
+                        f"{', '.join(TRIGGERS)}")
+    return ue, service, int(port_text), trigger
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer: status, short code, message, headers, body and the events."""
+
+    status: int
+    code: str
+    message: str
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    events: tuple[Event, ...] = ()
+
+    @staticmethod
+    def error(exc: BmscError, events: tuple[Event, ...] = ()) -> Reply:
+        """The JSON error reply of a refusal."""
+        body = json.dumps({"status": exc.status, "error": exc.code,
+                           "message": exc.message}).encode()
+        return Reply(exc.status, exc.code, exc.message, body, "application/json",
+                     exc.headers, events)
+
+
+@dataclass
+class _StreamPosition:
+    index: int
+    t: float
+
+
+@dataclass
+class BmscCore:
+    """The BM-SC's logic over a :class:`Store`; every method takes ``now``.
+
+    Construct with the store, the profile (checked with :func:`check_profile` and
+    recorded in the database: reopening a database with another profile is refused) and
+    a :class:`BmscConfig`.  ``rand`` is the random source for vectors, keys, MIKEY RAND.
+    """
+
+    store: Store
+    profile: Profile
+    config: BmscConfig = field(default_factory=BmscConfig)
+    rand: Rand = os.urandom
+    _positions: dict[str, _StreamPosition] = field(default_factory=dict, init=False)
+    _purged: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        check_profile(self.profile)
+        wanted = json.dumps(dict(self.profile), sort_keys=True)
+        with self.store.transaction():
+            recorded = self.store.get_meta("profile")
+            if recorded is None:
+                self.store.set_meta("profile", wanted)
+            elif recorded != wanted:
+                old = json.loads(recorded)
+                diff = ", ".join(f"{k}={old.get(k)}" for k in sorted(old)
+                                 if old.get(k) != self.profile[k])
+                raise BmscError(400, "profile_mismatch",
+                                f"{self.store.path} was created with a different profile "
+                                f"({diff}); start the BM-SC with the same options")
+
+    # -- profile shorthands -------------------------------------------------------------
+
+    def _opt(self, name: str) -> str:
+        return self.profile[name]
+
+    def _rekey_on(self, change: str) -> bool:
+        return self._opt("membership_rekey") in (change, "both")
+
+    @property
+    def depth(self) -> int:
+        """How many next TEKs the schedule keeps ahead of the active one."""
+        return self.config.multi_key_depth if self._opt("fetch_spreading") == "multi_key" else 1
+
+    # -- administration -----------------------------------------------------------------
+
+    def add_subscriber(self, ue: str, k: bytes, opc: bytes, sqn: int = 0) -> None:
+        """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN)."""
+        validate_ue(ue)
+        if not (isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes)
+                and len(opc) == 16):
+            raise BmscError(400, "bad_key", "K and OPc must be 16 octets each")
+        if isinstance(sqn, bool) or not isinstance(sqn, int) or not 0 <= sqn < SQN_MAX:
+            raise BmscError(400, "bad_sqn", "SQN must be an integer in 0 .. 2^48-2")
+        with self.store.transaction():
+            if self.store.get_subscriber(ue) is not None:
+                raise BmscError(409, "exists", f"subscriber {ue} already exists")
+            self.store.add_subscriber(ue, k, opc, sqn)
+
+    def add_service(self, service: str, now: float, period: float | None = None
+                    ) -> list[Event]:
+        """Create a service with its first (active) TEK and the next one(s)."""
+        validate_service(service)
+        period = self.config.period if period is None else period
+        if not (isinstance(period, int | float) and math.isfinite(period)
+                and 0.05 <= period <= 86_400):
+            raise BmscError(400, "bad_period", "period must be 0.05 .. 86400 seconds")
+        if self.config.fetch_delay >= period * (1 - self.config.fetch_window):
+            raise BmscError(400, "bad_period", "period too short for the fetch window")
+        with self.store.transaction():
+            if self.store.get_service(service) is not None:
+                raise BmscError(409, "exists", f"service {service} already exists")
+            ids = self.rand(8)
+            self.store.add_service(service, ssrc=int.from_bytes(ids[:4], "big"),
+                                   csb_id=int.from_bytes(ids[4:], "big"),
+                                   period=float(period), now=now)
+            return self._advance(service, now)
+
+    def subscribe(self, ue: str, service: str, now: float) -> list[Event]:
+        """Authorise the UE for the service (a join); a no-op if already authorised."""
+        self._known(ue, service)
+        with self.store.transaction():
+            sub = self.store.get_subscription(ue, service)
+            if sub is not None and sub.subscribed:
+                return []
+            ev = self.store.next_ev()
+            self.store.put_subscription(Subscription(
+                ue, service, True, sub.join_ev if sub is not None else ev,
+                sub.revoke_ev if sub is not None else None))
+        return [Event("Subscribe", now, ue=ue, service=service, extra={"source": BMSC})]
+
+    def revoke(self, ue: str, service: str, now: float) -> list[Event]:
+        """Withdraw the UE's authorisation (a leave); a no-op if not authorised.
+
+        With re-keying on leave, the next TEK(s) already delivered to the leaver are
+        withdrawn (with every later next TEK, so activation keeps MKI order) and new
+        ones generated, so the leaver never sees a TEK it holds activated.
+        """
+        self._known(ue, service)
+        events: list[Event] = []
+        with self.store.transaction():
+            sub = self.store.get_subscription(ue, service)
+            if sub is None or not sub.subscribed:
+                return []
+            ev = self.store.next_ev()
+            self.store.put_subscription(Subscription(ue, service, False, sub.join_ev, ev))
+            self.store.set_registered(ue, service, False)
+            withdrawn: list[TekRow] = []
+            if self._rekey_on("leave"):
+                pending = self.store.teks(service, "pending")
+                first = next((i for i, t in enumerate(pending)
+                              if self.store.was_delivered(ue, t.id)), None)
+                if first is not None:
+                    withdrawn = pending[first:]
+                    for tek in withdrawn:
+                        self.store.set_tek_state(tek.id, "withdrawn", end_t=now)
+            events.append(Event("Revoke", now, ue=ue, service=service, extra={
+                "source": BMSC, "withdrawn": [t.mki for t in withdrawn]}))
+            events += [Event("Withdraw", now, service=service, mki=t.mki,
+                             reason="membership_rekey_leave", extra={"source": BMSC})
+                       for t in withdrawn]
+            events += self._advance(service, now)
+        return events
+
+    def _known(self, ue: str, service: str) -> None:
+        validate_ue(ue)
+        validate_service(service)
+        if self.store.get_subscriber(ue) is None:
+            raise BmscError(404, "unknown_ue", f"unknown subscriber {ue}")
+        if self.store.get_service(service) is None:
+            raise BmscError(404, "unknown_service", f"unknown service {service}")
+
+    # -- TEK schedule ---------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Event]:
+        """Generate and activate TEKs that are due (6.2.3.1-6.2.3.3); purge old nonces."""
+        events: list[Event] = []
+        for svc in self.store.services():
+            if self._due(svc, now):
+                with self.store.transaction():
+                    events += self._advance(svc.service, now)
+        if now - self._purged > 60.0:
+            self._purged = now
+            with self.store.transaction():
+                self.store.purge_challenges(now - 2 * self.config.nonce_lifetime)
+        return events
+
+    def _due(self, svc: Service, now: float) -> bool:
+        active = self.store.teks(svc.service, "active")
+        pending = self.store.teks(svc.service, "pending")
+        if not active or len(pending) < self.depth:
+            return True
+        return now >= pending[0].planned and self._may_activate(svc.service, pending[0], now)
+
+    def _may_activate(self, service: str, tek: TekRow, now: float) -> bool:
+        rule = self._opt("activation")
+        if rule == "immediate":
+            return True
+        evidence = "delivered" if rule == "after_fetch_window" else "acked"
+        return not self.store.blocking_ues(service, tek.id, now, evidence, limit=1)
+
+    def _generate(self, svc: Service, planned: float, now: float) -> tuple[TekRow, Event]:
+        mki = self.store.take_mki(svc.service)
+        if mki >= 1 << (8 * MKI_LENGTH):
+            raise StoreError(f"service {svc.service}: the {MKI_LENGTH}-octet MKI space is used up")
+        key, salt = self.rand(16), self.rand(14)
+        tek = self.store.insert_tek(service=svc.service, mki=mki, key=key, salt=salt,
+                                    state="pending", gen_ev=self.store.next_ev(), gen_t=now,
+                                    planned=planned)
+        return tek, Event("Generate", now, service=svc.service, mki=mki,
+                          extra={"source": BMSC, "planned": round(planned, 6)})
+
+    def _advance(self, service: str, now: float) -> list[Event]:
+        """Inside a transaction: bring one service's schedule up to ``now``."""
+        svc = self.store.get_service(service)
+        assert svc is not None
+        events: list[Event] = []
+        active = self.store.teks(service, "active")
+        pending = self.store.teks(service, "pending")
+        if not active:  # a new service: its first TEK is active at once
+            if not pending:
+                tek, event = self._generate(svc, now, now)
+                events.append(event)
+                pending = [tek]
+            events.append(self._activate(pending[0], None, now))
+            pending = pending[1:]
+            active = self.store.teks(service, "active")
+        elif pending and now >= pending[0].planned and self._may_activate(service, pending[0],
+                                                                           now):
+            events.append(self._activate(pending[0], active[0], now))
+            active = [pending[0]]
+            pending = pending[1:]
+            for i, tek in enumerate(pending, start=1):
+                self.store.set_planned(tek.id, now + i * svc.period)
+            pending = self.store.teks(service, "pending")
+        act = self.store.teks(service, "active")[0]
+        while len(pending) < self.depth:
+            base = pending[-1].planned if pending else (act.act_t or now)
+            tek, event = self._generate(svc, base + svc.period, now)
+            events.append(event)
+            pending.append(tek)
+        return events
+
+    def _activate(self, tek: TekRow, old: TekRow | None, now: float) -> Event:
+        if old is not None:
+            self.store.set_tek_state(old.id, "retired", end_t=now)
+        self.store.set_tek_state(tek.id, "active", act_ev=self.store.next_ev(), act_t=now)
+        return Event("Activate", now, service=tek.service, mki=tek.mki,
+                     extra={"source": BMSC, "activation": self._opt("activation"),
+                            "late": round(max(0.0, now - tek.planned), 6)})
+
+    # -- HSS/AuC and Digest AKA -----------------------------------------------------------
+
+    def _challenge(self, ue: str, now: float, *, stale: bool = False
+                   ) -> tuple[DigestChallenge, Event]:
+        """Take the next SQN, build a vector and a challenge, and store it (one commit)."""
+        with self.store.transaction():
+            sub = self.store.get_subscriber(ue)
+            if sub is None:
+                raise BmscError(404, "unknown_ue", f"unknown subscriber {ue}")
+            if sub.sqn + 1 > SQN_MAX:
+                raise BmscError(503, "sqn_exhausted", f"subscriber {ue} has no SQN left")
+            sqn = self.store.take_sqn(ue)
+            vector = generate_vector(Milenage(sub.k, sub.opc), sqn=sqn, amf=self.config.amf,
+                                     rand=self.rand)
+            challenge = make_aka_challenge(vector, realm=self.config.realm, now=now,
+                                           rand=self.rand, stale=stale)
+            self.store.put_challenge(Challenge(
+                nonce=challenge.nonce, ue=ue, rand=vector.rand, xres=vector.xres,
+                ck=vector.ck, ik=vector.ik, opaque=challenge.opaque or "", sqn=sqn,
+                issued=now, state="pending", max_nc=0))
+        return challenge, Event("Challenge", now, ue=ue, extra={"source": BMSC, "sqn": sqn})
+
+    def _challenge_error(self, ue: str, now: float, code: str, message: str, *,
+                         stale: bool = False) -> BmscError:
+        challenge, event = self._challenge(ue, now, stale=stale)
+        return BmscError(401, code, message,
+                         (("WWW-Authenticate", serialise_challenge(challenge)),), (event,))
+
+    # -- registration (6.2.2 steps 2-4, 6.2.3.2) --------------------------------------------
+
+    def register(self, req: RegisterRequest, now: float) -> Reply:
+        """Handle one registration request; never raises for bad input (see the Reply)."""
+        events: list[Event] = []
+        try:
+            events += self.tick(now)
+            return self._register(req, now, events)
+        except BmscError as exc:
+            events += exc.events
+            if exc.code not in ("challenge", "resync"):
+                events.append(Event("Rejected", now, ue=req.ue, service=req.service, ok=False,
+                                    reason=exc.code, extra={
+                                        "source": BMSC, "status": exc.status,
+                                        "message": exc.message, "trigger": req.trigger}))
+            return Reply.error(exc, tuple(events))
+
+    def _register(self, req: RegisterRequest, now: float, events: list[Event]) -> Reply:
+        ue, service = validate_ue(req.ue), validate_service(req.service)
+        self._known(ue, service)
+        self._check_subscribed(ue, service)
+        if req.authorization is None:
+            raise self._challenge_error(ue, now, "challenge",
+                                        "authentication required (HTTP Digest AKA, RFC 3310)")
+        try:
+            cred = parse_authorization(req.authorization)
+        except DigestParseError as exc:
+            raise BmscError(400, "bad_authorization", f"malformed Authorization: {exc}") from None
+        if cred.username != ue:
+            raise BmscError(403, "identity_mismatch",
+                            "the Digest username does not match the 'ue' parameter")
+        rec = self.store.get_challenge(cred.nonce)
+        if rec is None or rec.ue != ue:
+            raise self._challenge_error(ue, now, "unknown_nonce",
+                                        "the nonce was not issued to this UE by this BM-SC; "
+                                        "answer the new challenge", stale=False)
+        challenge = DigestChallenge(realm=self.config.realm, nonce=rec.nonce, qop=(QOP_AUTH,),
+                                    opaque=rec.opaque, algorithm=ALGORITHM_AKAV1_MD5)
+        if cred.auts is not None:
+            return self._resync(ue, rec, challenge, req, cred, now, events)
+        if rec.state in ("used", "failed"):
+            raise self._challenge_error(ue, now, "nonce_used",
+                                        f"the nonce was already {rec.state}; answer the new "
+                                        "challenge")
+        try:
+            nc = verify_response(cred, challenge=challenge, xres=rec.xres, method=req.method,
+                                 uri=req.uri, now=now, max_age=self.config.nonce_lifetime,
+                                 username=ue)
+        except DigestBindingError as exc:
+            raise BmscError(403, "digest_mismatch",
+                            f"credentials do not match the challenge or request: {exc}"
+                            ) from None
+        except DigestAuthError:
+            with self.store.transaction():
+                self.store.update_challenge(rec.nonce, "failed", rec.max_nc)
+            raise BmscError(403, "auth_failed",
+                            "authentication failed: the response does not match (wrong RES)"
+                            ) from None
+        except DigestStaleError as exc:
+            raise self._challenge_error(ue, now, "stale_nonce",
+                                        f"the nonce is stale ({exc.age:.0f} s old); answer "
+                                        "the new challenge", stale=True) from None
+        fresh = rec.state == "pending"
+        if not fresh:  # a verified nonce re-used (second_service_auth=authorise_only)
+            if self._opt("second_service_auth") != "authorise_only":
+                raise self._challenge_error(ue, now, "nonce_used", "the nonce was already used")
+            if nc <= rec.max_nc:
+                raise self._challenge_error(ue, now, "nonce_count_replayed",
+                                            f"nonce count {nc} not above {rec.max_nc}: a "
+                                            "replayed request")
+        with self.store.transaction():
+            self._check_subscribed(ue, service)
+            reuse = self._opt("second_service_auth") == "authorise_only"
+            self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
+            if fresh:
+                events.append(Event("Authenticate", now, ue=ue, service=service,
+                                    extra={"source": BMSC, "nc": nc, "sqn": rec.sqn}))
+            kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
+            body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
+            events.append(event)
+        return Reply(200, "ok", "TEK delivered", body, "application/mikey", (), tuple(events))
+
+    def _check_subscribed(self, ue: str, service: str) -> None:
+        sub = self.store.get_subscription(ue, service)
+        if sub is None or not sub.subscribed:
+            raise BmscError(403, "not_subscribed",
+                            f"UE {ue} is not authorised for service {service}")
+
+    def _resync(self, ue: str, rec: Challenge, challenge: DigestChallenge,
+                req: RegisterRequest, cred: Any, now: float, events: list[Event]) -> Reply:
+        """AUTS resynchronisation (RFC 3310 3.4, TS 33.102 6.3.5), then a new challenge."""
+        if rec.state != "pending":
+            raise self._challenge_error(ue, now, "nonce_used", "the nonce was already used")
+        try:
+            auts = verify_resync(cred, challenge=challenge, method=req.method, uri=req.uri,
+                                 username=ue)
+        except DigestBindingError as exc:
+            raise BmscError(403, "digest_mismatch",
+                            f"credentials do not match the challenge or request: {exc}"
+                            ) from None
+        except DigestAuthError:
+            raise BmscError(403, "auth_failed", "resynchronisation request: wrong digest"
+                            ) from None
+        sub = self.store.get_subscriber(ue)
+        assert sub is not None
+        try:
+            sqn_ms = auc_resync(Milenage(sub.k, sub.opc), rec.rand, auts)
+        except AutsMacFailure:
+            raise BmscError(403, "auts_failed", "resynchronisation refused: MAC-S of AUTS "
+                            "does not verify") from None
+        with self.store.transaction():
+            self.store.update_challenge(rec.nonce, "used", cred.nc or 0)
+            self.store.raise_sqn(ue, sqn_ms)
+        events.append(Event("Resync", now, ue=ue, service=req.service,
+                            extra={"source": BMSC, "sqn_ms": sqn_ms}))
+        raise self._challenge_error(ue, now, "resync",
+                                    "SQN resynchronised; answer the new challenge")
+
+    def _deliver(self, ue: str, service: str, port: int, kek: bytes, trigger: str,
+                 now: float) -> tuple[bytes, Event]:
+        """Inside a transaction: build the MIKEY TEK delivery and record it (step 4)."""
+        svc = self.store.get_service(service)
+        sub = self.store.get_subscription(ue, service)
+        assert svc is not None and sub is not None
+        active = self.store.teks(service, "active")
+        pending = self.store.teks(service, "pending")
+        keys: list[TekRow] = []
+        if active:
+            act = active[0]
+            if not self._rekey_on("join") or (act.act_ev or 0) > sub.join_ev:
+                keys.append(act)
+        keys += pending
+        if not keys:
+            raise BmscError(503, "no_tek", f"service {service} has no TEK to deliver yet")
+        ctr = self.store.take_counter(ue)
+        fetch_time = self._fetch_time(svc, ue, pending, now)
+        fetch: FetchAtTime | FetchAtSrtpIndex
+        fetch_index: int | None = None
+        if self._opt("fetch_time_unit") == "sequence_number":
+            fetch_index = self._index_at(svc, fetch_time, now)
+            fetch = FetchAtSrtpIndex(fetch_index)
+        else:
+            fetch = FetchAtTime(ntp_from_unix(fetch_time))
+        lifetime = (max(1, math.ceil(svc.period * (len(pending) + 1)))
+                    if self._opt("tek_lifetime") == "present" else None)
+        v_flag = self._opt("mikey_response") != "none"
+        id_i = IdPayload(IdType.URI, self.config.bmsc_uri.encode())
+        id_r = IdPayload(IdType.NAI, ue.encode())
+        roc = self._stream_index(svc) >> 16
+        delivery = new_tek_delivery(
+            csb_id=svc.csb_id,
+            keys=[TekKey(t.key, t.salt, t.mki.to_bytes(MKI_LENGTH, "big")) for t in keys],
+            now=now, rand=self.rand,
+            counter=ctr if self._opt("replay_protection") == "counter" else None,
+            cs_map=(SrtpCs(0, svc.ssrc, roc & 0xFFFFFFFF),), id_i=id_i, id_r=id_r,
+            fetch=fetch, lifetime=lifetime, request_verification=v_flag)
+        body = build_tek_delivery(delivery, kek)
+        self.store.put_registration(Registration(
+            ue=ue, service=service, registered=True, port=port, fetch_time=fetch_time,
+            kek=kek, csb_id=svc.csb_id, mikey_rand=delivery.rand,
+            ts_type=int(delivery.timestamp.ts_type), ts_value=delivery.timestamp.value,
+            id_i=id_i.data, id_r=id_r.data, awaiting_ack=v_flag,
+            delivered=tuple(t.id for t in keys), t=now))
+        for tek in keys:
+            self.store.record_delivery(ue, tek.id, ctr, now)
+        extra: dict[str, Any] = {"source": BMSC, "mkis": [t.mki for t in keys],
+                                 "fetch_time": round(fetch_time, 6), "counter": ctr,
+                                 "trigger": trigger, "port": port}
+        if fetch_index is not None:
+            extra["fetch_index"] = fetch_index
+        return body, Event("Deliver", now, ue=ue, service=service,
+                           mki=keys[-1].mki, extra=extra)
+
+    def _fetch_time(self, svc: Service, ue: str, pending: list[TekRow], now: float) -> float:
+        """When the UE is to fetch again: in the window after the last next TEK it now
+        holds is activated, placed by the fetch-spreading strategy (6.2.3.2)."""
+        base = max(pending[-1].planned, now) if pending else now
+        window = self.config.fetch_window * svc.period
+        strategy = self._opt("fetch_spreading")
+        if strategy == "none":
+            offset = 0.0
+        elif strategy == "scheduled_slots":
+            rank, count = self.store.slot_of(ue, svc.service)
+            offset = window * rank / count
+        else:  # random_interval, multi_key
+            offset = window * int.from_bytes(self.rand(4), "big") / 2**32
+        return base + self.config.fetch_delay + offset
+
+    # -- MIKEY response (step 4b) ----------------------------------------------------------
+
+    def mikey_response(self, ue: str, service: str, body: bytes, now: float) -> Reply:
+        """Check a MIKEY verification message against the UE's latest delivery."""
+        events: list[Event] = []
+        try:
+            return self._mikey_response(ue, service, body, now, events)
+        except BmscError as exc:
+            events.append(Event("Rejected", now, ue=ue if isinstance(ue, str) else None,
+                                service=service if isinstance(service, str) else None,
+                                ok=False, reason=exc.code,
+                                extra={"source": BMSC, "status": exc.status,
+                                       "message": exc.message}))
+            return Reply.error(exc, tuple(events))
+
+    def _mikey_response(self, ue: str, service: str, body: bytes, now: float,
+                        events: list[Event]) -> Reply:
+        if self._opt("mikey_response") == "none":
+            raise BmscError(404, "not_used", "this BM-SC does not use MIKEY responses "
+                            "(mikey_response=none)")
+        self._known(ue, service)
+        if len(body) > MAX_BODY:
+            raise BmscError(413, "too_large", f"a MIKEY response is at most {MAX_BODY} octets")
+        reg = self.store.get_registration(ue, service)
+        if reg is None or not reg.awaiting_ack:
+            raise BmscError(409, "no_delivery_pending",
+                            f"no TEK delivery to {ue} for {service} awaits a response")
+        self._check_subscribed(ue, service)
+        delivery = TekDelivery(
+            csb_id=reg.csb_id, keys=(), timestamp=TimestampPayload(TsType(reg.ts_type),
+                                                                   reg.ts_value),
+            rand=reg.mikey_rand,
+            id_i=IdPayload(IdType.URI, reg.id_i) if reg.id_i is not None else None,
+            id_r=IdPayload(IdType.NAI, reg.id_r) if reg.id_r is not None else None)
+        try:
+            verify_verification(body, delivery, reg.kek)
+        except MikeyAuthError:
+            raise BmscError(403, "mikey_auth_failed", "MIKEY response: verification MAC "
+                            "does not match") from None
+        except MikeyError as exc:
+            raise BmscError(400, "bad_mikey", f"MIKEY response malformed: {exc}") from None
+        with self.store.transaction():
+            mkis = []
+            for tek_ref in reg.delivered:
+                tek = self.store.get_tek(tek_ref)
+                if tek is not None:
+                    self.store.record_ack(ue, tek.id, now)
+                    mkis.append(tek.mki)
+            self.store.set_awaiting_ack(ue, service, False)
+        events.append(Event("Acknowledge", now, ue=ue, service=service,
+                            mki=mkis[-1] if mkis else None,
+                            extra={"source": BMSC, "mkis": mkis}))
+        return Reply(204, "ok", "MIKEY response accepted", b"", "application/json", (),
+                     tuple(events))
+
+    # -- data plane support -------------------------------------------------------------------
+
+    def active_tek(self, service: str) -> TekRow | None:
+        """The service's active TEK (the one SRTP packets carry the MKI of)."""
+        active = self.store.teks(service, "active")
+        return active[0] if active else None
+
+    def stream_targets(self, service: str) -> list[tuple[str, int]]:
+        """(ue, loopback port) of every UE that registered for the service's stream."""
+        return self.store.stream_targets(service)
+
+    def stream_start(self, service: str) -> tuple[int, int]:
+        """(ssrc, first SRTP index) for a (re)started sender: above every index that may
+        have been used before, with a block reserved ahead (committed)."""
+        with self.store.transaction():
+            svc = self.store.get_service(service)
+            if svc is None:
+                raise BmscError(404, "unknown_service", f"unknown service {service}")
+            start = svc.srtp_reserved
+            self.store.reserve_srtp(service, start + _SRTP_BLOCK)
+        return svc.ssrc, start
+
+    def stream_reserve(self, service: str, index: int) -> int:
+        """Make sure ``index`` is reserved; returns the reserved limit (commits if needed)."""
+        svc = self.store.get_service(service)
+        if svc is None:
+            raise BmscError(404, "unknown_service", f"unknown service {service}")
+        if index < svc.srtp_reserved:
+            return svc.srtp_reserved
+        with self.store.transaction():
+            self.store.reserve_srtp(service, index + _SRTP_BLOCK)
+        return index + _SRTP_BLOCK
+
+    def note_stream_index(self, service: str, index: int, now: float) -> None:
+        """Tell the core where the stream is, for SRTP-index fetch hints and the ROC."""
+        self._positions[service] = _StreamPosition(index, now)
+
+    def _stream_index(self, svc: Service) -> int:
+        pos = self._positions.get(svc.service)
+        return pos.index if pos is not None else svc.srtp_reserved
+
+    def _index_at(self, svc: Service, t: float, now: float) -> int:
+        pos = self._positions.get(svc.service)
+        index, since = (pos.index, pos.t) if pos is not None else (svc.srtp_reserved, now)
+        return max(0, min((1 << 48) - 1,
+                          index + math.ceil((t - since) * self.config.packet_rate)))
+
+    # -- inspection ---------------------------------------------------------------------
+
+    def state_view(self) -> dict[str, Any]:
+        """A secret-free view of the state, for the admin endpoint and the CLI."""
+        store = self.store
+        services = []
+        for svc in store.services():
+            teks = store.teks(svc.service)
+            services.append({
+                "service": svc.service, "period": svc.period, "ssrc": svc.ssrc,
+                "next_mki": svc.next_mki,
+                "teks": [{"tek": tek_id(t.service, t.mki), "mki": t.mki, "state": t.state,
+                          "planned": t.planned, "activated": t.act_t} for t in teks[-8:]],
+            })
+        return {
+            "profile": dict(self.profile),
+            "services": services,
+            "subscribers": [{"ue": s.ue, "sqn": s.sqn, "mikey_counter": s.ctr}
+                            for s in store.subscribers()],
+            "subscriptions": [{"ue": s.ue, "service": s.service, "subscribed": s.subscribed}
+                              for s in store.subscriptions()],
+            "registrations": [{"ue": r.ue, "service": r.service, "registered": r.registered,
+                               "port": r.port, "fetch_time": r.fetch_time}
+                              for r in store.registrations()],
+        }

@@ -1,0 +1,418 @@
+"""The UE client: HTTP registration with Digest AKA, SRTP reception, scheduled re-fetch.
+
+This drives :class:`~mbmssec.impl.ue.UeCore` over the network, on loopback only, as
+TS 33.246 6.2.2-6.2.3.3 describe the UE:
+
+* :meth:`UeClient.register` runs one (re-)registration: ``GET /mbms/register`` (step 2),
+  the Digest AKA challenge and answer (step 3, with AUTS resynchronisation when the
+  USIM asks for it, and reuse of a verified nonce under
+  ``second_service_auth=authorise_only``), the MIKEY TEK delivery installed (step 4) and
+  the MIKEY response posted when the BM-SC asked for one (step 4b);
+* one UDP socket per service on 127.0.0.1 receives the SRTP stream the BM-SC fans out
+  (step 7); each packet is decrypted by its MKI;
+* a background task re-registers at the fetch time the BM-SC gave (6.2.3.2), at once
+  on an unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3), and retries with
+  back-off when the BM-SC is unreachable or refuses;
+* :meth:`UeClient.lose_coverage` / :meth:`UeClient.regain_coverage` simulate radio
+  coverage: out of coverage the UE sends nothing and drops every datagram, and an
+  answer in flight is lost (``DeliveryLost``).  A fetch missed out of coverage is made
+  up on regaining it: at once with ``unknown_mki_resync=wait``; with ``refetch`` the UE
+  waits ``resume_grace`` seconds for the stream to reveal an unknown MKI first.
+
+Every step is recorded in the :class:`~mbmssec.impl.events.EventLog`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from mbmssec.errors import MbmssecError
+
+from .bmsc import REGISTER_PATH, RESPONSE_PATH
+from .events import UE, Event, EventLog
+from .ue import UeCore, UeError
+
+__all__ = [
+    "ClientConfig",
+    "UeClient",
+    "UeClientError",
+    "mikey_response_uri",
+    "register_uri",
+]
+
+LOOPBACK: Final = "127.0.0.1"
+
+
+class UeClientError(MbmssecError):
+    """The UE client was misused (unknown service, not started, non-loopback URL)."""
+
+
+def register_uri(ue: str, service: str, port: int, trigger: str) -> str:
+    """The request target of a registration (also the Digest ``uri``)."""
+    return (f"{REGISTER_PATH}?ue={quote(ue, safe='')}&service={quote(service, safe='')}"
+            f"&port={port}&reason={quote(trigger, safe='')}")
+
+
+def mikey_response_uri(ue: str, service: str) -> str:
+    """The request target of a MIKEY response."""
+    return f"{RESPONSE_PATH}?ue={quote(ue, safe='')}&service={quote(service, safe='')}"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Retry and timing behaviour of a UE client (seconds)."""
+
+    retry_min: float = 0.2
+    retry_max: float = 2.0
+    refused_min: float = 1.0
+    refused_max: float = 8.0
+    resume_grace: float = 0.5
+    unknown_gap: float = 0.2
+    max_rounds: int = 4
+    request_timeout: float = 10.0
+
+
+@dataclass
+class _Svc:
+    port: int
+    transport: asyncio.DatagramTransport | None = None
+    status: str = "idle"
+    retry_at: float | None = None
+    retry_trigger: str = "retry"
+    failures_in_row: int = 0
+    refusals_in_row: int = 0
+    hold_until: float = 0.0
+    last_unknown_fetch: float = -1e18
+    overdue: bool = False
+    inflight: bool = False
+    registrations: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, client: UeClient, service: str) -> None:
+        self.client = client
+        self.service = service
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.client._on_datagram(self.service, data)
+
+
+@dataclass
+class UeClient:
+    """One UE on loopback: its core, the BM-SC's base URL and a shared HTTP session.
+
+    ``receive=False`` opens no UDP socket (``port`` is then announced as given but
+    nothing listens), for load tests of the control plane.  ``log_receives=False``
+    keeps per-packet ``Receive`` events out of the log (counters still count).
+    """
+
+    core: UeCore
+    base_url: str
+    session: aiohttp.ClientSession
+    log: EventLog | None = None
+    clock: Callable[[], float] = time.time
+    receive: bool = True
+    log_receives: bool = True
+    config: ClientConfig = field(default_factory=ClientConfig)
+    covered: bool = field(default=True, init=False)
+    svcs: dict[str, _Svc] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        url = URL(self.base_url)
+        if url.host not in ("127.0.0.1", "localhost", "::1"):
+            raise UeClientError(f"the UE talks to a BM-SC on loopback only, not {url.host!r}")
+        self.base_url = self.base_url.rstrip("/")
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._pending_triggers: dict[str, str] = {}
+
+    @property
+    def ue(self) -> str:
+        """The UE's identity."""
+        return self.core.ue
+
+    def _emit(self, event: Event) -> None:
+        if self.log is not None:
+            self.log.emit(event)
+
+    def _event(self, name: str, **kw: Any) -> None:
+        extra = kw.pop("extra", {})
+        self._emit(Event(name, self.clock(), ue=self.ue, extra={"source": UE, **extra}, **kw))
+
+    # -- services and sockets -------------------------------------------------------------
+
+    async def add_service(self, service: str, port: int = 9) -> int:
+        """Join a service: open its UDP socket on 127.0.0.1 (unless ``receive`` is off).
+
+        Returns the port announced to the BM-SC.
+        """
+        if service in self.svcs:
+            return self.svcs[service].port
+        if not self.receive:
+            self.svcs[service] = _Svc(port=port)
+            return port
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Receiver(self, service), local_addr=(LOOPBACK, 0))
+        bound = int(transport.get_extra_info("sockname")[1])
+        self.svcs[service] = _Svc(port=bound, transport=transport)
+        self.core.state(service)
+        return bound
+
+    def _svc(self, service: str) -> _Svc:
+        svc = self.svcs.get(service)
+        if svc is None:
+            raise UeClientError(f"{self.ue}: service {service} was not added")
+        return svc
+
+    # -- coverage -----------------------------------------------------------------------------
+
+    def lose_coverage(self) -> None:
+        """Leave radio coverage: no requests, no datagrams, answers in flight lost."""
+        if self.covered:
+            self.covered = False
+            self._event("LoseCoverage")
+
+    def regain_coverage(self) -> None:
+        """Come back into coverage; a fetch missed meanwhile is made up (see module doc)."""
+        if self.covered:
+            return
+        self.covered = True
+        self._event("RegainCoverage")
+        now = self.clock()
+        wait_mode = self.core.profile["unknown_mki_resync"] == "wait"
+        for svc in self.svcs.values():
+            if svc.overdue:
+                svc.overdue = False
+                svc.retry_at = now if wait_mode else now + self.config.resume_grace
+                svc.retry_trigger = "fetch_time"
+        self._wake.set()
+
+    # -- data plane ---------------------------------------------------------------------------
+
+    def _on_datagram(self, service: str, data: bytes) -> None:
+        if not self.covered:
+            return
+        now = self.clock()
+        out = self.core.on_packet(service, data, now)
+        if self.log is not None and self.log_receives:
+            self.log.emit(out.event)
+        svc = self.svcs.get(service)
+        if svc is None:
+            return
+        if out.refetch and not svc.inflight and now >= svc.hold_until \
+                and now - svc.last_unknown_fetch >= self.config.unknown_gap:
+            svc.last_unknown_fetch = now
+            self._pending_triggers[service] = "unknown_mki"
+            self._wake.set()
+        elif self.core.state(service).fetch_index is not None and service in self.core.due(now):
+            self._wake.set()
+
+    # -- registration ---------------------------------------------------------------------------
+
+    async def register(self, service: str, trigger: str = "initial") -> bool:
+        """One (re-)registration for ``service``; True when a delivery was installed."""
+        svc = self._svc(service)
+        if svc.inflight:
+            return False
+        svc.inflight = True
+        try:
+            return await self._register(service, svc, trigger)
+        finally:
+            svc.inflight = False
+
+    async def _register(self, service: str, svc: _Svc, trigger: str) -> bool:
+        uri = register_uri(self.ue, service, svc.port, trigger)
+        url = URL(self.base_url + uri, encoded=True)
+        headers: dict[str, str] = {}
+        pre = self.core.preemptive_authorization(uri)
+        if pre is not None:
+            headers["Authorization"] = pre
+        svc.status = "registering"
+        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
+        for _ in range(self.config.max_rounds):
+            if not self.covered:
+                svc.overdue = True
+                svc.status = "offline"
+                return False
+            try:
+                async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                    www = resp.headers.get("WWW-Authenticate")
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                return self._failed(service, svc, "unreachable",
+                                    f"BM-SC unreachable: {type(exc).__name__}: {exc}")
+            now = self.clock()
+            if not self.covered:
+                if status == 200:
+                    self._event("DeliveryLost", service=service,
+                                extra={"trigger": trigger})
+                svc.overdue = True
+                svc.status = "offline"
+                return False
+            if status == 200:
+                try:
+                    out = self.core.accept_delivery(service, body, now, trigger)
+                except UeError as exc:
+                    self._event("Register", service=service, ok=False, reason=exc.code,
+                                extra={"message": exc.message, "trigger": trigger})
+                    return self._failed(service, svc, exc.code, exc.message, logged=True)
+                self._emit(out.event)
+                svc.status = "registered"
+                svc.registrations += 1
+                svc.failures_in_row = svc.refusals_in_row = 0
+                svc.retry_at = None
+                svc.last_error = None
+                if out.verification is not None:
+                    await self._send_verification(service, out.verification)
+                return True
+            if status == 401 and www:
+                try:
+                    headers = {"Authorization": self.core.answer_challenge(www, uri)}
+                except UeError as exc:
+                    return self._failed(service, svc, exc.code, exc.message)
+                continue
+            code, message = _error_of(body, status)
+            return self._failed(service, svc, code, message, status=status,
+                                refused=status in (403, 404))
+        return self._failed(service, svc, "too_many_rounds",
+                            f"no delivery after {self.config.max_rounds} challenge rounds")
+
+    def _failed(self, service: str, svc: _Svc, code: str, message: str, *,
+                status: int | None = None, refused: bool = False, logged: bool = False) -> bool:
+        now = self.clock()
+        svc.rejected += 1
+        svc.last_error = message
+        extra: dict[str, Any] = {"message": message}
+        if status is not None:
+            extra["status"] = status
+        if not logged:
+            self._event("Rejected", service=service, ok=False, reason=code, extra=extra)
+        if refused:
+            svc.status = "refused"
+            svc.refusals_in_row += 1
+            delay = min(self.config.refused_max,
+                        self.config.refused_min * 2 ** (svc.refusals_in_row - 1))
+            svc.hold_until = now + delay
+        else:
+            svc.status = "retrying"
+            svc.failures_in_row += 1
+            delay = min(self.config.retry_max,
+                        self.config.retry_min * 2 ** (svc.failures_in_row - 1))
+        svc.retry_at = now + delay
+        svc.retry_trigger = "retry"
+        self._wake.set()
+        return False
+
+    async def _send_verification(self, service: str, message: bytes) -> None:
+        url = URL(self.base_url + mikey_response_uri(self.ue, service), encoded=True)
+        try:
+            async with self.session.post(
+                    url, data=message, headers={"Content-Type": "application/mikey"},
+                    timeout=aiohttp.ClientTimeout(total=self.config.request_timeout)) as resp:
+                status = resp.status
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._event("Rejected", service=service, ok=False, reason="unreachable",
+                        extra={"message": f"MIKEY response not delivered: {exc}"})
+            return
+        if status != 204:
+            code, text = _error_of(body, status)
+            self._event("Rejected", service=service, ok=False, reason=code,
+                        extra={"status": status, "message": f"MIKEY response: {text}"})
+
+    # -- the fetch loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background task that registers and re-fetches."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop the background task and close the UDP sockets."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for svc in self.svcs.values():
+            if svc.transport is not None:
+                svc.transport.close()
+                svc.transport = None
+
+    def _due_now(self, now: float) -> dict[str, str]:
+        due: dict[str, str] = {}
+        for service in self.core.due(now):
+            due[service] = "fetch_time"
+        for service, svc in self.svcs.items():
+            if svc.retry_at is not None and svc.retry_at <= now:
+                due.setdefault(service, svc.retry_trigger)
+            elif self.core.state(service).deliveries == 0 and svc.retry_at is None \
+                    and svc.status == "idle":
+                due[service] = "initial"
+        for service, trigger in self._pending_triggers.items():
+            due[service] = trigger
+        self._pending_triggers.clear()
+        return due
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self.clock()
+            for service, trigger in self._due_now(now).items():
+                svc = self.svcs[service]
+                if svc.inflight:
+                    continue
+                self.core.fetch_started(service)
+                svc.retry_at = None
+                if not self.covered:
+                    svc.overdue = True
+                    svc.status = "offline"
+                    continue
+                await self.register(service, trigger)
+            wake_at = [t for t in (self.core.next_fetch_time(),
+                                   *(s.retry_at for s in self.svcs.values())) if t is not None]
+            timeout = 1.0 if not wake_at else min(1.0, max(0.0, min(wake_at) - self.clock()))
+            if self._pending_triggers:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per service: state, keys held, packets decrypted and failed, registrations."""
+        out = []
+        for service, svc in self.svcs.items():
+            st = self.core.state(service)
+            status = svc.status if self.covered else "offline"
+            out.append({"ue": self.ue, "service": service, "state": status,
+                        "keys": st.mkis, "current": st.current, "decrypted": st.decrypted,
+                        "failures": st.failures, "registrations": svc.registrations,
+                        "rejected": svc.rejected, "resyncs": self.core.resyncs,
+                        "last_error": svc.last_error})
+        return out
+
+
+def _error_of(body: bytes, status: int) -> tuple[str, str]:
+    """The (code, message) of a JSON error answer, or a generic one."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return f"http_{status}", body[:200].decode("utf-8", "replace") or f"HTTP {status}"
+    if isinstance(data, dict):
+        return str(data.get("error", f"http_{status}")), str(data.get("message", ""))
+    return f"http_{status}", str(data)[:200]

@@ -1,0 +1,299 @@
+"""The JSON-lines event log of a running BM-SC and its UEs (TS 33.246 6.2.2-6.2.3.3).
+
+Every run of ``mbmssec serve``, ``mbmssec ue`` and ``mbmssec demo`` can write what
+happened, one JSON object per line, so that a run can be checked against the abstract
+model of :mod:`mbmssec.model.actions` (a trace checker replays the events as model
+actions) and so that tests can assert end-to-end properties from the log alone.
+
+Format
+------
+Each line is one JSON object with at least these keys:
+
+``t`` (float)
+    Unix time in seconds when the event happened (the emitter's clock).
+``event`` (str)
+    The event name, see below.
+``ue`` (str or null)
+    The UE identity (IMSI) the event concerns.
+``service`` (str or null)
+    The MBMS service (its multicast address, used only as a name).
+``mki`` (int or null)
+    The MKI of the TEK the event concerns.
+``tek`` (str or null)
+    An opaque TEK identifier, ``"<service>/<mki>"`` (see :func:`tek_id`); MKIs are never
+    reused within a service, so it names one TEK.
+``ok`` (bool)
+    Whether the step succeeded.
+``reason`` (str or null)
+    Why a step failed (or what triggered it), as a short code.
+
+Optional keys: ``source`` (``"bmsc"``, ``"ue"`` or ``"demo"``: who emitted the event),
+``mkis`` (list of int: the MKIs a delivery carried), ``status`` (HTTP status of a
+refused request), ``message`` (human-readable detail), ``fetch_time`` (Unix seconds),
+``fetch_index`` (SRTP packet index when the fetch time is given as a sequence number),
+``counter`` (MIKEY replay counter), ``seq`` (RTP sequence number), ``index`` (SRTP
+packet index), ``nc`` (Digest nonce count), ``withdrawn`` (list of MKIs discarded by a
+revocation), ``activation`` (the activation rule), ``trigger`` (why a UE registered).
+
+Event names
+-----------
+Names equal to the model's action names (:data:`mbmssec.model.actions.ACTIONS`) mean
+that action happened:
+
+* ``Subscribe`` / ``Revoke`` (bmsc): the operator authorised / withdrew a UE for a
+  service.  ``Revoke`` lists the ``withdrawn`` next-TEK MKIs (re-key on leave).
+* ``Authenticate`` (bmsc): a fresh HTTP Digest AKA run succeeded (``nc`` 1).
+* ``Register`` (ue): the UE verified and installed a MIKEY TEK delivery; ``mkis`` are
+  the MKIs delivered, ``fetch_time`` its next fetch time, ``trigger`` why it registered
+  (``initial``, ``fetch_time``, ``unknown_mki``, ``retry``).  ``ok`` false means the
+  delivery failed verification (``reason`` says why) and nothing was installed.
+* ``DeliveryLost`` (ue): the BM-SC answered a registration but the UE never got the
+  answer (it lost coverage with the request in flight).
+* ``Acknowledge`` (bmsc): the BM-SC verified the UE's MIKEY response (step 4b).
+* ``Generate`` / ``Activate`` (bmsc): a TEK was created with a fresh MKI / the service
+  switched to it (packets now carry its MKI).
+* ``Send`` (bmsc): one SRTP packet of the service left the BM-SC under ``mki``.
+* ``Receive`` (ue): the UE got an SRTP packet: ``ok`` true = decrypted; otherwise
+  ``reason`` is ``unknown_mki``, ``auth_failed``, ``replay`` or ``malformed``.
+* ``LoseCoverage`` / ``RegainCoverage`` (ue): the UE left / came back into coverage.
+
+Names with no model action:
+
+* ``Deliver`` (bmsc): the BM-SC sent a TEK delivery (``mkis``, ``fetch_time``,
+  ``counter``); the UE's ``Register`` or ``DeliveryLost`` says whether it arrived.
+* ``Rejected`` (bmsc or ue): a refused request, with ``status`` (HTTP) and ``reason``.
+* ``Challenge`` (bmsc): a Digest AKA challenge was issued with a new vector (``sqn``).
+* ``Resync`` (bmsc): an AUTS resynchronisation moved the subscriber's SQN (``sqn_ms``).
+* ``Withdraw`` (bmsc): a next TEK was discarded before activation (re-key on leave).
+* ``Start`` / ``Stop`` (any): a component started or stopped (``reason`` says which).
+
+A log cut short by a crash may end with a partial line; :func:`read_events` can skip it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from mbmssec.errors import MbmssecError
+
+__all__ = [
+    "BMSC",
+    "DEMO",
+    "MODEL_EVENTS",
+    "OTHER_EVENTS",
+    "RECEIVE_REASONS",
+    "REQUIRED_KEYS",
+    "UE",
+    "Event",
+    "EventLog",
+    "EventLogError",
+    "read_events",
+    "tek_id",
+    "validate_event",
+]
+
+BMSC: Final = "bmsc"
+UE: Final = "ue"
+DEMO: Final = "demo"
+
+MODEL_EVENTS: Final = frozenset({
+    "Subscribe", "Revoke", "Authenticate", "Register", "DeliveryLost", "Acknowledge",
+    "Generate", "Activate", "Send", "Receive", "LoseCoverage", "RegainCoverage",
+})
+"""Event names that are the model's action names."""
+
+OTHER_EVENTS: Final = frozenset({
+    "Deliver", "Rejected", "Challenge", "Resync", "Withdraw", "Start", "Stop",
+})
+"""Event names with no model action."""
+
+RECEIVE_REASONS: Final = frozenset({"unknown_mki", "auth_failed", "replay", "malformed"})
+"""The ``reason`` values of a failed ``Receive``."""
+
+REQUIRED_KEYS: Final = ("t", "event", "ue", "service", "mki", "tek", "ok", "reason")
+
+
+class EventLogError(MbmssecError):
+    """A malformed event or event log; ``line`` is the 1-based line number (0 if none)."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        where = f"line {line}: " if line else ""
+        super().__init__(f"event log {where}{problem}")
+        self.line = line
+        self.problem = problem
+
+
+def tek_id(service: str, mki: int) -> str:
+    """The opaque TEK identifier of the event log: ``"<service>/<mki>"``."""
+    return f"{service}/{mki}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event; :meth:`to_json` gives the log line's object."""
+
+    event: str
+    t: float
+    ue: str | None = None
+    service: str | None = None
+    mki: int | None = None
+    tek: str | None = None
+    ok: bool = True
+    reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this event (required keys first, then the extra ones)."""
+        out: dict[str, Any] = {
+            "t": round(self.t, 6), "event": self.event, "ue": self.ue,
+            "service": self.service, "mki": self.mki,
+            "tek": self.tek if self.tek is not None else (
+                tek_id(self.service, self.mki)
+                if self.service is not None and self.mki is not None else None),
+            "ok": self.ok, "reason": self.reason,
+        }
+        for key, value in self.extra.items():
+            if key in out:
+                raise EventLogError(0, f"extra key {key!r} shadows a required key")
+            out[key] = value
+        return out
+
+
+def validate_event(obj: object, line: int = 0) -> dict[str, Any]:
+    """Check one decoded log object against the format; return it typed as a dict."""
+    if not isinstance(obj, dict):
+        raise EventLogError(line, "not a JSON object")
+    for key in REQUIRED_KEYS:
+        if key not in obj:
+            raise EventLogError(line, f"missing key {key!r}")
+    t = obj["t"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise EventLogError(line, "'t' must be a finite number")
+    if not isinstance(obj["event"], str) or not obj["event"]:
+        raise EventLogError(line, "'event' must be a non-empty string")
+    for key in ("ue", "service", "tek", "reason"):
+        if obj[key] is not None and not isinstance(obj[key], str):
+            raise EventLogError(line, f"{key!r} must be a string or null")
+    mki = obj["mki"]
+    if mki is not None and (isinstance(mki, bool) or not isinstance(mki, int)):
+        raise EventLogError(line, "'mki' must be an integer or null")
+    if not isinstance(obj["ok"], bool):
+        raise EventLogError(line, "'ok' must be a boolean")
+    return obj
+
+
+def read_events(path: str | Path, *, allow_partial_tail: bool = True) -> list[dict[str, Any]]:
+    """Read and validate a JSON-lines event log.
+
+    With ``allow_partial_tail`` a last line without its newline that does not parse
+    (a writer killed mid-line) is skipped; any other bad line is an error.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EventLogError(0, f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise EventLogError(0, f"{path} is not UTF-8 at byte {exc.start}") from None
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    out: list[dict[str, Any]] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        last = number == len(lines)
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            if last and not complete and allow_partial_tail:
+                break
+            raise EventLogError(number, f"not JSON: {exc.msg} at column {exc.colno}") from None
+        out.append(validate_event(obj, number))
+    return out
+
+
+class EventLog:
+    """Writes events as JSON lines and passes them to listeners.
+
+    ``sink`` is a path (opened for appending, so a restarted process continues the same
+    log), an open text stream, or ``None`` (no file: listeners only).  Every line is
+    flushed when written so that a process killed at any moment leaves every earlier
+    event on disk.  Safe to call from several threads.
+    """
+
+    def __init__(self, sink: str | Path | IO[str] | None = None, *,
+                 clock: Callable[[], float] | None = None, keep: bool = False) -> None:
+        self._own = False
+        self._stream: IO[str] | None
+        if sink is None:
+            self._stream = None
+        elif isinstance(sink, str | Path):
+            try:
+                self._stream = open(sink, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise EventLogError(0, f"cannot open {sink}: {exc.strerror}") from None
+            self._own = True
+        else:
+            self._stream = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Event], None]] = []
+        self.kept: list[Event] | None = [] if keep else None
+        self.counts: dict[str, int] = {}
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event emitted from now on."""
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        """Record one event."""
+        line = json.dumps(event.to_json(), separators=(",", ":"), sort_keys=False)
+        with self._lock:
+            self.counts[event.event] = self.counts.get(event.event, 0) + 1
+            if self.kept is not None:
+                self.kept.append(event)
+            if self._stream is not None:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+        for listener in self._listeners:
+            listener(event)
+
+    def emit_all(self, events: Iterable[Event]) -> None:
+        """Record several events in order."""
+        for event in events:
+            self.emit(event)
+
+    def now(self) -> float:
+        """The log's clock (the injected one, or wall-clock time)."""
+        if self._clock is not None:
+            return self._clock()
+        import time
+
+        return time.time()
+
+    def record(self, name: str, *, ue: str | None = None, service: str | None = None,
+               mki: int | None = None, ok: bool = True, reason: str | None = None,
+               t: float | None = None, **extra: Any) -> Event:
+        """Build an event stamped with the log's clock and emit it."""
+        event = Event(name, self.now() if t is None else t, ue=ue, service=service, mki=mki,
+                      ok=ok, reason=reason, extra=extra)
+        self.emit(event)
+        return event
+
+    def close(self) -> None:
+        """Flush and, if the log opened the file itself, close it."""
+        with self._lock:
+            if self._stream is not None:
+                self._stream.flush()
+                if self._own:
+                    with contextlib.suppress(OSError):
+                        os.fsync(self._stream.fileno())
+                    self._stream.close()
+                self._stream = None

@@ -1,0 +1,512 @@
+"""The BM-SC service: HTTP registration and admin endpoints, TEK schedule, SRTP fan-out.
+
+This puts :class:`~mbmssec.impl.bmsc.BmscCore` on the network, on loopback only:
+
+* ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
+  re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
+  response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
+* ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b);
+* ``/admin/...`` (requests from a loopback address only): ``GET /admin/state``,
+  ``POST /admin/subscribers`` ``{"ue", "k", "opc", "sqn"}`` (hex keys),
+  ``POST /admin/services`` ``{"service", "period"}``, ``POST /admin/subscribe`` and
+  ``POST /admin/revoke`` ``{"ue", "service"}``;
+* a ticker that runs the TEK schedule (generation, activation) every ``tick`` seconds;
+* the data plane (step 7, 6.2.3.3): per service an RTP stream protected with SRTP
+  under the active TEK, its MKI in every packet (unless ``mki_in_srtp=optional``),
+  sent as one UDP datagram to each registered UE's port on 127.0.0.1, which stands in
+  for the multicast bearer.  Nothing is ever sent to a multicast group or to an
+  address other than 127.0.0.1.
+
+Refusals are JSON ``{"status", "error", "message"}`` with the matching HTTP status;
+aiohttp itself answers malformed HTTP with ``400`` and bodies above the configured limit
+with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.events.EventLog`, and
+the HTTP exchanges and SRTP datagrams can be captured for a pcap file
+(:class:`TrafficCapture`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+
+from mbmssec.errors import MbmssecError
+
+from .bmsc import (
+    MAX_BODY,
+    MKI_LENGTH,
+    REGISTER_PATH,
+    RESPONSE_PATH,
+    BmscCore,
+    BmscError,
+    RegisterRequest,
+    Reply,
+    parse_register_query,
+)
+from .events import BMSC, Event, EventLog
+from .pcap import Packet, Proto, write_pcap
+from .srtp import MasterKey, SrtpPolicy, SrtpSender
+
+__all__ = [
+    "LOOPBACK",
+    "LOOPBACK_HOSTS",
+    "BmscServer",
+    "ServerError",
+    "TrafficCapture",
+    "http_bytes_request",
+    "http_bytes_response",
+]
+
+LOOPBACK: Final = "127.0.0.1"
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+_MAX_CLIENT_BODY: Final = 64 * 1024  # aiohttp answers 413 above this
+_TARGET_REFRESH: Final = 0.1  # seconds between reads of the fan-out list
+
+
+class ServerError(MbmssecError):
+    """The BM-SC service cannot start or was misconfigured."""
+
+
+def http_bytes_request(method: str, target: str, headers: list[tuple[str, str]],
+                       body: bytes) -> bytes:
+    """An HTTP/1.1 request as it goes on the wire (for the capture)."""
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return head.encode("latin-1", "replace") + b"\r\n" + body
+
+
+def http_bytes_response(status: int, reason: str, headers: list[tuple[str, str]],
+                        body: bytes) -> bytes:
+    """An HTTP/1.1 response as it goes on the wire (for the capture)."""
+    names = {k.lower() for k, _ in headers}
+    if "content-length" not in names:
+        headers = [*headers, ("Content-Length", str(len(body)))]
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return head.encode("latin-1", "replace") + b"\r\n" + body
+
+
+def _packet_time(packet: Packet) -> float:
+    return packet.timestamp
+
+
+@dataclass
+class TrafficCapture:
+    """Collects HTTP exchanges (as TCP) and SRTP datagrams (as UDP) for a pcap file."""
+
+    packets: list[Packet] = field(default_factory=list)
+    limit: int = 200_000
+
+    def add(self, t: float, src_port: int, dst_port: int, payload: bytes,
+            proto: Proto = Proto.UDP) -> None:
+        """Record one payload (dropped once ``limit`` payloads are held)."""
+        if len(self.packets) < self.limit:
+            self.packets.append(Packet(t, src_port, dst_port, payload, proto))
+
+    def write(self, path: str | Path) -> int:
+        """Write the capture as a libpcap file; returns the number of payloads."""
+        ordered: list[Packet] = sorted(self.packets, key=_packet_time)
+        write_pcap(path, ordered)
+        return len(self.packets)
+
+
+@dataclass
+class _Stream:
+    ssrc: int
+    sender: SrtpSender
+    index: int
+    reserved: int
+    mki: int | None = None
+    targets: list[tuple[str, int]] = field(default_factory=list)
+    targets_at: float = -math.inf
+    sent: int = 0
+
+
+class BmscServer:
+    """The BM-SC on 127.0.0.1: HTTP app, schedule ticker and SRTP streamer.
+
+    ``core`` holds the logic and state; ``log`` receives every event; ``capture``
+    collects traffic for a pcap; ``stream`` turns the data plane on; ``packet_rate`` is
+    SRTP packets per second per service; ``clock`` gives Unix seconds.
+    ``record_arrivals`` keeps the arrival time of every registration request (for the
+    benchmark's request-rate figures).
+    """
+
+    def __init__(self, core: BmscCore, *, log: EventLog | None = None,
+                 capture: TrafficCapture | None = None, stream: bool = True,
+                 packet_rate: float = 50.0, tick: float = 0.02, payload_size: int = 120,
+                 clock: Callable[[], float] = time.time, log_sends: bool = True,
+                 record_arrivals: bool = False) -> None:
+        if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
+            raise ServerError("packet_rate, tick or payload_size out of range")
+        self.core = core
+        self.log = log
+        self.capture = capture
+        self.stream = stream
+        self.packet_rate = packet_rate
+        self.tick = tick
+        self.payload_size = payload_size
+        self.clock = clock
+        self.log_sends = log_sends
+        self.arrivals: list[float] | None = [] if record_arrivals else None
+        self.port = 0
+        self.udp_port = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._streams: dict[str, _Stream] = {}
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (routes and middlewares), without starting anything."""
+        app = web.Application(client_max_size=_MAX_CLIENT_BODY,
+                              middlewares=[self._errors_middleware, self._capture_middleware])
+        app.router.add_get(REGISTER_PATH, self._register)
+        app.router.add_post(RESPONSE_PATH, self._mikey_response)
+        app.router.add_get("/admin/state", self._admin_state)
+        app.router.add_post("/admin/subscribers", self._admin_subscriber)
+        app.router.add_post("/admin/services", self._admin_service)
+        app.router.add_post("/admin/subscribe", self._admin_subscribe)
+        app.router.add_post("/admin/revoke", self._admin_revoke)
+        return app
+
+    async def start(self, host: str = LOOPBACK, port: int = 0) -> str:
+        """Listen on ``host:port`` (loopback only) and start ticker and streamer."""
+        if host not in LOOPBACK_HOSTS:
+            raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self.port = int(self._runner.addresses[0][1])
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}"
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0))
+        self._udp = transport
+        self.udp_port = int(transport.get_extra_info("sockname")[1])
+        self._emit([Event("Start", self.clock(), reason="bmsc",
+                          extra={"source": BMSC, "url": self.url})])
+        self._emit(self.core.tick(self.clock()))
+        self._tasks.append(asyncio.create_task(self._ticker()))
+        if self.stream:
+            self._tasks.append(asyncio.create_task(self._streamer()))
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop the tasks, close the sockets and the HTTP site."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
+
+    def _emit(self, events: tuple[Event, ...] | list[Event]) -> None:
+        if self.log is not None:
+            self.log.emit_all(events)
+
+    # -- middlewares ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors_middleware(
+        self, request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            # Keep aiohttp's status (404, 405, 413, ...) but answer in the JSON format.
+            message = exc.text or exc.reason
+            if exc.status == 413:
+                message = f"request body too large (limit {_MAX_CLIENT_BODY} octets)"
+            body = {"status": exc.status, "error": exc.reason.lower().replace(" ", "_"),
+                    "message": message}
+            response = web.json_response(body, status=exc.status)
+            for name in ("Allow",):
+                if name in exc.headers:
+                    response.headers[name] = exc.headers[name]
+        except Exception as exc:  # a fault must not take the service down
+            response = web.json_response({"status": 500, "error": "internal",
+                                          "message": f"{type(exc).__name__}: {exc}"},
+                                         status=500)
+            self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
+        self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+        return response
+
+    @web.middleware
+    async def _capture_middleware(
+        self, request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        if self.capture is None:
+            return await handler(request)
+        t = self.clock()
+        body = b""
+        with contextlib.suppress(web.HTTPException):
+            body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        client_port = int(peer[1]) if peer else 0
+        self.capture.add(t, client_port, self.port, http_bytes_request(
+            request.method, request.raw_path, list(request.headers.items()), body), Proto.TCP)
+        response = await handler(request)
+        if isinstance(response, web.Response):
+            out = response.body if isinstance(response.body, bytes) else b""
+            headers = list(response.headers.items())
+            if response.content_type and "Content-Type" not in response.headers:
+                headers.append(("Content-Type", response.content_type))
+            self.capture.add(self.clock(), self.port, client_port, http_bytes_response(
+                response.status, response.reason, headers, out), Proto.TCP)
+        return response
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _respond(reply: Reply) -> web.Response:
+        response = web.Response(status=reply.status, body=reply.body,
+                                content_type=reply.content_type if reply.body else None)
+        for name, value in reply.headers:
+            response.headers[name] = value
+        return response
+
+    def _query(self, request: web.Request) -> dict[str, str]:
+        query: dict[str, str] = {}
+        for name, value in request.query.items():
+            if name in query:
+                raise BmscError(400, "bad_parameter", f"query parameter {name!r} repeated")
+            query[name] = value
+        return query
+
+    async def _register(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        if self.arrivals is not None:
+            self.arrivals.append(now)
+        try:
+            ue, service, port, trigger = parse_register_query(self._query(request))
+            auths = request.headers.getall("Authorization", [])
+            if len(auths) > 1:
+                raise BmscError(400, "bad_authorization", "more than one Authorization header")
+        except BmscError as exc:
+            event = Event("Rejected", now, ok=False, reason=exc.code,
+                          extra={"source": BMSC, "status": exc.status, "message": exc.message})
+            self._emit([event])
+            return self._respond(Reply.error(exc))
+        req = RegisterRequest(ue, service, port, trigger, auths[0] if auths else None,
+                              request.method, request.raw_path)
+        reply = self.core.register(req, now)
+        self._emit(reply.events)
+        return self._respond(reply)
+
+    async def _mikey_response(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        try:
+            query = self._query(request)
+            unknown = sorted(set(query) - {"ue", "service"})
+            if unknown:
+                raise BmscError(400, "bad_parameter",
+                                f"unknown query parameter(s): {', '.join(unknown)}")
+            if "ue" not in query or "service" not in query:
+                raise BmscError(400, "missing_parameter",
+                                "query parameters 'ue' and 'service' are required")
+            if request.content_length is not None and request.content_length > MAX_BODY:
+                raise BmscError(413, "too_large",
+                                f"a MIKEY response is at most {MAX_BODY} octets")
+        except BmscError as exc:
+            self._emit([Event("Rejected", now, ok=False, reason=exc.code, extra={
+                "source": BMSC, "status": exc.status, "message": exc.message})])
+            return self._respond(Reply.error(exc))
+        body = await request.read()
+        reply = self.core.mikey_response(query["ue"], query["service"], body, now)
+        self._emit(reply.events)
+        return self._respond(reply)
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def _admin_guard(self, request: web.Request) -> None:
+        if request.remote not in ("127.0.0.1", "::1"):
+            raise BmscError(403, "forbidden", "admin endpoints answer loopback clients only")
+
+    async def _admin_json(self, request: web.Request) -> dict[str, Any]:
+        self._admin_guard(request)
+        try:
+            data = json.loads(await request.read() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BmscError(400, "bad_json", f"request body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BmscError(400, "bad_json", "request body must be a JSON object")
+        return data
+
+    async def _admin(self, request: web.Request,
+                     action: Callable[[dict[str, Any], float], list[Event]]) -> web.Response:
+        now = self.clock()
+        try:
+            data = await self._admin_json(request)
+            events = action(data, now)
+        except BmscError as exc:
+            return self._respond(Reply.error(exc))
+        self._emit(events)
+        return web.json_response({"status": 200, "ok": True,
+                                  "events": [e.to_json() for e in events]})
+
+    async def _admin_state(self, request: web.Request) -> web.Response:
+        try:
+            self._admin_guard(request)
+        except BmscError as exc:
+            return self._respond(Reply.error(exc))
+        return web.json_response(self.core.state_view())
+
+    @staticmethod
+    def _field(data: dict[str, Any], name: str) -> str:
+        value = data.get(name)
+        if not isinstance(value, str):
+            raise BmscError(400, "missing_field", f"field {name!r} (a string) is required")
+        return value
+
+    @staticmethod
+    def _hex16(data: dict[str, Any], name: str) -> bytes:
+        value = BmscServer._field(data, name)
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise BmscError(400, "bad_key", f"field {name!r} must be hex") from None
+        if len(raw) != 16:
+            raise BmscError(400, "bad_key", f"field {name!r} must be 16 octets (32 hex digits)")
+        return raw
+
+    async def _admin_subscriber(self, request: web.Request) -> web.Response:
+        def act(data: dict[str, Any], now: float) -> list[Event]:
+            sqn = data.get("sqn", 0)
+            if isinstance(sqn, bool) or not isinstance(sqn, int):
+                raise BmscError(400, "bad_sqn", "field 'sqn' must be an integer")
+            self.core.add_subscriber(self._field(data, "ue"), self._hex16(data, "k"),
+                                     self._hex16(data, "opc"), sqn)
+            return []
+        return await self._admin(request, act)
+
+    async def _admin_service(self, request: web.Request) -> web.Response:
+        def act(data: dict[str, Any], now: float) -> list[Event]:
+            period = data.get("period")
+            if period is not None and (isinstance(period, bool)
+                                       or not isinstance(period, int | float)):
+                raise BmscError(400, "bad_period", "field 'period' must be a number")
+            return self.core.add_service(self._field(data, "service"), now,
+                                         None if period is None else float(period))
+        return await self._admin(request, act)
+
+    async def _admin_subscribe(self, request: web.Request) -> web.Response:
+        return await self._admin(request, lambda d, now: self.core.subscribe(
+            self._field(d, "ue"), self._field(d, "service"), now))
+
+    async def _admin_revoke(self, request: web.Request) -> web.Response:
+        return await self._admin(request, lambda d, now: self.core.revoke(
+            self._field(d, "ue"), self._field(d, "service"), now))
+
+    # -- schedule -------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            try:
+                self._emit(self.core.tick(self.clock()))
+            except MbmssecError as exc:  # e.g. the database is busy: try again next tick
+                self.errors.append(f"tick: {exc}")
+
+    # -- data plane (step 7) ------------------------------------------------------------------
+
+    async def _streamer(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.packet_rate
+        due = loop.time()
+        while True:
+            try:
+                now = self.clock()
+                for svc in self.core.store.services():
+                    self._send_one(svc.service, now)
+            except MbmssecError as exc:
+                self.errors.append(f"stream: {exc}")
+            due += interval
+            delay = due - loop.time()
+            if delay < -1.0:  # far behind (a busy loop): do not send a burst to catch up
+                due = loop.time()
+                delay = 0.0
+            await asyncio.sleep(max(0.0, delay))
+
+    def _open_stream(self, service: str) -> _Stream:
+        ssrc, start = self.core.stream_start(service)
+        with_mki = self.core.profile["mki_in_srtp"] == "mandatory"
+        sender = SrtpSender(SrtpPolicy(mki_length=MKI_LENGTH if with_mki else 0))
+        sender.set_roc(ssrc, start >> 16)
+        return _Stream(ssrc, sender, start, start + 1)
+
+    def _send_one(self, service: str, now: float) -> None:
+        stream = self._streams.get(service)
+        if stream is None:
+            stream = self._streams[service] = self._open_stream(service)
+        tek = self.core.active_tek(service)
+        if tek is None:
+            return
+        if stream.mki != tek.mki:
+            self._switch_key(stream, tek.mki, tek.key, tek.salt)
+        if stream.index >= stream.reserved - 1:
+            stream.reserved = self.core.stream_reserve(service, stream.index)
+        if now - stream.targets_at > _TARGET_REFRESH:
+            stream.targets = self.core.stream_targets(service)
+            stream.targets_at = now
+        index = stream.index
+        header = struct.pack("!BBHII", 0x80, 96, index & 0xFFFF, (index * 160) & 0xFFFFFFFF,
+                             stream.ssrc)
+        payload = (b"MBMS" + index.to_bytes(8, "big")).ljust(self.payload_size, b"\x00")
+        packet = stream.sender.protect(header + payload)
+        stream.index += 1
+        stream.sent += 1
+        self.core.note_stream_index(service, stream.index, now)
+        if self.log is not None and self.log_sends:
+            self.log.emit(Event("Send", now, service=service, mki=tek.mki, extra={
+                "source": BMSC, "seq": index & 0xFFFF, "index": index,
+                "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory"}))
+        if self._udp is None:
+            return
+        for _ue, port in stream.targets:
+            if 0 < port < 65536:
+                self._udp.sendto(packet, (LOOPBACK, port))
+                if self.capture is not None:
+                    self.capture.add(now, self.udp_port, port, packet, Proto.UDP)
+
+    def _switch_key(self, stream: _Stream, mki: int, key: bytes, salt: bytes) -> None:
+        sender = stream.sender
+        if sender.policy.uses_mki:
+            wire = mki.to_bytes(MKI_LENGTH, "big")
+            if wire not in sender.mkis:
+                sender.add_key(MasterKey(wire, key, salt))
+            sender.switch_to(wire)
+            for old in sender.mkis:
+                if old != wire:
+                    sender.remove_key(old)
+        else:
+            for old in sender.mkis:
+                sender.remove_key(old)
+            sender.add_key(MasterKey(b"", key, salt))
+        stream.mki = mki

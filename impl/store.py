@@ -1,0 +1,673 @@
+"""Durable BM-SC state in SQLite: subscribers, subscriptions, TEK schedule, registrations.
+
+The BM-SC of the MBMS key management (TS 33.246 6.2.2-6.2.3.3) must come back from a
+crash without losing or duplicating a TEK, without reusing an MKI and without moving a
+subscriber's AKA sequence number backwards (TS 33.102 6.3.2: an SQN the USIM has seen
+again would be refused, and reusing one would replay an authentication vector).  This
+module is the storage layer that makes that hold:
+
+* every table lives in one SQLite database in WAL mode;
+* every change the BM-SC makes is one :meth:`Store.transaction` (``BEGIN IMMEDIATE``
+  ... ``COMMIT``), and nothing is answered to a client before its transaction has
+  committed, so a process killed at any moment (SIGKILL) leaves either all or none of a
+  step on disk;
+* ``durability="full"`` (the default) also fsyncs the WAL at every commit
+  (``synchronous=FULL``), so a committed step survives a power cut as well;
+  ``"normal"`` survives a killed process but may lose the last commits on a power cut;
+* MKIs come from a per-service counter that only grows and is committed together with
+  the TEK that uses it (``UNIQUE(service, mki)`` guards the rule as well), SQNs from a
+  per-subscriber counter that only grows, MIKEY replay counters likewise;
+* the SRTP packet index of each service's stream is reserved ahead in blocks, so a
+  restarted sender continues above every index it may have used (an SRTP index reused
+  under the same key would reuse keystream, RFC 3711 9.1).
+
+Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter kept in
+``meta``, used where the model compares "before" and "after"):
+
+``subscribers`` (ue, k, opc, sqn, ctr)
+    HSS/AuC data: the subscriber key K, OPc, the last SQN used in a vector, and the
+    BM-SC's MIKEY replay counter towards the UE.
+``services`` (service, ssrc, csb_id, period, next_mki, srtp_reserved)
+    One MBMS service (named by its multicast address): SRTP SSRC, MIKEY CSB ID, TEK
+    period, the next unused MKI, and the reserved SRTP index high-water mark.
+``subscriptions`` (ue, service, subscribed, join_ev, revoke_ev)
+    The authorisation database.  ``join_ev`` is the first subscription's event number.
+``teks`` (id, service, mki, key, salt, state, gen_ev, gen_t, planned, act_ev, act_t, end_t)
+    The TEK schedule; ``state`` is ``pending`` (generated, not yet active), ``active``,
+    ``retired`` (replaced by a newer TEK) or ``withdrawn`` (discarded before activation).
+``deliveries`` (ue, tek, ctr, t) / ``acks`` (ue, tek, t)
+    Which UE was sent / confirmed (MIKEY response) which TEK.
+``registrations`` (ue, service, registered, port, fetch_time, kek, ...)
+    The UE's registration: its loopback UDP port for the stream, its next fetch time,
+    the KEK of its latest delivery and what the MIKEY response must be checked against.
+``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc)
+    Digest AKA challenges issued and their use (``pending``, ``verified``, ``used``,
+    ``failed``); kept so a restarted BM-SC still recognises a nonce it issued.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from mbmssec.errors import MbmssecError
+
+__all__ = [
+    "DURABILITY",
+    "SCHEMA_VERSION",
+    "TEK_STATES",
+    "Challenge",
+    "Registration",
+    "Service",
+    "Store",
+    "StoreError",
+    "Subscriber",
+    "Subscription",
+    "TekRow",
+]
+
+SCHEMA_VERSION: Final = 1
+DURABILITY: Final = ("full", "normal")
+TEK_STATES: Final = ("pending", "active", "retired", "withdrawn")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscribers (
+    ue TEXT PRIMARY KEY,
+    k BLOB NOT NULL CHECK (length(k) = 16),
+    opc BLOB NOT NULL CHECK (length(opc) = 16),
+    sqn INTEGER NOT NULL CHECK (sqn >= 0),
+    ctr INTEGER NOT NULL DEFAULT 0 CHECK (ctr >= 0)
+);
+CREATE TABLE IF NOT EXISTS services (
+    service TEXT PRIMARY KEY,
+    ssrc INTEGER NOT NULL,
+    csb_id INTEGER NOT NULL,
+    period REAL NOT NULL CHECK (period > 0),
+    next_mki INTEGER NOT NULL CHECK (next_mki >= 1),
+    srtp_reserved INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    ue TEXT NOT NULL REFERENCES subscribers(ue),
+    service TEXT NOT NULL REFERENCES services(service),
+    subscribed INTEGER NOT NULL,
+    join_ev INTEGER NOT NULL,
+    revoke_ev INTEGER,
+    PRIMARY KEY (ue, service)
+);
+CREATE TABLE IF NOT EXISTS teks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL REFERENCES services(service),
+    mki INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    salt BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired', 'withdrawn')),
+    gen_ev INTEGER NOT NULL,
+    gen_t REAL NOT NULL,
+    planned REAL NOT NULL,
+    act_ev INTEGER,
+    act_t REAL,
+    end_t REAL,
+    UNIQUE (service, mki)
+);
+CREATE INDEX IF NOT EXISTS teks_by_state ON teks(service, state);
+CREATE TABLE IF NOT EXISTS deliveries (
+    ue TEXT NOT NULL,
+    tek INTEGER NOT NULL REFERENCES teks(id),
+    ctr INTEGER NOT NULL,
+    t REAL NOT NULL,
+    PRIMARY KEY (ue, tek)
+);
+CREATE TABLE IF NOT EXISTS acks (
+    ue TEXT NOT NULL,
+    tek INTEGER NOT NULL REFERENCES teks(id),
+    t REAL NOT NULL,
+    PRIMARY KEY (ue, tek)
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    ue TEXT NOT NULL,
+    service TEXT NOT NULL,
+    registered INTEGER NOT NULL,
+    port INTEGER NOT NULL,
+    fetch_time REAL NOT NULL,
+    kek BLOB NOT NULL,
+    csb_id INTEGER NOT NULL,
+    mikey_rand BLOB NOT NULL,
+    ts_type INTEGER NOT NULL,
+    ts_value INTEGER NOT NULL,
+    id_i BLOB,
+    id_r BLOB,
+    awaiting_ack INTEGER NOT NULL,
+    delivered TEXT NOT NULL,
+    t REAL NOT NULL,
+    PRIMARY KEY (ue, service)
+);
+CREATE TABLE IF NOT EXISTS challenges (
+    nonce TEXT PRIMARY KEY,
+    ue TEXT NOT NULL,
+    rand BLOB NOT NULL,
+    xres BLOB NOT NULL,
+    ck BLOB NOT NULL,
+    ik BLOB NOT NULL,
+    opaque TEXT NOT NULL,
+    sqn INTEGER NOT NULL,
+    issued REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'verified', 'used', 'failed')),
+    max_nc INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS challenges_by_time ON challenges(issued);
+"""
+
+
+class StoreError(MbmssecError):
+    """The database cannot be opened, has the wrong schema, or refused a change."""
+
+
+@dataclass(frozen=True, repr=False)
+class Subscriber:
+    """HSS/AuC data of one subscriber (TS 33.102 6.3): K and OPc are secret."""
+
+    ue: str
+    k: bytes
+    opc: bytes
+    sqn: int
+    ctr: int
+
+    def __repr__(self) -> str:
+        return f"Subscriber({self.ue!r}, sqn={self.sqn}, ctr={self.ctr})"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One MBMS service and its stream parameters."""
+
+    service: str
+    ssrc: int
+    csb_id: int
+    period: float
+    next_mki: int
+    srtp_reserved: int
+    created: float
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One row of the authorisation database."""
+
+    ue: str
+    service: str
+    subscribed: bool
+    join_ev: int
+    revoke_ev: int | None
+
+
+@dataclass(frozen=True, repr=False)
+class TekRow:
+    """One TEK of the schedule (key and salt are secret)."""
+
+    id: int
+    service: str
+    mki: int
+    key: bytes
+    salt: bytes
+    state: str
+    gen_ev: int
+    gen_t: float
+    planned: float
+    act_ev: int | None
+    act_t: float | None
+    end_t: float | None
+
+    def __repr__(self) -> str:
+        return f"TekRow(id={self.id}, {self.service!r}, mki={self.mki}, {self.state})"
+
+
+@dataclass(frozen=True, repr=False)
+class Registration:
+    """A UE's registration for a service and what its latest delivery was."""
+
+    ue: str
+    service: str
+    registered: bool
+    port: int
+    fetch_time: float
+    kek: bytes
+    csb_id: int
+    mikey_rand: bytes
+    ts_type: int
+    ts_value: int
+    id_i: bytes | None
+    id_r: bytes | None
+    awaiting_ack: bool
+    delivered: tuple[int, ...]  # TEK ids of the latest delivery
+    t: float
+
+    def __repr__(self) -> str:
+        return (f"Registration({self.ue!r}, {self.service!r}, registered={self.registered}, "
+                f"port={self.port}, fetch_time={self.fetch_time:.3f})")
+
+
+@dataclass(frozen=True, repr=False)
+class Challenge:
+    """An issued Digest AKA challenge and the vector behind it (XRES, CK, IK secret)."""
+
+    nonce: str
+    ue: str
+    rand: bytes
+    xres: bytes
+    ck: bytes
+    ik: bytes
+    opaque: str
+    sqn: int
+    issued: float
+    state: str
+    max_nc: int
+
+    def __repr__(self) -> str:
+        return f"Challenge({self.ue!r}, sqn={self.sqn}, {self.state}, nc={self.max_nc})"
+
+
+def _tek(row: sqlite3.Row) -> TekRow:
+    return TekRow(row["id"], row["service"], row["mki"], row["key"], row["salt"], row["state"],
+                  row["gen_ev"], row["gen_t"], row["planned"], row["act_ev"], row["act_t"],
+                  row["end_t"])
+
+
+def _registration(row: sqlite3.Row) -> Registration:
+    delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
+    return Registration(row["ue"], row["service"], bool(row["registered"]), row["port"],
+                        row["fetch_time"], row["kek"], row["csb_id"], row["mikey_rand"],
+                        row["ts_type"], row["ts_value"], row["id_i"], row["id_r"],
+                        bool(row["awaiting_ack"]), delivered, row["t"])
+
+
+class Store:
+    """The BM-SC database.  One instance per connection; not shared between threads.
+
+    Reads may happen anywhere; writes must happen inside :meth:`transaction`.
+    Several processes may open the same file (SQLite serialises the writers).
+    """
+
+    def __init__(self, path: str | Path, *, durability: str = "full",
+                 busy_timeout: float = 10.0) -> None:
+        if durability not in DURABILITY:
+            raise StoreError(f"durability must be one of {', '.join(DURABILITY)}, "
+                             f"got {durability!r}")
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
+            self._db.row_factory = sqlite3.Row
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if self.path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
+            self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        self._depth = 0
+        with self.transaction():
+            version = self.get_meta("schema")
+            if version is None:
+                self.set_meta("schema", str(SCHEMA_VERSION))
+                self.set_meta("ev", "0")
+            elif version != str(SCHEMA_VERSION):
+                raise StoreError(f"{self.path}: schema version {version}, this program "
+                                 f"reads {SCHEMA_VERSION}")
+
+    # -- connection and transactions -----------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (a transaction still open is rolled back)."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the block raises.
+
+        Nested use joins the outer transaction.  Commit happens before the block's
+        caller sees the result, so anything answered afterwards is on disk.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from None
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: commit failed: {exc}") from None
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        if not self._depth:
+            raise StoreError("a write outside a transaction")  # a programming error
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"refused by the database: {exc}") from None
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
+        return row
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return list(self._db.execute(sql, args).fetchall())
+
+    # -- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table."""
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the ``meta`` table."""
+        self._write("INSERT INTO meta(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def next_ev(self) -> int:
+        """Take the next logical event number (1, 2, ...)."""
+        row = self._write("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ev' "
+                          "RETURNING value").fetchone()
+        return int(row[0])
+
+    # -- subscribers (HSS/AuC) -------------------------------------------------------------
+
+    def add_subscriber(self, ue: str, k: bytes, opc: bytes, sqn: int = 0) -> None:
+        """Provision a subscriber; an existing identity is an error."""
+        if self.get_subscriber(ue) is not None:
+            raise StoreError(f"subscriber {ue!r} already exists")
+        self._write("INSERT INTO subscribers(ue, k, opc, sqn, ctr) VALUES (?, ?, ?, ?, 0)",
+                    (ue, k, opc, sqn))
+
+    def get_subscriber(self, ue: str) -> Subscriber | None:
+        """The subscriber's HSS/AuC record, if provisioned."""
+        row = self._one("SELECT * FROM subscribers WHERE ue = ?", (ue,))
+        if row is None:
+            return None
+        return Subscriber(row["ue"], row["k"], row["opc"], row["sqn"], row["ctr"])
+
+    def subscribers(self) -> list[Subscriber]:
+        """All subscribers, by identity."""
+        return [Subscriber(r["ue"], r["k"], r["opc"], r["sqn"], r["ctr"])
+                for r in self._all("SELECT * FROM subscribers ORDER BY ue")]
+
+    def raise_sqn(self, ue: str, sqn: int) -> None:
+        """Set the subscriber's SQN to ``sqn`` if that is higher (never lowers it)."""
+        self._write("UPDATE subscribers SET sqn = max(sqn, ?) WHERE ue = ?", (sqn, ue))
+
+    def take_sqn(self, ue: str) -> int:
+        """Increment the subscriber's SQN and return the new value (for a new vector)."""
+        row = self._write("UPDATE subscribers SET sqn = sqn + 1 WHERE ue = ? RETURNING sqn",
+                          (ue,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown subscriber {ue!r}")
+        return int(row[0])
+
+    def take_counter(self, ue: str) -> int:
+        """Increment the subscriber's MIKEY replay counter and return the new value."""
+        row = self._write("UPDATE subscribers SET ctr = ctr + 1 WHERE ue = ? RETURNING ctr",
+                          (ue,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown subscriber {ue!r}")
+        return int(row[0])
+
+    # -- services -----------------------------------------------------------------------
+
+    def add_service(self, service: str, *, ssrc: int, csb_id: int, period: float,
+                    now: float) -> Service:
+        """Create a service; an existing name is an error."""
+        if self.get_service(service) is not None:
+            raise StoreError(f"service {service!r} already exists")
+        self._write("INSERT INTO services(service, ssrc, csb_id, period, next_mki, "
+                    "srtp_reserved, created) VALUES (?, ?, ?, ?, 1, 0, ?)",
+                    (service, ssrc, csb_id, period, now))
+        created = self.get_service(service)
+        assert created is not None
+        return created
+
+    def get_service(self, service: str) -> Service | None:
+        """One service, if it exists."""
+        row = self._one("SELECT * FROM services WHERE service = ?", (service,))
+        return None if row is None else Service(**dict(row))
+
+    def services(self) -> list[Service]:
+        """All services, by name."""
+        return [Service(**dict(r)) for r in self._all("SELECT * FROM services ORDER BY service")]
+
+    def take_mki(self, service: str) -> int:
+        """Take the service's next unused MKI (the counter only grows)."""
+        row = self._write("UPDATE services SET next_mki = next_mki + 1 WHERE service = ? "
+                          "RETURNING next_mki - 1", (service,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown service {service!r}")
+        return int(row[0])
+
+    def reserve_srtp(self, service: str, upto: int) -> None:
+        """Record that SRTP indices below ``upto`` may be used (never lowers the mark)."""
+        self._write("UPDATE services SET srtp_reserved = max(srtp_reserved, ?) "
+                    "WHERE service = ?", (upto, service))
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def get_subscription(self, ue: str, service: str) -> Subscription | None:
+        """The authorisation row of (ue, service), if any."""
+        row = self._one("SELECT * FROM subscriptions WHERE ue = ? AND service = ?",
+                        (ue, service))
+        if row is None:
+            return None
+        return Subscription(row["ue"], row["service"], bool(row["subscribed"]),
+                            row["join_ev"], row["revoke_ev"])
+
+    def put_subscription(self, sub: Subscription) -> None:
+        """Insert or replace the authorisation row."""
+        self._write("INSERT INTO subscriptions(ue, service, subscribed, join_ev, revoke_ev) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(ue, service) DO UPDATE SET "
+                    "subscribed = excluded.subscribed, join_ev = excluded.join_ev, "
+                    "revoke_ev = excluded.revoke_ev",
+                    (sub.ue, sub.service, int(sub.subscribed), sub.join_ev, sub.revoke_ev))
+
+    def subscriptions(self, service: str | None = None) -> list[Subscription]:
+        """Authorisation rows, by join order (optionally of one service)."""
+        sql = "SELECT * FROM subscriptions"
+        args: tuple[Any, ...] = ()
+        if service is not None:
+            sql += " WHERE service = ?"
+            args = (service,)
+        return [Subscription(r["ue"], r["service"], bool(r["subscribed"]), r["join_ev"],
+                             r["revoke_ev"])
+                for r in self._all(sql + " ORDER BY join_ev, ue", args)]
+
+    def slot_of(self, ue: str, service: str) -> tuple[int, int]:
+        """(rank, count) of the UE among the service's current subscribers, by join order."""
+        row = self._one(
+            "SELECT (SELECT count(*) FROM subscriptions o WHERE o.service = s.service "
+            "AND o.subscribed = 1 AND (o.join_ev < s.join_ev OR (o.join_ev = s.join_ev "
+            "AND o.ue < s.ue))) AS rank, (SELECT count(*) FROM subscriptions o "
+            "WHERE o.service = s.service AND o.subscribed = 1) AS n "
+            "FROM subscriptions s WHERE s.ue = ? AND s.service = ?", (ue, service))
+        if row is None:
+            return 0, 1
+        return int(row["rank"]), max(1, int(row["n"]))
+
+    # -- TEKs ---------------------------------------------------------------------------
+
+    def insert_tek(self, *, service: str, mki: int, key: bytes, salt: bytes, state: str,
+                   gen_ev: int, gen_t: float, planned: float) -> TekRow:
+        """Store a newly generated TEK."""
+        cur = self._write("INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
+                          "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (service, mki, key, salt, state, gen_ev, gen_t, planned))
+        tek = self.get_tek(int(cur.lastrowid or 0))
+        assert tek is not None
+        return tek
+
+    def get_tek(self, tek: int) -> TekRow | None:
+        """One TEK by id."""
+        row = self._one("SELECT * FROM teks WHERE id = ?", (tek,))
+        return None if row is None else _tek(row)
+
+    def teks(self, service: str, *states: str) -> list[TekRow]:
+        """The service's TEKs (in the given states, or all), by MKI."""
+        if states:
+            marks = ",".join("?" for _ in states)
+            rows = self._all(f"SELECT * FROM teks WHERE service = ? AND state IN ({marks}) "
+                             "ORDER BY mki", (service, *states))
+        else:
+            rows = self._all("SELECT * FROM teks WHERE service = ? ORDER BY mki", (service,))
+        return [_tek(r) for r in rows]
+
+    def set_tek_state(self, tek: int, state: str, *, act_ev: int | None = None,
+                      act_t: float | None = None, end_t: float | None = None) -> None:
+        """Move a TEK to a new state, stamping activation or end as given."""
+        self._write("UPDATE teks SET state = ?, act_ev = coalesce(?, act_ev), "
+                    "act_t = coalesce(?, act_t), end_t = coalesce(?, end_t) WHERE id = ?",
+                    (state, act_ev, act_t, end_t, tek))
+
+    def set_planned(self, tek: int, planned: float) -> None:
+        """Re-plan a pending TEK's activation time."""
+        self._write("UPDATE teks SET planned = ? WHERE id = ?", (planned, tek))
+
+    # -- deliveries and acknowledgements ---------------------------------------------------
+
+    def record_delivery(self, ue: str, tek: int, ctr: int, t: float) -> None:
+        """Note that ``tek`` was sent to ``ue`` in the delivery with counter ``ctr``."""
+        self._write("INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr, t = excluded.t",
+                    (ue, tek, ctr, t))
+
+    def was_delivered(self, ue: str, tek: int) -> bool:
+        """Whether ``tek`` was ever sent to ``ue``."""
+        return self._one("SELECT 1 FROM deliveries WHERE ue = ? AND tek = ?",
+                         (ue, tek)) is not None
+
+    def record_ack(self, ue: str, tek: int, t: float) -> None:
+        """Note that ``ue`` confirmed ``tek`` with a MIKEY response."""
+        self._write("INSERT OR IGNORE INTO acks(ue, tek, t) VALUES (?, ?, ?)", (ue, tek, t))
+
+    def blocking_ues(self, service: str, tek: int, now: float, evidence: str,
+                     limit: int = 5) -> list[str]:
+        """Registered UEs of the service that neither have ``tek`` (delivered or acked, per
+        ``evidence``) nor have passed their fetch time: what holds up activation
+        (TS 33.246 6.2.3.3: UEs have fetched the new TEK before it is activated)."""
+        table = {"delivered": "deliveries", "acked": "acks"}[evidence]
+        rows = self._all(
+            "SELECT r.ue FROM registrations r WHERE r.service = ? AND r.registered = 1 "
+            "AND r.fetch_time >= ? AND NOT EXISTS (SELECT 1 FROM " + table + " d "
+            "WHERE d.ue = r.ue AND d.tek = ?) ORDER BY r.ue LIMIT ?",
+            (service, now, tek, limit))
+        return [str(r["ue"]) for r in rows]
+
+    # -- registrations ---------------------------------------------------------------------
+
+    def get_registration(self, ue: str, service: str) -> Registration | None:
+        """The UE's registration for the service, if it ever registered."""
+        row = self._one("SELECT * FROM registrations WHERE ue = ? AND service = ?",
+                        (ue, service))
+        return None if row is None else _registration(row)
+
+    def put_registration(self, reg: Registration) -> None:
+        """Insert or replace a registration."""
+        self._write(
+            "INSERT OR REPLACE INTO registrations(ue, service, registered, port, fetch_time, "
+            "kek, csb_id, mikey_rand, ts_type, ts_value, id_i, id_r, awaiting_ack, "
+            "delivered, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (reg.ue, reg.service, int(reg.registered), reg.port, reg.fetch_time, reg.kek,
+             reg.csb_id, reg.mikey_rand, reg.ts_type, reg.ts_value, reg.id_i, reg.id_r,
+             int(reg.awaiting_ack), ",".join(str(x) for x in reg.delivered), reg.t))
+
+    def set_registered(self, ue: str, service: str, registered: bool) -> None:
+        """Mark the registration (de)registered, keeping its stream port."""
+        self._write("UPDATE registrations SET registered = ? WHERE ue = ? AND service = ?",
+                    (int(registered), ue, service))
+
+    def set_awaiting_ack(self, ue: str, service: str, awaiting: bool) -> None:
+        """Mark whether the latest delivery still waits for its MIKEY response."""
+        self._write("UPDATE registrations SET awaiting_ack = ? WHERE ue = ? AND service = ?",
+                    (int(awaiting), ue, service))
+
+    def registrations(self, service: str | None = None) -> list[Registration]:
+        """All registrations (optionally of one service), by UE."""
+        if service is None:
+            rows = self._all("SELECT * FROM registrations ORDER BY service, ue")
+        else:
+            rows = self._all("SELECT * FROM registrations WHERE service = ? ORDER BY ue",
+                             (service,))
+        return [_registration(r) for r in rows]
+
+    def stream_targets(self, service: str) -> list[tuple[str, int]]:
+        """(ue, port) of every UE that registered a stream port for the service.
+
+        Revoked UEs stay on the list: the broadcast bearer reaches every UE in the
+        area, authorised or not; only the keys keep them out (TS 33.246 6.2.2 step 5).
+        """
+        return [(str(r["ue"]), int(r["port"])) for r in self._all(
+            "SELECT ue, port FROM registrations WHERE service = ? ORDER BY ue", (service,))]
+
+    # -- challenges ------------------------------------------------------------------------
+
+    def put_challenge(self, ch: Challenge) -> None:
+        """Store an issued challenge."""
+        self._write("INSERT INTO challenges(nonce, ue, rand, xres, ck, ik, opaque, sqn, issued, "
+                    "state, max_nc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ch.nonce, ch.ue, ch.rand, ch.xres, ch.ck, ch.ik, ch.opaque, ch.sqn,
+                     ch.issued, ch.state, ch.max_nc))
+
+    def get_challenge(self, nonce: str) -> Challenge | None:
+        """An issued challenge by its nonce."""
+        row = self._one("SELECT * FROM challenges WHERE nonce = ?", (nonce,))
+        return None if row is None else Challenge(**dict(row))
+
+    def update_challenge(self, nonce: str, state: str, max_nc: int) -> None:
+        """Record a challenge's use."""
+        self._write("UPDATE challenges SET state = ?, max_nc = ? WHERE nonce = ?",
+                    (state, max_nc, nonce))
+
+    def purge_challenges(self, issued_before: float) -> int:
+        """Forget challenges issued before the given time; returns how many."""
+        return self._write("DELETE FROM challenges WHERE issued < ?",
+                           (issued_before,)).rowcount
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Every durable table except ``challenges`` as plain rows (keys as hex).
+
+        For tests and the admin ``state`` view: two snapshots are equal iff no
+        subscriber, SQN, counter, subscription, TEK, delivery, acknowledgement or
+        registration changed.
+        """
+        out: dict[str, list[dict[str, Any]]] = {}
+        for table, order in (("meta", "key"), ("subscribers", "ue"), ("services", "service"),
+                             ("subscriptions", "ue, service"), ("teks", "id"),
+                             ("deliveries", "ue, tek"), ("acks", "ue, tek"),
+                             ("registrations", "service, ue")):
+            rows = []
+            for row in self._all(f"SELECT * FROM {table} ORDER BY {order}"):
+                rows.append({k: (row[k].hex() if isinstance(row[k], bytes) else row[k])
+                             for k in row.keys()})  # noqa: SIM118 - sqlite3.Row needs keys()
+            out[table] = rows
+        return out

@@ -1,0 +1,423 @@
+"""The UE core: Digest AKA answers, TEK installation, key switching by MKI (sans-I/O).
+
+The UE side of the MBMS key management of the proposed TS 33.246 text (6.2.2 initial
+keying, 6.2.3 re-keying and activation), without network or clock: every entry point
+takes the bytes received and the time ``now``; randomness comes from an injected
+``rand(n) -> bytes``.  :mod:`mbmssec.impl.client` drives it over HTTP and UDP.
+
+* :meth:`UeCore.answer_challenge`: the USIM checks AUTN and computes RES
+  (TS 33.102 6.3.3, :func:`~mbmssec.impl.aka.usim_authenticate`), and the Digest AKA
+  credentials are built (RFC 3310 3.3); a stale SQN gives the AUTS resynchronisation
+  request instead (RFC 3310 3.4); a bad MAC-A (a false network) is refused.
+* :meth:`UeCore.preemptive_authorization`: with ``second_service_auth=authorise_only``
+  a further registration reuses the last verified nonce with the next nonce count, so
+  the BM-SC only authorises (6.2.2, editor's note on a second service).
+* :meth:`UeCore.accept_delivery`: the MIKEY TEK delivery is verified with the KEK
+  (:func:`~mbmssec.impl.aka.derive_kek`, per ``kek_derivation``) and the replay state
+  (``replay_protection``), and its TEKs, MKIs, fetch time (as a time or an SRTP index)
+  and lifetime are installed; the MIKEY response (step 4b) is built when the V flag asks.
+* :meth:`UeCore.on_packet`: an SRTP packet is decrypted with the TEK its MKI names
+  (6.2.2 step 7); after a packet under a newer TEK the UE switches to it and drops the
+  older TEKs of the service (6.2.3.3); an unknown MKI is reported, and with
+  ``unknown_mki_resync=refetch`` asks for a re-registration at once.  With
+  ``mki_in_srtp=optional`` the packets carry no MKI and the UE can only use its current
+  TEK, the first TEK of its latest delivery.
+* :meth:`UeCore.due`: which services must be re-fetched (the fetch time has come, or
+  the stream reached the fetch SRTP index).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from mbmssec.errors import MbmssecError
+
+from .aka import MacFailure, SyncFailure, UsimState, derive_kek, usim_authenticate
+from .bmsc import MKI_LENGTH, check_profile
+from .digest import (
+    ALGORITHM_AKAV1_MD5,
+    DigestChallenge,
+    DigestError,
+    decode_aka_nonce,
+    parse_challenge,
+    respond,
+    respond_resync,
+    serialise_authorization,
+)
+from .events import UE, Event, tek_id
+from .mikey import FetchAtSrtpIndex, FetchAtTime, IdType, MikeyError
+from .mikey_messages import (
+    ReplayMode,
+    ReplayState,
+    build_verification,
+    parse_and_verify,
+    unix_from_ntp,
+)
+from .milenage import Milenage
+from .srtp import (
+    AuthenticationError,
+    MasterKey,
+    ParseError,
+    ReplayError,
+    SrtpError,
+    SrtpPolicy,
+    SrtpReceiver,
+    UnknownMkiError,
+)
+
+__all__ = [
+    "AuthContext",
+    "DeliveryOutcome",
+    "HeldKey",
+    "PacketOutcome",
+    "ServiceState",
+    "UeCore",
+    "UeError",
+]
+
+Rand = Callable[[int], bytes]
+
+_REPLAY_MODES: Final = {"counter": ReplayMode.COUNTER, "timestamp": ReplayMode.TIMESTAMP,
+                        "none": ReplayMode.NONE}
+
+
+class UeError(MbmssecError):
+    """The UE refuses what it got: ``code`` is a short reason, the message says more."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, repr=False)
+class HeldKey:
+    """A TEK the UE holds: MKI, key and salt (secret), and the log's TEK id."""
+
+    service: str
+    mki: int
+    key: bytes
+    salt: bytes
+
+    @property
+    def tek(self) -> str:
+        return tek_id(self.service, self.mki)
+
+    def __repr__(self) -> str:
+        return f"HeldKey({self.service!r}, mki={self.mki})"
+
+
+@dataclass(repr=False)
+class AuthContext:
+    """The outcome of one AKA run: the challenge, RES, CK, IK and the nonce count used."""
+
+    challenge: DigestChallenge
+    res: bytes
+    ck: bytes
+    ik: bytes
+    nc: int
+    sqn: int
+
+
+@dataclass
+class ServiceState:
+    """What the UE knows about one service."""
+
+    service: str
+    keys: dict[int, HeldKey] = field(default_factory=dict)
+    current: int | None = None
+    fetch_time: float | None = None
+    fetch_index: int | None = None
+    lifetime: int | None = None
+    ssrc: int | None = None
+    receiver: SrtpReceiver | None = None
+    saw_unknown: bool = False
+    registered: bool = False
+    decrypted: int = 0
+    failures: int = 0
+    deliveries: int = 0
+
+    @property
+    def mkis(self) -> list[int]:
+        """The MKIs held, ascending."""
+        return sorted(self.keys)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """An installed TEK delivery: the MKIs, the next fetch point, the MIKEY response to
+    send (or ``None``) and the ``Register`` event."""
+
+    service: str
+    mkis: tuple[int, ...]
+    fetch_time: float | None
+    fetch_index: int | None
+    verification: bytes | None
+    event: Event
+
+
+@dataclass(frozen=True)
+class PacketOutcome:
+    """One SRTP packet's fate: decrypted or why not; whether to re-fetch at once."""
+
+    ok: bool
+    mki: int | None
+    reason: str | None
+    refetch: bool
+    seq: int | None
+    payload: bytes | None
+    switched: bool
+    event: Event
+
+
+@dataclass
+class UeCore:
+    """One UE: its USIM (K, OPc, SQN_MS), its MIKEY replay state and its TEKs."""
+
+    ue: str
+    k: bytes
+    opc: bytes
+    profile: Mapping[str, str]
+    sqn_ms: int = 0
+    rand: Rand = os.urandom
+    timestamp_skew: float = 30.0
+    services: dict[str, ServiceState] = field(default_factory=dict, init=False)
+    auth: AuthContext | None = field(default=None, init=False)
+    resyncs: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        check_profile(self.profile)
+        self._mil = Milenage(self.k, self.opc)
+        self.usim = UsimState(self.sqn_ms)
+        self.replay = ReplayState(_REPLAY_MODES[self.profile["replay_protection"]],
+                                  max_skew=self.timestamp_skew)
+        self._with_mki = self.profile["mki_in_srtp"] == "mandatory"
+
+    def __repr__(self) -> str:
+        return f"UeCore({self.ue!r}, sqn_ms={self.usim.sqn_ms})"
+
+    def state(self, service: str) -> ServiceState:
+        """The state of one service (created empty on first use)."""
+        st = self.services.get(service)
+        if st is None:
+            st = self.services[service] = ServiceState(service)
+        return st
+
+    # -- Digest AKA -------------------------------------------------------------------------
+
+    def preemptive_authorization(self, uri: str, method: str = "GET") -> str | None:
+        """Credentials for a request without a new challenge, or ``None``.
+
+        Only with ``second_service_auth=authorise_only`` and a previous AKA run: the
+        last verified nonce with the next nonce count (RFC 2617 3.2.2).
+        """
+        if self.profile["second_service_auth"] != "authorise_only" or self.auth is None:
+            return None
+        self.auth.nc += 1
+        cred = respond(self.auth.challenge, username=self.ue, res=self.auth.res,
+                       method=method, uri=uri, rand=self.rand, nc=self.auth.nc)
+        return serialise_authorization(cred)
+
+    def answer_challenge(self, www_authenticate: str, uri: str, method: str = "GET") -> str:
+        """The Authorization header answering a Digest AKA challenge (RFC 3310).
+
+        The USIM verifies AUTN (TS 33.102 6.3.3): if it holds, the answer uses RES and
+        CK/IK are kept for the KEK; if the SQN is not fresh, the answer is a
+        resynchronisation request with AUTS.  A MAC failure raises :class:`UeError`.
+        """
+        try:
+            challenge = parse_challenge(www_authenticate)
+        except DigestError as exc:
+            raise UeError("bad_challenge", f"unusable challenge: {exc}") from None
+        if (challenge.algorithm or "").lower() != ALGORITHM_AKAV1_MD5.lower():
+            raise UeError("bad_challenge", f"challenge algorithm is {challenge.algorithm}, "
+                          f"not {ALGORITHM_AKAV1_MD5}")
+        try:
+            nonce = decode_aka_nonce(challenge.nonce)
+        except DigestError as exc:
+            raise UeError("bad_challenge", f"nonce is not an AKA nonce: {exc}") from None
+        self.auth = None
+        try:
+            answer, self.usim = usim_authenticate(self._mil, self.usim, nonce.rand, nonce.autn)
+        except SyncFailure as sync:
+            self.resyncs += 1
+            try:
+                cred = respond_resync(challenge, username=self.ue, auts=sync.auts,
+                                      method=method, uri=uri, rand=self.rand)
+            except DigestError as exc:
+                raise UeError("bad_challenge", f"cannot answer the challenge: {exc}") from None
+            return serialise_authorization(cred)
+        except MacFailure:
+            raise UeError("network_auth_failed", "the network failed authentication "
+                          "(MAC-A of AUTN does not verify)") from None
+        try:
+            cred = respond(challenge, username=self.ue, res=answer.res, method=method,
+                           uri=uri, rand=self.rand, nc=1)
+        except DigestError as exc:
+            raise UeError("bad_challenge", f"cannot answer the challenge: {exc}") from None
+        self.auth = AuthContext(challenge, answer.res, answer.ck, answer.ik, 1, answer.sqn)
+        return serialise_authorization(cred)
+
+    # -- TEK delivery (step 4, 6.2.3.2) -------------------------------------------------------
+
+    def accept_delivery(self, service: str, body: bytes, now: float,
+                        trigger: str = "initial") -> DeliveryOutcome:
+        """Verify and install a MIKEY TEK delivery for ``service``.
+
+        Raises :class:`UeError` (nothing installed, replay state unchanged) if there is
+        no authentication to take the KEK from, or the message fails verification.
+        """
+        if self.auth is None:
+            raise UeError("no_kek", "a TEK delivery arrived without a completed "
+                          "authentication (no KEK)")
+        kek = derive_kek(self.profile["kek_derivation"], self.auth.ck, self.auth.ik,
+                         self.ue, service)
+        try:
+            verified = parse_and_verify(body, kek, self.replay, now)
+        except MikeyError as exc:
+            raise UeError("bad_delivery", f"MIKEY TEK delivery rejected: {exc}") from None
+        d = verified.delivery
+        if d.id_r is not None and (d.id_r.id_type is not IdType.NAI
+                                   or d.id_r.data != self.ue.encode()):
+            raise UeError("bad_delivery", "MIKEY TEK delivery is addressed to another UE")
+        keys: list[HeldKey] = []
+        for sent in d.keys:
+            if sent.salt is None or len(sent.tek) != 16 or len(sent.salt) != 14:
+                raise UeError("bad_delivery", "a TEK must be 16 octets with a 14-octet salt")
+            if sent.mki is None or len(sent.mki) != MKI_LENGTH:
+                raise UeError("bad_delivery", f"every TEK needs a {MKI_LENGTH}-octet MKI")
+            keys.append(HeldKey(service, int.from_bytes(sent.mki, "big"), sent.tek, sent.salt))
+        if not d.cs_map:
+            raise UeError("bad_delivery", "MIKEY TEK delivery names no SRTP stream (CS map)")
+        self.replay = verified.replay_state
+        if self.profile["second_service_auth"] == "reauthenticate":
+            self.auth = None  # one authentication, one registration
+        st = self.state(service)
+        stream = d.cs_map[0]
+        new_stream = st.ssrc != stream.ssrc
+        st.ssrc = stream.ssrc
+        for held in keys:
+            st.keys.setdefault(held.mki, held)
+        if self._with_mki:
+            if st.receiver is None or new_stream:
+                st.receiver = SrtpReceiver(SrtpPolicy(mki_length=MKI_LENGTH))
+                st.receiver.set_roc(stream.ssrc, stream.roc)
+            for held in keys:
+                mki = held.mki.to_bytes(MKI_LENGTH, "big")
+                if mki not in st.receiver.mkis:
+                    st.receiver.add_key(MasterKey(mki, held.key, held.salt))
+            if st.current is None:
+                st.current = keys[0].mki
+        else:
+            # Without MKIs the only usable key is the current one: the first delivered.
+            st.current = keys[0].mki
+            st.receiver = SrtpReceiver(SrtpPolicy(mki_length=0),
+                                       [MasterKey(b"", keys[0].key, keys[0].salt)])
+            st.receiver.set_roc(stream.ssrc, stream.roc)
+        st.fetch_time = st.fetch_index = None
+        if isinstance(d.fetch, FetchAtTime):
+            st.fetch_time = unix_from_ntp(d.fetch.ntp)
+        elif isinstance(d.fetch, FetchAtSrtpIndex):
+            st.fetch_index = d.fetch.index
+        st.lifetime = d.lifetime
+        st.saw_unknown = False
+        st.registered = True
+        st.deliveries += 1
+        verification = (build_verification(d, kek)
+                        if d.v_flag and self.profile["mikey_response"] != "none" else None)
+        extra: dict[str, object] = {"source": UE, "mkis": [k.mki for k in keys],
+                                    "trigger": trigger, "counter": d.timestamp.value}
+        if st.fetch_time is not None:
+            extra["fetch_time"] = round(st.fetch_time, 6)
+        if st.fetch_index is not None:
+            extra["fetch_index"] = st.fetch_index
+        event = Event("Register", now, ue=self.ue, service=service, mki=keys[-1].mki,
+                      extra=extra)
+        return DeliveryOutcome(service, tuple(k.mki for k in keys), st.fetch_time,
+                               st.fetch_index, verification, event)
+
+    # -- SRTP (step 7, 6.2.3.3) ---------------------------------------------------------------
+
+    def on_packet(self, service: str, data: bytes, now: float) -> PacketOutcome:
+        """Decrypt one SRTP packet of ``service``; switch key on a newer MKI."""
+        st = self.state(service)
+        seq = int.from_bytes(data[2:4], "big") if len(data) >= 12 else None
+        mki: int | None = None
+        reason: str | None = None
+        payload: bytes | None = None
+        switched = False
+        if self._with_mki and len(data) >= 12 + MKI_LENGTH + 10:
+            mki = int.from_bytes(data[-10 - MKI_LENGTH:-10], "big")
+        if st.receiver is None:
+            reason = "unknown_mki" if self._with_mki else "auth_failed"
+            if self._with_mki:
+                st.saw_unknown = True
+        else:
+            try:
+                payload = st.receiver.unprotect(data)
+            except UnknownMkiError:
+                reason = "unknown_mki"
+                st.saw_unknown = True
+            except AuthenticationError:
+                reason = "auth_failed"
+            except ReplayError:
+                reason = "replay"
+            except ParseError:
+                reason = "malformed"
+            except SrtpError:
+                reason = "malformed"
+        if payload is not None and self._with_mki and mki is not None:
+            if st.current is None or mki != st.current:
+                switched = mki != st.current
+                st.current = mki
+            older = [m for m in st.keys if m < mki]
+            for old in older:
+                del st.keys[old]
+                if st.receiver is not None:
+                    st.receiver.remove_key(old.to_bytes(MKI_LENGTH, "big"))
+        if payload is not None:
+            st.decrypted += 1
+        else:
+            st.failures += 1
+        if not self._with_mki:
+            mki = st.current if payload is not None else None
+        refetch = (reason == "unknown_mki"
+                   and self.profile["unknown_mki_resync"] == "refetch")
+        extra: dict[str, object] = {"source": UE}
+        if seq is not None:
+            extra["seq"] = seq
+        event = Event("Receive", now, ue=self.ue, service=service, mki=mki,
+                      ok=payload is not None, reason=reason, extra=extra)
+        return PacketOutcome(payload is not None, mki, reason, refetch, seq, payload, switched,
+                             event)
+
+    # -- re-fetching (6.2.3.2) --------------------------------------------------------------
+
+    def due(self, now: float) -> list[str]:
+        """Services whose next TEK is due to be fetched now."""
+        out = []
+        for st in self.services.values():
+            if not st.registered:
+                continue
+            if st.fetch_time is not None and st.fetch_time <= now:
+                out.append(st.service)
+            elif st.fetch_index is not None and st.receiver is not None and st.ssrc is not None:
+                highest = st.receiver.highest_index(st.ssrc)
+                if highest is not None and highest >= st.fetch_index:
+                    out.append(st.service)
+        return out
+
+    def next_fetch_time(self) -> float | None:
+        """The earliest fetch time of any registered service (``None`` if index-based)."""
+        times = [st.fetch_time for st in self.services.values()
+                 if st.registered and st.fetch_time is not None]
+        return min(times) if times else None
+
+    def fetch_started(self, service: str) -> None:
+        """Forget the due fetch point while a re-registration runs (it brings a new one)."""
+        st = self.state(service)
+        st.fetch_time = None
+        st.fetch_index = None

@@ -1,0 +1,210 @@
+"""``mbmssec check [PROPOSAL ...]``: prove or refute every property for the baseline text
+and for each proposed change, and print what each change breaks or fixes.
+
+Exit status: 0 if no property that holds in the baseline breaks, 1 if one does (or is
+no longer proved), 2 on bad input (the message names the file and the field).
+Progress goes to stderr; ``--out DIR`` writes ``results.json`` (stamped with a hash of
+the model sources), and each counterexample as JSON, SVG chart and pytest file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mbmssec.errors import UsageError
+from mbmssec.model.concrete import Universe
+from mbmssec.model.machine import Model
+from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH
+from mbmssec.proofs.check import (
+    Comparison,
+    Proposal,
+    Report,
+    check_profile,
+    compare,
+    model_hash,
+    resolve_proposal,
+    shipped_proposals,
+)
+from mbmssec.proofs.msc import trace_svg
+from mbmssec.proofs.pytest_export import write_pytest
+from mbmssec.spec.loader import load_spec
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check", help="prove/refute every property for the baseline and proposed changes",
+        description=__doc__)
+    p.add_argument("proposals", nargs="*", metavar="PROPOSAL",
+                   help="a proposal file, or the name of one in spec/proposals")
+    p.add_argument("--all", action="store_true", help="check every shipped proposal")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--depth", type=int, default=DEFAULT_DEPTH,
+                   help=f"bounded search depth (default {DEFAULT_DEPTH})")
+    p.add_argument("--universe", default=None, metavar="UE,SVC,TEK,PKT",
+                   help="sizes of the bounded-search universe (default "
+                        f"{BMC_UNIVERSE.ue},{BMC_UNIVERSE.svc},{BMC_UNIVERSE.tek},"
+                        f"{BMC_UNIVERSE.pkt})")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="per-query timeout of the inductive proofs, in seconds")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="write results.json, traces (JSON, SVG, pytest) to DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def parse_universe(text: str | None) -> Universe:
+    if text is None:
+        return BMC_UNIVERSE
+    parts = text.split(",")
+    if len(parts) != 4 or not all(x.strip().isdigit() and int(x) >= 1 for x in parts):
+        raise UsageError(f"--universe: expected four positive sizes UE,SVC,TEK,PKT, got {text!r}")
+    ue, svc, tek, pkt = (int(x) for x in parts)
+    return Universe(ue=ue, svc=svc, tek=tek, pkt=pkt)
+
+
+class Progress:
+    """Stage lines on stderr, with elapsed time."""
+
+    def __init__(self, enabled: bool, prefix: str = "mbmssec check") -> None:
+        self.enabled = enabled
+        self.prefix = prefix
+        self.start = time.monotonic()
+        self.context = ""
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            t = time.monotonic() - self.start
+            print(f"{self.prefix}: [{t:6.1f} s] {self.context}{message}", file=sys.stderr,
+                  flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.depth < 0 or args.depth > 40:
+        raise UsageError("--depth: expected 0..40")
+    if args.timeout <= 0:
+        raise UsageError("--timeout: expected a positive number of seconds")
+    universe = parse_universe(args.universe)
+    spec = load_spec()
+    proposals: list[Proposal] = [resolve_proposal(r, spec) for r in args.proposals]
+    if args.all:
+        proposals += shipped_proposals(spec)
+    progress = Progress(not args.quiet)
+    kwargs: dict[str, Any] = {"depth": args.depth, "universe": universe,
+                              "timeout_ms": int(args.timeout * 1000), "progress": progress}
+    progress.context = "baseline: "
+    baseline = check_profile(Model(spec.baseline()), **kwargs)
+    comparisons: list[Comparison] = []
+    for prop in proposals:
+        progress.context = f"{prop.name}: "
+        report = check_profile(Model(prop.profile), **kwargs)
+        comparisons.append(compare(baseline, report, prop))
+    progress.context = ""
+    progress(f"done ({baseline.seconds + sum(c.report.seconds for c in comparisons):.1f} s "
+             "checking)")
+    digest = model_hash()
+    if args.out is not None:
+        write_out(args.out, baseline, comparisons, digest)
+    if args.json:
+        print(json.dumps(results_json(baseline, comparisons, digest), indent=2))
+    else:
+        print(render_text(baseline, comparisons))
+    return 1 if any(c.breaks for c in comparisons) else 0
+
+
+def results_json(baseline: Report, comparisons: list[Comparison], digest: str
+                 ) -> dict[str, Any]:
+    return {"model_hash": digest, "baseline": baseline.to_json(),
+            "proposals": [c.to_json() for c in comparisons]}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "profile"
+
+
+def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest: str) -> None:
+    """results.json plus, per counterexample, its JSON, SVG and pytest file."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = results_json(baseline, comparisons, digest)
+    entries: list[tuple[str, Report]] = [("baseline", baseline)]
+    entries += [(c.proposal.name if c.proposal else _slug(c.report.title), c.report)
+                for c in comparisons]
+    spec = load_spec()
+    files: list[str] = []
+    for name, report in entries:
+        model = Model(spec.profile(report.overrides, title=report.title))
+        for v in report.verdicts.values():
+            if v.trace is None:
+                continue
+            stem = f"{name}-P{v.number}"
+            (out / f"{stem}.json").write_text(v.trace.dumps() + "\n", encoding="utf-8")
+            (out / f"{stem}.svg").write_text(
+                trace_svg(v.trace, model, f"{report.title}: property {v.number} ({v.name})"),
+                encoding="utf-8")
+            write_pytest(out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number,
+                         v.name)
+            files += [f"{stem}.json", f"{stem}.svg", f"test_{_slug(stem)}.py"]
+    data["files"] = files
+    (out / "results.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str]:
+    lines = []
+    model = Model(load_spec().profile(report.overrides, title=report.title))
+    for n in sorted(report.verdicts):
+        if numbers is not None and n not in numbers:
+            continue
+        v = report.verdicts[n]
+        qs = sum(q.seconds for q in v.queries)
+        lines.append(f"  P{n} {v.name:<30} {v.verdict.upper():<8} {v.how}"
+                     + (f" [{len(v.queries)} queries, {qs:.2f} s]" if v.queries else ""))
+        if v.lemmas:
+            lines.append(f"      lemmas: {', '.join(v.lemmas)}")
+        if v.trace is not None:
+            lines += ["      " + x for x in v.trace.render_text(model).splitlines()]
+        if v.cti is not None and v.verdict == "unknown":
+            lines += ["      " + x for x in v.cti.render().splitlines()]
+    return lines
+
+
+def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
+    u = baseline.universe
+    lines = [f"{baseline.title}: {baseline.seconds:.1f} s (induction "
+             f"{baseline.induction.seconds:.1f} s, bounded search {baseline.bmc_seconds:.1f} s "
+             f"to depth {baseline.depth} over {u.ue} UE, {u.svc} service, {u.tek} TEK, "
+             f"{u.pkt} packets)"]
+    missing = [a for a, w in baseline.witnesses.items() if w is None]
+    lines.append("  vacuity: initial states satisfiable; " + (
+        "every action enabled in a reachable state (witnesses up to "
+        f"{max(len(w.steps) for w in baseline.witnesses.values() if w)} steps)"
+        if not missing else f"NOT SHOWN for {', '.join(missing)}"))
+    lines += _verdict_lines(baseline)
+    for c in comparisons:
+        assert c.proposal is not None
+        lines.append("")
+        lines.append(f"Proposal {c.proposal.name}: {c.proposal.title} "
+                     f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
+                     f"{c.report.seconds:.1f} s)")
+        missing = [a for a, w in c.report.witnesses.items() if w is None]
+        if missing:
+            lines.append(f"  vacuity NOT shown for {', '.join(missing)}")
+        lines.append(f"  newly broken: {_names(c.broken) or 'none'}")
+        lines += _verdict_lines(c.report, c.broken)
+        if c.weakened:
+            lines.append(f"  no longer proved (not refuted): {_names(c.weakened)}")
+            lines += _verdict_lines(c.report, c.weakened)
+        lines.append(f"  newly fixed: {_names(c.fixed) or 'none'}")
+        lines += _verdict_lines(c.report, c.fixed)
+        lines.append(f"  unchanged: {_names(c.unchanged) or 'none'}")
+        for err in c.expectation_errors():
+            lines.append(f"  note: {err}")
+    return "\n".join(lines)
+
+
+def _names(numbers: list[int]) -> str:
+    return ", ".join(f"P{n}" for n in numbers)

@@ -1,0 +1,260 @@
+"""``mbmssec serve`` (the BM-SC) and ``mbmssec bmsc-admin`` (its authorisation database).
+
+``mbmssec serve --db PATH`` runs the BM-SC of the TS 33.246 MBMS key management on
+127.0.0.1: HTTP Digest AKA registration with MIKEY TEK delivery, the TEK schedule and
+the SRTP fan-out (see :mod:`mbmssec.impl.server`), with all state in the SQLite
+database at PATH.  When it is listening it prints one JSON line on stdout
+(``{"url", "port", "udp_port", "pid", "db"}``); it runs until SIGTERM or SIGINT.
+Killed at any moment, it restarts from the same database without losing state.
+
+``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
+(safe while the BM-SC runs: SQLite serialises writers, and the BM-SC reads the
+database on every step), or, with ``--url``, goes through the running BM-SC's admin
+endpoints.  Actions: ``add-subscriber UE --k HEX --opc HEX [--sqn N]``,
+``add-service SERVICE [--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``,
+``show``.
+
+The profile (the values of the open options of the proposal) comes from ``--profile
+FILE`` and ``--option NAME=VALUE``; a database remembers the profile it was created
+with and refuses another one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mbmssec.errors import UsageError
+from mbmssec.impl.bmsc import BmscConfig, BmscCore, BmscError
+from mbmssec.impl.events import EventLog
+from mbmssec.impl.server import LOOPBACK_HOSTS, BmscServer
+from mbmssec.impl.store import DURABILITY, Store
+from mbmssec.spec.loader import Profile, load_profile, load_spec
+
+__all__ = [
+    "add_profile_arguments", "hex16", "open_core", "positive", "profile_from_args", "register",
+]
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--profile FILE`` and repeatable ``--option NAME=VALUE``."""
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="profile TOML file (title + [options]); default: the baseline")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="set one option of the profile (repeatable), e.g. "
+                             "activation=after_acks")
+
+
+def profile_from_args(args: argparse.Namespace) -> Profile:
+    """The profile the arguments select (baseline, file, then ``--option`` overrides)."""
+    spec = load_spec()
+    base: dict[str, str] = {}
+    if args.profile is not None:
+        base = dict(load_profile(args.profile, spec).overrides)
+    for item in args.option:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"--option expects NAME=VALUE, got {item!r}")
+        base[name.strip()] = value.strip()
+    return spec.profile(base)
+
+
+def open_core(db: Path, profile: Profile | None, config: BmscConfig,
+              durability: str = "full") -> BmscCore:
+    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one."""
+    store = Store(db, durability=durability)
+    if profile is None:
+        recorded = store.get_meta("profile")
+        spec = load_spec()
+        if recorded is None:
+            profile = spec.baseline()
+        else:
+            data = json.loads(recorded)
+            profile = spec.profile({k: v for k, v in data.items()
+                                    if v != spec.options[k].baseline})
+    return BmscCore(store, profile, config)
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` and ``bmsc-admin``."""
+    p = subparsers.add_parser("serve", help="run the BM-SC (HTTP Digest AKA + MIKEY + SRTP) "
+                              "on loopback", description=__doc__)
+    p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    p.add_argument("--log", type=Path, help="append the JSON-lines event log to FILE")
+    p.add_argument("--service", action="append", default=[], metavar="SERVICE",
+                   help="make sure this service exists (repeatable)")
+    p.add_argument("--period", type=positive, default=1.0,
+                   help="TEK period of services created here (seconds, default 1)")
+    p.add_argument("--rate", type=positive, default=50.0,
+                   help="SRTP packets per second per service (default 50)")
+    p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
+    p.add_argument("--no-send-log", action="store_true",
+                   help="keep per-packet Send events out of the event log")
+    p.add_argument("--durability", choices=DURABILITY, default="full",
+                   help="full: fsync every commit (default); normal: survive a killed "
+                        "process, not a power cut")
+    add_profile_arguments(p)
+    p.set_defaults(func=_serve)
+
+    a = subparsers.add_parser("bmsc-admin", help="manage the BM-SC's subscribers, services "
+                              "and subscriptions", description=__doc__)
+    where = a.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path, help="operate on the database directly")
+    where.add_argument("--url", help="operate through a running BM-SC's admin endpoints")
+    actions = a.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = actions.add_parser("add-subscriber", help="provision a subscriber in the HSS/AuC")
+    s.add_argument("ue")
+    s.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
+    s.add_argument("--opc", required=True, help="OPc (32 hex digits)")
+    s.add_argument("--sqn", type=int, default=0, help="initial SQN (default 0)")
+    s = actions.add_parser("add-service", help="create a service and its first TEKs")
+    s.add_argument("service")
+    s.add_argument("--period", type=positive, default=None, help="TEK period (seconds)")
+    for name, text in (("subscribe", "authorise a UE for a service"),
+                       ("revoke", "withdraw a UE's authorisation")):
+        s = actions.add_parser(name, help=text)
+        s.add_argument("ue")
+        s.add_argument("service")
+    actions.add_parser("show", help="print the state (no secrets) as JSON")
+    add_profile_arguments(a)
+    a.set_defaults(func=_admin)
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.host not in LOOPBACK_HOSTS:
+        raise UsageError(f"--host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
+    profile = profile_from_args(args)
+    config = BmscConfig(period=args.period, packet_rate=args.rate)
+    core = open_core(args.db, profile, config, args.durability)
+    log = EventLog(args.log) if args.log else None
+    try:
+        now = time.time()
+        for service in args.service:
+            if core.store.get_service(service) is None:
+                events = core.add_service(service, now)
+                if log is not None:
+                    log.emit_all(events)
+        return asyncio.run(_run_server(core, args, log))
+    finally:
+        if log is not None:
+            log.close()
+        core.store.close()
+
+
+async def _run_server(core: BmscCore, args: argparse.Namespace, log: EventLog | None) -> int:
+    server = BmscServer(core, log=log, stream=not args.no_stream, packet_rate=args.rate,
+                        log_sends=not args.no_send_log)
+    await server.start(args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(json.dumps({"url": server.url, "port": server.port, "udp_port": server.udp_port,
+                      "pid": os.getpid(), "db": str(args.db)}), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    if server.errors:
+        print(f"mbmssec serve: {len(server.errors)} internal error(s), first: "
+              f"{server.errors[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- bmsc-admin --------------------------------------------------------------------------
+
+
+def _admin(args: argparse.Namespace) -> int:
+    if args.url is not None:
+        return _admin_http(args)
+    profile = profile_from_args(args) if (args.profile or args.option) else None
+    core = open_core(args.db, profile, BmscConfig())
+    now = time.time()
+    try:
+        if args.action == "add-subscriber":
+            core.add_subscriber(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"),
+                                args.sqn)
+            result: Any = {"ok": True}
+        elif args.action == "add-service":
+            result = [e.to_json() for e in core.add_service(args.service, now, args.period)]
+        elif args.action == "subscribe":
+            result = [e.to_json() for e in core.subscribe(args.ue, args.service, now)]
+        elif args.action == "revoke":
+            result = [e.to_json() for e in core.revoke(args.ue, args.service, now)]
+        else:
+            result = core.state_view()
+    except BmscError as exc:
+        raise UsageError(exc.message) from None
+    finally:
+        core.store.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def hex16(text: str, name: str) -> bytes:
+    """Parse a 16-octet key given in hex (a usage error otherwise)."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"{name} must be hex") from None
+    if len(raw) != 16:
+        raise UsageError(f"{name} must be 16 octets (32 hex digits)")
+    return raw
+
+
+def _admin_http(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    host = urllib.parse.urlparse(base).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageError("--url must point at a BM-SC on loopback")
+    path, body = "/admin/state", None
+    if args.action == "add-subscriber":
+        path, body = "/admin/subscribers", {"ue": args.ue, "k": args.k, "opc": args.opc,
+                                            "sqn": args.sqn}
+    elif args.action == "add-service":
+        path, body = "/admin/services", {"service": args.service, "period": args.period}
+    elif args.action in ("subscribe", "revoke"):
+        path, body = f"/admin/{args.action}", {"ue": args.ue, "service": args.service}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 2
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach {base}: {exc.reason}") from None

@@ -1,0 +1,404 @@
+"""Checking proposed changes to the text against today's text.
+
+A *proposal* (``spec/proposals/*.toml``, format in ``spec/proposals/README.md``) is a
+small data file: a title, a rationale, the clauses it touches, option overrides and
+optional replacement text.  :func:`check_profile` proves or refutes every property
+under one option profile:
+
+* an invariant, step or response property is **proved** when the inductive fixpoint of
+  :mod:`mbmssec.proofs.induction` keeps it (every population size) *and* the proof is
+  not vacuous: the initial states are satisfiable and every action of the profile is
+  enabled in some reachable state, shown by a replayed bounded witness;
+* it is **refuted** when bounded model checking finds a shortest trace violating it
+  (replayed on the executable model before it is reported);
+* otherwise it is **unknown** (not inductive with the lemmas, and no counterexample up
+  to the depth searched), with the counterexample to induction attached.
+
+:func:`compare` sets a proposal's verdicts against the baseline's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mbmssec.model.concrete import Universe
+from mbmssec.model.machine import Model
+from mbmssec.model.properties import Property
+from mbmssec.model.trace import Trace
+from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
+from mbmssec.proofs.induction import DEFAULT_TIMEOUT_MS, Cti, InductionResult, Query, prove
+from mbmssec.spec.loader import SPEC_DIR, Profile, Spec, SpecError, load_spec, read_toml
+
+PROPOSALS_DIR = SPEC_DIR / "proposals"
+
+Progress = Callable[[str], None]
+
+
+# -- proposals -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed change to the text, as read from its data file."""
+
+    path: Path
+    name: str
+    title: str
+    rationale: str
+    clauses: tuple[str, ...]
+    overrides: Mapping[str, str]
+    replacements: Mapping[str, str]
+    expect_broken: tuple[int, ...]
+    expect_fixed: tuple[int, ...]
+    profile: Profile
+
+
+_PROPOSAL_KEYS = {"title", "rationale", "clauses", "options", "replace", "expect"}
+
+
+def _str(data: Mapping[str, Any], key: str, path: Path) -> str:
+    value = data.get(key)
+    if value is None:
+        raise SpecError(path, key, "missing field")
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(path, key, "expected a non-empty string")
+    return value
+
+
+def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
+    """Read and validate one proposal file (errors name the file and the field)."""
+    spec = spec or load_spec()
+    data = read_toml(path)
+    unknown = set(data) - _PROPOSAL_KEYS
+    if unknown:
+        raise SpecError(path, "top level", f"unknown keys {sorted(unknown)} (allowed: "
+                        f"{', '.join(sorted(_PROPOSAL_KEYS))})")
+    title = _str(data, "title", path)
+    rationale = _str(data, "rationale", path)
+    clauses = data.get("clauses")
+    if not isinstance(clauses, list) or not clauses or not all(
+            isinstance(c, str) for c in clauses):
+        raise SpecError(path, "clauses", "expected a non-empty list of clause ids")
+    for i, cid in enumerate(clauses):
+        if cid not in spec.clauses:
+            raise SpecError(path, f"clauses[{i}]", f"unknown clause id {cid!r}")
+    options = data.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise SpecError(path, "options", "expected a table of option = \"value\"")
+    replace = data.get("replace", {})
+    if not isinstance(replace, dict):
+        raise SpecError(path, "replace", "expected a table of \"clause id\" = \"new text\"")
+    for cid, text in replace.items():
+        if cid not in spec.clauses:
+            raise SpecError(path, f"replace.{cid}", f"unknown clause id {cid!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise SpecError(path, f"replace.{cid}", "expected the replacement text")
+        if cid not in clauses:
+            raise SpecError(path, f"replace.{cid}", "a replaced clause must be listed in "
+                            "'clauses'")
+    expect = data.get("expect", {})
+    if not isinstance(expect, dict) or set(expect) - {"broken", "fixed"}:
+        raise SpecError(path, "expect", "expected a table with 'broken' and 'fixed' lists")
+    numbers = {p.number for p in Model.baseline().properties}
+    lists: dict[str, tuple[int, ...]] = {}
+    for key in ("broken", "fixed"):
+        value = expect.get(key, [])
+        if not isinstance(value, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in value):
+            raise SpecError(path, f"expect.{key}", "expected a list of property numbers")
+        for n in value:
+            if n not in numbers:
+                raise SpecError(path, f"expect.{key}", f"unknown property {n}")
+        lists[key] = tuple(sorted(value))
+    profile = spec.profile(options, title=title, source=str(path))
+    return Proposal(path=path, name=path.stem, title=title, rationale=rationale,
+                    clauses=tuple(clauses), overrides=dict(options),
+                    replacements=dict(replace), expect_broken=lists["broken"],
+                    expect_fixed=lists["fixed"], profile=profile)
+
+
+def shipped_proposals(spec: Spec | None = None) -> list[Proposal]:
+    """Every proposal in ``spec/proposals``, by file name."""
+    return [load_proposal(p, spec) for p in sorted(PROPOSALS_DIR.glob("*.toml"))]
+
+
+def resolve_proposal(ref: str, spec: Spec | None = None) -> Proposal:
+    """A proposal given as a path, or as the name of a shipped one."""
+    path = Path(ref)
+    if not path.exists():
+        shipped = PROPOSALS_DIR / f"{ref}.toml"
+        if shipped.exists():
+            path = shipped
+        else:
+            names = ", ".join(sorted(p.stem for p in PROPOSALS_DIR.glob("*.toml")))
+            raise SpecError(ref, "file", f"no such file or shipped proposal (shipped: {names})")
+    return load_proposal(path, spec)
+
+
+# -- verdicts ------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """The verdict on one property under one profile."""
+
+    number: int
+    name: str
+    kind: str
+    verdict: str  # "proved" | "refuted" | "unknown"
+    how: str
+    lemmas: list[str] = field(default_factory=list)
+    queries: list[Query] = field(default_factory=list)
+    trace: Trace | None = None
+    cti: Cti | None = None
+    bound: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number, "name": self.name, "kind": self.kind,
+            "verdict": self.verdict, "how": self.how, "lemmas": self.lemmas,
+            "bound": self.bound,
+            "query_seconds": round(sum(q.seconds for q in self.queries), 4),
+            "queries": [q.to_json() for q in self.queries],
+            "trace": self.trace.to_json() if self.trace else None,
+            "cti": self.cti.to_json() if self.cti else None,
+        }
+
+
+@dataclass
+class Report:
+    """Every property's verdict under one profile."""
+
+    title: str
+    overrides: dict[str, str]
+    verdicts: dict[int, Verdict]
+    witnesses: dict[str, Trace | None]
+    induction: InductionResult
+    depth: int
+    universe: Universe
+    seconds: float
+    bmc_seconds: float
+
+    @property
+    def vacuous(self) -> bool:
+        return not self.induction.initial_satisfiable or any(
+            w is None for w in self.witnesses.values())
+
+    def holding(self) -> set[int]:
+        return {n for n, v in self.verdicts.items() if v.verdict == "proved"}
+
+    def to_json(self) -> dict[str, Any]:
+        u = self.universe
+        return {
+            "title": self.title, "overrides": self.overrides,
+            "seconds": round(self.seconds, 3), "bmc_seconds": round(self.bmc_seconds, 3),
+            "induction_seconds": round(self.induction.seconds, 3),
+            "depth": self.depth,
+            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+            "initial_satisfiable": self.induction.initial_satisfiable,
+            "witnesses": {a: (len(t.steps) if t else None) for a, t in self.witnesses.items()},
+            "invariant": list(self.induction.surviving),
+            "dropped": self.induction.dropped,
+            "properties": [v.to_json() for v in sorted(self.verdicts.values(),
+                                                       key=lambda v: v.number)],
+        }
+
+
+def check_profile(model: Model, *, depth: int = DEFAULT_DEPTH,
+                  universe: Universe = BMC_UNIVERSE, timeout_ms: int = DEFAULT_TIMEOUT_MS,
+                  progress: Progress | None = None) -> Report:
+    """Prove or refute every property of ``model`` (see the module docstring)."""
+    t0 = time.perf_counter()
+    say = progress or (lambda _m: None)
+    ind = prove(model, timeout_ms=timeout_ms, progress=say)
+    unproved = [p for p in model.properties if not ind.property_proved(p)]
+    tb = time.perf_counter()
+    found = search(model, props=unproved, actions=[a.name for a in model.actions],
+                   depth=depth, universe=universe, progress=say)
+    bmc_seconds = time.perf_counter() - tb
+    witnesses: dict[str, Trace | None] = {
+        a.name: (found.witnesses[a.name].trace if a.name in found.witnesses else None)
+        for a in model.actions}
+    nonvacuous = ind.initial_satisfiable and all(w is not None for w in witnesses.values())
+    verdicts: dict[int, Verdict] = {}
+    for prop in model.properties:
+        verdicts[prop.number] = _verdict(prop, ind, found.violations.get(prop.number),
+                                         nonvacuous, depth)
+    return Report(title=model.profile.title, overrides=model.profile.overrides,
+                  verdicts=verdicts, witnesses=witnesses, induction=ind, depth=depth,
+                  universe=universe, seconds=time.perf_counter() - t0,
+                  bmc_seconds=bmc_seconds)
+
+
+def _verdict(prop: Property, ind: InductionResult, cex: Found | None, nonvacuous: bool,
+             depth: int) -> Verdict:
+    base = {"number": prop.number, "name": prop.name, "kind": prop.kind,
+            "queries": ind.property_queries(prop), "bound": prop.bound}
+    if ind.property_proved(prop):
+        if not nonvacuous:
+            return Verdict(verdict="unknown", how="proof is vacuous: some action is never "
+                           "enabled within the search depth", **base)  # type: ignore[arg-type]
+        how = {"invariant": "inductive invariant, every population size",
+               "step": "every step from the inductive invariant, every population size",
+               }.get(prop.kind, f"from every reachable state, within the plan's {prop.bound} "
+                                "steps, every population size")
+        return Verdict(verdict="proved", how=how, lemmas=ind.lemmas_used(prop),
+                       **base)  # type: ignore[arg-type]
+    if cex is not None:
+        return Verdict(verdict="refuted", how=f"shortest counterexample, {cex.depth} steps",
+                       trace=cex.trace, **base)  # type: ignore[arg-type]
+    return Verdict(verdict="unknown", how=f"not inductive with the lemmas "
+                   f"({ind.dropped.get(_key(prop), 'see the counterexample to induction')}); "
+                   f"no counterexample within {depth} steps", cti=ind.cti_for(prop),
+                   **base)  # type: ignore[arg-type]
+
+
+def _key(prop: Property) -> str:
+    return f"P{prop.number}_{prop.name}"
+
+
+# -- comparing with the baseline -----------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """A proposal's verdicts set against the baseline's."""
+
+    proposal: Proposal | None
+    baseline: Report
+    report: Report
+    broken: list[int]  # proved in the baseline, refuted now
+    weakened: list[int]  # proved in the baseline, unknown now
+    fixed: list[int]  # not proved in the baseline, proved now
+    unchanged: list[int]
+
+    @property
+    def breaks(self) -> bool:
+        """Does something that holds in the baseline no longer hold (or is no longer proved)?"""
+        return bool(self.broken or self.weakened)
+
+    def expectation_errors(self) -> list[str]:
+        """Where the verdicts differ from what the proposal file expects."""
+        if self.proposal is None:
+            return []
+        out = []
+        if tuple(self.broken) != self.proposal.expect_broken:
+            out.append(f"{self.proposal.path}: expect.broken is "
+                       f"{list(self.proposal.expect_broken)}, the check finds {self.broken}")
+        if tuple(self.fixed) != self.proposal.expect_fixed:
+            out.append(f"{self.proposal.path}: expect.fixed is "
+                       f"{list(self.proposal.expect_fixed)}, the check finds {self.fixed}")
+        if self.weakened:
+            out.append(f"{self.proposal.path}: properties {self.weakened} are no longer "
+                       "proved but not refuted either")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "proposal": None if self.proposal is None else {
+                "name": self.proposal.name, "path": str(self.proposal.path),
+                "title": self.proposal.title, "clauses": list(self.proposal.clauses),
+                "options": dict(self.proposal.overrides),
+                "expect": {"broken": list(self.proposal.expect_broken),
+                           "fixed": list(self.proposal.expect_fixed)}},
+            "broken": self.broken, "weakened": self.weakened, "fixed": self.fixed,
+            "unchanged": self.unchanged, "expectation_errors": self.expectation_errors(),
+            "report": self.report.to_json(),
+        }
+
+
+def compare(baseline: Report, report: Report, proposal: Proposal | None = None) -> Comparison:
+    """Which properties the change breaks, fixes, or leaves as they were."""
+    broken, weakened, fixed, unchanged = [], [], [], []
+    for n in sorted(baseline.verdicts):
+        before = baseline.verdicts[n].verdict
+        after = report.verdicts[n].verdict
+        if before == "proved" and after == "refuted":
+            broken.append(n)
+        elif before == "proved" and after != "proved":
+            weakened.append(n)
+        elif before != "proved" and after == "proved":
+            fixed.append(n)
+        else:
+            unchanged.append(n)
+    return Comparison(proposal, baseline, report, broken, weakened, fixed, unchanged)
+
+
+# -- provenance ----------------------------------------------------------------------------
+
+
+def model_hash() -> str:
+    """SHA-256 over the sources the verdicts depend on (model, spec data, lemmas, proof
+    code), so stored results can be recognised as stale."""
+    root = Path(__file__).resolve().parent.parent
+    files: list[Path] = []
+    for sub, pattern in (("model", "*.py"), ("spec", "*.toml"), ("spec/proposals", "*.toml"),
+                         ("proofs", "*.py")):
+        files.extend(sorted((root / sub).glob(pattern)))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(f.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def run_profiles(models: Iterable[Model], **kwargs: Any) -> list[Report]:
+    """Check several profiles one after the other."""
+    return [check_profile(m, **kwargs) for m in models]
+
+
+def check_overrides(overrides: dict[str, str], depth: int = DEFAULT_DEPTH,
+                    universe: Universe = BMC_UNIVERSE,
+                    timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Report:
+    """Check the profile given by option overrides (a picklable entry point for worker
+    processes)."""
+    return check_profile(Model(load_spec().profile(overrides)), depth=depth,
+                         universe=universe, timeout_ms=timeout_ms)
+
+
+def single_changes(spec: Spec | None = None) -> list[dict[str, str]]:
+    """Every change of one option to another value, with what its ``requires`` needs."""
+    spec = spec or load_spec()
+    out: list[dict[str, str]] = []
+    for opt in spec.options.values():
+        for value in opt.values:
+            if value == opt.baseline:
+                continue
+            change = {opt.name: value}
+            rule = opt.requires.get(value)
+            if rule is not None:
+                other, _, allowed = rule.partition("=")
+                if spec.options[other].baseline not in allowed.split("|"):
+                    change[other] = allowed.split("|")[0]
+            out.append(change)
+    return out
+
+
+def pairwise_changes(spec: Spec | None = None) -> list[dict[str, str]]:
+    """Every consistent combination of two single changes to different options."""
+    spec = spec or load_spec()
+    singles = single_changes(spec)
+    out: list[dict[str, str]] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for i, a in enumerate(singles):
+        for b in singles[i + 1:]:
+            if set(a) & set(b) and any(a[k] != b[k] for k in set(a) & set(b)):
+                continue
+            merged = {**a, **b}
+            key = tuple(sorted(merged.items()))
+            if key in seen or len(merged) < 2:
+                continue
+            try:
+                spec.profile(merged)
+            except SpecError:
+                continue
+            seen.add(key)
+            out.append(merged)
+    return out
