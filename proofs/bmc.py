@@ -125,9 +125,6 @@ class Unrolling:
         self._index = {s: {str(e): i for i, e in enumerate(self.sorts.elements[s])}
                        for s in self.sorts.elements}
         self._independent = _independence(model, self.sorts)
-        #: per UE, "appeared as an action's UE parameter so far" (symmetry reduction)
-        self._ue_used: list[z3.BoolRef] = [z3.BoolVal(False)
-                                           for _ in self.sorts.elements[Sort.UE]]
         self.solver.add(self._initial(self.states[0]))
 
     @property
@@ -137,7 +134,7 @@ class Unrolling:
     def _tuples(self, args: tuple[Sort, ...]) -> list[tuple[z3.ExprRef, ...]]:
         out: list[tuple[z3.ExprRef, ...]] = [()]
         for a in args:
-            out = [t + (e,) for t in out for e in self.sorts.elements[a]]
+            out = [(*t, e) for t in out for e in self.sorts.elements[a]]
         return out
 
     def _initial(self, st: SymbolicState) -> z3.BoolRef:
@@ -161,7 +158,6 @@ class Unrolling:
                            for p in act.params)
             steps.append(finite_transition(act, self.model.profile, pre, self.sorts, params))
         self.solver.add(sel >= 0, sel < len(steps))
-        self._ue_order(sel, steps)
         for i, stp in enumerate(steps):
             self.solver.add(z3.Implies(sel == i, z3.And(stp.guard, self._canonical(pre, stp))))
         for sym in self.model.vocab.symbols:
@@ -200,21 +196,6 @@ class Unrolling:
         return z3.And(*[z3.Implies(fresh == els[i], pre.get(flag, els[i - 1]))
                         for i in range(1, len(els))])
 
-    def _ue_order(self, sel: z3.ArithRef, steps: list[_Step]) -> None:
-        """Symmetry reduction on UEs: a step may name UE i > 0 only once UE i-1 has been
-        named by an earlier step, so UEs enter the trace in index order (renaming UEs by
-        first appearance maps every trace to such a trace of the same length)."""
-        ues = self.sorts.elements[Sort.UE]
-        names: list[z3.BoolRef] = [z3.BoolVal(False) for _ in ues]
-        for i, stp in enumerate(steps):
-            for p, c in zip(stp.action.params, stp.params, strict=True):
-                if p.sort is Sort.UE:
-                    for j, e in enumerate(ues):
-                        names[j] = z3.Or(names[j], z3.And(sel == i, c == e))
-        for j in range(1, len(ues)):
-            self.solver.add(z3.Implies(names[j], self._ue_used[j - 1]))
-        self._ue_used = [z3.Or(u, n) for u, n in zip(self._ue_used, names, strict=True)]
-
     # -- questions -------------------------------------------------------------------------
 
     def violation(self, prop: Property, k: int) -> z3.BoolRef | None:
@@ -239,8 +220,12 @@ class Unrolling:
             except ModelError:
                 return as_z3(prop.premise(self.ops, st, u, s))
             values = dict(roles)
-            args = tuple({"u": u, "s": s}[values[p.name]] if isinstance(values[p.name], str)
-                         else z3.IntVal(values[p.name]) for p in act.params)
+            arglist: list[Any] = []
+            for p in act.params:
+                role = values[p.name]
+                arglist.append({"u": u, "s": s}[role] if isinstance(role, str)
+                               else z3.IntVal(role))
+            args = tuple(arglist)
             stp = finite_transition(act, self.model.profile, cur, self.sorts, args)
             guards.append(stp.guard)
             cur = stp.post

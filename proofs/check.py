@@ -237,25 +237,26 @@ def check_profile(model: Model, *, depth: int = DEFAULT_DEPTH,
 
 def _verdict(prop: Property, ind: InductionResult, cex: Found | None, nonvacuous: bool,
              depth: int) -> Verdict:
-    base = {"number": prop.number, "name": prop.name, "kind": prop.kind,
-            "queries": ind.property_queries(prop), "bound": prop.bound}
+    def make(verdict: str, how: str, lemmas: list[str] | None = None,
+             trace: Trace | None = None, cti: Cti | None = None) -> Verdict:
+        return Verdict(number=prop.number, name=prop.name, kind=prop.kind, verdict=verdict,
+                       how=how, lemmas=lemmas or [], queries=ind.property_queries(prop),
+                       trace=trace, cti=cti, bound=prop.bound)
+
     if ind.property_proved(prop):
         if not nonvacuous:
-            return Verdict(verdict="unknown", how="proof is vacuous: some action is never "
-                           "enabled within the search depth", **base)  # type: ignore[arg-type]
+            return make("unknown", "proof is vacuous: some action is never enabled within "
+                        "the search depth")
         how = {"invariant": "inductive invariant, every population size",
                "step": "every step from the inductive invariant, every population size",
                }.get(prop.kind, f"from every reachable state, within the plan's {prop.bound} "
                                 "steps, every population size")
-        return Verdict(verdict="proved", how=how, lemmas=ind.lemmas_used(prop),
-                       **base)  # type: ignore[arg-type]
+        return make("proved", how, lemmas=ind.lemmas_used(prop))
     if cex is not None:
-        return Verdict(verdict="refuted", how=f"shortest counterexample, {cex.depth} steps",
-                       trace=cex.trace, **base)  # type: ignore[arg-type]
-    return Verdict(verdict="unknown", how=f"not inductive with the lemmas "
-                   f"({ind.dropped.get(_key(prop), 'see the counterexample to induction')}); "
-                   f"no counterexample within {depth} steps", cti=ind.cti_for(prop),
-                   **base)  # type: ignore[arg-type]
+        return make("refuted", f"shortest counterexample, {cex.depth} steps", trace=cex.trace)
+    why = ind.dropped.get(_key(prop), "see the counterexample to induction")
+    return make("unknown", f"not inductive with the lemmas ({why}); no counterexample within "
+                f"{depth} steps", cti=ind.cti_for(prop))
 
 
 def _key(prop: Property) -> str:
@@ -304,6 +305,8 @@ class Comparison:
                 "name": self.proposal.name, "path": str(self.proposal.path),
                 "title": self.proposal.title, "clauses": list(self.proposal.clauses),
                 "options": dict(self.proposal.overrides),
+                "rationale": self.proposal.rationale,
+                "replace": dict(self.proposal.replacements),
                 "expect": {"broken": list(self.proposal.expect_broken),
                            "fixed": list(self.proposal.expect_fixed)}},
             "broken": self.broken, "weakened": self.weakened, "fixed": self.fixed,

@@ -34,7 +34,7 @@ from mbmssec.errors import MbmssecError
 from mbmssec.model.dsl import Action, Sort
 from mbmssec.model.machine import Model
 from mbmssec.model.properties import Property
-from mbmssec.model.symbolic import Sorts, SymbolicState, View, Z3Ops, transition
+from mbmssec.model.symbolic import Sorts, SymbolicState, Z3Ops, transition
 from mbmssec.proofs.lemmas import Lemma, lemmas_for
 
 #: Default per-query timeout, in milliseconds.
@@ -184,14 +184,19 @@ class _Conjunct:
 def _conjuncts(model: Model, sorts: Sorts, lemmas: Iterable[Lemma]) -> list[_Conjunct]:
     out: list[_Conjunct] = []
     prof = model.profile
+
+    def of_property(body: Callable[..., Any]) -> Builder:
+        return lambda st: body(Z3Ops(sorts), st)
+
+    def of_lemma(body: Callable[..., Any]) -> Builder:
+        return lambda st: body(Z3Ops(sorts), st, prof)
+
     for prop in model.properties:
         if prop.kind == "invariant":
-            body = prop.body
-            assert body is not None
-            out.append(_Conjunct(prop_key(prop),
-                                 lambda st, b=body: b(Z3Ops(sorts), st)))
+            assert prop.body is not None
+            out.append(_Conjunct(prop_key(prop), of_property(prop.body)))
     for lem in lemmas:
-        out.append(_Conjunct(lem.name, lambda st, b=lem.body: b(Z3Ops(sorts), st, prof)))
+        out.append(_Conjunct(lem.name, of_lemma(lem.body)))
     return out
 
 
@@ -239,7 +244,7 @@ def _render_state(m: z3.ModelRef, vocab_syms: Iterable[Any], sorts: Sorts, pre: 
         doms = [universes.get(a, []) for a in sym.args]
         tuples: list[tuple[z3.ExprRef, ...]] = [()]
         for d in doms:
-            tuples = [t + (x,) for t in tuples for x in d]
+            tuples = [(*t, x) for t in tuples for x in d]
         for args in tuples[:_MAX_ENTRIES]:
             label = f"{sym.name}({', '.join(_fmt(a) for a in args)})" if args else sym.name
             before = m.eval(as_z3(pre.get(sym.name, *args)), model_completion=True)
@@ -376,9 +381,9 @@ def prove(model: Model, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
         pending = {key for key, q in latest.items()
                    if key[0] != "init" and key[1] in alive and set(q.core) & failed}
 
-    for (_a, c), q in latest.items():
-        if c in alive:
-            uses[c].update(x for x in q.core if x != c)
+    for (_a, cname), q in latest.items():
+        if cname in alive:
+            uses[cname].update(x for x in q.core if x != cname)
 
     result = InductionResult(
         profile_title=model.profile.title, surviving=tuple(sorted(alive)), dropped=dropped,

@@ -1,0 +1,168 @@
+"""Proposals and the ``mbmssec check`` driver (proofs/check.py, mbmssec/commands/check.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import xml.etree.ElementTree as ET
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from mbmssec.cli import main
+from mbmssec.model.concrete import Universe
+from mbmssec.model.machine import Model
+from mbmssec.proofs.check import (
+    Comparison,
+    Report,
+    check_overrides,
+    compare,
+    load_proposal,
+    model_hash,
+    shipped_proposals,
+    single_changes,
+)
+from mbmssec.spec.loader import SpecError, load_spec
+
+#: A smaller bounded-search universe keeps this module fast; every shipped
+#: counterexample fits in it (1-2 UEs, 2 TEKs, 1 packet).
+TEST_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
+
+
+@pytest.fixture(scope="module")
+def comparisons() -> list[Comparison]:
+    props = shipped_proposals()
+    work = partial(check_overrides, universe=TEST_UNIVERSE)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        baseline_f = pool.submit(work, {})
+        futures = [pool.submit(work, dict(p.overrides)) for p in props]
+        baseline: Report = baseline_f.result()
+        return [compare(baseline, f.result(), p) for p, f in zip(props, futures, strict=True)]
+
+
+def test_every_option_has_a_proposal() -> None:
+    covered = {k for p in shipped_proposals() for k in p.overrides}
+    assert covered == set(load_spec().options)
+
+
+def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Comparison]
+                                                         ) -> None:
+    for c in comparisons:
+        assert c.expectation_errors() == [], c.proposal
+    base = comparisons[0].baseline
+    assert {n for n, v in base.verdicts.items() if v.verdict == "proved"} == {
+        1, 2, 3, 4, 5, 6, 8, 9}
+    assert base.verdicts[7].verdict == "refuted"
+    assert not base.vacuous
+
+
+def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
+    spec = load_spec()
+    seen = 0
+    for c in [*comparisons, comparisons[0]]:
+        report = c.report
+        model = Model(spec.profile(report.overrides))
+        for v in report.verdicts.values():
+            if v.trace is None:
+                continue
+            states = v.trace.replay(model)
+            assert not model.holds(model.prop(v.number), states[-1], states[-2])
+            seen += 1
+        for name, witness in report.witnesses.items():
+            assert witness is not None and witness.steps[-1].action == name
+            witness.replay(model)
+    assert seen >= len(comparisons)
+
+
+@pytest.mark.parametrize(("name", "number", "length"), [
+    ("mki_optional", 3, 3), ("activate_immediately", 4, 7), ("replay_none", 8, 10),
+    ("kek_common", 5, 7), ("rekey_never", 6, 10)])
+def test_named_proposals_break_with_minimal_counterexamples(
+        comparisons: list[Comparison], name: str, number: int, length: int) -> None:
+    c = next(c for c in comparisons if c.proposal and c.proposal.name == name)
+    assert c.broken == [number] and c.breaks
+    trace = c.report.verdicts[number].trace
+    assert trace is not None and len(trace.steps) == length
+
+
+def test_rekey_on_join_fixes_backward_secrecy(comparisons: list[Comparison]) -> None:
+    c = next(c for c in comparisons if c.proposal and c.proposal.name == "rekey_on_join")
+    assert c.fixed == [7]
+    assert "joiner_keys_new" in c.report.verdicts[7].lemmas
+
+
+def test_tls_removes_eavesdropping(comparisons: list[Comparison]) -> None:
+    c = next(c for c in comparisons if c.proposal and c.proposal.name == "tek_over_tls")
+    assert "Eavesdrop" not in c.report.witnesses
+    assert "Eavesdrop" in c.baseline.witnesses
+
+
+def test_single_changes_respect_requires() -> None:
+    changes = single_changes()
+    assert {"activation": "after_acks", "mikey_response": "required"} in changes
+    for ch in changes:
+        load_spec().profile(ch)
+
+
+# -- bad input --------------------------------------------------------------------------
+
+
+GOOD = """title = "t"
+rationale = "r"
+clauses = ["6.3/MKI-MANDATORY"]
+[options]
+mki_in_srtp = "optional"
+[expect]
+broken = [3]
+"""
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    (GOOD.replace("mki_in_srtp", "mki_in_rtp"), "options.mki_in_rtp"),
+    (GOOD.replace('"optional"', '"sometimes"'), "options.mki_in_srtp"),
+    (GOOD.replace("6.3/MKI-MANDATORY", "9.9/NOPE"), "clauses[0]"),
+    (GOOD.replace('title = "t"\n', ""), "title"),
+    (GOOD + '[replace]\n"9.9/NOPE" = "x"\n', "replace.9.9/NOPE"),
+    (GOOD.replace("broken = [3]", "broken = [42]"), "expect.broken"),
+    ("colour = 1\n" + GOOD, "top level"),
+    (GOOD.replace("[options]", "[options"), "syntax"),
+])
+def test_bad_proposals_name_file_and_field(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_proposal(path)
+    assert err.value.where == where
+    assert str(path) in str(err.value)
+
+
+def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace("mki_in_srtp", "mki_in_rtp"))
+    assert main(["check", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "options.mki_in_rtp" in err
+    assert main(["check", "no_such_proposal", "--quiet"]) == 2
+
+
+def test_cli_check_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    status = main(["check", "kek_derived", "--json", "--quiet", "--out", str(out),
+                   "--universe", "2,1,2,1", "--depth", "8"])
+    assert status == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model_hash"] == model_hash()
+    assert data["proposals"][0]["broken"] == []
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["model_hash"] == data["model_hash"]
+    ET.parse(out / "baseline-P7.svg")  # well-formed SVG
+    trace = json.loads((out / "baseline-P7.json").read_text())
+    assert len(trace["steps"]) == 7
+    # the exported pytest file replays the counterexample on its own
+    spec = importlib.util.spec_from_file_location("exported", out / "test_baseline_p7.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.test_trace_replays_and_violates_property_7()
