@@ -59,7 +59,8 @@ def subscribe(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     st.set("join_ev", (u, s), ops.ite(st.get("ever_sub", u, s), st.get("join_ev", u, s), stamp))
 
 
-def _rekey_on(prof: Prof, event: str) -> bool:
+def rekey_on(prof: Prof, event: str) -> bool:
+    """Does the profile re-key on this membership event ("join" or "leave")?"""
     return bool(prof["membership_rekey"] in (event, "both"))
 
 
@@ -79,7 +80,7 @@ def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     st.set("registered", (u, s), False)
     st.set("revoked", (u, s), True)
     st.set("revoke_ev", (u, s), stamp)
-    if _rekey_on(prof, "leave"):
+    if rekey_on(prof, "leave"):
         nxt = st.get("next", s)
         leak = ops.and_(st.get("has_next", s), st.get("delivered", u, nxt))
         st.set("has_next", (s,), ops.and_(st.get("has_next", s), ops.not_(leak)))
@@ -120,7 +121,7 @@ def _bmsc_delivery(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
                         st.get("fetch_time", u, s) <= st.get("clock"), early_ok))
     act, nxt = st.get("active", s), st.get("next", s)
     send_active: Any = True
-    if _rekey_on(prof, "join"):
+    if rekey_on(prof, "join"):
         send_active = st.get("act_ev", act) > st.get("join_ev", u, s)
     send_next = st.get("has_next", s)
     st.set("registered", (u, s), True)

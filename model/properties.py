@@ -49,44 +49,44 @@ class Property:
         return len(self.plan) if self.kind == "response" else None
 
 
-def _all(ops: Ops, sorts: tuple[Sort, ...], body: Callable[..., Any]) -> Any:
-    """Universal closure over several sorts."""
+def for_all(ops: Ops, sorts: tuple[Sort, ...], body: Callable[..., Any]) -> Any:
+    """Universal closure over several sorts (shared by properties and proof lemmas)."""
     if not sorts:
         return body()
     head, rest = sorts[0], sorts[1:]
-    return ops.forall(head, lambda x: _all(ops, rest, lambda *xs: body(x, *xs)))
+    return ops.forall(head, lambda x: for_all(ops, rest, lambda *xs: body(x, *xs)))
 
 
 def p1_decrypt_needs_authorised_tek(ops: Ops, st: Reader) -> Any:
-    return _all(ops, (UE, PKT), lambda u, p: ops.implies(
+    return for_all(ops, (UE, PKT), lambda u, p: ops.implies(
         st.get("decrypted", u, p), st.get("delivered", u, st.get("pkt_tek", p))))
 
 
 def p2_send_only_to_authorised(ops: Ops, pre: Reader, post: Reader) -> Any:
-    return _all(ops, (UE, TEK), lambda u, t: ops.implies(
+    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(
         ops.and_(post.get("delivered", u, t), ops.not_(pre.get("delivered", u, t))),
         ops.and_(pre.get("authenticated", u), pre.get("subscribed", u, pre.get("tek_svc", t)),
                  pre.get("generated", t))))
 
 
 def p3_mki_unique_and_present(ops: Ops, st: Reader) -> Any:
-    unique = _all(ops, (TEK, TEK), lambda a, b: ops.implies(
+    unique = for_all(ops, (TEK, TEK), lambda a, b: ops.implies(
         ops.and_(st.get("generated", a), st.get("generated", b),
                  st.get("tek_svc", a) == st.get("tek_svc", b),
                  st.get("mki", a) == st.get("mki", b)),
         a == b))
-    tagged = _all(ops, (PKT,), lambda p: ops.implies(
+    tagged = for_all(ops, (PKT,), lambda p: ops.implies(
         st.get("sent", p),
         ops.and_(st.get("pkt_has_mki", p), st.get("generated", st.get("pkt_tek", p)))))
     return ops.and_(unique, tagged)
 
 
 def p4_activation_after_delivery(ops: Ops, st: Reader) -> Any:
-    return _all(ops, (UE, TEK), lambda u, t: ops.not_(st.get("missed_activation", u, t)))
+    return for_all(ops, (UE, TEK), lambda u, t: ops.not_(st.get("missed_activation", u, t)))
 
 
 def p5_tek_secrecy(ops: Ops, st: Reader) -> Any:
-    return _all(ops, (TEK,), lambda t: ops.implies(
+    return for_all(ops, (TEK,), lambda t: ops.implies(
         st.get("att_tek", t),
         ops.exists(UE, lambda u: ops.and_(st.get("compromised", u), st.get("delivered", u, t)))))
 
@@ -103,17 +103,17 @@ def p6_forward_secrecy(ops: Ops, st: Reader) -> Any:
         return ops.implies(ops.and_(st.get("decrypted", u, p), st.get("revoked", u, s)),
                            st.get("act_ev", t) < st.get("revoke_ev", u, s))
 
-    return ops.and_(_all(ops, (UE, TEK), no_new_keys), _all(ops, (UE, PKT), no_new_traffic))
+    return ops.and_(for_all(ops, (UE, TEK), no_new_keys), for_all(ops, (UE, PKT), no_new_traffic))
 
 
 def p7_backward_secrecy(ops: Ops, st: Reader) -> Any:
-    return _all(ops, (UE, PKT), lambda u, p: ops.implies(
+    return for_all(ops, (UE, PKT), lambda u, p: ops.implies(
         st.get("decrypted", u, p),
         st.get("pkt_ev", p) > st.get("join_ev", u, st.get("tek_svc", st.get("pkt_tek", p)))))
 
 
 def p8_no_rollback(ops: Ops, st: Reader) -> Any:
-    return _all(ops, (UE,), lambda u: ops.not_(st.get("rolled_back", u)))
+    return for_all(ops, (UE,), lambda u: ops.not_(st.get("rolled_back", u)))
 
 
 def p9_premise(ops: Ops, st: Reader, u: Any, s: Any) -> Any:

@@ -123,7 +123,7 @@ class Trace:
             act = model.action(st.action)
             col = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}[act.actor]
             text = self.describe(model, st)
-            note = _effect_note(model, states[i - 1], states[i], st)
+            note = effect_note(model, states[i - 1], states[i], st)
             cell = (text + (f"  {note}" if note else ""))
             lines.append(f"{i:>3}  " + " " * (width * col) + cell)
         if self.violates:
@@ -131,7 +131,7 @@ class Trace:
         return "\n".join(lines)
 
 
-def _effect_note(model: Model, pre: State, post: State, st: TraceStep) -> str:
+def effect_note(model: Model, pre: State, post: State, st: TraceStep) -> str:
     """A short note of what a step changed that a reader needs (keys, MKIs, decryption)."""
     del model
     if st.action == "Generate":

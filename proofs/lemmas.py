@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mbmssec.model.actions import rekey_on
 from mbmssec.model.dsl import Ops, Reader, Sort
+from mbmssec.model.properties import for_all
 
 UE, SVC, TEK, PKT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT
 
@@ -34,17 +36,6 @@ class Lemma:
     doc: str
     body: Callable[[Ops, Reader, Prof], Any]
     when: Callable[[Prof], bool] = lambda _p: True
-
-
-def _all(ops: Ops, sorts: tuple[Sort, ...], body: Callable[..., Any]) -> Any:
-    if not sorts:
-        return body()
-    head, rest = sorts[0], sorts[1:]
-    return ops.forall(head, lambda x: _all(ops, rest, lambda *xs: body(x, *xs)))
-
-
-def _rekey_on(prof: Prof, event: str) -> bool:
-    return bool(prof["membership_rekey"] in (event, "both"))
 
 
 def _synchronised(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
@@ -66,14 +57,14 @@ def _lemma(name: str, when: Callable[[Prof], bool] = lambda _p: True
 @_lemma("decrypted_sent")
 def decrypted_sent(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE decrypted only packets that were sent."""
-    return _all(ops, (UE, PKT), lambda u, p: ops.implies(st.get("decrypted", u, p),
+    return for_all(ops, (UE, PKT), lambda u, p: ops.implies(st.get("decrypted", u, p),
                                                          st.get("sent", p)))
 
 
 @_lemma("sent_activated")
 def sent_activated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A sent packet is under an activated TEK, stamped after that activation."""
-    return _all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), ops.and_(
+    return for_all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), ops.and_(
         st.get("activated", st.get("pkt_tek", p)),
         st.get("act_ev", st.get("pkt_tek", p)) < st.get("pkt_ev", p))))
 
@@ -81,21 +72,21 @@ def sent_activated(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("holds_delivered")
 def holds_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE holds only TEKs the BM-SC delivered to it."""
-    return _all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t),
+    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t),
                                                          st.get("delivered", u, t)))
 
 
 @_lemma("acked_delivered")
 def acked_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE acknowledged only TEKs delivered to it."""
-    return _all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("acked", u, t),
+    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("acked", u, t),
                                                          st.get("delivered", u, t)))
 
 
 @_lemma("delivered_generated")
 def delivered_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Only generated TEKs were delivered, and only to UEs once subscribed to their service."""
-    return _all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("delivered", u, t), ops.and_(
+    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("delivered", u, t), ops.and_(
         st.get("generated", t), st.get("ever_sub", u, st.get("tek_svc", t)))))
 
 
@@ -107,13 +98,13 @@ def activated_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
         return ops.implies(st.get("activated", t), ops.and_(
             st.get("generated", t), st.get("gen_ev", t) < st.get("act_ev", t),
             st.get("has_active", s), st.get("gen_ev", t) <= st.get("gen_ev", st.get("active", s))))
-    return _all(ops, (TEK,), body)
+    return for_all(ops, (TEK,), body)
 
 
 @_lemma("registered_subscribed")
 def registered_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A registered UE is authorised (revocation ends the registration)."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.and_(
+    return for_all(ops, (UE, SVC), lambda u, s: ops.and_(
         ops.implies(st.get("registered", u, s), st.get("subscribed", u, s)),
         ops.implies(st.get("subscribed", u, s), st.get("ever_sub", u, s))))
 
@@ -124,7 +115,7 @@ def registered_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("mki_below_next")
 def mki_below_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every generated TEK's MKI is below its service's next unused MKI."""
-    return _all(ops, (TEK,), lambda t: ops.implies(
+    return for_all(ops, (TEK,), lambda t: ops.implies(
         st.get("generated", t), st.get("mki", t) < st.get("next_mki", st.get("tek_svc", t))))
 
 
@@ -137,13 +128,13 @@ def next_fresh(ops: Ops, st: Reader, prof: Prof) -> Any:
         return ops.implies(st.get("has_next", s), ops.and_(
             st.get("generated", n), st.get("tek_svc", n) == s,
             ops.not_(st.get("activated", n)), ops.not_(st.get("withdrawn", n))))
-    return _all(ops, (SVC,), body)
+    return for_all(ops, (SVC,), body)
 
 
 @_lemma("next_newest")
 def next_newest(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every other generated TEK of a service is older than its next TEK."""
-    return _all(ops, (SVC, TEK), lambda s, y: ops.implies(
+    return for_all(ops, (SVC, TEK), lambda s, y: ops.implies(
         ops.and_(st.get("has_next", s), st.get("generated", y), st.get("tek_svc", y) == s,
                  y != st.get("next", s)),
         st.get("gen_ev", y) < st.get("gen_ev", st.get("next", s))))
@@ -152,14 +143,14 @@ def next_newest(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("active_activated")
 def active_activated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The active TEK was activated and belongs to its service."""
-    return _all(ops, (SVC,), lambda s: ops.implies(st.get("has_active", s), ops.and_(
+    return for_all(ops, (SVC,), lambda s: ops.implies(st.get("has_active", s), ops.and_(
         st.get("activated", st.get("active", s)), st.get("tek_svc", st.get("active", s)) == s)))
 
 
 @_lemma("withdrawn_never_active")
 def withdrawn_never_active(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A withdrawn TEK was generated and is never activated."""
-    return _all(ops, (TEK,), lambda t: ops.implies(st.get("withdrawn", t), ops.and_(
+    return for_all(ops, (TEK,), lambda t: ops.implies(st.get("withdrawn", t), ops.and_(
         st.get("generated", t), ops.not_(st.get("activated", t)))))
 
 
@@ -172,7 +163,7 @@ def delivered_pending(ops: Ops, st: Reader, prof: Prof) -> Any:
             ops.and_(st.get("delivered", u, t), ops.not_(st.get("activated", t))),
             ops.or_(ops.and_(st.get("has_next", s), st.get("next", s) == t),
                     st.get("withdrawn", t)))
-    return _all(ops, (UE, TEK), body)
+    return for_all(ops, (UE, TEK), body)
 
 
 # -- the logical clock -------------------------------------------------------------------
@@ -183,11 +174,11 @@ def stamps_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every event stamp already given out is below the event counter."""
     ev = st.get("ev")
     return ops.and_(
-        _all(ops, (TEK,), lambda t: ops.and_(
+        for_all(ops, (TEK,), lambda t: ops.and_(
             ops.implies(st.get("generated", t), st.get("gen_ev", t) < ev),
             ops.implies(st.get("activated", t), st.get("act_ev", t) < ev))),
-        _all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), st.get("pkt_ev", p) < ev)),
-        _all(ops, (UE, SVC), lambda u, s: ops.and_(
+        for_all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), st.get("pkt_ev", p) < ev)),
+        for_all(ops, (UE, SVC), lambda u, s: ops.and_(
             ops.implies(st.get("ever_sub", u, s), st.get("join_ev", u, s) < ev),
             ops.implies(st.get("revoked", u, s), st.get("revoke_ev", u, s) < ev))))
 
@@ -200,28 +191,28 @@ def counters_ordered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The UE's MIKEY counter never passes the BM-SC's, and every accepted delivery's
     counter is at most the UE's (so a replay is never fresh)."""
     return ops.and_(
-        _all(ops, (UE,), lambda u: st.get("ue_ctr", u) <= st.get("ctr", u)),
-        _all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u)))
+        for_all(ops, (UE,), lambda u: st.get("ue_ctr", u) <= st.get("ctr", u)),
+        for_all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u)))
 
 
 @_lemma("uncovered_dropped")
 def uncovered_dropped(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE out of coverage counts as out of synchronisation for every service."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.implies(ops.not_(st.get("covered", u)),
+    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(ops.not_(st.get("covered", u)),
                                                          st.get("dropped", u, s)))
 
 
 @_lemma("fetch_time_ahead")
 def fetch_time_ahead(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A synchronised UE's fetch time has not passed (time waits for UEs to fetch)."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.implies(
+    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
         _synchronised(ops, st, u, s), st.get("fetch_time", u, s) >= st.get("clock")))
 
 
 @_lemma("synchronised_holds_next")
 def synchronised_holds_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A synchronised UE that was sent the next TEK still holds it."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.implies(
+    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
         ops.and_(_synchronised(ops, st, u, s), st.get("has_next", s),
                  st.get("delivered", u, st.get("next", s))),
         st.get("holds", u, st.get("next", s))))
@@ -235,13 +226,13 @@ def holds_active_below_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
         s = st.get("tek_svc", y)
         act = st.get("active", s)
         sends_active: Any = True
-        if _rekey_on(prof, "join"):
+        if rekey_on(prof, "join"):
             sends_active = st.get("act_ev", act) > st.get("join_ev", u, s)
         return ops.implies(
             ops.and_(st.get("holds", u, y), st.get("has_active", s),
                      st.get("gen_ev", y) > st.get("gen_ev", act), sends_active),
             st.get("holds", u, act))
-    return _all(ops, (UE, TEK), body)
+    return for_all(ops, (UE, TEK), body)
 
 
 # -- membership ----------------------------------------------------------------------------
@@ -250,7 +241,7 @@ def holds_active_below_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("revoked_unsubscribed")
 def revoked_unsubscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A revoked UE is not authorised (until it subscribes again)."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.implies(
+    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
         st.get("revoked", u, s), ops.not_(st.get("subscribed", u, s))))
 
 
@@ -266,22 +257,22 @@ def revoked_keys_old(ops: Ops, st: Reader, prof: Prof) -> Any:
             ops.and_(st.get("gen_ev", t) < rev,
                      ops.or_(st.get("withdrawn", t),
                              ops.and_(st.get("activated", t), st.get("act_ev", t) < rev))))
-    return _all(ops, (UE, TEK), body)
+    return for_all(ops, (UE, TEK), body)
 
 
-@_lemma("revoked_lacks_next", when=lambda prof: _rekey_on(prof, "leave"))
+@_lemma("revoked_lacks_next", when=lambda prof: rekey_on(prof, "leave"))
 def revoked_lacks_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A revoked UE was never sent its service's next TEK (re-key on leave)."""
-    return _all(ops, (UE, SVC), lambda u, s: ops.implies(
+    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
         ops.and_(st.get("revoked", u, s), st.get("has_next", s)),
         ops.not_(st.get("delivered", u, st.get("next", s)))))
 
 
-@_lemma("joiner_keys_new", when=lambda prof: _rekey_on(prof, "join"))
+@_lemma("joiner_keys_new", when=lambda prof: rekey_on(prof, "join"))
 def joiner_keys_new(ops: Ops, st: Reader, prof: Prof) -> Any:
     """With re-keying on join, every activated TEK a UE holds was activated after the UE
     first subscribed to its service."""
-    return _all(ops, (UE, TEK), lambda u, t: ops.implies(
+    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(
         ops.and_(st.get("holds", u, t), st.get("activated", t)),
         st.get("act_ev", t) > st.get("join_ev", u, st.get("tek_svc", t))))
 
@@ -292,7 +283,7 @@ def joiner_keys_new(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("attacker_keks_compromised")
 def attacker_keks_compromised(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The attacker knows the KEK only of UEs that collude with it."""
-    return _all(ops, (UE,), lambda u: ops.implies(st.get("att_kek", u),
+    return for_all(ops, (UE,), lambda u: ops.implies(st.get("att_kek", u),
                                                   st.get("compromised", u)))
 
 

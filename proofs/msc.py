@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from mbmssec.model.dsl import Sort
 from mbmssec.model.machine import Model
-from mbmssec.model.trace import Trace, _effect_note
+from mbmssec.model.trace import Trace, effect_note
 
 _COL = 190
 _ROW = 34
@@ -60,7 +60,7 @@ def trace_svg(trace: Trace, model: Model, title: str = "") -> str:
         y = _TOP + i * _ROW
         act = model.action(st.action)
         label = Trace.describe(model, st)
-        note = _effect_note(model, states[i - 1], states[i], st)
+        note = effect_note(model, states[i - 1], states[i], st)
         text = f"{i}. {label}" + (f"  {note}" if note else "")
         ue = _ue_param(model, st.action, st.args)
         ue_x = x[f"UE{ue}"] if ue is not None else None
