@@ -11,8 +11,9 @@ TS 33.246 6.2.2-6.2.3.3 describe the UE:
 * one UDP socket per service on 127.0.0.1 receives the SRTP stream the BM-SC fans out
   (step 7); each packet is decrypted by its MKI;
 * a background task re-registers at the fetch time the BM-SC gave (6.2.3.2), at once
-  on an unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3), and retries with
-  back-off when the BM-SC is unreachable or refuses;
+  on an unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3; if the same MKI stays
+  unknown after that, the next attempts back off), and retries with back-off when the
+  BM-SC is unreachable or refuses;
 * :meth:`UeClient.lose_coverage` / :meth:`UeClient.regain_coverage` simulate radio
   coverage: out of coverage the UE sends nothing and drops every datagram, and an
   answer in flight is lost (``DeliveryLost``).  A fetch missed out of coverage is made
@@ -78,6 +79,7 @@ class ClientConfig:
     refused_max: float = 8.0
     resume_grace: float = 0.5
     unknown_gap: float = 0.2
+    unknown_gap_max: float = 3.2
     max_rounds: int = 4
     request_timeout: float = 10.0
 
@@ -93,6 +95,8 @@ class _Svc:
     refusals_in_row: int = 0
     hold_until: float = 0.0
     last_unknown_fetch: float = -1e18
+    last_unknown_mki: int | None = None
+    unknown_gap: float = 0.0
     overdue: bool = False
     inflight: bool = False
     registrations: int = 0
@@ -212,11 +216,18 @@ class UeClient:
         svc = self.svcs.get(service)
         if svc is None:
             return
-        if out.refetch and not svc.inflight and now >= svc.hold_until \
-                and now - svc.last_unknown_fetch >= self.config.unknown_gap:
-            svc.last_unknown_fetch = now
-            self._pending_triggers[service] = "unknown_mki"
-            self._wake.set()
+        if out.refetch and not svc.inflight and now >= svc.hold_until:
+            # The same MKI still unknown after a re-fetch (e.g. a TEK this UE may not
+            # have yet): back off instead of asking again at every packet.
+            if out.mki != svc.last_unknown_mki:
+                svc.unknown_gap = self.config.unknown_gap
+            if now - svc.last_unknown_fetch >= svc.unknown_gap:
+                if out.mki == svc.last_unknown_mki:
+                    svc.unknown_gap = min(self.config.unknown_gap_max, 2 * svc.unknown_gap)
+                svc.last_unknown_fetch = now
+                svc.last_unknown_mki = out.mki
+                self._pending_triggers[service] = "unknown_mki"
+                self._wake.set()
         elif self.core.state(service).fetch_index is not None and service in self.core.due(now):
             self._wake.set()
 

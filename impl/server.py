@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import struct
 import time
@@ -129,6 +130,45 @@ class _Stream:
     sent: int = 0
 
 
+class _ParserErrors(logging.Filter):
+    """Turns aiohttp's reports of malformed HTTP (answered ``400`` before any handler
+    runs) into one-line log records and ``Rejected`` events, without tracebacks."""
+
+    _instance: _ParserErrors | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.servers: list[BmscServer] = []
+
+    @classmethod
+    def install(cls, server: BmscServer) -> None:
+        if cls._instance is None:
+            cls._instance = cls()
+            logging.getLogger("aiohttp.server").addFilter(cls._instance)
+        cls._instance.servers.append(server)
+
+    @classmethod
+    def uninstall(cls, server: BmscServer) -> None:
+        if cls._instance is not None and server in cls._instance.servers:
+            cls._instance.servers.remove(server)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        message = " ".join(str(exc).split())[:300]
+        record.msg = f"{record.getMessage()}: {type(exc).__name__}: {message}"
+        record.args = ()
+        record.exc_info = None
+        status = int(getattr(exc, "code", 400) or 400)
+        for server in self.servers:
+            server.statuses[status] = server.statuses.get(status, 0) + 1
+            server._emit([Event("Rejected", server.clock(), ok=False, reason="malformed_http",
+                                extra={"source": BMSC, "status": status,
+                                       "message": message})])
+        return True
+
+
 class BmscServer:
     """The BM-SC on 127.0.0.1: HTTP app, schedule ticker and SRTP streamer.
 
@@ -185,6 +225,7 @@ class BmscServer:
         """Listen on ``host:port`` (loopback only) and start ticker and streamer."""
         if host not in LOOPBACK_HOSTS:
             raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
+        _ParserErrors.install(self)
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -223,6 +264,7 @@ class BmscServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        _ParserErrors.uninstall(self)
         self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
 
     def _emit(self, events: tuple[Event, ...] | list[Event]) -> None:

@@ -142,7 +142,7 @@ CREATE TABLE IF NOT EXISTS registrations (
     csb_id INTEGER NOT NULL,
     mikey_rand BLOB NOT NULL,
     ts_type INTEGER NOT NULL,
-    ts_value INTEGER NOT NULL,
+    ts_value BLOB NOT NULL,
     id_i BLOB,
     id_r BLOB,
     awaiting_ack INTEGER NOT NULL,
@@ -243,7 +243,7 @@ class Registration:
     csb_id: int
     mikey_rand: bytes
     ts_type: int
-    ts_value: int
+    ts_value: int  # the T payload's value: a 32-bit counter or a 64-bit NTP time stamp
     id_i: bytes | None
     id_r: bytes | None
     awaiting_ack: bool
@@ -285,7 +285,8 @@ def _registration(row: sqlite3.Row) -> Registration:
     delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
     return Registration(row["ue"], row["service"], bool(row["registered"]), row["port"],
                         row["fetch_time"], row["kek"], row["csb_id"], row["mikey_rand"],
-                        row["ts_type"], row["ts_value"], row["id_i"], row["id_r"],
+                        row["ts_type"], int.from_bytes(row["ts_value"], "big"), row["id_i"],
+                        row["id_r"],
                         bool(row["awaiting_ack"]), delivered, row["t"])
 
 
@@ -596,7 +597,8 @@ class Store:
             "kek, csb_id, mikey_rand, ts_type, ts_value, id_i, id_r, awaiting_ack, "
             "delivered, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (reg.ue, reg.service, int(reg.registered), reg.port, reg.fetch_time, reg.kek,
-             reg.csb_id, reg.mikey_rand, reg.ts_type, reg.ts_value, reg.id_i, reg.id_r,
+             reg.csb_id, reg.mikey_rand, reg.ts_type, reg.ts_value.to_bytes(8, "big"),
+             reg.id_i, reg.id_r,
              int(reg.awaiting_ack), ",".join(str(x) for x in reg.delivered), reg.t))
 
     def set_registered(self, ue: str, service: str, registered: bool) -> None:

@@ -11,6 +11,7 @@ have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 have_lib libsrtp2.so.1 || need_pkgs+=(libsrtp2-1)
 have_cmd tshark || need_pkgs+=(tshark)
 have_cmd chromium || need_pkgs+=(chromium)
+have_cmd curl || need_pkgs+=(curl)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: need root to install: ${need_pkgs[*]}" >&2

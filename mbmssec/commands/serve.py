@@ -4,7 +4,9 @@
 127.0.0.1: HTTP Digest AKA registration with MIKEY TEK delivery, the TEK schedule and
 the SRTP fan-out (see :mod:`mbmssec.impl.server`), with all state in the SQLite
 database at PATH.  When it is listening it prints one JSON line on stdout
-(``{"url", "port", "udp_port", "pid", "db"}``); it runs until SIGTERM or SIGINT.
+(``{"url", "port", "udp_port", "pid", "db", "log"}``); it runs until SIGTERM or
+SIGINT.  The event log (:mod:`mbmssec.impl.events`) is appended to ``--log FILE``, by
+default ``PATH.events.jsonl``.
 Killed at any moment, it restarts from the same database without losing state.
 
 ``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
@@ -104,11 +106,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    p.add_argument("--log", type=Path, help="append the JSON-lines event log to FILE")
+    p.add_argument("--log", type=Path, help="append the JSON-lines event log to FILE "
+                   "(default: DB.events.jsonl next to the database)")
+    p.add_argument("--no-log", action="store_true", help="write no event log")
     p.add_argument("--service", action="append", default=[], metavar="SERVICE",
                    help="make sure this service exists (repeatable)")
     p.add_argument("--period", type=positive, default=1.0,
                    help="TEK period of services created here (seconds, default 1)")
+    p.add_argument("--fetch-window", type=positive, default=0.6,
+                   help="share of the TEK period in which UEs fetch the next TEK (default 0.6)")
     p.add_argument("--rate", type=positive, default=50.0,
                    help="SRTP packets per second per service (default 50)")
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
@@ -153,9 +159,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be 0..65535")
     profile = profile_from_args(args)
-    config = BmscConfig(period=args.period, packet_rate=args.rate)
+    config = BmscConfig(period=args.period, packet_rate=args.rate,
+                        fetch_window=args.fetch_window)
     core = open_core(args.db, profile, config, args.durability)
-    log = EventLog(args.log) if args.log else None
+    log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
+    log = None if args.no_log else EventLog(log_path)
     try:
         now = time.time()
         for service in args.service:
@@ -163,14 +171,15 @@ def _serve(args: argparse.Namespace) -> int:
                 events = core.add_service(service, now)
                 if log is not None:
                     log.emit_all(events)
-        return asyncio.run(_run_server(core, args, log))
+        return asyncio.run(_run_server(core, args, log, log_path))
     finally:
         if log is not None:
             log.close()
         core.store.close()
 
 
-async def _run_server(core: BmscCore, args: argparse.Namespace, log: EventLog | None) -> int:
+async def _run_server(core: BmscCore, args: argparse.Namespace, log: EventLog | None,
+                      log_path: Path) -> int:
     server = BmscServer(core, log=log, stream=not args.no_stream, packet_rate=args.rate,
                         log_sends=not args.no_send_log)
     await server.start(args.host, args.port)
@@ -180,7 +189,8 @@ async def _run_server(core: BmscCore, args: argparse.Namespace, log: EventLog | 
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     print(json.dumps({"url": server.url, "port": server.port, "udp_port": server.udp_port,
-                      "pid": os.getpid(), "db": str(args.db)}), flush=True)
+                      "pid": os.getpid(), "db": str(args.db),
+                      "log": None if log is None else str(log_path)}), flush=True)
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,594 @@
+"""The sans-I/O BM-SC core (TS 33.246 6.2.2-6.2.3.3) against the UE core and oracles.
+
+Expected values come from the configuration and from independent code paths: the
+challenge is checked with the USIM function of TS 33.102 (:mod:`mbmssec.impl.aka`), the
+KEK with MILENAGE f3 of the challenge's RAND, the MIKEY delivery by parsing it with the
+KEK the test derives itself, fetch times against the window the configuration defines.
+Time is a fake clock and randomness a seeded generator, so every run is the same.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mbmssec.impl.aka import UsimState, derive_kek, usim_authenticate
+from mbmssec.impl.bmsc import (
+    REGISTER_PATH,
+    BmscConfig,
+    BmscCore,
+    BmscError,
+    RegisterRequest,
+    Reply,
+    check_profile,
+    parse_register_query,
+)
+from mbmssec.impl.client import register_uri
+from mbmssec.impl.digest import decode_aka_nonce, parse_challenge
+from mbmssec.impl.mikey import FetchAtTime, TsType
+from mbmssec.impl.mikey_messages import (
+    ReplayMode,
+    ReplayState,
+    parse_and_verify,
+    unix_from_ntp,
+)
+from mbmssec.impl.milenage import Milenage
+from mbmssec.impl.store import Store
+from mbmssec.impl.ue import DeliveryOutcome, UeCore, UeError
+from mbmssec.spec.loader import load_spec
+
+S = "239.255.0.1"
+S2 = "239.255.0.2"
+T0 = 1_800_000_000.0
+
+
+@dataclass
+class Harness:
+    """A BM-SC core on a temporary database, a fake clock, and UE cores."""
+
+    tmp: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    config: BmscConfig = field(default_factory=lambda: BmscConfig(period=1.0))
+    n: int = 3
+    sqn_ms: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.profile = load_spec().profile(self.overrides)
+        self.rng = random.Random(7)
+        self.now = T0
+        self.core = BmscCore(Store(self.tmp / "bmsc.db", durability="normal"), self.profile,
+                             self.config, rand=self.rng.randbytes)
+        self.events: list[Any] = list(self.core.add_service(S, self.now))
+        self.keys: dict[str, tuple[bytes, bytes]] = {}
+        self.ues: list[UeCore] = []
+        for i in range(self.n):
+            name = f"00101000000{i:04d}"
+            k, opc = self.rng.randbytes(16), self.rng.randbytes(16)
+            self.keys[name] = (k, opc)
+            self.core.add_subscriber(name, k, opc)
+            self.events += self.core.subscribe(name, S, self.now)
+            self.ues.append(UeCore(name, k, opc, self.profile, sqn_ms=self.sqn_ms.get(i, 0),
+                                   rand=self.rng.randbytes))
+
+    def ue(self, i: int) -> UeCore:
+        return self.ues[i]
+
+    def request(self, ue: UeCore, service: str = S, auth: str | None = None,
+                trigger: str = "initial", port: int = 40000) -> tuple[Reply, str]:
+        uri = register_uri(ue.ue, service, port, trigger)
+        reply = self.core.register(RegisterRequest(ue.ue, service, port, trigger, auth,
+                                                   "GET", uri), self.now)
+        self.events += reply.events
+        return reply, uri
+
+    def register(self, i: int, service: str = S, trigger: str = "initial"
+                 ) -> tuple[Reply, DeliveryOutcome | None]:
+        ue = self.ues[i]
+        uri = register_uri(ue.ue, service, 40000 + i, trigger)
+        reply, uri = self.request(ue, service, ue.preemptive_authorization(uri), trigger,
+                                  40000 + i)
+        rounds = 0
+        while reply.status == 401 and rounds < 3:
+            rounds += 1
+            answer = ue.answer_challenge(dict(reply.headers)["WWW-Authenticate"], uri)
+            reply, uri = self.request(ue, service, answer, trigger, 40000 + i)
+        if reply.status != 200:
+            return reply, None
+        return reply, ue.accept_delivery(service, reply.body, self.now, trigger)
+
+    def tick(self, dt: float) -> list[Any]:
+        self.now += dt
+        events = self.core.tick(self.now)
+        self.events += events
+        return events
+
+    def teks(self, state: str) -> list[int]:
+        return [t.mki for t in self.core.store.teks(S, state)]
+
+    def named(self, name: str) -> list[Any]:
+        return [e for e in self.events if e.event == name]
+
+
+def test_challenge_is_a_digest_aka_challenge_the_usim_accepts(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    reply, _ = h.request(h.ue(0))
+    assert reply.status == 401
+    challenge = parse_challenge(dict(reply.headers)["WWW-Authenticate"])
+    assert challenge.algorithm == "AKAv1-MD5" and challenge.qop == ("auth",)
+    nonce = decode_aka_nonce(challenge.nonce)
+    k, opc = h.keys[h.ue(0).ue]
+    answer, state = usim_authenticate(Milenage(k, opc), UsimState(0), nonce.rand, nonce.autn)
+    assert answer.sqn == 1 and state.sqn_ms == 1
+    sub = h.core.store.get_subscriber(h.ue(0).ue)
+    assert sub is not None and sub.sqn == 1  # committed before the challenge went out
+
+
+def test_registration_delivers_active_and_next_with_fetch_time(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    uri = register_uri(h.ue(0).ue, S, 40000, "initial")
+    first, _ = h.request(h.ue(0))
+    header = dict(first.headers)["WWW-Authenticate"]
+    rand_value = decode_aka_nonce(parse_challenge(header).nonce).rand
+    answer = h.ue(0).answer_challenge(header, uri)
+    reply, _ = h.request(h.ue(0), auth=answer)
+    assert reply.status == 200 and reply.content_type == "application/mikey"
+    # The oracle: KEK = CK = f3(RAND) (kek_derivation=ck), from MILENAGE directly.
+    k, opc = h.keys[h.ue(0).ue]
+    kek = Milenage(k, opc).f3(rand_value)
+    verified = parse_and_verify(reply.body, kek, ReplayState(ReplayMode.COUNTER), h.now)
+    d = verified.delivery
+    active, pending = h.teks("active"), h.teks("pending")
+    assert [int.from_bytes(key.mki or b"", "big") for key in d.keys] == active + pending
+    assert len(pending) == 1 and d.timestamp.ts_type is TsType.COUNTER
+    assert d.timestamp.value == 1 and not d.v_flag and d.lifetime is None
+    assert isinstance(d.fetch, FetchAtTime)
+    planned = h.core.store.teks(S, "pending")[0].planned
+    window = h.config.fetch_window * 1.0
+    fetch = unix_from_ntp(d.fetch.ntp)
+    assert planned + h.config.fetch_delay - 1e-6 <= fetch <= planned + h.config.fetch_delay \
+        + window + 1e-6
+    assert [e.event for e in reply.events] == ["Authenticate", "Deliver"]
+
+
+def test_fetch_time_unit_sequence_number_and_lifetime(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"fetch_time_unit": "sequence_number", "tek_lifetime": "present"})
+    h.core.note_stream_index(S, 5000, h.now)
+    _, out = h.register(0)
+    assert out is not None and out.fetch_time is None and out.fetch_index is not None
+    st = h.ue(0).state(S)
+    assert st.lifetime == 2  # ceil(period * (pending + 1)) = 2 s
+    # 50 packets/s: the fetch index is the stream index at the fetch time.
+    planned = h.core.store.teks(S, "pending")[0].planned
+    lo = 5000 + (planned - h.now + h.config.fetch_delay) * 50
+    hi = lo + h.config.fetch_window * 50
+    assert lo - 1 <= out.fetch_index <= hi + 1
+
+
+def test_second_service_authorise_only_reuses_the_nonce(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"second_service_auth": "authorise_only"})
+    h.core.add_service(S2, h.now)
+    h.core.subscribe(h.ue(0).ue, S2, h.now)
+    reply, out = h.register(0)
+    assert reply.status == 200 and out is not None
+    sqn_before = h.core.store.get_subscriber(h.ue(0).ue).sqn  # type: ignore[union-attr]
+    reply, out = h.register(0, S2)
+    assert reply.status == 200 and out is not None
+    assert [e.event for e in reply.events] == ["Deliver"]  # no new challenge, no AKA run
+    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn_before  # type: ignore[union-attr]
+    # KEKs differ per service with derived KEKs; with kek=ck they are CK for both.
+    auth = h.ue(0).auth
+    assert auth is not None and auth.nc == 2
+
+
+def test_nonce_count_replay_is_refused(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"second_service_auth": "authorise_only"})
+    _, out = h.register(0)
+    assert out is not None
+    uri = register_uri(h.ue(0).ue, S, 40000, "fetch_time")
+    auth = h.ue(0).preemptive_authorization(uri)
+    ok, _ = h.request(h.ue(0), auth=auth, trigger="fetch_time")
+    assert ok.status == 200
+    before = h.core.store.snapshot()
+    again, _ = h.request(h.ue(0), auth=auth, trigger="fetch_time")
+    assert again.status == 401 and again.code == "nonce_count_replayed"
+    after = h.core.store.snapshot()
+    assert after["registrations"] == before["registrations"]
+    assert after["deliveries"] == before["deliveries"]
+
+
+def test_reauthenticate_consumes_the_nonce(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    first, uri = h.request(h.ue(0))
+    auth = h.ue(0).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    assert h.request(h.ue(0), auth=auth)[0].status == 200
+    before = h.core.store.snapshot()
+    replay, _ = h.request(h.ue(0), auth=auth)
+    assert replay.status == 401 and replay.code == "nonce_used"
+    assert "already used" in replay.message
+    after = h.core.store.snapshot()
+    for table in ("registrations", "deliveries", "teks", "subscriptions"):
+        assert after[table] == before[table]
+    # Only the fresh challenge moved the SQN (by one); the MIKEY counter did not move.
+    sub_b = {r["ue"]: r for r in before["subscribers"]}[h.ue(0).ue]
+    sub_a = {r["ue"]: r for r in after["subscribers"]}[h.ue(0).ue]
+    assert sub_a["sqn"] == sub_b["sqn"] + 1 and sub_a["ctr"] == sub_b["ctr"]
+
+
+def test_auts_resynchronisation(tmp_path: Path) -> None:
+    h = Harness(tmp_path, sqn_ms={0: 50})
+    reply, out = h.register(0)
+    assert reply.status == 200 and out is not None
+    resync = h.named("Resync")
+    assert len(resync) == 1 and resync[0].extra["sqn_ms"] == 50
+    sub = h.core.store.get_subscriber(h.ue(0).ue)
+    assert sub is not None and sub.sqn == 51 and h.ue(0).usim.sqn_ms == 51
+    assert h.ue(0).resyncs == 1
+
+
+def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    first, uri = h.request(h.ue(0))
+    header = dict(first.headers)["WWW-Authenticate"]
+    # The UE with the wrong K: its USIM rejects the network (MAC-A) ...
+    impostor = UeCore(h.ue(0).ue, bytes(16), bytes(16), h.profile)
+    with pytest.raises(UeError, match="network failed authentication"):
+        impostor.answer_challenge(header, uri)
+    # ... and a forged answer with a wrong RES is refused by the BM-SC.
+    h.ue(0).answer_challenge(header, uri)
+    auth = h.ue(0).auth
+    assert auth is not None
+    from mbmssec.impl.digest import respond, serialise_authorization
+
+    forged = serialise_authorization(respond(auth.challenge, username=h.ue(0).ue,
+                                             res=bytes(8), method="GET", uri=uri,
+                                             rand=h.rng.randbytes))
+    before = h.core.store.snapshot()
+    reply, _ = h.request(h.ue(0), auth=forged)
+    assert reply.status == 403 and reply.code == "auth_failed"
+    assert "wrong RES" in reply.message
+    assert h.core.store.snapshot() == before
+
+
+@pytest.mark.parametrize("ue,service,code,status", [
+    ("999999", S, "unknown_ue", 404),
+    (None, "239.9.9.9", "unknown_service", 404),
+])
+def test_unknown_ue_or_service(tmp_path: Path, ue: str | None, service: str, code: str,
+                               status: int) -> None:
+    h = Harness(tmp_path)
+    name = ue or h.ue(0).ue
+    before = h.core.store.snapshot()
+    reply = h.core.register(RegisterRequest(name, service, 40000, uri=REGISTER_PATH), h.now)
+    assert (reply.status, reply.code) == (status, code)
+    assert h.core.store.snapshot() == before
+
+
+def test_unsubscribed_service_refused_before_any_vector(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.core.add_service(S2, h.now)
+    before = h.core.store.snapshot()
+    reply, _ = h.request(h.ue(0), S2)
+    assert reply.status == 403 and reply.code == "not_subscribed"
+    assert "not authorised" in reply.message
+    assert h.core.store.snapshot() == before  # no SQN spent
+
+
+def test_stale_nonce_rechallenged(tmp_path: Path) -> None:
+    h = Harness(tmp_path, config=BmscConfig(period=1.0, nonce_lifetime=5.0))
+    first, uri = h.request(h.ue(0))
+    auth = h.ue(0).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    h.now += 6.0
+    before = h.core.store.snapshot()
+    reply, _ = h.request(h.ue(0), auth=auth)
+    assert reply.status == 401 and reply.code == "stale_nonce"
+    assert parse_challenge(dict(reply.headers)["WWW-Authenticate"]).stale
+    assert h.core.store.snapshot()["registrations"] == before["registrations"]
+
+
+@pytest.mark.parametrize("header,code,status", [
+    ("Basic dXNlcjpwYXNz", "bad_authorization", 400),
+    ('Digest username="x", realm="r"', "bad_authorization", 400),
+])
+def test_malformed_authorization(tmp_path: Path, header: str, code: str, status: int) -> None:
+    h = Harness(tmp_path)
+    before = h.core.store.snapshot()
+    reply, _ = h.request(h.ue(0), auth=header)
+    assert (reply.status, reply.code) == (status, code)
+    assert "offset" in reply.message
+    assert h.core.store.snapshot() == before
+
+
+def test_identity_mismatch(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    first, uri = h.request(h.ue(1))
+    auth = h.ue(1).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    reply, _ = h.request(h.ue(0), auth=auth)  # UE 1's credentials on UE 0's request
+    assert reply.status == 403 and reply.code == "identity_mismatch"
+
+
+@pytest.mark.parametrize("query,fragment", [
+    ({"service": S, "port": "1"}, "'ue'"),
+    ({"ue": "1", "service": S, "port": "70000"}, "UDP port"),
+    ({"ue": "a b", "service": S, "port": "1"}, "'ue'"),
+    ({"ue": "1", "service": "x/y", "port": "1"}, "'service'"),
+    ({"ue": "1", "service": S, "port": "1", "reason": "whim"}, "'reason'"),
+    ({"ue": "1", "service": S, "port": "1", "extra": "1"}, "unknown"),
+])
+def test_query_validation(query: dict[str, str], fragment: str) -> None:
+    with pytest.raises(BmscError) as info:
+        parse_register_query(query)
+    assert info.value.status == 400 and fragment in info.value.message
+
+
+def _withdrawal_blockers(h: Harness) -> tuple[int, float]:
+    """Three UEs registered, the third revoked: the first two hold a withdrawn next TEK
+    and their fetch times (no spreading: all at planned + delay) lie after the planned
+    activation of its replacement.  Returns (replacement MKI, the common fetch time)."""
+    for i in range(3):
+        assert h.register(i)[1] is not None
+    h.events += h.core.revoke(h.ue(2).ue, S, h.now)
+    replacement = h.core.store.teks(S, "pending")[0]
+    fetch = h.core.store.get_registration(h.ue(0).ue, S).fetch_time  # type: ignore[union-attr]
+    assert fetch == pytest.approx(replacement.planned + h.config.fetch_delay)
+    return replacement.mki, fetch
+
+
+def test_after_fetch_window_waits_for_fetch_times(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"fetch_spreading": "none"}, n=3)
+    mki, fetch = _withdrawal_blockers(h)
+    planned = h.core.store.teks(S, "pending")[0].planned
+    h.tick(planned - h.now + 0.01)
+    assert h.teks("pending")[0] == mki, "activated while registered UEs could still fetch"
+    h.now = fetch - 0.02
+    assert h.register(0, trigger="fetch_time")[1] is not None  # UE 0 gets it; UE 1 not
+    h.tick(0.01)
+    assert h.teks("pending")[0] == mki, "UE 1's fetch time has not come yet"
+    h.tick(0.02)  # UE 1's fetch time has passed (it missed it): activation goes ahead
+    assert h.teks("active") == [mki]
+    assert h.named("Activate")[-1].extra["late"] > 0
+
+
+def test_immediate_activation_ignores_blockers(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"activation": "immediate", "fetch_spreading": "none"}, n=3)
+    mki, _ = _withdrawal_blockers(h)
+    planned = h.core.store.teks(S, "pending")[0].planned
+    h.tick(planned - h.now + 0.01)
+    assert h.teks("active") == [mki]
+
+
+def test_after_acks_activation_needs_mikey_responses(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"mikey_response": "required", "activation": "after_acks"}, n=2)
+    outs = [h.register(i)[1] for i in range(2)]
+    verifications = [o.verification for o in outs if o is not None and o.verification]
+    assert len(verifications) == 2
+    pending = h.core.store.teks(S, "pending")[0]
+    # Only UE 0 answers; UE 1's fetch time lies after the planned activation.
+    reply = h.core.mikey_response(h.ue(0).ue, S, verifications[0], h.now)
+    assert reply.status == 204 and [e.event for e in reply.events] == ["Acknowledge"]
+    fetch1 = h.core.store.get_registration(h.ue(1).ue, S).fetch_time  # type: ignore[union-attr]
+    assert fetch1 > pending.planned
+    h.tick(pending.planned - h.now + 1e-3)
+    assert h.teks("active") != [pending.mki], "activated without UE 1's acknowledgement"
+    reply = h.core.mikey_response(h.ue(1).ue, S, verifications[1], h.now)
+    assert reply.status == 204
+    h.tick(0.01)
+    assert h.teks("active") == [pending.mki]
+
+
+def test_garbled_and_forged_mikey_responses(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"mikey_response": "required", "activation": "after_acks"}, n=2)
+    _, out = h.register(0)
+    assert out is not None and out.verification is not None
+    before = h.core.store.snapshot()
+    garbled = h.core.mikey_response(h.ue(0).ue, S, out.verification[:-3], h.now)
+    assert garbled.status == 400 and garbled.code == "bad_mikey"
+    assert "MIKEY response malformed" in garbled.message
+    flipped = bytearray(out.verification)
+    flipped[-1] ^= 1
+    forged = h.core.mikey_response(h.ue(0).ue, S, bytes(flipped), h.now)
+    assert forged.status == 403 and forged.code == "mikey_auth_failed"
+    other = h.core.mikey_response(h.ue(1).ue, S, out.verification, h.now)
+    assert other.status == 409  # UE 1 has no delivery awaiting a response
+    big = h.core.mikey_response(h.ue(0).ue, S, bytes(5000), h.now)
+    assert big.status == 413
+    assert h.core.store.snapshot() == before
+
+
+def test_mikey_response_endpoint_unused_without_option(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    reply = h.core.mikey_response(h.ue(0).ue, S, b"x", h.now)
+    assert reply.status == 404 and "mikey_response=none" in reply.message
+
+
+def test_leave_rekey_withdraws_the_leavers_next_tek(tmp_path: Path) -> None:
+    h = Harness(tmp_path, n=3)
+    for i in range(3):
+        h.register(i)
+    leaver = h.ue(2)
+    held_before = set(leaver.state(S).mkis)
+    old_next = h.teks("pending")
+    events = h.core.revoke(leaver.ue, S, h.now)
+    h.events += events
+    assert [e.event for e in events] == ["Revoke", "Withdraw", "Generate"]
+    replacement = h.teks("pending")
+    assert replacement and replacement[0] > max(old_next)  # a fresh MKI, never reused
+    withdrawn = [t.mki for t in h.core.store.teks(S, "withdrawn")]
+    assert withdrawn == old_next
+    # The leaver cannot fetch the replacement.
+    reply, out = h.register(2, trigger="fetch_time")
+    assert reply.status == 403 and out is None
+    # Run the schedule for a few periods with the others re-fetching on time.
+    for _ in range(40):
+        h.tick(0.1)
+        for i in range(2):
+            if S in h.ue(i).due(h.now):
+                assert h.register(i, trigger="fetch_time")[1] is not None
+    activated = [e.mki for e in h.named("Activate")]
+    assert replacement[0] in activated
+    assert not set(activated) & set(withdrawn)
+    assert held_before.isdisjoint(set(activated[activated.index(replacement[0]):]))
+
+
+def test_never_rekey_keeps_the_leavers_next_tek(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"membership_rekey": "never"}, n=2)
+    for i in range(2):
+        h.register(i)
+    old_next = h.teks("pending")
+    events = h.core.revoke(h.ue(1).ue, S, h.now)
+    assert [e.event for e in events] == ["Revoke"]
+    assert h.teks("pending") == old_next
+    assert set(old_next) <= set(h.ue(1).state(S).mkis)
+
+
+def test_join_rekey_withholds_the_active_tek_from_newcomers(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"membership_rekey": "join", "fetch_spreading": "none"}, n=2)
+    # Both UEs subscribed after the first TEK was activated: they only get the next one.
+    _, out = h.register(0)
+    active, pending = h.teks("active"), h.teks("pending")
+    assert out is not None and list(out.mkis) == pending and not set(active) & set(out.mkis)
+    planned = h.core.store.teks(S, "pending")[0].planned
+    h.tick(planned - h.now + 0.1)
+    assert h.teks("active") == pending
+    # That TEK was activated after they joined: now the active TEK is sent as well.
+    _, out = h.register(1)
+    assert out is not None and list(out.mkis) == h.teks("active") + h.teks("pending")
+
+
+def test_multi_key_delivers_several_next_teks(tmp_path: Path) -> None:
+    config = BmscConfig(period=1.0, multi_key_depth=3)
+    h = Harness(tmp_path, {"fetch_spreading": "multi_key"}, config=config, n=1)
+    _, out = h.register(0)
+    pending = h.core.store.teks(S, "pending")
+    assert out is not None and len(pending) == 3
+    assert list(out.mkis) == h.teks("active") + [t.mki for t in pending]
+    assert out.fetch_time is not None
+    assert pending[-1].planned + config.fetch_delay - 1e-6 <= out.fetch_time \
+        <= pending[-1].planned + config.fetch_delay + config.fetch_window + 1e-6
+
+
+def test_scheduled_slots_spread_evenly(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"fetch_spreading": "scheduled_slots"}, n=5)
+    outs = [h.register(i)[1] for i in range(5)]
+    base = h.core.store.teks(S, "pending")[0].planned + h.config.fetch_delay
+    offsets = sorted(o.fetch_time - base for o in outs if o and o.fetch_time is not None)
+    assert len(offsets) == 5
+    step = h.config.fetch_window / 5
+    assert offsets == pytest.approx([i * step for i in range(5)], abs=1e-6)
+
+
+def test_no_spreading_gives_everyone_the_same_time(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"fetch_spreading": "none"}, n=4)
+    times = {o.fetch_time for o in (h.register(i)[1] for i in range(4)) if o}
+    assert len(times) == 1
+
+
+def test_kek_derivation_must_match(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"kek_derivation": "derived"}, n=2)
+    reply, out = h.register(0)
+    assert reply.status == 200 and out is not None
+    # A UE that takes KEK = CK cannot open a delivery made with the derived KEK.
+    k, opc = h.keys[h.ue(1).ue]
+    wrong = UeCore(h.ue(1).ue, k, opc, load_spec().profile({}), rand=h.rng.randbytes)
+    first, uri = h.request(wrong, port=40001)
+    auth = wrong.answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    reply, _ = h.request(wrong, auth=auth, port=40001)
+    assert reply.status == 200
+    assert wrong.auth is not None
+    assert derive_kek("derived", wrong.auth.ck, wrong.auth.ik, wrong.ue, S) != wrong.auth.ck
+    with pytest.raises(UeError, match="authentication failed"):
+        wrong.accept_delivery(S, reply.body, h.now)
+    assert wrong.state(S).mkis == []
+
+
+def test_replay_protection_counter_rejects_an_old_delivery(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"second_service_auth": "authorise_only"}, n=1)
+    first, _ = h.register(0)
+    second, _ = h.register(0, trigger="fetch_time")
+    assert first.status == second.status == 200
+    with pytest.raises(UeError, match="replay protection"):
+        h.ue(0).accept_delivery(S, first.body, h.now)
+
+
+def test_replay_protection_none_accepts_an_old_delivery(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"second_service_auth": "authorise_only",
+                           "replay_protection": "none"}, n=1)
+    first, _ = h.register(0)
+    h.register(0, trigger="fetch_time")
+    out = h.ue(0).accept_delivery(S, first.body, h.now)
+    assert out.event.ok
+
+
+def test_timestamp_replay_protection_uses_ntp(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"replay_protection": "timestamp",
+                           "second_service_auth": "authorise_only"}, n=1)
+    reply, out = h.register(0)
+    assert out is not None
+    # T is an NTP time stamp of the delivery time, not a counter.
+    assert unix_from_ntp(out.event.extra["counter"]) == pytest.approx(h.now, abs=1e-3)
+    # The UE refuses the same delivery again (replay cache) ...
+    with pytest.raises(UeError, match="replay"):
+        h.ue(0).accept_delivery(S, reply.body, h.now + 1)
+
+
+def test_mkis_never_reused_across_churn(tmp_path: Path) -> None:
+    h = Harness(tmp_path, n=3)
+    for step in range(30):
+        h.tick(0.25)
+        i = step % 3
+        if step % 7 == 0:
+            h.events += h.core.revoke(h.ue(i).ue, S, h.now)
+        elif step % 7 == 3:
+            h.events += h.core.subscribe(h.ue(i).ue, S, h.now)
+        else:
+            h.register(i, trigger="fetch_time")
+    mkis = [t.mki for t in h.core.store.teks(S)]
+    assert mkis == sorted(set(mkis)) == list(range(1, len(mkis) + 1))
+    generated = [e.mki for e in h.named("Generate")]
+    assert len(generated) == len(set(generated))
+    activated = [e.mki for e in h.named("Activate")]
+    assert activated == sorted(activated)
+
+
+@pytest.mark.parametrize("option,value", [("kek_scope", "common"), ("tek_protection", "tls")])
+def test_unsupported_options_rejected(option: str, value: str) -> None:
+    profile = load_spec().profile({option: value})
+    with pytest.raises(BmscError) as info:
+        check_profile(profile)
+    assert f"{option}={value}" in info.value.message
+
+
+def test_profile_recorded_and_mismatch_refused(tmp_path: Path) -> None:
+    h = Harness(tmp_path, n=1)
+    h.core.store.close()
+    with pytest.raises(BmscError, match="different profile"):
+        BmscCore(Store(tmp_path / "bmsc.db"), load_spec().profile({"activation": "immediate"}))
+    BmscCore(Store(tmp_path / "bmsc.db"), load_spec().profile({}))  # the same one is fine
+
+
+def test_admin_validation(tmp_path: Path) -> None:
+    h = Harness(tmp_path, n=1)
+    with pytest.raises(BmscError, match="already exists"):
+        h.core.add_subscriber(h.ue(0).ue, bytes(16), bytes(16))
+    with pytest.raises(BmscError, match="16 octets"):
+        h.core.add_subscriber("00199", bytes(15), bytes(16))
+    with pytest.raises(BmscError, match="unknown subscriber"):
+        h.core.subscribe("00199", S, h.now)
+    with pytest.raises(BmscError, match="period"):
+        h.core.add_service("239.1.1.1", h.now, period=0.0)
+    assert h.core.subscribe(h.ue(0).ue, S, h.now) == []  # already subscribed: a no-op
+    assert h.core.revoke(h.ue(0).ue, S, h.now)[0].event == "Revoke"
+    assert h.core.revoke(h.ue(0).ue, S, h.now) == []
+
+
+def test_srtp_index_reservation_is_monotone(tmp_path: Path) -> None:
+    h = Harness(tmp_path, n=1)
+    _ssrc, start = h.core.stream_start(S)
+    assert start == 0
+    limit = h.core.stream_reserve(S, 999)
+    assert limit >= 1000
+    _, start2 = h.core.stream_start(S)  # a restarted sender
+    assert start2 >= limit

@@ -1,0 +1,348 @@
+"""The BM-SC over HTTP and UDP on loopback, with UE clients, in one process.
+
+Covers what a client sees: curl's 401 with an AKAv1-MD5 challenge, the status and the
+message of every kind of bad input with the stored state unchanged, the admin
+endpoints, the whole registration / re-key / decryption loop, MIKEY responses with
+after-ack activation, AUTS resynchronisation and the second-service shortcut over HTTP,
+and a delivery lost when the UE leaves coverage with a request in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from mbmssec.impl.bmsc import BmscConfig, BmscCore, BmscError, RegisterRequest, Reply
+from mbmssec.impl.client import UeClient, UeClientError, register_uri
+from mbmssec.impl.digest import parse_challenge
+from mbmssec.impl.events import EventLog, read_events
+from mbmssec.impl.server import BmscServer, ServerError, TrafficCapture
+from mbmssec.impl.store import Store
+from mbmssec.impl.ue import UeCore
+from mbmssec.spec.loader import load_spec
+
+S = "239.255.0.1"
+S2 = "239.255.0.2"
+
+
+@dataclass
+class Bed:
+    """A running BM-SC with subscribed UEs (cores only; clients are made per test)."""
+
+    server: BmscServer
+    core: BmscCore
+    log: EventLog
+    log_path: Path
+    url: str
+    ues: list[UeCore]
+    keys: dict[str, tuple[bytes, bytes]]
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in read_events(self.log_path) if name is None or e["event"] == name]
+
+
+@asynccontextmanager
+async def bed(tmp_path: Path, overrides: dict[str, str] | None = None, *, n: int = 3,
+              period: float = 0.6, stream: bool = True, sqn_ms: dict[int, int] | None = None,
+              capture: TrafficCapture | None = None) -> AsyncIterator[Bed]:
+    profile = load_spec().profile(overrides or {})
+    core = BmscCore(Store(tmp_path / "bmsc.db", durability="normal"), profile,
+                    BmscConfig(period=period))
+    log_path = tmp_path / "events.jsonl"
+    log = EventLog(log_path)
+    now = time.time()
+    log.emit_all(core.add_service(S, now))
+    ues, keys = [], {}
+    for i in range(n):
+        name = f"0010100000{i:05d}"
+        k, opc = os.urandom(16), os.urandom(16)
+        keys[name] = (k, opc)
+        core.add_subscriber(name, k, opc)
+        log.emit_all(core.subscribe(name, S, now))
+        ues.append(UeCore(name, k, opc, profile, sqn_ms=(sqn_ms or {}).get(i, 0)))
+    server = BmscServer(core, log=log, stream=stream, capture=capture)
+    url = await server.start()
+    try:
+        yield Bed(server, core, log, log_path, url, ues, keys)
+    finally:
+        await server.stop()
+        log.close()
+        core.store.close()
+
+
+async def _until(cond: Callable[[], bool], timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def _raw(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(4096), 5)
+    finally:
+        writer.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_gets_a_401_with_an_akav1_md5_challenge(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, stream=False) as b:
+            url = f"{b.url}{register_uri(b.ues[0].ue, S, 40000, 'initial')}"
+            proc = await asyncio.create_subprocess_exec(
+                "curl", "-s", "-i", url, stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            text = out.decode()
+            status_line, _, rest = text.partition("\r\n")
+            assert status_line.split()[1] == "401"
+            headers = dict(line.split(": ", 1) for line in rest.split("\r\n\r\n")[0]
+                           .split("\r\n"))
+            challenge = parse_challenge(headers["WWW-Authenticate"])
+            assert challenge.algorithm == "AKAv1-MD5" and challenge.qop == ("auth",)
+            assert json.loads(text.split("\r\n\r\n", 1)[1])["error"] == "challenge"
+    asyncio.run(main())
+
+
+def test_bad_http_is_refused_with_state_unchanged(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, stream=False) as b:
+            port = b.server.port
+            before = b.core.store.snapshot()
+            garbage = await _raw(port, b"GARBAGE\r\n\r\n")
+            assert garbage.startswith(b"HTTP/1.0 400") and b"Invalid method" in garbage
+            huge_header = await _raw(port, b"GET /mbms/register HTTP/1.1\r\nHost: x\r\nX-Big: "
+                                     + b"a" * 10_000 + b"\r\n\r\n")
+            assert huge_header.startswith(b"HTTP/1.0 400") and b"8190 bytes" in huge_header
+            bad_length = await _raw(port, b"POST /mbms/mikey-response HTTP/1.1\r\nHost: x\r\n"
+                                    b"Content-Length: 12x\r\n\r\n")
+            assert bad_length.startswith(b"HTTP/1.0 400")
+            big = f"/mbms/mikey-response?ue={b.ues[0].ue}&service={S}".encode()
+            too_big = await _raw(port, b"POST " + big + b" HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Length: 100000\r\n\r\n" + b"a" * 100_000)
+            assert too_big.startswith(b"HTTP/1.1 413")
+            body = json.loads(too_big.split(b"\r\n\r\n", 1)[1])
+            assert body["status"] == 413 and "at most 4096" in body["message"]
+            rejected = b.events("Rejected")
+            assert {e["reason"] for e in rejected} >= {"malformed_http", "too_large"}
+            assert b.core.store.snapshot() == before
+    asyncio.run(main())
+
+
+def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            ue = b.ues[0].ue
+            before = b.core.store.snapshot()
+            cases = [
+                ("/mbms/register?service=x&port=1", 400, "missing_parameter"),
+                (f"/mbms/register?ue={ue}&service={S}&port=99999", 400, "bad_port"),
+                (f"/mbms/register?ue={ue}&ue={ue}&service={S}&port=1", 400, "bad_parameter"),
+                (f"/mbms/register?ue=001019&service={S}&port=1", 404, "unknown_ue"),
+                (f"/mbms/register?ue={ue}&service=239.9.9.9&port=1", 404, "unknown_service"),
+                (f"/mbms/register?ue={ue}&service={S2}&port=1", 403, "not_subscribed"),
+                ("/nowhere", 404, "not_found"),
+            ]
+            for path, status, code in cases:
+                async with http.get(b.url + path) as resp:
+                    data = await resp.json()
+                    assert (resp.status, data["error"]) == (status, code), path
+                    assert data["message"], path
+            async with http.post(b.url + "/mbms/register") as resp:
+                assert resp.status == 405 and "GET" in resp.headers["Allow"]
+            # Two Authorization headers, and one that is not Digest at all.
+            path = register_uri(ue, S, 40000, "initial")
+            async with http.get(b.url + path, headers=[("Authorization", "Digest a=b"),
+                                                       ("Authorization", "Digest c=d")]) as r:
+                assert r.status == 400 and "more than one" in (await r.json())["message"]
+            async with http.get(b.url + path, headers={"Authorization": "Basic eA=="}) as r:
+                assert r.status == 400 and "not Digest" in (await r.json())["message"]
+            assert b.core.store.snapshot() == before
+            # A garbled MIKEY response, for a UE that is waiting for none.
+            async with http.post(b.url + f"/mbms/mikey-response?ue={ue}&service={S}",
+                                 data=b"\x01\x02") as resp:
+                assert resp.status == 404  # mikey_response=none: the endpoint is unused
+            assert b.core.store.snapshot() == before
+    asyncio.run(main())
+
+
+def test_garbled_mikey_response_over_http(tmp_path: Path) -> None:
+    async def main() -> None:
+        overrides = {"mikey_response": "required", "activation": "after_acks"}
+        async with bed(tmp_path, overrides, n=1, stream=False) as b, \
+                aiohttp.ClientSession() as http:
+            client = UeClient(b.ues[0], b.url, http, log=b.log, receive=False)
+            held: list[bytes] = []
+
+            async def hold(service: str, message: bytes) -> None:
+                held.append(message)
+
+            client._send_verification = hold  # type: ignore[method-assign]
+            await client.add_service(S, 40000)
+            assert await client.register(S) and len(held) == 1
+            target = b.url + f"/mbms/mikey-response?ue={b.ues[0].ue}&service={S}"
+            before = b.core.store.snapshot()
+            async with http.post(target, data=held[0][:-4]) as resp:
+                data = await resp.json()
+                assert resp.status == 400 and data["error"] == "bad_mikey"
+                assert "MIKEY response malformed" in data["message"]
+            forged = bytearray(held[0])
+            forged[-1] ^= 0x80
+            async with http.post(target, data=bytes(forged)) as resp:
+                assert resp.status == 403
+            assert b.core.store.snapshot() == before
+            async with http.post(target, data=held[0]) as resp:
+                assert resp.status == 204
+            async with http.post(target, data=held[0]) as resp:
+                assert resp.status == 409  # acknowledged already
+            acks = b.events("Acknowledge")
+            assert len(acks) == 1 and acks[0]["ue"] == b.ues[0].ue
+    asyncio.run(main())
+
+
+def test_admin_endpoints(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            async def post(path: str, body: Any) -> tuple[int, Any]:
+                async with http.post(b.url + path, data=json.dumps(body).encode()) as resp:
+                    return resp.status, await resp.json()
+
+            assert (await post("/admin/subscribers", {"ue": "001017", "k": "00" * 16,
+                                                      "opc": "11" * 16}))[0] == 200
+            status, data = await post("/admin/subscribers", {"ue": "001017", "k": "00" * 16,
+                                                             "opc": "11" * 16})
+            assert status == 409 and "already exists" in data["message"]
+            status, data = await post("/admin/subscribers", {"ue": "001018", "k": "zz",
+                                                             "opc": "11" * 16})
+            assert status == 400 and "hex" in data["message"]
+            assert (await post("/admin/services", {"service": S2, "period": 2}))[0] == 200
+            status, data = await post("/admin/subscribe", {"ue": "001017", "service": S2})
+            assert status == 200 and data["events"][0]["event"] == "Subscribe"
+            status, data = await post("/admin/revoke", {"ue": "001017", "service": S2})
+            assert status == 200 and data["events"][0]["event"] == "Revoke"
+            status, data = await post("/admin/subscribe", ["not", "an", "object"])
+            assert status == 400 and "JSON object" in data["message"]
+            async with http.post(b.url + "/admin/subscribe", data=b"{") as resp:
+                assert resp.status == 400
+            async with http.get(b.url + "/admin/state") as resp:
+                state = await resp.json()
+            assert {s["service"] for s in state["services"]} == {S, S2}
+            assert all(set(sub) == {"ue", "sqn", "mikey_counter"}  # no key material
+                       for sub in state["subscribers"])
+            # A request from a non-loopback address is refused.
+            request = make_mocked_request("GET", "/admin/state", transport=_Transport())
+            with pytest.raises(BmscError, match="loopback"):
+                b.server._admin_guard(request)
+    asyncio.run(main())
+
+
+class _Transport:
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.7", 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_loopback_only() -> None:
+    async def main() -> None:
+        core = BmscCore(Store(":memory:"), load_spec().profile({}))
+        with pytest.raises(ServerError, match="loopback only"):
+            await BmscServer(core).start("0.0.0.0")
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(UeClientError, match="loopback only"):
+                UeClient(UeCore("001", bytes(16), bytes(16), core.profile),
+                         "http://192.0.2.1:80", http)
+    asyncio.run(main())
+
+
+def test_streaming_rekey_and_decryption(tmp_path: Path) -> None:
+    async def main() -> None:
+        capture = TrafficCapture()
+        async with bed(tmp_path, n=3, period=0.5, sqn_ms={0: 20}, capture=capture) as b, \
+                aiohttp.ClientSession() as http:
+            clients = [UeClient(ue, b.url, http, log=b.log) for ue in b.ues]
+            for client in clients:
+                await client.add_service(S)
+                client.start()
+            start = len(b.events("Activate"))
+            assert await _until(lambda: len(b.events("Activate")) >= start + 3, 6)
+            await asyncio.sleep(0.2)
+            for client in clients:
+                await client.stop()
+            events = b.events()
+            last = [e for e in events if e["event"] == "Activate"][-2]["mki"]
+            for client in clients:
+                mkis = {e["mki"] for e in events if e["event"] == "Receive"
+                        and e["ue"] == client.ue and e["ok"]}
+                assert last in mkis, f"{client.ue} did not decrypt under MKI {last}"
+            assert [e["ue"] for e in events if e["event"] == "Resync"] == [b.ues[0].ue]
+            assert not b.server.errors
+            sent = {e["mki"] for e in events if e["event"] == "Send"}
+            assert last in sent
+            # The capture holds HTTP (TCP) and SRTP (UDP), all between loopback ports.
+            protos = {p.proto for p in capture.packets}
+            assert len(protos) == 2
+            path = tmp_path / "run.pcap"
+            assert capture.write(path) == len(capture.packets) and path.stat().st_size > 0
+    asyncio.run(main())
+
+
+def test_second_service_without_reauthentication_over_http(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, {"second_service_auth": "authorise_only"}, n=1,
+                       stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            b.core.subscribe(b.ues[0].ue, S2, time.time())
+            client = UeClient(b.ues[0], b.url, http, log=b.log, receive=False)
+            await client.add_service(S, 40000)
+            await client.add_service(S2, 40001)
+            assert await client.register(S)
+            assert await client.register(S2)
+            assert len(b.events("Challenge")) == 1 and len(b.events("Authenticate")) == 1
+            assert len(b.events("Deliver")) == 2
+    asyncio.run(main())
+
+
+def test_delivery_lost_when_coverage_goes_mid_request(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            client = UeClient(b.ues[0], b.url, http, log=b.log, receive=False)
+            await client.add_service(S, 40000)
+            real = b.core.register
+
+            def register_then_lose(req: RegisterRequest, now: float) -> Reply:
+                reply = real(req, now)
+                if reply.status == 200:
+                    client.lose_coverage()  # the answer is on its way when coverage goes
+                return reply
+
+            b.core.register = register_then_lose  # type: ignore[method-assign]
+            assert not await client.register(S)
+            names = [e["event"] for e in b.events() if e["ue"] == b.ues[0].ue]
+            assert names[-1] == "DeliveryLost"
+            assert {"Deliver", "LoseCoverage"} <= set(names[-4:-1])
+            assert b.ues[0].state(S).mkis == []
+            b.core.register = real  # type: ignore[method-assign]
+            client.regain_coverage()
+            assert await client.register(S, "retry")
+            assert b.ues[0].state(S).mkis
+    asyncio.run(main())

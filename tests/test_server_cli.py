@@ -1,0 +1,81 @@
+"""``mbmssec serve``, ``mbmssec ue`` and ``mbmssec bmsc-admin`` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_server_crash import Serve, free_port
+
+from mbmssec.cli import main as cli_main
+
+K = "465b5ce8b199b49faa5f0a2ee238a6bc"
+OPC = "cd63cb71954a9f4e48a5994e37a02baf"
+UE = "001010000000001"
+S = "239.255.0.1"
+
+
+def _admin(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> tuple[int, str, str]:
+    code = cli_main(["bmsc-admin", "--db", str(db), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_admin_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "b.db"
+    assert _admin(capsys, db, "add-subscriber", UE, "--k", K, "--opc", OPC)[0] == 0
+    code, out, _ = _admin(capsys, db, "add-service", S, "--period", "0.5")
+    assert code == 0 and [e["event"] for e in json.loads(out)] == [
+        "Generate", "Activate", "Generate"]
+    code, out, _ = _admin(capsys, db, "subscribe", UE, S)
+    assert code == 0 and json.loads(out)[0]["event"] == "Subscribe"
+    code, out, _ = _admin(capsys, db, "show")
+    state = json.loads(out)
+    assert state["subscriptions"] == [{"ue": UE, "service": S, "subscribed": True}]
+    assert _admin(capsys, db, "revoke", UE, S)[0] == 0
+    code, _, err = _admin(capsys, db, "add-subscriber", "x", "--k", "zz", "--opc", OPC)
+    assert code == 2 and "--k must be hex" in err
+    code, _, err = _admin(capsys, db, "subscribe", "00199", S)
+    assert code == 2 and "unknown subscriber 00199" in err
+    code, _, err = _admin(capsys, db, "--option", "activation=immediate", "show")
+    assert code == 2 and "different profile" in err
+
+
+def test_serve_refuses_a_non_loopback_host(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["serve", "--db", str(tmp_path / "b.db"), "--host", "0.0.0.0"]) == 2
+    assert "loopback" in capsys.readouterr().err
+    assert cli_main(["serve", "--db", str(tmp_path / "b.db"), "--fetch-window", "1.5"]) == 2
+    assert "fetch_window" in capsys.readouterr().err
+
+
+def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "b.db"
+    assert _admin(capsys, db, "add-subscriber", UE, "--k", K, "--opc", OPC)[0] == 0
+    assert _admin(capsys, db, "add-service", S, "--period", "0.5")[0] == 0
+    server = Serve(db, free_port(), tmp_path / "bmsc.jsonl", "--period", "0.5")
+    try:
+        # Subscribe through the running BM-SC's admin endpoint.
+        code = cli_main(["bmsc-admin", "--url", server.url, "subscribe", UE, S])
+        assert code == 0 and json.loads(capsys.readouterr().out)["ok"]
+        ue = subprocess.run(
+            [sys.executable, "-m", "mbmssec", "ue", "--url", server.url, "--ue", UE, "--k", K,
+             "--opc", OPC, "--service", S, "--duration", "2.5", "--json",
+             "--log", str(tmp_path / "ue.jsonl")],
+            capture_output=True, text=True, timeout=60)
+        assert ue.returncode == 0, ue.stderr
+        row = json.loads(ue.stdout)[0]
+        assert row["registrations"] >= 3 and row["decrypted"] > 50
+        code = cli_main(["bmsc-admin", "--url", server.url, "show"])
+        state = json.loads(capsys.readouterr().out)
+        assert code == 0 and state["registrations"][0]["ue"] == UE
+    finally:
+        assert server.stop() == 0
+    wrong = subprocess.run(
+        [sys.executable, "-m", "mbmssec", "ue", "--url", "http://192.0.2.1:1", "--ue", UE,
+         "--k", K, "--opc", OPC, "--service", S, "--duration", "0.1"],
+        capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "loopback only" in wrong.stderr

@@ -1,0 +1,214 @@
+"""The BM-SC's SQLite store: transactions, monotone counters, and SIGKILL at any moment.
+
+The crash test runs a writer in a child process that commits steps in a loop and
+reports each commit on stdout only after COMMIT returned; the parent kills it with
+SIGKILL at a random moment and reopens the database: every reported step must be there
+(nothing committed is lost), at most the one step in flight may be there beyond it, and
+the counters must still be consistent with each other (all of a step or none of it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mbmssec.impl.store import (
+    Challenge,
+    Registration,
+    Store,
+    StoreError,
+    Subscription,
+)
+
+K = bytes(range(16))
+OPC = bytes(range(16, 32))
+
+
+def _store(tmp_path: Path, name: str = "b.db") -> Store:
+    return Store(tmp_path / name, durability="normal")
+
+
+def test_counters_grow_and_survive_reopen(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.add_subscriber("001", K, OPC, sqn=5)
+        store.add_service("239.0.0.1", ssrc=7, csb_id=9, period=1.0, now=0.0)
+        assert [store.take_sqn("001") for _ in range(3)] == [6, 7, 8]
+        assert [store.take_mki("239.0.0.1") for _ in range(3)] == [1, 2, 3]
+        assert [store.take_counter("001") for _ in range(2)] == [1, 2]
+        assert [store.next_ev() for _ in range(2)] == [1, 2]
+    store.close()
+    store = _store(tmp_path)
+    with store.transaction():
+        assert store.take_sqn("001") == 9
+        assert store.take_mki("239.0.0.1") == 4
+        assert store.take_counter("001") == 3
+        assert store.next_ev() == 3
+
+
+def test_raise_sqn_never_lowers(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.add_subscriber("001", K, OPC, sqn=100)
+        store.raise_sqn("001", 50)
+    sub = store.get_subscriber("001")
+    assert sub is not None and sub.sqn == 100
+    with store.transaction():
+        store.raise_sqn("001", 150)
+    sub = store.get_subscriber("001")
+    assert sub is not None and sub.sqn == 150
+
+
+def test_rollback_leaves_nothing(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+    before = store.snapshot()
+    with pytest.raises(RuntimeError), store.transaction():
+        store.take_sqn("001")
+        store.take_counter("001")
+        raise RuntimeError("a step fails half-way")
+    assert store.snapshot() == before
+
+
+def test_write_outside_transaction_is_refused(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with pytest.raises(StoreError, match="outside a transaction"):
+        store.add_subscriber("001", K, OPC)
+
+
+def test_mki_unique_per_service(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
+        store.insert_tek(service="239.0.0.1", mki=1, key=K, salt=K[:14], state="pending",
+                         gen_ev=1, gen_t=0.0, planned=1.0)
+    with pytest.raises(StoreError, match="refused by the database"), store.transaction():
+        store.insert_tek(service="239.0.0.1", mki=1, key=K, salt=K[:14], state="pending",
+                         gen_ev=2, gen_t=0.0, planned=1.0)
+    assert len(store.teks("239.0.0.1")) == 1
+
+
+def test_bad_values_refused_by_schema(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with pytest.raises(StoreError), store.transaction():
+        store.add_subscriber("001", b"short", OPC)
+    with pytest.raises(StoreError), store.transaction():
+        store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=0.0, now=0.0)
+    assert store.subscribers() == [] and store.services() == []
+
+
+def test_schema_version_checked(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.set_meta("schema", "999")
+    store.close()
+    with pytest.raises(StoreError, match="schema version 999"):
+        _store(tmp_path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(path)
+
+
+def test_bad_durability() -> None:
+    with pytest.raises(StoreError, match="durability"):
+        Store(":memory:", durability="sometimes")
+
+
+def test_wal_mode_and_full_sync(tmp_path: Path) -> None:
+    store = Store(tmp_path / "b.db")
+    db = sqlite3.connect(tmp_path / "b.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    db.close()
+
+
+def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+        store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
+        store.put_subscription(Subscription("001", "239.0.0.1", True, 1, None))
+        reg = Registration("001", "239.0.0.1", True, 40000, 12.5, K, 2, b"r" * 16, 2, 7,
+                           b"i", b"r", True, (3, 4), 1.0)
+        store.put_registration(reg)
+        ch = Challenge("nonce", "001", b"R" * 16, b"X" * 8, K, OPC, "op", 1, 5.0, "pending", 0)
+        store.put_challenge(ch)
+    assert store.get_registration("001", "239.0.0.1") == reg
+    assert store.get_challenge("nonce") == ch
+    assert store.stream_targets("239.0.0.1") == [("001", 40000)]
+    with store.transaction():
+        store.set_registered("001", "239.0.0.1", False)
+        store.update_challenge("nonce", "used", 1)
+        assert store.purge_challenges(6.0) == 1
+    # a de-registered (revoked) UE stays on the broadcast fan-out list
+    assert store.stream_targets("239.0.0.1") == [("001", 40000)]
+    assert "challenges" not in store.snapshot()
+
+
+_WRITER = r"""
+import sys
+from mbmssec.impl.store import Store
+store = Store(sys.argv[1], durability=sys.argv[2])
+with store.transaction():
+    if store.get_subscriber("001") is None:
+        store.add_subscriber("001", bytes(16), bytes(16))
+        store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
+print("ready", flush=True)
+step = 0
+while True:
+    with store.transaction():
+        sqn = store.take_sqn("001")
+        mki = store.take_mki("239.0.0.1")
+        ctr = store.take_counter("001")
+        store.insert_tek(service="239.0.0.1", mki=mki, key=bytes(16), salt=bytes(14),
+                         state="pending", gen_ev=store.next_ev(), gen_t=0.0, planned=0.0)
+    print(sqn, mki, ctr, flush=True)
+"""
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_sigkill_at_a_random_moment_loses_no_commit(tmp_path: Path, durability: str) -> None:
+    db = tmp_path / "crash.db"
+    rng = random.Random(20240)
+    last_seen: tuple[int, int, int] | None = None
+    for _round in range(3):
+        child = subprocess.Popen([sys.executable, "-c", _WRITER, str(db), durability],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.3))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        lines = child.stdout.read().split("\n")
+        reported = [tuple(int(x) for x in line.split()) for line in lines
+                    if len(line.split()) == 3]
+        assert reported, "the writer made no progress"
+        sqn, mki, ctr = reported[-1]
+        if last_seen is not None:
+            assert sqn > last_seen[0] and mki > last_seen[1] and ctr > last_seen[2]
+        store = Store(db, durability=durability)
+        sub = store.get_subscriber("001")
+        svc = store.get_service("239.0.0.1")
+        teks = store.teks("239.0.0.1")
+        assert sub is not None and svc is not None
+        # Every reported commit is there; at most the one in flight beyond it.
+        assert sqn <= sub.sqn <= sqn + 1
+        # All of a step or none of it: the counters moved together.
+        assert sub.sqn - sqn == svc.next_mki - 1 - mki == sub.ctr - ctr
+        assert [t.mki for t in teks] == list(range(1, svc.next_mki))
+        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        store.close()
+        last_seen = (sub.sqn, svc.next_mki - 1, sub.ctr)
