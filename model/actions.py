@@ -201,7 +201,7 @@ def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 
 @action(params=(_p("s", SVC), _p("t", TEK)),
         modifies=("generated", "tek_svc", "mki", "next_mki", "gen_ev", "ev", "has_next", "next"),
-        clauses=("6.2.1/BMSC-GENERATES", "6.2.1/COMMON-TEK", "6.2.3.1/PHASES",
+        clauses=("3.1/TEK", "6.2.1/BMSC-GENERATES", "6.2.1/COMMON-TEK", "6.2.3.1/PHASES",
                  "6.2.2/STEP4-MKI"), actor="BM-SC")
 def generate(ops: Ops, st: Step, prof: Prof, s: Any, t: Any) -> None:
     """The BM-SC creates the service's next TEK and gives it a fresh MKI."""
