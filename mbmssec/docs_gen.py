@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbmssec import docs_pages
 from mbmssec.errors import MbmssecError
 from mbmssec.model.dsl import Action, ModelError
 from mbmssec.model.properties import Property
@@ -1013,6 +1014,7 @@ class Generator:
         self.traceability_page()
         self.security_review_page()
         self.cli_page()
+        self.measured_pages()
         self.proposal_format_page()
         self.problems_page()
         self.w.prune()
@@ -1610,6 +1612,14 @@ class Generator:
         self.w.write("traceability.rst", "".join(out))
 
     # security review
+
+    def measured_pages(self) -> None:
+        """Re-keying load (simulated now) and the newest benchmark results."""
+        bench_dir = self.w.root.parent.parent / "results" / "bench"
+        self.w.write("load.rst", docs_pages.load_page(bench_dir))
+        text, images = docs_pages.bench_page(bench_dir, self.w.root / "bench")
+        self.w.written.update(images)
+        self.w.write("benchmarks.rst", text)
 
     def security_review_page(self) -> None:
         inp = self.inp
