@@ -1,0 +1,481 @@
+"""The abstraction function: concrete BM-SC and UE state -> a model state (refinement).
+
+:func:`abstract` maps the BM-SC's :class:`~mbmssec.impl.store.Store`, the UEs'
+:class:`~mbmssec.impl.ue.UeCore` objects and what a test recorded (packets sent, which
+UE decrypted which, coverage, lost deliveries) to a :class:`~mbmssec.model.concrete.State`
+of the model (TS 33.246 6.2.2-6.2.3.3 as modelled in :mod:`mbmssec.model`), over a
+:class:`~mbmssec.model.concrete.Universe`.  Elements: UE ``i`` is the ``i``-th UE
+given, service ``j`` the ``j``-th service, TEKs are numbered in generation order (the
+``teks`` row id, which is MKI order within a service), packets in sending order.
+
+Observable symbols (:data:`OBSERVED`, compared by the lockstep tests): the
+authorisation database (``subscribed``, ``ever_sub``, ``revoked``), ``registered``,
+``ctr``, ``acked``, the key schedule (``generated``, ``tek_svc``, ``mki`` and
+``next_mki`` — the store numbers MKIs from 1, the model from 0, so ``mki - 1``;
+``has_active``, ``active``, ``has_next``, ``next``, ``activated``, ``withdrawn``),
+``delivered``, the UEs' ``holds``, ``saw_unknown``, ``authenticated`` (the UE has an
+AKA context whose nonce the BM-SC still accepts), ``ue_ctr`` (with
+``replay_protection=counter`` only: the other modes keep no counter at the UE),
+``current``/``has_current`` (with ``mki_in_srtp=optional`` only: with MKIs the UE's
+current key is not used and the implementation does not follow the model's rule),
+the environment (``covered``, ``dropped``) and the data plane (``sent``, ``pkt_tek``,
+``pkt_has_mki``, ``decrypted``, and ``dlv_ctr`` from the recorded deliveries).
+
+Ghost stamps (``join_ev``, ``revoke_ev``, ``gen_ev``, ``act_ev``) are compared by order
+(:func:`stamp_order`): the store's event counter does not count packets as the model's
+``ev`` does, so only the order of two stamps is meaningful.
+
+Not observed: ``acked`` (the implementation records a MIKEY response as confirming
+every TEK of the delivery, the model only the next TEK; activation reads only the next
+TEK's, so the difference cannot change a step), ``clock`` and ``fetch_time`` (model
+units vs Unix seconds; chosen existentially by
+:class:`~mbmssec.impl.tracecheck.Tracker`), ``ev`` and ``pkt_ev``,
+the attacker's symbols (``compromised``, ``att_kek``, ``att_tek``: no attacker runs
+against the implementation here) and the property witnesses ``missed_activation`` and
+``rolled_back`` (checked on the model side by the properties).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mbmssec.model.concrete import State, Universe
+from mbmssec.model.vocabulary import VOCABULARY
+
+from .store import Store
+from .ue import UeCore
+
+__all__ = ["OBSERVED", "ORDERED_STAMPS", "Record", "abstract", "difference", "stamp_order"]
+
+OBSERVED: Final = (
+    "subscribed", "ever_sub", "revoked", "registered", "ctr", "generated",
+    "tek_svc", "mki", "next_mki", "has_active", "active", "has_next", "next", "activated",
+    "withdrawn", "delivered", "dlv_ctr", "covered", "dropped", "holds", "saw_unknown",
+    "authenticated", "sent", "pkt_tek", "pkt_has_mki", "decrypted",
+)
+"""Symbols compared in every profile (``ue_ctr``, ``current``, ``has_current`` are added
+by :func:`observed_for` where the implementation keeps them)."""
+
+ORDERED_STAMPS: Final = ("join_ev", "revoke_ev", "gen_ev", "act_ev")
+
+
+def observed_for(profile: Mapping[str, str]) -> tuple[str, ...]:
+    """The observed symbols under a profile."""
+    extra: tuple[str, ...] = ()
+    if profile["replay_protection"] == "counter":
+        extra += ("ue_ctr",)
+    if profile["mki_in_srtp"] == "optional":
+        extra += ("current", "has_current")
+    return OBSERVED + extra
+
+
+@dataclass
+class Record:
+    """What a test recorded besides the stores: the environment and the data plane."""
+
+    covered: dict[str, bool] = field(default_factory=dict)
+    dropped: dict[tuple[str, str], bool] = field(default_factory=dict)
+    packets: list[tuple[str, int, bool]] = field(default_factory=list)
+    """(service, MKI, carries the MKI) per packet sent, in order."""
+    decrypted: set[tuple[str, int]] = field(default_factory=set)
+    """(UE, packet number) decrypted."""
+    dlv_ctr: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    """(UE, service, MKI) -> counter of the latest delivery of it the UE accepted."""
+
+
+def abstract(store: Store, ues: Sequence[UeCore], services: Sequence[str], record: Record,
+             universe: Universe) -> State:
+    """The model state the concrete state stands for (see the module docstring)."""
+    v: dict[str, dict[tuple[int, ...], Any]] = {s.name: {} for s in VOCABULARY.symbols}
+    uidx = {u.ue: i for i, u in enumerate(ues)}
+    sidx = {s: j for j, s in enumerate(services)}
+    teks: dict[int, int] = {}       # row id -> element
+    by_mki: dict[tuple[str, int], int] = {}
+    rows = sorted((t for s in services for t in store.teks(s)), key=lambda t: t.id)
+    for n, t in enumerate(rows):
+        teks[t.id] = n
+        by_mki[(t.service, t.mki)] = n
+    for sub in store.subscriptions():
+        if sub.ue not in uidx or sub.service not in sidx:
+            continue
+        k = (uidx[sub.ue], sidx[sub.service])
+        v["subscribed"][k] = sub.subscribed
+        v["ever_sub"][k] = True
+        v["revoked"][k] = (not sub.subscribed) and sub.revoke_ev is not None
+        v["join_ev"][k] = sub.join_ev
+        if sub.revoke_ev is not None:
+            v["revoke_ev"][k] = sub.revoke_ev
+    for reg in store.registrations():
+        if reg.ue in uidx and reg.service in sidx:
+            v["registered"][(uidx[reg.ue], sidx[reg.service])] = reg.registered
+    for sub2 in store.subscribers():
+        if sub2.ue in uidx:
+            v["ctr"][(uidx[sub2.ue],)] = sub2.ctr
+    snap = store.snapshot()
+    for row in snap["deliveries"]:
+        if row["ue"] in uidx and row["tek"] in teks:
+            v["delivered"][(uidx[row["ue"]], teks[row["tek"]])] = True
+    for row in snap["acks"]:
+        if row["ue"] in uidx and row["tek"] in teks:
+            v["acked"][(uidx[row["ue"]], teks[row["tek"]])] = True
+    for svc_row in snap["services"]:
+        if svc_row["service"] in sidx:
+            v["next_mki"][(sidx[svc_row["service"]],)] = svc_row["next_mki"] - 1
+    for t in rows:
+        n, s = teks[t.id], sidx[t.service]
+        v["generated"][(n,)] = True
+        v["tek_svc"][(n,)] = s
+        v["mki"][(n,)] = t.mki - 1
+        v["gen_ev"][(n,)] = t.gen_ev
+        if t.state in ("active", "retired"):
+            v["activated"][(n,)] = True
+            v["act_ev"][(n,)] = t.act_ev or 0
+        if t.state == "withdrawn":
+            v["withdrawn"][(n,)] = True
+        if t.state == "active":
+            v["has_active"][(s,)] = True
+            v["active"][(s,)] = n
+    for s_name, s in sidx.items():
+        pending = store.teks(s_name, "pending")
+        if pending:
+            v["has_next"][(s,)] = True
+            v["next"][(s,)] = teks[pending[0].id]
+    for ue in ues:
+        i = uidx[ue.ue]
+        v["covered"][(i,)] = record.covered.get(ue.ue, True)
+        if ue.replay.last_counter is not None:
+            v["ue_ctr"][(i,)] = ue.replay.last_counter
+        if ue.auth is not None:
+            ch = store.get_challenge(ue.auth.challenge.nonce)
+            v["authenticated"][(i,)] = ch is not None and ch.state == "verified"
+        for s_name, s in sidx.items():
+            v["dropped"][(i, s)] = record.dropped.get((ue.ue, s_name), False)
+            st = ue.services.get(s_name)
+            if st is None:
+                continue
+            for mki in st.keys:
+                if (s_name, mki) in by_mki:
+                    v["holds"][(i, by_mki[(s_name, mki)])] = True
+            v["saw_unknown"][(i, s)] = st.saw_unknown
+            if st.current is not None and (s_name, st.current) in by_mki:
+                v["has_current"][(i, s)] = True
+                v["current"][(i, s)] = by_mki[(s_name, st.current)]
+        for (u_name, s_name, mki), c in record.dlv_ctr.items():
+            if u_name == ue.ue and (s_name, mki) in by_mki:
+                v["dlv_ctr"][(i, by_mki[(s_name, mki)])] = c
+    for p, (s_name, mki, with_mki) in enumerate(record.packets):
+        v["sent"][(p,)] = True
+        v["pkt_tek"][(p,)] = by_mki[(s_name, mki)]
+        v["pkt_has_mki"][(p,)] = with_mki
+    for u_name, p in record.decrypted:
+        v["decrypted"][(uidx[u_name], p)] = True
+    for name, table in v.items():
+        _check_fits(name, table, universe)
+    return State(VOCABULARY, universe, v)
+
+
+def _check_fits(name: str, table: Mapping[tuple[int, ...], Any], universe: Universe) -> None:
+    sym = VOCABULARY[name]
+    for args in table:
+        for a, sort in zip(args, sym.args, strict=True):
+            if a >= universe.size(sort):
+                raise ValueError(f"{name}{args}: element beyond the universe ({universe})")
+
+
+def difference(model: State, concrete: State, symbols: Sequence[str]) -> list[str]:
+    """Entries of ``symbols`` on which two states differ, as ``name(args): model vs impl``."""
+    out = []
+    for name in symbols:
+        sym = VOCABULARY[name]
+        for args in model.universe.tuples(sym.args):
+            a, b = model.get(name, *args), concrete.get(name, *args)
+            if a != b:
+                out.append(f"{name}{args}: model={a} impl={b}")
+    return out
+
+
+def stamp_order(st: State) -> list[tuple[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...]],
+                                          int]]:
+    """The pairwise order (-1, 0, 1) of every ghost stamp that is set (see the module doc)."""
+    items: list[tuple[tuple[str, tuple[int, ...]], int]] = []
+    for args in st.universe.tuples(VOCABULARY["join_ev"].args):
+        if st.get("ever_sub", *args):
+            items.append((("join_ev", args), st.get("join_ev", *args)))
+        if st.get("revoke_ev", *args):
+            items.append((("revoke_ev", args), st.get("revoke_ev", *args)))
+    for (t,) in st.universe.tuples(VOCABULARY["gen_ev"].args):
+        if st.get("generated", t):
+            items.append((("gen_ev", (t,)), st.get("gen_ev", t)))
+        if st.get("activated", t):
+            items.append((("act_ev", (t,)), st.get("act_ev", t)))
+    out = []
+    for i, (ka, va) in enumerate(items):
+        for kb, vb in items[i + 1:]:
+            out.append((ka, kb, (va > vb) - (va < vb)))
+    return out
+
+
+# -- the lockstep driver ---------------------------------------------------------------------
+
+class Divergence(AssertionError):
+    """The implementation did something the model does not (step, states, difference)."""
+
+
+@dataclass
+class Lockstep:
+    """Concrete BM-SC and UE cores driven step by step, each step's events replayed on
+    the model (:class:`~mbmssec.impl.tracecheck.EventMapper`) and ``abstract(...)``
+    compared with the model state after every step.
+
+    ``bmsc_factory``/``ue_factory`` build the cores (broken variants substitute their
+    own).  Every operation returns the events it produced; :meth:`check` raises
+    :class:`Divergence`.
+    """
+
+    profile: Any
+    universe: Universe
+    seed: int = 0
+    bmsc_factory: Any = None
+    ue_factory: Any = None
+    restart_factory: Any = None
+    service: str = "239.255.0.1"
+    period: float = 1.0
+    steps: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import random
+
+        from mbmssec.model.machine import Model
+
+        from .bmsc import BmscConfig, BmscCore
+        from .tracecheck import EventMapper, Naming, Tracker
+        from .ue import UeCore as _Ue
+
+        self.rng = random.Random(self.seed)
+        self.now = 1_800_000_000.0
+        self.config = BmscConfig(period=self.period)
+        self.store = Store(":memory:")
+        make = self.bmsc_factory or BmscCore
+        self.core = make(self.store, self.profile, self.config, rand=self.rng.randbytes)
+        self.names = [f"0010100000000{i:02d}" for i in range(self.universe.ue)]
+        self.ues: list[UeCore] = []
+        make_ue = self.ue_factory or _Ue
+        self.model = Model(self.profile)
+        self.tracker = Tracker(self.model, self.universe, width=4096)
+        naming = Naming(ues={n: i for i, n in enumerate(self.names)},
+                        services={self.service: 0})
+        self.mapper = EventMapper(self.tracker, naming)
+        self.record = Record()
+        self.wire: list[bytes] = []
+        self.captured: list[tuple[int, bytes, tuple[int, ...]]] = []  # (ue, body, MKIs)
+        self._sender: Any = None
+        self._sender_mki: int | None = None
+        self.observed = observed_for(self.profile)
+        self.n_events = 0
+        self._feed(self.core.add_service(self.service, self.now))
+        for name in self.names:
+            k, opc = self.rng.randbytes(16), self.rng.randbytes(16)
+            self.core.add_subscriber(name, k, opc)
+            self.ues.append(make_ue(name, k, opc, self.profile, rand=self.rng.randbytes))
+        self.check("setup")
+
+    # -- plumbing
+    def _feed(self, events: Sequence[Any]) -> None:
+        objs = [e.to_json() if hasattr(e, "to_json") else dict(e) for e in events]
+        from .tracecheck import Unexplained
+
+        try:
+            self.mapper.feed(objs, self.n_events)
+        except Unexplained as exc:
+            raise Divergence(f"after steps {self.steps[-5:]}: {exc}\n  candidate model "
+                             f"state: {exc.candidates[:1]}") from None
+        self.n_events += len(objs)
+
+    def abstraction(self) -> State:
+        return abstract(self.store, self.ues, [self.service], self.record, self.universe)
+
+    def check(self, step: str) -> None:
+        """Compare the abstraction with the model on the observed symbols and stamps."""
+        conc = self.abstraction()
+        mod = self.tracker.core
+        diff = difference(mod, conc, self.observed)
+        if not diff and stamp_order(mod) != stamp_order(conc):
+            diff = [f"stamp order: model {stamp_order(mod)} impl {stamp_order(conc)}"]
+        if diff:
+            raise Divergence(f"step {len(self.steps)} ({step}) diverges; steps so far: "
+                             f"{self.steps}\n  difference: {diff[:8]}\n  model: "
+                             f"{mod.as_dict()}\n  impl: {conc.as_dict()}")
+
+    def _do(self, label: str, events: Sequence[Any]) -> None:
+        self.steps.append(label)
+        self._feed(events)
+        self.check(label)
+
+    # -- concrete state queries
+    def teks_used(self) -> int:
+        return len(self.store.teks(self.service))
+
+    def synchronised_fetch_times(self) -> list[float]:
+        out = []
+        for reg in self.store.registrations(self.service):
+            sub = self.store.get_subscription(reg.ue, self.service)
+            if reg.registered and sub is not None and sub.subscribed \
+                    and self.record.covered.get(reg.ue, True) \
+                    and not self.record.dropped.get((reg.ue, self.service), False):
+                out.append(reg.fetch_time)
+        return out
+
+    def may_register(self, i: int) -> bool:
+        """The UE's client would register now: not registered, due, or (refetch) after an
+        unknown MKI; and it is in coverage."""
+        name = self.names[i]
+        if not self.record.covered.get(name, True):
+            return False
+        reg = self.store.get_registration(name, self.service)
+        if reg is None or not reg.registered:
+            return True
+        st = self.ues[i].services.get(self.service)
+        early = (st is not None and st.saw_unknown
+                 and self.profile["unknown_mki_resync"] == "refetch")
+        return reg.fetch_time <= self.now or early
+
+    # -- operations
+    def subscribe(self, i: int) -> None:
+        self._do(f"subscribe(UE{i})", self.core.subscribe(self.names[i], self.service,
+                                                           self.now))
+
+    def revoke(self, i: int) -> None:
+        self._do(f"revoke(UE{i})", self.core.revoke(self.names[i], self.service, self.now))
+
+    def register(self, i: int, lost: bool = False) -> None:
+        from .bmsc import RegisterRequest
+        from .client import register_uri
+        from .events import UE, Event
+
+        ue, name = self.ues[i], self.names[i]
+        trigger = "initial"
+        uri = register_uri(name, self.service, 40000 + i, trigger)
+        events: list[Any] = []
+        auth = ue.preemptive_authorization(uri)
+        reply = self.core.register(RegisterRequest(name, self.service, 40000 + i, trigger,
+                                                   auth, "GET", uri), self.now)
+        events += reply.events
+        rounds = 0
+        while reply.status == 401 and rounds < 3:
+            rounds += 1
+            answer = ue.answer_challenge(dict(reply.headers)["WWW-Authenticate"], uri)
+            reply = self.core.register(RegisterRequest(name, self.service, 40000 + i,
+                                                       trigger, answer, "GET", uri), self.now)
+            events += reply.events
+        if reply.status == 200:
+            counter = next(e.extra["counter"] for e in reply.events if e.event == "Deliver")
+            if lost:
+                self.record.dropped[(name, self.service)] = True
+                events.append(Event("DeliveryLost", self.now, ue=name, service=self.service,
+                                    extra={"source": UE}))
+            else:
+                out = ue.accept_delivery(self.service, reply.body, self.now, trigger)
+                events.append(out.event)
+                self.record.dropped[(name, self.service)] = False
+                for mki in out.mkis:
+                    self.record.dlv_ctr[(name, self.service, mki)] = counter
+                self.captured.append((i, reply.body, out.mkis))
+                if out.verification is not None:
+                    r2 = self.core.mikey_response(name, self.service, out.verification,
+                                                  self.now)
+                    events += r2.events
+        self._do(f"register(UE{i}{', lost' if lost else ''})", events)
+
+    def advance(self, dt: float) -> None:
+        """Time passes (not beyond a synchronised UE's fetch time: UEs fetch on time),
+        and the BM-SC's timer runs (generation, activation)."""
+        limit = min(self.synchronised_fetch_times(), default=self.now + dt)
+        self.now = max(self.now, min(self.now + dt, limit))
+        self._do(f"advance({dt:.2f})", self.core.tick(self.now))
+
+    def send(self) -> None:
+        import struct
+
+        from .bmsc import MKI_LENGTH
+        from .events import BMSC, Event
+        from .srtp import MasterKey, SrtpPolicy, SrtpSender
+
+        tek = self.core.active_tek(self.service)
+        assert tek is not None
+        with_mki = self.profile["mki_in_srtp"] == "mandatory"
+        svc = self.store.get_service(self.service)
+        assert svc is not None
+        if self._sender is None:
+            self._sender = SrtpSender(SrtpPolicy(mki_length=MKI_LENGTH if with_mki else 0))
+            self._sender.set_roc(svc.ssrc, 0)
+        if self._sender_mki != tek.mki:
+            for old in self._sender.mkis:
+                self._sender.remove_key(old)
+            wire = tek.mki.to_bytes(MKI_LENGTH, "big") if with_mki else b""
+            self._sender.add_key(MasterKey(wire, tek.key, tek.salt))
+            if with_mki:
+                self._sender.switch_to(wire)
+            self._sender_mki = tek.mki
+        index = len(self.wire)
+        header = struct.pack("!BBHII", 0x80, 96, index, index * 160, svc.ssrc)
+        self.wire.append(self._sender.protect(header + b"MBMS" + index.to_bytes(8, "big")))
+        self.core.note_stream_index(self.service, index + 1, self.now)
+        self.record.packets.append((self.service, tek.mki, with_mki))
+        self._do(f"send(P{index}, MKI {tek.mki})", [Event(
+            "Send", self.now, service=self.service, mki=tek.mki,
+            extra={"source": BMSC, "seq": index, "index": index,
+                   "mki_in_packet": with_mki})])
+
+    def receive(self, i: int, p: int) -> None:
+        out = self.ues[i].on_packet(self.service, self.wire[p], self.now)
+        if out.ok:
+            self.record.decrypted.add((self.names[i], p))
+        self._do(f"receive(UE{i}, P{p}) -> {'ok' if out.ok else out.reason}", [out.event])
+
+    def lose_coverage(self, i: int) -> None:
+        from .events import UE, Event
+
+        name = self.names[i]
+        self.record.covered[name] = False
+        self.record.dropped[(name, self.service)] = True
+        self._do(f"lose_coverage(UE{i})", [Event("LoseCoverage", self.now, ue=name,
+                                                 extra={"source": UE})])
+
+    def regain_coverage(self, i: int) -> None:
+        from .events import UE, Event
+
+        name = self.names[i]
+        self.record.covered[name] = True
+        self._do(f"regain_coverage(UE{i})", [Event("RegainCoverage", self.now, ue=name,
+                                                   extra={"source": UE})])
+
+    def replay(self, k: int) -> None:
+        """The attacker replays captured MIKEY delivery ``k`` to its UE (model: Replay of
+        each TEK it carried)."""
+        from .ue import UeError
+
+        i, body, mkis = self.captured[k]
+        ue = self.ues[i]
+        try:
+            out = ue.accept_delivery(self.service, body, self.now, "replay")
+            result = f"accepted {list(out.mkis)}"
+        except UeError as exc:
+            result = f"rejected ({exc.code})"
+        self.steps.append(f"replay(UE{i}, delivery {k}) -> {result}")
+        for mki in mkis:
+            t = self.mapper.names.teks[(self.service, mki)]
+            if not self.tracker.apply("Replay", [(i, t)]):
+                raise Divergence(f"model Replay(UE{i}, T{t}) not enabled; steps {self.steps}")
+        self.check(self.steps[-1])
+
+    def restart(self) -> None:
+        """The BM-SC process restarts over its database (a variant may lose state)."""
+        if self.restart_factory is not None:
+            self.store, self.core, events = self.restart_factory(self)
+        else:
+            self.core = type(self.core)(self.store, self.profile, self.config,
+                                        rand=self.rng.randbytes)
+            events = []
+        self._do("restart", events)

@@ -1,0 +1,681 @@
+"""Trace validation: does some run of the model explain an event log of the BM-SC and UEs?
+
+The event log (:mod:`mbmssec.impl.events`) records what a running BM-SC and its UEs did
+(TS 33.246 6.2.2-6.2.3.3).  Most event names are the model's action names
+(:data:`mbmssec.model.actions.ACTIONS`); :func:`check_events` replays them on the
+executable model and reports the first event no model transition can explain.
+
+What the log does not record
+----------------------------
+* **Time.**  The model's ``clock`` and ``fetch_time`` are abstract units; the
+  implementation's are Unix seconds.  They are treated as *unobserved*: the checker
+  chooses them existentially.  It keeps a set of candidate timings (``clock`` and every
+  registered pair's ``fetch_time``), inserts unlogged ``Tick`` steps before each step
+  that reads the clock (``Register``, ``DeliveryLost``, ``Activate``) and tries every
+  fetch offset ``f`` in ``1..FETCH_WINDOW``.  This is complete: no action other than
+  those three reads or writes the clock, and ``Tick``'s guard can only become weaker
+  between them (a UE becomes "synchronised" only by registering), so ticks can always
+  be deferred to just before a clock-reading step.  Timings are normalised (``clock``
+  shifted to 0, past fetch times clamped to -1, unregistered pairs dropped): the
+  model's behaviour is invariant under both, so the set stays finite.  It is cut to a
+  beam of ``width`` timings (preferring those with the fewest inserted ticks, then the
+  earliest fetch offsets); a verdict reached after cutting says so (``pruned``).
+* **State shared by every candidate.**  The timing never changes the effect of an
+  action on the other symbols, only whether it is enabled; so all candidates share one
+  *core* state and the search is over timings only.
+* **Authentication reused.**  With ``second_service_auth=authorise_only`` a registration
+  reusing a verified nonce logs no ``Authenticate``; if the model needs one, an unlogged
+  ``Authenticate`` is inserted.
+
+Event to model step
+-------------------
+UEs, services, TEKs (by ``(service, MKI)`` in order of ``Generate``) and packets (by
+``(service, seq)`` in order of ``Send``) are numbered in order of first appearance.  A
+``Deliver`` (bmsc) is the model's ``Register`` when the UE's next event for that service
+is a successful ``Register``, else ``DeliveryLost``; the model step happens at the
+``Deliver`` and the UE's ``Register`` is checked against it (same MKIs).  Outcomes are
+checked: the delivered MKIs and counter, the MKI of every ``Send`` (the active TEK's),
+every ``Activate`` and ``Generate`` (the next TEK, the next fresh MKI), the withdrawn
+TEKs of a ``Revoke``, and every ``Receive`` (decrypted, or refused as unknown MKI /
+authentication failure) against the model's ``decrypted`` and ``saw_unknown``.
+``Rejected`` with reason ``not_subscribed`` must be a UE the model has unsubscribed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mbmssec.errors import MbmssecError
+from mbmssec.model.concrete import State, Universe
+from mbmssec.model.machine import Model
+from mbmssec.model.vocabulary import FETCH_WINDOW
+from mbmssec.spec.loader import Profile
+
+__all__ = [
+    "CLOCK_ACTIONS",
+    "Naming",
+    "TraceCheckError",
+    "TraceResult",
+    "Tracker",
+    "Unexplained",
+    "check_events",
+    "naming_for",
+]
+
+CLOCK_ACTIONS: Final = frozenset({"Register", "DeliveryLost", "Activate"})
+"""Model actions whose guard reads ``clock``/``fetch_time`` (besides ``Tick``)."""
+
+Timing = tuple[tuple[tuple[int, int], int], ...]
+"""A normalised timing: ((u, s), fetch_time - clock) for every registered pair."""
+
+DEFAULT_WIDTH: Final = 256
+
+
+class TraceCheckError(MbmssecError):
+    """A log the checker cannot read as a run (unknown element, unusable profile)."""
+
+
+class Unexplained(MbmssecError):
+    """No candidate model state explains an event (or a concrete step)."""
+
+    def __init__(self, index: int, event: Mapping[str, Any], why: str,
+                 candidates: list[dict[str, Any]]) -> None:
+        super().__init__(f"event {index} ({describe_event(event)}): {why}")
+        self.index = index
+        self.event = dict(event)
+        self.why = why
+        self.candidates = candidates
+
+
+def describe_event(e: Mapping[str, Any]) -> str:
+    """A one-line rendering of an event for reports."""
+    parts = [str(e.get("event"))]
+    for key in ("ue", "service", "mki"):
+        if e.get(key) is not None:
+            parts.append(f"{key}={e[key]}")
+    if e.get("seq") is not None:
+        parts.append(f"seq={e['seq']}")
+    if e.get("ok") is False:
+        parts.append(f"ok=false reason={e.get('reason')}")
+    return " ".join(parts)
+
+
+# -- element naming ----------------------------------------------------------------------
+
+
+@dataclass
+class Naming:
+    """Concrete names -> model elements, assigned in order of first appearance."""
+
+    ues: dict[str, int] = field(default_factory=dict)
+    services: dict[str, int] = field(default_factory=dict)
+    teks: dict[tuple[str, int], int] = field(default_factory=dict)
+    packets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @staticmethod
+    def _take(table: dict[Any, int], key: Any, limit: int, what: str) -> int:
+        got = table.get(key)
+        if got is None:
+            if len(table) >= limit:
+                raise TraceCheckError(f"more {what}s than the universe holds ({limit})")
+            got = table[key] = len(table)
+        return got
+
+    def ue(self, name: str, universe: Universe) -> int:
+        return self._take(self.ues, name, universe.ue, "UE")
+
+    def svc(self, name: str, universe: Universe) -> int:
+        return self._take(self.services, name, universe.svc, "service")
+
+    def tek(self, service: str, mki: int, universe: Universe) -> int:
+        return self._take(self.teks, (service, mki), universe.tek, "TEK")
+
+    def packet(self, service: str, seq: int, universe: Universe) -> int:
+        return self._take(self.packets, (service, seq), universe.pkt, "packet")
+
+
+def naming_for(events: Sequence[Mapping[str, Any]]) -> tuple[Universe, Naming]:
+    """A universe just large enough for the log (every element it names)."""
+    ues: set[str] = set()
+    svcs: set[str] = set()
+    teks: set[tuple[str, int]] = set()
+    pkts = 0
+    for e in events:
+        if e["event"] in ("Start", "Stop", "Challenge", "Resync"):
+            continue
+        if e.get("ue") is not None:
+            ues.add(e["ue"])
+        if e.get("service") is not None:
+            svcs.add(e["service"])
+        if e["event"] == "Generate":
+            teks.add((e["service"], e["mki"]))
+        elif e["event"] == "Send":
+            pkts += 1
+    return (Universe(ue=max(1, len(ues)), svc=max(1, len(svcs)), tek=max(1, len(teks)),
+                     pkt=max(1, pkts)), Naming())
+
+
+# -- the candidate set -------------------------------------------------------------------
+
+
+class Tracker:
+    """A core model state and a set of candidate timings (see the module docstring)."""
+
+    def __init__(self, model: Model, universe: Universe, width: int = DEFAULT_WIDTH) -> None:
+        self.model = model
+        self.universe = universe
+        self.width = width
+        self.core: State = model.initial(universe)
+        self.timings: list[Timing] = [()]
+        self.cost: dict[Timing, tuple[int, int]] = {(): (0, 0)}
+        self.hint: dict[tuple[int, int], float] = {}
+        self._memo: dict[tuple[Any, ...], tuple[bool]] = {}
+        self.pruned = 0
+        self.steps: list[tuple[str, tuple[Any, ...]]] = []
+
+    def full(self, timing: Timing) -> State:
+        """The core state with one candidate timing grafted in (clock = 0)."""
+        tables = dict(self.core.tables)
+        tables["clock"] = {}
+        tables["fetch_time"] = {pair: off for pair, off in timing}
+        return State(self.core.vocab, self.core.universe, tables)
+
+    def _normalise(self, st: State) -> Timing:
+        clock = st.get("clock")
+        out: list[tuple[tuple[int, int], int]] = []
+        for args, reg in st.tables["registered"].items():
+            if reg:
+                u, s = args
+                out.append(((u, s), max(-1, st.get("fetch_time", u, s) - clock)))
+        return tuple(sorted(out))
+
+    def enabled(self, action: str, args: tuple[Any, ...]) -> bool:
+        """Would ``action(args)`` be enabled in some candidate (ticks allowed)?"""
+        if action not in CLOCK_ACTIONS:
+            return self.model.step(self.full(self.timings[0]), action, args) is not None
+        return any(self._successors(t, action, [args]) for t in self.timings)
+
+    def _successors(self, timing: Timing, action: str, alternatives: Sequence[tuple[Any, ...]]
+                    ) -> list[tuple[Timing, int]]:
+        """Normalised timings after ``k`` inserted ticks and the action, with ``k``.
+
+        ``Register``/``DeliveryLost`` read the timing only through their own pair's
+        fetch offset, so the model is run once per (offset, alternative) and the
+        resulting timing is built from it (checked against the model on every run).
+        """
+        out: list[tuple[Timing, int]] = []
+        reg = self.core.tables["registered"]
+        level = tuple((p, o) for p, o in timing if reg.get(p, False))
+        st: State | None = self.full(level)
+        for ticks in range(FETCH_WINDOW + 2):
+            assert st is not None
+            for args in alternatives:
+                if action == "Activate":
+                    nxt = self.model.step(st, action, args)
+                    if nxt is not None:
+                        out.append((self._normalise(nxt), ticks))
+                    continue
+                pair = (args[0], args[1])
+                key = (action, args, dict(level).get(pair))
+                hit = self._memo.get(key)
+                if hit is None:
+                    nxt = self.model.step(st, action, args)
+                    hit = self._memo[key] = (nxt is not None,)
+                    if nxt is not None:
+                        assert self._normalise(nxt) == self._placed(level, pair, args[2])
+                if hit[0]:
+                    out.append((self._placed(level, pair, args[2]), ticks))
+            st = self.model.step(st, "Tick", ())
+            if st is None:
+                break
+            level = tuple((p, max(-1, o - 1)) for p, o in level)
+        return out
+
+    def _core_effect(self, action: str, args: tuple[Any, ...]) -> State | None:
+        # Enabled in some candidate: run it where it is, to get the shared effect.
+        for timing in self.timings:
+            st: State | None = self.full(timing)
+            for _ in range(FETCH_WINDOW + 2):
+                assert st is not None
+                nxt = self.model.step(st, action, args)
+                if nxt is not None:
+                    return nxt
+                st = self.model.step(st, "Tick", ())
+                if st is None:
+                    break
+        return None
+
+    @staticmethod
+    def _placed(level: Timing, pair: tuple[int, int], f: int) -> Timing:
+        return tuple(sorted([(p, o) for p, o in level if p != pair] + [(pair, f)]))
+
+    def apply(self, action: str, alternatives: Sequence[tuple[Any, ...]]) -> bool:
+        """Apply one logged step (any of ``alternatives``, which may differ only in the
+        fetch offset); False (nothing changed) if no candidate allows it."""
+        if action not in CLOCK_ACTIONS:
+            for args in alternatives:
+                nxt = self.model.step(self.full(self.timings[0]), action, args)
+                if nxt is not None:
+                    tables = dict(nxt.tables)
+                    tables["clock"], tables["fetch_time"] = {}, {}
+                    self.core = State(nxt.vocab, nxt.universe, tables)
+                    self._memo.clear()
+                    self.steps.append((action, args))
+                    return True
+            return False
+        found: dict[Timing, tuple[int, int]] = {}
+        core: State | None = None
+        pair = (alternatives[0][0], alternatives[0][1]) if action != "Activate" else None
+        for timing in self.timings:
+            inv0, ticks0 = self.cost.get(timing, (0, 0))
+            for key, ticks in self._successors(timing, action, alternatives):
+                cost = (inv0 + self._inversions(key, pair), ticks0 + ticks)
+                if key not in found or cost < found[key]:
+                    found[key] = cost
+        if not found:
+            return False
+        core = None
+        for args in alternatives:  # the effect beyond the timing is the same for all
+            core = core or self._core_effect(action, args)
+        assert core is not None
+        tables = dict(core.tables)
+        tables["clock"], tables["fetch_time"] = {}, {}
+        self.core = State(core.vocab, core.universe, tables)
+        self._memo.clear()
+        # The beam keeps the timings whose fetch times are ordered as the concrete ones
+        # (when the caller gives them in ``hint``), then those that inserted the fewest
+        # ticks (ticks as late as possible), then the earliest fetch offsets.
+        ranked = sorted(found, key=lambda t: (found[t], sum(o for _, o in t), t))
+        if len(ranked) > self.width:
+            self.pruned += len(ranked) - self.width
+            ranked = ranked[:self.width]
+        self.timings = ranked
+        inv_low, tick_low = found[ranked[0]]
+        self.cost = {t: (found[t][0] - inv_low, found[t][1] - tick_low) for t in ranked}
+        self.steps.append((action, alternatives[0]))
+        return True
+
+    def _inversions(self, timing: Timing, pair: tuple[int, int] | None) -> int:
+        """Pairs whose model fetch times are ordered against the concrete ones (``hint``),
+        counted for the pair just registered."""
+        if pair is None or pair not in self.hint:
+            return 0
+        mine = dict(timing).get(pair)
+        if mine is None:
+            return 0
+        conc = self.hint[pair]
+        bad = 0
+        for other, off in timing:
+            if other == pair or other not in self.hint:
+                continue
+            c = self.hint[other]
+            if (c < conc and off > mine) or (c > conc and off < mine):
+                bad += 1
+        return bad
+
+    def snapshot(self, limit: int = 3) -> list[dict[str, Any]]:
+        """The candidate states (at most ``limit``), for reports."""
+        return [self.full(t).as_dict() for t in self.timings[:limit]]
+
+
+# -- the checker ---------------------------------------------------------------------------
+
+
+@dataclass
+class TraceResult:
+    """The verdict: ``ok``, how many events were explained, model steps taken, the first
+    unexplained event (index, event, why) and the candidates at that point."""
+
+    ok: bool
+    events: int
+    explained: int
+    model_steps: int
+    pruned: int
+    universe: Universe
+    late_fetches: int = 0
+    failure: Unexplained | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        u = self.universe
+        out: dict[str, Any] = {
+            "ok": self.ok, "events": self.events, "explained": self.explained,
+            "model_steps": self.model_steps, "pruned": self.pruned,
+            "late_fetches": self.late_fetches,
+            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt}}
+        if self.failure is not None:
+            f = self.failure
+            out["first_unexplained"] = {"index": f.index, "event": f.event, "why": f.why,
+                                        "candidates": f.candidates}
+        return out
+
+    def render(self) -> str:
+        if self.ok:
+            return (f"trace-check: OK: {self.explained} of {self.events} events explained by "
+                    f"{self.model_steps} model steps" + (
+                        f"; {self.late_fetches} late fetch(es) assumed before activations"
+                        if self.late_fetches else "") + (
+                        f" (beam cut {self.pruned} timings)" if self.pruned else ""))
+        assert self.failure is not None
+        f = self.failure
+        lines = [f"trace-check: FORBIDDEN: event {f.index} "
+                 f"({describe_event(f.event)}): {f.why}",
+                 f"  {self.explained} earlier events were explained"
+                 + (f" (beam cut {self.pruned} timings: the verdict may be an artefact of "
+                    "the cut)" if self.pruned else "")]
+        if f.candidates:
+            lines.append(f"  candidate model states at that point ({len(f.candidates)} "
+                         "shown, non-default entries):")
+            for cand in f.candidates:
+                lines.append("    " + _short(cand))
+        return "\n".join(lines)
+
+
+def _short(state: Mapping[str, Any], limit: int = 1200) -> str:
+    text = "; ".join(f"{k}={v}" for k, v in state.items())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+class EventMapper:
+    """Maps log events to model steps on a :class:`Tracker` and checks their outcomes.
+
+    Used by :func:`check_events` on a whole log and, batch by batch, by the lockstep
+    refinement tests (``feed``).
+    """
+
+    def __init__(self, tracker: Tracker, naming: Naming | None = None, *,
+                 allow_late_fetch: bool = False) -> None:
+        self.tr = tracker
+        self.model = tracker.model
+        self.profile: Profile = tracker.model.profile
+        self.names = naming or Naming()
+        self.index = 0
+        self.explained = 0
+        self.mki_base: dict[int, int] = {}
+        self.allow_late_fetch = allow_late_fetch
+        self.late_fetches = 0
+        self.fetch_at: dict[tuple[int, int], float] = tracker.hint
+
+    # helpers
+    def _u(self, e: Mapping[str, Any]) -> int:
+        if e.get("ue") is None:
+            raise TraceCheckError(f"{e['event']} without a UE")
+        return self.names.ue(e["ue"], self.tr.universe)
+
+    def _s(self, e: Mapping[str, Any]) -> int:
+        if e.get("service") is None:
+            raise TraceCheckError(f"{e['event']} without a service")
+        return self.names.svc(e["service"], self.tr.universe)
+
+    def _tek(self, service: str, mki: int) -> int:
+        key = (service, mki)
+        if key not in self.names.teks:
+            raise TraceCheckError(f"TEK {service}/{mki} was never generated")
+        return self.names.teks[key]
+
+    def _fail(self, e: Mapping[str, Any], why: str) -> Unexplained:
+        return Unexplained(self.index, e, why, self.tr.snapshot())
+
+    def _step(self, e: Mapping[str, Any], action: str, *alts: tuple[Any, ...]) -> None:
+        if not self.tr.apply(action, list(alts)):
+            raise self._fail(e, f"model action {action}{alts[0]} is not enabled in any "
+                                f"candidate state")
+
+    def feed(self, events: Sequence[Mapping[str, Any]], start: int = 0) -> None:
+        """Explain ``events`` in order; raises :class:`Unexplained` at the first that no
+        model transition explains.  ``start`` is the index of the first (for reports)."""
+        for i, e in enumerate(events):
+            self.index = start + i
+            self._one(e, events[i + 1:])
+            self.explained += 1
+
+    def _one(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
+        name = e["event"]
+        handler = getattr(self, "_ev_" + name, None)
+        if handler is None:
+            return  # Start, Stop, Challenge, Resync: no model counterpart
+        handler(e, rest)
+
+    # -- authorisation database
+    def _ev_Subscribe(self, e: Mapping[str, Any], rest: Any) -> None:
+        self._step(e, "Subscribe", (self._u(e), self._s(e)))
+
+    def _ev_Revoke(self, e: Mapping[str, Any], rest: Any) -> None:
+        u, s = self._u(e), self._s(e)
+        before = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
+        self._step(e, "Revoke", (u, s))
+        after = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
+        logged = {self._tek(e["service"], m) for m in e.get("withdrawn", [])}
+        if after - before != logged:
+            raise self._fail(e, f"withdrawn TEKs {sorted(logged)} but the model withdraws "
+                                f"{sorted(after - before)}")
+
+    def _ev_Authenticate(self, e: Mapping[str, Any], rest: Any) -> None:
+        self._step(e, "Authenticate", (self._u(e),))
+
+    def _ev_Rejected(self, e: Mapping[str, Any], rest: Any) -> None:
+        if e.get("reason") == "not_subscribed" and e.get("source") == "bmsc" \
+                and e.get("ue") is not None and e.get("service") is not None \
+                and self.tr.core.get("subscribed", self._u(e), self._s(e)):
+            raise self._fail(e, "refused as not subscribed, but the model has the UE "
+                                    "subscribed")
+
+    # -- registration
+    def _ev_Deliver(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
+        u, s = self._u(e), self._s(e)
+        outcome = next((r for r in rest if r.get("ue") == e["ue"]
+                        and r.get("service") == e["service"]
+                        and r["event"] in ("Register", "DeliveryLost")), None)
+        installed = outcome is not None and outcome["event"] == "Register" and outcome["ok"]
+        if not self.tr.core.get("authenticated", u):
+            self._step(e, "Authenticate", (u,))  # reused authentication, not logged
+        action = "Register" if installed else "DeliveryLost"
+        if e.get("fetch_time") is not None:
+            self.fetch_at[(u, s)] = float(e["fetch_time"])
+        ctr_before = self.tr.core.get("ctr", u)
+        self._step(e, action, *[(u, s, f) for f in range(1, FETCH_WINDOW + 1)])
+        core = self.tr.core
+        if e.get("counter") is not None and core.get("ctr", u) != e["counter"]:
+            raise self._fail(e, f"MIKEY counter {e['counter']}, the model's is "
+                                f"{core.get('ctr', u)} (was {ctr_before})")
+        if installed:
+            got = {t for t in range(self.tr.universe.tek)
+                   if core.get("dlv_ctr", u, t) == core.get("ctr", u)
+                   and core.get("holds", u, t)}
+            logged = {self._tek(e["service"], m) for m in e.get("mkis", [])}
+            if got != logged:
+                raise self._fail(e, f"delivered TEKs {sorted(logged)} but the model delivers "
+                                    f"{sorted(got)}")
+
+    def _ev_Register(self, e: Mapping[str, Any], rest: Any) -> None:
+        pass  # the model step was taken at the BM-SC's Deliver
+
+    def _ev_DeliveryLost(self, e: Mapping[str, Any], rest: Any) -> None:
+        pass  # likewise
+
+    def _ev_Acknowledge(self, e: Mapping[str, Any], rest: Any) -> None:
+        self._step(e, "Acknowledge", (self._u(e), self._s(e)))
+
+    # -- key schedule
+    def _ev_Generate(self, e: Mapping[str, Any], rest: Any) -> None:
+        s = self._s(e)
+        key = (e["service"], e["mki"])
+        if key in self.names.teks:
+            raise self._fail(e, f"MKI {e['mki']} of {e['service']} was generated before: "
+                                "a TEK's MKI must be fresh")
+        t = self.names.tek(e["service"], e["mki"], self.tr.universe)
+        self._step(e, "Generate", (s, t))
+        base = self.mki_base.setdefault(s, e["mki"] - self.tr.core.get("mki", t))
+        if e["mki"] - base != self.tr.core.get("mki", t):
+            raise self._fail(e, f"MKI {e['mki']}, the model's next fresh MKI is "
+                                f"{self.tr.core.get('mki', t) + base}")
+
+    def _ev_Activate(self, e: Mapping[str, Any], rest: Any) -> None:
+        s = self._s(e)
+        t = self._tek(e["service"], e["mki"])
+        core = self.tr.core
+        if not core.get("has_next", s) or core.get("next", s) != t:
+            raise self._fail(e, f"activates T{t}, which is not the service's next TEK")
+        if self.tr.apply("Activate", [(s,)]):
+            return
+        late = self._late_blockers(e, s, t) if self.allow_late_fetch else None
+        if late:
+            # Each blocking UE is past its logged fetch time without having fetched: in
+            # the model that UE is out of synchronisation (its fetch is late, as if out of
+            # coverage for a moment), which is not recorded in the log.
+            for v in late:
+                self._step(e, "LoseCoverage", (v,))
+                self._step(e, "RegainCoverage", (v,))
+            self.late_fetches += len(late)
+            if self.tr.apply("Activate", [(s,)]):
+                return
+        raise self._fail(e, f"model action Activate({s},) is not enabled in any candidate "
+                            "state: a registered, synchronised UE has not received "
+                            f"T{t} and is not past its fetch time")
+
+    def _late_blockers(self, e: Mapping[str, Any], s: int, t: int) -> list[int] | None:
+        """UEs holding up activation in the model that the log shows past their fetch
+        time at the activation; None if some blocker is not past it."""
+        core = self.tr.core
+        evidence = "acked" if self.profile["activation"] == "after_acks" else "delivered"
+        out = []
+        for v in range(self.tr.universe.ue):
+            if not (core.get("registered", v, s) and core.get("subscribed", v, s)
+                    and core.get("covered", v) and not core.get("dropped", v, s)
+                    and not core.get(evidence, v, t)):
+                continue
+            due = self.fetch_at.get((v, s))
+            if due is None or due >= float(e["t"]):
+                return None
+            out.append(v)
+        return out
+
+    def _ev_Withdraw(self, e: Mapping[str, Any], rest: Any) -> None:
+        if not self.tr.core.get("withdrawn", self._tek(e["service"], e["mki"])):
+            raise self._fail(e, "the model did not withdraw this TEK")
+
+    # -- data plane
+    def _ev_Send(self, e: Mapping[str, Any], rest: Any) -> None:
+        s = self._s(e)
+        t = self._tek(e["service"], e["mki"])
+        if not self.tr.core.get("has_active", s) or self.tr.core.get("active", s) != t:
+            raise self._fail(e, f"packet under T{t}, which is not the active TEK")
+        p = self.names.packet(e["service"], int(e.get("seq", 0)), self.tr.universe)
+        self._step(e, "Send", (s, p, bool(e.get("mki_in_packet", True))))
+
+    def _ev_Receive(self, e: Mapping[str, Any], rest: Any) -> None:
+        u, s = self._u(e), self._s(e)
+        key = (e["service"], int(e.get("seq", -1)))
+        if key not in self.names.packets:
+            raise self._fail(e, "received a packet that was never sent")
+        if not e["ok"] and e.get("reason") in ("replay", "malformed"):
+            return  # refused below the key layer: no model step
+        p = self.names.packets[key]
+        before = self.tr.core.get("decrypted", u, p)
+        self._step(e, "Receive", (u, p))
+        core = self.tr.core
+        decrypted = core.get("decrypted", u, p) and not before
+        if e["ok"] and not decrypted and not before:
+            raise self._fail(e, f"the UE decrypted P{p} (under T{core.get('pkt_tek', p)}), "
+                                "which the model forbids: it has no authorised TEK for it")
+        if not e["ok"] and decrypted:
+            raise self._fail(e, f"the UE failed ({e.get('reason')}) on P{p}, which the model "
+                                "decrypts")
+        if not e["ok"] and e.get("reason") == "unknown_mki" \
+                and not core.get("saw_unknown", u, s):
+            raise self._fail(e, "unknown MKI reported, but the model knows the MKI")
+
+    # -- environment
+    def _ev_LoseCoverage(self, e: Mapping[str, Any], rest: Any) -> None:
+        self._step(e, "LoseCoverage", (self._u(e),))
+
+    def _ev_RegainCoverage(self, e: Mapping[str, Any], rest: Any) -> None:
+        self._step(e, "RegainCoverage", (self._u(e),))
+
+
+def check_events(events: Sequence[Mapping[str, Any]], profile: Profile, *,
+                 width: int = DEFAULT_WIDTH, universe: Universe | None = None,
+                 allow_late_fetch: bool = True) -> TraceResult:
+    """Search for a model run explaining ``events`` (see the module docstring).
+
+    ``allow_late_fetch``: an ``Activate`` the model forbids only because synchronised
+    UEs lack the TEK is explained, if the log shows each of them past its fetch time,
+    by unlogged ``LoseCoverage``/``RegainCoverage`` steps of those UEs (a late fetch is,
+    to the model, a UE out of synchronisation); the result counts them
+    (``late_fetches``).  With ``False`` such a log is rejected.
+    """
+    uni, naming = naming_for(events)
+    uni = universe or uni
+    model = Model(profile)
+    tracker = Tracker(model, uni, width)
+    mapper = EventMapper(tracker, naming, allow_late_fetch=allow_late_fetch)
+    ordered = causal_order(events)
+    try:
+        mapper.feed(ordered)
+    except Unexplained as exc:
+        return TraceResult(False, len(ordered), mapper.explained, len(tracker.steps),
+                           tracker.pruned, uni, mapper.late_fetches, exc)
+    return TraceResult(True, len(ordered), mapper.explained, len(tracker.steps),
+                       tracker.pruned, uni, mapper.late_fetches)
+
+
+def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The log in an order the atomic model ``Register`` can follow.
+
+    A delivery is one model step, but in a real run the BM-SC's ``Deliver`` and the UE's
+    ``Register`` are apart by the response's transit time; a packet the UE receives in
+    between is received *before* it installs the keys.  Such a ``Receive`` is moved to
+    just before the ``Deliver`` (with its ``Send``, if that came after the ``Deliver``
+    and no ``Activate`` lies between: sending and delivering touch disjoint state, so
+    they commute).  Every other event keeps its place.
+    """
+    out = list(events)
+    i = 0
+    while i < len(out):
+        e = out[i]
+        if e["event"] != "Deliver" or e.get("ue") is None:
+            i += 1
+            continue
+        j = next((k for k in range(i + 1, len(out))
+                  if out[k].get("ue") == e["ue"] and out[k].get("service") == e["service"]
+                  and out[k]["event"] in ("Register", "DeliveryLost")), None)
+        if j is None:
+            i += 1
+            continue
+        moved: list[Mapping[str, Any]] = []
+        k = i + 1
+        while k < j:
+            r = out[k]
+            if r["event"] == "Receive" and r.get("ue") == e["ue"]:
+                send = _send_between(out, i, k, r)
+                if send is None:
+                    moved.append(out.pop(k))
+                    j -= 1
+                    continue
+                if send >= 0:
+                    moved.append(out.pop(send))
+                    k -= 1
+                    moved.append(out.pop(k))
+                    j -= 2
+                    continue
+            k += 1
+        out[i:i] = moved
+        i += len(moved) + 1
+    return out
+
+
+def _send_between(out: list[Mapping[str, Any]], i: int, k: int,
+                  r: Mapping[str, Any]) -> int | None:
+    """Where the ``Send`` of ``r``'s packet is relative to the ``Deliver`` at ``i``:
+    None if before it; its index if between ``i`` and ``k`` and movable; -1 if it
+    cannot move (an ``Activate`` of the service precedes it)."""
+    for m in range(k - 1, i, -1):
+        x = out[m]
+        if x["event"] == "Send" and x.get("service") == r.get("service") \
+                and x.get("seq") == r.get("seq"):
+            blocked = any(out[n]["event"] in ("Activate", "Generate")
+                          and out[n].get("service") == r.get("service")
+                          for n in range(i + 1, m))
+            return -1 if blocked else m
+    return None
