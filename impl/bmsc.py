@@ -205,7 +205,11 @@ class BmscConfig:
     share of the period in which UEs fetch the next TEK, starting ``fetch_delay``
     seconds after the previous TEK's activation.  ``multi_key_depth``: next TEKs kept
     and delivered at once under ``fetch_spreading=multi_key`` (1 otherwise).
-    ``nonce_lifetime``: seconds a Digest nonce is accepted.  ``packet_rate``: SRTP
+    ``nonce_lifetime``: seconds a Digest nonce is accepted.  ``fetch_grace``: how long
+    after its fetch time a registered UE that has not fetched the next TEK still holds up
+    its activation; it covers the request's transit, so that a UE fetching on time is
+    never overtaken by the activation (the model's assumption that synchronised UEs
+    fetch at their fetch time, 6.2.3.3).  ``packet_rate``: SRTP
     packets per second, to turn a fetch time into an SRTP index.  ``amf``: the AMF of
     vectors.  ``bmsc_uri``: the BM-SC's MIKEY identity (IDi).
     """
@@ -220,8 +224,11 @@ class BmscConfig:
     packet_rate: float = 50.0
     amf: bytes = b"\x00\x00"
     timestamp_skew: float = 30.0
+    fetch_grace: float = 0.2
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.fetch_grace) and 0.0 <= self.fetch_grace <= self.period):
+            raise BmscError(400, "bad_config", "fetch_grace must be 0 .. period seconds")
         if not (math.isfinite(self.period) and 0.05 <= self.period <= 86_400):
             raise BmscError(400, "bad_config", "period must be 0.05 .. 86400 seconds")
         if not (0.0 < self.fetch_window < 1.0):
@@ -458,7 +465,8 @@ class BmscCore:
         if rule == "immediate":
             return True
         evidence = "delivered" if rule == "after_fetch_window" else "acked"
-        return not self.store.blocking_ues(service, tek.id, now, evidence, limit=1)
+        since = now - self.config.fetch_grace
+        return not self.store.blocking_ues(service, tek.id, since, evidence, limit=1)
 
     def _generate(self, svc: Service, planned: float, now: float) -> tuple[TekRow, Event]:
         mki = self.store.take_mki(svc.service)
