@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tshark_fields import Fields, flatten
 
 from mbmssec.impl.mikey import (
     EncrAlg,
@@ -65,7 +66,6 @@ CHECKSUM_PREFS = [
     "-o", "tcp.check_checksum:TRUE",
 ]
 
-Fields = list[tuple[str, str]]
 
 
 def _run_tshark(pcap: Path, *args: str) -> str:
@@ -77,25 +77,6 @@ def _run_tshark(pcap: Path, *args: str) -> str:
     return proc.stdout
 
 
-def _flatten(node: Any, out: Fields) -> None:
-    """Leaf (field, value) pairs of tshark's JSON in document order, duplicates kept."""
-    if isinstance(node, list) and all(isinstance(x, tuple) for x in node):
-        for key, value in node:
-            if isinstance(value, list) and value and all(isinstance(x, tuple) for x in value):
-                _flatten(value, out)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, list):
-                        _flatten(item, out)
-                    else:
-                        out.append((key, str(item)))
-            else:
-                out.append((key, str(value)))
-    elif isinstance(node, list):
-        for item in node:
-            _flatten(item, out)
-
-
 def _decode(pcap: Path) -> list[Fields]:
     """tshark's decode of every frame, and the no-malformed / no-warning checks."""
     text = _run_tshark(pcap, "-T", "json")
@@ -104,7 +85,7 @@ def _decode(pcap: Path) -> list[Fields]:
     decoded = []
     for frame in frames:
         fields: Fields = []
-        _flatten(frame, fields)
+        flatten(frame, fields)
         names = {k for k, _ in fields}
         assert "_ws.malformed" not in names
         severities = [int(v) for k, v in fields if k == "_ws.expert.severity"]

@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from tshark_fields import Fields, flatten
 
 from mbmssec import cli
 from mbmssec.bench import libsrtp
@@ -498,25 +499,6 @@ def test_mikey_cases_link_to_digest_and_srtp_files(mikey: Json, digest: Json, sr
     assert linked >= 3
 
 
-Fields = list[tuple[str, str]]
-
-
-def _flatten(node: Any, out: Fields) -> None:
-    if isinstance(node, list) and all(isinstance(x, tuple) for x in node):
-        for key, value in node:
-            if isinstance(value, list) and value and all(isinstance(x, tuple) for x in value):
-                _flatten(value, out)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, list):
-                        _flatten(item, out)
-                    else:
-                        out.append((key, str(item)))
-            else:
-                out.append((key, str(value)))
-    elif isinstance(node, list):
-        for item in node:
-            _flatten(item, out)
 
 
 def _all(fields: Fields, name: str) -> list[str]:
@@ -547,7 +529,7 @@ def test_tshark_decodes_every_message_as_recorded(out_dir: Path, mikey: Json) ->
     decoded: list[Fields] = []
     for frame in frames:
         fields: Fields = []
-        _flatten(frame, fields)
+        flatten(frame, fields)
         assert "_ws.malformed" not in {k for k, _ in fields}
         assert all(int(s) < WARN_SEVERITY for s in _all(fields, "_ws.expert.severity")), fields
         assert _one(fields, "ip.src") == _one(fields, "ip.dst") == "127.0.0.1"
