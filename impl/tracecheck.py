@@ -9,17 +9,24 @@ What the log does not record
 ----------------------------
 * **Time.**  The model's ``clock`` and ``fetch_time`` are abstract units; the
   implementation's are Unix seconds.  They are treated as *unobserved*: the checker
-  chooses them existentially.  It keeps a set of candidate timings (``clock`` and every
-  registered pair's ``fetch_time``), inserts unlogged ``Tick`` steps before each step
-  that reads the clock (``Register``, ``DeliveryLost``, ``Activate``) and tries every
-  fetch offset ``f`` in ``1..FETCH_WINDOW``.  This is complete: no action other than
-  those three reads or writes the clock, and ``Tick``'s guard can only become weaker
-  between them (a UE becomes "synchronised" only by registering), so ticks can always
-  be deferred to just before a clock-reading step.  Timings are normalised (``clock``
-  shifted to 0, past fetch times clamped to -1, unregistered pairs dropped): the
-  model's behaviour is invariant under both, so the set stays finite.  It is cut to a
-  beam of ``width`` timings (preferring those with the fewest inserted ticks, then the
-  earliest fetch offsets); a verdict reached after cutting says so (``pruned``).
+  chooses them existentially.  No action other than ``Register``, ``DeliveryLost`` and
+  ``Activate`` reads or writes them, and ``Tick``'s guard can only become weaker between
+  those steps (a UE becomes "synchronised" only by registering), so ticks can always be
+  deferred to just before a clock-reading step.  Once the core state (below) is fixed,
+  every timing guard is a difference constraint between ``clock`` and a fetch time
+  (``Register``: ``fetch_time <= clock`` and ``clock + 1 <= fetch_time' <= clock +
+  FETCH_WINDOW``; ``Activate``: ``fetch_time < clock`` for a UE without the evidence;
+  ``Tick``: ``clock`` stays ``<= fetch_time`` of every synchronised pair).  So the set of
+  timings of model runs explaining a prefix is a *zone* (a difference-bound matrix over
+  ``clock`` and the registered pairs' fetch times), kept exactly: no timing is cut, and a
+  verdict is final.  With integer bounds the zone has an integer point whenever it is
+  non-empty, so it holds exactly the integer timings; every clock-reading step is also run
+  on the model at a point of the zone, which checks the zone's guard against the
+  model's.  Because each fetch delay is ``1..FETCH_WINDOW`` ticks and each fetch takes a
+  tick of its own, no more than ``FETCH_WINDOW`` fetches that follow each other (a UE's
+  fetch, then a later UE's re-fetch at its fetch time, ...) fit inside one synchronised
+  UE's fetch delay; a log with more is rejected at the first fetch that cannot be
+  reached, and the verdict says so.
 * **State shared by every candidate.**  The timing never changes the effect of an
   action on the other symbols, only whether it is enabled; so all candidates share one
   *core* state and the search is over timings only.
@@ -71,6 +78,10 @@ Timing = tuple[tuple[tuple[int, int], int], ...]
 """A normalised timing: ((u, s), fetch_time - clock) for every registered pair."""
 
 DEFAULT_WIDTH: Final = 256
+
+INF: Final = float("inf")
+_CLOCK: Final = (-1, -1)
+"""The zone's key for the model clock (variable 0); other keys are (UE, service) pairs."""
 
 
 class TraceCheckError(MbmssecError):
@@ -161,162 +172,209 @@ def naming_for(events: Sequence[Mapping[str, Any]]) -> tuple[Universe, Naming]:
 
 
 class Tracker:
-    """A core model state and a set of candidate timings (see the module docstring)."""
+    """A core model state and the exact set of candidate timings (see the module docstring).
+
+    The timings are a *zone*: a difference-bound matrix over the model clock ``c`` and the
+    fetch time ``D_p`` of every registered pair ``p``.  Every timing guard of the model is
+    a difference constraint once the core state is fixed (``Register``: ``D_p <= c``;
+    ``Activate``: ``D_v <= c - 1`` for a registered UE without the evidence; ``Tick``: ``c``
+    never passes ``D_q`` of a synchronised pair; ``Register`` sets ``c + 1 <= D_p <=
+    c + FETCH_WINDOW``), so the set of timings the model can reach is convex and is kept
+    exactly: nothing is cut.  Difference constraints with integer bounds have integer
+    solutions whenever they have real ones, so the zone's integer points are exactly the
+    timings of model runs.  Each clock-reading step is also run on the model from a
+    witness timing drawn from the zone, which checks the zone's guard against the model's.
+    """
 
     def __init__(self, model: Model, universe: Universe, width: int = DEFAULT_WIDTH) -> None:
         self.model = model
         self.universe = universe
-        self.width = width
+        self.width = width  # kept for callers; the zone is exact and never cut
         self.core: State = model.initial(universe)
-        self.timings: list[Timing] = [()]
-        self.cost: dict[Timing, tuple[int, int]] = {(): (0, 0)}
+        self.vars: list[tuple[int, int]] = [_CLOCK]
+        self.bounds: list[list[float]] = [[0.0]]  # bounds[i][j]: x_i - x_j <= bounds[i][j]
         self.hint: dict[tuple[int, int], float] = {}
-        self._memo: dict[tuple[Any, ...], tuple[bool]] = {}
         self.pruned = 0
         self.steps: list[tuple[str, tuple[Any, ...]]] = []
 
+    # -- the zone
+    @staticmethod
+    def _tighten(m: list[list[float]], i: int, j: int, w: float) -> bool:
+        """Add ``x_i - x_j <= w`` to the closed matrix ``m``; False if that empties it."""
+        if m[j][i] + w < 0:
+            return False
+        if m[i][j] <= w:
+            return True
+        n = len(m)
+        col_i = [m[a][i] for a in range(n)]
+        row_j = m[j]
+        for a in range(n):
+            via = col_i[a] + w
+            if via == INF:
+                continue
+            row_a = m[a]
+            for b in range(n):
+                cand = via + row_j[b]
+                if cand < row_a[b]:
+                    row_a[b] = cand
+        return True
+
+    def _index(self, pair: tuple[int, int]) -> int | None:
+        try:
+            return self.vars.index(pair)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _drop(vars_: list[tuple[int, int]], m: list[list[float]], k: int) -> None:
+        # Deleting a variable of a closed matrix is its exact projection.
+        del vars_[k]
+        del m[k]
+        for row in m:
+            del row[k]
+
+    def _synced(self, pair: tuple[int, int]) -> bool:
+        u, s = pair
+        c = self.core
+        return bool(c.get("registered", u, s) and c.get("subscribed", u, s)
+                    and c.get("covered", u) and not c.get("dropped", u, s))
+
+    def _elapse(self, vars_: list[tuple[int, int]], m: list[list[float]]) -> bool:
+        """Let ``Tick`` advance the clock: ``c`` loses its upper bounds, then may not pass
+        the fetch time of a synchronised pair (the guard of ``Tick``)."""
+        for j in range(1, len(m)):
+            m[0][j] = INF
+        return all(self._tighten(m, 0, k, 0) for k in range(1, len(vars_))
+                   if self._synced(vars_[k]))
+
+    def _sync_vars(self) -> None:
+        """Project out pairs the core no longer has registered (they lose their fetch time)."""
+        for k in range(len(self.vars) - 1, 0, -1):
+            u, s = self.vars[k]
+            if not self.core.get("registered", u, s):
+                self._drop(self.vars, self.bounds, k)
+
+    @staticmethod
+    def _witness(m: list[list[float]]) -> list[int]:
+        """An integer point of the (closed, non-empty) zone, with ``c = 0``."""
+        x: list[int] = [0]
+        for k in range(1, len(m)):
+            lo = max(x[j] - m[j][k] for j in range(k))
+            hi = min(x[j] + m[k][j] for j in range(k))
+            x.append(int(lo) if lo != -INF else (int(hi) if hi != INF else 0))
+        return x
+
+    def witness(self, vars_: list[tuple[int, int]] | None = None, m: list[list[float]] | None = None
+                ) -> Timing:
+        """One timing of the zone: ((u, s), fetch_time - clock) for every registered pair."""
+        vs = self.vars if vars_ is None else vars_
+        x = self._witness(self.bounds if m is None else m)
+        return tuple(sorted((vs[k], x[k] - x[0]) for k in range(1, len(vs))))
+
+    @property
+    def timings(self) -> list[Timing]:
+        """A witness timing (the zone itself is :attr:`bounds` over :attr:`vars`)."""
+        return [self.witness()]
+
     def full(self, timing: Timing) -> State:
-        """The core state with one candidate timing grafted in (clock = 0)."""
+        """The core state with one timing grafted in (clock = 0)."""
         tables = dict(self.core.tables)
         tables["clock"] = {}
         tables["fetch_time"] = {pair: off for pair, off in timing}
         return State(self.core.vocab, self.core.universe, tables)
 
-    def _normalise(self, st: State) -> Timing:
-        clock = st.get("clock")
-        out: list[tuple[tuple[int, int], int]] = []
-        for args, reg in st.tables["registered"].items():
-            if reg:
-                u, s = args
-                out.append(((u, s), max(-1, st.get("fetch_time", u, s) - clock)))
-        return tuple(sorted(out))
+    def _set_core(self, nxt: State) -> None:
+        tables = dict(nxt.tables)
+        tables["clock"], tables["fetch_time"] = {}, {}
+        self.core = State(nxt.vocab, nxt.universe, tables)
 
     def enabled(self, action: str, args: tuple[Any, ...]) -> bool:
-        """Would ``action(args)`` be enabled in some candidate (ticks allowed)?"""
-        if action not in CLOCK_ACTIONS:
-            return self.model.step(self.full(self.timings[0]), action, args) is not None
-        return any(self._successors(t, action, [args]) for t in self.timings)
-
-    def _successors(self, timing: Timing, action: str, alternatives: Sequence[tuple[Any, ...]]
-                    ) -> list[tuple[Timing, int]]:
-        """Normalised timings after ``k`` inserted ticks and the action, with ``k``.
-
-        ``Register``/``DeliveryLost`` read the timing only through their own pair's
-        fetch offset, so the model is run once per (offset, alternative) and the
-        resulting timing is built from it (checked against the model on every run).
-        """
-        out: list[tuple[Timing, int]] = []
-        reg = self.core.tables["registered"]
-        level = tuple((p, o) for p, o in timing if reg.get(p, False))
-        st: State | None = self.full(level)
-        for ticks in range(FETCH_WINDOW + 2):
-            assert st is not None
-            for args in alternatives:
-                if action == "Activate":
-                    nxt = self.model.step(st, action, args)
-                    if nxt is not None:
-                        out.append((self._normalise(nxt), ticks))
-                    continue
-                pair = (args[0], args[1])
-                key = (action, args, dict(level).get(pair))
-                hit = self._memo.get(key)
-                if hit is None:
-                    nxt = self.model.step(st, action, args)
-                    hit = self._memo[key] = (nxt is not None,)
-                    if nxt is not None:
-                        assert self._normalise(nxt) == self._placed(level, pair, args[2])
-                if hit[0]:
-                    out.append((self._placed(level, pair, args[2]), ticks))
-            st = self.model.step(st, "Tick", ())
-            if st is None:
-                break
-            level = tuple((p, max(-1, o - 1)) for p, o in level)
-        return out
-
-    def _core_effect(self, action: str, args: tuple[Any, ...]) -> State | None:
-        # Enabled in some candidate: run it where it is, to get the shared effect.
-        for timing in self.timings:
-            st: State | None = self.full(timing)
-            for _ in range(FETCH_WINDOW + 2):
-                assert st is not None
-                nxt = self.model.step(st, action, args)
-                if nxt is not None:
-                    return nxt
-                st = self.model.step(st, "Tick", ())
-                if st is None:
-                    break
-        return None
-
-    @staticmethod
-    def _placed(level: Timing, pair: tuple[int, int], f: int) -> Timing:
-        return tuple(sorted([(p, o) for p, o in level if p != pair] + [(pair, f)]))
+        """Would ``action(args)`` be enabled at some timing of the zone (ticks allowed)?"""
+        return self._attempt(action, [args], commit=False)
 
     def apply(self, action: str, alternatives: Sequence[tuple[Any, ...]]) -> bool:
         """Apply one logged step (any of ``alternatives``, which may differ only in the
-        fetch offset); False (nothing changed) if no candidate allows it."""
+        fetch offset); False (nothing changed) if no timing allows it."""
+        return self._attempt(action, alternatives, commit=True)
+
+    def fails_on_timing_only(self, action: str, alternatives: Sequence[tuple[Any, ...]]
+                             ) -> bool:
+        """Would a ``Register``/``DeliveryLost`` the zone refuses be allowed if the UE's
+        pending fetch time did not have to be reached?  (Then the log asks for more
+        successive fetches inside one fetch delay than ``FETCH_WINDOW`` ticks allow.)"""
+        return action in ("Register", "DeliveryLost") and self._attempt(
+            action, alternatives, commit=False, fetch_guard=False)
+
+    def _attempt(self, action: str, alternatives: Sequence[tuple[Any, ...]],
+                 commit: bool, fetch_guard: bool = True) -> bool:
         if action not in CLOCK_ACTIONS:
             for args in alternatives:
-                nxt = self.model.step(self.full(self.timings[0]), action, args)
+                nxt = self.model.step(self.full(self.witness()), action, args)
                 if nxt is not None:
-                    tables = dict(nxt.tables)
-                    tables["clock"], tables["fetch_time"] = {}, {}
-                    self.core = State(nxt.vocab, nxt.universe, tables)
-                    self._memo.clear()
-                    self.steps.append((action, args))
+                    if commit:
+                        self._set_core(nxt)
+                        self._sync_vars()
+                        self.steps.append((action, args))
                     return True
             return False
-        found: dict[Timing, tuple[int, int]] = {}
-        core: State | None = None
-        pair = (alternatives[0][0], alternatives[0][1]) if action != "Activate" else None
-        for timing in self.timings:
-            inv0, ticks0 = self.cost.get(timing, (0, 0))
-            for key, ticks in self._successors(timing, action, alternatives):
-                cost = (inv0 + self._inversions(key, pair), ticks0 + ticks)
-                if key not in found or cost < found[key]:
-                    found[key] = cost
-        if not found:
+        vars_ = list(self.vars)
+        m = [list(row) for row in self.bounds]
+        if not self._elapse(vars_, m):
             return False
-        core = None
-        for args in alternatives:  # the effect beyond the timing is the same for all
-            core = core or self._core_effect(action, args)
-        assert core is not None
-        tables = dict(core.tables)
-        tables["clock"], tables["fetch_time"] = {}, {}
-        self.core = State(core.vocab, core.universe, tables)
-        self._memo.clear()
-        # The beam keeps the timings whose fetch times are ordered as the concrete ones
-        # (when the caller gives them in ``hint``), then those that inserted the fewest
-        # ticks (ticks as late as possible), then the earliest fetch offsets.
-        ranked = sorted(found, key=lambda t: (found[t], sum(o for _, o in t), t))
-        if len(ranked) > self.width:
-            self.pruned += len(ranked) - self.width
-            ranked = ranked[:self.width]
-        self.timings = ranked
-        inv_low, tick_low = found[ranked[0]]
-        self.cost = {t: (found[t][0] - inv_low, found[t][1] - tick_low) for t in ranked}
-        self.steps.append((action, alternatives[0]))
-        return True
-
-    def _inversions(self, timing: Timing, pair: tuple[int, int] | None) -> int:
-        """Pairs whose model fetch times are ordered against the concrete ones (``hint``),
-        counted for the pair just registered."""
-        if pair is None or pair not in self.hint:
-            return 0
-        mine = dict(timing).get(pair)
-        if mine is None:
-            return 0
-        conc = self.hint[pair]
-        bad = 0
-        for other, off in timing:
-            if other == pair or other not in self.hint:
+        core = self.core
+        if action == "Activate":
+            (s,) = alternatives[0]
+            rule = self.model.profile["activation"]
+            if rule != "immediate":
+                evidence = "delivered" if rule == "after_fetch_window" else "acked"
+                nxt_tek = core.get("next", s)
+                for k in range(1, len(vars_)):
+                    v, s2 = vars_[k]
+                    if s2 == s and not core.get(evidence, v, nxt_tek) \
+                            and not self._tighten(m, k, 0, -1):  # fetch_time < clock
+                        return False
+        else:
+            pair = (alternatives[0][0], alternatives[0][1])
+            kp = vars_.index(pair) if pair in vars_ else None
+            early = (self.model.profile["unknown_mki_resync"] == "refetch"
+                     and core.get("saw_unknown", *pair))
+            if fetch_guard and kp is not None and not early \
+                    and not self._tighten(m, kp, 0, 0):
+                return False  # a registered UE fetches at or after its fetch time
+        here = self.witness(vars_, m)
+        st = self.full(here)
+        if not fetch_guard:
+            return self.core.get("covered", alternatives[0][0]) and self.model.step(
+                self.full(tuple((p, o) for p, o in here if p != pair)), action,
+                alternatives[0]) is not None
+        for args in alternatives:
+            nxt = self.model.step(st, action, args)
+            if nxt is None:
                 continue
-            c = self.hint[other]
-            if (c < conc and off > mine) or (c > conc and off < mine):
-                bad += 1
-        return bad
+            if not commit:
+                return True
+            self._set_core(nxt)
+            if action != "Activate":
+                pair = (args[0], args[1])
+                if pair in vars_:
+                    self._drop(vars_, m, vars_.index(pair))
+                offs = [a[2] for a in alternatives]
+                vars_.append(pair)
+                for row in m:
+                    row.append(INF)
+                m.append([INF] * len(vars_))
+                m[-1][-1] = 0.0
+                ok = self._tighten(m, len(vars_) - 1, 0, max(offs)) \
+                    and self._tighten(m, 0, len(vars_) - 1, -min(offs))
+                assert ok and dict(self.witness(vars_, m))[pair] >= min(offs)
+            self.vars, self.bounds = vars_, m
+            self._sync_vars()
+            self.steps.append((action, args))
+            return True
+        return False
 
     def snapshot(self, limit: int = 3) -> list[dict[str, Any]]:
-        """The candidate states (at most ``limit``), for reports."""
+        """The candidate state at a witness timing, for reports."""
         return [self.full(t).as_dict() for t in self.timings[:limit]]
 
 
@@ -419,8 +477,13 @@ class EventMapper:
 
     def _step(self, e: Mapping[str, Any], action: str, *alts: tuple[Any, ...]) -> None:
         if not self.tr.apply(action, list(alts)):
-            raise self._fail(e, f"model action {action}{alts[0]} is not enabled in any "
-                                f"candidate state")
+            why = f"model action {action}{alts[0]} is not enabled in any candidate state"
+            if self.tr.fails_on_timing_only(action, list(alts)):
+                why += (": no model timing lets the UE reach its fetch time before the "
+                        "pending fetch time of a synchronised UE stops the clock (each fetch "
+                        f"delay is 1..{FETCH_WINDOW} ticks; the fetches logged inside one "
+                        "fetch delay need more)")
+            raise self._fail(e, why)
 
     def feed(self, events: Sequence[Mapping[str, Any]], start: int = 0) -> None:
         """Explain ``events`` in order; raises :class:`Unexplained` at the first that no

@@ -13,6 +13,7 @@ import pytest
 
 from mbmssec.impl.events import read_events
 from mbmssec.impl.tracecheck import causal_order, check_events
+from mbmssec.model.vocabulary import FETCH_WINDOW
 from mbmssec.spec.loader import load_spec
 
 
@@ -95,3 +96,46 @@ def test_bad_input_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mbmssec", "trace-check", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
+
+
+def _nested_fetches(inner: int) -> list[dict[str, Any]]:
+    """UE A registers; UE B registers next and then re-fetches ``inner`` times (each at
+    its fetch time) before A re-fetches.  Every fetch delay of the model is
+    1..FETCH_WINDOW ticks and B's re-fetches each need a tick of their own, all while the
+    clock may not pass A's fetch time."""
+    svc = "239.255.0.1"
+
+    def ev(event: str, **kw: Any) -> dict[str, Any]:
+        return {"event": event, "service": svc, "ue": None, "mki": None, "ok": True,
+                "reason": None, "source": "bmsc", **kw}
+
+    def fetch(ue: str, trigger: str) -> list[dict[str, Any]]:
+        return [ev("Authenticate", ue=ue),
+                ev("Deliver", ue=ue, mki=2, mkis=[1, 2], trigger=trigger),
+                ev("Register", ue=ue, mki=2, mkis=[1, 2], trigger=trigger, source="ue")]
+
+    out = [ev("Generate", mki=1), ev("Activate", mki=1), ev("Generate", mki=2),
+           ev("Subscribe", ue="A"), ev("Subscribe", ue="B"),
+           *fetch("A", "initial"), *fetch("B", "initial")]
+    for _ in range(inner):
+        out += fetch("B", "fetch_time")
+    out += fetch("A", "fetch_time")
+    return [{"t": float(i), **e} for i, e in enumerate(out)]
+
+
+def test_fetch_window_bounds_nested_refetches() -> None:
+    """The timing search is exact: FETCH_WINDOW (3) re-fetches of one UE fit inside
+    another's fetch delay, one more does not, and the verdict names the fetch that
+    cannot be reached and says why."""
+    profile = load_spec().baseline()
+    fits = check_events(_nested_fetches(FETCH_WINDOW), profile)
+    assert fits.ok and fits.pruned == 0
+    # Only A's largest fetch offset fits; a search keeping one timing (preferring the
+    # earliest offsets) would lose it, the exact one does not.
+    assert check_events(_nested_fetches(FETCH_WINDOW), profile, width=1).ok
+    events = _nested_fetches(FETCH_WINDOW + 1)
+    too_many = check_events(events, profile)
+    assert not too_many.ok and too_many.failure is not None
+    bad = too_many.failure
+    last_b = max(i for i, e in enumerate(events) if e["event"] == "Deliver" and e["ue"] == "B")
+    assert bad.index == last_b and "fetch time" in bad.why
