@@ -92,8 +92,9 @@ class Unexplained(MbmssecError):
     """No candidate model state explains an event (or a concrete step)."""
 
     def __init__(self, index: int, event: Mapping[str, Any], why: str,
-                 candidates: list[dict[str, Any]]) -> None:
+                 candidates: list[dict[str, Any]], timing_only: bool = False) -> None:
         super().__init__(f"event {index} ({describe_event(event)}): {why}")
+        self.timing_only = timing_only
         self.index = index
         self.event = dict(event)
         self.why = why
@@ -405,6 +406,7 @@ class TraceResult:
         if self.failure is not None:
             f = self.failure
             out["first_unexplained"] = {"index": f.index, "event": f.event, "why": f.why,
+                                        "timing_only": f.timing_only,
                                         "candidates": f.candidates}
         return out
 
@@ -472,18 +474,19 @@ class EventMapper:
             raise TraceCheckError(f"TEK {service}/{mki} was never generated")
         return self.names.teks[key]
 
-    def _fail(self, e: Mapping[str, Any], why: str) -> Unexplained:
-        return Unexplained(self.index, e, why, self.tr.snapshot())
+    def _fail(self, e: Mapping[str, Any], why: str, timing_only: bool = False) -> Unexplained:
+        return Unexplained(self.index, e, why, self.tr.snapshot(), timing_only)
 
     def _step(self, e: Mapping[str, Any], action: str, *alts: tuple[Any, ...]) -> None:
         if not self.tr.apply(action, list(alts)):
             why = f"model action {action}{alts[0]} is not enabled in any candidate state"
-            if self.tr.fails_on_timing_only(action, list(alts)):
+            timing_only = self.tr.fails_on_timing_only(action, list(alts))
+            if timing_only:
                 why += (": no model timing lets the UE reach its fetch time before the "
                         "pending fetch time of a synchronised UE stops the clock (each fetch "
                         f"delay is 1..{FETCH_WINDOW} ticks; the fetches logged inside one "
                         "fetch delay need more)")
-            raise self._fail(e, why)
+            raise self._fail(e, why, timing_only)
 
     def feed(self, events: Sequence[Mapping[str, Any]], start: int = 0) -> None:
         """Explain ``events`` in order; raises :class:`Unexplained` at the first that no

@@ -223,9 +223,12 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     if server.errors:
         checks["bmsc_errors"] = {"ok": False, "detail": server.errors[0]}
     verdict = trace_check(events, profile)
-    # A failure found after the bounded search dropped candidate timings may be an
-    # artefact of that cut: it is reported as inconclusive, not as a failed run.
-    inconclusive = not verdict.ok and verdict.pruned > 0
+    # A rejection that only the model's fetch-time bound causes (fetches nested inside
+    # one UE's fetch delay deeper than the model's window allows) is a known gap between
+    # the model's timing abstraction and the BM-SC's schedule, not a key-lifecycle
+    # violation: it is reported as inconclusive, not as a failed run.
+    inconclusive = (not verdict.ok and verdict.failure is not None
+                    and verdict.failure.timing_only)
     checks["trace_check"] = {"ok": verdict.ok or inconclusive,
                              "inconclusive": inconclusive,
                              "detail": verdict.render().splitlines()[0]}
