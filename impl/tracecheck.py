@@ -14,19 +14,17 @@ What the log does not record
   those steps (a UE becomes "synchronised" only by registering), so ticks can always be
   deferred to just before a clock-reading step.  Once the core state (below) is fixed,
   every timing guard is a difference constraint between ``clock`` and a fetch time
-  (``Register``: ``fetch_time <= clock`` and ``clock + 1 <= fetch_time' <= clock +
-  FETCH_WINDOW``; ``Activate``: ``fetch_time < clock`` for a UE without the evidence;
+  (``Register``: ``fetch_time <= clock`` and ``clock + 1 <= fetch_time'``, with no
+  upper bound, as in the model; ``Activate``: ``fetch_time < clock`` for a UE without the evidence;
   ``Tick``: ``clock`` stays ``<= fetch_time`` of every synchronised pair).  So the set of
   timings of model runs explaining a prefix is a *zone* (a difference-bound matrix over
   ``clock`` and the registered pairs' fetch times), kept exactly: no timing is cut, and a
   verdict is final.  With integer bounds the zone has an integer point whenever it is
   non-empty, so it holds exactly the integer timings; every clock-reading step is also run
   on the model at a point of the zone, which checks the zone's guard against the
-  model's.  Because each fetch delay is ``1..FETCH_WINDOW`` ticks and each fetch takes a
-  tick of its own, no more than ``FETCH_WINDOW`` fetches that follow each other (a UE's
-  fetch, then a later UE's re-fetch at its fetch time, ...) fit inside one synchronised
-  UE's fetch delay; a log with more is rejected at the first fetch that cannot be
-  reached, and the verdict says so.
+  model's.  (An earlier model bounded fetch delays to a few ticks, which real logs
+  outgrow: fetches nested inside one UE's long fetch delay.  A timing-only rejection
+  is still reported as such.)
 * **State shared by every candidate.**  The timing never changes the effect of an
   action on the other symbols, only whether it is enabled; so all candidates share one
   *core* state and the search is over timings only.
@@ -57,7 +55,6 @@ from typing import Any, Final
 from mbmssec.errors import MbmssecError
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.machine import Model
-from mbmssec.model.vocabulary import FETCH_WINDOW
 from mbmssec.spec.loader import Profile
 
 __all__ = [
@@ -179,8 +176,8 @@ class Tracker:
     fetch time ``D_p`` of every registered pair ``p``.  Every timing guard of the model is
     a difference constraint once the core state is fixed (``Register``: ``D_p <= c``;
     ``Activate``: ``D_v <= c - 1`` for a registered UE without the evidence; ``Tick``: ``c``
-    never passes ``D_q`` of a synchronised pair; ``Register`` sets ``c + 1 <= D_p <=
-    c + FETCH_WINDOW``), so the set of timings the model can reach is convex and is kept
+    never passes ``D_q`` of a synchronised pair; ``Register`` sets ``c + 1 <= D_p``, with
+    no upper bound), so the set of timings the model can reach is convex and is kept
     exactly: nothing is cut.  Difference constraints with integer bounds have integer
     solutions whenever they have real ones, so the zone's integer points are exactly the
     timings of model runs.  Each clock-reading step is also run on the model from a
@@ -301,8 +298,7 @@ class Tracker:
     def fails_on_timing_only(self, action: str, alternatives: Sequence[tuple[Any, ...]]
                              ) -> bool:
         """Would a ``Register``/``DeliveryLost`` the zone refuses be allowed if the UE's
-        pending fetch time did not have to be reached?  (Then the log asks for more
-        successive fetches inside one fetch delay than ``FETCH_WINDOW`` ticks allow.)"""
+        pending fetch time did not have to be reached?"""
         return action in ("Register", "DeliveryLost") and self._attempt(
             action, alternatives, commit=False, fetch_guard=False)
 
@@ -365,8 +361,8 @@ class Tracker:
                     row.append(INF)
                 m.append([INF] * len(vars_))
                 m[-1][-1] = 0.0
-                ok = self._tighten(m, len(vars_) - 1, 0, max(offs)) \
-                    and self._tighten(m, 0, len(vars_) - 1, -min(offs))
+                # the model puts no upper bound on a fetch offset: only c + 1 <= D_p
+                ok = self._tighten(m, 0, len(vars_) - 1, -min(offs))
                 assert ok and dict(self.witness(vars_, m))[pair] >= min(offs)
             self.vars, self.bounds = vars_, m
             self._sync_vars()
@@ -483,9 +479,7 @@ class EventMapper:
             timing_only = self.tr.fails_on_timing_only(action, list(alts))
             if timing_only:
                 why += (": no model timing lets the UE reach its fetch time before the "
-                        "pending fetch time of a synchronised UE stops the clock (each fetch "
-                        f"delay is 1..{FETCH_WINDOW} ticks; the fetches logged inside one "
-                        "fetch delay need more)")
+                        "pending fetch time of a synchronised UE stops the clock")
             raise self._fail(e, why, timing_only)
 
     def feed(self, events: Sequence[Mapping[str, Any]], start: int = 0) -> None:
@@ -540,7 +534,7 @@ class EventMapper:
         if e.get("fetch_time") is not None:
             self.fetch_at[(u, s)] = float(e["fetch_time"])
         ctr_before = self.tr.core.get("ctr", u)
-        self._step(e, action, *[(u, s, f) for f in range(1, FETCH_WINDOW + 1)])
+        self._step(e, action, (u, s, 1))  # the fetch offset is left to the timing zone
         core = self.tr.core
         if e.get("counter") is not None and core.get("ctr", u) != e["counter"]:
             raise self._fail(e, f"MIKEY counter {e['counter']}, the model's is "

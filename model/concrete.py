@@ -166,7 +166,7 @@ def param_values(param: Param, universe: Universe) -> range | tuple[bool, ...]:
     if param.sort is Sort.BOOL:
         return (False, True)
     if param.sort is Sort.INT:
-        return range(param.lo, param.hi + 1)
+        return range(param.lo, param.search_hi + 1)
     return universe.elements(param.sort)
 
 

@@ -80,12 +80,24 @@ class Symbol:
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter of an action: an element of a sort, a Bool, or an Int in [lo, hi]."""
+    """A parameter of an action: an element of a sort, a Bool, or an Int in [lo, hi]
+    (``hi`` None: no upper bound).  ``enum_hi`` bounds the values finite searches
+    (exploration, enumeration of enabled instances) try when ``hi`` is None."""
 
     name: str
     sort: Sort
     lo: int = 0
-    hi: int = 0
+    hi: int | None = 0
+    enum_hi: int = 0
+
+    @property
+    def search_hi(self) -> int:
+        """The largest value a finite search tries."""
+        return self.hi if self.hi is not None else self.enum_hi
+
+    def range_constraints(self, value: Any) -> list[Any]:
+        """The parameter's range as constraints (Z3 terms or Python values)."""
+        return [value >= self.lo] + ([value <= self.hi] if self.hi is not None else [])
 
 
 class Disabled(Exception):

@@ -218,8 +218,8 @@ def transition(action: Action, profile: Any, pre: SymbolicState | View, sorts: S
     args = params if params is not None else param_consts(action, sorts, tag)
     st = SymbolicStep(pre, action.modifies, action.name, vocab)
     action.body(ops, st, profile, *args)
-    ranges = [z3.And(a >= p.lo, a <= p.hi) for p, a in zip(action.params, args, strict=True)
-              if p.sort is Sort.INT]
+    ranges = [c for p, a in zip(action.params, args, strict=True) if p.sort is Sort.INT
+              for c in p.range_constraints(a)]
     guard = z3.And(*ops.guards, *ranges)
     return SymbolicTransition(action, tuple(args), guard, View(pre, st.overlay))
 

@@ -16,7 +16,8 @@ from mbmssec.model.dsl import Sort, Symbol, Vocabulary
 B, INT = Sort.BOOL, Sort.INT
 UE, SVC, TEK, PKT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT
 
-#: How far ahead (in clock units) the BM-SC may set a UE's next fetch time.
+#: The model lets the BM-SC set a UE's next fetch time any number of clock units ahead;
+#: finite searches (exploration, enabled-instance enumeration) try offsets 1..FETCH_WINDOW.
 FETCH_WINDOW = 3
 
 

@@ -77,8 +77,8 @@ def finite_transition(action: Action, profile: Any, pre: SymbolicState | View, s
         base = base.pre
     st = SymbolicStep(pre, action.modifies, action.name, base.vocab)
     action.body(ops, st, profile, *params)
-    ranges = [z3.And(a >= p.lo, a <= p.hi) for p, a in zip(action.params, params, strict=True)
-              if p.sort is Sort.INT]
+    ranges = [c for p, a in zip(action.params, params, strict=True) if p.sort is Sort.INT
+              for c in p.range_constraints(a)]
     guard = z3.And(*[as_z3(g) for g in ops.guards], *ranges)
     return _Step(action, tuple(params), guard, View(pre, st.overlay))
 
