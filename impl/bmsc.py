@@ -55,14 +55,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
 from mbmssec.spec.loader import Profile
 
-from .aka import SQN_MAX, AutsMacFailure, auc_resync, derive_kek, generate_vector
+from .aka import SQN_MAX, AutsMacFailure, Rand, auc_resync, derive_kek, generate_vector
 from .digest import (
     ALGORITHM_AKAV1_MD5,
     QOP_AUTH,
@@ -118,7 +118,6 @@ __all__ = [
     "validate_ue",
 ]
 
-Rand = Callable[[int], bytes]
 
 REGISTER_PATH: Final = "/mbms/register"
 """HTTP path of registration and re-registration (6.2.2 step 2, 6.2.3.2)."""

@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn
 
@@ -47,7 +46,7 @@ from cryptography.hazmat.primitives import hashes
 from mbmssec.errors import MbmssecError
 
 if TYPE_CHECKING:
-    from .aka import AuthVector
+    from .aka import AuthVector, Rand
 
 __all__ = [
     "ALGORITHM_AKAV1_MD5",
@@ -81,7 +80,6 @@ __all__ = [
     "verify_resync",
 ]
 
-Rand = Callable[[int], bytes]
 
 ALGORITHM_AKAV1_MD5: Final = "AKAv1-MD5"
 """The RFC 3310 algorithm directive value for AKA version 1 with MD5."""

@@ -29,13 +29,13 @@ takes the bytes received and the time ``now``; randomness comes from an injected
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from mbmssec.errors import MbmssecError
 
-from .aka import MacFailure, SyncFailure, UsimState, derive_kek, usim_authenticate
+from .aka import MacFailure, Rand, SyncFailure, UsimState, derive_kek, usim_authenticate
 from .bmsc import MKI_LENGTH, check_profile
 from .digest import (
     ALGORITHM_AKAV1_MD5,
@@ -78,7 +78,6 @@ __all__ = [
     "UeError",
 ]
 
-Rand = Callable[[int], bytes]
 
 _REPLAY_MODES: Final = {"counter": ReplayMode.COUNTER, "timestamp": ReplayMode.TIMESTAMP,
                         "none": ReplayMode.NONE}
