@@ -77,8 +77,12 @@ async def _reference_once(http: aiohttp.ClientSession, base: str, ue: UeCore) ->
 def _reference_app(challenge: str, body: bytes) -> web.Application:
     async def handler(request: web.Request) -> web.Response:
         if "Authorization" not in request.headers:
-            return web.Response(status=401, headers={"WWW-Authenticate": challenge},
-                                text='{"status": 401}', content_type="application/json")
+            return web.Response(
+                status=401,
+                headers={"WWW-Authenticate": challenge},
+                text='{"status": 401}',
+                content_type="application/json",
+            )
         return web.Response(body=body, content_type="application/mikey")
 
     app = web.Application()
@@ -129,19 +133,23 @@ async def _registrations(count: int, concurrency: int, rounds: int) -> dict[str,
     ref_base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     best = {"bmsc": 0.0, "reference": 0.0}
     for r in range(rounds):
-        batch = [UeCore(n, k, o, profile) for n, k, o in
-                 subscribers[r * count:(r + 1) * count]]
+        batch = [UeCore(n, k, o, profile) for n, k, o in subscribers[r * count : (r + 1) * count]]
         best["bmsc"] = max(best["bmsc"], await _rate("bmsc", base, batch, concurrency))
-        best["reference"] = max(best["reference"],
-                                await _rate("reference", ref_base, batch, concurrency))
+        best["reference"] = max(
+            best["reference"], await _rate("reference", ref_base, batch, concurrency)
+        )
     await runner.cleanup()
     await server.stop()
     core.store.close()
     shutil.rmtree(workdir, ignore_errors=True)
-    return {"registrations": count, "rounds": rounds, "concurrency": concurrency,
-            "registrations_per_second": best["bmsc"],
-            "reference_exchanges_per_second": best["reference"],
-            "ratio_to_reference": best["bmsc"] / best["reference"]}
+    return {
+        "registrations": count,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "registrations_per_second": best["bmsc"],
+        "reference_exchanges_per_second": best["reference"],
+        "ratio_to_reference": best["bmsc"] / best["reference"],
+    }
 
 
 # -- part 2: request rate per fetch-spreading strategy -----------------------------------------
@@ -189,10 +197,16 @@ async def _strategy(strategy: str, ues: int, period: float, bin_width: float) ->
     peak = max(bins.values(), default=0) / bin_width
     mean = len(arrivals) / span
     failures = sum(c.summary()[0]["rejected"] for c in clients)
-    return {"ues": ues, "period": period, "requests": len(arrivals),
-            "requests_per_ue_per_period": len(arrivals) / ues / (span / period),
-            "peak_rate": peak, "mean_rate": mean,
-            "peak_over_mean": peak / mean if mean else 0.0, "failures": failures}
+    return {
+        "ues": ues,
+        "period": period,
+        "requests": len(arrivals),
+        "requests_per_ue_per_period": len(arrivals) / ues / (span / period),
+        "peak_rate": peak,
+        "mean_rate": mean,
+        "peak_over_mean": peak / mean if mean else 0.0,
+        "failures": failures,
+    }
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -50,11 +50,14 @@ def run(quick: bool) -> dict[str, Any]:
     taken, enabled, secs = _walk(model, steps, seed=1)
     ref = _reference(model, steps)
     rate = taken / secs
-    return {"model_steps_per_second": round(rate),
-            "reference_copies_per_second": round(steps / ref),
-            "ratio_model_to_reference": round(rate / (steps / ref), 4),
-            "ratio_to_aim_5000": round(rate / 5000, 2), "steps": taken,
-            "enabled_fraction": round(enabled / taken, 3)}
+    return {
+        "model_steps_per_second": round(rate),
+        "reference_copies_per_second": round(steps / ref),
+        "ratio_model_to_reference": round(rate / (steps / ref), 4),
+        "ratio_to_aim_5000": round(rate / 5000, 2),
+        "steps": taken,
+        "enabled_fraction": round(enabled / taken, 3),
+    }
 
 
 def main() -> None:

@@ -61,17 +61,33 @@ def run(quick: bool) -> dict[str, object]:
             "median_ms": round(1000 * statistics.median(solver_times), 3),
             "max_ms": round(1000 * max(solver_times), 3),
             "slowest": [q.to_json() for q in slowest],
-            "all": [{"action": q.action, "conjunct": q.conjunct, "verdict": q.verdict,
-                     "ms": round(1000 * q.seconds, 3)} for q in queries],
+            "all": [
+                {
+                    "action": q.action,
+                    "conjunct": q.conjunct,
+                    "verdict": q.verdict,
+                    "ms": round(1000 * q.seconds, 3),
+                }
+                for q in queries
+            ],
         },
         "bmc_vs_depth": {
             "property": 6,
-            "universe": {"ue": res.universe.ue, "svc": res.universe.svc,
-                         "tek": res.universe.tek, "pkt": res.universe.pkt},
-            "depths": [{"depth": k, "seconds": round(t, 3),
-                        "cumulative_seconds": round(c, 3),
-                        "ratio_to_depth_1": round(t / unit, 2)}
-                       for k, (t, c) in enumerate(zip(per_depth, cumulative, strict=True))],
+            "universe": {
+                "ue": res.universe.ue,
+                "svc": res.universe.svc,
+                "tek": res.universe.tek,
+                "pkt": res.universe.pkt,
+            },
+            "depths": [
+                {
+                    "depth": k,
+                    "seconds": round(t, 3),
+                    "cumulative_seconds": round(c, 3),
+                    "ratio_to_depth_1": round(t / unit, 2),
+                }
+                for k, (t, c) in enumerate(zip(per_depth, cumulative, strict=True))
+            ],
         },
     }
 

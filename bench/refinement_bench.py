@@ -19,8 +19,9 @@ def _episode(seed: int, steps: int) -> Lockstep:
     ls = Lockstep(load_spec().baseline(), UNIVERSE, seed=seed)
     for _ in range(steps):
         i = rng.randrange(UNIVERSE.ue)
-        op = rng.choice(["subscribe", "register", "register", "advance", "send", "receive",
-                         "coverage"])
+        op = rng.choice(
+            ["subscribe", "register", "register", "advance", "send", "receive", "coverage"]
+        )
         if op == "subscribe":
             ls.subscribe(i)
         elif op == "register" and ls.may_register(i):
@@ -58,10 +59,13 @@ def run(quick: bool = True) -> dict[str, Any]:
     model_s = time.perf_counter() - t1
     lock_rate = lock_steps / lock_s
     model_rate = model_steps / model_s
-    return {"name": "refinement", "lockstep_steps": lock_steps,
-            "lockstep_steps_per_s": round(lock_rate, 1),
-            "model_steps_per_s": round(model_rate, 1),
-            "lockstep_vs_model": round(lock_rate / model_rate, 4)}
+    return {
+        "name": "refinement",
+        "lockstep_steps": lock_steps,
+        "lockstep_steps_per_s": round(lock_rate, 1),
+        "model_steps_per_s": round(model_rate, 1),
+        "lockstep_vs_model": round(lock_rate / model_rate, 4),
+    }
 
 
 if __name__ == "__main__":

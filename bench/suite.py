@@ -284,8 +284,11 @@ def _checks(name: str, result: Mapping[str, Any]) -> str | None:
     if name == "bmsc":
         spreading = result.get("fetch_spreading")
         if isinstance(spreading, Mapping):
-            rejected = {s: v.get("failures") for s, v in spreading.items()
-                        if isinstance(v, Mapping) and v.get("failures")}
+            rejected = {
+                s: v.get("failures")
+                for s, v in spreading.items()
+                if isinstance(v, Mapping) and v.get("failures")
+            }
             if rejected:
                 where = ", ".join(f"{n} under {s}" for s, n in rejected.items())
                 return f"the live BM-SC's UEs rejected TEK deliveries while re-keying: {where}"
@@ -366,16 +369,29 @@ def _in_subprocess(
     with tempfile.TemporaryDirectory(prefix="mbmssec-suite-") as tmp:
         out = Path(tmp) / "result.json"
         err = Path(tmp) / "stderr.txt"
-        cmd = [sys.executable, "-m", f"{PACKAGE}.suite", "--worker", bench.name,
-               "--module", bench.module, "--result", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            f"{PACKAGE}.suite",
+            "--worker",
+            bench.name,
+            "--module",
+            bench.module,
+            "--result",
+            str(out),
+        ]
         if not quick:
             cmd.append("--full")
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
         start = time.perf_counter()
         with open(err, "wb") as err_file:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file,
-                env=env, start_new_session=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err_file,
+                env=env,
+                start_new_session=True,
             )
             try:
                 while True:
@@ -459,9 +475,7 @@ def run_suite(
         label = f"[{number}/{len(benchmarks)}] {bench.name}"
         if progress is not None:
             progress(f"{label}: running ({mode})")
-        outcome = run_benchmark(
-            bench, quick, isolate=isolate, timeout=timeout, progress=progress
-        )
+        outcome = run_benchmark(bench, quick, isolate=isolate, timeout=timeout, progress=progress)
         if progress is not None:
             why = f": {outcome.reason}" if outcome.reason else ""
             progress(f"{label}: {outcome.status} in {outcome.seconds:.1f} s{why}")
@@ -486,7 +500,12 @@ def _first_line(cmd: Sequence[str], cwd: Path | None = None) -> str | None:
         return None
     try:
         done = subprocess.run(
-            list(cmd), capture_output=True, text=True, timeout=15, cwd=cwd, check=False,
+            list(cmd),
+            capture_output=True,
+            text=True,
+            timeout=15,
+            cwd=cwd,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
@@ -550,11 +569,26 @@ def _num(value: Any) -> float:
 def _model_figures(r: Mapping[str, Any]) -> list[Figure]:
     rate = _num(r["model_steps_per_second"])
     return [
-        Figure("model", "random-walk steps of the baseline model", rate, "steps/s",
-               "copy of the state's tables (same run)", _num(r["reference_copies_per_second"]),
-               "measured", True),
-        Figure("model", "random-walk steps against the aim", rate, "steps/s",
-               "aim", 5000.0, "target", True),
+        Figure(
+            "model",
+            "random-walk steps of the baseline model",
+            rate,
+            "steps/s",
+            "copy of the state's tables (same run)",
+            _num(r["reference_copies_per_second"]),
+            "measured",
+            True,
+        ),
+        Figure(
+            "model",
+            "random-walk steps against the aim",
+            rate,
+            "steps/s",
+            "aim",
+            5000.0,
+            "target",
+            True,
+        ),
     ]
 
 
@@ -562,19 +596,38 @@ def _srtp_figures(r: Mapping[str, Any]) -> list[Figure]:
     rows = []
     have_lib = bool(r.get("libsrtp_available"))
     for op in ("protect", "unprotect"):
-        for api, label in (("batch", f"batch API ({int(_num(r['batch_size']))}/call)"),
-                           ("single", "one call per packet")):
+        for api, label in (
+            ("batch", f"batch API ({int(_num(r['batch_size']))}/call)"),
+            ("single", "one call per packet"),
+        ):
             value = _num(r[f"ours_{op}_{api}_pps"])
             if have_lib:
-                rows.append(Figure("srtp", f"{op}, {label}", value, "packets/s",
-                                   "libsrtp, one call per packet via ctypes (same run)",
-                                   _num(r[f"libsrtp_{op}_pps"]), "measured", True))
+                rows.append(
+                    Figure(
+                        "srtp",
+                        f"{op}, {label}",
+                        value,
+                        "packets/s",
+                        "libsrtp, one call per packet via ctypes (same run)",
+                        _num(r[f"libsrtp_{op}_pps"]),
+                        "measured",
+                        True,
+                    )
+                )
             else:
-                rows.append(Figure("srtp", f"{op}, {label}", value, "packets/s",
-                                   "libsrtp not available"))
+                rows.append(
+                    Figure("srtp", f"{op}, {label}", value, "packets/s", "libsrtp not available")
+                )
     if have_lib:
-        rows.append(Figure("srtp", "SRTP bytes identical to libsrtp's", _num(
-            r["outputs_identical"]), "check", "libsrtp's output for the same packets"))
+        rows.append(
+            Figure(
+                "srtp",
+                "SRTP bytes identical to libsrtp's",
+                _num(r["outputs_identical"]),
+                "check",
+                "libsrtp's output for the same packets",
+            )
+        )
     return rows
 
 
@@ -583,14 +636,30 @@ def _mikey_figures(r: Mapping[str, Any]) -> list[Figure]:
     for case in r["cases"]:
         keys = int(_num(case["keys"]))
         shape = f"{case['encryption']}, {keys} TEK{'s' if keys > 1 else ''}"
-        rows.append(Figure("mikey", f"TEK delivery build + parse + verify, {shape}",
-                           _num(case["build_parse_verify_per_second"]), "messages/s",
-                           "bare HMAC-SHA-1 + AES over the same bytes (same run)",
-                           _num(case["reference_per_second"]), "measured", True))
-        rows.append(Figure("mikey", f"verification message build + verify, {shape}",
-                           _num(case["verification_build_verify_per_second"]), "messages/s",
-                           "bare HMAC-SHA-1 over the same bytes (same run)",
-                           _num(case["verification_reference_per_second"]), "measured", True))
+        rows.append(
+            Figure(
+                "mikey",
+                f"TEK delivery build + parse + verify, {shape}",
+                _num(case["build_parse_verify_per_second"]),
+                "messages/s",
+                "bare HMAC-SHA-1 + AES over the same bytes (same run)",
+                _num(case["reference_per_second"]),
+                "measured",
+                True,
+            )
+        )
+        rows.append(
+            Figure(
+                "mikey",
+                f"verification message build + verify, {shape}",
+                _num(case["verification_build_verify_per_second"]),
+                "messages/s",
+                "bare HMAC-SHA-1 over the same bytes (same run)",
+                _num(case["verification_reference_per_second"]),
+                "measured",
+                True,
+            )
+        )
     return rows
 
 
@@ -598,56 +667,141 @@ def _load_figures(r: Mapping[str, Any]) -> list[Figure]:
     rows = []
     ues = int(_num(r["ues"]))
     for name, s in r["strategies"].items():
-        rows.append(Figure("load", f"peak request rate, {name}, N={ues:,}", _num(s["peak_rate"]),
-                           "requests/s", "uniform limit N/W", _num(s["uniform_limit"]),
-                           "limit", False))
+        rows.append(
+            Figure(
+                "load",
+                f"peak request rate, {name}, N={ues:,}",
+                _num(s["peak_rate"]),
+                "requests/s",
+                "uniform limit N/W",
+                _num(s["uniform_limit"]),
+                "limit",
+                False,
+            )
+        )
         ptm = s.get("peak_to_mean")
         if isinstance(ptm, int | float) and ptm > 0:
-            rows.append(Figure("load", f"peak-to-mean, {name}", _num(ptm), "x",
-                               "perfectly even load", 1.0, "limit", False))
+            rows.append(
+                Figure(
+                    "load",
+                    f"peak-to-mean, {name}",
+                    _num(ptm),
+                    "x",
+                    "perfectly even load",
+                    1.0,
+                    "limit",
+                    False,
+                )
+            )
     ref = r["reference_per_ue_loop"]
     random_ = r["strategies"].get("random_interval")
     if random_ is not None:
-        rows.append(Figure("load", "simulation speed, random_interval", _num(
-            random_["ues_per_second"]), "UEs/s", "plain per-UE Python loop (same run)",
-            _num(ref["ues_per_second"]), "measured", True))
+        rows.append(
+            Figure(
+                "load",
+                "simulation speed, random_interval",
+                _num(random_["ues_per_second"]),
+                "UEs/s",
+                "plain per-UE Python loop (same run)",
+                _num(ref["ues_per_second"]),
+                "measured",
+                True,
+            )
+        )
     return rows
 
 
 def _proof_figures(r: Mapping[str, Any]) -> list[Figure]:
     base = r["baseline_check"]
-    rows = [Figure("proof", "full baseline check (induction + BMC)", _num(base["seconds"]),
-                   "s", "target", _num(base["target_seconds"]), "target", False)]
+    rows = [
+        Figure(
+            "proof",
+            "full baseline check (induction + BMC)",
+            _num(base["seconds"]),
+            "s",
+            "target",
+            _num(base["target_seconds"]),
+            "target",
+            False,
+        )
+    ]
     depths = r["bmc_vs_depth"]["depths"]
     if len(depths) > 1:
         one, last = depths[1], depths[-1]
-        rows.append(Figure("proof", f"BMC, time of depth {last['depth']}", _num(last["seconds"]),
-                           "s", "time of depth 1 (same run)", _num(one["seconds"]),
-                           "measured", False, ratio=_num(last["ratio_to_depth_1"])))
-        rows.append(Figure("proof", f"BMC, cumulative to depth {last['depth']}",
-                           _num(last["cumulative_seconds"]), "s"))
+        rows.append(
+            Figure(
+                "proof",
+                f"BMC, time of depth {last['depth']}",
+                _num(last["seconds"]),
+                "s",
+                "time of depth 1 (same run)",
+                _num(one["seconds"]),
+                "measured",
+                False,
+                ratio=_num(last["ratio_to_depth_1"]),
+            )
+        )
+        rows.append(
+            Figure(
+                "proof",
+                f"BMC, cumulative to depth {last['depth']}",
+                _num(last["cumulative_seconds"]),
+                "s",
+            )
+        )
     queries = r["queries"]
-    rows.append(Figure("proof", f"induction query median ({queries['solver_calls']} solver calls)",
-                       _num(queries["median_ms"]), "ms"))
+    rows.append(
+        Figure(
+            "proof",
+            f"induction query median ({queries['solver_calls']} solver calls)",
+            _num(queries["median_ms"]),
+            "ms",
+        )
+    )
     return rows
 
 
 def _bmsc_figures(r: Mapping[str, Any]) -> list[Figure]:
     reg = r["registration"]
-    rows = [Figure("bmsc", "registrations (challenge + TEK delivery), "
-                   f"{int(_num(reg['concurrency']))} at a time",
-                   _num(reg["registrations_per_second"]), "registrations/s",
-                   "minimal aiohttp endpoint, same exchanges (same run)",
-                   _num(reg["reference_exchanges_per_second"]), "measured", True)]
+    rows = [
+        Figure(
+            "bmsc",
+            f"registrations (challenge + TEK delivery), {int(_num(reg['concurrency']))} at a time",
+            _num(reg["registrations_per_second"]),
+            "registrations/s",
+            "minimal aiohttp endpoint, same exchanges (same run)",
+            _num(reg["reference_exchanges_per_second"]),
+            "measured",
+            True,
+        )
+    ]
     failures = 0.0
     for name, s in r["fetch_spreading"].items():
-        rows.append(Figure("bmsc", f"peak request rate at the BM-SC, {name}, "
-                           f"{int(_num(s['ues']))} UEs", _num(s["peak_rate"]), "requests/s",
-                           "mean rate over the re-key phase (same run)", _num(s["mean_rate"]),
-                           "measured", False))
+        rows.append(
+            Figure(
+                "bmsc",
+                f"peak request rate at the BM-SC, {name}, {int(_num(s['ues']))} UEs",
+                _num(s["peak_rate"]),
+                "requests/s",
+                "mean rate over the re-key phase (same run)",
+                _num(s["mean_rate"]),
+                "measured",
+                False,
+            )
+        )
         failures += _num(s["failures"])
-    rows.append(Figure("bmsc", "rejected TEK deliveries while re-keying", failures, "",
-                       "none expected", 0.0, "target", False))
+    rows.append(
+        Figure(
+            "bmsc",
+            "rejected TEK deliveries while re-keying",
+            failures,
+            "",
+            "none expected",
+            0.0,
+            "target",
+            False,
+        )
+    )
     return rows
 
 
@@ -674,8 +828,11 @@ def _generic_figures(name: str, r: Mapping[str, Any]) -> list[Figure]:
     a row of its own.
     """
     rows: list[Figure] = []
-    leaves = [(p, v) for p, v in _leaves(r)
-              if p and isinstance(v, int | float) and not isinstance(v, bool)]
+    leaves = [
+        (p, v)
+        for p, v in _leaves(r)
+        if p and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     by_parent: dict[tuple[str, ...], list[tuple[str, float]]] = {}
     for path, value in leaves:
         by_parent.setdefault(path[:-1], []).append((path[-1], float(value)))
@@ -687,8 +844,18 @@ def _generic_figures(name: str, r: Mapping[str, Any]) -> list[Figure]:
             if _RATE_KEY.search(key) and not _REF_KEY.search(key):
                 if refs:
                     ref_key, ref_value = refs[0]
-                    rows.append(Figure(name, label, value, "1/s", f"{ref_key} (same run)",
-                                       ref_value, "measured", True))
+                    rows.append(
+                        Figure(
+                            name,
+                            label,
+                            value,
+                            "1/s",
+                            f"{ref_key} (same run)",
+                            ref_value,
+                            "measured",
+                            True,
+                        )
+                    )
                 else:
                     rows.append(Figure(name, label, value, "1/s"))
             elif "ratio" in key:
@@ -753,8 +920,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     mode = "quick" if quick else "full"
-    outcomes = run_suite(chosen, quick, timeout=DEFAULT_TIMEOUT[mode],
-                         progress=lambda m: print(m, file=sys.stderr, flush=True))
+    outcomes = run_suite(
+        chosen,
+        quick,
+        timeout=DEFAULT_TIMEOUT[mode],
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(json.dumps(jsonable({o.name: o.to_json() for o in outcomes}), indent=2))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 

@@ -27,8 +27,9 @@ nitpicky = True
 smartquotes = False
 suppress_warnings: list[str] = []
 
-mbmssec_results = os.environ.get("MBMSSEC_RESULTS",
-                                 str(Path(__file__).resolve().parent / "_build" / "results"))
+mbmssec_results = os.environ.get(
+    "MBMSSEC_RESULTS", str(Path(__file__).resolve().parent / "_build" / "results")
+)
 
 # sphinx-needs: object types, fields and links come from the generator, which is the
 # only place that writes objects of these types.

@@ -50,10 +50,32 @@ from .ue import UeCore
 __all__ = ["OBSERVED", "ORDERED_STAMPS", "Record", "abstract", "difference", "stamp_order"]
 
 OBSERVED: Final = (
-    "subscribed", "ever_sub", "revoked", "registered", "ctr", "generated",
-    "tek_svc", "mki", "next_mki", "has_active", "active", "has_next", "next", "activated",
-    "withdrawn", "delivered", "dlv_ctr", "covered", "dropped", "holds", "saw_unknown",
-    "authenticated", "sent", "pkt_tek", "pkt_has_mki", "decrypted",
+    "subscribed",
+    "ever_sub",
+    "revoked",
+    "registered",
+    "ctr",
+    "generated",
+    "tek_svc",
+    "mki",
+    "next_mki",
+    "has_active",
+    "active",
+    "has_next",
+    "next",
+    "activated",
+    "withdrawn",
+    "delivered",
+    "dlv_ctr",
+    "covered",
+    "dropped",
+    "holds",
+    "saw_unknown",
+    "authenticated",
+    "sent",
+    "pkt_tek",
+    "pkt_has_mki",
+    "decrypted",
 )
 """Symbols compared in every profile (``ue_ctr``, ``current``, ``has_current`` are added
 by :func:`observed_for` where the implementation keeps them)."""
@@ -85,13 +107,14 @@ class Record:
     """(UE, service, MKI) -> counter of the latest delivery of it the UE accepted."""
 
 
-def abstract(store: Store, ues: Sequence[UeCore], services: Sequence[str], record: Record,
-             universe: Universe) -> State:
+def abstract(
+    store: Store, ues: Sequence[UeCore], services: Sequence[str], record: Record, universe: Universe
+) -> State:
     """The model state the concrete state stands for (see the module docstring)."""
     v: dict[str, dict[tuple[int, ...], Any]] = {s.name: {} for s in VOCABULARY.symbols}
     uidx = {u.ue: i for i, u in enumerate(ues)}
     sidx = {s: j for j, s in enumerate(services)}
-    teks: dict[int, int] = {}       # row id -> element
+    teks: dict[int, int] = {}  # row id -> element
     by_mki: dict[tuple[str, int], int] = {}
     rows = sorted((t for s in services for t in store.teks(s)), key=lambda t: t.id)
     for n, t in enumerate(rows):
@@ -196,8 +219,9 @@ def difference(model: State, concrete: State, symbols: Sequence[str]) -> list[st
     return out
 
 
-def stamp_order(st: State) -> list[tuple[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...]],
-                                          int]]:
+def stamp_order(
+    st: State,
+) -> list[tuple[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...]], int]]:
     """The pairwise order (-1, 0, 1) of every ghost stamp that is set (see the module doc)."""
     items: list[tuple[tuple[str, tuple[int, ...]], int]] = []
     for args in st.universe.tuples(VOCABULARY["join_ev"].args):
@@ -212,12 +236,13 @@ def stamp_order(st: State) -> list[tuple[tuple[str, tuple[int, ...]], tuple[str,
             items.append((("act_ev", (t,)), st.get("act_ev", t)))
     out = []
     for i, (ka, va) in enumerate(items):
-        for kb, vb in items[i + 1:]:
+        for kb, vb in items[i + 1 :]:
             out.append((ka, kb, (va > vb) - (va < vb)))
     return out
 
 
 # -- the lockstep driver ---------------------------------------------------------------------
+
 
 class Divergence(AssertionError):
     """The implementation did something the model does not (step, states, difference)."""
@@ -264,8 +289,7 @@ class Lockstep:
         make_ue = self.ue_factory or _Ue
         self.model = Model(self.profile)
         self.tracker = Tracker(self.model, self.universe, width=4096)
-        naming = Naming(ues={n: i for i, n in enumerate(self.names)},
-                        services={self.service: 0})
+        naming = Naming(ues={n: i for i, n in enumerate(self.names)}, services={self.service: 0})
         self.mapper = EventMapper(self.tracker, naming)
         self.record = Record()
         self.wire: list[bytes] = []
@@ -289,8 +313,10 @@ class Lockstep:
         try:
             self.mapper.feed(objs, self.n_events)
         except Unexplained as exc:
-            raise Divergence(f"after steps {self.steps[-5:]}: {exc}\n  candidate model "
-                             f"state: {exc.candidates[:1]}") from None
+            raise Divergence(
+                f"after steps {self.steps[-5:]}: {exc}\n  candidate model "
+                f"state: {exc.candidates[:1]}"
+            ) from None
         self.n_events += len(objs)
 
     def abstraction(self) -> State:
@@ -304,9 +330,11 @@ class Lockstep:
         if not diff and stamp_order(mod) != stamp_order(conc):
             diff = [f"stamp order: model {stamp_order(mod)} impl {stamp_order(conc)}"]
         if diff:
-            raise Divergence(f"step {len(self.steps)} ({step}) diverges; steps so far: "
-                             f"{self.steps}\n  difference: {diff[:8]}\n  model: "
-                             f"{mod.as_dict()}\n  impl: {conc.as_dict()}")
+            raise Divergence(
+                f"step {len(self.steps)} ({step}) diverges; steps so far: "
+                f"{self.steps}\n  difference: {diff[:8]}\n  model: "
+                f"{mod.as_dict()}\n  impl: {conc.as_dict()}"
+            )
 
     def _do(self, label: str, events: Sequence[Any]) -> None:
         self.steps.append(label)
@@ -321,9 +349,13 @@ class Lockstep:
         out = []
         for reg in self.store.registrations(self.service):
             sub = self.store.get_subscription(reg.ue, self.service)
-            if reg.registered and sub is not None and sub.subscribed \
-                    and self.record.covered.get(reg.ue, True) \
-                    and not self.record.dropped.get((reg.ue, self.service), False):
+            if (
+                reg.registered
+                and sub is not None
+                and sub.subscribed
+                and self.record.covered.get(reg.ue, True)
+                and not self.record.dropped.get((reg.ue, self.service), False)
+            ):
                 out.append(reg.fetch_time)
         return out
 
@@ -337,14 +369,14 @@ class Lockstep:
         if reg is None or not reg.registered:
             return True
         st = self.ues[i].services.get(self.service)
-        early = (st is not None and st.saw_unknown
-                 and self.profile["unknown_mki_resync"] == "refetch")
+        early = (
+            st is not None and st.saw_unknown and self.profile["unknown_mki_resync"] == "refetch"
+        )
         return reg.fetch_time <= self.now or early
 
     # -- operations
     def subscribe(self, i: int) -> None:
-        self._do(f"subscribe(UE{i})", self.core.subscribe(self.names[i], self.service,
-                                                           self.now))
+        self._do(f"subscribe(UE{i})", self.core.subscribe(self.names[i], self.service, self.now))
 
     def revoke(self, i: int) -> None:
         self._do(f"revoke(UE{i})", self.core.revoke(self.names[i], self.service, self.now))
@@ -359,22 +391,32 @@ class Lockstep:
         uri = register_uri(name, self.service, 40000 + i, trigger)
         events: list[Any] = []
         auth = ue.preemptive_authorization(uri)
-        reply = self.core.register(RegisterRequest(name, self.service, 40000 + i, trigger,
-                                                   auth, "GET", uri), self.now)
+        reply = self.core.register(
+            RegisterRequest(name, self.service, 40000 + i, trigger, auth, "GET", uri), self.now
+        )
         events += reply.events
         rounds = 0
         while reply.status == 401 and rounds < 3:
             rounds += 1
             answer = ue.answer_challenge(dict(reply.headers)["WWW-Authenticate"], uri)
-            reply = self.core.register(RegisterRequest(name, self.service, 40000 + i,
-                                                       trigger, answer, "GET", uri), self.now)
+            reply = self.core.register(
+                RegisterRequest(name, self.service, 40000 + i, trigger, answer, "GET", uri),
+                self.now,
+            )
             events += reply.events
         if reply.status == 200:
             counter = next(e.extra["counter"] for e in reply.events if e.event == "Deliver")
             if lost:
                 self.record.dropped[(name, self.service)] = True
-                events.append(Event("DeliveryLost", self.now, ue=name, service=self.service,
-                                    extra={"source": UE}))
+                events.append(
+                    Event(
+                        "DeliveryLost",
+                        self.now,
+                        ue=name,
+                        service=self.service,
+                        extra={"source": UE},
+                    )
+                )
             else:
                 out = ue.accept_delivery(self.service, reply.body, self.now, trigger)
                 events.append(out.event)
@@ -383,8 +425,7 @@ class Lockstep:
                     self.record.dlv_ctr[(name, self.service, mki)] = counter
                 self.captured.append((i, reply.body, out.mkis))
                 if out.verification is not None:
-                    r2 = self.core.mikey_response(name, self.service, out.verification,
-                                                  self.now)
+                    r2 = self.core.mikey_response(name, self.service, out.verification, self.now)
                     events += r2.events
         self._do(f"register(UE{i}{', lost' if lost else ''})", events)
 
@@ -423,10 +464,18 @@ class Lockstep:
         self.wire.append(self._sender.protect(header + b"MBMS" + index.to_bytes(8, "big")))
         self.core.note_stream_index(self.service, index + 1, self.now)
         self.record.packets.append((self.service, tek.mki, with_mki))
-        self._do(f"send(P{index}, MKI {tek.mki})", [Event(
-            "Send", self.now, service=self.service, mki=tek.mki,
-            extra={"source": BMSC, "seq": index, "index": index,
-                   "mki_in_packet": with_mki})])
+        self._do(
+            f"send(P{index}, MKI {tek.mki})",
+            [
+                Event(
+                    "Send",
+                    self.now,
+                    service=self.service,
+                    mki=tek.mki,
+                    extra={"source": BMSC, "seq": index, "index": index, "mki_in_packet": with_mki},
+                )
+            ],
+        )
 
     def receive(self, i: int, p: int) -> None:
         out = self.ues[i].on_packet(self.service, self.wire[p], self.now)
@@ -440,16 +489,20 @@ class Lockstep:
         name = self.names[i]
         self.record.covered[name] = False
         self.record.dropped[(name, self.service)] = True
-        self._do(f"lose_coverage(UE{i})", [Event("LoseCoverage", self.now, ue=name,
-                                                 extra={"source": UE})])
+        self._do(
+            f"lose_coverage(UE{i})",
+            [Event("LoseCoverage", self.now, ue=name, extra={"source": UE})],
+        )
 
     def regain_coverage(self, i: int) -> None:
         from .events import UE, Event
 
         name = self.names[i]
         self.record.covered[name] = True
-        self._do(f"regain_coverage(UE{i})", [Event("RegainCoverage", self.now, ue=name,
-                                                   extra={"source": UE})])
+        self._do(
+            f"regain_coverage(UE{i})",
+            [Event("RegainCoverage", self.now, ue=name, extra={"source": UE})],
+        )
 
     def replay(self, k: int) -> None:
         """The attacker replays captured MIKEY delivery ``k`` to its UE (model: Replay of
@@ -475,7 +528,8 @@ class Lockstep:
         if self.restart_factory is not None:
             self.store, self.core, events = self.restart_factory(self)
         else:
-            self.core = type(self.core)(self.store, self.profile, self.config,
-                                        rand=self.rng.randbytes)
+            self.core = type(self.core)(
+                self.store, self.profile, self.config, rand=self.rng.randbytes
+            )
             events = []
         self._do("restart", events)

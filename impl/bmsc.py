@@ -160,9 +160,14 @@ class BmscError(MbmssecError):
     """A refused request or operation: ``status`` (HTTP), ``code`` (short reason) and a
     message for the user.  ``headers`` are extra response headers (a challenge)."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 headers: tuple[tuple[str, str], ...] = (),
-                 events: tuple[Event, ...] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        events: tuple[Event, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -173,26 +178,30 @@ class BmscError(MbmssecError):
 
 def check_profile(profile: Mapping[str, str]) -> None:
     """Reject option values the implementation does not support, naming each."""
-    bad = [f"{name}={profile[name]} (supported: {', '.join(sorted(values))})"
-           for name, values in SUPPORTED.items() if profile[name] not in values]
+    bad = [
+        f"{name}={profile[name]} (supported: {', '.join(sorted(values))})"
+        for name, values in SUPPORTED.items()
+        if profile[name] not in values
+    ]
     if bad:
-        raise BmscError(400, "unsupported_profile",
-                        "the running BM-SC/UE does not implement " + "; ".join(bad))
+        raise BmscError(
+            400, "unsupported_profile", "the running BM-SC/UE does not implement " + "; ".join(bad)
+        )
 
 
 def validate_ue(ue: object) -> str:
     """A UE identity (IMSI or NAI-like): 1-64 characters of ``[0-9A-Za-z._@+-]``."""
     if not isinstance(ue, str) or not _UE_RE.fullmatch(ue):
-        raise BmscError(400, "bad_ue", "parameter 'ue' must be 1-64 characters of "
-                        "[0-9A-Za-z._@+-]")
+        raise BmscError(400, "bad_ue", "parameter 'ue' must be 1-64 characters of [0-9A-Za-z._@+-]")
     return ue
 
 
 def validate_service(service: object) -> str:
     """A service name (its multicast address as text): 1-64 of ``[0-9A-Za-z.:_-]``."""
     if not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
-        raise BmscError(400, "bad_service", "parameter 'service' must be 1-64 characters "
-                        "of [0-9A-Za-z.:_-]")
+        raise BmscError(
+            400, "bad_service", "parameter 'service' must be 1-64 characters of [0-9A-Za-z.:_-]"
+        )
     return service
 
 
@@ -233,8 +242,9 @@ class BmscConfig:
         if not (0.0 < self.fetch_window < 1.0):
             raise BmscError(400, "bad_config", "fetch_window must be a share in (0, 1)")
         if not (0.0 <= self.fetch_delay < self.period * (1 - self.fetch_window)):
-            raise BmscError(400, "bad_config",
-                            "fetch_delay must leave the fetch window inside the period")
+            raise BmscError(
+                400, "bad_config", "fetch_delay must leave the fetch window inside the period"
+            )
         if not 1 <= self.multi_key_depth <= 16:
             raise BmscError(400, "bad_config", "multi_key_depth must be 1 .. 16")
         if not (self.nonce_lifetime > 0 and self.packet_rate > 0):
@@ -268,13 +278,18 @@ def parse_register_query(query: Mapping[str, str]) -> tuple[str, str, int, str]:
     ue = validate_ue(query["ue"])
     service = validate_service(query["service"])
     port_text = query["port"]
-    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
-            and 1 <= int(port_text) <= 65535):
+    if not (
+        port_text.isascii()
+        and port_text.isdigit()
+        and len(port_text) <= 5
+        and 1 <= int(port_text) <= 65535
+    ):
         raise BmscError(400, "bad_port", "parameter 'port' must be a UDP port 1-65535")
     trigger = query.get("reason", "initial")
     if trigger not in TRIGGERS:
-        raise BmscError(400, "bad_reason", f"parameter 'reason' must be one of "
-                        f"{', '.join(TRIGGERS)}")
+        raise BmscError(
+            400, "bad_reason", f"parameter 'reason' must be one of {', '.join(TRIGGERS)}"
+        )
     return ue, service, int(port_text), trigger
 
 
@@ -293,10 +308,12 @@ class Reply:
     @staticmethod
     def error(exc: BmscError, events: tuple[Event, ...] = ()) -> Reply:
         """The JSON error reply of a refusal."""
-        body = json.dumps({"status": exc.status, "error": exc.code,
-                           "message": exc.message}).encode()
-        return Reply(exc.status, exc.code, exc.message, body, "application/json",
-                     exc.headers, events)
+        body = json.dumps(
+            {"status": exc.status, "error": exc.code, "message": exc.message}
+        ).encode()
+        return Reply(
+            exc.status, exc.code, exc.message, body, "application/json", exc.headers, events
+        )
 
 
 @dataclass
@@ -330,11 +347,15 @@ class BmscCore:
                 self.store.set_meta("profile", wanted)
             elif recorded != wanted:
                 old = json.loads(recorded)
-                diff = ", ".join(f"{k}={old.get(k)}" for k in sorted(old)
-                                 if old.get(k) != self.profile[k])
-                raise BmscError(400, "profile_mismatch",
-                                f"{self.store.path} was created with a different profile "
-                                f"({diff}); start the BM-SC with the same options")
+                diff = ", ".join(
+                    f"{k}={old.get(k)}" for k in sorted(old) if old.get(k) != self.profile[k]
+                )
+                raise BmscError(
+                    400,
+                    "profile_mismatch",
+                    f"{self.store.path} was created with a different profile "
+                    f"({diff}); start the BM-SC with the same options",
+                )
 
     # -- profile shorthands -------------------------------------------------------------
 
@@ -354,8 +375,9 @@ class BmscCore:
     def add_subscriber(self, ue: str, k: bytes, opc: bytes, sqn: int = 0) -> None:
         """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN)."""
         validate_ue(ue)
-        if not (isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes)
-                and len(opc) == 16):
+        if not (
+            isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes) and len(opc) == 16
+        ):
             raise BmscError(400, "bad_key", "K and OPc must be 16 octets each")
         if isinstance(sqn, bool) or not isinstance(sqn, int) or not 0 <= sqn < SQN_MAX:
             raise BmscError(400, "bad_sqn", "SQN must be an integer in 0 .. 2^48-2")
@@ -364,13 +386,13 @@ class BmscCore:
                 raise BmscError(409, "exists", f"subscriber {ue} already exists")
             self.store.add_subscriber(ue, k, opc, sqn)
 
-    def add_service(self, service: str, now: float, period: float | None = None
-                    ) -> list[Event]:
+    def add_service(self, service: str, now: float, period: float | None = None) -> list[Event]:
         """Create a service with its first (active) TEK and the next one(s)."""
         validate_service(service)
         period = self.config.period if period is None else period
-        if not (isinstance(period, int | float) and math.isfinite(period)
-                and 0.05 <= period <= 86_400):
+        if not (
+            isinstance(period, int | float) and math.isfinite(period) and 0.05 <= period <= 86_400
+        ):
             raise BmscError(400, "bad_period", "period must be 0.05 .. 86400 seconds")
         if self.config.fetch_delay >= period * (1 - self.config.fetch_window):
             raise BmscError(400, "bad_period", "period too short for the fetch window")
@@ -378,9 +400,13 @@ class BmscCore:
             if self.store.get_service(service) is not None:
                 raise BmscError(409, "exists", f"service {service} already exists")
             ids = self.rand(8)
-            self.store.add_service(service, ssrc=int.from_bytes(ids[:4], "big"),
-                                   csb_id=int.from_bytes(ids[4:], "big"),
-                                   period=float(period), now=now)
+            self.store.add_service(
+                service,
+                ssrc=int.from_bytes(ids[:4], "big"),
+                csb_id=int.from_bytes(ids[4:], "big"),
+                period=float(period),
+                now=now,
+            )
             return self._advance(service, now)
 
     def subscribe(self, ue: str, service: str, now: float) -> list[Event]:
@@ -391,9 +417,15 @@ class BmscCore:
             if sub is not None and sub.subscribed:
                 return []
             ev = self.store.next_ev()
-            self.store.put_subscription(Subscription(
-                ue, service, True, sub.join_ev if sub is not None else ev,
-                sub.revoke_ev if sub is not None else None))
+            self.store.put_subscription(
+                Subscription(
+                    ue,
+                    service,
+                    True,
+                    sub.join_ev if sub is not None else ev,
+                    sub.revoke_ev if sub is not None else None,
+                )
+            )
         return [Event("Subscribe", now, ue=ue, service=service, extra={"source": BMSC})]
 
     def revoke(self, ue: str, service: str, now: float) -> list[Event]:
@@ -415,17 +447,33 @@ class BmscCore:
             withdrawn: list[TekRow] = []
             if self._rekey_on("leave"):
                 pending = self.store.teks(service, "pending")
-                first = next((i for i, t in enumerate(pending)
-                              if self.store.was_delivered(ue, t.id)), None)
+                first = next(
+                    (i for i, t in enumerate(pending) if self.store.was_delivered(ue, t.id)), None
+                )
                 if first is not None:
                     withdrawn = pending[first:]
                     for tek in withdrawn:
                         self.store.set_tek_state(tek.id, "withdrawn", end_t=now)
-            events.append(Event("Revoke", now, ue=ue, service=service, extra={
-                "source": BMSC, "withdrawn": [t.mki for t in withdrawn]}))
-            events += [Event("Withdraw", now, service=service, mki=t.mki,
-                             reason="membership_rekey_leave", extra={"source": BMSC})
-                       for t in withdrawn]
+            events.append(
+                Event(
+                    "Revoke",
+                    now,
+                    ue=ue,
+                    service=service,
+                    extra={"source": BMSC, "withdrawn": [t.mki for t in withdrawn]},
+                )
+            )
+            events += [
+                Event(
+                    "Withdraw",
+                    now,
+                    service=service,
+                    mki=t.mki,
+                    reason="membership_rekey_leave",
+                    extra={"source": BMSC},
+                )
+                for t in withdrawn
+            ]
             events += self._advance(service, now)
         return events
 
@@ -472,11 +520,23 @@ class BmscCore:
         if mki >= 1 << (8 * MKI_LENGTH):
             raise StoreError(f"service {svc.service}: the {MKI_LENGTH}-octet MKI space is used up")
         key, salt = self.rand(16), self.rand(14)
-        tek = self.store.insert_tek(service=svc.service, mki=mki, key=key, salt=salt,
-                                    state="pending", gen_ev=self.store.next_ev(), gen_t=now,
-                                    planned=planned)
-        return tek, Event("Generate", now, service=svc.service, mki=mki,
-                          extra={"source": BMSC, "planned": round(planned, 6)})
+        tek = self.store.insert_tek(
+            service=svc.service,
+            mki=mki,
+            key=key,
+            salt=salt,
+            state="pending",
+            gen_ev=self.store.next_ev(),
+            gen_t=now,
+            planned=planned,
+        )
+        return tek, Event(
+            "Generate",
+            now,
+            service=svc.service,
+            mki=mki,
+            extra={"source": BMSC, "planned": round(planned, 6)},
+        )
 
     def _advance(self, service: str, now: float) -> list[Event]:
         """Inside a transaction: bring one service's schedule up to ``now``."""
@@ -493,8 +553,7 @@ class BmscCore:
             events.append(self._activate(pending[0], None, now))
             pending = pending[1:]
             active = self.store.teks(service, "active")
-        elif pending and now >= pending[0].planned and self._may_activate(service, pending[0],
-                                                                           now):
+        elif pending and now >= pending[0].planned and self._may_activate(service, pending[0], now):
             events.append(self._activate(pending[0], active[0], now))
             active = [pending[0]]
             pending = pending[1:]
@@ -513,14 +572,23 @@ class BmscCore:
         if old is not None:
             self.store.set_tek_state(old.id, "retired", end_t=now)
         self.store.set_tek_state(tek.id, "active", act_ev=self.store.next_ev(), act_t=now)
-        return Event("Activate", now, service=tek.service, mki=tek.mki,
-                     extra={"source": BMSC, "activation": self._opt("activation"),
-                            "late": round(max(0.0, now - tek.planned), 6)})
+        return Event(
+            "Activate",
+            now,
+            service=tek.service,
+            mki=tek.mki,
+            extra={
+                "source": BMSC,
+                "activation": self._opt("activation"),
+                "late": round(max(0.0, now - tek.planned), 6),
+            },
+        )
 
     # -- HSS/AuC and Digest AKA -----------------------------------------------------------
 
-    def _challenge(self, ue: str, now: float, *, stale: bool = False
-                   ) -> tuple[DigestChallenge, Event]:
+    def _challenge(
+        self, ue: str, now: float, *, stale: bool = False
+    ) -> tuple[DigestChallenge, Event]:
         """Take the next SQN, build a vector and a challenge, and store it (one commit)."""
         with self.store.transaction():
             sub = self.store.get_subscriber(ue)
@@ -529,21 +597,36 @@ class BmscCore:
             if sub.sqn + 1 > SQN_MAX:
                 raise BmscError(503, "sqn_exhausted", f"subscriber {ue} has no SQN left")
             sqn = self.store.take_sqn(ue)
-            vector = generate_vector(Milenage(sub.k, sub.opc), sqn=sqn, amf=self.config.amf,
-                                     rand=self.rand)
-            challenge = make_aka_challenge(vector, realm=self.config.realm, now=now,
-                                           rand=self.rand, stale=stale)
-            self.store.put_challenge(Challenge(
-                nonce=challenge.nonce, ue=ue, rand=vector.rand, xres=vector.xres,
-                ck=vector.ck, ik=vector.ik, opaque=challenge.opaque or "", sqn=sqn,
-                issued=now, state="pending", max_nc=0))
+            vector = generate_vector(
+                Milenage(sub.k, sub.opc), sqn=sqn, amf=self.config.amf, rand=self.rand
+            )
+            challenge = make_aka_challenge(
+                vector, realm=self.config.realm, now=now, rand=self.rand, stale=stale
+            )
+            self.store.put_challenge(
+                Challenge(
+                    nonce=challenge.nonce,
+                    ue=ue,
+                    rand=vector.rand,
+                    xres=vector.xres,
+                    ck=vector.ck,
+                    ik=vector.ik,
+                    opaque=challenge.opaque or "",
+                    sqn=sqn,
+                    issued=now,
+                    state="pending",
+                    max_nc=0,
+                )
+            )
         return challenge, Event("Challenge", now, ue=ue, extra={"source": BMSC, "sqn": sqn})
 
-    def _challenge_error(self, ue: str, now: float, code: str, message: str, *,
-                         stale: bool = False) -> BmscError:
+    def _challenge_error(
+        self, ue: str, now: float, code: str, message: str, *, stale: bool = False
+    ) -> BmscError:
         challenge, event = self._challenge(ue, now, stale=stale)
-        return BmscError(401, code, message,
-                         (("WWW-Authenticate", serialise_challenge(challenge)),), (event,))
+        return BmscError(
+            401, code, message, (("WWW-Authenticate", serialise_challenge(challenge)),), (event,)
+        )
 
     # -- registration (6.2.2 steps 2-4, 6.2.3.2) --------------------------------------------
 
@@ -556,10 +639,22 @@ class BmscCore:
         except BmscError as exc:
             events += exc.events
             if exc.code not in ("challenge", "resync"):
-                events.append(Event("Rejected", now, ue=req.ue, service=req.service, ok=False,
-                                    reason=exc.code, extra={
-                                        "source": BMSC, "status": exc.status,
-                                        "message": exc.message, "trigger": req.trigger}))
+                events.append(
+                    Event(
+                        "Rejected",
+                        now,
+                        ue=req.ue,
+                        service=req.service,
+                        ok=False,
+                        reason=exc.code,
+                        extra={
+                            "source": BMSC,
+                            "status": exc.status,
+                            "message": exc.message,
+                            "trigger": req.trigger,
+                        },
+                    )
+                )
             return Reply.error(exc, tuple(events))
 
     def _register(self, req: RegisterRequest, now: float, events: list[Event]) -> Reply:
@@ -567,61 +662,96 @@ class BmscCore:
         self._known(ue, service)
         self._check_subscribed(ue, service)
         if req.authorization is None:
-            raise self._challenge_error(ue, now, "challenge",
-                                        "authentication required (HTTP Digest AKA, RFC 3310)")
+            raise self._challenge_error(
+                ue, now, "challenge", "authentication required (HTTP Digest AKA, RFC 3310)"
+            )
         try:
             cred = parse_authorization(req.authorization)
         except DigestParseError as exc:
             raise BmscError(400, "bad_authorization", f"malformed Authorization: {exc}") from None
         if cred.username != ue:
-            raise BmscError(403, "identity_mismatch",
-                            "the Digest username does not match the 'ue' parameter")
+            raise BmscError(
+                403, "identity_mismatch", "the Digest username does not match the 'ue' parameter"
+            )
         rec = self.store.get_challenge(cred.nonce)
         if rec is None or rec.ue != ue:
-            raise self._challenge_error(ue, now, "unknown_nonce",
-                                        "the nonce was not issued to this UE by this BM-SC; "
-                                        "answer the new challenge", stale=False)
-        challenge = DigestChallenge(realm=self.config.realm, nonce=rec.nonce, qop=(QOP_AUTH,),
-                                    opaque=rec.opaque, algorithm=ALGORITHM_AKAV1_MD5)
+            raise self._challenge_error(
+                ue,
+                now,
+                "unknown_nonce",
+                "the nonce was not issued to this UE by this BM-SC; answer the new challenge",
+                stale=False,
+            )
+        challenge = DigestChallenge(
+            realm=self.config.realm,
+            nonce=rec.nonce,
+            qop=(QOP_AUTH,),
+            opaque=rec.opaque,
+            algorithm=ALGORITHM_AKAV1_MD5,
+        )
         if cred.auts is not None:
             return self._resync(ue, rec, challenge, req, cred, now, events)
         if rec.state in ("used", "failed"):
-            raise self._challenge_error(ue, now, "nonce_used",
-                                        f"the nonce was already {rec.state}; answer the new "
-                                        "challenge")
+            raise self._challenge_error(
+                ue,
+                now,
+                "nonce_used",
+                f"the nonce was already {rec.state}; answer the new challenge",
+            )
         try:
-            nc = verify_response(cred, challenge=challenge, xres=rec.xres, method=req.method,
-                                 uri=req.uri, now=now, max_age=self.config.nonce_lifetime,
-                                 username=ue)
+            nc = verify_response(
+                cred,
+                challenge=challenge,
+                xres=rec.xres,
+                method=req.method,
+                uri=req.uri,
+                now=now,
+                max_age=self.config.nonce_lifetime,
+                username=ue,
+            )
         except DigestBindingError as exc:
-            raise BmscError(403, "digest_mismatch",
-                            f"credentials do not match the challenge or request: {exc}"
-                            ) from None
+            raise BmscError(
+                403, "digest_mismatch", f"credentials do not match the challenge or request: {exc}"
+            ) from None
         except DigestAuthError:
             with self.store.transaction():
                 self.store.update_challenge(rec.nonce, "failed", rec.max_nc)
-            raise BmscError(403, "auth_failed",
-                            "authentication failed: the response does not match (wrong RES)"
-                            ) from None
+            raise BmscError(
+                403, "auth_failed", "authentication failed: the response does not match (wrong RES)"
+            ) from None
         except DigestStaleError as exc:
-            raise self._challenge_error(ue, now, "stale_nonce",
-                                        f"the nonce is stale ({exc.age:.0f} s old); answer "
-                                        "the new challenge", stale=True) from None
+            raise self._challenge_error(
+                ue,
+                now,
+                "stale_nonce",
+                f"the nonce is stale ({exc.age:.0f} s old); answer the new challenge",
+                stale=True,
+            ) from None
         fresh = rec.state == "pending"
         if not fresh:  # a verified nonce re-used (second_service_auth=authorise_only)
             if self._opt("second_service_auth") != "authorise_only":
                 raise self._challenge_error(ue, now, "nonce_used", "the nonce was already used")
             if nc <= rec.max_nc:
-                raise self._challenge_error(ue, now, "nonce_count_replayed",
-                                            f"nonce count {nc} not above {rec.max_nc}: a "
-                                            "replayed request")
+                raise self._challenge_error(
+                    ue,
+                    now,
+                    "nonce_count_replayed",
+                    f"nonce count {nc} not above {rec.max_nc}: a replayed request",
+                )
         with self.store.transaction():
             self._check_subscribed(ue, service)
             reuse = self._opt("second_service_auth") == "authorise_only"
             self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
             if fresh:
-                events.append(Event("Authenticate", now, ue=ue, service=service,
-                                    extra={"source": BMSC, "nc": nc, "sqn": rec.sqn}))
+                events.append(
+                    Event(
+                        "Authenticate",
+                        now,
+                        ue=ue,
+                        service=service,
+                        extra={"source": BMSC, "nc": nc, "sqn": rec.sqn},
+                    )
+                )
             kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
             body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
             events.append(event)
@@ -630,41 +760,56 @@ class BmscCore:
     def _check_subscribed(self, ue: str, service: str) -> None:
         sub = self.store.get_subscription(ue, service)
         if sub is None or not sub.subscribed:
-            raise BmscError(403, "not_subscribed",
-                            f"UE {ue} is not authorised for service {service}")
+            raise BmscError(
+                403, "not_subscribed", f"UE {ue} is not authorised for service {service}"
+            )
 
-    def _resync(self, ue: str, rec: Challenge, challenge: DigestChallenge,
-                req: RegisterRequest, cred: Any, now: float, events: list[Event]) -> Reply:
+    def _resync(
+        self,
+        ue: str,
+        rec: Challenge,
+        challenge: DigestChallenge,
+        req: RegisterRequest,
+        cred: Any,
+        now: float,
+        events: list[Event],
+    ) -> Reply:
         """AUTS resynchronisation (RFC 3310 3.4, TS 33.102 6.3.5), then a new challenge."""
         if rec.state != "pending":
             raise self._challenge_error(ue, now, "nonce_used", "the nonce was already used")
         try:
-            auts = verify_resync(cred, challenge=challenge, method=req.method, uri=req.uri,
-                                 username=ue)
+            auts = verify_resync(
+                cred, challenge=challenge, method=req.method, uri=req.uri, username=ue
+            )
         except DigestBindingError as exc:
-            raise BmscError(403, "digest_mismatch",
-                            f"credentials do not match the challenge or request: {exc}"
-                            ) from None
+            raise BmscError(
+                403, "digest_mismatch", f"credentials do not match the challenge or request: {exc}"
+            ) from None
         except DigestAuthError:
-            raise BmscError(403, "auth_failed", "resynchronisation request: wrong digest"
-                            ) from None
+            raise BmscError(403, "auth_failed", "resynchronisation request: wrong digest") from None
         sub = self.store.get_subscriber(ue)
         assert sub is not None
         try:
             sqn_ms = auc_resync(Milenage(sub.k, sub.opc), rec.rand, auts)
         except AutsMacFailure:
-            raise BmscError(403, "auts_failed", "resynchronisation refused: MAC-S of AUTS "
-                            "does not verify") from None
+            raise BmscError(
+                403, "auts_failed", "resynchronisation refused: MAC-S of AUTS does not verify"
+            ) from None
         with self.store.transaction():
             self.store.update_challenge(rec.nonce, "used", cred.nc or 0)
             self.store.raise_sqn(ue, sqn_ms)
-        events.append(Event("Resync", now, ue=ue, service=req.service,
-                            extra={"source": BMSC, "sqn_ms": sqn_ms}))
-        raise self._challenge_error(ue, now, "resync",
-                                    "SQN resynchronised; answer the new challenge")
+        events.append(
+            Event(
+                "Resync", now, ue=ue, service=req.service, extra={"source": BMSC, "sqn_ms": sqn_ms}
+            )
+        )
+        raise self._challenge_error(
+            ue, now, "resync", "SQN resynchronised; answer the new challenge"
+        )
 
-    def _deliver(self, ue: str, service: str, port: int, kek: bytes, trigger: str,
-                 now: float) -> tuple[bytes, Event]:
+    def _deliver(
+        self, ue: str, service: str, port: int, kek: bytes, trigger: str, now: float
+    ) -> tuple[bytes, Event]:
         """Inside a transaction: build the MIKEY TEK delivery and record it (step 4)."""
         svc = self.store.get_service(service)
         sub = self.store.get_subscription(ue, service)
@@ -688,8 +833,11 @@ class BmscCore:
             fetch = FetchAtSrtpIndex(fetch_index)
         else:
             fetch = FetchAtTime(ntp_from_unix(fetch_time))
-        lifetime = (max(1, math.ceil(svc.period * (len(pending) + 1)))
-                    if self._opt("tek_lifetime") == "present" else None)
+        lifetime = (
+            max(1, math.ceil(svc.period * (len(pending) + 1)))
+            if self._opt("tek_lifetime") == "present"
+            else None
+        )
         v_flag = self._opt("mikey_response") != "none"
         id_i = IdPayload(IdType.URI, self.config.bmsc_uri.encode())
         id_r = IdPayload(IdType.NAI, ue.encode())
@@ -697,26 +845,49 @@ class BmscCore:
         delivery = new_tek_delivery(
             csb_id=svc.csb_id,
             keys=[TekKey(t.key, t.salt, t.mki.to_bytes(MKI_LENGTH, "big")) for t in keys],
-            now=now, rand=self.rand,
+            now=now,
+            rand=self.rand,
             counter=ctr if self._opt("replay_protection") == "counter" else None,
-            cs_map=(SrtpCs(0, svc.ssrc, roc & 0xFFFFFFFF),), id_i=id_i, id_r=id_r,
-            fetch=fetch, lifetime=lifetime, request_verification=v_flag)
+            cs_map=(SrtpCs(0, svc.ssrc, roc & 0xFFFFFFFF),),
+            id_i=id_i,
+            id_r=id_r,
+            fetch=fetch,
+            lifetime=lifetime,
+            request_verification=v_flag,
+        )
         body = build_tek_delivery(delivery, kek)
-        self.store.put_registration(Registration(
-            ue=ue, service=service, registered=True, port=port, fetch_time=fetch_time,
-            kek=kek, csb_id=svc.csb_id, mikey_rand=delivery.rand,
-            ts_type=int(delivery.timestamp.ts_type), ts_value=delivery.timestamp.value,
-            id_i=id_i.data, id_r=id_r.data, awaiting_ack=v_flag,
-            delivered=tuple(t.id for t in keys), t=now))
+        self.store.put_registration(
+            Registration(
+                ue=ue,
+                service=service,
+                registered=True,
+                port=port,
+                fetch_time=fetch_time,
+                kek=kek,
+                csb_id=svc.csb_id,
+                mikey_rand=delivery.rand,
+                ts_type=int(delivery.timestamp.ts_type),
+                ts_value=delivery.timestamp.value,
+                id_i=id_i.data,
+                id_r=id_r.data,
+                awaiting_ack=v_flag,
+                delivered=tuple(t.id for t in keys),
+                t=now,
+            )
+        )
         for tek in keys:
             self.store.record_delivery(ue, tek.id, ctr, now)
-        extra: dict[str, Any] = {"source": BMSC, "mkis": [t.mki for t in keys],
-                                 "fetch_time": round(fetch_time, 6), "counter": ctr,
-                                 "trigger": trigger, "port": port}
+        extra: dict[str, Any] = {
+            "source": BMSC,
+            "mkis": [t.mki for t in keys],
+            "fetch_time": round(fetch_time, 6),
+            "counter": ctr,
+            "trigger": trigger,
+            "port": port,
+        }
         if fetch_index is not None:
             extra["fetch_index"] = fetch_index
-        return body, Event("Deliver", now, ue=ue, service=service,
-                           mki=keys[-1].mki, extra=extra)
+        return body, Event("Deliver", now, ue=ue, service=service, mki=keys[-1].mki, extra=extra)
 
     def _fetch_time(self, svc: Service, ue: str, pending: list[TekRow], now: float) -> float:
         """When the UE is to fetch again: in the window after the last next TEK it now
@@ -741,37 +912,51 @@ class BmscCore:
         try:
             return self._mikey_response(ue, service, body, now, events)
         except BmscError as exc:
-            events.append(Event("Rejected", now, ue=ue if isinstance(ue, str) else None,
-                                service=service if isinstance(service, str) else None,
-                                ok=False, reason=exc.code,
-                                extra={"source": BMSC, "status": exc.status,
-                                       "message": exc.message}))
+            events.append(
+                Event(
+                    "Rejected",
+                    now,
+                    ue=ue if isinstance(ue, str) else None,
+                    service=service if isinstance(service, str) else None,
+                    ok=False,
+                    reason=exc.code,
+                    extra={"source": BMSC, "status": exc.status, "message": exc.message},
+                )
+            )
             return Reply.error(exc, tuple(events))
 
-    def _mikey_response(self, ue: str, service: str, body: bytes, now: float,
-                        events: list[Event]) -> Reply:
+    def _mikey_response(
+        self, ue: str, service: str, body: bytes, now: float, events: list[Event]
+    ) -> Reply:
         if self._opt("mikey_response") == "none":
-            raise BmscError(404, "not_used", "this BM-SC does not use MIKEY responses "
-                            "(mikey_response=none)")
+            raise BmscError(
+                404, "not_used", "this BM-SC does not use MIKEY responses (mikey_response=none)"
+            )
         self._known(ue, service)
         if len(body) > MAX_BODY:
             raise BmscError(413, "too_large", f"a MIKEY response is at most {MAX_BODY} octets")
         reg = self.store.get_registration(ue, service)
         if reg is None or not reg.awaiting_ack:
-            raise BmscError(409, "no_delivery_pending",
-                            f"no TEK delivery to {ue} for {service} awaits a response")
+            raise BmscError(
+                409,
+                "no_delivery_pending",
+                f"no TEK delivery to {ue} for {service} awaits a response",
+            )
         self._check_subscribed(ue, service)
         delivery = TekDelivery(
-            csb_id=reg.csb_id, keys=(), timestamp=TimestampPayload(TsType(reg.ts_type),
-                                                                   reg.ts_value),
+            csb_id=reg.csb_id,
+            keys=(),
+            timestamp=TimestampPayload(TsType(reg.ts_type), reg.ts_value),
             rand=reg.mikey_rand,
             id_i=IdPayload(IdType.URI, reg.id_i) if reg.id_i is not None else None,
-            id_r=IdPayload(IdType.NAI, reg.id_r) if reg.id_r is not None else None)
+            id_r=IdPayload(IdType.NAI, reg.id_r) if reg.id_r is not None else None,
+        )
         try:
             verify_verification(body, delivery, reg.kek)
         except MikeyAuthError:
-            raise BmscError(403, "mikey_auth_failed", "MIKEY response: verification MAC "
-                            "does not match") from None
+            raise BmscError(
+                403, "mikey_auth_failed", "MIKEY response: verification MAC does not match"
+            ) from None
         except MikeyError as exc:
             raise BmscError(400, "bad_mikey", f"MIKEY response malformed: {exc}") from None
         with self.store.transaction():
@@ -782,11 +967,19 @@ class BmscCore:
                     self.store.record_ack(ue, tek.id, now)
                     mkis.append(tek.mki)
             self.store.set_awaiting_ack(ue, service, False)
-        events.append(Event("Acknowledge", now, ue=ue, service=service,
-                            mki=mkis[-1] if mkis else None,
-                            extra={"source": BMSC, "mkis": mkis}))
-        return Reply(204, "ok", "MIKEY response accepted", b"", "application/json", (),
-                     tuple(events))
+        events.append(
+            Event(
+                "Acknowledge",
+                now,
+                ue=ue,
+                service=service,
+                mki=mkis[-1] if mkis else None,
+                extra={"source": BMSC, "mkis": mkis},
+            )
+        )
+        return Reply(
+            204, "ok", "MIKEY response accepted", b"", "application/json", (), tuple(events)
+        )
 
     # -- data plane support -------------------------------------------------------------------
 
@@ -832,8 +1025,7 @@ class BmscCore:
     def _index_at(self, svc: Service, t: float, now: float) -> int:
         pos = self._positions.get(svc.service)
         index, since = (pos.index, pos.t) if pos is not None else (svc.srtp_reserved, now)
-        return max(0, min((1 << 48) - 1,
-                          index + math.ceil((t - since) * self.config.packet_rate)))
+        return max(0, min((1 << 48) - 1, index + math.ceil((t - since) * self.config.packet_rate)))
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -843,20 +1035,42 @@ class BmscCore:
         services = []
         for svc in store.services():
             teks = store.teks(svc.service)
-            services.append({
-                "service": svc.service, "period": svc.period, "ssrc": svc.ssrc,
-                "next_mki": svc.next_mki,
-                "teks": [{"tek": tek_id(t.service, t.mki), "mki": t.mki, "state": t.state,
-                          "planned": t.planned, "activated": t.act_t} for t in teks[-8:]],
-            })
+            services.append(
+                {
+                    "service": svc.service,
+                    "period": svc.period,
+                    "ssrc": svc.ssrc,
+                    "next_mki": svc.next_mki,
+                    "teks": [
+                        {
+                            "tek": tek_id(t.service, t.mki),
+                            "mki": t.mki,
+                            "state": t.state,
+                            "planned": t.planned,
+                            "activated": t.act_t,
+                        }
+                        for t in teks[-8:]
+                    ],
+                }
+            )
         return {
             "profile": dict(self.profile),
             "services": services,
-            "subscribers": [{"ue": s.ue, "sqn": s.sqn, "mikey_counter": s.ctr}
-                            for s in store.subscribers()],
-            "subscriptions": [{"ue": s.ue, "service": s.service, "subscribed": s.subscribed}
-                              for s in store.subscriptions()],
-            "registrations": [{"ue": r.ue, "service": r.service, "registered": r.registered,
-                               "port": r.port, "fetch_time": r.fetch_time}
-                              for r in store.registrations()],
+            "subscribers": [
+                {"ue": s.ue, "sqn": s.sqn, "mikey_counter": s.ctr} for s in store.subscribers()
+            ],
+            "subscriptions": [
+                {"ue": s.ue, "service": s.service, "subscribed": s.subscribed}
+                for s in store.subscriptions()
+            ],
+            "registrations": [
+                {
+                    "ue": r.ue,
+                    "service": r.service,
+                    "registered": r.registered,
+                    "port": r.port,
+                    "fetch_time": r.fetch_time,
+                }
+                for r in store.registrations()
+            ],
         }

@@ -60,8 +60,10 @@ class UeClientError(MbmssecError):
 
 def register_uri(ue: str, service: str, port: int, trigger: str) -> str:
     """The request target of a registration (also the Digest ``uri``)."""
-    return (f"{REGISTER_PATH}?ue={quote(ue, safe='')}&service={quote(service, safe='')}"
-            f"&port={port}&reason={quote(trigger, safe='')}")
+    return (
+        f"{REGISTER_PATH}?ue={quote(ue, safe='')}&service={quote(service, safe='')}"
+        f"&port={port}&reason={quote(trigger, safe='')}"
+    )
 
 
 def mikey_response_uri(ue: str, service: str) -> str:
@@ -169,7 +171,8 @@ class UeClient:
             return port
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Receiver(self, service), local_addr=(LOOPBACK, 0))
+            lambda: _Receiver(self, service), local_addr=(LOOPBACK, 0)
+        )
         bound = int(transport.get_extra_info("sockname")[1])
         self.svcs[service] = _Svc(port=bound, transport=transport)
         self.core.state(service)
@@ -264,13 +267,13 @@ class UeClient:
                     body = await resp.read()
                     www = resp.headers.get("WWW-Authenticate")
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return self._failed(service, svc, "unreachable",
-                                    f"BM-SC unreachable: {type(exc).__name__}: {exc}")
+                return self._failed(
+                    service, svc, "unreachable", f"BM-SC unreachable: {type(exc).__name__}: {exc}"
+                )
             now = self.clock()
             if not self.covered:
                 if status == 200:
-                    self._event("DeliveryLost", service=service,
-                                extra={"trigger": trigger})
+                    self._event("DeliveryLost", service=service, extra={"trigger": trigger})
                 svc.overdue = True
                 svc.status = "offline"
                 return False
@@ -278,8 +281,13 @@ class UeClient:
                 try:
                     out = self.core.accept_delivery(service, body, now, trigger)
                 except UeError as exc:
-                    self._event("Register", service=service, ok=False, reason=exc.code,
-                                extra={"message": exc.message, "trigger": trigger})
+                    self._event(
+                        "Register",
+                        service=service,
+                        ok=False,
+                        reason=exc.code,
+                        extra={"message": exc.message, "trigger": trigger},
+                    )
                     return self._failed(service, svc, exc.code, exc.message, logged=True)
                 self._emit(out.event)
                 svc.status = "registered"
@@ -297,13 +305,27 @@ class UeClient:
                     return self._failed(service, svc, exc.code, exc.message)
                 continue
             code, message = _error_of(body, status)
-            return self._failed(service, svc, code, message, status=status,
-                                refused=status in (403, 404))
-        return self._failed(service, svc, "too_many_rounds",
-                            f"no delivery after {self.config.max_rounds} challenge rounds")
+            return self._failed(
+                service, svc, code, message, status=status, refused=status in (403, 404)
+            )
+        return self._failed(
+            service,
+            svc,
+            "too_many_rounds",
+            f"no delivery after {self.config.max_rounds} challenge rounds",
+        )
 
-    def _failed(self, service: str, svc: _Svc, code: str, message: str, *,
-                status: int | None = None, refused: bool = False, logged: bool = False) -> bool:
+    def _failed(
+        self,
+        service: str,
+        svc: _Svc,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        refused: bool = False,
+        logged: bool = False,
+    ) -> bool:
         now = self.clock()
         svc.rejected += 1
         svc.last_error = message
@@ -315,14 +337,16 @@ class UeClient:
         if refused:
             svc.status = "refused"
             svc.refusals_in_row += 1
-            delay = min(self.config.refused_max,
-                        self.config.refused_min * 2 ** (svc.refusals_in_row - 1))
+            delay = min(
+                self.config.refused_max, self.config.refused_min * 2 ** (svc.refusals_in_row - 1)
+            )
             svc.hold_until = now + delay
         else:
             svc.status = "retrying"
             svc.failures_in_row += 1
-            delay = min(self.config.retry_max,
-                        self.config.retry_min * 2 ** (svc.failures_in_row - 1))
+            delay = min(
+                self.config.retry_max, self.config.retry_min * 2 ** (svc.failures_in_row - 1)
+            )
         svc.retry_at = now + delay
         svc.retry_trigger = "retry"
         self._wake.set()
@@ -332,18 +356,31 @@ class UeClient:
         url = URL(self.base_url + mikey_response_uri(self.ue, service), encoded=True)
         try:
             async with self.session.post(
-                    url, data=message, headers={"Content-Type": "application/mikey"},
-                    timeout=aiohttp.ClientTimeout(total=self.config.request_timeout)) as resp:
+                url,
+                data=message,
+                headers={"Content-Type": "application/mikey"},
+                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
+            ) as resp:
                 status = resp.status
                 body = await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._event("Rejected", service=service, ok=False, reason="unreachable",
-                        extra={"message": f"MIKEY response not delivered: {exc}"})
+            self._event(
+                "Rejected",
+                service=service,
+                ok=False,
+                reason="unreachable",
+                extra={"message": f"MIKEY response not delivered: {exc}"},
+            )
             return
         if status != 204:
             code, text = _error_of(body, status)
-            self._event("Rejected", service=service, ok=False, reason=code,
-                        extra={"status": status, "message": f"MIKEY response: {text}"})
+            self._event(
+                "Rejected",
+                service=service,
+                ok=False,
+                reason=code,
+                extra={"status": status, "message": f"MIKEY response: {text}"},
+            )
 
     # -- the fetch loop -------------------------------------------------------------------------
 
@@ -371,8 +408,11 @@ class UeClient:
         for service, svc in self.svcs.items():
             if svc.retry_at is not None and svc.retry_at <= now:
                 due.setdefault(service, svc.retry_trigger)
-            elif self.core.state(service).deliveries == 0 and svc.retry_at is None \
-                    and svc.status == "idle":
+            elif (
+                self.core.state(service).deliveries == 0
+                and svc.retry_at is None
+                and svc.status == "idle"
+            ):
                 due[service] = "initial"
         for service, trigger in self._pending_triggers.items():
             due[service] = trigger
@@ -394,8 +434,11 @@ class UeClient:
                     svc.status = "offline"
                     continue
                 await self.register(service, trigger)
-            wake_at = [t for t in (self.core.next_fetch_time(),
-                                   *(s.retry_at for s in self.svcs.values())) if t is not None]
+            wake_at = [
+                t
+                for t in (self.core.next_fetch_time(), *(s.retry_at for s in self.svcs.values()))
+                if t is not None
+            ]
             timeout = 1.0 if not wake_at else min(1.0, max(0.0, min(wake_at) - self.clock()))
             if self._pending_triggers:
                 continue
@@ -410,11 +453,21 @@ class UeClient:
         for service, svc in self.svcs.items():
             st = self.core.state(service)
             status = svc.status if self.covered else "offline"
-            out.append({"ue": self.ue, "service": service, "state": status,
-                        "keys": st.mkis, "current": st.current, "decrypted": st.decrypted,
-                        "failures": st.failures, "registrations": svc.registrations,
-                        "rejected": svc.rejected, "resyncs": self.core.resyncs,
-                        "last_error": svc.last_error})
+            out.append(
+                {
+                    "ue": self.ue,
+                    "service": service,
+                    "state": status,
+                    "keys": st.mkis,
+                    "current": st.current,
+                    "decrypted": st.decrypted,
+                    "failures": st.failures,
+                    "registrations": svc.registrations,
+                    "rejected": svc.rejected,
+                    "resyncs": self.core.resyncs,
+                    "last_error": svc.last_error,
+                }
+            )
         return out
 
 

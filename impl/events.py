@@ -104,15 +104,35 @@ BMSC: Final = "bmsc"
 UE: Final = "ue"
 DEMO: Final = "demo"
 
-MODEL_EVENTS: Final = frozenset({
-    "Subscribe", "Revoke", "Authenticate", "Register", "DeliveryLost", "Acknowledge",
-    "Generate", "Activate", "Send", "Receive", "LoseCoverage", "RegainCoverage",
-})
+MODEL_EVENTS: Final = frozenset(
+    {
+        "Subscribe",
+        "Revoke",
+        "Authenticate",
+        "Register",
+        "DeliveryLost",
+        "Acknowledge",
+        "Generate",
+        "Activate",
+        "Send",
+        "Receive",
+        "LoseCoverage",
+        "RegainCoverage",
+    }
+)
 """Event names that are the model's action names."""
 
-OTHER_EVENTS: Final = frozenset({
-    "Deliver", "Rejected", "Challenge", "Resync", "Withdraw", "Start", "Stop",
-})
+OTHER_EVENTS: Final = frozenset(
+    {
+        "Deliver",
+        "Rejected",
+        "Challenge",
+        "Resync",
+        "Withdraw",
+        "Start",
+        "Stop",
+    }
+)
 """Event names with no model action."""
 
 RECEIVE_REASONS: Final = frozenset({"unknown_mki", "auth_failed", "replay", "malformed"})
@@ -153,12 +173,20 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """The JSON object of this event (required keys first, then the extra ones)."""
         out: dict[str, Any] = {
-            "t": round(self.t, 6), "event": self.event, "ue": self.ue,
-            "service": self.service, "mki": self.mki,
-            "tek": self.tek if self.tek is not None else (
+            "t": round(self.t, 6),
+            "event": self.event,
+            "ue": self.ue,
+            "service": self.service,
+            "mki": self.mki,
+            "tek": self.tek
+            if self.tek is not None
+            else (
                 tek_id(self.service, self.mki)
-                if self.service is not None and self.mki is not None else None),
-            "ok": self.ok, "reason": self.reason,
+                if self.service is not None and self.mki is not None
+                else None
+            ),
+            "ok": self.ok,
+            "reason": self.reason,
         }
         for key, value in self.extra.items():
             if key in out:
@@ -228,8 +256,13 @@ class EventLog:
     event on disk.  Safe to call from several threads.
     """
 
-    def __init__(self, sink: str | Path | IO[str] | None = None, *,
-                 clock: Callable[[], float] | None = None, keep: bool = False) -> None:
+    def __init__(
+        self,
+        sink: str | Path | IO[str] | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        keep: bool = False,
+    ) -> None:
         self._own = False
         self._stream: IO[str] | None
         if sink is None:
@@ -278,12 +311,29 @@ class EventLog:
 
         return time.time()
 
-    def record(self, name: str, *, ue: str | None = None, service: str | None = None,
-               mki: int | None = None, ok: bool = True, reason: str | None = None,
-               t: float | None = None, **extra: Any) -> Event:
+    def record(
+        self,
+        name: str,
+        *,
+        ue: str | None = None,
+        service: str | None = None,
+        mki: int | None = None,
+        ok: bool = True,
+        reason: str | None = None,
+        t: float | None = None,
+        **extra: Any,
+    ) -> Event:
         """Build an event stamped with the log's clock and emit it."""
-        event = Event(name, self.now() if t is None else t, ue=ue, service=service, mki=mki,
-                      ok=ok, reason=reason, extra=extra)
+        event = Event(
+            name,
+            self.now() if t is None else t,
+            ue=ue,
+            service=service,
+            mki=mki,
+            ok=ok,
+            reason=reason,
+            extra=extra,
+        )
         self.emit(event)
         return event
 

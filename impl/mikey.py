@@ -173,9 +173,7 @@ class PayloadType(IntEnum):
 
 def _payload_name(ptype: PayloadType) -> str:
     """The name used for a payload type in error reports (as the payload classes' NAME)."""
-    return {PayloadType.KEY_DATA: "KEY DATA", PayloadType.GENERAL_EXT: "EXT"}.get(
-        ptype, ptype.name
-    )
+    return {PayloadType.KEY_DATA: "KEY DATA", PayloadType.GENERAL_EXT: "EXT"}.get(ptype, ptype.name)
 
 
 # Payloads RFC 3830 defines for the public-key and DH modes; recognised, not parsed.
@@ -492,9 +490,7 @@ def _check_uint(value: int, bits: int, what: str) -> None:
 
 def _check_len(data: bytes, bits: int, what: str, *, minimum: int = 0) -> None:
     if not minimum <= len(data) < (1 << bits):
-        raise EncodeError(
-            f"{what} length {len(data)} outside {minimum}..{(1 << bits) - 1} bytes"
-        )
+        raise EncodeError(f"{what} length {len(data)} outside {minimum}..{(1 << bits) - 1} bytes")
 
 
 # --------------------------------------------------------------------------- header
@@ -1075,9 +1071,7 @@ def _parse_header(r: _Reader) -> tuple[CommonHeader, int]:
     version = r.u8(name, "version")
     if version != MIKEY_VERSION:
         # RFC 3830 6.1 defines version 1 only; the rest cannot be interpreted.
-        raise UnsupportedError(
-            f"MIKEY version {version} not supported", offset=start, payload=name
-        )
+        raise UnsupportedError(f"MIKEY version {version} not supported", offset=start, payload=name)
     at = r.offset
     dt = _enum(
         DataType,
@@ -1089,22 +1083,32 @@ def _parse_header(r: _Reader) -> tuple[CommonHeader, int]:
     )
     if dt not in SUPPORTED_DATA_TYPES:
         raise UnsupportedError(
-            f"data type {dt.name} not supported", offset=at, payload=name,
+            f"data type {dt.name} not supported",
+            offset=at,
+            payload=name,
             error_no=ErrorNo.INVALID_DT,
         )
     first = r.u8(name, "next payload")
     at = r.offset
     vp = r.u8(name, "V/PRF func")
     prf = _enum(
-        PrfFunc, vp & 0x7F, offset=at, payload=name, what="PRF func",
+        PrfFunc,
+        vp & 0x7F,
+        offset=at,
+        payload=name,
+        what="PRF func",
         error_no=ErrorNo.INVALID_PRF,
     )
     csb_id = r.u32(name, "CSB ID")
     n_cs = r.u8(name, "#CS")
     at = r.offset
     map_type = _enum(
-        CsIdMapType, r.u8(name, "CS ID map type"), offset=at, payload=name,
-        what="CS ID map type", error_no=ErrorNo.UNSPECIFIED,
+        CsIdMapType,
+        r.u8(name, "CS ID map type"),
+        offset=at,
+        payload=name,
+        what="CS ID map type",
+        error_no=ErrorNo.UNSPECIFIED,
     )
     cs_map = []
     for _ in range(n_cs):
@@ -1131,8 +1135,14 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         nxt = r.u8(name, "next payload")
         at = r.offset
         ts_type = TsType(
-            _enum(TsType, r.u8(name, "TS type"), offset=at, payload=name, what="TS type",
-                  error_no=ErrorNo.INVALID_TS)
+            _enum(
+                TsType,
+                r.u8(name, "TS type"),
+                offset=at,
+                payload=name,
+                what="TS type",
+                error_no=ErrorNo.INVALID_TS,
+            )
         )
         value = int.from_bytes(r.take(_TS_LENGTH[ts_type], name, "TS value"), "big")
         return TimestampPayload(ts_type, value), nxt
@@ -1148,8 +1158,14 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         nxt = r.u8(name, "next payload")
         at = r.offset
         id_type = IdType(
-            _enum(IdType, r.u8(name, "ID type"), offset=at, payload=name, what="ID type",
-                  error_no=ErrorNo.INVALID_ID)
+            _enum(
+                IdType,
+                r.u8(name, "ID type"),
+                offset=at,
+                payload=name,
+                what="ID type",
+                error_no=ErrorNo.INVALID_ID,
+            )
         )
         n = r.u16(name, "ID len")
         return IdPayload(id_type, r.take(n, name, "ID data")), nxt
@@ -1159,8 +1175,14 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         policy_no = r.u8(name, "policy no")
         at = r.offset
         prot = ProtType(
-            _enum(ProtType, r.u8(name, "prot type"), offset=at, payload=name,
-                  what="security protocol", error_no=ErrorNo.INVALID_SP)
+            _enum(
+                ProtType,
+                r.u8(name, "prot type"),
+                offset=at,
+                payload=name,
+                what="security protocol",
+                error_no=ErrorNo.INVALID_SP,
+            )
         )
         n = r.u16(name, "policy param length")
         body = _Reader(r.take(n, name, "policy param"), r.offset - n)
@@ -1175,15 +1197,27 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         nxt = r.u8(name, "next payload")
         at = r.offset
         encr = EncrAlg(
-            _enum(EncrAlg, r.u8(name, "Encr alg"), offset=at, payload=name,
-                  what="encryption algorithm", error_no=ErrorNo.INVALID_EA)
+            _enum(
+                EncrAlg,
+                r.u8(name, "Encr alg"),
+                offset=at,
+                payload=name,
+                what="encryption algorithm",
+                error_no=ErrorNo.INVALID_EA,
+            )
         )
         n = r.u16(name, "Encr data len")
         data = r.take(n, name, "Encr data")
         at = r.offset
         mac_alg = MacAlg(
-            _enum(MacAlg, r.u8(name, "Mac alg"), offset=at, payload=name,
-                  what="MAC algorithm", error_no=ErrorNo.INVALID_MAC)
+            _enum(
+                MacAlg,
+                r.u8(name, "Mac alg"),
+                offset=at,
+                payload=name,
+                what="MAC algorithm",
+                error_no=ErrorNo.INVALID_MAC,
+            )
         )
         mac = r.take(_MAC_LENGTH[mac_alg], name, "MAC")
         return KemacPayload(encr, data, mac_alg, mac), nxt
@@ -1192,8 +1226,14 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         nxt = r.u8(name, "next payload")
         at = r.offset
         alg = MacAlg(
-            _enum(MacAlg, r.u8(name, "Auth alg"), offset=at, payload=name,
-                  what="MAC algorithm", error_no=ErrorNo.INVALID_MAC)
+            _enum(
+                MacAlg,
+                r.u8(name, "Auth alg"),
+                offset=at,
+                payload=name,
+                what="MAC algorithm",
+                error_no=ErrorNo.INVALID_MAC,
+            )
         )
         return VerificationPayload(alg, r.take(_MAC_LENGTH[alg], name, "Ver data")), nxt
     if ptype is PayloadType.ERR:
@@ -1211,7 +1251,8 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
     if ptype in _OTHER_MODE_PAYLOADS:
         raise UnsupportedError(
             f"{ptype.name} payload not supported in pre-shared-key mode",
-            offset=start, payload=_payload_name(ptype),
+            offset=start,
+            payload=_payload_name(ptype),
         )
     # KEY_DATA (only valid inside KEMAC) and LAST never reach here as a payload.
     name = _payload_name(ptype)
@@ -1242,7 +1283,8 @@ def parse_message(data: bytes) -> MikeyMessage:
         if r.remaining() == 0:
             raise ParseError(
                 f"truncated: {_payload_name(ptype)} payload announced but message ends",
-                offset=at, payload=_payload_name(ptype),
+                offset=at,
+                payload=_payload_name(ptype),
             )
         payload, nxt = _parse_payload(ptype, r)
         payloads.append(payload)
@@ -1250,7 +1292,8 @@ def parse_message(data: bytes) -> MikeyMessage:
         prev = payload.NAME
     if r.remaining():
         raise ParseError(
-            f"{r.remaining()} trailing bytes after the last payload", offset=r.offset,
+            f"{r.remaining()} trailing bytes after the last payload",
+            offset=r.offset,
             payload=prev,
         )
     return MikeyMessage(header, tuple(payloads), tuple(offsets))
@@ -1262,12 +1305,24 @@ def _parse_key_data(r: _Reader) -> tuple[KeyDataPayload, int]:
     at = r.offset
     tv = r.u8(name, "type/KV")
     key_type = KeyDataType(
-        _enum(KeyDataType, tv >> 4, offset=at, payload=name, what="key type",
-              error_no=ErrorNo.UNSPECIFIED)
+        _enum(
+            KeyDataType,
+            tv >> 4,
+            offset=at,
+            payload=name,
+            what="key type",
+            error_no=ErrorNo.UNSPECIFIED,
+        )
     )
     kv = KvType(
-        _enum(KvType, tv & 0x0F, offset=at, payload=name, what="key validity type",
-              error_no=ErrorNo.UNSPECIFIED)
+        _enum(
+            KvType,
+            tv & 0x0F,
+            offset=at,
+            payload=name,
+            what="key validity type",
+            error_no=ErrorNo.UNSPECIFIED,
+        )
     )
     n = r.u16(name, "key data len")
     key = r.take(n, name, "key data")
@@ -1304,17 +1359,20 @@ def parse_key_data_chain(data: bytes, base_offset: int = 0) -> tuple[KeyDataPayl
             if r.remaining():
                 raise ParseError(
                     f"{r.remaining()} trailing bytes after the last key data sub-payload",
-                    offset=r.offset, payload="KEY DATA",
+                    offset=r.offset,
+                    payload="KEY DATA",
                 )
             break
         if nxt != PayloadType.KEY_DATA:
             raise ParseError(
                 f"next payload {nxt} inside KEMAC Encr data (only KEY DATA or last)",
-                offset=at, payload="KEY DATA",
+                offset=at,
+                payload="KEY DATA",
             )
         if not r.remaining():
             raise ParseError(
-                "truncated: another key data sub-payload announced", offset=r.offset,
+                "truncated: another key data sub-payload announced",
+                offset=r.offset,
                 payload="KEY DATA",
             )
     return tuple(keys)

@@ -329,9 +329,7 @@ def build_tek_delivery(delivery: TekDelivery, kek: bytes) -> bytes:
 # --------------------------------------------------------------------------- verify
 
 
-def _check_replay(
-    state: ReplayState, ts: TimestampPayload, rand: bytes, now: float
-) -> ReplayState:
+def _check_replay(state: ReplayState, ts: TimestampPayload, rand: bytes, now: float) -> ReplayState:
     if state.mode is ReplayMode.NONE:
         return state
     if state.mode is ReplayMode.COUNTER:
@@ -346,9 +344,7 @@ def _check_replay(
         raise ReplayError("expected an NTP timestamp, got COUNTER")
     sent = unix_from_ntp(ts.value)
     if abs(sent - now) > state.max_skew:
-        raise ReplayError(
-            f"timestamp {sent - now:+.3f} s from now, outside +/-{state.max_skew} s"
-        )
+        raise ReplayError(f"timestamp {sent - now:+.3f} s from now, outside +/-{state.max_skew} s")
     entry = (ts.value, rand)
     if entry in state.recent:
         raise ReplayError("message already accepted (replay cache)")
@@ -393,7 +389,9 @@ def parse_and_verify(
     if hdr.data_type is not DataType.PSK_INIT:
         raise UnsupportedError(
             f"expected a pre-shared-key I_MESSAGE, got data type {hdr.data_type.name}",
-            offset=1, payload="HDR", error_no=ErrorNo.INVALID_DT,
+            offset=1,
+            payload="HDR",
+            error_no=ErrorNo.INVALID_DT,
         )
     if not msg.payloads or not isinstance(msg.payloads[-1], KemacPayload):
         raise ParseError("KEMAC must be the last payload", offset=len(data), payload="KEMAC")
@@ -410,8 +408,9 @@ def parse_and_verify(
         elif isinstance(p, GeneralExtensionPayload):
             exts.append((p, at))
         elif not isinstance(p, TimestampPayload | RandPayload):
-            raise ParseError(f"{p.NAME} payload not allowed in an I_MESSAGE", offset=at,
-                             payload=p.NAME)
+            raise ParseError(
+                f"{p.NAME} payload not allowed in an I_MESSAGE", offset=at, payload=p.NAME
+            )
     ts = _only(msg, TimestampPayload, "T")
     rand_p = _only(msg, RandPayload, "RAND")
     assert isinstance(ts, TimestampPayload) and isinstance(rand_p, RandPayload)
@@ -440,7 +439,8 @@ def parse_and_verify(
     for kd in chain:
         if kd.key_type not in (KeyDataType.TEK, KeyDataType.TEK_SALT):
             raise UnsupportedError(
-                f"key type {kd.key_type.name} in a TEK delivery", offset=encr_at,
+                f"key type {kd.key_type.name} in a TEK delivery",
+                offset=encr_at,
                 payload="KEY DATA",
             )
         if isinstance(kd.validity, SpiValidity):
@@ -450,7 +450,8 @@ def parse_and_verify(
         else:
             raise UnsupportedError(
                 "key validity interval in a TEK delivery (MBMS uses SPI/MKI)",
-                offset=encr_at, payload="KEY DATA",
+                offset=encr_at,
+                payload="KEY DATA",
             )
         tek_keys.append(TekKey(kd.key, kd.salt, mki))
 
@@ -532,7 +533,9 @@ def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> Ve
     if hdr.data_type is not DataType.PSK_RESP:
         raise UnsupportedError(
             f"expected a verification message, got data type {hdr.data_type.name}",
-            offset=1, payload="HDR", error_no=ErrorNo.INVALID_DT,
+            offset=1,
+            payload="HDR",
+            error_no=ErrorNo.INVALID_DT,
         )
     if hdr.csb_id != delivery.csb_id:
         raise ParseError("CSB ID differs from the I_MESSAGE's", offset=4, payload="HDR")
@@ -544,8 +547,9 @@ def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> Ve
         if isinstance(p, IdPayload) and id_r is None:
             id_r = p
         elif not isinstance(p, TimestampPayload):
-            raise ParseError(f"{p.NAME} payload not allowed in a verification message",
-                             offset=at, payload=p.NAME)
+            raise ParseError(
+                f"{p.NAME} payload not allowed in a verification message", offset=at, payload=p.NAME
+            )
     ts = _only(msg, TimestampPayload, "T")
     if ts != delivery.timestamp:
         raise ParseError("T differs from the I_MESSAGE's", offset=msg.offsets[0], payload="T")
@@ -583,15 +587,18 @@ def parse_error_message(message: bytes) -> ErrorReport:
     if msg.header.data_type is not DataType.ERROR:
         raise UnsupportedError(
             f"expected an error message, got data type {msg.header.data_type.name}",
-            offset=1, payload="HDR", error_no=ErrorNo.INVALID_DT,
+            offset=1,
+            payload="HDR",
+            error_no=ErrorNo.INVALID_DT,
         )
     errors = []
     for p, at in zip(msg.payloads, msg.offsets, strict=True):
         if isinstance(p, ErrorPayload):
             errors.append(p.error_no)
         elif not isinstance(p, TimestampPayload | VerificationPayload):
-            raise ParseError(f"{p.NAME} payload not allowed in an error message", offset=at,
-                             payload=p.NAME)
+            raise ParseError(
+                f"{p.NAME} payload not allowed in an error message", offset=at, payload=p.NAME
+            )
     if not errors:
         raise ParseError("error message without ERR payload", offset=0, payload="HDR")
     ts = _only(msg, TimestampPayload, "T", required=False)

@@ -139,8 +139,9 @@ class ReplayResult:
         return self.ls.service
 
     def first(self, kind: str, ue: int | None = None) -> Receipt | None:
-        return next((r for r in self.receipts if r.op.kind == kind
-                     and (ue is None or r.op.ue == ue)), None)
+        return next(
+            (r for r in self.receipts if r.op.kind == kind and (ue is None or r.op.ue == ue)), None
+        )
 
     def model_violations(self) -> list[int]:
         """Properties the model, following the concrete run step by step, violates (in
@@ -158,8 +159,7 @@ class ReplayResult:
 def plan(trace: Trace, model: Model) -> list[Op]:
     """The operations standing for a model trace (see the module docstring)."""
     if trace.universe.svc != 1:
-        raise ReplayError("the driver runs one service; the trace has "
-                          f"{trace.universe.svc}")
+        raise ReplayError(f"the driver runs one service; the trace has {trace.universe.svc}")
     states = trace.replay(model)
     ops: list[Op] = []
     first_activation = True
@@ -176,8 +176,7 @@ def plan(trace: Trace, model: Model) -> list[Op]:
         elif st.action in ("Register", "DeliveryLost"):
             ops.append(Op("register", n, ue=a[0], lost=st.action == "DeliveryLost", what=what))
         elif st.action == "Activate":
-            ops.append(Op("activate", n, tek=post.get("mki", post.get("active", a[0])),
-                          what=what))
+            ops.append(Op("activate", n, tek=post.get("mki", post.get("active", a[0])), what=what))
         elif st.action == "Tick":
             ops.append(Op("tick", n, what=what))
         elif st.action == "Send":
@@ -191,8 +190,10 @@ def plan(trace: Trace, model: Model) -> list[Op]:
         elif st.action == "Replay":
             ops.append(Op("replay", n, ue=a[0], tek=post.get("mki", a[1]), what=what))
         else:
-            raise ReplayError(f"model step {n} ({what}): no attacker runs against the "
-                              "implementation, so this step has no concrete counterpart")
+            raise ReplayError(
+                f"model step {n} ({what}): no attacker runs against the "
+                "implementation, so this step has no concrete counterpart"
+            )
     return ops
 
 
@@ -210,9 +211,15 @@ def _active_mki(ls: Lockstep) -> int:
     return tek.mki
 
 
-def execute(ops: Sequence[Op], profile: Profile, *, trace: Trace | None = None,
-            model: Model | None = None, seed: int = 0,
-            universe: Universe = LOCKSTEP_UNIVERSE) -> ReplayResult:
+def execute(
+    ops: Sequence[Op],
+    profile: Profile,
+    *,
+    trace: Trace | None = None,
+    model: Model | None = None,
+    seed: int = 0,
+    universe: Universe = LOCKSTEP_UNIVERSE,
+) -> ReplayResult:
     """Run the operations on a fresh :class:`Lockstep` under ``profile``.
 
     With ``trace`` and ``model`` the replay is strict: every step must do what the model
@@ -244,16 +251,27 @@ def execute(ops: Sequence[Op], profile: Profile, *, trace: Trace | None = None,
             diff = next((x.strip() for x in lines if x.strip().startswith("difference")), "")
             why = f"the implementation and the model part at '{ls.steps[-1]}': {diff}"
             if op.kind == "replay" and "no_kek" in ls.steps[-1]:
-                why += ("; the UE keeps no KEK after a registration (second_service_auth="
-                        f"{profile['second_service_auth']}: one AKA run, one delivery), so it "
-                        "cannot verify a replayed MIKEY delivery even without replay "
-                        "protection")
+                why += (
+                    "; the UE keeps no KEK after a registration (second_service_auth="
+                    f"{profile['second_service_auth']}: one AKA run, one delivery), so it "
+                    "cannot verify a replayed MIKEY delivery even without replay "
+                    "protection"
+                )
             raise Unfaithful(op.step, op.what, why) from None
     return res
 
 
-def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[State],
-         packet_of: dict[int, int], fail: Any, note: Any, model: Model | None) -> None:
+def _run(
+    op: Op,
+    ls: Lockstep,
+    res: ReplayResult,
+    strict: bool,
+    states: list[State],
+    packet_of: dict[int, int],
+    fail: Any,
+    note: Any,
+    model: Model | None,
+) -> None:
     """One operation of :func:`execute` (checked against the model step when strict)."""
     pre = states[op.step - 1] if strict else None
     post = states[op.step] if strict else None
@@ -278,8 +296,11 @@ def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[Sta
         if op.kind == "tick":
             ls.advance(_DT)
         if (ls.teks_used(), _active_mki(ls)) != (n_teks, act):
-            fail(op, "time had to pass and the BM-SC's timer generated or activated a "
-                 "TEK the model has not")
+            fail(
+                op,
+                "time had to pass and the BM-SC's timer generated or activated a "
+                "TEK the model has not",
+            )
         if op.kind == "tick":
             note(op)
             return
@@ -293,11 +314,19 @@ def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[Sta
             assert pre is not None
             want = _model_delivery(model, pre, i)
             if tuple(sorted(sent)) != want:
-                fail(op, f"the BM-SC delivered MKIs {sorted(sent)}, the model step "
-                     f"delivers {list(want)} (the schedule keeps a next TEK generated "
-                     "ahead of every registration)")
-        note(op, mkis=tuple(got) if not op.lost else tuple(sent), before=before,
-             after=_keys(ls, i), wire=ls.captured[k0][1] if len(ls.captured) > k0 else b"")
+                fail(
+                    op,
+                    f"the BM-SC delivered MKIs {sorted(sent)}, the model step "
+                    f"delivers {list(want)} (the schedule keeps a next TEK generated "
+                    "ahead of every registration)",
+                )
+        note(
+            op,
+            mkis=tuple(got) if not op.lost else tuple(sent),
+            before=before,
+            after=_keys(ls, i),
+            wire=ls.captured[k0][1] if len(ls.captured) > k0 else b"",
+        )
     elif op.kind == "activate":
         wanted = (op.tek + 1) if op.tek is not None else None
         start = _active_mki(ls)
@@ -314,34 +343,43 @@ def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[Sta
             fetch = ls.synchronised_fetch_times()
             why = "the BM-SC does not activate the next TEK here"
             if pending and fetch and min(fetch) < pending[0].planned:
-                why += (f": time cannot pass a synchronised UE's fetch time (+"
-                        f"{min(fetch) - ls.now:.2f} s; UEs fetch on time, as in the "
-                        f"model's Tick) and MKI {pending[0].mki} is planned later (+"
-                        f"{pending[0].planned - ls.now:.2f} s), one period after the "
-                        "previous activation")
+                why += (
+                    f": time cannot pass a synchronised UE's fetch time (+"
+                    f"{min(fetch) - ls.now:.2f} s; UEs fetch on time, as in the "
+                    f"model's Tick) and MKI {pending[0].mki} is planned later (+"
+                    f"{pending[0].planned - ls.now:.2f} s), one period after the "
+                    "previous activation"
+                )
             elif pending:
-                why += (f" (MKI {pending[0].mki} planned at +"
-                        f"{pending[0].planned - ls.now:.2f} s is held back)")
+                why += (
+                    f" (MKI {pending[0].mki} planned at +"
+                    f"{pending[0].planned - ls.now:.2f} s is held back)"
+                )
             fail(op, why)
             return
         if strict and now_active != wanted:
-            fail(op, f"the BM-SC activated MKI {now_active}, the model TEK has MKI "
-                 f"{wanted}")
+            fail(op, f"the BM-SC activated MKI {now_active}, the model TEK has MKI {wanted}")
         note(op, mkis=(now_active,))
     elif op.kind == "send":
         assert op.packet is not None
         ls.send()
         p = len(ls.wire) - 1
         packet_of[op.packet] = p
-        mki, with_mki, = ls.record.packets[p][1], ls.record.packets[p][2]
+        (
+            mki,
+            with_mki,
+        ) = ls.record.packets[p][1], ls.record.packets[p][2]
         if strict:
             assert post is not None
             want_mki = post.get("mki", post.get("pkt_tek", op.packet)) + 1
             if (mki, with_mki) != (want_mki, bool(post.get("pkt_has_mki", op.packet))):
-                fail(op, f"the packet went out under MKI {mki} (MKI field "
-                     f"{'present' if with_mki else 'absent'}), the model's under MKI "
-                     f"{want_mki} (MKI field "
-                     f"{'present' if post.get('pkt_has_mki', op.packet) else 'absent'})")
+                fail(
+                    op,
+                    f"the packet went out under MKI {mki} (MKI field "
+                    f"{'present' if with_mki else 'absent'}), the model's under MKI "
+                    f"{want_mki} (MKI field "
+                    f"{'present' if post.get('pkt_has_mki', op.packet) else 'absent'})",
+                )
         note(op, mkis=(mki,), wire=ls.wire[p])
     elif op.kind == "receive":
         assert i is not None and op.packet is not None
@@ -354,13 +392,22 @@ def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[Sta
         if strict:
             assert pre is not None and post is not None
             m_ok = bool(post.get("decrypted", i, op.packet)) and not bool(
-                pre.get("decrypted", i, op.packet))
+                pre.get("decrypted", i, op.packet)
+            )
             if ok != m_ok:
-                fail(op, f"the UE's SRTP receiver {'decrypted' if ok else reason}, the "
-                     f"model step {'decrypts' if m_ok else 'does not decrypt'}")
-        note(op, ok=ok, reason=reason, wire=ls.wire[p],
-             payload=outcome.payload,
-             mkis=(ls.record.packets[p][1],))
+                fail(
+                    op,
+                    f"the UE's SRTP receiver {'decrypted' if ok else reason}, the "
+                    f"model step {'decrypts' if m_ok else 'does not decrypt'}",
+                )
+        note(
+            op,
+            ok=ok,
+            reason=reason,
+            wire=ls.wire[p],
+            payload=outcome.payload,
+            mkis=(ls.record.packets[p][1],),
+        )
     elif op.kind == "lose_coverage":
         assert i is not None
         ls.lose_coverage(i)
@@ -378,8 +425,15 @@ def _run(op: Op, ls: Lockstep, res: ReplayResult, strict: bool, states: list[Sta
             return
         before = _keys(ls, i)
         ls.replay(ks[-1])
-        note(op, mkis=ls.captured[ks[-1]][2], wire=ls.captured[ks[-1]][1], before=before,
-             after=_keys(ls, i), ok="accepted" in ls.steps[-1], note=ls.steps[-1])
+        note(
+            op,
+            mkis=ls.captured[ks[-1]][2],
+            wire=ls.captured[ks[-1]][1],
+            before=before,
+            after=_keys(ls, i),
+            ok="accepted" in ls.steps[-1],
+            note=ls.steps[-1],
+        )
     else:
         raise ReplayError(f"unknown operation {op.kind}")
 
@@ -459,17 +513,24 @@ def _check_initial_schedule(trace: Trace, model: Model) -> None:
             if seen[:3] == ["Generate", "Activate", "Generate"]:
                 return
             continue
-        if seen and st.action in ("Register", "DeliveryLost") and seen != [
-                "Generate", "Activate", "Generate"]:
-            raise Unfaithful(n, Trace.describe(model, st),
-                             "the BM-SC creates a service with its first TEK active and the "
-                             "next one already generated, so a registration always receives "
-                             "a next TEK; the model step registers before the next TEK "
-                             "exists")
+        if (
+            seen
+            and st.action in ("Register", "DeliveryLost")
+            and seen != ["Generate", "Activate", "Generate"]
+        ):
+            raise Unfaithful(
+                n,
+                Trace.describe(model, st),
+                "the BM-SC creates a service with its first TEK active and the "
+                "next one already generated, so a registration always receives "
+                "a next TEK; the model step registers before the next TEK "
+                "exists",
+            )
 
 
-def shortest_counterexample(model: Model, number: int, universe: Universe,
-                            depth: int = 12) -> Trace | None:
+def shortest_counterexample(
+    model: Model, number: int, universe: Universe, depth: int = 12
+) -> Trace | None:
     """The bounded search's shortest counterexample to property ``number``."""
     from mbmssec.proofs.bmc import search
 
@@ -478,8 +539,9 @@ def shortest_counterexample(model: Model, number: int, universe: Universe,
     return f.trace if f is not None else None
 
 
-def schedulable_counterexample(model: Model, number: int, universe: Universe,
-                               depth: int = 12) -> Trace | None:
+def schedulable_counterexample(
+    model: Model, number: int, universe: Universe, depth: int = 12
+) -> Trace | None:
     """A shortest counterexample to property ``number`` among the traces whose key
     schedule the BM-SC can produce: a registration only while a next TEK exists, and
     once a TEK is active every state without a next TEK is followed by ``Generate`` (the
@@ -496,9 +558,12 @@ def schedulable_counterexample(model: Model, number: int, universe: Universe,
             regs = [sel == index[a] for a in ("Register", "DeliveryLost") if a in index]
             unr.solver.add(z3.Implies(z3.Or(*regs), pre.get("has_next", svc)))
             if "Generate" in index:
-                unr.solver.add(z3.Implies(
-                    z3.And(pre.get("has_active", svc), z3.Not(pre.get("has_next", svc))),
-                    sel == index["Generate"]))
+                unr.solver.add(
+                    z3.Implies(
+                        z3.And(pre.get("has_active", svc), z3.Not(pre.get("has_next", svc))),
+                        sel == index["Generate"],
+                    )
+                )
         cond = unr.violation(prop, k)
         if cond is None:
             continue
@@ -526,9 +591,11 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
     if number == 3:
         for p, data in enumerate(ls.wire):
             if len(data) == _HEADER + _PAYLOAD + _TAG:
-                out.append(f"packet P{p} is {len(data)} octets: RTP header {_HEADER}, "
-                           f"encrypted payload {_PAYLOAD}, tag {_TAG}: no MKI field "
-                           f"(bytes {data.hex()})")
+                out.append(
+                    f"packet P{p} is {len(data)} octets: RTP header {_HEADER}, "
+                    f"encrypted payload {_PAYLOAD}, tag {_TAG}: no MKI field "
+                    f"(bytes {data.hex()})"
+                )
     elif number == 7:
         sends = {r.op.packet: r for r in res.receipts if r.op.kind == "send"}
         for r in res.receipts:
@@ -538,14 +605,19 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
             sub = _subscription_index(res, r.op.ue)
             sent = sends[r.op.packet]
             wire_index = next(k for k, w in enumerate(ls.wire) if w == sent.wire)
-            if sub is not None and sent.index < sub \
-                    and r.payload is not None \
-                    and r.payload[:_HEADER] == sent.wire[:_HEADER] \
-                    and r.payload[_HEADER:] == sent_plaintext(wire_index):
-                out.append(f"UE{r.op.ue} decrypted packet {sent.wire.hex()} (MKI "
-                           f"{sent.mkis[0]}) to payload {r.payload[_HEADER:]!r}, the bytes "
-                           f"sent; it was sent at operation "
-                           f"{sent.index}, before the UE subscribed at operation {sub}")
+            if (
+                sub is not None
+                and sent.index < sub
+                and r.payload is not None
+                and r.payload[:_HEADER] == sent.wire[:_HEADER]
+                and r.payload[_HEADER:] == sent_plaintext(wire_index)
+            ):
+                out.append(
+                    f"UE{r.op.ue} decrypted packet {sent.wire.hex()} (MKI "
+                    f"{sent.mkis[0]}) to payload {r.payload[_HEADER:]!r}, the bytes "
+                    f"sent; it was sent at operation "
+                    f"{sent.index}, before the UE subscribed at operation {sub}"
+                )
     elif number == 6:
         for r in res.receipts:
             if r.op.kind != "receive" or not r.ok:
@@ -553,19 +625,27 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
             assert r.op.ue is not None
             rev = ls.store.get_subscription(ls.names[r.op.ue], ls.service)
             tek = next(t for t in ls.store.teks(ls.service) if t.mki == r.mkis[0])
-            if rev is not None and not rev.subscribed and rev.revoke_ev is not None \
-                    and (tek.act_ev or 0) > rev.revoke_ev:
-                out.append(f"revoked UE{r.op.ue} decrypted {r.wire.hex()} under MKI "
-                           f"{tek.mki}, activated (event {tek.act_ev}) after its revocation "
-                           f"(event {rev.revoke_ev})")
+            if (
+                rev is not None
+                and not rev.subscribed
+                and rev.revoke_ev is not None
+                and (tek.act_ev or 0) > rev.revoke_ev
+            ):
+                out.append(
+                    f"revoked UE{r.op.ue} decrypted {r.wire.hex()} under MKI "
+                    f"{tek.mki}, activated (event {tek.act_ev}) after its revocation "
+                    f"(event {rev.revoke_ev})"
+                )
     elif number == 8:
         for r in res.receipts:
             if r.op.kind == "replay" and r.ok:
                 new = sorted(set(r.after) - set(r.before))
                 if new and r.before and min(new) < max(r.before):
-                    out.append(f"UE{r.op.ue} re-installed MKI(s) {new} from replayed MIKEY "
-                               f"bytes {r.wire[:24].hex()}... while holding newer MKI "
-                               f"{max(r.before)} ({r.note})")
+                    out.append(
+                        f"UE{r.op.ue} re-installed MKI(s) {new} from replayed MIKEY "
+                        f"bytes {r.wire[:24].hex()}... while holding newer MKI "
+                        f"{max(r.before)} ({r.note})"
+                    )
     elif number == 4:
         out += _probe_activation(res)
     elif number == 9:
@@ -588,15 +668,22 @@ def _probe_activation(res: ReplayResult) -> list[str]:
     for i, name in enumerate(ls.names):
         reg = ls.store.get_registration(name, ls.service)
         sub = ls.store.get_subscription(name, ls.service)
-        if reg is None or not reg.registered or sub is None or not sub.subscribed \
-                or not ls.record.covered.get(name, True) \
-                or ls.record.dropped.get((name, ls.service), False):
+        if (
+            reg is None
+            or not reg.registered
+            or sub is None
+            or not sub.subscribed
+            or not ls.record.covered.get(name, True)
+            or ls.record.dropped.get((name, ls.service), False)
+        ):
             continue
         if _receive(ls, i, p).reason == "unknown_mki":
-            out.append(f"UE{i} (registered, in coverage) holds MKIs {list(_keys(ls, i))}; "
-                       f"its SRTP receiver refuses packet {ls.wire[p].hex()} with MKI "
-                       f"field {ls.wire[p][-_TAG - MKI_LENGTH:-_TAG].hex()} (active MKI "
-                       f"{mki}): unknown MKI")
+            out.append(
+                f"UE{i} (registered, in coverage) holds MKIs {list(_keys(ls, i))}; "
+                f"its SRTP receiver refuses packet {ls.wire[p].hex()} with MKI "
+                f"field {ls.wire[p][-_TAG - MKI_LENGTH : -_TAG].hex()} (active MKI "
+                f"{mki}): unknown MKI"
+            )
     return out
 
 
@@ -609,17 +696,24 @@ def _probe_recovery(res: ReplayResult) -> list[str]:
     for i, name in enumerate(ls.names):
         st = ls.ues[i].services.get(ls.service)
         sub = ls.store.get_subscription(name, ls.service)
-        if st is None or not st.saw_unknown or sub is None or not sub.subscribed \
-                or not ls.record.covered.get(name, True):
+        if (
+            st is None
+            or not st.saw_unknown
+            or sub is None
+            or not sub.subscribed
+            or not ls.record.covered.get(name, True)
+        ):
             continue
         mki = _active_mki(ls)
         if not ls.may_register(i):
             reg = ls.store.get_registration(name, ls.service)
             assert reg is not None
-            out.append(f"UE{i} saw an unknown MKI but its client does not re-register "
-                       f"(unknown_mki_resync={res.profile['unknown_mki_resync']}; next "
-                       f"fetch in {reg.fetch_time - ls.now:.2f} s); it holds MKIs "
-                       f"{list(_keys(ls, i))}, not the active MKI {mki}")
+            out.append(
+                f"UE{i} saw an unknown MKI but its client does not re-register "
+                f"(unknown_mki_resync={res.profile['unknown_mki_resync']}; next "
+                f"fetch in {reg.fetch_time - ls.now:.2f} s); it holds MKIs "
+                f"{list(_keys(ls, i))}, not the active MKI {mki}"
+            )
             continue
         k0 = len(ls.captured)
         try:
@@ -629,7 +723,9 @@ def _probe_recovery(res: ReplayResult) -> list[str]:
             continue
         if mki not in _keys(ls, i):
             body = ls.captured[k0][1] if len(ls.captured) > k0 else b""
-            out.append(f"UE{i} re-registered after an unknown MKI; the MIKEY delivery "
-                       f"({len(body)} octets) carries MKIs {list(ls.captured[k0][2])}, not "
-                       f"the active MKI {mki}; it holds {list(_keys(ls, i))}")
+            out.append(
+                f"UE{i} re-registered after an unknown MKI; the MIKEY delivery "
+                f"({len(body)} octets) carries MKIs {list(ls.captured[k0][2])}, not "
+                f"the active MKI {mki}; it holds {list(_keys(ls, i))}"
+            )
     return out

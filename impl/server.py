@@ -77,15 +77,17 @@ class ServerError(MbmssecError):
     """The BM-SC service cannot start or was misconfigured."""
 
 
-def http_bytes_request(method: str, target: str, headers: list[tuple[str, str]],
-                       body: bytes) -> bytes:
+def http_bytes_request(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> bytes:
     """An HTTP/1.1 request as it goes on the wire (for the capture)."""
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
     return head.encode("latin-1", "replace") + b"\r\n" + body
 
 
-def http_bytes_response(status: int, reason: str, headers: list[tuple[str, str]],
-                        body: bytes) -> bytes:
+def http_bytes_response(
+    status: int, reason: str, headers: list[tuple[str, str]], body: bytes
+) -> bytes:
     """An HTTP/1.1 response as it goes on the wire (for the capture)."""
     names = {k.lower() for k, _ in headers}
     if "content-length" not in names:
@@ -105,8 +107,9 @@ class TrafficCapture:
     packets: list[Packet] = field(default_factory=list)
     limit: int = 200_000
 
-    def add(self, t: float, src_port: int, dst_port: int, payload: bytes,
-            proto: Proto = Proto.UDP) -> None:
+    def add(
+        self, t: float, src_port: int, dst_port: int, payload: bytes, proto: Proto = Proto.UDP
+    ) -> None:
         """Record one payload (dropped once ``limit`` payloads are held)."""
         if len(self.packets) < self.limit:
             self.packets.append(Packet(t, src_port, dst_port, payload, proto))
@@ -163,9 +166,17 @@ class _ParserErrors(logging.Filter):
         status = int(getattr(exc, "code", 400) or 400)
         for server in self.servers:
             server.statuses[status] = server.statuses.get(status, 0) + 1
-            server._emit([Event("Rejected", server.clock(), ok=False, reason="malformed_http",
-                                extra={"source": BMSC, "status": status,
-                                       "message": message})])
+            server._emit(
+                [
+                    Event(
+                        "Rejected",
+                        server.clock(),
+                        ok=False,
+                        reason="malformed_http",
+                        extra={"source": BMSC, "status": status, "message": message},
+                    )
+                ]
+            )
         return True
 
 
@@ -179,11 +190,20 @@ class BmscServer:
     benchmark's request-rate figures).
     """
 
-    def __init__(self, core: BmscCore, *, log: EventLog | None = None,
-                 capture: TrafficCapture | None = None, stream: bool = True,
-                 packet_rate: float = 50.0, tick: float = 0.02, payload_size: int = 120,
-                 clock: Callable[[], float] = time.time, log_sends: bool = True,
-                 record_arrivals: bool = False) -> None:
+    def __init__(
+        self,
+        core: BmscCore,
+        *,
+        log: EventLog | None = None,
+        capture: TrafficCapture | None = None,
+        stream: bool = True,
+        packet_rate: float = 50.0,
+        tick: float = 0.02,
+        payload_size: int = 120,
+        clock: Callable[[], float] = time.time,
+        log_sends: bool = True,
+        record_arrivals: bool = False,
+    ) -> None:
         if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
             raise ServerError("packet_rate, tick or payload_size out of range")
         self.core = core
@@ -210,8 +230,10 @@ class BmscServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (routes and middlewares), without starting anything."""
-        app = web.Application(client_max_size=_MAX_CLIENT_BODY,
-                              middlewares=[self._errors_middleware, self._capture_middleware])
+        app = web.Application(
+            client_max_size=_MAX_CLIENT_BODY,
+            middlewares=[self._errors_middleware, self._capture_middleware],
+        )
         app.router.add_get(REGISTER_PATH, self._register)
         app.router.add_post(RESPONSE_PATH, self._mikey_response)
         app.router.add_get("/admin/state", self._admin_state)
@@ -239,11 +261,13 @@ class BmscServer:
         self.url = f"http://{shown}:{self.port}"
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0))
+            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
+        )
         self._udp = transport
         self.udp_port = int(transport.get_extra_info("sockname")[1])
-        self._emit([Event("Start", self.clock(), reason="bmsc",
-                          extra={"source": BMSC, "url": self.url})])
+        self._emit(
+            [Event("Start", self.clock(), reason="bmsc", extra={"source": BMSC, "url": self.url})]
+        )
         self._emit(self.core.tick(self.clock()))
         self._tasks.append(asyncio.create_task(self._ticker()))
         if self.stream:
@@ -275,7 +299,8 @@ class BmscServer:
 
     @web.middleware
     async def _errors_middleware(
-        self, request: web.Request,
+        self,
+        request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         try:
@@ -285,23 +310,28 @@ class BmscServer:
             message = exc.text or exc.reason
             if exc.status == 413:
                 message = f"request body too large (limit {_MAX_CLIENT_BODY} octets)"
-            body = {"status": exc.status, "error": exc.reason.lower().replace(" ", "_"),
-                    "message": message}
+            body = {
+                "status": exc.status,
+                "error": exc.reason.lower().replace(" ", "_"),
+                "message": message,
+            }
             response = web.json_response(body, status=exc.status)
             for name in ("Allow",):
                 if name in exc.headers:
                     response.headers[name] = exc.headers[name]
         except Exception as exc:  # a fault must not take the service down
-            response = web.json_response({"status": 500, "error": "internal",
-                                          "message": f"{type(exc).__name__}: {exc}"},
-                                         status=500)
+            response = web.json_response(
+                {"status": 500, "error": "internal", "message": f"{type(exc).__name__}: {exc}"},
+                status=500,
+            )
             self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
         return response
 
     @web.middleware
     async def _capture_middleware(
-        self, request: web.Request,
+        self,
+        request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         if self.capture is None:
@@ -312,24 +342,39 @@ class BmscServer:
             body = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport else None
         client_port = int(peer[1]) if peer else 0
-        self.capture.add(t, client_port, self.port, http_bytes_request(
-            request.method, request.raw_path, list(request.headers.items()), body), Proto.TCP)
+        self.capture.add(
+            t,
+            client_port,
+            self.port,
+            http_bytes_request(
+                request.method, request.raw_path, list(request.headers.items()), body
+            ),
+            Proto.TCP,
+        )
         response = await handler(request)
         if isinstance(response, web.Response):
             out = response.body if isinstance(response.body, bytes) else b""
             headers = list(response.headers.items())
             if response.content_type and "Content-Type" not in response.headers:
                 headers.append(("Content-Type", response.content_type))
-            self.capture.add(self.clock(), self.port, client_port, http_bytes_response(
-                response.status, response.reason, headers, out), Proto.TCP)
+            self.capture.add(
+                self.clock(),
+                self.port,
+                client_port,
+                http_bytes_response(response.status, response.reason, headers, out),
+                Proto.TCP,
+            )
         return response
 
     # -- handlers ---------------------------------------------------------------------------
 
     @staticmethod
     def _respond(reply: Reply) -> web.Response:
-        response = web.Response(status=reply.status, body=reply.body,
-                                content_type=reply.content_type if reply.body else None)
+        response = web.Response(
+            status=reply.status,
+            body=reply.body,
+            content_type=reply.content_type if reply.body else None,
+        )
         for name, value in reply.headers:
             response.headers[name] = value
         return response
@@ -352,12 +397,24 @@ class BmscServer:
             if len(auths) > 1:
                 raise BmscError(400, "bad_authorization", "more than one Authorization header")
         except BmscError as exc:
-            event = Event("Rejected", now, ok=False, reason=exc.code,
-                          extra={"source": BMSC, "status": exc.status, "message": exc.message})
+            event = Event(
+                "Rejected",
+                now,
+                ok=False,
+                reason=exc.code,
+                extra={"source": BMSC, "status": exc.status, "message": exc.message},
+            )
             self._emit([event])
             return self._respond(Reply.error(exc))
-        req = RegisterRequest(ue, service, port, trigger, auths[0] if auths else None,
-                              request.method, request.raw_path)
+        req = RegisterRequest(
+            ue,
+            service,
+            port,
+            trigger,
+            auths[0] if auths else None,
+            request.method,
+            request.raw_path,
+        )
         reply = self.core.register(req, now)
         self._emit(reply.events)
         return self._respond(reply)
@@ -368,17 +425,27 @@ class BmscServer:
             query = self._query(request)
             unknown = sorted(set(query) - {"ue", "service"})
             if unknown:
-                raise BmscError(400, "bad_parameter",
-                                f"unknown query parameter(s): {', '.join(unknown)}")
+                raise BmscError(
+                    400, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}"
+                )
             if "ue" not in query or "service" not in query:
-                raise BmscError(400, "missing_parameter",
-                                "query parameters 'ue' and 'service' are required")
+                raise BmscError(
+                    400, "missing_parameter", "query parameters 'ue' and 'service' are required"
+                )
             if request.content_length is not None and request.content_length > MAX_BODY:
-                raise BmscError(413, "too_large",
-                                f"a MIKEY response is at most {MAX_BODY} octets")
+                raise BmscError(413, "too_large", f"a MIKEY response is at most {MAX_BODY} octets")
         except BmscError as exc:
-            self._emit([Event("Rejected", now, ok=False, reason=exc.code, extra={
-                "source": BMSC, "status": exc.status, "message": exc.message})])
+            self._emit(
+                [
+                    Event(
+                        "Rejected",
+                        now,
+                        ok=False,
+                        reason=exc.code,
+                        extra={"source": BMSC, "status": exc.status, "message": exc.message},
+                    )
+                ]
+            )
             return self._respond(Reply.error(exc))
         body = await request.read()
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
@@ -401,8 +468,9 @@ class BmscServer:
             raise BmscError(400, "bad_json", "request body must be a JSON object")
         return data
 
-    async def _admin(self, request: web.Request,
-                     action: Callable[[dict[str, Any], float], list[Event]]) -> web.Response:
+    async def _admin(
+        self, request: web.Request, action: Callable[[dict[str, Any], float], list[Event]]
+    ) -> web.Response:
         now = self.clock()
         try:
             data = await self._admin_json(request)
@@ -410,8 +478,9 @@ class BmscServer:
         except BmscError as exc:
             return self._respond(Reply.error(exc))
         self._emit(events)
-        return web.json_response({"status": 200, "ok": True,
-                                  "events": [e.to_json() for e in events]})
+        return web.json_response(
+            {"status": 200, "ok": True, "events": [e.to_json() for e in events]}
+        )
 
     async def _admin_state(self, request: web.Request) -> web.Response:
         try:
@@ -443,28 +512,39 @@ class BmscServer:
             sqn = data.get("sqn", 0)
             if isinstance(sqn, bool) or not isinstance(sqn, int):
                 raise BmscError(400, "bad_sqn", "field 'sqn' must be an integer")
-            self.core.add_subscriber(self._field(data, "ue"), self._hex16(data, "k"),
-                                     self._hex16(data, "opc"), sqn)
+            self.core.add_subscriber(
+                self._field(data, "ue"), self._hex16(data, "k"), self._hex16(data, "opc"), sqn
+            )
             return []
+
         return await self._admin(request, act)
 
     async def _admin_service(self, request: web.Request) -> web.Response:
         def act(data: dict[str, Any], now: float) -> list[Event]:
             period = data.get("period")
-            if period is not None and (isinstance(period, bool)
-                                       or not isinstance(period, int | float)):
+            if period is not None and (
+                isinstance(period, bool) or not isinstance(period, int | float)
+            ):
                 raise BmscError(400, "bad_period", "field 'period' must be a number")
-            return self.core.add_service(self._field(data, "service"), now,
-                                         None if period is None else float(period))
+            return self.core.add_service(
+                self._field(data, "service"), now, None if period is None else float(period)
+            )
+
         return await self._admin(request, act)
 
     async def _admin_subscribe(self, request: web.Request) -> web.Response:
-        return await self._admin(request, lambda d, now: self.core.subscribe(
-            self._field(d, "ue"), self._field(d, "service"), now))
+        return await self._admin(
+            request,
+            lambda d, now: self.core.subscribe(
+                self._field(d, "ue"), self._field(d, "service"), now
+            ),
+        )
 
     async def _admin_revoke(self, request: web.Request) -> web.Response:
-        return await self._admin(request, lambda d, now: self.core.revoke(
-            self._field(d, "ue"), self._field(d, "service"), now))
+        return await self._admin(
+            request,
+            lambda d, now: self.core.revoke(self._field(d, "ue"), self._field(d, "service"), now),
+        )
 
     # -- schedule -------------------------------------------------------------------------------
 
@@ -518,17 +598,29 @@ class BmscServer:
             stream.targets = self.core.stream_targets(service)
             stream.targets_at = now
         index = stream.index
-        header = struct.pack("!BBHII", 0x80, 96, index & 0xFFFF, (index * 160) & 0xFFFFFFFF,
-                             stream.ssrc)
+        header = struct.pack(
+            "!BBHII", 0x80, 96, index & 0xFFFF, (index * 160) & 0xFFFFFFFF, stream.ssrc
+        )
         payload = (b"MBMS" + index.to_bytes(8, "big")).ljust(self.payload_size, b"\x00")
         packet = stream.sender.protect(header + payload)
         stream.index += 1
         stream.sent += 1
         self.core.note_stream_index(service, stream.index, now)
         if self.log is not None and self.log_sends:
-            self.log.emit(Event("Send", now, service=service, mki=tek.mki, extra={
-                "source": BMSC, "seq": index & 0xFFFF, "index": index,
-                "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory"}))
+            self.log.emit(
+                Event(
+                    "Send",
+                    now,
+                    service=service,
+                    mki=tek.mki,
+                    extra={
+                        "source": BMSC,
+                        "seq": index & 0xFFFF,
+                        "index": index,
+                        "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory",
+                    },
+                )
+            )
         if self._udp is None:
             return
         for _ue, port in stream.targets:

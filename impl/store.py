@@ -251,8 +251,10 @@ class Registration:
     t: float
 
     def __repr__(self) -> str:
-        return (f"Registration({self.ue!r}, {self.service!r}, registered={self.registered}, "
-                f"port={self.port}, fetch_time={self.fetch_time:.3f})")
+        return (
+            f"Registration({self.ue!r}, {self.service!r}, registered={self.registered}, "
+            f"port={self.port}, fetch_time={self.fetch_time:.3f})"
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -276,18 +278,41 @@ class Challenge:
 
 
 def _tek(row: sqlite3.Row) -> TekRow:
-    return TekRow(row["id"], row["service"], row["mki"], row["key"], row["salt"], row["state"],
-                  row["gen_ev"], row["gen_t"], row["planned"], row["act_ev"], row["act_t"],
-                  row["end_t"])
+    return TekRow(
+        row["id"],
+        row["service"],
+        row["mki"],
+        row["key"],
+        row["salt"],
+        row["state"],
+        row["gen_ev"],
+        row["gen_t"],
+        row["planned"],
+        row["act_ev"],
+        row["act_t"],
+        row["end_t"],
+    )
 
 
 def _registration(row: sqlite3.Row) -> Registration:
     delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
-    return Registration(row["ue"], row["service"], bool(row["registered"]), row["port"],
-                        row["fetch_time"], row["kek"], row["csb_id"], row["mikey_rand"],
-                        row["ts_type"], int.from_bytes(row["ts_value"], "big"), row["id_i"],
-                        row["id_r"],
-                        bool(row["awaiting_ack"]), delivered, row["t"])
+    return Registration(
+        row["ue"],
+        row["service"],
+        bool(row["registered"]),
+        row["port"],
+        row["fetch_time"],
+        row["kek"],
+        row["csb_id"],
+        row["mikey_rand"],
+        row["ts_type"],
+        int.from_bytes(row["ts_value"], "big"),
+        row["id_i"],
+        row["id_r"],
+        bool(row["awaiting_ack"]),
+        delivered,
+        row["t"],
+    )
 
 
 class Store:
@@ -297,11 +322,13 @@ class Store:
     Several processes may open the same file (SQLite serialises the writers).
     """
 
-    def __init__(self, path: str | Path, *, durability: str = "full",
-                 busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, durability: str = "full", busy_timeout: float = 10.0
+    ) -> None:
         if durability not in DURABILITY:
-            raise StoreError(f"durability must be one of {', '.join(DURABILITY)}, "
-                             f"got {durability!r}")
+            raise StoreError(
+                f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
+            )
         self.path = str(path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
@@ -321,8 +348,9 @@ class Store:
                 self.set_meta("schema", str(SCHEMA_VERSION))
                 self.set_meta("ev", "0")
             elif version != str(SCHEMA_VERSION):
-                raise StoreError(f"{self.path}: schema version {version}, this program "
-                                 f"reads {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"{self.path}: schema version {version}, this program reads {SCHEMA_VERSION}"
+                )
 
     # -- connection and transactions -----------------------------------------------
 
@@ -386,13 +414,17 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a value of the ``meta`` table."""
-        self._write("INSERT INTO meta(key, value) VALUES (?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self._write(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def next_ev(self) -> int:
         """Take the next logical event number (1, 2, ...)."""
-        row = self._write("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ev' "
-                          "RETURNING value").fetchone()
+        row = self._write(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ev' RETURNING value"
+        ).fetchone()
         return int(row[0])
 
     # -- subscribers (HSS/AuC) -------------------------------------------------------------
@@ -401,8 +433,10 @@ class Store:
         """Provision a subscriber; an existing identity is an error."""
         if self.get_subscriber(ue) is not None:
             raise StoreError(f"subscriber {ue!r} already exists")
-        self._write("INSERT INTO subscribers(ue, k, opc, sqn, ctr) VALUES (?, ?, ?, ?, 0)",
-                    (ue, k, opc, sqn))
+        self._write(
+            "INSERT INTO subscribers(ue, k, opc, sqn, ctr) VALUES (?, ?, ?, ?, 0)",
+            (ue, k, opc, sqn),
+        )
 
     def get_subscriber(self, ue: str) -> Subscriber | None:
         """The subscriber's HSS/AuC record, if provisioned."""
@@ -413,8 +447,10 @@ class Store:
 
     def subscribers(self) -> list[Subscriber]:
         """All subscribers, by identity."""
-        return [Subscriber(r["ue"], r["k"], r["opc"], r["sqn"], r["ctr"])
-                for r in self._all("SELECT * FROM subscribers ORDER BY ue")]
+        return [
+            Subscriber(r["ue"], r["k"], r["opc"], r["sqn"], r["ctr"])
+            for r in self._all("SELECT * FROM subscribers ORDER BY ue")
+        ]
 
     def raise_sqn(self, ue: str, sqn: int) -> None:
         """Set the subscriber's SQN to ``sqn`` if that is higher (never lowers it)."""
@@ -422,30 +458,35 @@ class Store:
 
     def take_sqn(self, ue: str) -> int:
         """Increment the subscriber's SQN and return the new value (for a new vector)."""
-        row = self._write("UPDATE subscribers SET sqn = sqn + 1 WHERE ue = ? RETURNING sqn",
-                          (ue,)).fetchone()
+        row = self._write(
+            "UPDATE subscribers SET sqn = sqn + 1 WHERE ue = ? RETURNING sqn", (ue,)
+        ).fetchone()
         if row is None:
             raise StoreError(f"unknown subscriber {ue!r}")
         return int(row[0])
 
     def take_counter(self, ue: str) -> int:
         """Increment the subscriber's MIKEY replay counter and return the new value."""
-        row = self._write("UPDATE subscribers SET ctr = ctr + 1 WHERE ue = ? RETURNING ctr",
-                          (ue,)).fetchone()
+        row = self._write(
+            "UPDATE subscribers SET ctr = ctr + 1 WHERE ue = ? RETURNING ctr", (ue,)
+        ).fetchone()
         if row is None:
             raise StoreError(f"unknown subscriber {ue!r}")
         return int(row[0])
 
     # -- services -----------------------------------------------------------------------
 
-    def add_service(self, service: str, *, ssrc: int, csb_id: int, period: float,
-                    now: float) -> Service:
+    def add_service(
+        self, service: str, *, ssrc: int, csb_id: int, period: float, now: float
+    ) -> Service:
         """Create a service; an existing name is an error."""
         if self.get_service(service) is not None:
             raise StoreError(f"service {service!r} already exists")
-        self._write("INSERT INTO services(service, ssrc, csb_id, period, next_mki, "
-                    "srtp_reserved, created) VALUES (?, ?, ?, ?, 1, 0, ?)",
-                    (service, ssrc, csb_id, period, now))
+        self._write(
+            "INSERT INTO services(service, ssrc, csb_id, period, next_mki, "
+            "srtp_reserved, created) VALUES (?, ?, ?, ?, 1, 0, ?)",
+            (service, ssrc, csb_id, period, now),
+        )
         created = self.get_service(service)
         assert created is not None
         return created
@@ -461,35 +502,41 @@ class Store:
 
     def take_mki(self, service: str) -> int:
         """Take the service's next unused MKI (the counter only grows)."""
-        row = self._write("UPDATE services SET next_mki = next_mki + 1 WHERE service = ? "
-                          "RETURNING next_mki - 1", (service,)).fetchone()
+        row = self._write(
+            "UPDATE services SET next_mki = next_mki + 1 WHERE service = ? RETURNING next_mki - 1",
+            (service,),
+        ).fetchone()
         if row is None:
             raise StoreError(f"unknown service {service!r}")
         return int(row[0])
 
     def reserve_srtp(self, service: str, upto: int) -> None:
         """Record that SRTP indices below ``upto`` may be used (never lowers the mark)."""
-        self._write("UPDATE services SET srtp_reserved = max(srtp_reserved, ?) "
-                    "WHERE service = ?", (upto, service))
+        self._write(
+            "UPDATE services SET srtp_reserved = max(srtp_reserved, ?) WHERE service = ?",
+            (upto, service),
+        )
 
     # -- subscriptions ----------------------------------------------------------------------
 
     def get_subscription(self, ue: str, service: str) -> Subscription | None:
         """The authorisation row of (ue, service), if any."""
-        row = self._one("SELECT * FROM subscriptions WHERE ue = ? AND service = ?",
-                        (ue, service))
+        row = self._one("SELECT * FROM subscriptions WHERE ue = ? AND service = ?", (ue, service))
         if row is None:
             return None
-        return Subscription(row["ue"], row["service"], bool(row["subscribed"]),
-                            row["join_ev"], row["revoke_ev"])
+        return Subscription(
+            row["ue"], row["service"], bool(row["subscribed"]), row["join_ev"], row["revoke_ev"]
+        )
 
     def put_subscription(self, sub: Subscription) -> None:
         """Insert or replace the authorisation row."""
-        self._write("INSERT INTO subscriptions(ue, service, subscribed, join_ev, revoke_ev) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(ue, service) DO UPDATE SET "
-                    "subscribed = excluded.subscribed, join_ev = excluded.join_ev, "
-                    "revoke_ev = excluded.revoke_ev",
-                    (sub.ue, sub.service, int(sub.subscribed), sub.join_ev, sub.revoke_ev))
+        self._write(
+            "INSERT INTO subscriptions(ue, service, subscribed, join_ev, revoke_ev) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(ue, service) DO UPDATE SET "
+            "subscribed = excluded.subscribed, join_ev = excluded.join_ev, "
+            "revoke_ev = excluded.revoke_ev",
+            (sub.ue, sub.service, int(sub.subscribed), sub.join_ev, sub.revoke_ev),
+        )
 
     def subscriptions(self, service: str | None = None) -> list[Subscription]:
         """Authorisation rows, by join order (optionally of one service)."""
@@ -498,9 +545,10 @@ class Store:
         if service is not None:
             sql += " WHERE service = ?"
             args = (service,)
-        return [Subscription(r["ue"], r["service"], bool(r["subscribed"]), r["join_ev"],
-                             r["revoke_ev"])
-                for r in self._all(sql + " ORDER BY join_ev, ue", args)]
+        return [
+            Subscription(r["ue"], r["service"], bool(r["subscribed"]), r["join_ev"], r["revoke_ev"])
+            for r in self._all(sql + " ORDER BY join_ev, ue", args)
+        ]
 
     def slot_of(self, ue: str, service: str) -> tuple[int, int]:
         """(rank, count) of the UE among the service's current subscribers, by join order."""
@@ -509,19 +557,33 @@ class Store:
             "AND o.subscribed = 1 AND (o.join_ev < s.join_ev OR (o.join_ev = s.join_ev "
             "AND o.ue < s.ue))) AS rank, (SELECT count(*) FROM subscriptions o "
             "WHERE o.service = s.service AND o.subscribed = 1) AS n "
-            "FROM subscriptions s WHERE s.ue = ? AND s.service = ?", (ue, service))
+            "FROM subscriptions s WHERE s.ue = ? AND s.service = ?",
+            (ue, service),
+        )
         if row is None:
             return 0, 1
         return int(row["rank"]), max(1, int(row["n"]))
 
     # -- TEKs ---------------------------------------------------------------------------
 
-    def insert_tek(self, *, service: str, mki: int, key: bytes, salt: bytes, state: str,
-                   gen_ev: int, gen_t: float, planned: float) -> TekRow:
+    def insert_tek(
+        self,
+        *,
+        service: str,
+        mki: int,
+        key: bytes,
+        salt: bytes,
+        state: str,
+        gen_ev: int,
+        gen_t: float,
+        planned: float,
+    ) -> TekRow:
         """Store a newly generated TEK."""
-        cur = self._write("INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
-                          "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (service, mki, key, salt, state, gen_ev, gen_t, planned))
+        cur = self._write(
+            "INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
+            "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (service, mki, key, salt, state, gen_ev, gen_t, planned),
+        )
         tek = self.get_tek(int(cur.lastrowid or 0))
         assert tek is not None
         return tek
@@ -535,18 +597,29 @@ class Store:
         """The service's TEKs (in the given states, or all), by MKI."""
         if states:
             marks = ",".join("?" for _ in states)
-            rows = self._all(f"SELECT * FROM teks WHERE service = ? AND state IN ({marks}) "
-                             "ORDER BY mki", (service, *states))
+            rows = self._all(
+                f"SELECT * FROM teks WHERE service = ? AND state IN ({marks}) ORDER BY mki",
+                (service, *states),
+            )
         else:
             rows = self._all("SELECT * FROM teks WHERE service = ? ORDER BY mki", (service,))
         return [_tek(r) for r in rows]
 
-    def set_tek_state(self, tek: int, state: str, *, act_ev: int | None = None,
-                      act_t: float | None = None, end_t: float | None = None) -> None:
+    def set_tek_state(
+        self,
+        tek: int,
+        state: str,
+        *,
+        act_ev: int | None = None,
+        act_t: float | None = None,
+        end_t: float | None = None,
+    ) -> None:
         """Move a TEK to a new state, stamping activation or end as given."""
-        self._write("UPDATE teks SET state = ?, act_ev = coalesce(?, act_ev), "
-                    "act_t = coalesce(?, act_t), end_t = coalesce(?, end_t) WHERE id = ?",
-                    (state, act_ev, act_t, end_t, tek))
+        self._write(
+            "UPDATE teks SET state = ?, act_ev = coalesce(?, act_ev), "
+            "act_t = coalesce(?, act_t), end_t = coalesce(?, end_t) WHERE id = ?",
+            (state, act_ev, act_t, end_t, tek),
+        )
 
     def set_planned(self, tek: int, planned: float) -> None:
         """Re-plan a pending TEK's activation time."""
@@ -556,21 +629,23 @@ class Store:
 
     def record_delivery(self, ue: str, tek: int, ctr: int, t: float) -> None:
         """Note that ``tek`` was sent to ``ue`` in the delivery with counter ``ctr``."""
-        self._write("INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr, t = excluded.t",
-                    (ue, tek, ctr, t))
+        self._write(
+            "INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr, t = excluded.t",
+            (ue, tek, ctr, t),
+        )
 
     def was_delivered(self, ue: str, tek: int) -> bool:
         """Whether ``tek`` was ever sent to ``ue``."""
-        return self._one("SELECT 1 FROM deliveries WHERE ue = ? AND tek = ?",
-                         (ue, tek)) is not None
+        return self._one("SELECT 1 FROM deliveries WHERE ue = ? AND tek = ?", (ue, tek)) is not None
 
     def record_ack(self, ue: str, tek: int, t: float) -> None:
         """Note that ``ue`` confirmed ``tek`` with a MIKEY response."""
         self._write("INSERT OR IGNORE INTO acks(ue, tek, t) VALUES (?, ?, ?)", (ue, tek, t))
 
-    def blocking_ues(self, service: str, tek: int, now: float, evidence: str,
-                     limit: int = 5) -> list[str]:
+    def blocking_ues(
+        self, service: str, tek: int, now: float, evidence: str, limit: int = 5
+    ) -> list[str]:
         """Registered UEs of the service that neither have ``tek`` (delivered or acked, per
         ``evidence``) nor have passed their fetch time: what holds up activation
         (TS 33.246 6.2.3.3: UEs have fetched the new TEK before it is activated)."""
@@ -579,15 +654,15 @@ class Store:
             "SELECT r.ue FROM registrations r WHERE r.service = ? AND r.registered = 1 "
             "AND r.fetch_time >= ? AND NOT EXISTS (SELECT 1 FROM " + table + " d "
             "WHERE d.ue = r.ue AND d.tek = ?) ORDER BY r.ue LIMIT ?",
-            (service, now, tek, limit))
+            (service, now, tek, limit),
+        )
         return [str(r["ue"]) for r in rows]
 
     # -- registrations ---------------------------------------------------------------------
 
     def get_registration(self, ue: str, service: str) -> Registration | None:
         """The UE's registration for the service, if it ever registered."""
-        row = self._one("SELECT * FROM registrations WHERE ue = ? AND service = ?",
-                        (ue, service))
+        row = self._one("SELECT * FROM registrations WHERE ue = ? AND service = ?", (ue, service))
         return None if row is None else _registration(row)
 
     def put_registration(self, reg: Registration) -> None:
@@ -596,28 +671,47 @@ class Store:
             "INSERT OR REPLACE INTO registrations(ue, service, registered, port, fetch_time, "
             "kek, csb_id, mikey_rand, ts_type, ts_value, id_i, id_r, awaiting_ack, "
             "delivered, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (reg.ue, reg.service, int(reg.registered), reg.port, reg.fetch_time, reg.kek,
-             reg.csb_id, reg.mikey_rand, reg.ts_type, reg.ts_value.to_bytes(8, "big"),
-             reg.id_i, reg.id_r,
-             int(reg.awaiting_ack), ",".join(str(x) for x in reg.delivered), reg.t))
+            (
+                reg.ue,
+                reg.service,
+                int(reg.registered),
+                reg.port,
+                reg.fetch_time,
+                reg.kek,
+                reg.csb_id,
+                reg.mikey_rand,
+                reg.ts_type,
+                reg.ts_value.to_bytes(8, "big"),
+                reg.id_i,
+                reg.id_r,
+                int(reg.awaiting_ack),
+                ",".join(str(x) for x in reg.delivered),
+                reg.t,
+            ),
+        )
 
     def set_registered(self, ue: str, service: str, registered: bool) -> None:
         """Mark the registration (de)registered, keeping its stream port."""
-        self._write("UPDATE registrations SET registered = ? WHERE ue = ? AND service = ?",
-                    (int(registered), ue, service))
+        self._write(
+            "UPDATE registrations SET registered = ? WHERE ue = ? AND service = ?",
+            (int(registered), ue, service),
+        )
 
     def set_awaiting_ack(self, ue: str, service: str, awaiting: bool) -> None:
         """Mark whether the latest delivery still waits for its MIKEY response."""
-        self._write("UPDATE registrations SET awaiting_ack = ? WHERE ue = ? AND service = ?",
-                    (int(awaiting), ue, service))
+        self._write(
+            "UPDATE registrations SET awaiting_ack = ? WHERE ue = ? AND service = ?",
+            (int(awaiting), ue, service),
+        )
 
     def registrations(self, service: str | None = None) -> list[Registration]:
         """All registrations (optionally of one service), by UE."""
         if service is None:
             rows = self._all("SELECT * FROM registrations ORDER BY service, ue")
         else:
-            rows = self._all("SELECT * FROM registrations WHERE service = ? ORDER BY ue",
-                             (service,))
+            rows = self._all(
+                "SELECT * FROM registrations WHERE service = ? ORDER BY ue", (service,)
+            )
         return [_registration(r) for r in rows]
 
     def stream_targets(self, service: str) -> list[tuple[str, int]]:
@@ -626,17 +720,34 @@ class Store:
         Revoked UEs stay on the list: the broadcast bearer reaches every UE in the
         area, authorised or not; only the keys keep them out (TS 33.246 6.2.2 step 5).
         """
-        return [(str(r["ue"]), int(r["port"])) for r in self._all(
-            "SELECT ue, port FROM registrations WHERE service = ? ORDER BY ue", (service,))]
+        return [
+            (str(r["ue"]), int(r["port"]))
+            for r in self._all(
+                "SELECT ue, port FROM registrations WHERE service = ? ORDER BY ue", (service,)
+            )
+        ]
 
     # -- challenges ------------------------------------------------------------------------
 
     def put_challenge(self, ch: Challenge) -> None:
         """Store an issued challenge."""
-        self._write("INSERT INTO challenges(nonce, ue, rand, xres, ck, ik, opaque, sqn, issued, "
-                    "state, max_nc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (ch.nonce, ch.ue, ch.rand, ch.xres, ch.ck, ch.ik, ch.opaque, ch.sqn,
-                     ch.issued, ch.state, ch.max_nc))
+        self._write(
+            "INSERT INTO challenges(nonce, ue, rand, xres, ck, ik, opaque, sqn, issued, "
+            "state, max_nc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ch.nonce,
+                ch.ue,
+                ch.rand,
+                ch.xres,
+                ch.ck,
+                ch.ik,
+                ch.opaque,
+                ch.sqn,
+                ch.issued,
+                ch.state,
+                ch.max_nc,
+            ),
+        )
 
     def get_challenge(self, nonce: str) -> Challenge | None:
         """An issued challenge by its nonce."""
@@ -645,13 +756,13 @@ class Store:
 
     def update_challenge(self, nonce: str, state: str, max_nc: int) -> None:
         """Record a challenge's use."""
-        self._write("UPDATE challenges SET state = ?, max_nc = ? WHERE nonce = ?",
-                    (state, max_nc, nonce))
+        self._write(
+            "UPDATE challenges SET state = ?, max_nc = ? WHERE nonce = ?", (state, max_nc, nonce)
+        )
 
     def purge_challenges(self, issued_before: float) -> int:
         """Forget challenges issued before the given time; returns how many."""
-        return self._write("DELETE FROM challenges WHERE issued < ?",
-                           (issued_before,)).rowcount
+        return self._write("DELETE FROM challenges WHERE issued < ?", (issued_before,)).rowcount
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -663,13 +774,20 @@ class Store:
         registration changed.
         """
         out: dict[str, list[dict[str, Any]]] = {}
-        for table, order in (("meta", "key"), ("subscribers", "ue"), ("services", "service"),
-                             ("subscriptions", "ue, service"), ("teks", "id"),
-                             ("deliveries", "ue, tek"), ("acks", "ue, tek"),
-                             ("registrations", "service, ue")):
+        for table, order in (
+            ("meta", "key"),
+            ("subscribers", "ue"),
+            ("services", "service"),
+            ("subscriptions", "ue, service"),
+            ("teks", "id"),
+            ("deliveries", "ue, tek"),
+            ("acks", "ue, tek"),
+            ("registrations", "service, ue"),
+        ):
             rows = []
             for row in self._all(f"SELECT * FROM {table} ORDER BY {order}"):
-                rows.append({k: (row[k].hex() if isinstance(row[k], bytes) else row[k])
-                             for k in row.keys()})  # noqa: SIM118 - sqlite3.Row needs keys()
+                rows.append(
+                    {k: (row[k].hex() if isinstance(row[k], bytes) else row[k]) for k in row.keys()}
+                )  # noqa: SIM118 - sqlite3.Row needs keys()
             out[table] = rows
         return out

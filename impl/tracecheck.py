@@ -88,8 +88,14 @@ class TraceCheckError(MbmssecError):
 class Unexplained(MbmssecError):
     """No candidate model state explains an event (or a concrete step)."""
 
-    def __init__(self, index: int, event: Mapping[str, Any], why: str,
-                 candidates: list[dict[str, Any]], timing_only: bool = False) -> None:
+    def __init__(
+        self,
+        index: int,
+        event: Mapping[str, Any],
+        why: str,
+        candidates: list[dict[str, Any]],
+        timing_only: bool = False,
+    ) -> None:
         super().__init__(f"event {index} ({describe_event(event)}): {why}")
         self.timing_only = timing_only
         self.index = index
@@ -162,8 +168,12 @@ def naming_for(events: Sequence[Mapping[str, Any]]) -> tuple[Universe, Naming]:
             teks.add((e["service"], e["mki"]))
         elif e["event"] == "Send":
             pkts += 1
-    return (Universe(ue=max(1, len(ues)), svc=max(1, len(svcs)), tek=max(1, len(teks)),
-                     pkt=max(1, pkts)), Naming())
+    return (
+        Universe(
+            ue=max(1, len(ues)), svc=max(1, len(svcs)), tek=max(1, len(teks)), pkt=max(1, pkts)
+        ),
+        Naming(),
+    )
 
 
 # -- the candidate set -------------------------------------------------------------------
@@ -234,16 +244,21 @@ class Tracker:
     def _synced(self, pair: tuple[int, int]) -> bool:
         u, s = pair
         c = self.core
-        return bool(c.get("registered", u, s) and c.get("subscribed", u, s)
-                    and c.get("covered", u) and not c.get("dropped", u, s))
+        return bool(
+            c.get("registered", u, s)
+            and c.get("subscribed", u, s)
+            and c.get("covered", u)
+            and not c.get("dropped", u, s)
+        )
 
     def _elapse(self, vars_: list[tuple[int, int]], m: list[list[float]]) -> bool:
         """Let ``Tick`` advance the clock: ``c`` loses its upper bounds, then may not pass
         the fetch time of a synchronised pair (the guard of ``Tick``)."""
         for j in range(1, len(m)):
             m[0][j] = INF
-        return all(self._tighten(m, 0, k, 0) for k in range(1, len(vars_))
-                   if self._synced(vars_[k]))
+        return all(
+            self._tighten(m, 0, k, 0) for k in range(1, len(vars_)) if self._synced(vars_[k])
+        )
 
     def _sync_vars(self) -> None:
         """Project out pairs the core no longer has registered (they lose their fetch time)."""
@@ -262,8 +277,9 @@ class Tracker:
             x.append(int(lo) if lo != -INF else (int(hi) if hi != INF else 0))
         return x
 
-    def witness(self, vars_: list[tuple[int, int]] | None = None, m: list[list[float]] | None = None
-                ) -> Timing:
+    def witness(
+        self, vars_: list[tuple[int, int]] | None = None, m: list[list[float]] | None = None
+    ) -> Timing:
         """One timing of the zone: ((u, s), fetch_time - clock) for every registered pair."""
         vs = self.vars if vars_ is None else vars_
         x = self._witness(self.bounds if m is None else m)
@@ -295,15 +311,20 @@ class Tracker:
         fetch offset); False (nothing changed) if no timing allows it."""
         return self._attempt(action, alternatives, commit=True)
 
-    def fails_on_timing_only(self, action: str, alternatives: Sequence[tuple[Any, ...]]
-                             ) -> bool:
+    def fails_on_timing_only(self, action: str, alternatives: Sequence[tuple[Any, ...]]) -> bool:
         """Would a ``Register``/``DeliveryLost`` the zone refuses be allowed if the UE's
         pending fetch time did not have to be reached?"""
         return action in ("Register", "DeliveryLost") and self._attempt(
-            action, alternatives, commit=False, fetch_guard=False)
+            action, alternatives, commit=False, fetch_guard=False
+        )
 
-    def _attempt(self, action: str, alternatives: Sequence[tuple[Any, ...]],
-                 commit: bool, fetch_guard: bool = True) -> bool:
+    def _attempt(
+        self,
+        action: str,
+        alternatives: Sequence[tuple[Any, ...]],
+        commit: bool,
+        fetch_guard: bool = True,
+    ) -> bool:
         if action not in CLOCK_ACTIONS:
             for args in alternatives:
                 nxt = self.model.step(self.full(self.witness()), action, args)
@@ -327,23 +348,30 @@ class Tracker:
                 nxt_tek = core.get("next", s)
                 for k in range(1, len(vars_)):
                     v, s2 = vars_[k]
-                    if s2 == s and not core.get(evidence, v, nxt_tek) \
-                            and not self._tighten(m, k, 0, -1):  # fetch_time < clock
+                    if (
+                        s2 == s
+                        and not core.get(evidence, v, nxt_tek)
+                        and not self._tighten(m, k, 0, -1)
+                    ):  # fetch_time < clock
                         return False
         else:
             pair = (alternatives[0][0], alternatives[0][1])
             kp = vars_.index(pair) if pair in vars_ else None
-            early = (self.model.profile["unknown_mki_resync"] == "refetch"
-                     and core.get("saw_unknown", *pair))
-            if fetch_guard and kp is not None and not early \
-                    and not self._tighten(m, kp, 0, 0):
+            early = self.model.profile["unknown_mki_resync"] == "refetch" and core.get(
+                "saw_unknown", *pair
+            )
+            if fetch_guard and kp is not None and not early and not self._tighten(m, kp, 0, 0):
                 return False  # a registered UE fetches at or after its fetch time
         here = self.witness(vars_, m)
         st = self.full(here)
         if not fetch_guard:
-            return self.core.get("covered", alternatives[0][0]) and self.model.step(
-                self.full(tuple((p, o) for p, o in here if p != pair)), action,
-                alternatives[0]) is not None
+            return (
+                self.core.get("covered", alternatives[0][0])
+                and self.model.step(
+                    self.full(tuple((p, o) for p, o in here if p != pair)), action, alternatives[0]
+                )
+                is not None
+            )
         for args in alternatives:
             nxt = self.model.step(st, action, args)
             if nxt is None:
@@ -395,34 +423,53 @@ class TraceResult:
     def to_json(self) -> dict[str, Any]:
         u = self.universe
         out: dict[str, Any] = {
-            "ok": self.ok, "events": self.events, "explained": self.explained,
-            "model_steps": self.model_steps, "pruned": self.pruned,
+            "ok": self.ok,
+            "events": self.events,
+            "explained": self.explained,
+            "model_steps": self.model_steps,
+            "pruned": self.pruned,
             "late_fetches": self.late_fetches,
-            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt}}
+            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+        }
         if self.failure is not None:
             f = self.failure
-            out["first_unexplained"] = {"index": f.index, "event": f.event, "why": f.why,
-                                        "timing_only": f.timing_only,
-                                        "candidates": f.candidates}
+            out["first_unexplained"] = {
+                "index": f.index,
+                "event": f.event,
+                "why": f.why,
+                "timing_only": f.timing_only,
+                "candidates": f.candidates,
+            }
         return out
 
     def render(self) -> str:
         if self.ok:
-            return (f"trace-check: OK: {self.explained} of {self.events} events explained by "
-                    f"{self.model_steps} model steps" + (
-                        f"; {self.late_fetches} late fetch(es) assumed before activations"
-                        if self.late_fetches else "") + (
-                        f" (beam cut {self.pruned} timings)" if self.pruned else ""))
+            return (
+                f"trace-check: OK: {self.explained} of {self.events} events explained by "
+                f"{self.model_steps} model steps"
+                + (
+                    f"; {self.late_fetches} late fetch(es) assumed before activations"
+                    if self.late_fetches
+                    else ""
+                )
+                + (f" (beam cut {self.pruned} timings)" if self.pruned else "")
+            )
         assert self.failure is not None
         f = self.failure
-        lines = [f"trace-check: FORBIDDEN: event {f.index} "
-                 f"({describe_event(f.event)}): {f.why}",
-                 f"  {self.explained} earlier events were explained"
-                 + (f" (beam cut {self.pruned} timings: the verdict may be an artefact of "
-                    "the cut)" if self.pruned else "")]
+        lines = [
+            f"trace-check: FORBIDDEN: event {f.index} ({describe_event(f.event)}): {f.why}",
+            f"  {self.explained} earlier events were explained"
+            + (
+                f" (beam cut {self.pruned} timings: the verdict may be an artefact of the cut)"
+                if self.pruned
+                else ""
+            ),
+        ]
         if f.candidates:
-            lines.append(f"  candidate model states at that point ({len(f.candidates)} "
-                         "shown, non-default entries):")
+            lines.append(
+                f"  candidate model states at that point ({len(f.candidates)} "
+                "shown, non-default entries):"
+            )
             for cand in f.candidates:
                 lines.append("    " + _short(cand))
         return "\n".join(lines)
@@ -440,8 +487,9 @@ class EventMapper:
     refinement tests (``feed``).
     """
 
-    def __init__(self, tracker: Tracker, naming: Naming | None = None, *,
-                 allow_late_fetch: bool = False) -> None:
+    def __init__(
+        self, tracker: Tracker, naming: Naming | None = None, *, allow_late_fetch: bool = False
+    ) -> None:
         self.tr = tracker
         self.model = tracker.model
         self.profile: Profile = tracker.model.profile
@@ -478,8 +526,10 @@ class EventMapper:
             why = f"model action {action}{alts[0]} is not enabled in any candidate state"
             timing_only = self.tr.fails_on_timing_only(action, list(alts))
             if timing_only:
-                why += (": no model timing lets the UE reach its fetch time before the "
-                        "pending fetch time of a synchronised UE stops the clock")
+                why += (
+                    ": no model timing lets the UE reach its fetch time before the "
+                    "pending fetch time of a synchronised UE stops the clock"
+                )
             raise self._fail(e, why, timing_only)
 
     def feed(self, events: Sequence[Mapping[str, Any]], start: int = 0) -> None:
@@ -487,7 +537,7 @@ class EventMapper:
         model transition explains.  ``start`` is the index of the first (for reports)."""
         for i, e in enumerate(events):
             self.index = start + i
-            self._one(e, events[i + 1:])
+            self._one(e, events[i + 1 :])
             self.explained += 1
 
     def _one(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
@@ -508,25 +558,37 @@ class EventMapper:
         after = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
         logged = {self._tek(e["service"], m) for m in e.get("withdrawn", [])}
         if after - before != logged:
-            raise self._fail(e, f"withdrawn TEKs {sorted(logged)} but the model withdraws "
-                                f"{sorted(after - before)}")
+            raise self._fail(
+                e,
+                f"withdrawn TEKs {sorted(logged)} but the model withdraws {sorted(after - before)}",
+            )
 
     def _ev_Authenticate(self, e: Mapping[str, Any], rest: Any) -> None:
         self._step(e, "Authenticate", (self._u(e),))
 
     def _ev_Rejected(self, e: Mapping[str, Any], rest: Any) -> None:
-        if e.get("reason") == "not_subscribed" and e.get("source") == "bmsc" \
-                and e.get("ue") is not None and e.get("service") is not None \
-                and self.tr.core.get("subscribed", self._u(e), self._s(e)):
-            raise self._fail(e, "refused as not subscribed, but the model has the UE "
-                                    "subscribed")
+        if (
+            e.get("reason") == "not_subscribed"
+            and e.get("source") == "bmsc"
+            and e.get("ue") is not None
+            and e.get("service") is not None
+            and self.tr.core.get("subscribed", self._u(e), self._s(e))
+        ):
+            raise self._fail(e, "refused as not subscribed, but the model has the UE subscribed")
 
     # -- registration
     def _ev_Deliver(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
         u, s = self._u(e), self._s(e)
-        outcome = next((r for r in rest if r.get("ue") == e["ue"]
-                        and r.get("service") == e["service"]
-                        and r["event"] in ("Register", "DeliveryLost")), None)
+        outcome = next(
+            (
+                r
+                for r in rest
+                if r.get("ue") == e["ue"]
+                and r.get("service") == e["service"]
+                and r["event"] in ("Register", "DeliveryLost")
+            ),
+            None,
+        )
         installed = outcome is not None and outcome["event"] == "Register" and outcome["ok"]
         if not self.tr.core.get("authenticated", u):
             self._step(e, "Authenticate", (u,))  # reused authentication, not logged
@@ -537,16 +599,22 @@ class EventMapper:
         self._step(e, action, (u, s, 1))  # the fetch offset is left to the timing zone
         core = self.tr.core
         if e.get("counter") is not None and core.get("ctr", u) != e["counter"]:
-            raise self._fail(e, f"MIKEY counter {e['counter']}, the model's is "
-                                f"{core.get('ctr', u)} (was {ctr_before})")
+            raise self._fail(
+                e,
+                f"MIKEY counter {e['counter']}, the model's is "
+                f"{core.get('ctr', u)} (was {ctr_before})",
+            )
         if installed:
-            got = {t for t in range(self.tr.universe.tek)
-                   if core.get("dlv_ctr", u, t) == core.get("ctr", u)
-                   and core.get("holds", u, t)}
+            got = {
+                t
+                for t in range(self.tr.universe.tek)
+                if core.get("dlv_ctr", u, t) == core.get("ctr", u) and core.get("holds", u, t)
+            }
             logged = {self._tek(e["service"], m) for m in e.get("mkis", [])}
             if got != logged:
-                raise self._fail(e, f"delivered TEKs {sorted(logged)} but the model delivers "
-                                    f"{sorted(got)}")
+                raise self._fail(
+                    e, f"delivered TEKs {sorted(logged)} but the model delivers {sorted(got)}"
+                )
 
     def _ev_Register(self, e: Mapping[str, Any], rest: Any) -> None:
         pass  # the model step was taken at the BM-SC's Deliver
@@ -562,14 +630,19 @@ class EventMapper:
         s = self._s(e)
         key = (e["service"], e["mki"])
         if key in self.names.teks:
-            raise self._fail(e, f"MKI {e['mki']} of {e['service']} was generated before: "
-                                "a TEK's MKI must be fresh")
+            raise self._fail(
+                e,
+                f"MKI {e['mki']} of {e['service']} was generated before: a TEK's MKI must be fresh",
+            )
         t = self.names.tek(e["service"], e["mki"], self.tr.universe)
         self._step(e, "Generate", (s, t))
         base = self.mki_base.setdefault(s, e["mki"] - self.tr.core.get("mki", t))
         if e["mki"] - base != self.tr.core.get("mki", t):
-            raise self._fail(e, f"MKI {e['mki']}, the model's next fresh MKI is "
-                                f"{self.tr.core.get('mki', t) + base}")
+            raise self._fail(
+                e,
+                f"MKI {e['mki']}, the model's next fresh MKI is "
+                f"{self.tr.core.get('mki', t) + base}",
+            )
 
     def _ev_Activate(self, e: Mapping[str, Any], rest: Any) -> None:
         s = self._s(e)
@@ -590,9 +663,12 @@ class EventMapper:
             self.late_fetches += len(late)
             if self.tr.apply("Activate", [(s,)]):
                 return
-        raise self._fail(e, f"model action Activate({s},) is not enabled in any candidate "
-                            "state: a registered, synchronised UE has not received "
-                            f"T{t} and is not past its fetch time")
+        raise self._fail(
+            e,
+            f"model action Activate({s},) is not enabled in any candidate "
+            "state: a registered, synchronised UE has not received "
+            f"T{t} and is not past its fetch time",
+        )
 
     def _late_blockers(self, e: Mapping[str, Any], s: int, t: int) -> list[int] | None:
         """UEs holding up activation in the model that the log shows past their fetch
@@ -601,9 +677,13 @@ class EventMapper:
         evidence = "acked" if self.profile["activation"] == "after_acks" else "delivered"
         out = []
         for v in range(self.tr.universe.ue):
-            if not (core.get("registered", v, s) and core.get("subscribed", v, s)
-                    and core.get("covered", v) and not core.get("dropped", v, s)
-                    and not core.get(evidence, v, t)):
+            if not (
+                core.get("registered", v, s)
+                and core.get("subscribed", v, s)
+                and core.get("covered", v)
+                and not core.get("dropped", v, s)
+                and not core.get(evidence, v, t)
+            ):
                 continue
             due = self.fetch_at.get((v, s))
             if due is None or due >= float(e["t"]):
@@ -637,13 +717,16 @@ class EventMapper:
         core = self.tr.core
         decrypted = core.get("decrypted", u, p) and not before
         if e["ok"] and not decrypted and not before:
-            raise self._fail(e, f"the UE decrypted P{p} (under T{core.get('pkt_tek', p)}), "
-                                "which the model forbids: it has no authorised TEK for it")
+            raise self._fail(
+                e,
+                f"the UE decrypted P{p} (under T{core.get('pkt_tek', p)}), "
+                "which the model forbids: it has no authorised TEK for it",
+            )
         if not e["ok"] and decrypted:
-            raise self._fail(e, f"the UE failed ({e.get('reason')}) on P{p}, which the model "
-                                "decrypts")
-        if not e["ok"] and e.get("reason") == "unknown_mki" \
-                and not core.get("saw_unknown", u, s):
+            raise self._fail(
+                e, f"the UE failed ({e.get('reason')}) on P{p}, which the model decrypts"
+            )
+        if not e["ok"] and e.get("reason") == "unknown_mki" and not core.get("saw_unknown", u, s):
             raise self._fail(e, "unknown MKI reported, but the model knows the MKI")
 
     # -- environment
@@ -654,9 +737,14 @@ class EventMapper:
         self._step(e, "RegainCoverage", (self._u(e),))
 
 
-def check_events(events: Sequence[Mapping[str, Any]], profile: Profile, *,
-                 width: int = DEFAULT_WIDTH, universe: Universe | None = None,
-                 allow_late_fetch: bool = True) -> TraceResult:
+def check_events(
+    events: Sequence[Mapping[str, Any]],
+    profile: Profile,
+    *,
+    width: int = DEFAULT_WIDTH,
+    universe: Universe | None = None,
+    allow_late_fetch: bool = True,
+) -> TraceResult:
     """Search for a model run explaining ``events`` (see the module docstring).
 
     ``allow_late_fetch``: an ``Activate`` the model forbids only because synchronised
@@ -674,10 +762,25 @@ def check_events(events: Sequence[Mapping[str, Any]], profile: Profile, *,
     try:
         mapper.feed(ordered)
     except Unexplained as exc:
-        return TraceResult(False, len(ordered), mapper.explained, len(tracker.steps),
-                           tracker.pruned, uni, mapper.late_fetches, exc)
-    return TraceResult(True, len(ordered), mapper.explained, len(tracker.steps),
-                       tracker.pruned, uni, mapper.late_fetches)
+        return TraceResult(
+            False,
+            len(ordered),
+            mapper.explained,
+            len(tracker.steps),
+            tracker.pruned,
+            uni,
+            mapper.late_fetches,
+            exc,
+        )
+    return TraceResult(
+        True,
+        len(ordered),
+        mapper.explained,
+        len(tracker.steps),
+        tracker.pruned,
+        uni,
+        mapper.late_fetches,
+    )
 
 
 def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -697,9 +800,16 @@ def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
         if e["event"] != "Deliver" or e.get("ue") is None:
             i += 1
             continue
-        j = next((k for k in range(i + 1, len(out))
-                  if out[k].get("ue") == e["ue"] and out[k].get("service") == e["service"]
-                  and out[k]["event"] in ("Register", "DeliveryLost")), None)
+        j = next(
+            (
+                k
+                for k in range(i + 1, len(out))
+                if out[k].get("ue") == e["ue"]
+                and out[k].get("service") == e["service"]
+                and out[k]["event"] in ("Register", "DeliveryLost")
+            ),
+            None,
+        )
         if j is None:
             i += 1
             continue
@@ -725,17 +835,21 @@ def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     return out
 
 
-def _send_between(out: list[Mapping[str, Any]], i: int, k: int,
-                  r: Mapping[str, Any]) -> int | None:
+def _send_between(out: list[Mapping[str, Any]], i: int, k: int, r: Mapping[str, Any]) -> int | None:
     """Where the ``Send`` of ``r``'s packet is relative to the ``Deliver`` at ``i``:
     None if before it; its index if between ``i`` and ``k`` and movable; -1 if it
     cannot move (an ``Activate`` of the service precedes it)."""
     for m in range(k - 1, i, -1):
         x = out[m]
-        if x["event"] == "Send" and x.get("service") == r.get("service") \
-                and x.get("seq") == r.get("seq"):
-            blocked = any(out[n]["event"] in ("Activate", "Generate")
-                          and out[n].get("service") == r.get("service")
-                          for n in range(i + 1, m))
+        if (
+            x["event"] == "Send"
+            and x.get("service") == r.get("service")
+            and x.get("seq") == r.get("seq")
+        ):
+            blocked = any(
+                out[n]["event"] in ("Activate", "Generate")
+                and out[n].get("service") == r.get("service")
+                for n in range(i + 1, m)
+            )
             return -1 if blocked else m
     return None

@@ -79,8 +79,11 @@ __all__ = [
 ]
 
 
-_REPLAY_MODES: Final = {"counter": ReplayMode.COUNTER, "timestamp": ReplayMode.TIMESTAMP,
-                        "none": ReplayMode.NONE}
+_REPLAY_MODES: Final = {
+    "counter": ReplayMode.COUNTER,
+    "timestamp": ReplayMode.TIMESTAMP,
+    "none": ReplayMode.NONE,
+}
 
 
 class UeError(MbmssecError):
@@ -191,8 +194,9 @@ class UeCore:
         check_profile(self.profile)
         self._mil = Milenage(self.k, self.opc)
         self.usim = UsimState(self.sqn_ms)
-        self.replay = ReplayState(_REPLAY_MODES[self.profile["replay_protection"]],
-                                  max_skew=self.timestamp_skew)
+        self.replay = ReplayState(
+            _REPLAY_MODES[self.profile["replay_protection"]], max_skew=self.timestamp_skew
+        )
         self._with_mki = self.profile["mki_in_srtp"] == "mandatory"
 
     def __repr__(self) -> str:
@@ -216,8 +220,15 @@ class UeCore:
         if self.profile["second_service_auth"] != "authorise_only" or self.auth is None:
             return None
         self.auth.nc += 1
-        cred = respond(self.auth.challenge, username=self.ue, res=self.auth.res,
-                       method=method, uri=uri, rand=self.rand, nc=self.auth.nc)
+        cred = respond(
+            self.auth.challenge,
+            username=self.ue,
+            res=self.auth.res,
+            method=method,
+            uri=uri,
+            rand=self.rand,
+            nc=self.auth.nc,
+        )
         return serialise_authorization(cred)
 
     def answer_challenge(self, www_authenticate: str, uri: str, method: str = "GET") -> str:
@@ -232,8 +243,10 @@ class UeCore:
         except DigestError as exc:
             raise UeError("bad_challenge", f"unusable challenge: {exc}") from None
         if (challenge.algorithm or "").lower() != ALGORITHM_AKAV1_MD5.lower():
-            raise UeError("bad_challenge", f"challenge algorithm is {challenge.algorithm}, "
-                          f"not {ALGORITHM_AKAV1_MD5}")
+            raise UeError(
+                "bad_challenge",
+                f"challenge algorithm is {challenge.algorithm}, not {ALGORITHM_AKAV1_MD5}",
+            )
         try:
             nonce = decode_aka_nonce(challenge.nonce)
         except DigestError as exc:
@@ -244,17 +257,32 @@ class UeCore:
         except SyncFailure as sync:
             self.resyncs += 1
             try:
-                cred = respond_resync(challenge, username=self.ue, auts=sync.auts,
-                                      method=method, uri=uri, rand=self.rand)
+                cred = respond_resync(
+                    challenge,
+                    username=self.ue,
+                    auts=sync.auts,
+                    method=method,
+                    uri=uri,
+                    rand=self.rand,
+                )
             except DigestError as exc:
                 raise UeError("bad_challenge", f"cannot answer the challenge: {exc}") from None
             return serialise_authorization(cred)
         except MacFailure:
-            raise UeError("network_auth_failed", "the network failed authentication "
-                          "(MAC-A of AUTN does not verify)") from None
+            raise UeError(
+                "network_auth_failed",
+                "the network failed authentication (MAC-A of AUTN does not verify)",
+            ) from None
         try:
-            cred = respond(challenge, username=self.ue, res=answer.res, method=method,
-                           uri=uri, rand=self.rand, nc=1)
+            cred = respond(
+                challenge,
+                username=self.ue,
+                res=answer.res,
+                method=method,
+                uri=uri,
+                rand=self.rand,
+                nc=1,
+            )
         except DigestError as exc:
             raise UeError("bad_challenge", f"cannot answer the challenge: {exc}") from None
         self.auth = AuthContext(challenge, answer.res, answer.ck, answer.ik, 1, answer.sqn)
@@ -262,25 +290,29 @@ class UeCore:
 
     # -- TEK delivery (step 4, 6.2.3.2) -------------------------------------------------------
 
-    def accept_delivery(self, service: str, body: bytes, now: float,
-                        trigger: str = "initial") -> DeliveryOutcome:
+    def accept_delivery(
+        self, service: str, body: bytes, now: float, trigger: str = "initial"
+    ) -> DeliveryOutcome:
         """Verify and install a MIKEY TEK delivery for ``service``.
 
         Raises :class:`UeError` (nothing installed, replay state unchanged) if there is
         no authentication to take the KEK from, or the message fails verification.
         """
         if self.auth is None:
-            raise UeError("no_kek", "a TEK delivery arrived without a completed "
-                          "authentication (no KEK)")
-        kek = derive_kek(self.profile["kek_derivation"], self.auth.ck, self.auth.ik,
-                         self.ue, service)
+            raise UeError(
+                "no_kek", "a TEK delivery arrived without a completed authentication (no KEK)"
+            )
+        kek = derive_kek(
+            self.profile["kek_derivation"], self.auth.ck, self.auth.ik, self.ue, service
+        )
         try:
             verified = parse_and_verify(body, kek, self.replay, now)
         except MikeyError as exc:
             raise UeError("bad_delivery", f"MIKEY TEK delivery rejected: {exc}") from None
         d = verified.delivery
-        if d.id_r is not None and (d.id_r.id_type is not IdType.NAI
-                                   or d.id_r.data != self.ue.encode()):
+        if d.id_r is not None and (
+            d.id_r.id_type is not IdType.NAI or d.id_r.data != self.ue.encode()
+        ):
             raise UeError("bad_delivery", "MIKEY TEK delivery is addressed to another UE")
         keys: list[HeldKey] = []
         for sent in d.keys:
@@ -313,8 +345,9 @@ class UeCore:
         else:
             # Without MKIs the only usable key is the current one: the first delivered.
             st.current = keys[0].mki
-            st.receiver = SrtpReceiver(SrtpPolicy(mki_length=0),
-                                       [MasterKey(b"", keys[0].key, keys[0].salt)])
+            st.receiver = SrtpReceiver(
+                SrtpPolicy(mki_length=0), [MasterKey(b"", keys[0].key, keys[0].salt)]
+            )
             st.receiver.set_roc(stream.ssrc, stream.roc)
         st.fetch_time = st.fetch_index = None
         if isinstance(d.fetch, FetchAtTime):
@@ -325,18 +358,25 @@ class UeCore:
         st.saw_unknown = False
         st.registered = True
         st.deliveries += 1
-        verification = (build_verification(d, kek)
-                        if d.v_flag and self.profile["mikey_response"] != "none" else None)
-        extra: dict[str, object] = {"source": UE, "mkis": [k.mki for k in keys],
-                                    "trigger": trigger, "counter": d.timestamp.value}
+        verification = (
+            build_verification(d, kek)
+            if d.v_flag and self.profile["mikey_response"] != "none"
+            else None
+        )
+        extra: dict[str, object] = {
+            "source": UE,
+            "mkis": [k.mki for k in keys],
+            "trigger": trigger,
+            "counter": d.timestamp.value,
+        }
         if st.fetch_time is not None:
             extra["fetch_time"] = round(st.fetch_time, 6)
         if st.fetch_index is not None:
             extra["fetch_index"] = st.fetch_index
-        event = Event("Register", now, ue=self.ue, service=service, mki=keys[-1].mki,
-                      extra=extra)
-        return DeliveryOutcome(service, tuple(k.mki for k in keys), st.fetch_time,
-                               st.fetch_index, verification, event)
+        event = Event("Register", now, ue=self.ue, service=service, mki=keys[-1].mki, extra=extra)
+        return DeliveryOutcome(
+            service, tuple(k.mki for k in keys), st.fetch_time, st.fetch_index, verification, event
+        )
 
     # -- SRTP (step 7, 6.2.3.3) ---------------------------------------------------------------
 
@@ -349,7 +389,7 @@ class UeCore:
         payload: bytes | None = None
         switched = False
         if self._with_mki and len(data) >= 12 + MKI_LENGTH + 10:
-            mki = int.from_bytes(data[-10 - MKI_LENGTH:-10], "big")
+            mki = int.from_bytes(data[-10 - MKI_LENGTH : -10], "big")
         if st.receiver is None:
             reason = "unknown_mki" if self._with_mki else "auth_failed"
             if self._with_mki:
@@ -383,15 +423,23 @@ class UeCore:
             st.failures += 1
         if not self._with_mki:
             mki = st.current if payload is not None else None
-        refetch = (reason == "unknown_mki"
-                   and self.profile["unknown_mki_resync"] == "refetch")
+        refetch = reason == "unknown_mki" and self.profile["unknown_mki_resync"] == "refetch"
         extra: dict[str, object] = {"source": UE}
         if seq is not None:
             extra["seq"] = seq
-        event = Event("Receive", now, ue=self.ue, service=service, mki=mki,
-                      ok=payload is not None, reason=reason, extra=extra)
-        return PacketOutcome(payload is not None, mki, reason, refetch, seq, payload, switched,
-                             event)
+        event = Event(
+            "Receive",
+            now,
+            ue=self.ue,
+            service=service,
+            mki=mki,
+            ok=payload is not None,
+            reason=reason,
+            extra=extra,
+        )
+        return PacketOutcome(
+            payload is not None, mki, reason, refetch, seq, payload, switched, event
+        )
 
     # -- re-fetching (6.2.3.2) --------------------------------------------------------------
 
@@ -411,8 +459,11 @@ class UeCore:
 
     def next_fetch_time(self) -> float | None:
         """The earliest fetch time of any registered service (``None`` if index-based)."""
-        times = [st.fetch_time for st in self.services.values()
-                 if st.registered and st.fetch_time is not None]
+        times = [
+            st.fetch_time
+            for st in self.services.values()
+            if st.registered and st.fetch_time is not None
+        ]
         return min(times) if times else None
 
     def fetch_started(self, service: str) -> None:

@@ -235,8 +235,11 @@ def _header(seed: int, name: str, description: str) -> JsonDict:
     return {
         "format": FORMAT,
         "file": name,
-        "generator": {"program": "mbmssec vectors", "version": GENERATOR_VERSION,
-                      "mbmssec_version": __version__},
+        "generator": {
+            "program": "mbmssec vectors",
+            "version": GENERATOR_VERSION,
+            "mbmssec_version": __version__,
+        },
         "seed": seed,
         "documentation": DOCUMENTATION,
         "description": description,
@@ -352,12 +355,11 @@ def _fixed(value: bytes) -> Callable[[int], bytes]:
     return rand
 
 
-def _digest_fields(
-    auth: DigestAuthorization, password: bytes, method: str
-) -> JsonDict:
+def _digest_fields(auth: DigestAuthorization, password: bytes, method: str) -> JsonDict:
     """The RFC 2617 3.2.2.1 intermediate values of an Authorization (password = raw octets)."""
-    ha1 = _digest(hashes.MD5(), auth.username.encode() + b":" + auth.realm.encode() + b":"
-                  + password).hex()
+    ha1 = _digest(
+        hashes.MD5(), auth.username.encode() + b":" + auth.realm.encode() + b":" + password
+    ).hex()
     ha2 = _digest(hashes.MD5(), f"{method}:{auth.uri}".encode()).hex()
     return {
         "username": auth.username,
@@ -418,8 +420,12 @@ def _aka_round(
         response, after = usim_authenticate(sub.mil, UsimState(sqn_ms), nonce.rand, nonce.autn)
     except SyncFailure as failure:
         auth = respond_resync(
-            challenge, username=ids.ue, auts=failure.auts, method=_DIGEST_METHOD,
-            uri=_DIGEST_URI, rand=rng,
+            challenge,
+            username=ids.ue,
+            auts=failure.auts,
+            method=_DIGEST_METHOD,
+            uri=_DIGEST_URI,
+            rand=rng,
         )
         record["outcome"] = "sync_failure"
         record["auts"] = {
@@ -433,7 +439,11 @@ def _aka_round(
         record["digest"] = _digest_fields(auth, b"", _DIGEST_METHOD)
         return _Round(record, None)
     auth = respond(
-        challenge, username=ids.ue, res=response.res, method=_DIGEST_METHOD, uri=_DIGEST_URI,
+        challenge,
+        username=ids.ue,
+        res=response.res,
+        method=_DIGEST_METHOD,
+        uri=_DIGEST_URI,
         rand=rng,
     )
     record["outcome"] = "response"
@@ -496,12 +506,21 @@ def _aka_exchanges(seed: int) -> dict[str, _Exchange]:
     rng = SeededRandom(seed, "digest/ts35208-set1")
     sqn = int(_TS35208_SET1["SQN"], 16)
     first = _aka_round(
-        sub, ids, rand_value=bytes.fromhex(_TS35208_SET1["RAND"]), sqn=sqn,
-        amf=bytes.fromhex(_TS35208_SET1["AMF"]), sqn_ms=sqn - 32, now=now, rng=rng,
+        sub,
+        ids,
+        rand_value=bytes.fromhex(_TS35208_SET1["RAND"]),
+        sqn=sqn,
+        amf=bytes.fromhex(_TS35208_SET1["AMF"]),
+        sqn_ms=sqn - 32,
+        now=now,
+        rng=rng,
     )
     out[sub.case_id] = _exchange(
-        sub, ids, "Digest AKA with the subscriber and challenge of TS 35.208 Test Set 1: "
-        "RES, CK and IK equal the published f2, f3 and f4.", [first],
+        sub,
+        ids,
+        "Digest AKA with the subscriber and challenge of TS 35.208 Test Set 1: "
+        "RES, CK and IK equal the published f2, f3 and f4.",
+        [first],
     )
 
     # 2. A seeded subscriber and challenge; its derived KEK protects a MIKEY case.
@@ -510,12 +529,21 @@ def _aka_exchanges(seed: int) -> dict[str, _Exchange]:
     sub = _Subscriber("seeded", k, op, Milenage.from_op(k, op))
     sqn = 32 * rng.between(1, 1 << 40)
     first = _aka_round(
-        sub, ids, rand_value=rng(16), sqn=sqn, amf=b"\x80\x00", sqn_ms=sqn - 32,
-        now=now + 1, rng=rng,
+        sub,
+        ids,
+        rand_value=rng(16),
+        sqn=sqn,
+        amf=b"\x80\x00",
+        sqn_ms=sqn - 32,
+        now=now + 1,
+        rng=rng,
     )
     out[sub.case_id] = _exchange(
-        sub, ids, "Digest AKA with a seeded subscriber; its KEK (derived) protects the MIKEY "
-        "case aes-cm-2keys-time-lifetime.", [first],
+        sub,
+        ids,
+        "Digest AKA with a seeded subscriber; its KEK (derived) protects the MIKEY "
+        "case aes-cm-2keys-time-lifetime.",
+        [first],
     )
 
     # 3. Resynchronisation: the USIM has seen a higher SQN, answers with AUTS, the AuC
@@ -526,16 +554,30 @@ def _aka_exchanges(seed: int) -> dict[str, _Exchange]:
     sqn_ms = 32 * rng.between(1 << 20, 1 << 40)
     stale = sqn_ms - 32 * rng.between(1, 1000)
     first = _aka_round(
-        sub, ids, rand_value=rng(16), sqn=stale, amf=b"\x80\x00", sqn_ms=sqn_ms,
-        now=now + 2, rng=rng,
+        sub,
+        ids,
+        rand_value=rng(16),
+        sqn=stale,
+        amf=b"\x80\x00",
+        sqn_ms=sqn_ms,
+        now=now + 2,
+        rng=rng,
     )
     recovered = first.record["auts"]["auc_recovered_sqn_ms"]
     second = _aka_round(
-        sub, ids, rand_value=rng(16), sqn=recovered + 32, amf=b"\x80\x00", sqn_ms=sqn_ms,
-        now=now + 3, rng=rng,
+        sub,
+        ids,
+        rand_value=rng(16),
+        sqn=recovered + 32,
+        amf=b"\x80\x00",
+        sqn_ms=sqn_ms,
+        now=now + 3,
+        rng=rng,
     )
     out[sub.case_id] = _exchange(
-        sub, ids, "Resynchronisation (RFC 3310 3.4, TS 33.102 6.3.3/6.3.5): the first "
+        sub,
+        ids,
+        "Resynchronisation (RFC 3310 3.4, TS 33.102 6.3.3/6.3.5): the first "
         "challenge's SQN is not fresh, the client answers with auts and an empty password, "
         "the AuC recovers SQN_MS from AUTS and the second challenge succeeds.",
         [first, second],
@@ -548,23 +590,38 @@ def digest_aka_vectors(seed: int) -> JsonDict:
     rng = SeededRandom(seed, "milenage/seeded")
     milenage = [
         _milenage_case(
-            "ts35208-set1", _TS35208_SOURCE, bytes.fromhex(_TS35208_SET1["K"]),
-            bytes.fromhex(_TS35208_SET1["OP"]), bytes.fromhex(_TS35208_SET1["RAND"]),
-            int(_TS35208_SET1["SQN"], 16), bytes.fromhex(_TS35208_SET1["AMF"]),
+            "ts35208-set1",
+            _TS35208_SOURCE,
+            bytes.fromhex(_TS35208_SET1["K"]),
+            bytes.fromhex(_TS35208_SET1["OP"]),
+            bytes.fromhex(_TS35208_SET1["RAND"]),
+            int(_TS35208_SET1["SQN"], 16),
+            bytes.fromhex(_TS35208_SET1["AMF"]),
         ),
         _milenage_case(
-            "seeded", "generated from the seed", rng(16), rng(16), rng(16),
-            rng.below(1 << 48), rng(2),
+            "seeded",
+            "generated from the seed",
+            rng(16),
+            rng(16),
+            rng(16),
+            rng.below(1 << 48),
+            rng(2),
         ),
     ]
     exchanges = _aka_exchanges(seed)
     data = _header(
-        seed, DIGEST_FILE,
+        seed,
+        DIGEST_FILE,
         "MILENAGE (TS 35.206) input/output sets and HTTP Digest AKA (RFC 3310, AKAv1-MD5) "
         "exchanges with the KEK derived in both modes of the proposal.",
     )
-    data["references"] = ["3GPP TS 35.206", "3GPP TS 35.208", "3GPP TS 33.102 6.3",
-                          "RFC 3310", "RFC 2617 3.2.2"]
+    data["references"] = [
+        "3GPP TS 35.206",
+        "3GPP TS 35.208",
+        "3GPP TS 33.102 6.3",
+        "RFC 3310",
+        "RFC 2617 3.2.2",
+    ]
     data["milenage"] = milenage
     data["exchanges"] = [e.record for e in exchanges.values()]
     return data
@@ -613,8 +670,16 @@ def _rtp_packet(rng: SeededRandom, seq: int, ssrc: int, shape: int) -> bytes:
 def _rtcp_packet(rng: SeededRandom, ssrc: int, i: int) -> bytes:
     """A compound RTCP packet: sender report + SDES CNAME (RFC 3550 6.4.1, 6.5)."""
     sr = struct.pack(
-        "!BBHIIIIII", 0x80, 200, 6, ssrc, rng.below(1 << 32), rng.below(1 << 32),
-        rng.below(1 << 32), 100 + i, 16000 + 160 * i,
+        "!BBHIIIIII",
+        0x80,
+        200,
+        6,
+        ssrc,
+        rng.below(1 << 32),
+        rng.below(1 << 32),
+        rng.below(1 << 32),
+        100 + i,
+        16000 + 160 * i,
     )
     cname = b"ue@mbms"
     sdes = struct.pack("!BBHIBB", 0x81, 202, 4, ssrc, 1, len(cname)) + cname + b"\x00" * 3
@@ -631,9 +696,7 @@ def _session_keys(key: MasterKey) -> JsonDict:
 
     return {
         "srtp": one(KeyLabel.SRTP_ENCRYPTION, KeyLabel.SRTP_AUTHENTICATION, KeyLabel.SRTP_SALT),
-        "srtcp": one(
-            KeyLabel.SRTCP_ENCRYPTION, KeyLabel.SRTCP_AUTHENTICATION, KeyLabel.SRTCP_SALT
-        ),
+        "srtcp": one(KeyLabel.SRTCP_ENCRYPTION, KeyLabel.SRTCP_AUTHENTICATION, KeyLabel.SRTCP_SALT),
     }
 
 
@@ -663,14 +726,16 @@ def _srtp_stream(
         seq = index & 0xFFFF
         plain = _rtp_packet(rng, seq, ssrc, n)
         protected = sender.protect(plain)
-        packets.append({
-            "seq": seq,
-            "roc": index >> 16,
-            "index": index,
-            "mki": sender.current_mki.hex() if sender.current_mki else "",
-            "plaintext": plain.hex(),
-            "protected": protected.hex(),
-        })
+        packets.append(
+            {
+                "seq": seq,
+                "roc": index >> 16,
+                "index": index,
+                "mki": sender.current_mki.hex() if sender.current_mki else "",
+                "plaintext": plain.hex(),
+                "protected": protected.hex(),
+            }
+        )
         index += 1
     return {
         "id": stream_id,
@@ -693,13 +758,15 @@ def _srtcp_stream(
             sender.switch_to(keys.following.mki)
         plain = _rtcp_packet(rng, ssrc, n)
         protected = sender.protect_rtcp(plain)
-        packets.append({
-            "srtcp_index": n,
-            "e_flag": 1,
-            "mki": sender.current_mki.hex() if sender.current_mki else "",
-            "plaintext": plain.hex(),
-            "protected": protected.hex(),
-        })
+        packets.append(
+            {
+                "srtcp_index": n,
+                "e_flag": 1,
+                "mki": sender.current_mki.hex() if sender.current_mki else "",
+                "plaintext": plain.hex(),
+                "protected": protected.hex(),
+            }
+        )
     return {
         "id": "srtcp-80",
         "description": "SRTCP (E flag set) with HMAC-SHA1-80; the sender switches to the next "
@@ -715,7 +782,8 @@ def srtp_vectors(seed: int) -> JsonDict:
     """The content of ``srtp_mki.json``: SRTP/SRTCP with a 4-byte MKI, key switch, rollover."""
     keys = _srtp_keys(seed)
     data = _header(
-        seed, SRTP_FILE,
+        seed,
+        SRTP_FILE,
         "SRTP and SRTCP packets (RFC 3711, AES-CM-128 / HMAC-SHA1) carrying a 4-byte MKI, "
         "across a switch of master key by MKI and across a rollover of the sequence number.",
     )
@@ -739,22 +807,35 @@ def srtp_vectors(seed: int) -> JsonDict:
     ]
     streams = [
         _srtp_stream(
-            SeededRandom(seed, "srtp/rtp-80"), keys, stream_id="rtp-80",
+            SeededRandom(seed, "srtp/rtp-80"),
+            keys,
+            stream_id="rtp-80",
             description="SRTP with HMAC-SHA1-80 from ROC 0: the key switches by MKI at the "
             "5th packet, the sequence number wraps (ROC 0 -> 1) at the 9th.",
-            tag=AuthTag.HMAC_SHA1_80, ssrc=keys.ssrc_80, roc=0, first_seq=65528, count=14,
+            tag=AuthTag.HMAC_SHA1_80,
+            ssrc=keys.ssrc_80,
+            roc=0,
+            first_seq=65528,
+            count=14,
             switch_at=4,
         ),
         _srtp_stream(
-            SeededRandom(seed, "srtp/rtp-32"), keys, stream_id="rtp-32",
+            SeededRandom(seed, "srtp/rtp-32"),
+            keys,
+            stream_id="rtp-32",
             description="SRTP with HMAC-SHA1-32 starting at a ROC conveyed by key management "
             "(MIKEY CS map): the key switches by MKI at the 3rd packet, the sequence number "
             "wraps (ROC r -> r+1) at the 5th.",
-            tag=AuthTag.HMAC_SHA1_32, ssrc=keys.ssrc_32, roc=keys.roc_32, first_seq=65532,
-            count=8, switch_at=2,
+            tag=AuthTag.HMAC_SHA1_32,
+            ssrc=keys.ssrc_32,
+            roc=keys.roc_32,
+            first_seq=65532,
+            count=8,
+            switch_at=2,
         ),
-        _srtcp_stream(SeededRandom(seed, "srtp/srtcp-80"), keys, ssrc=keys.ssrc_80, count=6,
-                      switch_at=3),
+        _srtcp_stream(
+            SeededRandom(seed, "srtp/srtcp-80"), keys, ssrc=keys.ssrc_80, count=6, switch_at=3
+        ),
     ]
     data["streams"] = streams
     return data
@@ -779,40 +860,96 @@ class _MikeyCase:
 # of 8 bytes: a TEK+SALT sub-payload (16-byte TEK, 14-byte salt) is 37 bytes + MKI, so
 # the AES-KW cases use a 3-byte MKI (40 bytes per key).
 _MIKEY_CASES: Final = (
-    _MikeyCase("null-1key-time", "Encryption NULL (the Key data is readable on the wire), one "
-               "TEK+SALT with its MKI, fetch hint as a time, T = NTP-UTC.",
-               EncrAlg.NULL, 1, "time", False, False),
-    _MikeyCase("aes-cm-1key-index-lifetime", "AES-CM-128, one key, fetch hint as an SRTP "
-               "index, TEK lifetime, T = COUNTER; the KEK is CK of the Digest AKA exchange "
-               "ts35208-set1 (KEK option 'ck').",
-               EncrAlg.AES_CM_128, 1, "srtp_index", True, True),
-    _MikeyCase("aes-cm-2keys-time-lifetime", "AES-CM-128, two keys: the current and the next "
-               "SRTP master key of srtp_mki.json; fetch hint as a time, TEK lifetime, "
-               "T = NTP-UTC; the KEK is the derived KEK of the Digest AKA exchange seeded.",
-               EncrAlg.AES_CM_128, 2, "time", True, False),
-    _MikeyCase("aes-kw-1key-time", "AES-KW-128, one key (3-byte MKI: AES-KW needs a multiple "
-               "of 8 bytes), fetch hint as a time, T = COUNTER.",
-               EncrAlg.AES_KW_128, 1, "time", False, True),
-    _MikeyCase("aes-kw-2keys-index-lifetime", "AES-KW-128, two keys (3-byte MKIs), fetch hint "
-               "as an SRTP index, TEK lifetime, T = NTP-UTC.",
-               EncrAlg.AES_KW_128, 2, "srtp_index", True, False),
-    _MikeyCase("null-3keys-index", "Encryption NULL, three keys (the last a TEK without salt), "
-               "fetch hint as an SRTP index, T = COUNTER.",
-               EncrAlg.NULL, 3, "srtp_index", False, True, (True, True, False)),
+    _MikeyCase(
+        "null-1key-time",
+        "Encryption NULL (the Key data is readable on the wire), one "
+        "TEK+SALT with its MKI, fetch hint as a time, T = NTP-UTC.",
+        EncrAlg.NULL,
+        1,
+        "time",
+        False,
+        False,
+    ),
+    _MikeyCase(
+        "aes-cm-1key-index-lifetime",
+        "AES-CM-128, one key, fetch hint as an SRTP "
+        "index, TEK lifetime, T = COUNTER; the KEK is CK of the Digest AKA exchange "
+        "ts35208-set1 (KEK option 'ck').",
+        EncrAlg.AES_CM_128,
+        1,
+        "srtp_index",
+        True,
+        True,
+    ),
+    _MikeyCase(
+        "aes-cm-2keys-time-lifetime",
+        "AES-CM-128, two keys: the current and the next "
+        "SRTP master key of srtp_mki.json; fetch hint as a time, TEK lifetime, "
+        "T = NTP-UTC; the KEK is the derived KEK of the Digest AKA exchange seeded.",
+        EncrAlg.AES_CM_128,
+        2,
+        "time",
+        True,
+        False,
+    ),
+    _MikeyCase(
+        "aes-kw-1key-time",
+        "AES-KW-128, one key (3-byte MKI: AES-KW needs a multiple "
+        "of 8 bytes), fetch hint as a time, T = COUNTER.",
+        EncrAlg.AES_KW_128,
+        1,
+        "time",
+        False,
+        True,
+    ),
+    _MikeyCase(
+        "aes-kw-2keys-index-lifetime",
+        "AES-KW-128, two keys (3-byte MKIs), fetch hint "
+        "as an SRTP index, TEK lifetime, T = NTP-UTC.",
+        EncrAlg.AES_KW_128,
+        2,
+        "srtp_index",
+        True,
+        False,
+    ),
+    _MikeyCase(
+        "null-3keys-index",
+        "Encryption NULL, three keys (the last a TEK without salt), "
+        "fetch hint as an SRTP index, T = COUNTER.",
+        EncrAlg.NULL,
+        3,
+        "srtp_index",
+        False,
+        True,
+        (True, True, False),
+    ),
 )
 
-_ENCR_NAMES: Final = {EncrAlg.NULL: "NULL", EncrAlg.AES_CM_128: "AES-CM-128",
-                      EncrAlg.AES_KW_128: "AES-KW-128"}
+_ENCR_NAMES: Final = {
+    EncrAlg.NULL: "NULL",
+    EncrAlg.AES_CM_128: "AES-CM-128",
+    EncrAlg.AES_KW_128: "AES-KW-128",
+}
 _MAC_NAMES: Final = {MacAlg.NULL: "NULL", MacAlg.HMAC_SHA_1_160: "HMAC-SHA-1-160"}
 _TS_NAMES: Final = {TsType.NTP_UTC: "NTP-UTC", TsType.NTP: "NTP", TsType.COUNTER: "COUNTER"}
 
 
 def _mikey_policy(tag: AuthTag, policy_no: int = 0) -> MikeySrtpPolicy:
     return MikeySrtpPolicy(
-        policy_no=policy_no, encr_alg=SrtpEncrAlg.AES_CM, encr_key_len=16,
-        auth_alg=SrtpAuthAlg.HMAC_SHA_1, auth_key_len=20, salt_key_len=14, prf=SrtpPrf.AES_CM,
-        kdr=0, srtp_encryption=True, srtcp_encryption=True, fec_order=SrtpFecOrder.FEC_SRTP,
-        srtp_authentication=True, auth_tag_len=int(tag), srtp_prefix_len=0,
+        policy_no=policy_no,
+        encr_alg=SrtpEncrAlg.AES_CM,
+        encr_key_len=16,
+        auth_alg=SrtpAuthAlg.HMAC_SHA_1,
+        auth_key_len=20,
+        salt_key_len=14,
+        prf=SrtpPrf.AES_CM,
+        kdr=0,
+        srtp_encryption=True,
+        srtcp_encryption=True,
+        fec_order=SrtpFecOrder.FEC_SRTP,
+        srtp_authentication=True,
+        auth_tag_len=int(tag),
+        srtp_prefix_len=0,
     )
 
 
@@ -840,8 +977,11 @@ def _policy_json(p: MikeySrtpPolicy) -> JsonDict:
 
 def _fetch_json(fetch: FetchHint) -> JsonDict:
     if isinstance(fetch, FetchAtTime):
-        return {"form": "time", "ntp": _ntp_hex(fetch.ntp),
-                "unix_time": (fetch.ntp >> 32) - NTP_UNIX_OFFSET}
+        return {
+            "form": "time",
+            "ntp": _ntp_hex(fetch.ntp),
+            "unix_time": (fetch.ntp >> 32) - NTP_UNIX_OFFSET,
+        }
     return {"form": "srtp_index", "index": fetch.index, "roc": fetch.roc, "seq": fetch.seq}
 
 
@@ -912,8 +1052,9 @@ def _mikey_case(
     )
     message = build_tek_delivery(delivery, kek)
     verification = build_verification(delivery, kek)
-    mk = derive_message_keys(kek, delivery.csb_id, delivery.rand, delivery.encr_alg,
-                             delivery.mac_alg)
+    mk = derive_message_keys(
+        kek, delivery.csb_id, delivery.rand, delivery.encr_alg, delivery.mac_alg
+    )
     kemac = parse_message(message).payloads[-1]
     if not isinstance(kemac, KemacPayload):
         raise VectorsError("built message does not end in KEMAC")
@@ -923,10 +1064,14 @@ def _mikey_case(
         "encr_key": mk.encr_key.hex() or None,
         "salt_key": mk.salt_key.hex() or None,
         "auth_key": mk.auth_key.hex(),
-        "aes_cm_iv": (aes_cm_iv(mk.salt_key, delivery.csb_id, ts.value_bytes()).hex()
-                      if case.encr is EncrAlg.AES_CM_128 else None),
+        "aes_cm_iv": (
+            aes_cm_iv(mk.salt_key, delivery.csb_id, ts.value_bytes()).hex()
+            if case.encr is EncrAlg.AES_CM_128
+            else None
+        ),
         "key_data_plaintext": serialise_key_data_chain(
-            [k.to_key_data() for k in delivery.keys]).hex(),
+            [k.to_key_data() for k in delivery.keys]
+        ).hex(),
         "encr_data": kemac.encr_data.hex(),
         "mac": kemac.mac.hex(),
         "tek_fetch_extension_data": TekFetchExtension(fetch, lifetime).to_payload().data.hex(),
@@ -938,8 +1083,9 @@ def _mikey_case(
         "kek_source": kek_source,
         "inputs": {
             "csb_id": delivery.csb_id,
-            "cs_map": [{"policy_no": c.policy_no, "ssrc": c.ssrc, "roc": c.roc}
-                       for c in delivery.cs_map],
+            "cs_map": [
+                {"policy_no": c.policy_no, "ssrc": c.ssrc, "roc": c.roc} for c in delivery.cs_map
+            ],
             "v_flag": delivery.v_flag,
             "now": now,
             "counter": counter,
@@ -982,23 +1128,32 @@ def _mikey_cases(seed: int) -> list[tuple[JsonDict, bytes, bytes]]:
 def mikey_vectors(seed: int) -> JsonDict:
     """The content of ``mikey_tek_delivery.json``: TEK delivery and verification messages."""
     data = _header(
-        seed, MIKEY_FILE,
+        seed,
+        MIKEY_FILE,
         "MIKEY (RFC 3830) pre-shared-key TEK delivery messages (I_MESSAGE) of the MBMS "
         "proposal, protected with the UE's KEK, and the UE's verification messages "
         "(R_MESSAGE with V).",
     )
-    data["references"] = ["RFC 3830 3.1, 4.1.2, 4.1.4, 4.2.3, 4.2.4, 5.2, 6",
-                          "RFC 3394 (AES-KW)", "RFC 3711 3.3.1 (SRTP index)"]
+    data["references"] = [
+        "RFC 3830 3.1, 4.1.2, 4.1.4, 4.2.3, 4.2.4, 5.2, 6",
+        "RFC 3394 (AES-KW)",
+        "RFC 3711 3.3.1 (SRTP index)",
+    ]
     data["tek_fetch_extension"] = {
         "general_extension_type": 255,
         "data": "version (1 byte) = 1, then items tag (1 byte) | length (1 byte) | value",
-        "items": {"1": "fetch time, 8-byte NTP-UTC timestamp",
-                  "2": "fetch SRTP index, 6 bytes (ROC * 2^16 + SEQ)",
-                  "3": "TEK lifetime in seconds, 4 bytes"},
+        "items": {
+            "1": "fetch time, 8-byte NTP-UTC timestamp",
+            "2": "fetch SRTP index, 6 bytes (ROC * 2^16 + SEQ)",
+            "3": "TEK lifetime in seconds, 4 bytes",
+        },
     }
-    data["pcap"] = {"file": PCAP_FILE, "udp_port": MIKEY_PORT,
-                    "frames": "for case n (from 0): frame 2n+1 is the I_MESSAGE, frame 2n+2 "
-                              "the verification message"}
+    data["pcap"] = {
+        "file": PCAP_FILE,
+        "udp_port": MIKEY_PORT,
+        "frames": "for case n (from 0): frame 2n+1 is the I_MESSAGE, frame 2n+2 "
+        "the verification message",
+    }
     data["cases"] = [record for record, _, _ in _mikey_cases(seed)]
     return data
 
@@ -1062,8 +1217,10 @@ def mikey_pcap(seed: int) -> bytes:
         packets.append(Packet(t + 0.5, MIKEY_PORT, bmsc_port, verification))
         comments.append(f"{MIKEY_FILE} cases[{i}] {record['id']}: TEK delivery I_MESSAGE")
         comments.append(f"{MIKEY_FILE} cases[{i}] {record['id']}: verification message")
-    section = (f"mbmssec vectors {GENERATOR_VERSION} (mbmssec {__version__}), seed {seed}: "
-               f"the MIKEY messages of {MIKEY_FILE}; format in {DOCUMENTATION}")
+    section = (
+        f"mbmssec vectors {GENERATOR_VERSION} (mbmssec {__version__}), seed {seed}: "
+        f"the MIKEY messages of {MIKEY_FILE}; format in {DOCUMENTATION}"
+    )
     return _pcapng(pcap_bytes(packets), section, comments)
 
 
@@ -1109,17 +1266,35 @@ def generate(seed: int) -> tuple[VectorFile, ...]:
     digest = digest_aka_vectors(seed)
     n_packets = sum(len(s["packets"]) for s in srtp["streams"])
     files = [
-        VectorFile(MIKEY_FILE, _json_bytes(mikey), len(mikey["cases"]),
-                   f"{len(mikey['cases'])} MIKEY TEK delivery cases with verification messages"),
-        VectorFile(SRTP_FILE, _json_bytes(srtp), n_packets,
-                   f"{n_packets} SRTP/SRTCP packets in {len(srtp['streams'])} streams"),
-        VectorFile(DIGEST_FILE, _json_bytes(digest), len(digest["exchanges"]),
-                   f"{len(digest['milenage'])} MILENAGE sets, {len(digest['exchanges'])} "
-                   "Digest AKA exchanges"),
+        VectorFile(
+            MIKEY_FILE,
+            _json_bytes(mikey),
+            len(mikey["cases"]),
+            f"{len(mikey['cases'])} MIKEY TEK delivery cases with verification messages",
+        ),
+        VectorFile(
+            SRTP_FILE,
+            _json_bytes(srtp),
+            n_packets,
+            f"{n_packets} SRTP/SRTCP packets in {len(srtp['streams'])} streams",
+        ),
+        VectorFile(
+            DIGEST_FILE,
+            _json_bytes(digest),
+            len(digest["exchanges"]),
+            f"{len(digest['milenage'])} MILENAGE sets, {len(digest['exchanges'])} "
+            "Digest AKA exchanges",
+        ),
     ]
     pcap = mikey_pcap(seed)
-    files.append(VectorFile(PCAP_FILE, pcap, 2 * len(mikey["cases"]),
-                            f"{2 * len(mikey['cases'])} MIKEY messages on UDP port {MIKEY_PORT}"))
+    files.append(
+        VectorFile(
+            PCAP_FILE,
+            pcap,
+            2 * len(mikey["cases"]),
+            f"{2 * len(mikey['cases'])} MIKEY messages on UDP port {MIKEY_PORT}",
+        )
+    )
     readme = readme_text(seed, files).encode("ascii")
     files.append(VectorFile(README_FILE, readme, 0, f"this overview; format in {DOCUMENTATION}"))
     return tuple(files)

@@ -101,7 +101,8 @@ _FIELD_DOCS = {
     "overrides": "option values a proposal changes",
 }
 NEEDS_FIELDS: dict[str, dict[str, Any]] = {
-    name: {"description": doc, "nullable": True} for name, doc in _FIELD_DOCS.items()}
+    name: {"description": doc, "nullable": True} for name, doc in _FIELD_DOCS.items()
+}
 
 NEEDS_LINKS: dict[str, dict[str, str]] = {
     "encodes": {"outgoing": "encodes", "incoming": "encoded by"},
@@ -229,8 +230,9 @@ class _Reader:
     def fail(self, where: str, problem: str) -> DocsError:
         return DocsError(f"{self.path}: {where}: {problem}")
 
-    def get(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str,
-            optional: bool = False) -> Any:
+    def get(
+        self, obj: Any, key: str, kind: type | tuple[type, ...], where: str, optional: bool = False
+    ) -> Any:
         if not isinstance(obj, dict):
             raise self.fail(where, "expected an object")
         if key not in obj or obj[key] is None:
@@ -242,8 +244,10 @@ class _Reader:
         if isinstance(value, bool) and bool not in kinds:
             raise self.fail(f"{where}.{key}", f"expected {kinds[0].__name__}")
         if not isinstance(value, kinds):
-            raise self.fail(f"{where}.{key}" if where else key,
-                            f"expected {' or '.join(k.__name__ for k in kinds)}")
+            raise self.fail(
+                f"{where}.{key}" if where else key,
+                f"expected {' or '.join(k.__name__ for k in kinds)}",
+            )
         return value
 
 
@@ -254,12 +258,17 @@ def _profile_result(r: _Reader, obj: Any, where: str) -> ProfileResult:
         number = r.get(v, "number", int, w)
         trace = r.get(v, "trace", dict, w, optional=True)
         verdicts[number] = VerdictResult(
-            number=number, name=r.get(v, "name", str, w), kind=r.get(v, "kind", str, w),
-            verdict=r.get(v, "verdict", str, w), how=r.get(v, "how", str, w),
+            number=number,
+            name=r.get(v, "name", str, w),
+            kind=r.get(v, "kind", str, w),
+            verdict=r.get(v, "verdict", str, w),
+            how=r.get(v, "how", str, w),
             lemmas=tuple(str(x) for x in r.get(v, "lemmas", list, w)),
             bound=r.get(v, "bound", int, w, optional=True),
             query_seconds=float(r.get(v, "query_seconds", (int, float), w)),
-            queries=len(r.get(v, "queries", list, w)), trace=trace)
+            queries=len(r.get(v, "queries", list, w)),
+            trace=trace,
+        )
     universe = r.get(obj, "universe", dict, where)
     return ProfileResult(
         title=r.get(obj, "title", str, where),
@@ -268,13 +277,17 @@ def _profile_result(r: _Reader, obj: Any, where: str) -> ProfileResult:
         bmc_seconds=float(r.get(obj, "bmc_seconds", (int, float), where)),
         induction_seconds=float(r.get(obj, "induction_seconds", (int, float), where)),
         depth=r.get(obj, "depth", int, where),
-        universe={k: r.get(universe, k, int, f"{where}.universe")
-                  for k in ("ue", "svc", "tek", "pkt")},
-        witnesses={str(k): (v if isinstance(v, int) else None)
-                   for k, v in r.get(obj, "witnesses", dict, where).items()},
+        universe={
+            k: r.get(universe, k, int, f"{where}.universe") for k in ("ue", "svc", "tek", "pkt")
+        },
+        witnesses={
+            str(k): (v if isinstance(v, int) else None)
+            for k, v in r.get(obj, "witnesses", dict, where).items()
+        },
         invariant=tuple(str(x) for x in r.get(obj, "invariant", list, where)),
         dropped={str(k): str(v) for k, v in r.get(obj, "dropped", dict, where).items()},
-        verdicts=verdicts)
+        verdicts=verdicts,
+    )
 
 
 def load_results(directory: Path) -> Results:
@@ -284,8 +297,9 @@ def load_results(directory: Path) -> Results:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DocsError(f"{path}: no such file (run `mbmssec check --all --out "
-                        f"{directory}`)") from None
+        raise DocsError(
+            f"{path}: no such file (run `mbmssec check --all --out {directory}`)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DocsError(f"{path}: not a results file: {exc}") from None
     digest = r.get(data, "model_hash", str, "")
@@ -296,16 +310,22 @@ def load_results(directory: Path) -> Results:
         meta = r.get(p, "proposal", dict, w)
         name = r.get(meta, "name", str, f"{w}.proposal")
         proposals[name] = ProposalResult(
-            name=name, title=r.get(meta, "title", str, f"{w}.proposal"),
+            name=name,
+            title=r.get(meta, "title", str, f"{w}.proposal"),
             broken=tuple(r.get(p, "broken", list, w)),
             weakened=tuple(r.get(p, "weakened", list, w)),
             fixed=tuple(r.get(p, "fixed", list, w)),
             expectation_errors=tuple(str(e) for e in r.get(p, "expectation_errors", list, w)),
-            report=_profile_result(r, r.get(p, "report", dict, w), f"{w}.report"))
+            report=_profile_result(r, r.get(p, "report", dict, w), f"{w}.report"),
+        )
     files = r.get(data, "files", list, "", optional=True) or []
-    return Results(path=path, model_hash=digest,
-                   baseline=baseline, proposals=proposals,
-                   files=tuple(str(f) for f in files))
+    return Results(
+        path=path,
+        model_hash=digest,
+        baseline=baseline,
+        proposals=proposals,
+        files=tuple(str(f) for f in files),
+    )
 
 
 def results_state(directory: Path) -> str:
@@ -352,12 +372,14 @@ class Problem:
     location: str | None = None
 
 
-def _defs(tree: ast.Module) -> Iterable[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef
-                                              | ast.ClassDef]]:
+def _defs(
+    tree: ast.Module,
+) -> Iterable[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]]:
     """Every function and class of a module with its qualified name."""
 
-    def walk(body: list[ast.stmt], prefix: str
-             ) -> Iterable[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]]:
+    def walk(
+        body: list[ast.stmt], prefix: str
+    ) -> Iterable[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]]:
         for node in body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 qual = f"{prefix}{node.name}"
@@ -433,8 +455,9 @@ def _str_list(value: Any) -> list[str] | None:
     return None
 
 
-def load_links(path: Path, spec: Spec, property_numbers: set[int]
-               ) -> tuple[list[CodeElement], list[Problem]]:
+def load_links(
+    path: Path, spec: Spec, property_numbers: set[int]
+) -> tuple[list[CodeElement], list[Problem]]:
     """Implementation and test elements linked to clauses, from the traceability file and
     from clause ids written in docstrings (``impl/`` definitions and ``tests/`` test
     functions).  Entries that name nothing real are problems, not silently dropped."""
@@ -455,84 +478,148 @@ def load_links(path: Path, spec: Spec, property_numbers: set[int]
             if cid in spec.clauses:
                 good.append(cid)
             else:
-                problems.append(Problem(f"{path}: {where}: unknown clause id {cid!r} "
-                                        "(not in spec/clauses.toml)", where_file))
+                problems.append(
+                    Problem(
+                        f"{path}: {where}: unknown clause id {cid!r} (not in spec/clauses.toml)",
+                        where_file,
+                    )
+                )
         return tuple(good)
 
     unknown_top = set(data) - {"impl", "test"}
     if unknown_top:
-        problems.append(Problem(f"{path}: unknown tables {sorted(unknown_top)} (allowed: "
-                                "[[impl]], [[test]])", where_file))
+        problems.append(
+            Problem(
+                f"{path}: unknown tables {sorted(unknown_top)} (allowed: [[impl]], [[test]])",
+                where_file,
+            )
+        )
     for i, item in enumerate(data.get("impl", [])):
         where = f"impl[{i}]"
         obj = item.get("object") if isinstance(item, dict) else None
         ids = _str_list(item.get("clauses")) if isinstance(item, dict) else None
         if not isinstance(obj, str) or ids is None:
-            problems.append(Problem(f"{path}: {where}: expected object = \"dotted.name\" and "
-                                    "clauses = [...]", where_file))
+            problems.append(
+                Problem(
+                    f'{path}: {where}: expected object = "dotted.name" and clauses = [...]',
+                    where_file,
+                )
+            )
             continue
         found = _resolve_impl(obj)
         if found is None:
-            problems.append(Problem(f"{path}: {where}: {obj!r} names no function or class "
-                                    "(broken link)", where_file))
+            problems.append(
+                Problem(
+                    f"{path}: {where}: {obj!r} names no function or class (broken link)", where_file
+                )
+            )
             continue
         file, node, _qual = found
         elements[("impl", obj)] = CodeElement(
-            "impl", obj, _rel(file), getattr(node, "lineno", 1),
-            _first_paragraph(ast.get_docstring(node)) if isinstance(
-                node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) else "",
-            check_clauses(ids, f"{where} ({obj})"))
+            "impl",
+            obj,
+            _rel(file),
+            getattr(node, "lineno", 1),
+            _first_paragraph(ast.get_docstring(node))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            else "",
+            check_clauses(ids, f"{where} ({obj})"),
+        )
     for i, item in enumerate(data.get("test", [])):
         where = f"test[{i}]"
         ref = item.get("test") if isinstance(item, dict) else None
         ids = _str_list(item.get("clauses", [])) if isinstance(item, dict) else None
         impls = _str_list(item.get("impl", [])) if isinstance(item, dict) else None
         props = item.get("properties", []) if isinstance(item, dict) else None
-        if (not isinstance(ref, str) or ids is None or impls is None
-                or not isinstance(props, list) or not all(isinstance(n, int) for n in props)):
-            problems.append(Problem(f"{path}: {where}: expected test = \"tests/file.py::name\", "
-                                    "clauses = [...], optional impl = [...] and "
-                                    "properties = [numbers]", where_file))
+        if (
+            not isinstance(ref, str)
+            or ids is None
+            or impls is None
+            or not isinstance(props, list)
+            or not all(isinstance(n, int) for n in props)
+        ):
+            problems.append(
+                Problem(
+                    f'{path}: {where}: expected test = "tests/file.py::name", '
+                    "clauses = [...], optional impl = [...] and "
+                    "properties = [numbers]",
+                    where_file,
+                )
+            )
             continue
         tfound = _resolve_test(ref)
         if tfound is None:
-            problems.append(Problem(f"{path}: {where}: {ref!r} names no test (broken link)",
-                                    where_file))
+            problems.append(
+                Problem(f"{path}: {where}: {ref!r} names no test (broken link)", where_file)
+            )
             continue
         for n in props:
             if n not in property_numbers:
-                problems.append(Problem(f"{path}: {where} ({ref}): unknown property {n}",
-                                        where_file))
+                problems.append(
+                    Problem(f"{path}: {where} ({ref}): unknown property {n}", where_file)
+                )
         tfile, tnode = tfound
         elements[("test", ref)] = CodeElement(
-            "test", ref, _rel(tfile), getattr(tnode, "lineno", 1),
-            _first_paragraph(ast.get_docstring(tnode)) if isinstance(
-                tnode, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) else "",
-            check_clauses(ids, f"{where} ({ref})"), impl=tuple(impls),
-            properties=tuple(n for n in props if n in property_numbers))
+            "test",
+            ref,
+            _rel(tfile),
+            getattr(tnode, "lineno", 1),
+            _first_paragraph(ast.get_docstring(tnode))
+            if isinstance(tnode, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            else "",
+            check_clauses(ids, f"{where} ({ref})"),
+            impl=tuple(impls),
+            properties=tuple(n for n in props if n in property_numbers),
+        )
     for el in list(elements.values()):
         for target in el.impl:
             if ("impl", target) not in elements:
-                problems.append(Problem(f"{path}: test {el.name}: impl {target!r} is not an "
-                                        "[[impl]] entry", where_file))
+                problems.append(
+                    Problem(
+                        f"{path}: test {el.name}: impl {target!r} is not an [[impl]] entry",
+                        where_file,
+                    )
+                )
         if el.kind == "test":
             elements[("test", el.name)] = CodeElement(
-                el.kind, el.name, el.file, el.line, el.doc, el.clauses,
-                tuple(t for t in el.impl if ("impl", t) in elements), el.properties, el.origin)
+                el.kind,
+                el.name,
+                el.file,
+                el.line,
+                el.doc,
+                el.clauses,
+                tuple(t for t in el.impl if ("impl", t) in elements),
+                el.properties,
+                el.origin,
+            )
     for el in _docstring_links(spec):
         key = (el.kind, el.name)
         if key in elements:
             old = elements[key]
             merged = tuple(dict.fromkeys(old.clauses + el.clauses))
-            elements[key] = CodeElement(old.kind, old.name, old.file, old.line, old.doc, merged,
-                                        old.impl, old.properties, old.origin + ", docstring")
+            elements[key] = CodeElement(
+                old.kind,
+                old.name,
+                old.file,
+                old.line,
+                old.doc,
+                merged,
+                old.impl,
+                old.properties,
+                old.origin + ", docstring",
+            )
         else:
             elements[key] = el
     seen: dict[str, str] = {}
     for el in elements.values():
         if el.need_id in seen and seen[el.need_id] != el.name:
-            problems.append(Problem(f"{path}: {el.name} and {seen[el.need_id]} map to the "
-                                    f"same need id {el.need_id}", where_file))
+            problems.append(
+                Problem(
+                    f"{path}: {el.name} and {seen[el.need_id]} map to the "
+                    f"same need id {el.need_id}",
+                    where_file,
+                )
+            )
         seen[el.need_id] = el.name
     return sorted(elements.values(), key=lambda e: (e.kind, e.name)), problems
 
@@ -540,8 +627,9 @@ def load_links(path: Path, spec: Spec, property_numbers: set[int]
 def _docstring_links(spec: Spec) -> list[CodeElement]:
     """Definitions in ``impl/`` and test functions in ``tests/`` whose docstrings name a
     clause id."""
-    pattern = re.compile("|".join(re.escape(c) for c in sorted(spec.clauses, key=len,
-                                                                  reverse=True)))
+    pattern = re.compile(
+        "|".join(re.escape(c) for c in sorted(spec.clauses, key=len, reverse=True))
+    )
     out: list[CodeElement] = []
     impl_dir = _module_file("mbmssec.impl")
     sources: list[tuple[str, Path]] = []
@@ -565,8 +653,17 @@ def _docstring_links(spec: Spec) -> list[CodeElement]:
                 name = f"{_rel(path)}::{qual.replace('.', '::')}"
             else:
                 continue
-            out.append(CodeElement(kind, name, _rel(path), node.lineno, _first_paragraph(doc),
-                                   found, origin="docstring"))
+            out.append(
+                CodeElement(
+                    kind,
+                    name,
+                    _rel(path),
+                    node.lineno,
+                    _first_paragraph(doc),
+                    found,
+                    origin="docstring",
+                )
+            )
     return out
 
 
@@ -600,8 +697,10 @@ def load_junit(path: Path) -> dict[str, str]:
                 key = "::".join([file, *parts[cut:], base])
                 seen.setdefault(key, set()).add(outcome)
                 break
-    return {k: ("failed" if "failed" in v else "passed" if "passed" in v else "skipped")
-            for k, v in seen.items()}
+    return {
+        k: ("failed" if "failed" in v else "passed" if "passed" in v else "skipped")
+        for k, v in seen.items()
+    }
 
 
 # -- what the generator reads ---------------------------------------------------------------
@@ -640,9 +739,15 @@ class Inputs:
         return pr.report.verdicts.get(number) if pr else None
 
 
-def collect(results_dir: Path, *, actions: Sequence[Action] | None = None,
-            properties: Sequence[Property] | None = None, spec: Spec | None = None,
-            links_file: Path | None = None, junit: Path | None = None) -> Inputs:
+def collect(
+    results_dir: Path,
+    *,
+    actions: Sequence[Action] | None = None,
+    properties: Sequence[Property] | None = None,
+    spec: Spec | None = None,
+    links_file: Path | None = None,
+    junit: Path | None = None,
+) -> Inputs:
     """Read spec, model, proposals, links and results (the model's actions and
     properties are read from their modules at call time unless given)."""
     from mbmssec.model import actions as actions_module
@@ -653,8 +758,9 @@ def collect(results_dir: Path, *, actions: Sequence[Action] | None = None,
     acts = tuple(actions if actions is not None else actions_module.ACTIONS)
     props = tuple(properties if properties is not None else properties_module.PROPERTIES)
     problems: list[Problem] = []
-    elements, link_problems = load_links(links_file or DOCS_DIR / LINKS_FILE, spec,
-                                         {p.number for p in props})
+    elements, link_problems = load_links(
+        links_file or DOCS_DIR / LINKS_FILE, spec, {p.number for p in props}
+    )
     problems += link_problems
     try:
         proposals = shipped_proposals(spec)
@@ -667,15 +773,27 @@ def collect(results_dir: Path, *, actions: Sequence[Action] | None = None,
     except DocsError as exc:
         problems.append(Problem(f"no proof results: {exc}", str(results_dir / RESULTS_FILE)))
     if results is not None and results.model_hash != digest:
-        problems.append(Problem(
-            f"{results.path}: stale proof results: computed for model hash "
-            f"{results.model_hash[:16]}, but model/, spec/ or proofs/ now hash to "
-            f"{digest[:16]}; re-run `mbmssec check --all --out {results_dir}` "
-            "(or `mbmssec docs`)", str(results.path)))
-    inputs = Inputs(spec=spec, actions=acts, properties=props, proposals=proposals,
-                    results=results, results_dir=results_dir, current_hash=digest,
-                    elements=elements, problems=problems,
-                    outcomes=load_junit(junit) if junit is not None else None)
+        problems.append(
+            Problem(
+                f"{results.path}: stale proof results: computed for model hash "
+                f"{results.model_hash[:16]}, but model/, spec/ or proofs/ now hash to "
+                f"{digest[:16]}; re-run `mbmssec check --all --out {results_dir}` "
+                "(or `mbmssec docs`)",
+                str(results.path),
+            )
+        )
+    inputs = Inputs(
+        spec=spec,
+        actions=acts,
+        properties=props,
+        proposals=proposals,
+        results=results,
+        results_dir=results_dir,
+        current_hash=digest,
+        elements=elements,
+        problems=problems,
+        outcomes=load_junit(junit) if junit is not None else None,
+    )
     _check_model(inputs)
     _check_results(inputs)
     return inputs
@@ -687,13 +805,21 @@ def _check_model(inp: Inputs) -> None:
     for act in inp.actions:
         for cid in act.clauses:
             if cid not in inp.spec.clauses:
-                inp.problems.append(Problem(f"model action {act.name} is tagged with unknown "
-                                            f"clause {cid!r} (broken link)"))
+                inp.problems.append(
+                    Problem(
+                        f"model action {act.name} is tagged with unknown "
+                        f"clause {cid!r} (broken link)"
+                    )
+                )
     for prop in inp.properties:
         for cid in prop.clauses:
             if cid not in inp.spec.clauses:
-                inp.problems.append(Problem(f"property {prop.number} is tagged with unknown "
-                                            f"clause {cid!r} (broken link)"))
+                inp.problems.append(
+                    Problem(
+                        f"property {prop.number} is tagged with unknown "
+                        f"clause {cid!r} (broken link)"
+                    )
+                )
 
 
 def _check_results(inp: Inputs) -> None:
@@ -705,20 +831,33 @@ def _check_results(inp: Inputs) -> None:
     numbers = {p.number for p in inp.properties}
     shipped = {p.name for p in inp.proposals}
     for extra in sorted(set(res.baseline.verdicts) - numbers):
-        inp.problems.append(Problem(f"{res.path}: baseline: result for property {extra}, "
-                                    "which the model does not have (stale results)"))
+        inp.problems.append(
+            Problem(
+                f"{res.path}: baseline: result for property {extra}, "
+                "which the model does not have (stale results)"
+            )
+        )
     for name, pr in res.proposals.items():
         if name not in shipped:
-            inp.problems.append(Problem(f"{res.path}: proposal {name!r} is not a shipped "
-                                        "proposal (spec/proposals); the docs cannot show it"))
+            inp.problems.append(
+                Problem(
+                    f"{res.path}: proposal {name!r} is not a shipped "
+                    "proposal (spec/proposals); the docs cannot show it"
+                )
+            )
         for n in sorted(numbers - set(pr.report.verdicts)):
-            inp.problems.append(Problem(f"{res.path}: proposal {name}: property {n} has no "
-                                        "proof result"))
+            inp.problems.append(
+                Problem(f"{res.path}: proposal {name}: property {n} has no proof result")
+            )
         for v in pr.report.verdicts.values():
             if v.verdict == "refuted" and v.trace is None:
-                inp.problems.append(Problem(f"{res.path}: proposal {name}: property "
-                                            f"{v.number} is refuted but has no "
-                                            "counterexample trace"))
+                inp.problems.append(
+                    Problem(
+                        f"{res.path}: proposal {name}: property "
+                        f"{v.number} is refuted but has no "
+                        "counterexample trace"
+                    )
+                )
 
 
 # -- reStructuredText helpers --------------------------------------------------------------
@@ -741,9 +880,16 @@ def indent(text: str, n: int = 3) -> str:
     return "\n".join(pad + line if line.strip() else "" for line in text.splitlines())
 
 
-def need(directive: str, title: str, need_id: str, *, status: str | None = None,
-         fields: Mapping[str, Any] | None = None, links: Mapping[str, Sequence[str]] | None = None,
-         content: str = "") -> str:
+def need(
+    directive: str,
+    title: str,
+    need_id: str,
+    *,
+    status: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    links: Mapping[str, Sequence[str]] | None = None,
+    content: str = "",
+) -> str:
     """A sphinx-needs object (its options on one line each)."""
     out = [f".. {directive}:: {' '.join(title.split())}", f"   :id: {need_id}"]
     if status:
@@ -762,8 +908,14 @@ def need(directive: str, title: str, need_id: str, *, status: str | None = None,
     return text + "\n"
 
 
-def list_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, title: str = "",
-               widths: Sequence[int] | None = None, css: str = "") -> str:
+def list_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+    widths: Sequence[int] | None = None,
+    css: str = "",
+) -> str:
     if not rows:
         return ""
     out = [f".. list-table:: {title}".rstrip(), "   :header-rows: 1"]
@@ -796,26 +948,47 @@ def status_role(status: str) -> str:
     return f":status-{_slug(status).replace('_', '-')}:`{status}`"
 
 
-STATUS_ROLES = "".join(f".. role:: status-{_slug(s).replace('_', '-')}\n"
-                       for s in (*STATUSES, "no result", "not checked", "breaks", "fixes",
-                                 "breaks and fixes", "no change", "modelled", "neutral",
-                                 "no longer proved", "passed", "failed", "skipped",
-                                 "not run")) + "\n"
+STATUS_ROLES = (
+    "".join(
+        f".. role:: status-{_slug(s).replace('_', '-')}\n"
+        for s in (
+            *STATUSES,
+            "no result",
+            "not checked",
+            "breaks",
+            "fixes",
+            "breaks and fixes",
+            "no change",
+            "modelled",
+            "neutral",
+            "no longer proved",
+            "passed",
+            "failed",
+            "skipped",
+            "not run",
+        )
+    )
+    + "\n"
+)
 
 
 def raw_details(summary: str, body: str) -> str:
     """A collapsed HTML ``<details>`` block around reStructuredText ``body``."""
     summary = summary.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return (f".. raw:: html\n\n   <details class=\"mbmssec-source\"><summary>{summary}"
-            f"</summary>\n\n{body.rstrip()}\n\n.. raw:: html\n\n   </details>\n\n")
+    return (
+        f'.. raw:: html\n\n   <details class="mbmssec-source"><summary>{summary}'
+        f"</summary>\n\n{body.rstrip()}\n\n.. raw:: html\n\n   </details>\n\n"
+    )
 
 
 def fmt_universe(u: Mapping[str, int]) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
-    return (f"{n(u['ue'], 'UE')}, {n(u['svc'], 'service')}, {n(u['tek'], 'TEK')}, "
-            f"{n(u['pkt'], 'packet')}")
+    return (
+        f"{n(u['ue'], 'UE')}, {n(u['svc'], 'service')}, {n(u['tek'], 'TEK')}, "
+        f"{n(u['pkt'], 'packet')}"
+    )
 
 
 # -- the generator --------------------------------------------------------------------------
@@ -851,27 +1024,36 @@ def clause_status(inp: Inputs, clause: Clause) -> tuple[str, str]:
         return "not modelled", esc(clause.why or "Out of the scope of the model.")
     if clause.kind == "ffs":
         opt = clause.option or ""
-        return "FFS", (f"An open point of the text, captured by the option "
-                       f":need:`{option_need_id(opt)}`; the baseline takes "
-                       f"``{inp.spec.options[opt].baseline}``.")
+        return "FFS", (
+            f"An open point of the text, captured by the option "
+            f":need:`{option_need_id(opt)}`; the baseline takes "
+            f"``{inp.spec.options[opt].baseline}``."
+        )
     props = inp.tagged_by_properties(clause.id)
     if props:
         verdicts = {p.number: inp.verdict(p.number) for p in props}
         refuted = [n for n, v in verdicts.items() if v is not None and v.verdict == "refuted"]
         missing = [n for n, v in verdicts.items() if v is None]
         if refuted:
-            return "refuted", ("Property " + ", ".join(f"P{n}" for n in refuted)
-                               + " that supports it is refuted in the baseline.")
+            return "refuted", (
+                "Property "
+                + ", ".join(f"P{n}" for n in refuted)
+                + " that supports it is refuted in the baseline."
+            )
         if missing:
-            return "unknown", ("No proof result for " + ", ".join(f"P{n}" for n in missing)
-                               + ".")
+            return "unknown", ("No proof result for " + ", ".join(f"P{n}" for n in missing) + ".")
         if all(v is not None and v.verdict == "proved" for v in verdicts.values()):
-            return "proved", ("Every property that supports it ("
-                              + ", ".join(f"P{n}" for n in verdicts) + ") is proved.")
+            return "proved", (
+                "Every property that supports it ("
+                + ", ".join(f"P{n}" for n in verdicts)
+                + ") is proved."
+            )
         return "unknown", "Some supporting property is neither proved nor refuted."
     if inp.tagged_by_actions(clause.id) or inp.elements_for(clause.id, "test"):
-        return "tested only", ("Encoded by model actions and exercised by exploration and "
-                               "tests, but no property states it.")
+        return "tested only", (
+            "Encoded by model actions and exercised by exploration and "
+            "tests, but no property states it."
+        )
     return "not modelled", "No model action or property is tagged with it."
 
 
@@ -898,8 +1080,7 @@ class Generator:
         prof = self.inp.spec.profile(dict(overrides))
         return Model(prof, all_actions=self.inp.actions, properties=self.inp.properties)
 
-    def chart(self, proposal: str | None, v: VerdictResult, profile: ProfileResult
-              ) -> str | None:
+    def chart(self, proposal: str | None, v: VerdictResult, profile: ProfileResult) -> str | None:
         """Draw the counterexample of ``v`` as an SVG chart (once) and return its path
         relative to the generated folder."""
         key = (proposal, v.number)
@@ -911,43 +1092,53 @@ class Generator:
 
         stem = f"{'baseline' if proposal is None else proposal}-P{v.number}"
         try:
-            svg = svg_from_json(v.trace, self.model_for(profile.overrides),
-                                f"{profile.title}: property {v.number} ({v.name})")
+            svg = svg_from_json(
+                v.trace,
+                self.model_for(profile.overrides),
+                f"{profile.title}: property {v.number} ({v.name})",
+            )
         except (ModelError, SpecError, KeyError, TypeError, ValueError) as exc:
-            self.inp.problems.append(Problem(
-                f"{self.inp.results.path if self.inp.results else 'results'}: the "
-                f"counterexample to property {v.number} under "
-                f"{profile_title(self.inp, proposal)} does not replay on the current model "
-                f"({exc}); the results are stale, re-run `mbmssec check`"))
+            self.inp.problems.append(
+                Problem(
+                    f"{self.inp.results.path if self.inp.results else 'results'}: the "
+                    f"counterexample to property {v.number} under "
+                    f"{profile_title(self.inp, proposal)} does not replay on the current model "
+                    f"({exc}); the results are stale, re-run `mbmssec check`"
+                )
+            )
             return None
         marker = f"arrow-{_slug(stem)}"
-        svg = svg.replace('id="arrow"', f'id="{marker}"').replace("url(#arrow)",
-                                                                  f"url(#{marker})")
+        svg = svg.replace('id="arrow"', f'id="{marker}"').replace("url(#arrow)", f"url(#{marker})")
         self.w.write(f"msc/{stem}.svg", svg)
         self.w.write(f"msc/{stem}.json", json.dumps(v.trace, indent=2) + "\n")
         from mbmssec.model.trace import Trace
         from mbmssec.proofs.pytest_export import pytest_source
 
-        self.w.write(f"msc/test_{_slug(stem)}.py", pytest_source(
-            Trace.from_json(v.trace), profile.overrides, v.number, v.name))
+        self.w.write(
+            f"msc/test_{_slug(stem)}.py",
+            pytest_source(Trace.from_json(v.trace), profile.overrides, v.number, v.name),
+        )
         self.charts[key] = f"msc/{stem}.svg"
         return self.charts[key]
 
-    def chart_block(self, page_depth: int, proposal: str | None, v: VerdictResult,
-                    profile: ProfileResult) -> str:
+    def chart_block(
+        self, page_depth: int, proposal: str | None, v: VerdictResult, profile: ProfileResult
+    ) -> str:
         rel = self.chart(proposal, v, profile)
         if rel is None:
             return ""
         up = "../" * page_depth
         stem = Path(rel).stem
         steps = len(v.trace.get("steps", [])) if v.trace else 0
-        return (f".. container:: mbmssec-msc\n\n"
-                f"   .. raw:: html\n      :file: {up}{rel}\n\n"
-                f"Counterexample to P{v.number} under {esc(profile_title(self.inp, proposal))}"
-                f" ({steps} steps; :need:`{trace_need_id(proposal, v.number)}`): "
-                f":download:`trace JSON <{up}msc/{stem}.json>`, "
-                f":download:`SVG <{up}{rel}>`, "
-                f":download:`pytest replay <{up}msc/test_{_slug(stem)}.py>`.\n\n")
+        return (
+            f".. container:: mbmssec-msc\n\n"
+            f"   .. raw:: html\n      :file: {up}{rel}\n\n"
+            f"Counterexample to P{v.number} under {esc(profile_title(self.inp, proposal))}"
+            f" ({steps} steps; :need:`{trace_need_id(proposal, v.number)}`): "
+            f":download:`trace JSON <{up}msc/{stem}.json>`, "
+            f":download:`SVG <{up}{rel}>`, "
+            f":download:`pytest replay <{up}msc/test_{_slug(stem)}.py>`.\n\n"
+        )
 
     def outcome(self, e: CodeElement) -> str | None:
         """The test's outcome in the JUnit report (``None`` without one)."""
@@ -956,8 +1147,10 @@ class Generator:
         return self.inp.outcomes.get(e.name, "not run")
 
     def test_refs(self, tests: Sequence[CodeElement]) -> str:
-        return ", ".join(f":need:`{e.need_id}`" + (f" ({status_role(o)})" if (
-            o := self.outcome(e)) else "") for e in tests)
+        return ", ".join(
+            f":need:`{e.need_id}`" + (f" ({status_role(o)})" if (o := self.outcome(e)) else "")
+            for e in tests
+        )
 
     def verdict_cell(self, v: VerdictResult | None) -> str:
         if v is None:
@@ -974,8 +1167,10 @@ class Generator:
             return "no result in results.json"
         text = esc(v.how)
         if v.verdict == "refuted" and profile is not None:
-            text += (f"; bounded model checking over {fmt_universe(profile.universe)}, "
-                     f"depth ≤ {profile.depth}")
+            text += (
+                f"; bounded model checking over {fmt_universe(profile.universe)}, "
+                f"depth ≤ {profile.depth}"
+            )
         if v.bound is not None:
             text += f"; bounded: the plan allows {v.bound} steps"
         return text
@@ -986,8 +1181,10 @@ class Generator:
             file = _rel(Path(inspect.getsourcefile(act.body) or ""))
         except (OSError, TypeError):
             return "*(source not available)*\n\n"
-        code = (f".. code-block:: python\n   :lineno-start: {start}\n"
-                f"   :caption: {file}, line {start}\n\n" + indent("".join(lines)) + "\n\n")
+        code = (
+            f".. code-block:: python\n   :lineno-start: {start}\n"
+            f"   :caption: {file}, line {start}\n\n" + indent("".join(lines)) + "\n\n"
+        )
         if collapsed:
             return raw_details(f"Source of {act.name} ({file}, line {start})", code)
         return code
@@ -1024,10 +1221,12 @@ class Generator:
     def actions_page(self) -> str:
         inp = self.inp
         out = [STATUS_ROLES, heading("Model actions", "=")]
-        out.append("Every action of the model (``model/actions.py``), with the clauses it "
-                   "encodes, the options it reads and its source. Each action is one guarded "
-                   "update, read both on Python values (exploration, traces) and by Z3 "
-                   "(proofs).\n\n")
+        out.append(
+            "Every action of the model (``model/actions.py``), with the clauses it "
+            "encodes, the options it reads and its source. Each action is one guarded "
+            "update, read both on Python values (exploration, traces) and by Z3 "
+            "(proofs).\n\n"
+        )
         wit = inp.results.baseline.witnesses if inp.results else {}
         for act in inp.actions:
             out.append(heading(act.name, "-"))
@@ -1037,25 +1236,38 @@ class Generator:
                 src = ""
             reads = [o for o in inp.spec.options if f'prof["{o}"]' in src]
             applies = [p.name for p in inp.proposals if not act.applies(p.profile)]
-            out.append(need(
-                "action", act.name, action_need_id(act.name),
-                fields={"actor": act.actor, "modifies": ", ".join(sorted(act.modifies))},
-                links={"encodes": [clause_need_id(c) for c in act.clauses
-                                   if c in inp.spec.clauses],
-                       "reads": [option_need_id(o) for o in reads]},
-                content=inspect.cleandoc(act.doc)))
+            out.append(
+                need(
+                    "action",
+                    act.name,
+                    action_need_id(act.name),
+                    fields={"actor": act.actor, "modifies": ", ".join(sorted(act.modifies))},
+                    links={
+                        "encodes": [
+                            clause_need_id(c) for c in act.clauses if c in inp.spec.clauses
+                        ],
+                        "reads": [option_need_id(o) for o in reads],
+                    },
+                    content=inspect.cleandoc(act.doc),
+                )
+            )
             n = wit.get(act.name)
             if inp.results is not None:
                 out.append(
                     f"Vacuity witness in the baseline: {n} step{'s' if n != 1 else ''} (the "
-                    "action is enabled in a reachable state).\n\n" if n is not None else
-                    "**No vacuity witness in the baseline**: the action was never enabled "
-                    "within the search depth.\n\n")
+                    "action is enabled in a reachable state).\n\n"
+                    if n is not None
+                    else "**No vacuity witness in the baseline**: the action was never enabled "
+                    "within the search depth.\n\n"
+                )
             if not act.applies(inp.spec.baseline()):
                 out.append("This action does not exist under the baseline profile.\n\n")
             if applies:
-                out.append("Absent under the proposals " + ", ".join(
-                    f":need:`{proposal_need_id(p)}`" for p in applies) + ".\n\n")
+                out.append(
+                    "Absent under the proposals "
+                    + ", ".join(f":need:`{proposal_need_id(p)}`" for p in applies)
+                    + ".\n\n"
+                )
             out.append(self.action_source(act, collapsed=False))
         return str(self.w.write("model/actions.rst", "".join(out)))
 
@@ -1066,48 +1278,77 @@ class Generator:
         res = inp.results
         v = inp.verdict(prop.number)
         out = [STATUS_ROLES, heading(f"Property {prop.number}: {prop.title}", "=")]
-        out.append(need(
-            "mproperty", f"P{prop.number} {prop.title}", property_need_id(prop.number),
-            status=v.verdict if v else "no result",
-            fields={"number": prop.number, "kind": prop.kind, "bound": prop.bound},
-            links={"supports": [clause_need_id(c) for c in prop.clauses
-                                if c in inp.spec.clauses]},
-            content=esc(prop.doc)))
+        out.append(
+            need(
+                "mproperty",
+                f"P{prop.number} {prop.title}",
+                property_need_id(prop.number),
+                status=v.verdict if v else "no result",
+                fields={"number": prop.number, "kind": prop.kind, "bound": prop.bound},
+                links={
+                    "supports": [clause_need_id(c) for c in prop.clauses if c in inp.spec.clauses]
+                },
+                content=esc(prop.doc),
+            )
+        )
         kind_text = {
             "invariant": "an invariant: a state formula that must hold in every reachable state",
             "step": "a step property: it relates the pre- and post-state of every transition",
-            "response": ("a bounded response property: from every reachable state satisfying "
-                         f"its premise, a plan of {prop.bound} steps is enabled and reaches "
-                         "its goal"),
+            "response": (
+                "a bounded response property: from every reachable state satisfying "
+                f"its premise, a plan of {prop.bound} steps is enabled and reaches "
+                "its goal"
+            ),
         }.get(prop.kind, prop.kind)
-        out.append(f"P{prop.number} is {kind_text}. Clauses it supports: "
-                   + ", ".join(f":need:`{clause_need_id(c)}`" for c in prop.clauses
-                               if c in inp.spec.clauses) + ".\n\n")
+        out.append(
+            f"P{prop.number} is {kind_text}. Clauses it supports: "
+            + ", ".join(
+                f":need:`{clause_need_id(c)}`" for c in prop.clauses if c in inp.spec.clauses
+            )
+            + ".\n\n"
+        )
         if prop.plan:
-            out.append("Plan: " + " then ".join(f"``{name}``" for name, _ in prop.plan)
-                       + ".\n\n")
+            out.append("Plan: " + " then ".join(f"``{name}``" for name, _ in prop.plan) + ".\n\n")
         out.append(heading("Verdict in the baseline", "-"))
         if res is None or v is None:
-            out.append("**No proof result** for this property in the results "
-                       f"(``{inp.results_dir / RESULTS_FILE}``).\n\n")
+            out.append(
+                "**No proof result** for this property in the results "
+                f"(``{inp.results_dir / RESULTS_FILE}``).\n\n"
+            )
         else:
-            out.append(need(
-                "proof", f"P{prop.number} under the baseline: {v.verdict}",
-                proof_need_id(None, prop.number), status=v.verdict,
-                fields={"profile": "baseline", "verdict": v.verdict, "how": v.how,
+            out.append(
+                need(
+                    "proof",
+                    f"P{prop.number} under the baseline: {v.verdict}",
+                    proof_need_id(None, prop.number),
+                    status=v.verdict,
+                    fields={
+                        "profile": "baseline",
+                        "verdict": v.verdict,
+                        "how": v.how,
                         "solver_seconds": f"{v.query_seconds:.3f}",
-                        "lemmas": ", ".join(v.lemmas), "bound": v.bound,
-                        "universe": (fmt_universe(res.baseline.universe)
-                                     if v.verdict == "refuted" else None)},
-                links={"proves": [property_need_id(prop.number)]}))
-            out.append(f"Verdict: {status_role(v.verdict)} — {self.how_cell(v, res.baseline)}. "
-                       f"Solver time of its induction queries: {self.solver_cell(v)}; the "
-                       f"whole baseline check took {res.baseline.seconds:.1f} s (induction "
-                       f"{res.baseline.induction_seconds:.1f} s, bounded search "
-                       f"{res.baseline.bmc_seconds:.1f} s).\n\n")
+                        "lemmas": ", ".join(v.lemmas),
+                        "bound": v.bound,
+                        "universe": (
+                            fmt_universe(res.baseline.universe) if v.verdict == "refuted" else None
+                        ),
+                    },
+                    links={"proves": [property_need_id(prop.number)]},
+                )
+            )
+            out.append(
+                f"Verdict: {status_role(v.verdict)} — {self.how_cell(v, res.baseline)}. "
+                f"Solver time of its induction queries: {self.solver_cell(v)}; the "
+                f"whole baseline check took {res.baseline.seconds:.1f} s (induction "
+                f"{res.baseline.induction_seconds:.1f} s, bounded search "
+                f"{res.baseline.bmc_seconds:.1f} s).\n\n"
+            )
             if v.lemmas:
-                out.append("Lemmas the proof used (each itself proved inductive): "
-                           + ", ".join(f"``{lm}``" for lm in v.lemmas) + ".\n\n")
+                out.append(
+                    "Lemmas the proof used (each itself proved inductive): "
+                    + ", ".join(f"``{lm}``" for lm in v.lemmas)
+                    + ".\n\n"
+                )
             if v.verdict == "refuted":
                 out.append(self.trace_need(None, v, res.baseline))
                 out.append(self.chart_block(1, None, v, res.baseline))
@@ -1119,44 +1360,69 @@ class Generator:
             pr = res.proposals.get(p.name) if res else None
             change = ""
             if pr is not None:
-                change = ("breaks" if prop.number in pr.broken else
-                          "fixes" if prop.number in pr.fixed else
-                          "no longer proved" if prop.number in pr.weakened else "no change")
-            rows.append([f":need:`{p.name} <{proposal_need_id(p.name)}>`",
-                         status_role("not checked") if pr is None else self.verdict_cell(pv),
-                         status_role(change) if change else "",
-                         esc(pv.how) if pv else ""])
+                change = (
+                    "breaks"
+                    if prop.number in pr.broken
+                    else "fixes"
+                    if prop.number in pr.fixed
+                    else "no longer proved"
+                    if prop.number in pr.weakened
+                    else "no change"
+                )
+            rows.append(
+                [
+                    f":need:`{p.name} <{proposal_need_id(p.name)}>`",
+                    status_role("not checked") if pr is None else self.verdict_cell(pv),
+                    status_role(change) if change else "",
+                    esc(pv.how) if pv else "",
+                ]
+            )
             if pr is not None and pv is not None and change == "breaks":
                 blocks.append(self.chart_block(1, p.name, pv, pr.report))
-        out.append(list_table(["proposal", "verdict", "change", "how"], rows,
-                              widths=[30, 12, 14, 44]))
+        out.append(
+            list_table(["proposal", "verdict", "change", "how"], rows, widths=[30, 12, 14, 44])
+        )
         out.extend(blocks)
         self.w.write(f"properties/p{prop.number}.rst", "".join(out))
 
-    def trace_need(self, proposal: str | None, v: VerdictResult, profile: ProfileResult
-                   ) -> str:
+    def trace_need(self, proposal: str | None, v: VerdictResult, profile: ProfileResult) -> str:
         if v.trace is None:
             return ""
         steps = v.trace.get("steps", [])
-        return need("trace", f"Counterexample to P{v.number} under "
-                    f"{profile_title(self.inp, proposal)}", trace_need_id(proposal, v.number),
-                    fields={"steps": len(steps) if isinstance(steps, list) else None,
-                            "universe": fmt_universe(profile.universe),
-                            "profile": profile_title(self.inp, proposal)},
-                    links={"refutes": [proof_need_id(proposal, v.number)]})
+        return need(
+            "trace",
+            f"Counterexample to P{v.number} under {profile_title(self.inp, proposal)}",
+            trace_need_id(proposal, v.number),
+            fields={
+                "steps": len(steps) if isinstance(steps, list) else None,
+                "universe": fmt_universe(profile.universe),
+                "profile": profile_title(self.inp, proposal),
+            },
+            links={"refutes": [proof_need_id(proposal, v.number)]},
+        )
 
     def properties_index(self) -> None:
         inp = self.inp
         rows = []
         for prop in inp.properties:
             v = inp.verdict(prop.number)
-            rows.append([f":doc:`P{prop.number} <p{prop.number}>`", esc(prop.title), prop.kind,
-                         self.verdict_cell(v), self.solver_cell(v)])
-        out = [STATUS_ROLES, heading("Properties", "="),
-               "The key-lifecycle properties of the model (``model/properties.py``) and "
-               "their verdicts in the baseline.\n\n",
-               list_table(["property", "title", "kind", "baseline", "solver time"], rows),
-               ".. toctree::\n   :hidden:\n\n"]
+            rows.append(
+                [
+                    f":doc:`P{prop.number} <p{prop.number}>`",
+                    esc(prop.title),
+                    prop.kind,
+                    self.verdict_cell(v),
+                    self.solver_cell(v),
+                ]
+            )
+        out = [
+            STATUS_ROLES,
+            heading("Properties", "="),
+            "The key-lifecycle properties of the model (``model/properties.py``) and "
+            "their verdicts in the baseline.\n\n",
+            list_table(["property", "title", "kind", "baseline", "solver time"], rows),
+            ".. toctree::\n   :hidden:\n\n",
+        ]
         out += [f"   p{p.number}\n" for p in inp.properties]
         self.w.write("properties/index.rst", "".join(out) + "\n")
 
@@ -1166,35 +1432,60 @@ class Generator:
         inp = self.inp
         res = inp.results
         out = [STATUS_ROLES, heading(f"Option {opt.name}", "=")]
-        out.append(need("ffsoption", opt.name, option_need_id(opt.name),
-                        status="neutral" if opt.neutral else "modelled",
-                        fields={"values": ", ".join(opt.values), "baseline": opt.baseline,
-                                "model": opt.model},
-                        links={"captures": [clause_need_id(c) for c in opt.clauses]},
-                        content=esc(opt.doc)))
-        out.append("Clauses: " + ", ".join(f":need:`{clause_need_id(c)}`"
-                                           for c in opt.clauses) + ".\n\n")
+        out.append(
+            need(
+                "ffsoption",
+                opt.name,
+                option_need_id(opt.name),
+                status="neutral" if opt.neutral else "modelled",
+                fields={
+                    "values": ", ".join(opt.values),
+                    "baseline": opt.baseline,
+                    "model": opt.model,
+                },
+                links={"captures": [clause_need_id(c) for c in opt.clauses]},
+                content=esc(opt.doc),
+            )
+        )
+        out.append(
+            "Clauses: " + ", ".join(f":need:`{clause_need_id(c)}`" for c in opt.clauses) + ".\n\n"
+        )
         if opt.neutral:
-            out.append(f"The model is the same for every value: "
-                       f"{esc(opt.model.removeprefix('neutral: '))}.\n\n")
+            out.append(
+                f"The model is the same for every value: "
+                f"{esc(opt.model.removeprefix('neutral: '))}.\n\n"
+            )
         readers = [a for a in inp.actions if self._reads(a, opt.name)]
         if readers:
-            out.append("Read by the actions " + ", ".join(
-                f":need:`{action_need_id(a.name)}`" for a in readers) + ".\n\n")
+            out.append(
+                "Read by the actions "
+                + ", ".join(f":need:`{action_need_id(a.name)}`" for a in readers)
+                + ".\n\n"
+            )
         if opt.requires:
-            out.append("Constraints: " + "; ".join(
-                f"``{v}`` requires ``{r}``" for v, r in opt.requires.items()) + ".\n\n")
+            out.append(
+                "Constraints: "
+                + "; ".join(f"``{v}`` requires ``{r}``" for v, r in opt.requires.items())
+                + ".\n\n"
+            )
         out.append(heading("What each value breaks", "-"))
         for value in opt.values:
-            out.append(heading(f"{opt.name} = {value}"
-                               + (" (baseline)" if value == opt.baseline else ""), "~"))
+            out.append(
+                heading(
+                    f"{opt.name} = {value}" + (" (baseline)" if value == opt.baseline else ""), "~"
+                )
+            )
             if value == opt.baseline:
                 if res is not None:
-                    refuted = [v for v in res.baseline.verdicts.values()
-                               if v.verdict == "refuted"]
-                    out.append("The baseline. Refuted there: " + (", ".join(
-                        f":need:`{property_need_id(v.number)}`" for v in refuted) or "nothing")
-                        + ".\n\n")
+                    refuted = [v for v in res.baseline.verdicts.values() if v.verdict == "refuted"]
+                    out.append(
+                        "The baseline. Refuted there: "
+                        + (
+                            ", ".join(f":need:`{property_need_id(v.number)}`" for v in refuted)
+                            or "nothing"
+                        )
+                        + ".\n\n"
+                    )
                 continue
             props = [p for p in inp.proposals if p.overrides.get(opt.name) == value]
             if not props:
@@ -1217,14 +1508,20 @@ class Generator:
         pr = res.proposals.get(p.name) if res else None
         head = f":need:`{proposal_need_id(p.name)}`"
         if pr is None:
-            return (f"{head}: {status_role('not checked')} — the results have no verdicts "
-                    f"for it (run ``mbmssec check --all --out DIR``).\n\n")
+            return (
+                f"{head}: {status_role('not checked')} — the results have no verdicts "
+                f"for it (run ``mbmssec check --all --out DIR``).\n\n"
+            )
         parts = []
-        for label, nums in (("breaks", pr.broken), ("no longer proves", pr.weakened),
-                            ("fixes", pr.fixed)):
+        for label, nums in (
+            ("breaks", pr.broken),
+            ("no longer proves", pr.weakened),
+            ("fixes", pr.fixed),
+        ):
             if nums:
-                parts.append(f"{label} " + ", ".join(f":need:`{property_need_id(n)}`"
-                                                     for n in nums))
+                parts.append(
+                    f"{label} " + ", ".join(f":need:`{property_need_id(n)}`" for n in nums)
+                )
         text = f"{head}: " + ("; ".join(parts) if parts else "no verdict changes") + ".\n\n"
         for n in pr.broken:
             v = pr.report.verdicts.get(n)
@@ -1236,16 +1533,24 @@ class Generator:
         inp = self.inp
         rows = []
         for opt in inp.spec.options.values():
-            rows.append([f":doc:`{opt.name}`", ", ".join(f"``{v}``" for v in opt.values),
-                         f"``{opt.baseline}``",
-                         status_role("neutral" if opt.neutral else "modelled"),
-                         ", ".join(f":need:`{clause_need_id(c)}`" for c in opt.clauses)])
-        out = [STATUS_ROLES, heading("FFS options", "="),
-               "Every open point of the text (an editor's note or FFS) is a named option "
-               "(``spec/options.toml``); the baseline takes the value the text as written "
-               "implies. Each page shows what the other values break.\n\n",
-               list_table(["option", "values", "baseline", "model", "clauses"], rows),
-               ".. toctree::\n   :hidden:\n\n"]
+            rows.append(
+                [
+                    f":doc:`{opt.name}`",
+                    ", ".join(f"``{v}``" for v in opt.values),
+                    f"``{opt.baseline}``",
+                    status_role("neutral" if opt.neutral else "modelled"),
+                    ", ".join(f":need:`{clause_need_id(c)}`" for c in opt.clauses),
+                ]
+            )
+        out = [
+            STATUS_ROLES,
+            heading("FFS options", "="),
+            "Every open point of the text (an editor's note or FFS) is a named option "
+            "(``spec/options.toml``); the baseline takes the value the text as written "
+            "implies. Each page shows what the other values break.\n\n",
+            list_table(["option", "values", "baseline", "model", "clauses"], rows),
+            ".. toctree::\n   :hidden:\n\n",
+        ]
         out += [f"   {name}\n" for name in inp.spec.options]
         self.w.write("options/index.rst", "".join(out) + "\n")
 
@@ -1264,67 +1569,123 @@ class Generator:
         res = inp.results
         pr = res.proposals.get(p.name) if res else None
         out = [STATUS_ROLES, heading(f"Proposal {p.name}: {p.title}", "=")]
-        out.append(need("proposal", f"{p.name}: {p.title}", proposal_need_id(p.name),
-                        status=self.proposal_status(p),
-                        fields={"overrides": ", ".join(f"{k}={v}"
-                                                       for k, v in p.overrides.items())},
-                        links={"touches": [clause_need_id(c) for c in p.clauses],
-                               "sets": [option_need_id(o) for o in p.overrides]},
-                        content=esc(p.rationale)))
-        out.append(f"File: ``{_rel(p.path)}``. Options: " + (", ".join(
-            f":need:`{option_need_id(k)}` = ``{v}``" for k, v in p.overrides.items())
-            or "none") + ".\n\n")
+        out.append(
+            need(
+                "proposal",
+                f"{p.name}: {p.title}",
+                proposal_need_id(p.name),
+                status=self.proposal_status(p),
+                fields={"overrides": ", ".join(f"{k}={v}" for k, v in p.overrides.items())},
+                links={
+                    "touches": [clause_need_id(c) for c in p.clauses],
+                    "sets": [option_need_id(o) for o in p.overrides],
+                },
+                content=esc(p.rationale),
+            )
+        )
+        out.append(
+            f"File: ``{_rel(p.path)}``. Options: "
+            + (
+                ", ".join(f":need:`{option_need_id(k)}` = ``{v}``" for k, v in p.overrides.items())
+                or "none"
+            )
+            + ".\n\n"
+        )
         out.append(heading("Clauses it touches", "-"))
         rows = []
         for cid in p.clauses:
             clause = inp.spec.clauses[cid]
-            rows.append([f":need:`{clause_need_id(cid)}`", esc(clause.statement),
-                         esc(p.replacements.get(cid, "")) or "(unchanged)"])
-        out.append(list_table(["clause", "current statement", "proposed statement"], rows,
-                              widths=[20, 40, 40]))
+            rows.append(
+                [
+                    f":need:`{clause_need_id(cid)}`",
+                    esc(clause.statement),
+                    esc(p.replacements.get(cid, "")) or "(unchanged)",
+                ]
+            )
+        out.append(
+            list_table(
+                ["clause", "current statement", "proposed statement"], rows, widths=[20, 40, 40]
+            )
+        )
         out.append(heading("Verdicts", "-"))
-        expect = ("expected: breaks " + (", ".join(map(str, p.expect_broken)) or "nothing")
-                  + "; fixes " + (", ".join(map(str, p.expect_fixed)) or "nothing"))
+        expect = (
+            "expected: breaks "
+            + (", ".join(map(str, p.expect_broken)) or "nothing")
+            + "; fixes "
+            + (", ".join(map(str, p.expect_fixed)) or "nothing")
+        )
         if pr is None:
-            out.append(f"{status_role('not checked')}: the results "
-                       f"(``{inp.results_dir / RESULTS_FILE}``) have no verdicts for this "
-                       f"proposal; run ``mbmssec check --all --out DIR`` ({esc(expect)}).\n\n")
+            out.append(
+                f"{status_role('not checked')}: the results "
+                f"(``{inp.results_dir / RESULTS_FILE}``) have no verdicts for this "
+                f"proposal; run ``mbmssec check --all --out DIR`` ({esc(expect)}).\n\n"
+            )
         else:
-            out.append(f"Status: {status_role(self.proposal_status(p))} ({esc(expect)}). "
-                       f"Checked in {pr.report.seconds:.1f} s (induction "
-                       f"{pr.report.induction_seconds:.1f} s, bounded search "
-                       f"{pr.report.bmc_seconds:.1f} s over "
-                       f"{fmt_universe(pr.report.universe)}, depth ≤ {pr.report.depth}).\n\n")
+            out.append(
+                f"Status: {status_role(self.proposal_status(p))} ({esc(expect)}). "
+                f"Checked in {pr.report.seconds:.1f} s (induction "
+                f"{pr.report.induction_seconds:.1f} s, bounded search "
+                f"{pr.report.bmc_seconds:.1f} s over "
+                f"{fmt_universe(pr.report.universe)}, depth ≤ {pr.report.depth}).\n\n"
+            )
             for err in pr.expectation_errors:
                 out.append(f".. warning::\n\n   {esc(err)}\n\n")
             rows = []
             for prop in inp.properties:
                 bv = inp.verdict(prop.number)
                 pv = pr.report.verdicts.get(prop.number)
-                change = ("breaks" if prop.number in pr.broken else
-                          "fixes" if prop.number in pr.fixed else
-                          "no longer proved" if prop.number in pr.weakened else "no change")
-                rows.append([f":need:`P{prop.number} <{property_need_id(prop.number)}>`",
-                             self.verdict_cell(bv), self.verdict_cell(pv), status_role(change),
-                             self.solver_cell(pv),
-                             f":need:`result <{proof_need_id(p.name, prop.number)}>`"
-                             if pv else ""])
-            out.append(list_table(["property", "baseline", "proposal", "change", "solver time",
-                                   "result"], rows, css="mbmssec-verdicts",
-                                  widths=[24, 12, 12, 16, 20, 16]))
+                change = (
+                    "breaks"
+                    if prop.number in pr.broken
+                    else "fixes"
+                    if prop.number in pr.fixed
+                    else "no longer proved"
+                    if prop.number in pr.weakened
+                    else "no change"
+                )
+                rows.append(
+                    [
+                        f":need:`P{prop.number} <{property_need_id(prop.number)}>`",
+                        self.verdict_cell(bv),
+                        self.verdict_cell(pv),
+                        status_role(change),
+                        self.solver_cell(pv),
+                        f":need:`result <{proof_need_id(p.name, prop.number)}>`" if pv else "",
+                    ]
+                )
+            out.append(
+                list_table(
+                    ["property", "baseline", "proposal", "change", "solver time", "result"],
+                    rows,
+                    css="mbmssec-verdicts",
+                    widths=[24, 12, 12, 16, 20, 16],
+                )
+            )
             out.append(heading("Proof results", "-"))
             for prop in inp.properties:
                 pv = pr.report.verdicts.get(prop.number)
                 if pv is None:
                     continue
-                out.append(need(
-                    "proof", f"P{prop.number} under {p.name}: {pv.verdict}",
-                    proof_need_id(p.name, prop.number), status=pv.verdict,
-                    fields={"profile": p.name, "verdict": pv.verdict, "how": pv.how,
+                out.append(
+                    need(
+                        "proof",
+                        f"P{prop.number} under {p.name}: {pv.verdict}",
+                        proof_need_id(p.name, prop.number),
+                        status=pv.verdict,
+                        fields={
+                            "profile": p.name,
+                            "verdict": pv.verdict,
+                            "how": pv.how,
                             "solver_seconds": f"{pv.query_seconds:.3f}",
-                            "lemmas": ", ".join(pv.lemmas), "bound": pv.bound},
-                    links={"proves": [property_need_id(prop.number)],
-                           "result_of": [proposal_need_id(p.name)]}))
+                            "lemmas": ", ".join(pv.lemmas),
+                            "bound": pv.bound,
+                        },
+                        links={
+                            "proves": [property_need_id(prop.number)],
+                            "result_of": [proposal_need_id(p.name)],
+                        },
+                    )
+                )
             changed = [n for n in (*pr.broken, *pr.fixed, *pr.weakened)]
             for prop in inp.properties:
                 pv = pr.report.verdicts.get(prop.number)
@@ -1335,9 +1696,11 @@ class Generator:
                 if prop.number in changed:
                     out.append(block)
                 else:
-                    out.append(raw_details(
-                        f"Counterexample to P{prop.number} (refuted in the baseline too)",
-                        block))
+                    out.append(
+                        raw_details(
+                            f"Counterexample to P{prop.number} (refuted in the baseline too)", block
+                        )
+                    )
         self.w.write(f"proposals/{p.name}.rst", "".join(out))
 
     def proposals_index(self) -> None:
@@ -1346,17 +1709,25 @@ class Generator:
         rows = []
         for p in inp.proposals:
             pr = res.proposals.get(p.name) if res else None
-            rows.append([f":doc:`{p.name}`", esc(p.title),
-                         ", ".join(f"``{k}={v}``" for k, v in p.overrides.items()),
-                         status_role(self.proposal_status(p)),
-                         ", ".join(f"P{n}" for n in pr.broken) if pr else "",
-                         ", ".join(f"P{n}" for n in pr.fixed) if pr else ""])
-        out = [STATUS_ROLES, heading("Shipped proposals", "="),
-               "Each file in ``spec/proposals/`` proposes a change to the text as data; "
-               "``mbmssec check`` proves or refutes every property under it and compares "
-               "with the baseline. See :doc:`/writing_proposals`.\n\n",
-               list_table(["proposal", "title", "options", "status", "breaks", "fixes"], rows),
-               ".. toctree::\n   :hidden:\n\n"]
+            rows.append(
+                [
+                    f":doc:`{p.name}`",
+                    esc(p.title),
+                    ", ".join(f"``{k}={v}``" for k, v in p.overrides.items()),
+                    status_role(self.proposal_status(p)),
+                    ", ".join(f"P{n}" for n in pr.broken) if pr else "",
+                    ", ".join(f"P{n}" for n in pr.fixed) if pr else "",
+                ]
+            )
+        out = [
+            STATUS_ROLES,
+            heading("Shipped proposals", "="),
+            "Each file in ``spec/proposals/`` proposes a change to the text as data; "
+            "``mbmssec check`` proves or refutes every property under it and compares "
+            "with the baseline. See :doc:`/writing_proposals`.\n\n",
+            list_table(["proposal", "title", "options", "status", "breaks", "fixes"], rows),
+            ".. toctree::\n   :hidden:\n\n",
+        ]
         out += [f"   {p.name}\n" for p in inp.proposals]
         self.w.write("proposals/index.rst", "".join(out) + "\n")
 
@@ -1371,31 +1742,53 @@ class Generator:
         summary_rows = []
         for c in clauses:
             status, _ = clause_status(inp, c)
-            summary_rows.append([f"`{c.id}`_", c.kind, status_role(status),
-                                 ", ".join(f"P{p.number}" for p in
-                                           inp.tagged_by_properties(c.id))])
-        out.append(list_table(["statement", "kind", "status", "properties"], summary_rows,
-                              widths=[40, 20, 20, 20]))
+            summary_rows.append(
+                [
+                    f"`{c.id}`_",
+                    c.kind,
+                    status_role(status),
+                    ", ".join(f"P{p.number}" for p in inp.tagged_by_properties(c.id)),
+                ]
+            )
+        out.append(
+            list_table(
+                ["statement", "kind", "status", "properties"], summary_rows, widths=[40, 20, 20, 20]
+            )
+        )
         for c in clauses:
             status, why = clause_status(inp, c)
             out.append(heading(c.id, "-"))
-            out.append(need(
-                "clause", c.id, clause_need_id(c.id), status=status,
-                fields={"clause_id": c.id, "clause_number": c.clause, "kind": c.kind,
+            out.append(
+                need(
+                    "clause",
+                    c.id,
+                    clause_need_id(c.id),
+                    status=status,
+                    fields={
+                        "clause_id": c.id,
+                        "clause_number": c.clause,
+                        "kind": c.kind,
                         "modelled": "yes" if c.modelled and c.kind != "out-of-scope" else "no",
-                        "summary": c.summary},
-                content=esc(c.statement)))
+                        "summary": c.summary,
+                    },
+                    content=esc(c.statement),
+                )
+            )
             out.append(f"**Status:** {status_role(status)} — {why}\n\n")
             if c.option:
-                out.append(f"Open choice: :need:`{option_need_id(c.option)}` (baseline "
-                           f"``{inp.spec.options[c.option].baseline}``).\n\n")
+                out.append(
+                    f"Open choice: :need:`{option_need_id(c.option)}` (baseline "
+                    f"``{inp.spec.options[c.option].baseline}``).\n\n"
+                )
             acts = inp.tagged_by_actions(c.id)
             props = inp.tagged_by_properties(c.id)
             out.append(heading("Model actions", "~"))
             if acts:
                 for act in acts:
-                    out.append(f"* :need:`{action_need_id(act.name)}` ({act.actor}): "
-                               f"{doc_inline(act.doc)}\n")
+                    out.append(
+                        f"* :need:`{action_need_id(act.name)}` ({act.actor}): "
+                        f"{doc_inline(act.doc)}\n"
+                    )
                 out.append("\n")
                 for act in acts:
                     out.append(self.action_source(act, collapsed=True))
@@ -1406,21 +1799,33 @@ class Generator:
                 rows = []
                 for p in props:
                     v = inp.verdict(p.number)
-                    rows.append([f":need:`P{p.number} <{property_need_id(p.number)}>` "
-                                 f"{esc(p.title)}", self.verdict_cell(v),
-                                 self.how_cell(v, res.baseline if res else None),
-                                 self.solver_cell(v)])
-                out.append(list_table(["property", "baseline verdict", "how", "solver time"],
-                                      rows, widths=[30, 14, 40, 16]))
+                    rows.append(
+                        [
+                            f":need:`P{p.number} <{property_need_id(p.number)}>` {esc(p.title)}",
+                            self.verdict_cell(v),
+                            self.how_cell(v, res.baseline if res else None),
+                            self.solver_cell(v),
+                        ]
+                    )
+                out.append(
+                    list_table(
+                        ["property", "baseline verdict", "how", "solver time"],
+                        rows,
+                        widths=[30, 14, 40, 16],
+                    )
+                )
                 for p in props:
                     v = inp.verdict(p.number)
                     if res is not None and v is not None and v.verdict == "refuted":
                         out.append(self.chart_block(1, None, v, res.baseline))
             else:
                 out.append("No property states this clause.\n\n")
-            related = [q for q in inp.proposals
-                       if c.id in q.clauses or any(c.id in inp.spec.options[o].clauses
-                                                   for o in q.overrides)]
+            related = [
+                q
+                for q in inp.proposals
+                if c.id in q.clauses
+                or any(c.id in inp.spec.options[o].clauses for o in q.overrides)
+            ]
             if related:
                 out.append(heading("Proposed changes and what they break", "~"))
                 for q in related:
@@ -1429,8 +1834,9 @@ class Generator:
             tests = inp.elements_for(c.id, "test")
             out.append(heading("Implementation and tests", "~"))
             if impls:
-                out.append("Implemented by: " + ", ".join(f":need:`{e.need_id}`"
-                                                          for e in impls) + ".\n\n")
+                out.append(
+                    "Implemented by: " + ", ".join(f":need:`{e.need_id}`" for e in impls) + ".\n\n"
+                )
             else:
                 out.append("No implementation element is linked to this clause.\n\n")
             if tests:
@@ -1444,17 +1850,31 @@ class Generator:
         rows = []
         for c in inp.spec.clauses.values():
             status, _ = clause_status(inp, c)
-            rows.append([f":need:`{clause_need_id(c.id)}`", f":doc:`{c.clause} <{c.clause}>`",
-                         c.kind, status_role(status), esc(c.summary)])
-        counts = {s: sum(1 for c in inp.spec.clauses.values()
-                         if clause_status(inp, c)[0] == s) for s in STATUSES}
-        out = [STATUS_ROLES, heading("Clauses", "="),
-               "Every statement of the proposed text (``spec/clauses.toml``), by clause. "
-               "Status: " + "; ".join(f"{status_role(s)} {n}" for s, n in counts.items())
-               + ".\n\n",
-               list_table(["statement", "clause", "kind", "status", "summary"], rows,
-                          widths=[24, 10, 12, 12, 42]),
-               ".. toctree::\n   :hidden:\n\n"]
+            rows.append(
+                [
+                    f":need:`{clause_need_id(c.id)}`",
+                    f":doc:`{c.clause} <{c.clause}>`",
+                    c.kind,
+                    status_role(status),
+                    esc(c.summary),
+                ]
+            )
+        counts = {
+            s: sum(1 for c in inp.spec.clauses.values() if clause_status(inp, c)[0] == s)
+            for s in STATUSES
+        }
+        out = [
+            STATUS_ROLES,
+            heading("Clauses", "="),
+            "Every statement of the proposed text (``spec/clauses.toml``), by clause. "
+            "Status: " + "; ".join(f"{status_role(s)} {n}" for s, n in counts.items()) + ".\n\n",
+            list_table(
+                ["statement", "clause", "kind", "status", "summary"],
+                rows,
+                widths=[24, 10, 12, 12, 42],
+            ),
+            ".. toctree::\n   :hidden:\n\n",
+        ]
         out += [f"   {n}\n" for n in numbers]
         self.w.write("clauses/index.rst", "".join(out) + "\n")
 
@@ -1468,33 +1888,57 @@ class Generator:
             "from ``docs/traceability.toml`` and from clause identifiers written in "
             "docstrings (an ``impl/`` definition or a ``tests/`` test function whose "
             "docstring names, for example, ``6.2.3.3/UNKNOWN-MKI`` is linked to that "
-            "clause).\n\n")
-        out.append("Test outcomes are those of the JUnit report the build was given.\n\n"
-                    if inp.outcomes is not None else
-                    "No JUnit report was given (``mbmssec docs --junit FILE``), so no test "
-                    "outcomes are shown.\n\n")
+            "clause).\n\n"
+        )
+        out.append(
+            "Test outcomes are those of the JUnit report the build was given.\n\n"
+            if inp.outcomes is not None
+            else "No JUnit report was given (``mbmssec docs --junit FILE``), so no test "
+            "outcomes are shown.\n\n"
+        )
         out.append(heading("Implementation", "-"))
         for e in (x for x in inp.elements if x.kind == "impl"):
-            out.append(need("impl", e.name.removeprefix("mbmssec."), e.need_id,
-                            fields={"source": f"{e.file}:{e.line}"},
-                            links={"implements": [clause_need_id(c) for c in e.clauses]},
-                            content=esc(e.doc)))
+            out.append(
+                need(
+                    "impl",
+                    e.name.removeprefix("mbmssec."),
+                    e.need_id,
+                    fields={"source": f"{e.file}:{e.line}"},
+                    links={"implements": [clause_need_id(c) for c in e.clauses]},
+                    content=esc(e.doc),
+                )
+            )
         out.append(heading("Tests", "-"))
         for e in (x for x in inp.elements if x.kind == "test"):
-            targets = ([clause_need_id(c) for c in e.clauses]
-                       + [CodeElement("impl", t, "", 0, "", ()).need_id for t in e.impl]
-                       + [property_need_id(n) for n in e.properties])
-            out.append(need("test", e.name, e.need_id, status=self.outcome(e),
-                            fields={"source": f"{e.file}:{e.line}"},
-                            links={"verifies": targets}, content=esc(e.doc)))
+            targets = (
+                [clause_need_id(c) for c in e.clauses]
+                + [CodeElement("impl", t, "", 0, "", ()).need_id for t in e.impl]
+                + [property_need_id(n) for n in e.properties]
+            )
+            out.append(
+                need(
+                    "test",
+                    e.name,
+                    e.need_id,
+                    status=self.outcome(e),
+                    fields={"source": f"{e.file}:{e.line}"},
+                    links={"verifies": targets},
+                    content=esc(e.doc),
+                )
+            )
         res = inp.results
         if res is not None:
             out.append(heading("Counterexample regression tests", "-"))
-            out.append("``mbmssec check --out`` writes each counterexample as a pytest file "
-                       "that replays it on the executable model and asserts the violation.\n\n")
+            out.append(
+                "``mbmssec check --out`` writes each counterexample as a pytest file "
+                "that replays it on the executable model and asserts the violation.\n\n"
+            )
             entries: list[tuple[str | None, ProfileResult]] = [(None, res.baseline)]
-            entries += [(name, pr.report) for name, pr in res.proposals.items()
-                        if name in {p.name for p in inp.proposals}]
+            entries += [
+                (name, pr.report)
+                for name, pr in res.proposals.items()
+                if name in {p.name for p in inp.proposals}
+            ]
             for proposal, report in entries:
                 for v in report.verdicts.values():
                     if v.trace is None:
@@ -1502,13 +1946,19 @@ class Generator:
                     stem = f"{'baseline' if proposal is None else proposal}-P{v.number}"
                     fname = f"test_{_slug(stem)}.py"
                     written = fname in res.files
-                    out.append(need(
-                        "test", fname, f"TEST_CEX_{profile_key(proposal)}_{v.number}",
-                        fields={"source": f"{res.path.parent.name}/{fname}" if written
-                                else None},
-                        links={"verifies": [trace_need_id(proposal, v.number)]},
-                        content=f"Replays the counterexample to P{v.number} under "
-                                f"{esc(profile_title(inp, proposal))}."))
+                    out.append(
+                        need(
+                            "test",
+                            fname,
+                            f"TEST_CEX_{profile_key(proposal)}_{v.number}",
+                            fields={
+                                "source": f"{res.path.parent.name}/{fname}" if written else None
+                            },
+                            links={"verifies": [trace_need_id(proposal, v.number)]},
+                            content=f"Replays the counterexample to P{v.number} under "
+                            f"{esc(profile_title(inp, proposal))}.",
+                        )
+                    )
         self.w.write("implementation.rst", "".join(out))
 
     # proofs
@@ -1523,29 +1973,55 @@ class Generator:
             return
         b = res.baseline
         fresh = res.model_hash == inp.current_hash
-        out.append(f"From ``{res.path}``, model hash ``{res.model_hash[:16]}`` ("
-                   + ("matches the sources" if fresh else
-                      f"**stale**: the sources hash to ``{inp.current_hash[:16]}``") + ").\n\n")
+        out.append(
+            f"From ``{res.path}``, model hash ``{res.model_hash[:16]}`` ("
+            + (
+                "matches the sources"
+                if fresh
+                else f"**stale**: the sources hash to ``{inp.current_hash[:16]}``"
+            )
+            + ").\n\n"
+        )
         out.append(
             f"The baseline check took {b.seconds:.1f} s: the inductive proofs "
             f"{b.induction_seconds:.1f} s, bounded model checking {b.bmc_seconds:.1f} s to "
             f"depth {b.depth} over {fmt_universe(b.universe)}. A *proved* property is an "
             "inductive invariant (with lemmas), so it holds for every population size; a "
             "*refuted* one has a shortest counterexample within that universe and depth, "
-            "replayed on the executable model.\n\n")
+            "replayed on the executable model.\n\n"
+        )
         out.append(heading("Vacuity witnesses", "-"))
-        out.append("Each action is enabled in some reachable state (witness length in "
-                   "steps); without that a proof could hold vacuously.\n\n")
-        out.append(list_table(["action", "witness"], [
-            [f":need:`{action_need_id(a)}`" if any(x.name == a for x in inp.actions)
-             else f"``{a}``", str(n) if n is not None else "**none**"]
-            for a, n in b.witnesses.items()], widths=[60, 40]))
+        out.append(
+            "Each action is enabled in some reachable state (witness length in "
+            "steps); without that a proof could hold vacuously.\n\n"
+        )
+        out.append(
+            list_table(
+                ["action", "witness"],
+                [
+                    [
+                        f":need:`{action_need_id(a)}`"
+                        if any(x.name == a for x in inp.actions)
+                        else f"``{a}``",
+                        str(n) if n is not None else "**none**",
+                    ]
+                    for a, n in b.witnesses.items()
+                ],
+                widths=[60, 40],
+            )
+        )
         out.append(heading("Inductive invariant", "-"))
-        out.append("Conjuncts that survived the fixpoint (properties and lemmas): "
-                   + ", ".join(f"``{x}``" for x in b.invariant) + ".\n\n")
+        out.append(
+            "Conjuncts that survived the fixpoint (properties and lemmas): "
+            + ", ".join(f"``{x}``" for x in b.invariant)
+            + ".\n\n"
+        )
         if b.dropped:
-            out.append("Dropped (not inductive): " + "; ".join(
-                f"``{k}`` ({esc(v)})" for k, v in b.dropped.items()) + ".\n\n")
+            out.append(
+                "Dropped (not inductive): "
+                + "; ".join(f"``{k}`` ({esc(v)})" for k, v in b.dropped.items())
+                + ".\n\n"
+            )
         out.append(heading("Verdicts of every profile", "-"))
         out.append(self.verdict_matrix())
         self.w.write("proofs.rst", "".join(out))
@@ -1554,16 +2030,22 @@ class Generator:
         inp = self.inp
         res = inp.results
         header = ["profile", *[f"P{p.number}" for p in inp.properties]]
-        rows = [["baseline", *[self.verdict_cell(inp.verdict(p.number))
-                               for p in inp.properties]]]
+        rows = [["baseline", *[self.verdict_cell(inp.verdict(p.number)) for p in inp.properties]]]
         for p in inp.proposals:
             if res is None or p.name not in res.proposals:
-                rows.append([f":doc:`{p.name} </{GENERATED}/proposals/{p.name}>`",
-                             *[status_role("not checked") for _ in inp.properties]])
+                rows.append(
+                    [
+                        f":doc:`{p.name} </{GENERATED}/proposals/{p.name}>`",
+                        *[status_role("not checked") for _ in inp.properties],
+                    ]
+                )
                 continue
-            rows.append([f":doc:`{p.name} </{GENERATED}/proposals/{p.name}>`",
-                         *[self.verdict_cell(inp.verdict(q.number, p.name))
-                           for q in inp.properties]])
+            rows.append(
+                [
+                    f":doc:`{p.name} </{GENERATED}/proposals/{p.name}>`",
+                    *[self.verdict_cell(inp.verdict(q.number, p.name)) for q in inp.properties],
+                ]
+            )
         return list_table(header, rows, css="mbmssec-matrix")
 
     # traceability
@@ -1571,44 +2053,69 @@ class Generator:
     def traceability_page(self) -> None:
         inp = self.inp
         out = [STATUS_ROLES, heading("Traceability matrix", "=")]
-        out.append("Every clause with the model actions that encode it, the properties that "
-                   "support it, the open choice it belongs to, and the implementation and "
-                   "tests linked to it (incoming links of the clause objects).\n\n")
+        out.append(
+            "Every clause with the model actions that encode it, the properties that "
+            "support it, the open choice it belongs to, and the implementation and "
+            "tests linked to it (incoming links of the clause objects).\n\n"
+        )
         rows = []
         for c in inp.spec.clauses.values():
             status, _ = clause_status(inp, c)
             opts = [o.name for o in inp.spec.options.values() if c.id in o.clauses]
-            rows.append([
-                f":need:`{clause_need_id(c.id)}`", status_role(status),
-                ", ".join(f":need:`{action_need_id(a.name)}`"
-                          for a in inp.tagged_by_actions(c.id)),
-                ", ".join(f":need:`P{p.number} <{property_need_id(p.number)}>`"
-                          for p in inp.tagged_by_properties(c.id)),
-                ", ".join(f":need:`{option_need_id(o)}`" for o in opts),
-                ", ".join(f":need:`{short_name(e)} <{e.need_id}>`"
-                          for e in inp.elements_for(c.id, "impl")),
-                ", ".join(f":need:`{short_name(e)} <{e.need_id}>`"
-                          for e in inp.elements_for(c.id, "test"))])
-        out.append(list_table(["clause", "status", "actions", "properties", "option",
-                               "implementation", "tests"], rows, css="mbmssec-trace",
-                              widths=[14, 8, 16, 8, 12, 20, 22]))
-        out.append("The same links as sphinx-needs objects (the incoming links of each "
-                   "clause):\n\n")
-        out.append(".. needtable::\n   :types: clause\n   :style: table\n"
-                   "   :sort: clause_id\n"
-                   "   :columns: id;status;encodes_back as \"actions\";"
-                   "supports_back as \"properties\";captures_back as \"option\";"
-                   "implements_back as \"implementation\";verifies_back as \"tests\"\n\n")
+            rows.append(
+                [
+                    f":need:`{clause_need_id(c.id)}`",
+                    status_role(status),
+                    ", ".join(
+                        f":need:`{action_need_id(a.name)}`" for a in inp.tagged_by_actions(c.id)
+                    ),
+                    ", ".join(
+                        f":need:`P{p.number} <{property_need_id(p.number)}>`"
+                        for p in inp.tagged_by_properties(c.id)
+                    ),
+                    ", ".join(f":need:`{option_need_id(o)}`" for o in opts),
+                    ", ".join(
+                        f":need:`{short_name(e)} <{e.need_id}>`"
+                        for e in inp.elements_for(c.id, "impl")
+                    ),
+                    ", ".join(
+                        f":need:`{short_name(e)} <{e.need_id}>`"
+                        for e in inp.elements_for(c.id, "test")
+                    ),
+                ]
+            )
+        out.append(
+            list_table(
+                ["clause", "status", "actions", "properties", "option", "implementation", "tests"],
+                rows,
+                css="mbmssec-trace",
+                widths=[14, 8, 16, 8, 12, 20, 22],
+            )
+        )
+        out.append(
+            "The same links as sphinx-needs objects (the incoming links of each clause):\n\n"
+        )
+        out.append(
+            ".. needtable::\n   :types: clause\n   :style: table\n"
+            "   :sort: clause_id\n"
+            '   :columns: id;status;encodes_back as "actions";'
+            'supports_back as "properties";captures_back as "option";'
+            'implements_back as "implementation";verifies_back as "tests"\n\n'
+        )
         out.append(heading("Properties", "-"))
-        out.append(".. needtable::\n   :types: mproperty\n   :style: table\n"
-                   "   :columns: id;title;status;supports as \"clauses\";"
-                   "proves_back as \"proof results\";verifies_back as \"tests\"\n\n")
+        out.append(
+            ".. needtable::\n   :types: mproperty\n   :style: table\n"
+            '   :columns: id;title;status;supports as "clauses";'
+            'proves_back as "proof results";verifies_back as "tests"\n\n'
+        )
         out.append(heading("Verdicts by profile", "-"))
         out.append(self.verdict_matrix())
         out.append(heading("Counterexamples", "-"))
-        out.append(".. needtable::\n   :types: trace\n   :style: table\n"
-                   "   :columns: id;title;steps;refutes as \"proof result\";"
-                   "verifies_back as \"replay test\"\n\n")
+        out.append(
+            ".. needtable::\n   :types: trace\n   :style: table\n"
+            '   :columns: id;title;steps;refutes as "proof result";'
+            'verifies_back as "replay test"\n\n'
+        )
         self.w.write("traceability.rst", "".join(out))
 
     # security review
@@ -1629,7 +2136,8 @@ class Generator:
             "Every key-lifecycle property of the model, its status for the text as written "
             "(the baseline), what the result assumes and what it does not cover. Generated "
             "from the model and the checker's results; the statuses are those of the "
-            "results this documentation was built from.\n\n")
+            "results this documentation was built from.\n\n"
+        )
         out.append(heading("Properties", "-"))
         rows = []
         for prop in inp.properties:
@@ -1637,110 +2145,177 @@ class Generator:
             if v is None:
                 scope = "no proof result"
             elif v.verdict == "proved":
-                scope = ("unbounded: every population size" if prop.bound is None else
-                         f"bounded: the recovery plan's {prop.bound} steps, from every "
-                         "reachable state, every population size")
+                scope = (
+                    "unbounded: every population size"
+                    if prop.bound is None
+                    else f"bounded: the recovery plan's {prop.bound} steps, from every "
+                    "reachable state, every population size"
+                )
             elif v.verdict == "refuted" and res is not None:
-                scope = (f"counterexample found by bounded model checking over "
-                         f"{fmt_universe(res.baseline.universe)}, depth ≤ "
-                         f"{res.baseline.depth}")
+                scope = (
+                    f"counterexample found by bounded model checking over "
+                    f"{fmt_universe(res.baseline.universe)}, depth ≤ "
+                    f"{res.baseline.depth}"
+                )
             else:
-                scope = ("neither proved nor refuted; no counterexample within depth "
-                         f"{res.baseline.depth} over {fmt_universe(res.baseline.universe)}"
-                         if res else "unknown")
-            rows.append([f":need:`P{prop.number} <{property_need_id(prop.number)}>`",
-                         esc(prop.title), self.verdict_cell(v), esc(scope),
-                         ", ".join(f"``{x}``" for x in v.lemmas) if v else "",
-                         ", ".join(f":need:`{clause_need_id(c)}`" for c in prop.clauses
-                                   if c in inp.spec.clauses)])
-        out.append(list_table(["property", "title", "status", "scope of the result",
-                               "lemmas used", "clauses"], rows,
-                              widths=[8, 18, 10, 26, 22, 16]))
+                scope = (
+                    "neither proved nor refuted; no counterexample within depth "
+                    f"{res.baseline.depth} over {fmt_universe(res.baseline.universe)}"
+                    if res
+                    else "unknown"
+                )
+            rows.append(
+                [
+                    f":need:`P{prop.number} <{property_need_id(prop.number)}>`",
+                    esc(prop.title),
+                    self.verdict_cell(v),
+                    esc(scope),
+                    ", ".join(f"``{x}``" for x in v.lemmas) if v else "",
+                    ", ".join(
+                        f":need:`{clause_need_id(c)}`"
+                        for c in prop.clauses
+                        if c in inp.spec.clauses
+                    ),
+                ]
+            )
+        out.append(
+            list_table(
+                ["property", "title", "status", "scope of the result", "lemmas used", "clauses"],
+                rows,
+                widths=[8, 18, 10, 26, 22, 16],
+            )
+        )
         out.append(heading("What the results assume", "-"))
-        out.append("* **The model is the system.** The verdicts are about the abstract "
-                   "state machine of ``model/``; the implementation in ``impl/`` is checked "
-                   "by tests against published vectors and independent implementations, "
-                   "not proved.\n")
-        out.append("* **The attacker** can do exactly what these actions allow, in any "
-                   "order and interleaving:\n\n")
+        out.append(
+            "* **The model is the system.** The verdicts are about the abstract "
+            "state machine of ``model/``; the implementation in ``impl/`` is checked "
+            "by tests against published vectors and independent implementations, "
+            "not proved.\n"
+        )
+        out.append(
+            "* **The attacker** can do exactly what these actions allow, in any "
+            "order and interleaving:\n\n"
+        )
         for act in inp.actions:
             if act.actor == "attacker":
-                out.append(f"  * :need:`{action_need_id(act.name)}`: "
-                           f"{doc_inline(act.doc)}\n")
-        out.append("\n* **The network and radio environment** behave as these actions "
-                   "allow:\n\n")
+                out.append(f"  * :need:`{action_need_id(act.name)}`: {doc_inline(act.doc)}\n")
+        out.append("\n* **The network and radio environment** behave as these actions allow:\n\n")
         for act in inp.actions:
             if act.actor == "net":
-                out.append(f"  * :need:`{action_need_id(act.name)}`: "
-                           f"{doc_inline(act.doc)}\n")
-        out.append("\n* **The options** take their baseline values unless a proposal says "
-                   "otherwise: " + ", ".join(
-                       f":need:`{option_need_id(o.name)}` = ``{o.baseline}``"
-                       for o in inp.spec.options.values()) + ".\n")
+                out.append(f"  * :need:`{action_need_id(act.name)}`: {doc_inline(act.doc)}\n")
+        out.append(
+            "\n* **The options** take their baseline values unless a proposal says "
+            "otherwise: "
+            + ", ".join(
+                f":need:`{option_need_id(o.name)}` = ``{o.baseline}``"
+                for o in inp.spec.options.values()
+            )
+            + ".\n"
+        )
         if res is not None:
             missing = [a for a, n in res.baseline.witnesses.items() if n is None]
-            out.append("* **Non-vacuity**: " + (
-                "every action is enabled in some reachable state (replayed witnesses, "
-                f"up to {max((n for n in res.baseline.witnesses.values() if n), default=0)}"
-                " steps)" if not missing else
-                "NOT shown for " + ", ".join(missing)) + ".\n")
-            out.append(f"* **Lemmas**: the proofs use {len(res.baseline.invariant)} "
-                       "invariant conjuncts, each proved inductive together (see "
-                       ":doc:`proofs`).\n")
-            out.append(f"* **Bounded results**: counterexamples are shortest within "
-                       f"{fmt_universe(res.baseline.universe)} and depth "
-                       f"{res.baseline.depth}; a property refuted only in a larger universe "
-                       "or deeper would show as *unknown*, never as *proved*.\n")
+            out.append(
+                "* **Non-vacuity**: "
+                + (
+                    "every action is enabled in some reachable state (replayed witnesses, "
+                    f"up to {max((n for n in res.baseline.witnesses.values() if n), default=0)}"
+                    " steps)"
+                    if not missing
+                    else "NOT shown for " + ", ".join(missing)
+                )
+                + ".\n"
+            )
+            out.append(
+                f"* **Lemmas**: the proofs use {len(res.baseline.invariant)} "
+                "invariant conjuncts, each proved inductive together (see "
+                ":doc:`proofs`).\n"
+            )
+            out.append(
+                f"* **Bounded results**: counterexamples are shortest within "
+                f"{fmt_universe(res.baseline.universe)} and depth "
+                f"{res.baseline.depth}; a property refuted only in a larger universe "
+                "or deeper would show as *unknown*, never as *proved*.\n"
+            )
         out.append("\n")
         out.append(heading("What is not covered", "-"))
         out.append(heading("Clauses the model leaves out", "~"))
-        rows = [[f":need:`{clause_need_id(c.id)}`", c.kind, esc(c.why or c.summary)]
-                for c in inp.spec.clauses.values()
-                if not c.modelled or c.kind == "out-of-scope"]
-        out.append(list_table(["clause", "kind", "why"], rows, widths=[25, 15, 60])
-                   or "None.\n\n")
+        rows = [
+            [f":need:`{clause_need_id(c.id)}`", c.kind, esc(c.why or c.summary)]
+            for c in inp.spec.clauses.values()
+            if not c.modelled or c.kind == "out-of-scope"
+        ]
+        out.append(list_table(["clause", "kind", "why"], rows, widths=[25, 15, 60]) or "None.\n\n")
         out.append(heading("Clauses no property states", "~"))
         rows = []
         for c in inp.spec.clauses.values():
             status, _ = clause_status(inp, c)
-            if status == "tested only" or (status == "not modelled" and c.modelled
-                                           and c.kind != "out-of-scope"):
-                rows.append([f":need:`{clause_need_id(c.id)}`", c.kind, status_role(status),
-                             ", ".join(f":need:`{action_need_id(a.name)}`"
-                                       for a in inp.tagged_by_actions(c.id)) or "none"])
-        out.append(list_table(["clause", "kind", "status", "encoded by"], rows,
-                              widths=[30, 15, 15, 40]) or "None.\n\n")
+            if status == "tested only" or (
+                status == "not modelled" and c.modelled and c.kind != "out-of-scope"
+            ):
+                rows.append(
+                    [
+                        f":need:`{clause_need_id(c.id)}`",
+                        c.kind,
+                        status_role(status),
+                        ", ".join(
+                            f":need:`{action_need_id(a.name)}`" for a in inp.tagged_by_actions(c.id)
+                        )
+                        or "none",
+                    ]
+                )
+        out.append(
+            list_table(["clause", "kind", "status", "encoded by"], rows, widths=[30, 15, 15, 40])
+            or "None.\n\n"
+        )
         out.append(heading("Options the model does not distinguish", "~"))
-        rows = [[f":need:`{option_need_id(o.name)}`", esc(o.model.removeprefix("neutral: "))]
-                for o in inp.spec.options.values() if o.neutral]
-        out.append(list_table(["option", "why the model is the same for every value"], rows,
-                              widths=[25, 75]) or "None.\n\n")
+        rows = [
+            [f":need:`{option_need_id(o.name)}`", esc(o.model.removeprefix("neutral: "))]
+            for o in inp.spec.options.values()
+            if o.neutral
+        ]
+        out.append(
+            list_table(
+                ["option", "why the model is the same for every value"], rows, widths=[25, 75]
+            )
+            or "None.\n\n"
+        )
         out.append(heading("Capabilities absent under some proposals", "~"))
         rows = []
         for p in inp.proposals:
-            gone = [a for a in inp.actions if a.applies(inp.spec.baseline())
-                    and not a.applies(p.profile)]
+            gone = [
+                a
+                for a in inp.actions
+                if a.applies(inp.spec.baseline()) and not a.applies(p.profile)
+            ]
             if gone:
-                rows.append([f":need:`{proposal_need_id(p.name)}`", ", ".join(
-                    f":need:`{action_need_id(a.name)}`" for a in gone),
-                    "A property that holds there holds because the action is gone: the "
-                    "model does not show the replacement mechanism secure."])
-        out.append(list_table(["proposal", "actions absent", "consequence"], rows,
-                              widths=[25, 25, 50]) or "None.\n\n")
+                rows.append(
+                    [
+                        f":need:`{proposal_need_id(p.name)}`",
+                        ", ".join(f":need:`{action_need_id(a.name)}`" for a in gone),
+                        "A property that holds there holds because the action is gone: the "
+                        "model does not show the replacement mechanism secure.",
+                    ]
+                )
+        out.append(
+            list_table(["proposal", "actions absent", "consequence"], rows, widths=[25, 25, 50])
+            or "None.\n\n"
+        )
         if res is not None:
             out.append(heading("Proposals whose verdicts are not all settled", "~"))
             rows = []
             for name, pr in res.proposals.items():
                 unknown = [n for n, v in pr.report.verdicts.items() if v.verdict == "unknown"]
                 if unknown and name in {p.name for p in inp.proposals}:
-                    rows.append([f":need:`{proposal_need_id(name)}`",
-                                 ", ".join(f"P{n}" for n in unknown)])
+                    rows.append(
+                        [f":need:`{proposal_need_id(name)}`", ", ".join(f"P{n}" for n in unknown)]
+                    )
             out.append(list_table(["proposal", "unknown"], rows) or "None.\n\n")
             unchecked = [p for p in inp.proposals if p.name not in res.proposals]
             if unchecked:
                 out.append(heading("Proposals not checked in these results", "~"))
-                out.append(", ".join(f":need:`{proposal_need_id(p.name)}`"
-                                     for p in unchecked) + ".\n\n")
+                out.append(
+                    ", ".join(f":need:`{proposal_need_id(p.name)}`" for p in unchecked) + ".\n\n"
+                )
         self.w.write("security_review.rst", "".join(out))
 
     # command line
@@ -1753,9 +2328,11 @@ class Generator:
 
         parser = build_parser()
         out = [heading("Command-line reference", "=")]
-        out.append("Generated from the argument parser of ``mbmssec`` (``mbmssec.cli."
-                   "build_parser``). Exit status: 0 success, 1 a property or check failed, "
-                   "2 bad input.\n\n")
+        out.append(
+            "Generated from the argument parser of ``mbmssec`` (``mbmssec.cli."
+            "build_parser``). Exit status: 0 success, 1 a property or check failed, "
+            "2 bad input.\n\n"
+        )
         out.append(".. code-block:: text\n\n" + indent(self._help(parser)) + "\n\n")
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for action in subs:
@@ -1767,14 +2344,25 @@ class Generator:
                     if isinstance(a, argparse._HelpAction):
                         continue
                     names = ", ".join(f"``{s}``" for s in a.option_strings) or f"``{a.dest}``"
-                    default = ("" if a.default in (None, False, [], argparse.SUPPRESS)
-                               or not a.option_strings else f"``{a.default}``")
-                    rows.append([names, esc(str(a.metavar or "")), default,
-                                 esc(str(a.help or "")
-                                     .replace("%(default)s", str(a.default)))])
+                    default = (
+                        ""
+                        if a.default in (None, False, [], argparse.SUPPRESS) or not a.option_strings
+                        else f"``{a.default}``"
+                    )
+                    rows.append(
+                        [
+                            names,
+                            esc(str(a.metavar or "")),
+                            default,
+                            esc(str(a.help or "").replace("%(default)s", str(a.default))),
+                        ]
+                    )
                 out.append(".. code-block:: text\n\n" + indent(self._help(sub)) + "\n\n")
-                out.append(list_table(["argument", "value", "default", "meaning"], rows,
-                                      widths=[25, 15, 15, 45]))
+                out.append(
+                    list_table(
+                        ["argument", "value", "default", "meaning"], rows, widths=[25, 15, 15, 45]
+                    )
+                )
         self.w.write("cli.rst", "".join(out))
 
     @staticmethod
@@ -1783,8 +2371,11 @@ class Generator:
         import functools
 
         parser.formatter_class = functools.partial(
-            parser.formatter_class if parser.formatter_class is not argparse.HelpFormatter
-            else argparse.HelpFormatter, width=96)
+            parser.formatter_class
+            if parser.formatter_class is not argparse.HelpFormatter
+            else argparse.HelpFormatter,
+            width=96,
+        )
         return str(parser.format_help()).rstrip()
 
     # included sources and problems
@@ -1804,9 +2395,11 @@ class Generator:
         out = [heading("Build problems", "=")]
         findings = [p.message for p in self.inp.problems] + coverage_findings(self.inp)
         if not findings:
-            out.append("None: every normative clause has a model element, every property a "
-                       "proof result, every refuted property a counterexample, and the "
-                       "results are those of the current model.\n")
+            out.append(
+                "None: every normative clause has a model element, every property a "
+                "proof result, every refuted property a counterexample, and the "
+                "results are those of the current model.\n"
+            )
         else:
             out.append("The strict build fails on each of these:\n\n")
             out += [f"* {esc(m)}\n" for m in findings]
@@ -1818,8 +2411,12 @@ def coverage_findings(inp: Inputs) -> list[str]:
     generator sees them (listed on the problems page)."""
     out = []
     for c in inp.spec.clauses.values():
-        if (c.kind == "normative" and c.modelled and not inp.tagged_by_actions(c.id)
-                and not inp.tagged_by_properties(c.id)):
+        if (
+            c.kind == "normative"
+            and c.modelled
+            and not inp.tagged_by_actions(c.id)
+            and not inp.tagged_by_properties(c.id)
+        ):
             out.append(f"clause {c.id}: normative, but no model element")
     for prop in inp.properties:
         v = inp.verdict(prop.number)
@@ -1830,14 +2427,26 @@ def coverage_findings(inp: Inputs) -> list[str]:
     return out
 
 
-def generate(srcdir: Path, results_dir: Path, *, actions: Sequence[Action] | None = None,
-             properties: Sequence[Property] | None = None, spec: Spec | None = None,
-             junit: Path | None = None) -> list[Problem]:
+def generate(
+    srcdir: Path,
+    results_dir: Path,
+    *,
+    actions: Sequence[Action] | None = None,
+    properties: Sequence[Property] | None = None,
+    spec: Spec | None = None,
+    junit: Path | None = None,
+) -> list[Problem]:
     """Write the generated pages into ``srcdir/_generated`` and return the problems that
     must fail a strict build (the coverage of clauses and properties is checked by
     sphinx-needs on the generated objects, see :func:`register_checks`)."""
-    inp = collect(results_dir, actions=actions, properties=properties, spec=spec,
-                  links_file=srcdir / LINKS_FILE, junit=junit)
+    inp = collect(
+        results_dir,
+        actions=actions,
+        properties=properties,
+        spec=spec,
+        links_file=srcdir / LINKS_FILE,
+        junit=junit,
+    )
     Generator(inp, srcdir / GENERATED).run()
     write_problems(srcdir, inp.problems)
     return inp.problems
@@ -1855,11 +2464,15 @@ def check_clause_covered(need_item: NeedItem, log: SphinxLoggerAdapter) -> bool:
         return False
     if need_item["encodes_back"] or need_item["supports_back"]:
         return False
-    log.warning(f"clause {need_item['clause_id']}: normative, but no model element "
-                "(no action in model/actions.py or property in model/properties.py is "
-                "tagged with it; tag one, or set modelled = false with a why in "
-                "spec/clauses.toml)", type="mbmssec", subtype="coverage",
-                location=(need_item["docname"], need_item["lineno"]))
+    log.warning(
+        f"clause {need_item['clause_id']}: normative, but no model element "
+        "(no action in model/actions.py or property in model/properties.py is "
+        "tagged with it; tag one, or set modelled = false with a why in "
+        "spec/clauses.toml)",
+        type="mbmssec",
+        subtype="coverage",
+        location=(need_item["docname"], need_item["lineno"]),
+    )
     return True
 
 
@@ -1869,10 +2482,13 @@ def check_property_proved(need_item: NeedItem, log: SphinxLoggerAdapter) -> bool
         return False
     if any(str(x).startswith(f"PR_{profile_key(None)}_") for x in need_item["proves_back"]):
         return False
-    log.warning(f"property {need_item['number']} ({need_item['title']}): no proof result "
-                "for the baseline in the results (run `mbmssec check --all --out DIR`)",
-                type="mbmssec", subtype="coverage",
-                location=(need_item["docname"], need_item["lineno"]))
+    log.warning(
+        f"property {need_item['number']} ({need_item['title']}): no proof result "
+        "for the baseline in the results (run `mbmssec check --all --out DIR`)",
+        type="mbmssec",
+        subtype="coverage",
+        location=(need_item["docname"], need_item["lineno"]),
+    )
     return True
 
 
@@ -1882,9 +2498,13 @@ def check_refutation_traced(need_item: NeedItem, log: SphinxLoggerAdapter) -> bo
         return False
     if need_item["refutes_back"]:
         return False
-    log.warning(f"proof result {need_item['id']} ({need_item['title']}): refuted, but the "
-                "results carry no counterexample trace", type="mbmssec", subtype="coverage",
-                location=(need_item["docname"], need_item["lineno"]))
+    log.warning(
+        f"proof result {need_item['id']} ({need_item['title']}): refuted, but the "
+        "results carry no counterexample trace",
+        type="mbmssec",
+        subtype="coverage",
+        location=(need_item["docname"], need_item["lineno"]),
+    )
     return True
 
 
@@ -1908,19 +2528,22 @@ def _on_builder_inited(app: Sphinx) -> None:
         results = (srcdir / results).resolve()
     if not app.config.mbmssec_generate:
         problems_file = srcdir / GENERATED / "problems.json"
-        problems = [Problem(**p) for p in json.loads(problems_file.read_text())] \
-            if problems_file.exists() else []
+        problems = (
+            [Problem(**p) for p in json.loads(problems_file.read_text())]
+            if problems_file.exists()
+            else []
+        )
     else:
         junit = Path(app.config.mbmssec_junit) if app.config.mbmssec_junit else None
         try:
             problems = generate(srcdir, results, junit=junit)
         except (DocsError, SpecError) as exc:
-            logger.warning(f"cannot generate the documentation: {exc}", type="mbmssec",
-                           subtype="input")
+            logger.warning(
+                f"cannot generate the documentation: {exc}", type="mbmssec", subtype="input"
+            )
             return
     for p in problems:
-        logger.warning(p.message, type="mbmssec", subtype="check",
-                       location=p.location)
+        logger.warning(p.message, type="mbmssec", subtype="check", location=p.location)
 
 
 def write_problems(srcdir: Path, problems: Sequence[Problem]) -> None:
@@ -1928,8 +2551,11 @@ def write_problems(srcdir: Path, problems: Sequence[Problem]) -> None:
     False`` builds report them)."""
     path = srcdir / GENERATED / "problems.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([{"message": p.message, "location": p.location}
-                                for p in problems], indent=2) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps([{"message": p.message, "location": p.location} for p in problems], indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from pathlib import Path
 from mbmssec.load import ALL_STRATEGIES, LoadParams, simulate
 
 #: The scenario the load page simulates (documented on the page itself).
-LOAD_SCENARIO = LoadParams(ues=200_000, window=300.0, period=3600.0, bin_width=1.0,
-                           loss=0.01, out_of_coverage=0.01, seed=1)
+LOAD_SCENARIO = LoadParams(
+    ues=200_000, window=300.0, period=3600.0, bin_width=1.0, loss=0.01, out_of_coverage=0.01, seed=1
+)
 #: The capacity used when no BM-SC measurement is available (requests per second).
 ASSUMED_CAPACITY = 250.0
 
@@ -53,42 +54,72 @@ def load_page(bench_dir: Path) -> str:
     capacity = measured or ASSUMED_CAPACITY
     report = simulate(LOAD_SCENARIO, ALL_STRATEGIES, capacity=capacity)
     p = LOAD_SCENARIO
-    source = (f"measured by ``mbmssec bench`` ({capacity:,.0f} registrations/s)" if measured
-              else f"assumed ({capacity:,.0f} requests/s; run ``mbmssec bench`` to measure "
-                   "our BM-SC)")
+    source = (
+        f"measured by ``mbmssec bench`` ({capacity:,.0f} registrations/s)"
+        if measured
+        else f"assumed ({capacity:,.0f} requests/s; run ``mbmssec bench`` to measure our BM-SC)"
+    )
     rows: list[list[str]] = []
     for r in report.results:
         share = None if r.holding_share is None else 100 * r.holding_share
-        rows.append([f"``{r.strategy}``", _fmt(r.peak_rate), _fmt(r.mean_rate),
-                     _fmt(r.peak_to_mean, 2), _fmt(share, 2) + " %", str(r.violators),
-                     _fmt(r.stale_p99), _fmt(r.min_window, 0)])
+        rows.append(
+            [
+                f"``{r.strategy}``",
+                _fmt(r.peak_rate),
+                _fmt(r.mean_rate),
+                _fmt(r.peak_to_mean, 2),
+                _fmt(share, 2) + " %",
+                str(r.violators),
+                _fmt(r.stale_p99),
+                _fmt(r.min_window, 0),
+            ]
+        )
     title = "Re-keying load at population scale"
-    out = [title, "=" * len(title), "",
-           "The text leaves open how UEs fetch the next TEK without overloading the BM-SC "
-           "(editor's notes of 6.2.2 and 6.2.3.2; option ``fetch_spreading``). The model "
-           "abstracts the choice away (any fetch time in the window); this page measures "
-           "it with ``mbmssec load``, run while these pages were built.", "",
-           f"Scenario: {p.ues:,} UEs, fetch window W = {p.window:.0f} s before activation, "
-           f"TEK period {p.period:.0f} s, 1 s bins, one BM-SC, {100 * p.loss:.0f} % of "
-           f"requests lost and retried with back-off, {100 * p.out_of_coverage:.0f} % of UEs "
-           f"out of coverage during the window, seed {p.seed}. The uniform limit N/W is "
-           f"{p.ues / p.window:,.0f} requests/s. Server capacity: {source}.", "",
-           _table(["strategy", "peak req/s", "mean req/s", "peak / mean",
-                   "hold next TEK at activation", "property-4 violators",
-                   "stale key p99 (s)", "min. window for capacity (s)"], rows), "",
-           "*Property-4 violators* are in-coverage members without the new TEK when it is "
-           "activated: the UEs that would violate the model's activation property "
-           "(:doc:`property 4 <properties/p4>`) in this population. Out-of-coverage UEs are "
-           "excluded, as in the model; they recover through the unknown-MKI path "
-           "(6.2.3.3). The violators here are UEs whose request was lost near the end of "
-           "the window and whose retry came after activation: the model's premise "
-           "\"no delivery lost\" is exactly what keeps them out of property 4.", "",
-           "Reading the table: with no spreading every UE asks at once and the peak is the "
-           "whole population in one bin; random spreading over W comes close to the "
-           "uniform limit with a binomial excess; scheduled slots reach it; several keys "
-           "per message divide the number of requests by the number of keys, at the price "
-           "of keys delivered long before use. The minimal window is the shortest W that "
-           "keeps the peak under the capacity.", ""]
+    out = [
+        title,
+        "=" * len(title),
+        "",
+        "The text leaves open how UEs fetch the next TEK without overloading the BM-SC "
+        "(editor's notes of 6.2.2 and 6.2.3.2; option ``fetch_spreading``). The model "
+        "abstracts the choice away (any fetch time in the window); this page measures "
+        "it with ``mbmssec load``, run while these pages were built.",
+        "",
+        f"Scenario: {p.ues:,} UEs, fetch window W = {p.window:.0f} s before activation, "
+        f"TEK period {p.period:.0f} s, 1 s bins, one BM-SC, {100 * p.loss:.0f} % of "
+        f"requests lost and retried with back-off, {100 * p.out_of_coverage:.0f} % of UEs "
+        f"out of coverage during the window, seed {p.seed}. The uniform limit N/W is "
+        f"{p.ues / p.window:,.0f} requests/s. Server capacity: {source}.",
+        "",
+        _table(
+            [
+                "strategy",
+                "peak req/s",
+                "mean req/s",
+                "peak / mean",
+                "hold next TEK at activation",
+                "property-4 violators",
+                "stale key p99 (s)",
+                "min. window for capacity (s)",
+            ],
+            rows,
+        ),
+        "",
+        "*Property-4 violators* are in-coverage members without the new TEK when it is "
+        "activated: the UEs that would violate the model's activation property "
+        "(:doc:`property 4 <properties/p4>`) in this population. Out-of-coverage UEs are "
+        "excluded, as in the model; they recover through the unknown-MKI path "
+        "(6.2.3.3). The violators here are UEs whose request was lost near the end of "
+        "the window and whose retry came after activation: the model's premise "
+        '"no delivery lost" is exactly what keeps them out of property 4.',
+        "",
+        "Reading the table: with no spreading every UE asks at once and the peak is the "
+        "whole population in one bin; random spreading over W comes close to the "
+        "uniform limit with a binomial excess; scheduled slots reach it; several keys "
+        "per message divide the number of requests by the number of keys, at the price "
+        "of keys delivered long before use. The minimal window is the shortest W that "
+        "keeps the peak under the capacity.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -103,25 +134,36 @@ def bench_page(bench_dir: Path, out_dir: Path) -> tuple[str, list[Path]]:
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("figures"), list):
-        out += ["No benchmark results were found in ``results/bench/`` when these pages "
-                "were built. Run ``mbmssec bench`` (quick mode, under a minute) or "
-                "``mbmssec bench --full`` and build the docs again.", ""]
+        out += [
+            "No benchmark results were found in ``results/bench/`` when these pages "
+            "were built. Run ``mbmssec bench`` (quick mode, under a minute) or "
+            "``mbmssec bench --full`` and build the docs again.",
+            "",
+        ]
         return "\n".join(out), []
     machine = data.get("machine") or {}
-    out += [f"Results of ``mbmssec bench`` in {data.get('mode', '?')} mode, "
-            f"{machine.get('date', 'unknown date')}, on {machine.get('cpu_count', '?')} CPUs "
-            f"({machine.get('cpu_model', 'unknown CPU')}), commit "
-            f"``{str(machine.get('git_commit', '?'))[:12]}``. Every figure is a ratio "
-            "against a reference measured in the same run where one exists; otherwise "
-            "against a stated target or limit.", ""]
+    out += [
+        f"Results of ``mbmssec bench`` in {data.get('mode', '?')} mode, "
+        f"{machine.get('date', 'unknown date')}, on {machine.get('cpu_count', '?')} CPUs "
+        f"({machine.get('cpu_model', 'unknown CPU')}), commit "
+        f"``{str(machine.get('git_commit', '?'))[:12]}``. Every figure is a ratio "
+        "against a reference measured in the same run where one exists; otherwise "
+        "against a stated target or limit.",
+        "",
+    ]
     rows = []
     for f in data["figures"]:
         if not isinstance(f, dict):
             continue
-        rows.append([f"{f.get('benchmark', '')}", str(f.get("figure", "")),
-                     f"{_fmt(f.get('value'), 1)} {f.get('unit', '')}",
-                     f"{f.get('reference', '')} ({_fmt(f.get('reference_value'), 1)})",
-                     _fmt(f.get("ratio"), 3)])
+        rows.append(
+            [
+                f"{f.get('benchmark', '')}",
+                str(f.get("figure", "")),
+                f"{_fmt(f.get('value'), 1)} {f.get('unit', '')}",
+                f"{f.get('reference', '')} ({_fmt(f.get('reference_value'), 1)})",
+                _fmt(f.get("ratio"), 3),
+            ]
+        )
     out.append(_table(["benchmark", "figure", "value", "reference", "ratio"], rows))
     copied: list[Path] = []
     plots = sorted(bench_dir.glob("*.png"))

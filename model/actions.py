@@ -19,15 +19,27 @@ UE, SVC, TEK, PKT, BOOL, INT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT, Sort.BOOL,
 Prof = Any  # a mbmssec.spec.loader.Profile; kept loose so the model stays data-driven
 
 
-def action(*, params: tuple[Param, ...], modifies: tuple[str, ...], clauses: tuple[str, ...],
-           actor: str, applies: Callable[[Prof], bool] = lambda _p: True,
-           ) -> Callable[[Callable[..., None]], Action]:
+def action(
+    *,
+    params: tuple[Param, ...],
+    modifies: tuple[str, ...],
+    clauses: tuple[str, ...],
+    actor: str,
+    applies: Callable[[Prof], bool] = lambda _p: True,
+) -> Callable[[Callable[..., None]], Action]:
     """Turn a body function into an :class:`Action` carrying its declaration."""
 
     def wrap(body: Callable[..., None]) -> Action:
-        return Action(name=body.__name__.strip("_").title().replace("_", ""), params=params,
-                      modifies=frozenset(modifies), clauses=clauses, actor=actor,
-                      doc=(body.__doc__ or "").strip(), body=body, applies=applies)
+        return Action(
+            name=body.__name__.strip("_").title().replace("_", ""),
+            params=params,
+            modifies=frozenset(modifies),
+            clauses=clauses,
+            actor=actor,
+            doc=(body.__doc__ or "").strip(),
+            body=body,
+            applies=applies,
+        )
 
     return wrap
 
@@ -46,9 +58,12 @@ def _tick_event(st: Step) -> Any:
 # -- authorisation database (operator side) -------------------------------------------
 
 
-@action(params=(_p("u", UE), _p("s", SVC)),
-        modifies=("subscribed", "ever_sub", "join_ev", "revoked", "ev"),
-        clauses=("6.2.2/AUTH-BEFORE-TEK", "6.2.3.1/REASONS"), actor="BM-SC")
+@action(
+    params=(_p("u", UE), _p("s", SVC)),
+    modifies=("subscribed", "ever_sub", "join_ev", "revoked", "ev"),
+    clauses=("6.2.2/AUTH-BEFORE-TEK", "6.2.3.1/REASONS"),
+    actor="BM-SC",
+)
 def subscribe(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     """The operator authorises the UE for the service (a join)."""
     ops.require(ops.not_(st.get("subscribed", u, s)))
@@ -64,10 +79,12 @@ def rekey_on(prof: Prof, event: str) -> bool:
     return bool(prof["membership_rekey"] in (event, "both"))
 
 
-@action(params=(_p("u", UE), _p("s", SVC)),
-        modifies=("subscribed", "registered", "revoked", "revoke_ev", "ev", "has_next",
-                  "withdrawn"),
-        clauses=("6.2.3.1/REASONS", "6.2.2/AUTH-BEFORE-TEK"), actor="BM-SC")
+@action(
+    params=(_p("u", UE), _p("s", SVC)),
+    modifies=("subscribed", "registered", "revoked", "revoke_ev", "ev", "has_next", "withdrawn"),
+    clauses=("6.2.3.1/REASONS", "6.2.2/AUTH-BEFORE-TEK"),
+    actor="BM-SC",
+)
 def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     """The operator withdraws the UE's authorisation (a leave).
 
@@ -90,8 +107,12 @@ def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 # -- authentication and registration ---------------------------------------------------
 
 
-@action(params=(_p("u", UE),), modifies=("authenticated",),
-        clauses=("6.2.2/STEP3", "6.2.1/KEK-FROM-AUTH", "6.2.3.2/REREGISTER"), actor="UE")
+@action(
+    params=(_p("u", UE),),
+    modifies=("authenticated",),
+    clauses=("6.2.2/STEP3", "6.2.1/KEK-FROM-AUTH", "6.2.3.2/REREGISTER"),
+    actor="UE",
+)
 def authenticate(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """HTTP Digest AKA between the UE and the BM-SC succeeds; both now share a KEK."""
     ops.require(st.get("covered", u))
@@ -99,12 +120,21 @@ def authenticate(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
 
 
 _REGISTER_MODIFIES = ("registered", "fetch_time", "ctr", "delivered", "authenticated")
-_RECEIVE_MODIFIES = ("holds", "dlv_ctr", "ue_ctr", "dropped", "saw_unknown", "current",
-                     "has_current", "rolled_back")
+_RECEIVE_MODIFIES = (
+    "holds",
+    "dlv_ctr",
+    "ue_ctr",
+    "dropped",
+    "saw_unknown",
+    "current",
+    "has_current",
+    "rolled_back",
+)
 
 
-def _bmsc_delivery(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
-                   ) -> tuple[Any, Any, Any, Any]:
+def _bmsc_delivery(
+    ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
+) -> tuple[Any, Any, Any, Any]:
     """Steps 2-4 (and 6.2.3.2) at the BM-SC: guard, and which keys go out.
 
     Returns ``(send_active, send_next, active, next)``.
@@ -115,10 +145,14 @@ def _bmsc_delivery(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
     ops.require(st.get("has_active", s))
     ops.require(f >= 1)  # any future time: the text puts no bound on the fetch time
     # A registered UE comes back at its fetch time, or earlier after an unknown MKI.
-    early_ok = (st.get("saw_unknown", u, s) if prof["unknown_mki_resync"] == "refetch"
-                else False)
-    ops.require(ops.or_(ops.not_(st.get("registered", u, s)),
-                        st.get("fetch_time", u, s) <= st.get("clock"), early_ok))
+    early_ok = st.get("saw_unknown", u, s) if prof["unknown_mki_resync"] == "refetch" else False
+    ops.require(
+        ops.or_(
+            ops.not_(st.get("registered", u, s)),
+            st.get("fetch_time", u, s) <= st.get("clock"),
+            early_ok,
+        )
+    )
     act, nxt = st.get("active", s), st.get("next", s)
     send_active: Any = True
     if rekey_on(prof, "join"):
@@ -129,8 +163,9 @@ def _bmsc_delivery(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
     st.set("ctr", (u,), st.get("ctr", u) + 1)
 
     def goes_out(v: Any, t: Any) -> Any:
-        return ops.and_(v == u, ops.or_(ops.and_(send_active, t == act),
-                                        ops.and_(send_next, t == nxt)))
+        return ops.and_(
+            v == u, ops.or_(ops.and_(send_active, t == act), ops.and_(send_next, t == nxt))
+        )
 
     st.set_all("delivered", lambda v, t: ops.or_(st.get("delivered", v, t), goes_out(v, t)))
     if prof["second_service_auth"] == "reauthenticate":
@@ -140,19 +175,37 @@ def _bmsc_delivery(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
 
 def _older_held(ops: Ops, st: Step, u: Any, t: Any) -> Any:
     """The UE holds a TEK of t's service generated after t."""
-    return ops.exists(TEK, lambda y: ops.and_(
-        st.get("holds", u, y), st.get("tek_svc", y) == st.get("tek_svc", t),
-        st.get("gen_ev", y) > st.get("gen_ev", t)))
+    return ops.exists(
+        TEK,
+        lambda y: ops.and_(
+            st.get("holds", u, y),
+            st.get("tek_svc", y) == st.get("tek_svc", t),
+            st.get("gen_ev", y) > st.get("gen_ev", t),
+        ),
+    )
 
 
-@action(params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
-        modifies=_REGISTER_MODIFIES + _RECEIVE_MODIFIES,
-        clauses=("6.2.2/P2P", "6.2.2/STEP2", "6.2.2/STEP4", "6.2.2/STEP4-MKI",
-                 "6.2.2/STEP4-FETCH-TIME", "6.2.2/AUTH-BEFORE-TEK", "6.2.1/TEK-TO-REGISTERED",
-                 "6.2.1/BMSC-GENERATES", "6.2.1/TEK-UNDER-KEK", "6.2.3.2/P2P",
-                 "6.2.3.2/REREGISTER", "6.2.3.2/DELIVERY", "6.2.2/SECOND-SERVICE",
-                 "6.2.1/KEK-PER-UE"),
-        actor="UE")
+@action(
+    params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
+    modifies=_REGISTER_MODIFIES + _RECEIVE_MODIFIES,
+    clauses=(
+        "6.2.2/P2P",
+        "6.2.2/STEP2",
+        "6.2.2/STEP4",
+        "6.2.2/STEP4-MKI",
+        "6.2.2/STEP4-FETCH-TIME",
+        "6.2.2/AUTH-BEFORE-TEK",
+        "6.2.1/TEK-TO-REGISTERED",
+        "6.2.1/BMSC-GENERATES",
+        "6.2.1/TEK-UNDER-KEK",
+        "6.2.3.2/P2P",
+        "6.2.3.2/REREGISTER",
+        "6.2.3.2/DELIVERY",
+        "6.2.2/SECOND-SERVICE",
+        "6.2.1/KEK-PER-UE",
+    ),
+    actor="UE",
+)
 def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     """The UE (re-)registers; the BM-SC delivers the active and next TEK with their MKIs
     and a fetch time ``clock + f`` in MIKEY under the UE's KEK, and the UE installs them."""
@@ -172,23 +225,34 @@ def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     st.set("saw_unknown", (u, s), False)
     st.set("current", (u, s), ops.ite(send_a, act, st.get("current", u, s)))
     st.set("has_current", (u, s), ops.or_(st.get("has_current", u, s), send_a))
-    rollback = ops.exists(TEK, lambda t: ops.and_(new_here(t), ops.not_(st.get("holds", u, t)),
-                                                  _older_held(ops, st, u, t)))
+    rollback = ops.exists(
+        TEK,
+        lambda t: ops.and_(
+            new_here(t), ops.not_(st.get("holds", u, t)), _older_held(ops, st, u, t)
+        ),
+    )
     st.set("rolled_back", (u,), ops.or_(st.get("rolled_back", u), rollback))
 
 
-@action(params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
-        modifies=(*_REGISTER_MODIFIES, "dropped"),
-        clauses=("6.2.2/STEP4", "6.2.3.2/DELIVERY", "6.2.3.3/UNKNOWN-MKI"), actor="net")
+@action(
+    params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
+    modifies=(*_REGISTER_MODIFIES, "dropped"),
+    clauses=("6.2.2/STEP4", "6.2.3.2/DELIVERY", "6.2.3.3/UNKNOWN-MKI"),
+    actor="net",
+)
 def delivery_lost(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     """As Register, but the HTTP response carrying the MIKEY message never reaches the UE."""
     _bmsc_delivery(ops, st, prof, u, s, f)
     st.set("dropped", (u, s), True)
 
 
-@action(params=(_p("u", UE), _p("s", SVC)), modifies=("acked",),
-        clauses=("6.2.2/STEP4B",), actor="UE",
-        applies=lambda prof: prof["mikey_response"] != "none")
+@action(
+    params=(_p("u", UE), _p("s", SVC)),
+    modifies=("acked",),
+    clauses=("6.2.2/STEP4B",),
+    actor="UE",
+    applies=lambda prof: prof["mikey_response"] != "none",
+)
 def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     """The UE confirms the next TEK with the MIKEY response message (step 4b)."""
     nxt = st.get("next", s)
@@ -199,10 +263,18 @@ def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 # -- the key schedule -------------------------------------------------------------------
 
 
-@action(params=(_p("s", SVC), _p("t", TEK)),
-        modifies=("generated", "tek_svc", "mki", "next_mki", "gen_ev", "ev", "has_next", "next"),
-        clauses=("3.1/TEK", "6.2.1/BMSC-GENERATES", "6.2.1/COMMON-TEK", "6.2.3.1/PHASES",
-                 "6.2.2/STEP4-MKI"), actor="BM-SC")
+@action(
+    params=(_p("s", SVC), _p("t", TEK)),
+    modifies=("generated", "tek_svc", "mki", "next_mki", "gen_ev", "ev", "has_next", "next"),
+    clauses=(
+        "3.1/TEK",
+        "6.2.1/BMSC-GENERATES",
+        "6.2.1/COMMON-TEK",
+        "6.2.3.1/PHASES",
+        "6.2.2/STEP4-MKI",
+    ),
+    actor="BM-SC",
+)
 def generate(ops: Ops, st: Step, prof: Prof, s: Any, t: Any) -> None:
     """The BM-SC creates the service's next TEK and gives it a fresh MKI."""
     ops.require(ops.and_(ops.not_(st.get("generated", t)), ops.not_(st.get("has_next", s))))
@@ -221,16 +293,21 @@ def _activation_allowed(ops: Ops, st: Step, prof: Prof, s: Any, nxt: Any) -> Any
     if rule == "immediate":
         return True
     evidence = "delivered" if rule == "after_fetch_window" else "acked"
-    return ops.forall(UE, lambda v: ops.implies(
-        st.get("registered", v, s),
-        ops.or_(st.get(evidence, v, nxt), st.get("fetch_time", v, s) < st.get("clock"))))
+    return ops.forall(
+        UE,
+        lambda v: ops.implies(
+            st.get("registered", v, s),
+            ops.or_(st.get(evidence, v, nxt), st.get("fetch_time", v, s) < st.get("clock")),
+        ),
+    )
 
 
-@action(params=(_p("s", SVC),),
-        modifies=("has_active", "active", "has_next", "activated", "act_ev", "ev",
-                  "missed_activation"),
-        clauses=("6.2.3.3/ACTIVATE", "6.2.3.3/FETCHED-FIRST", "6.2.3.1/PHASES",
-                 "6.2.2/STEP4-MKI"), actor="BM-SC")
+@action(
+    params=(_p("s", SVC),),
+    modifies=("has_active", "active", "has_next", "activated", "act_ev", "ev", "missed_activation"),
+    clauses=("6.2.3.3/ACTIVATE", "6.2.3.3/FETCHED-FIRST", "6.2.3.1/PHASES", "6.2.2/STEP4-MKI"),
+    actor="BM-SC",
+)
 def activate(ops: Ops, st: Step, prof: Prof, s: Any) -> None:
     """The BM-SC switches the service to its next TEK (packets now carry its MKI)."""
     nxt = st.get("next", s)
@@ -244,21 +321,29 @@ def activate(ops: Ops, st: Step, prof: Prof, s: Any) -> None:
     st.set("act_ev", (nxt,), stamp)
 
     def misses(v: Any) -> Any:
-        return ops.and_(st.get("registered", v, s), st.get("subscribed", v, s),
-                        st.get("covered", v), ops.not_(st.get("dropped", v, s)),
-                        ops.not_(st.get("holds", v, nxt)))
+        return ops.and_(
+            st.get("registered", v, s),
+            st.get("subscribed", v, s),
+            st.get("covered", v),
+            ops.not_(st.get("dropped", v, s)),
+            ops.not_(st.get("holds", v, nxt)),
+        )
 
-    st.set_all("missed_activation", lambda v, t: ops.or_(
-        st.get("missed_activation", v, t), ops.and_(t == nxt, misses(v))))
+    st.set_all(
+        "missed_activation",
+        lambda v, t: ops.or_(st.get("missed_activation", v, t), ops.and_(t == nxt, misses(v))),
+    )
 
 
 # -- the data plane ------------------------------------------------------------------------
 
 
-@action(params=(_p("s", SVC), _p("p", PKT), _p("m", BOOL)),
-        modifies=("sent", "pkt_tek", "pkt_has_mki", "pkt_ev", "ev"),
-        clauses=("6.2.2/STEP7", "6.2.3.3/MKI-IN-PACKETS", "6.3/SRTP", "6.3/MKI-MANDATORY"),
-        actor="BM-SC")
+@action(
+    params=(_p("s", SVC), _p("p", PKT), _p("m", BOOL)),
+    modifies=("sent", "pkt_tek", "pkt_has_mki", "pkt_ev", "ev"),
+    clauses=("6.2.2/STEP7", "6.2.3.3/MKI-IN-PACKETS", "6.3/SRTP", "6.3/MKI-MANDATORY"),
+    actor="BM-SC",
+)
 def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
     """The BM-SC sends an SRTP packet under the active TEK, with the MKI field if ``m``."""
     ops.require(ops.and_(st.get("has_active", s), ops.not_(st.get("sent", p))))
@@ -271,10 +356,19 @@ def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
     st.set("pkt_ev", (p,), stamp)
 
 
-@action(params=(_p("u", UE), _p("p", PKT)),
-        modifies=("decrypted", "saw_unknown", "current", "has_current", "holds"),
-        clauses=("6.2.2/STEP7", "6.2.3.3/UE-SWITCH", "6.2.3.3/UNKNOWN-MKI",
-                 "6.2.2/JOIN-NOT-AUTH", "6.2.2/STEP5", "6.3/MKI-MANDATORY"), actor="UE")
+@action(
+    params=(_p("u", UE), _p("p", PKT)),
+    modifies=("decrypted", "saw_unknown", "current", "has_current", "holds"),
+    clauses=(
+        "6.2.2/STEP7",
+        "6.2.3.3/UE-SWITCH",
+        "6.2.3.3/UNKNOWN-MKI",
+        "6.2.2/JOIN-NOT-AUTH",
+        "6.2.2/STEP5",
+        "6.3/MKI-MANDATORY",
+    ),
+    actor="UE",
+)
 def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     """Any UE in coverage may receive any sent packet (joining the bearer needs no
     authorisation).  With an MKI it looks the key up by MKI: it decrypts, or notes an
@@ -285,30 +379,51 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     s = st.get("tek_svc", t)
 
     def same_mki(y: Any) -> Any:
-        return ops.and_(st.get("holds", u, y), st.get("tek_svc", y) == s,
-                        st.get("mki", y) == st.get("mki", t))
+        return ops.and_(
+            st.get("holds", u, y), st.get("tek_svc", y) == s, st.get("mki", y) == st.get("mki", t)
+        )
 
     has_mki = st.get("pkt_has_mki", p)
     known = ops.exists(TEK, same_mki)
     by_mki = ops.and_(known, ops.forall(TEK, lambda y: ops.implies(same_mki(y), y == t)))
-    by_current = ops.and_(st.get("has_current", u, s), st.get("current", u, s) == t,
-                          st.get("holds", u, t))
+    by_current = ops.and_(
+        st.get("has_current", u, s), st.get("current", u, s) == t, st.get("holds", u, t)
+    )
     ok = ops.ite(has_mki, by_mki, by_current)
     st.set("decrypted", (u, p), ops.or_(st.get("decrypted", u, p), ok))
-    st.set("saw_unknown", (u, s),
-           ops.or_(st.get("saw_unknown", u, s), ops.and_(has_mki, ops.not_(known))))
+    st.set(
+        "saw_unknown",
+        (u, s),
+        ops.or_(st.get("saw_unknown", u, s), ops.and_(has_mki, ops.not_(known))),
+    )
     switch = ops.and_(ok, has_mki)
     st.set("current", (u, s), ops.ite(switch, t, st.get("current", u, s)))
     st.set("has_current", (u, s), ops.or_(st.get("has_current", u, s), switch))
-    st.set_all("holds", lambda v, y: ops.and_(st.get("holds", v, y), ops.not_(ops.and_(
-        switch, v == u, st.get("tek_svc", y) == s, st.get("gen_ev", y) < st.get("gen_ev", t)))))
+    st.set_all(
+        "holds",
+        lambda v, y: ops.and_(
+            st.get("holds", v, y),
+            ops.not_(
+                ops.and_(
+                    switch,
+                    v == u,
+                    st.get("tek_svc", y) == s,
+                    st.get("gen_ev", y) < st.get("gen_ev", t),
+                )
+            ),
+        ),
+    )
 
 
 # -- the environment -----------------------------------------------------------------------
 
 
-@action(params=(_p("u", UE),), modifies=("covered", "dropped"),
-        clauses=("6.2.3.3/UNKNOWN-MKI",), actor="net")
+@action(
+    params=(_p("u", UE),),
+    modifies=("covered", "dropped"),
+    clauses=("6.2.3.3/UNKNOWN-MKI",),
+    actor="net",
+)
 def lose_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """The UE leaves radio coverage and drops out of key synchronisation."""
     ops.require(st.get("covered", u))
@@ -316,31 +431,52 @@ def lose_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     st.set_all("dropped", lambda v, s: ops.or_(st.get("dropped", v, s), v == u))
 
 
-@action(params=(_p("u", UE),), modifies=("covered",),
-        clauses=("6.2.3.3/UNKNOWN-MKI",), actor="net")
+@action(params=(_p("u", UE),), modifies=("covered",), clauses=("6.2.3.3/UNKNOWN-MKI",), actor="net")
 def regain_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """The UE comes back into coverage."""
     ops.require(ops.not_(st.get("covered", u)))
     st.set("covered", (u,), True)
 
 
-@action(params=(), modifies=("clock",),
-        clauses=("6.2.2/STEP4-FETCH-TIME", "6.2.3.2/REREGISTER"), actor="net")
+@action(
+    params=(),
+    modifies=("clock",),
+    clauses=("6.2.2/STEP4-FETCH-TIME", "6.2.3.2/REREGISTER"),
+    actor="net",
+)
 def tick(ops: Ops, st: Step, prof: Prof) -> None:
     """Time advances, but not past the fetch time of a registered, authorised UE in
     coverage that has not fetched yet (UEs fetch at their fetch time)."""
     clock = st.get("clock")
-    ops.require(ops.forall(UE, lambda v: ops.forall(SVC, lambda s: ops.not_(ops.and_(
-        st.get("registered", v, s), st.get("subscribed", v, s), st.get("covered", v),
-        ops.not_(st.get("dropped", v, s)), st.get("fetch_time", v, s) <= clock)))))
+    ops.require(
+        ops.forall(
+            UE,
+            lambda v: ops.forall(
+                SVC,
+                lambda s: ops.not_(
+                    ops.and_(
+                        st.get("registered", v, s),
+                        st.get("subscribed", v, s),
+                        st.get("covered", v),
+                        ops.not_(st.get("dropped", v, s)),
+                        st.get("fetch_time", v, s) <= clock,
+                    )
+                ),
+            ),
+        )
+    )
     st.set("clock", (), clock + 1)
 
 
 # -- the attacker --------------------------------------------------------------------------
 
 
-@action(params=(_p("u", UE),), modifies=("compromised", "att_kek", "att_tek"),
-        clauses=("6.2.1/KEK-PER-UE", "3.1/KEK"), actor="attacker")
+@action(
+    params=(_p("u", UE),),
+    modifies=("compromised", "att_kek", "att_tek"),
+    clauses=("6.2.1/KEK-PER-UE", "3.1/KEK"),
+    actor="attacker",
+)
 def compromise(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """A subscriber colludes with the attacker: hands over its KEK and its TEKs.
     With one KEK common to all UEs, that KEK opens every UE's deliveries."""
@@ -353,40 +489,71 @@ def compromise(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     st.set_all("att_tek", lambda t: ops.or_(st.get("att_tek", t), st.get("holds", u, t)))
 
 
-@action(params=(_p("u", UE), _p("t", TEK)), modifies=("att_tek",),
-        clauses=("6.2.1/TEK-UNDER-KEK",), actor="attacker")
+@action(
+    params=(_p("u", UE), _p("t", TEK)),
+    modifies=("att_tek",),
+    clauses=("6.2.1/TEK-UNDER-KEK",),
+    actor="attacker",
+)
 def leak(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
     """A colluding UE passes on a TEK it holds."""
     ops.require(ops.and_(st.get("compromised", u), st.get("holds", u, t)))
     st.set("att_tek", (t,), True)
 
 
-@action(params=(_p("u", UE), _p("t", TEK)), modifies=("att_tek",),
-        clauses=("6.2.1/TEK-UNDER-KEK", "6.2.1/KEK-PER-UE", "6.2.1/TLS"), actor="attacker",
-        applies=lambda prof: prof["tek_protection"] == "mikey_kek")
+@action(
+    params=(_p("u", UE), _p("t", TEK)),
+    modifies=("att_tek",),
+    clauses=("6.2.1/TEK-UNDER-KEK", "6.2.1/KEK-PER-UE", "6.2.1/TLS"),
+    actor="attacker",
+    applies=lambda prof: prof["tek_protection"] == "mikey_kek",
+)
 def eavesdrop(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
     """The attacker decrypts a recorded MIKEY delivery to ``u`` with a KEK it knows."""
     ops.require(ops.and_(st.get("delivered", u, t), st.get("att_kek", u)))
     st.set("att_tek", (t,), True)
 
 
-@action(params=(_p("u", UE), _p("t", TEK)), modifies=("holds", "rolled_back"),
-        clauses=("D/REPLAY",), actor="attacker")
+@action(
+    params=(_p("u", UE), _p("t", TEK)),
+    modifies=("holds", "rolled_back"),
+    clauses=("D/REPLAY",),
+    actor="attacker",
+)
 def replay(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
     """The attacker replays to ``u`` a MIKEY delivery of ``t`` that ``u`` accepted before.
     With counter or timestamp protection the UE rejects it (its counter has moved on)."""
-    ops.require(ops.and_(st.get("covered", u), st.get("delivered", u, t),
-                         st.get("dlv_ctr", u, t) > 0))
+    ops.require(
+        ops.and_(st.get("covered", u), st.get("delivered", u, t), st.get("dlv_ctr", u, t) > 0)
+    )
     accepted: Any = True
     if prof["replay_protection"] != "none":
         accepted = st.get("dlv_ctr", u, t) > st.get("ue_ctr", u)
     fresh = ops.and_(accepted, ops.not_(st.get("holds", u, t)))
     st.set("holds", (u, t), ops.or_(st.get("holds", u, t), accepted))
-    st.set("rolled_back", (u,), ops.or_(st.get("rolled_back", u),
-                                        ops.and_(fresh, _older_held(ops, st, u, t))))
+    st.set(
+        "rolled_back",
+        (u,),
+        ops.or_(st.get("rolled_back", u), ops.and_(fresh, _older_held(ops, st, u, t))),
+    )
 
 
 ACTIONS: tuple[Action, ...] = (
-    subscribe, revoke, authenticate, register, delivery_lost, acknowledge, generate, activate,
-    send, receive, lose_coverage, regain_coverage, tick, compromise, leak, eavesdrop, replay,
+    subscribe,
+    revoke,
+    authenticate,
+    register,
+    delivery_lost,
+    acknowledge,
+    generate,
+    activate,
+    send,
+    receive,
+    lose_coverage,
+    regain_coverage,
+    tick,
+    compromise,
+    leak,
+    eavesdrop,
+    replay,
 )

@@ -139,8 +139,9 @@ class ConcreteStep:
 
     def _table(self, name: str) -> Table:
         if name not in self.modifies:
-            raise ModelError(f"action {self.action} writes {name!r} but does not list it in "
-                             f"modifies")
+            raise ModelError(
+                f"action {self.action} writes {name!r} but does not list it in modifies"
+            )
         table = self.writes.get(name)
         if table is None:
             table = dict(self.pre.tables[name])
@@ -181,8 +182,9 @@ def step(action: Action, profile: Any, state: State, args: tuple[Any, ...]) -> S
     return st.commit()
 
 
-def enabled_instances(action: Action, profile: Any, state: State
-                      ) -> Iterable[tuple[tuple[Any, ...], State]]:
+def enabled_instances(
+    action: Action, profile: Any, state: State
+) -> Iterable[tuple[tuple[Any, ...], State]]:
     """Every argument tuple for which the action is enabled, with its successor."""
     domains = [param_values(p, state.universe) for p in action.params]
     for args in itertools.product(*domains):

@@ -52,8 +52,9 @@ class _Recorder:
     steps: int = 0
 
 
-def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
-                  recorder: _Recorder) -> type[RuleBasedStateMachine]:
+def build_machine(
+    model: Model, props: tuple[Property, ...], universe: Universe, recorder: _Recorder
+) -> type[RuleBasedStateMachine]:
     """A RuleBasedStateMachine class for ``model`` that checks ``props``.
 
     Swarm testing: each example first draws a set of environment and attacker actions
@@ -80,8 +81,7 @@ def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
         self.left_out = frozenset(n for n, d in zip(swarmed, drop, strict=True) if d)
 
     def make_rule(act: Action) -> Callable[..., None]:
-        @precondition(lambda self: act.name not in self.left_out
-                      and self.enabled.has(act.name))
+        @precondition(lambda self: act.name not in self.left_out and self.enabled.has(act.name))
         @rule(data=st.data())
         def run(self: Any, data: st.DataObject) -> None:
             options = self.enabled[act.name]
@@ -101,15 +101,19 @@ def build_machine(model: Model, props: tuple[Property, ...], universe: Universe,
             if not model.holds(prop, self.state, self.pre):
                 raise PropertyViolation(prop.number)
 
-    @precondition(lambda self: not any(self.enabled.has(n) for n in names
-                                       if n not in self.left_out))
+    @precondition(
+        lambda self: not any(self.enabled.has(n) for n in names if n not in self.left_out)
+    )
     @rule()
     def idle(self: Any) -> None:
         """Nothing the swarm allows is enabled: let the run end quietly."""
 
-    namespace: dict[str, Any] = {"__init__": init, "swarm": swarm, "idle": idle,
-
-                                 "check_properties": invariant()(check)}
+    namespace: dict[str, Any] = {
+        "__init__": init,
+        "swarm": swarm,
+        "idle": idle,
+        "check_properties": invariant()(check),
+    }
     for act in model.actions:
         namespace[f"rule_{act.name}"] = make_rule(act)
     return type("ExploreModel", (RuleBasedStateMachine,), namespace)
@@ -188,30 +192,54 @@ class ExploreResult:
     def to_json(self) -> dict[str, Any]:
         u = self.universe
         return {
-            "profile": self.profile, "examples": self.examples, "steps": self.steps,
-            "seed": self.seed, "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
-            "ok": self.ok, "seconds": round(self.seconds, 3), "total_steps": self.total_steps,
+            "profile": self.profile,
+            "examples": self.examples,
+            "steps": self.steps,
+            "seed": self.seed,
+            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "total_steps": self.total_steps,
             "properties": [
-                {"number": r.number, "name": r.name, "expected": "holds" if r.expected_to_hold
-                 else "violated", "result": "held" if r.held else "violated",
-                 "trace": r.trace.to_json() if r.trace else None}
-                for r in self.results],
+                {
+                    "number": r.number,
+                    "name": r.name,
+                    "expected": "holds" if r.expected_to_hold else "violated",
+                    "result": "held" if r.held else "violated",
+                    "trace": r.trace.to_json() if r.trace else None,
+                }
+                for r in self.results
+            ],
             "action_counts": self.action_counts,
             "never_executed": self.never_executed,
             "not_applicable": list(self.not_applicable),
         }
 
 
-def _search(model: Model, props: tuple[Property, ...], *, examples: int, steps: int,
-            seed_value: int, universe: Universe, recorder: _Recorder) -> Trace | None:
+def _search(
+    model: Model,
+    props: tuple[Property, ...],
+    *,
+    examples: int,
+    steps: int,
+    seed_value: int,
+    universe: Universe,
+    recorder: _Recorder,
+) -> Trace | None:
     """One Hypothesis run checking ``props``: the shrunk trace of the first violation."""
     from hypothesis.stateful import get_state_machine_test
 
     machine = build_machine(model, props, universe, recorder)
-    conf = settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                    database=None, print_blob=False, report_multiple_bugs=False,
-                    phases=(Phase.generate, Phase.shrink),
-                    suppress_health_check=list(HealthCheck))
+    conf = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        print_blob=False,
+        report_multiple_bugs=False,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
     test = seed(seed_value)(get_state_machine_test(machine, settings=conf))
     try:
         test()
@@ -220,10 +248,17 @@ def _search(model: Model, props: tuple[Property, ...], *, examples: int, steps: 
     return None
 
 
-def explore(model: Model, *, examples: int = 200, steps: int = 30, seed_value: int = 0,
-            universe: Universe = EXPLORE_UNIVERSE, expect_violated: frozenset[int] | None = None,
-            only: frozenset[int] | None = None,
-            progress: Callable[[str], None] | None = None) -> ExploreResult:
+def explore(
+    model: Model,
+    *,
+    examples: int = 200,
+    steps: int = 30,
+    seed_value: int = 0,
+    universe: Universe = EXPLORE_UNIVERSE,
+    expect_violated: frozenset[int] | None = None,
+    only: frozenset[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExploreResult:
     """Explore the properties of the model (all, or those in ``only``) under its profile.
 
     Runs Hypothesis on all properties at once; when one fails, its shrunk trace is
@@ -239,28 +274,54 @@ def explore(model: Model, *, examples: int = 200, steps: int = 30, seed_value: i
     start = time.perf_counter()
     while remaining:
         if progress:
-            progress(f"searching {len(remaining)} properties "
-                     f"({', '.join(str(p.number) for p in remaining)}) ...")
-        trace = _search(model, tuple(remaining), examples=examples, steps=steps,
-                        seed_value=seed_value, universe=universe, recorder=rec)
+            progress(
+                f"searching {len(remaining)} properties "
+                f"({', '.join(str(p.number) for p in remaining)}) ..."
+            )
+        trace = _search(
+            model,
+            tuple(remaining),
+            examples=examples,
+            steps=steps,
+            seed_value=seed_value,
+            universe=universe,
+            recorder=rec,
+        )
         if trace is None:
             break
         number = trace.violates[0]
         trace.replay(model)  # a counterexample is believed only once it replays
         if number not in trace.violations(model):
-            raise RuntimeError(f"shrunk trace for property {number} does not violate it on "
-                               "replay: a bug in the exploration")
+            raise RuntimeError(
+                f"shrunk trace for property {number} does not violate it on "
+                "replay: a bug in the exploration"
+            )
         traces[number] = trace.minimise(model, number)
         found_at[number] = time.perf_counter() - start
         remaining = [p for p in remaining if p.number != number]
         if progress:
             progress(f"property {number} violated ({len(trace.steps)} steps)")
     results = tuple(
-        PropertyResult(p.number, p.name, p.number not in expect_violated,
-                       p.number not in traces, traces.get(p.number),
-                       found_at.get(p.number, time.perf_counter() - start))
-        for p in checked)
+        PropertyResult(
+            p.number,
+            p.name,
+            p.number not in expect_violated,
+            p.number not in traces,
+            traces.get(p.number),
+            found_at.get(p.number, time.perf_counter() - start),
+        )
+        for p in checked
+    )
     na = tuple(a.name for a in model.all_actions if a not in model.actions)
-    return ExploreResult(model.profile.title, examples, steps, seed_value, universe,
-                         results, dict(rec.counts), na, rec.steps,
-                         time.perf_counter() - start)
+    return ExploreResult(
+        model.profile.title,
+        examples,
+        steps,
+        seed_value,
+        universe,
+        results,
+        dict(rec.counts),
+        na,
+        rec.steps,
+        time.perf_counter() - start,
+    )

@@ -29,8 +29,9 @@ class Model:
 
     def __post_init__(self) -> None:
         check_modifies(self.vocab, self.all_actions)
-        object.__setattr__(self, "actions",
-                           tuple(a for a in self.all_actions if a.applies(self.profile)))
+        object.__setattr__(
+            self, "actions", tuple(a for a in self.all_actions if a.applies(self.profile))
+        )
 
     @classmethod
     def baseline(cls) -> Model:
@@ -40,8 +41,9 @@ class Model:
         for act in self.all_actions:
             if act.name == name:
                 if act not in self.actions:
-                    raise ModelError(f"action {name} does not exist under profile "
-                                     f"{self.profile.title!r}")
+                    raise ModelError(
+                        f"action {name} does not exist under profile {self.profile.title!r}"
+                    )
                 return act
         raise ModelError(f"unknown action {name!r}")
 
@@ -89,8 +91,9 @@ class Model:
         by_role = {"u": u, "s": s}
         values = dict(roles)
         act = self.action(name)
-        return tuple(by_role[v] if isinstance(v, str) else v
-                     for v in (values[p.name] for p in act.params))
+        return tuple(
+            by_role[v] if isinstance(v, str) else v for v in (values[p.name] for p in act.params)
+        )
 
     def _plan_reaches_goal(self, prop: Property, state: State, u: int, s: int) -> bool:
         assert prop.goal is not None

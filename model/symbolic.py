@@ -125,8 +125,9 @@ class SymbolicState:
             if not sym.args:
                 parts.append(self.get(sym.name) == value)
             else:
-                parts.append(ops.forall_n(sym.args, lambda *xs, n=sym.name, v=value:
-                                          self.get(n, *xs) == v))
+                parts.append(
+                    ops.forall_n(sym.args, lambda *xs, n=sym.name, v=value: self.get(n, *xs) == v)
+                )
         return z3.And(*parts)
 
     def equals(self, other: View, ops: Z3Ops, names: tuple[str, ...] | None = None) -> z3.BoolRef:
@@ -138,8 +139,11 @@ class SymbolicState:
             if not sym.args:
                 parts.append(self.get(sym.name) == other.get(sym.name))
             else:
-                parts.append(ops.forall_n(sym.args, lambda *xs, n=sym.name:
-                                          self.get(n, *xs) == other.get(n, *xs)))
+                parts.append(
+                    ops.forall_n(
+                        sym.args, lambda *xs, n=sym.name: self.get(n, *xs) == other.get(n, *xs)
+                    )
+                )
         return z3.And(*parts)
 
 
@@ -160,8 +164,9 @@ class View:
 class SymbolicStep:
     """Reads from a pre-state (function or view), collects writes as an overlay."""
 
-    def __init__(self, pre: SymbolicState | View, modifies: frozenset[str], action: str,
-                 vocab: Vocabulary) -> None:
+    def __init__(
+        self, pre: SymbolicState | View, modifies: frozenset[str], action: str, vocab: Vocabulary
+    ) -> None:
         self.pre = pre
         self.modifies = modifies
         self.action = action
@@ -173,8 +178,9 @@ class SymbolicStep:
 
     def _check(self, name: str) -> None:
         if name not in self.modifies:
-            raise ModelError(f"action {self.action} writes {name!r} but does not list it in "
-                             "modifies")
+            raise ModelError(
+                f"action {self.action} writes {name!r} but does not list it in modifies"
+            )
 
     def set(self, name: str, args: tuple[Any, ...], value: Any) -> None:
         self._check(name)
@@ -206,20 +212,29 @@ class SymbolicTransition:
 
 
 def param_consts(action: Action, sorts: Sorts, tag: str) -> tuple[z3.ExprRef, ...]:
-    return tuple(z3.Const(f"{action.name}.{p.name}@{tag}", sorts.of(p.sort))
-                 for p in action.params)
+    return tuple(z3.Const(f"{action.name}.{p.name}@{tag}", sorts.of(p.sort)) for p in action.params)
 
 
-def transition(action: Action, profile: Any, pre: SymbolicState | View, sorts: Sorts,
-               params: tuple[Any, ...] | None = None, tag: str = "") -> SymbolicTransition:
+def transition(
+    action: Action,
+    profile: Any,
+    pre: SymbolicState | View,
+    sorts: Sorts,
+    params: tuple[Any, ...] | None = None,
+    tag: str = "",
+) -> SymbolicTransition:
     """The guard and post-state view of ``action`` applied to ``pre``."""
     ops = Z3Ops(sorts)
     vocab = pre.vocab if isinstance(pre, SymbolicState) else _vocab_of(pre)
     args = params if params is not None else param_consts(action, sorts, tag)
     st = SymbolicStep(pre, action.modifies, action.name, vocab)
     action.body(ops, st, profile, *args)
-    ranges = [c for p, a in zip(action.params, args, strict=True) if p.sort is Sort.INT
-              for c in p.range_constraints(a)]
+    ranges = [
+        c
+        for p, a in zip(action.params, args, strict=True)
+        if p.sort is Sort.INT
+        for c in p.range_constraints(a)
+    ]
     guard = z3.And(*ops.guards, *ranges)
     return SymbolicTransition(action, tuple(args), guard, View(pre, st.overlay))
 
@@ -257,6 +272,8 @@ def state_constraints(state: State, sym_state: SymbolicState, sorts: Sorts) -> l
     for sym in state.vocab.symbols:
         for args in state.universe.tuples(sym.args):
             zargs = [concrete_value(sorts, s, a) for s, a in zip(sym.args, args, strict=True)]
-            out.append(sym_state.get(sym.name, *zargs)
-                       == concrete_value(sorts, sym.result, state.get(sym.name, *args)))
+            out.append(
+                sym_state.get(sym.name, *zargs)
+                == concrete_value(sorts, sym.result, state.get(sym.name, *args))
+            )
     return out

@@ -82,9 +82,11 @@ class Trace:
 
     def to_json(self) -> dict[str, Any]:
         u = self.universe
-        return {"universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
-                "violates": list(self.violates),
-                "steps": [s.to_json() for s in self.steps]}
+        return {
+            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+            "violates": list(self.violates),
+            "steps": [s.to_json() for s in self.steps],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trace:
@@ -124,7 +126,7 @@ class Trace:
             col = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}[act.actor]
             text = self.describe(model, st)
             note = effect_note(model, states[i - 1], states[i], st)
-            cell = (text + (f"  {note}" if note else ""))
+            cell = text + (f"  {note}" if note else "")
             lines.append(f"{i:>3}  " + " " * (width * col) + cell)
         if self.violates:
             lines.append(f"  => violates property {', '.join(map(str, self.violates))}")
@@ -142,8 +144,11 @@ def effect_note(model: Model, pre: State, post: State, st: TraceStep) -> str:
         return f"-> T{post.get('active', s)} active"
     if st.action in ("Register", "Replay"):
         u = st.args[0]
-        got = sorted(t for t in range(post.universe.tek)
-                     if post.get("holds", u, t) and not pre.get("holds", u, t))
+        got = sorted(
+            t
+            for t in range(post.universe.tek)
+            if post.get("holds", u, t) and not pre.get("holds", u, t)
+        )
         return "installs " + ",".join(f"T{t}" for t in got) if got else "(nothing installed)"
     if st.action == "Receive":
         u, p = st.args

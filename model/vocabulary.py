@@ -21,66 +21,107 @@ UE, SVC, TEK, PKT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT
 FETCH_WINDOW = 3
 
 
-def _s(name: str, args: tuple[Sort, ...], result: Sort, doc: str,
-       initial: bool | int | None = False, ghost: bool = False) -> Symbol:
+def _s(
+    name: str,
+    args: tuple[Sort, ...],
+    result: Sort,
+    doc: str,
+    initial: bool | int | None = False,
+    ghost: bool = False,
+) -> Symbol:
     return Symbol(name, args, result, doc, initial, ghost)
 
 
-VOCABULARY = Vocabulary((
-    # time
-    _s("clock", (), INT, "Current time, in the unit fetch times are given in.", 0),
-    _s("ev", (), INT, "Logical event counter (ghost).", 0, ghost=True),
-    # BM-SC: authorisation database and authentication
-    _s("subscribed", (UE, SVC), B, "The UE is authorised for the service."),
-    _s("ever_sub", (UE, SVC), B, "The UE was subscribed at some point (ghost).", ghost=True),
-    _s("join_ev", (UE, SVC), INT, "Event stamp of the UE's first subscription (ghost).", 0,
-       ghost=True),
-    _s("revoked", (UE, SVC), B, "The UE's subscription was revoked and not renewed (ghost).",
-       ghost=True),
-    _s("revoke_ev", (UE, SVC), INT, "Event stamp of the UE's latest revocation (ghost).", 0,
-       ghost=True),
-    _s("authenticated", (UE,), B, "The UE has a fresh Digest AKA authentication (and KEK)."),
-    _s("registered", (UE, SVC), B, "The BM-SC has the UE registered for the service."),
-    _s("fetch_time", (UE, SVC), INT, "When the UE must next fetch a TEK of the service.", 0),
-    _s("ctr", (UE,), INT, "The BM-SC's MIKEY replay counter towards the UE.", 0),
-    _s("acked", (UE, TEK), B, "The BM-SC received the UE's MIKEY response for the TEK."),
-    # BM-SC: keys
-    _s("generated", (TEK,), B, "The BM-SC has generated this TEK."),
-    _s("tek_svc", (TEK,), SVC, "The service a TEK belongs to.", None),
-    _s("mki", (TEK,), INT, "The TEK's MKI.", 0),
-    _s("gen_ev", (TEK,), INT, "Event stamp of the TEK's generation (ghost).", 0, ghost=True),
-    _s("next_mki", (SVC,), INT, "The next unused MKI of the service.", 0),
-    _s("has_active", (SVC,), B, "The service has an active TEK."),
-    _s("active", (SVC,), TEK, "The service's active TEK (when has_active).", None),
-    _s("has_next", (SVC,), B, "The service has a generated, not yet active TEK."),
-    _s("next", (SVC,), TEK, "The service's next TEK (when has_next).", None),
-    _s("activated", (TEK,), B, "The TEK has been activated at some point."),
-    _s("act_ev", (TEK,), INT, "Event stamp of the TEK's activation (ghost).", 0, ghost=True),
-    _s("withdrawn", (TEK,), B, "The TEK was discarded before activation (re-key on leave)."),
-    _s("delivered", (UE, TEK), B, "The BM-SC sent this TEK to the UE (ghost).", ghost=True),
-    _s("dlv_ctr", (UE, TEK), INT, "Replay counter of the latest delivery of the TEK that the "
-       "UE accepted.", 0),
-    # UE
-    _s("covered", (UE,), B, "The UE is in radio coverage.", True),
-    _s("dropped", (UE, SVC), B, "The UE lost a delivery or coverage since its last fetch."),
-    _s("holds", (UE, TEK), B, "The UE has this TEK installed."),
-    _s("ue_ctr", (UE,), INT, "Highest MIKEY replay counter the UE has accepted.", 0),
-    _s("saw_unknown", (UE, SVC), B, "The UE received a packet with an MKI it does not know."),
-    _s("current", (UE, SVC), TEK, "The TEK the UE uses for packets without an MKI.", None),
-    _s("has_current", (UE, SVC), B, "The UE has chosen a current TEK."),
-    # data plane
-    _s("sent", (PKT,), B, "The BM-SC has sent this SRTP packet."),
-    _s("pkt_tek", (PKT,), TEK, "The TEK a packet was protected with.", None),
-    _s("pkt_has_mki", (PKT,), B, "The packet carries the MKI field."),
-    _s("pkt_ev", (PKT,), INT, "Event stamp of the packet's sending (ghost).", 0, ghost=True),
-    _s("decrypted", (UE, PKT), B, "The UE decrypted this packet (ghost).", ghost=True),
-    # attacker
-    _s("compromised", (UE,), B, "The UE colludes with the attacker (gave away its KEK)."),
-    _s("att_kek", (UE,), B, "The attacker can decrypt deliveries addressed to the UE."),
-    _s("att_tek", (TEK,), B, "The attacker knows this TEK."),
-    # property witnesses
-    _s("missed_activation", (UE, TEK), B, "The TEK was activated while this UE, registered, "
-       "authorised, in coverage and not dropped, lacked it (ghost).", ghost=True),
-    _s("rolled_back", (UE,), B, "The UE installed a TEK older than one it held (ghost).",
-       ghost=True),
-))
+VOCABULARY = Vocabulary(
+    (
+        # time
+        _s("clock", (), INT, "Current time, in the unit fetch times are given in.", 0),
+        _s("ev", (), INT, "Logical event counter (ghost).", 0, ghost=True),
+        # BM-SC: authorisation database and authentication
+        _s("subscribed", (UE, SVC), B, "The UE is authorised for the service."),
+        _s("ever_sub", (UE, SVC), B, "The UE was subscribed at some point (ghost).", ghost=True),
+        _s(
+            "join_ev",
+            (UE, SVC),
+            INT,
+            "Event stamp of the UE's first subscription (ghost).",
+            0,
+            ghost=True,
+        ),
+        _s(
+            "revoked",
+            (UE, SVC),
+            B,
+            "The UE's subscription was revoked and not renewed (ghost).",
+            ghost=True,
+        ),
+        _s(
+            "revoke_ev",
+            (UE, SVC),
+            INT,
+            "Event stamp of the UE's latest revocation (ghost).",
+            0,
+            ghost=True,
+        ),
+        _s("authenticated", (UE,), B, "The UE has a fresh Digest AKA authentication (and KEK)."),
+        _s("registered", (UE, SVC), B, "The BM-SC has the UE registered for the service."),
+        _s("fetch_time", (UE, SVC), INT, "When the UE must next fetch a TEK of the service.", 0),
+        _s("ctr", (UE,), INT, "The BM-SC's MIKEY replay counter towards the UE.", 0),
+        _s("acked", (UE, TEK), B, "The BM-SC received the UE's MIKEY response for the TEK."),
+        # BM-SC: keys
+        _s("generated", (TEK,), B, "The BM-SC has generated this TEK."),
+        _s("tek_svc", (TEK,), SVC, "The service a TEK belongs to.", None),
+        _s("mki", (TEK,), INT, "The TEK's MKI.", 0),
+        _s("gen_ev", (TEK,), INT, "Event stamp of the TEK's generation (ghost).", 0, ghost=True),
+        _s("next_mki", (SVC,), INT, "The next unused MKI of the service.", 0),
+        _s("has_active", (SVC,), B, "The service has an active TEK."),
+        _s("active", (SVC,), TEK, "The service's active TEK (when has_active).", None),
+        _s("has_next", (SVC,), B, "The service has a generated, not yet active TEK."),
+        _s("next", (SVC,), TEK, "The service's next TEK (when has_next).", None),
+        _s("activated", (TEK,), B, "The TEK has been activated at some point."),
+        _s("act_ev", (TEK,), INT, "Event stamp of the TEK's activation (ghost).", 0, ghost=True),
+        _s("withdrawn", (TEK,), B, "The TEK was discarded before activation (re-key on leave)."),
+        _s("delivered", (UE, TEK), B, "The BM-SC sent this TEK to the UE (ghost).", ghost=True),
+        _s(
+            "dlv_ctr",
+            (UE, TEK),
+            INT,
+            "Replay counter of the latest delivery of the TEK that the UE accepted.",
+            0,
+        ),
+        # UE
+        _s("covered", (UE,), B, "The UE is in radio coverage.", True),
+        _s("dropped", (UE, SVC), B, "The UE lost a delivery or coverage since its last fetch."),
+        _s("holds", (UE, TEK), B, "The UE has this TEK installed."),
+        _s("ue_ctr", (UE,), INT, "Highest MIKEY replay counter the UE has accepted.", 0),
+        _s("saw_unknown", (UE, SVC), B, "The UE received a packet with an MKI it does not know."),
+        _s("current", (UE, SVC), TEK, "The TEK the UE uses for packets without an MKI.", None),
+        _s("has_current", (UE, SVC), B, "The UE has chosen a current TEK."),
+        # data plane
+        _s("sent", (PKT,), B, "The BM-SC has sent this SRTP packet."),
+        _s("pkt_tek", (PKT,), TEK, "The TEK a packet was protected with.", None),
+        _s("pkt_has_mki", (PKT,), B, "The packet carries the MKI field."),
+        _s("pkt_ev", (PKT,), INT, "Event stamp of the packet's sending (ghost).", 0, ghost=True),
+        _s("decrypted", (UE, PKT), B, "The UE decrypted this packet (ghost).", ghost=True),
+        # attacker
+        _s("compromised", (UE,), B, "The UE colludes with the attacker (gave away its KEK)."),
+        _s("att_kek", (UE,), B, "The attacker can decrypt deliveries addressed to the UE."),
+        _s("att_tek", (TEK,), B, "The attacker knows this TEK."),
+        # property witnesses
+        _s(
+            "missed_activation",
+            (UE, TEK),
+            B,
+            "The TEK was activated while this UE, registered, "
+            "authorised, in coverage and not dropped, lacked it (ghost).",
+            ghost=True,
+        ),
+        _s(
+            "rolled_back",
+            (UE,),
+            B,
+            "The UE installed a TEK older than one it held (ghost).",
+            ghost=True,
+        ),
+    )
+)

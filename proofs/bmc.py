@@ -67,8 +67,9 @@ class _Step:
     post: View
 
 
-def finite_transition(action: Action, profile: Any, pre: SymbolicState | View, sorts: Sorts,
-                      params: tuple[Any, ...]) -> _Step:
+def finite_transition(
+    action: Action, profile: Any, pre: SymbolicState | View, sorts: Sorts, params: tuple[Any, ...]
+) -> _Step:
     """Guard and post-state of ``action`` with the quantifiers expanded (the same reading
     as :func:`mbmssec.model.symbolic.transition`, with :class:`FiniteOps`)."""
     ops = FiniteOps(sorts)
@@ -77,8 +78,12 @@ def finite_transition(action: Action, profile: Any, pre: SymbolicState | View, s
         base = base.pre
     st = SymbolicStep(pre, action.modifies, action.name, base.vocab)
     action.body(ops, st, profile, *params)
-    ranges = [c for p, a in zip(action.params, params, strict=True) if p.sort is Sort.INT
-              for c in p.range_constraints(a)]
+    ranges = [
+        c
+        for p, a in zip(action.params, params, strict=True)
+        if p.sort is Sort.INT
+        for c in p.range_constraints(a)
+    ]
     guard = z3.And(*[as_z3(g) for g in ops.guards], *ranges)
     return _Step(action, tuple(params), guard, View(pre, st.overlay))
 
@@ -107,8 +112,9 @@ class SearchResult:
 class Unrolling:
     """The incremental unrolling of one model over one universe."""
 
-    def __init__(self, model: Model, universe: Universe = BMC_UNIVERSE,
-                 timeout_ms: int = 60_000) -> None:
+    def __init__(
+        self, model: Model, universe: Universe = BMC_UNIVERSE, timeout_ms: int = 60_000
+    ) -> None:
         for s in (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT):
             if universe.size(s) < 1:
                 raise ProofError(f"BMC universe needs at least one {s.value}")
@@ -122,8 +128,10 @@ class Unrolling:
         self.states: list[SymbolicState] = [SymbolicState(model.vocab, self.sorts, "d0")]
         self.selectors: list[z3.ArithRef] = []
         self.steps: list[list[_Step]] = []
-        self._index = {s: {str(e): i for i, e in enumerate(self.sorts.elements[s])}
-                       for s in self.sorts.elements}
+        self._index = {
+            s: {str(e): i for i, e in enumerate(self.sorts.elements[s])}
+            for s in self.sorts.elements
+        }
         self._independent = _independence(model, self.sorts)
         self.solver.add(self._initial(self.states[0]))
 
@@ -154,8 +162,10 @@ class Unrolling:
         sel = z3.Int(f"act@{k}{self.tag}")
         steps: list[_Step] = []
         for act in self.model.actions:
-            params = tuple(z3.Const(f"{act.name}.{p.name}@{k}{self.tag}", self.sorts.of(p.sort))
-                           for p in act.params)
+            params = tuple(
+                z3.Const(f"{act.name}.{p.name}@{k}{self.tag}", self.sorts.of(p.sort))
+                for p in act.params
+            )
             steps.append(finite_transition(act, self.model.profile, pre, self.sorts, params))
         self.solver.add(sel >= 0, sel < len(steps))
         for i, stp in enumerate(steps):
@@ -193,8 +203,9 @@ class Unrolling:
         else:
             return z3.BoolVal(True)
         els = self.sorts.elements[sort]
-        return z3.And(*[z3.Implies(fresh == els[i], pre.get(flag, els[i - 1]))
-                        for i in range(1, len(els))])
+        return z3.And(
+            *[z3.Implies(fresh == els[i], pre.get(flag, els[i - 1])) for i in range(1, len(els))]
+        )
 
     # -- questions -------------------------------------------------------------------------
 
@@ -223,8 +234,7 @@ class Unrolling:
             arglist: list[Any] = []
             for p in act.params:
                 role = values[p.name]
-                arglist.append({"u": u, "s": s}[role] if isinstance(role, str)
-                               else z3.IntVal(role))
+                arglist.append({"u": u, "s": s}[role] if isinstance(role, str) else z3.IntVal(role))
             args = tuple(arglist)
             stp = finite_transition(act, self.model.profile, cur, self.sorts, args)
             guards.append(stp.guard)
@@ -287,8 +297,7 @@ def _independence(model: Model, sorts: Sorts) -> list[tuple[int, int]]:
     reads: list[set[str]] = []
     for act in model.actions:
         rec = _ReadRecorder(base)
-        params = tuple(z3.Const(f"{act.name}.{p.name}@por", sorts.of(p.sort))
-                       for p in act.params)
+        params = tuple(z3.Const(f"{act.name}.{p.name}@por", sorts.of(p.sort)) for p in act.params)
         finite_transition(act, model.profile, rec, sorts, params)  # type: ignore[arg-type]
         reads.append(rec.names)
     out = []
@@ -309,12 +318,16 @@ def replay_violation(model: Model, trace: Trace, prop: Property) -> None:
     try:
         states = trace.replay(model)
     except ModelError as exc:
-        raise ToolBug(f"counterexample for property {prop.number} does not replay: {exc}; "
-                      f"trace {trace.to_json()}") from None
+        raise ToolBug(
+            f"counterexample for property {prop.number} does not replay: {exc}; "
+            f"trace {trace.to_json()}"
+        ) from None
     pre = states[-2] if len(states) > 1 else None
     if model.holds(prop, states[-1], pre):
-        raise ToolBug(f"counterexample for property {prop.number} replays but the property "
-                      f"holds in its last state; trace {trace.to_json()}")
+        raise ToolBug(
+            f"counterexample for property {prop.number} replays but the property "
+            f"holds in its last state; trace {trace.to_json()}"
+        )
 
 
 def replay_witness(model: Model, trace: Trace, action: str) -> None:
@@ -327,10 +340,16 @@ def replay_witness(model: Model, trace: Trace, action: str) -> None:
         raise ToolBug(f"witness for action {action} does not end with it")
 
 
-def search(model: Model, *, props: Iterable[Property] = (), actions: Iterable[str] = (),
-           depth: int = DEFAULT_DEPTH, universe: Universe = BMC_UNIVERSE,
-           timeout_ms: int = 60_000, progress: Callable[[str], None] | None = None,
-           ) -> SearchResult:
+def search(
+    model: Model,
+    *,
+    props: Iterable[Property] = (),
+    actions: Iterable[str] = (),
+    depth: int = DEFAULT_DEPTH,
+    universe: Universe = BMC_UNIVERSE,
+    timeout_ms: int = 60_000,
+    progress: Callable[[str], None] | None = None,
+) -> SearchResult:
     """Shortest violations of ``props`` and shortest witnesses enabling each of
     ``actions``, up to ``depth`` steps, in one incremental unrolling."""
     say = progress or (lambda _m: None)

@@ -76,31 +76,32 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
     data = read_toml(path)
     unknown = set(data) - _PROPOSAL_KEYS
     if unknown:
-        raise SpecError(path, "top level", f"unknown keys {sorted(unknown)} (allowed: "
-                        f"{', '.join(sorted(_PROPOSAL_KEYS))})")
+        raise SpecError(
+            path,
+            "top level",
+            f"unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(_PROPOSAL_KEYS))})",
+        )
     title = _str(data, "title", path)
     rationale = _str(data, "rationale", path)
     clauses = data.get("clauses")
-    if not isinstance(clauses, list) or not clauses or not all(
-            isinstance(c, str) for c in clauses):
+    if not isinstance(clauses, list) or not clauses or not all(isinstance(c, str) for c in clauses):
         raise SpecError(path, "clauses", "expected a non-empty list of clause ids")
     for i, cid in enumerate(clauses):
         if cid not in spec.clauses:
             raise SpecError(path, f"clauses[{i}]", f"unknown clause id {cid!r}")
     options = data.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
-        raise SpecError(path, "options", "expected a table of option = \"value\"")
+        raise SpecError(path, "options", 'expected a table of option = "value"')
     replace = data.get("replace", {})
     if not isinstance(replace, dict):
-        raise SpecError(path, "replace", "expected a table of \"clause id\" = \"new text\"")
+        raise SpecError(path, "replace", 'expected a table of "clause id" = "new text"')
     for cid, text in replace.items():
         if cid not in spec.clauses:
             raise SpecError(path, f"replace.{cid}", f"unknown clause id {cid!r}")
         if not isinstance(text, str) or not text.strip():
             raise SpecError(path, f"replace.{cid}", "expected the replacement text")
         if cid not in clauses:
-            raise SpecError(path, f"replace.{cid}", "a replaced clause must be listed in "
-                            "'clauses'")
+            raise SpecError(path, f"replace.{cid}", "a replaced clause must be listed in 'clauses'")
     expect = data.get("expect", {})
     if not isinstance(expect, dict) or set(expect) - {"broken", "fixed"}:
         raise SpecError(path, "expect", "expected a table with 'broken' and 'fixed' lists")
@@ -109,17 +110,26 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
     for key in ("broken", "fixed"):
         value = expect.get(key, [])
         if not isinstance(value, list) or not all(
-                isinstance(n, int) and not isinstance(n, bool) for n in value):
+            isinstance(n, int) and not isinstance(n, bool) for n in value
+        ):
             raise SpecError(path, f"expect.{key}", "expected a list of property numbers")
         for n in value:
             if n not in numbers:
                 raise SpecError(path, f"expect.{key}", f"unknown property {n}")
         lists[key] = tuple(sorted(value))
     profile = spec.profile(options, title=title, source=str(path))
-    return Proposal(path=path, name=path.stem, title=title, rationale=rationale,
-                    clauses=tuple(clauses), overrides=dict(options),
-                    replacements=dict(replace), expect_broken=lists["broken"],
-                    expect_fixed=lists["fixed"], profile=profile)
+    return Proposal(
+        path=path,
+        name=path.stem,
+        title=title,
+        rationale=rationale,
+        clauses=tuple(clauses),
+        overrides=dict(options),
+        replacements=dict(replace),
+        expect_broken=lists["broken"],
+        expect_fixed=lists["fixed"],
+        profile=profile,
+    )
 
 
 def shipped_proposals(spec: Spec | None = None) -> list[Proposal]:
@@ -160,8 +170,12 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "number": self.number, "name": self.name, "kind": self.kind,
-            "verdict": self.verdict, "how": self.how, "lemmas": self.lemmas,
+            "number": self.number,
+            "name": self.name,
+            "kind": self.kind,
+            "verdict": self.verdict,
+            "how": self.how,
+            "lemmas": self.lemmas,
             "bound": self.bound,
             "query_seconds": round(sum(q.seconds for q in self.queries), 4),
             "queries": [q.to_json() for q in self.queries],
@@ -187,7 +201,8 @@ class Report:
     @property
     def vacuous(self) -> bool:
         return not self.induction.initial_satisfiable or any(
-            w is None for w in self.witnesses.values())
+            w is None for w in self.witnesses.values()
+        )
 
     def holding(self) -> set[int]:
         return {n for n, v in self.verdicts.items() if v.verdict == "proved"}
@@ -195,8 +210,10 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         u = self.universe
         return {
-            "title": self.title, "overrides": self.overrides,
-            "seconds": round(self.seconds, 3), "bmc_seconds": round(self.bmc_seconds, 3),
+            "title": self.title,
+            "overrides": self.overrides,
+            "seconds": round(self.seconds, 3),
+            "bmc_seconds": round(self.bmc_seconds, 3),
             "induction_seconds": round(self.induction.seconds, 3),
             "depth": self.depth,
             "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
@@ -204,59 +221,103 @@ class Report:
             "witnesses": {a: (len(t.steps) if t else None) for a, t in self.witnesses.items()},
             "invariant": list(self.induction.surviving),
             "dropped": self.induction.dropped,
-            "properties": [v.to_json() for v in sorted(self.verdicts.values(),
-                                                       key=lambda v: v.number)],
+            "properties": [
+                v.to_json() for v in sorted(self.verdicts.values(), key=lambda v: v.number)
+            ],
         }
 
 
-def check_profile(model: Model, *, depth: int = DEFAULT_DEPTH,
-                  universe: Universe = BMC_UNIVERSE, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                  progress: Progress | None = None) -> Report:
+def check_profile(
+    model: Model,
+    *,
+    depth: int = DEFAULT_DEPTH,
+    universe: Universe = BMC_UNIVERSE,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    progress: Progress | None = None,
+) -> Report:
     """Prove or refute every property of ``model`` (see the module docstring)."""
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
     ind = prove(model, timeout_ms=timeout_ms, progress=say)
     unproved = [p for p in model.properties if not ind.property_proved(p)]
     tb = time.perf_counter()
-    found = search(model, props=unproved, actions=[a.name for a in model.actions],
-                   depth=depth, universe=universe, progress=say)
+    found = search(
+        model,
+        props=unproved,
+        actions=[a.name for a in model.actions],
+        depth=depth,
+        universe=universe,
+        progress=say,
+    )
     bmc_seconds = time.perf_counter() - tb
     witnesses: dict[str, Trace | None] = {
         a.name: (found.witnesses[a.name].trace if a.name in found.witnesses else None)
-        for a in model.actions}
+        for a in model.actions
+    }
     nonvacuous = ind.initial_satisfiable and all(w is not None for w in witnesses.values())
     verdicts: dict[int, Verdict] = {}
     for prop in model.properties:
-        verdicts[prop.number] = _verdict(prop, ind, found.violations.get(prop.number),
-                                         nonvacuous, depth)
-    return Report(title=model.profile.title, overrides=model.profile.overrides,
-                  verdicts=verdicts, witnesses=witnesses, induction=ind, depth=depth,
-                  universe=universe, seconds=time.perf_counter() - t0,
-                  bmc_seconds=bmc_seconds)
+        verdicts[prop.number] = _verdict(
+            prop, ind, found.violations.get(prop.number), nonvacuous, depth
+        )
+    return Report(
+        title=model.profile.title,
+        overrides=model.profile.overrides,
+        verdicts=verdicts,
+        witnesses=witnesses,
+        induction=ind,
+        depth=depth,
+        universe=universe,
+        seconds=time.perf_counter() - t0,
+        bmc_seconds=bmc_seconds,
+    )
 
 
-def _verdict(prop: Property, ind: InductionResult, cex: Found | None, nonvacuous: bool,
-             depth: int) -> Verdict:
-    def make(verdict: str, how: str, lemmas: list[str] | None = None,
-             trace: Trace | None = None, cti: Cti | None = None) -> Verdict:
-        return Verdict(number=prop.number, name=prop.name, kind=prop.kind, verdict=verdict,
-                       how=how, lemmas=lemmas or [], queries=ind.property_queries(prop),
-                       trace=trace, cti=cti, bound=prop.bound)
+def _verdict(
+    prop: Property, ind: InductionResult, cex: Found | None, nonvacuous: bool, depth: int
+) -> Verdict:
+    def make(
+        verdict: str,
+        how: str,
+        lemmas: list[str] | None = None,
+        trace: Trace | None = None,
+        cti: Cti | None = None,
+    ) -> Verdict:
+        return Verdict(
+            number=prop.number,
+            name=prop.name,
+            kind=prop.kind,
+            verdict=verdict,
+            how=how,
+            lemmas=lemmas or [],
+            queries=ind.property_queries(prop),
+            trace=trace,
+            cti=cti,
+            bound=prop.bound,
+        )
 
     if ind.property_proved(prop):
         if not nonvacuous:
-            return make("unknown", "proof is vacuous: some action is never enabled within "
-                        "the search depth")
-        how = {"invariant": "inductive invariant, every population size",
-               "step": "every step from the inductive invariant, every population size",
-               }.get(prop.kind, f"from every reachable state, within the plan's {prop.bound} "
-                                "steps, every population size")
+            return make(
+                "unknown", "proof is vacuous: some action is never enabled within the search depth"
+            )
+        how = {
+            "invariant": "inductive invariant, every population size",
+            "step": "every step from the inductive invariant, every population size",
+        }.get(
+            prop.kind,
+            f"from every reachable state, within the plan's {prop.bound} "
+            "steps, every population size",
+        )
         return make("proved", how, lemmas=ind.lemmas_used(prop))
     if cex is not None:
         return make("refuted", f"shortest counterexample, {cex.depth} steps", trace=cex.trace)
     why = ind.dropped.get(_key(prop), "see the counterexample to induction")
-    return make("unknown", f"not inductive with the lemmas ({why}); no counterexample within "
-                f"{depth} steps", cti=ind.cti_for(prop))
+    return make(
+        "unknown",
+        f"not inductive with the lemmas ({why}); no counterexample within {depth} steps",
+        cti=ind.cti_for(prop),
+    )
 
 
 def _key(prop: Property) -> str:
@@ -289,28 +350,44 @@ class Comparison:
             return []
         out = []
         if tuple(self.broken) != self.proposal.expect_broken:
-            out.append(f"{self.proposal.path}: expect.broken is "
-                       f"{list(self.proposal.expect_broken)}, the check finds {self.broken}")
+            out.append(
+                f"{self.proposal.path}: expect.broken is "
+                f"{list(self.proposal.expect_broken)}, the check finds {self.broken}"
+            )
         if tuple(self.fixed) != self.proposal.expect_fixed:
-            out.append(f"{self.proposal.path}: expect.fixed is "
-                       f"{list(self.proposal.expect_fixed)}, the check finds {self.fixed}")
+            out.append(
+                f"{self.proposal.path}: expect.fixed is "
+                f"{list(self.proposal.expect_fixed)}, the check finds {self.fixed}"
+            )
         if self.weakened:
-            out.append(f"{self.proposal.path}: properties {self.weakened} are no longer "
-                       "proved but not refuted either")
+            out.append(
+                f"{self.proposal.path}: properties {self.weakened} are no longer "
+                "proved but not refuted either"
+            )
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "proposal": None if self.proposal is None else {
-                "name": self.proposal.name, "path": str(self.proposal.path),
-                "title": self.proposal.title, "clauses": list(self.proposal.clauses),
+            "proposal": None
+            if self.proposal is None
+            else {
+                "name": self.proposal.name,
+                "path": str(self.proposal.path),
+                "title": self.proposal.title,
+                "clauses": list(self.proposal.clauses),
                 "options": dict(self.proposal.overrides),
                 "rationale": self.proposal.rationale,
                 "replace": dict(self.proposal.replacements),
-                "expect": {"broken": list(self.proposal.expect_broken),
-                           "fixed": list(self.proposal.expect_fixed)}},
-            "broken": self.broken, "weakened": self.weakened, "fixed": self.fixed,
-            "unchanged": self.unchanged, "expectation_errors": self.expectation_errors(),
+                "expect": {
+                    "broken": list(self.proposal.expect_broken),
+                    "fixed": list(self.proposal.expect_fixed),
+                },
+            },
+            "broken": self.broken,
+            "weakened": self.weakened,
+            "fixed": self.fixed,
+            "unchanged": self.unchanged,
+            "expectation_errors": self.expectation_errors(),
             "report": self.report.to_json(),
         }
 
@@ -340,8 +417,12 @@ def model_hash() -> str:
     code), so stored results can be recognised as stale."""
     root = Path(__file__).resolve().parent.parent
     files: list[Path] = []
-    for sub, pattern in (("model", "*.py"), ("spec", "*.toml"), ("spec/proposals", "*.toml"),
-                         ("proofs", "*.py")):
+    for sub, pattern in (
+        ("model", "*.py"),
+        ("spec", "*.toml"),
+        ("spec/proposals", "*.toml"),
+        ("proofs", "*.py"),
+    ):
         files.extend(sorted((root / sub).glob(pattern)))
     h = hashlib.sha256()
     for f in files:
@@ -357,13 +438,17 @@ def run_profiles(models: Iterable[Model], **kwargs: Any) -> list[Report]:
     return [check_profile(m, **kwargs) for m in models]
 
 
-def check_overrides(overrides: dict[str, str], depth: int = DEFAULT_DEPTH,
-                    universe: Universe = BMC_UNIVERSE,
-                    timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Report:
+def check_overrides(
+    overrides: dict[str, str],
+    depth: int = DEFAULT_DEPTH,
+    universe: Universe = BMC_UNIVERSE,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+) -> Report:
     """Check the profile given by option overrides (a picklable entry point for worker
     processes)."""
-    return check_profile(Model(load_spec().profile(overrides)), depth=depth,
-                         universe=universe, timeout_ms=timeout_ms)
+    return check_profile(
+        Model(load_spec().profile(overrides)), depth=depth, universe=universe, timeout_ms=timeout_ms
+    )
 
 
 def single_changes(spec: Spec | None = None) -> list[dict[str, str]]:
@@ -391,7 +476,7 @@ def pairwise_changes(spec: Spec | None = None) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     seen: set[tuple[tuple[str, str], ...]] = set()
     for i, a in enumerate(singles):
-        for b in singles[i + 1:]:
+        for b in singles[i + 1 :]:
             if set(a) & set(b) and any(a[k] != b[k] for k in set(a) & set(b)):
                 continue
             merged = {**a, **b}

@@ -57,9 +57,14 @@ class Query:
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "conjunct": self.conjunct, "verdict": self.verdict,
-                "seconds": round(self.seconds, 4), "core": list(self.core),
-                "reason": self.reason}
+        return {
+            "action": self.action,
+            "conjunct": self.conjunct,
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 4),
+            "core": list(self.core),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,13 @@ class Cti:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"conjunct": self.conjunct, "action": self.action, "pre": list(self.pre),
-                "post": list(self.post), "text": self.render()}
+        return {
+            "conjunct": self.conjunct,
+            "action": self.action,
+            "pre": list(self.pre),
+            "post": list(self.post),
+            "text": self.render(),
+        }
 
 
 @dataclass
@@ -226,8 +236,14 @@ def _fmt(v: z3.ExprRef) -> str:
     return text.replace("!val!", "")
 
 
-def _render_state(m: z3.ModelRef, vocab_syms: Iterable[Any], sorts: Sorts, pre: Any,
-                  post: Any | None, names: set[str]) -> tuple[list[str], list[str]]:
+def _render_state(
+    m: z3.ModelRef,
+    vocab_syms: Iterable[Any],
+    sorts: Sorts,
+    pre: Any,
+    post: Any | None,
+    names: set[str],
+) -> tuple[list[str], list[str]]:
     """Entries of the relevant symbols: pre-state values that are not at rest, and the
     entries the step changed."""
     universes: dict[Sort, list[z3.ExprRef]] = {}
@@ -265,8 +281,16 @@ class _ActionSolver:
     literal, so unsat cores name the candidates a proof used), the guard and the
     post-state view."""
 
-    def __init__(self, act: Action, model: Model, sorts: Sorts, pre: SymbolicState,
-                 conjs: list[_Conjunct], lits: dict[str, z3.BoolRef], timeout_ms: int) -> None:
+    def __init__(
+        self,
+        act: Action,
+        model: Model,
+        sorts: Sorts,
+        pre: SymbolicState,
+        conjs: list[_Conjunct],
+        lits: dict[str, z3.BoolRef],
+        timeout_ms: int,
+    ) -> None:
         self.action = act
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
@@ -276,9 +300,9 @@ class _ActionSolver:
         self.solver.add(self.tr.guard)
 
 
-def _check(solver: z3.Solver, goal: z3.BoolRef, assumptions: list[z3.BoolRef],
-           lit_names: dict[str, str]) -> tuple[str, tuple[str, ...], float, z3.ModelRef | None,
-                                               str]:
+def _check(
+    solver: z3.Solver, goal: z3.BoolRef, assumptions: list[z3.BoolRef], lit_names: dict[str, str]
+) -> tuple[str, tuple[str, ...], float, z3.ModelRef | None, str]:
     solver.push()
     solver.add(z3.Not(goal))
     t0 = time.perf_counter()
@@ -288,8 +312,7 @@ def _check(solver: z3.Solver, goal: z3.BoolRef, assumptions: list[z3.BoolRef],
     m = None
     reason = ""
     if res == z3.unsat:
-        core = tuple(sorted(lit_names[str(x)] for x in solver.unsat_core()
-                            if str(x) in lit_names))
+        core = tuple(sorted(lit_names[str(x)] for x in solver.unsat_core() if str(x) in lit_names))
         verdict = "proved"
     elif res == z3.sat:
         verdict = "failed"
@@ -301,9 +324,13 @@ def _check(solver: z3.Solver, goal: z3.BoolRef, assumptions: list[z3.BoolRef],
     return verdict, core, dt, m, reason
 
 
-def prove(model: Model, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-          lemmas: Iterable[Lemma] | None = None,
-          progress: Callable[[str], None] | None = None) -> InductionResult:
+def prove(
+    model: Model,
+    *,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    lemmas: Iterable[Lemma] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> InductionResult:
     """Run the inductive fixpoint for ``model``'s profile, then check step and response
     properties against what survived."""
     t_start = time.perf_counter()
@@ -331,8 +358,9 @@ def prove(model: Model, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
     t0 = time.perf_counter()
     initial_sat = init_solver.check() == z3.sat
     if not initial_sat:
-        raise ProofError("the initial-state condition is unsatisfiable: every proof would be "
-                         "vacuous")
+        raise ProofError(
+            "the initial-state condition is unsatisfiable: every proof would be vacuous"
+        )
     del t0
     for c in conjs:
         verdict, core, dt, m, reason = _check(init_solver, c.build(s0), [], {})
@@ -369,44 +397,66 @@ def prove(model: Model, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
                 if verdict != "proved":
                     failed.add(cname)
                     if cname not in dropped:
-                        dropped[cname] = (f"not preserved by {act.name}" if verdict == "failed"
-                                          else f"{verdict} on {act.name} ({reason})")
+                        dropped[cname] = (
+                            f"not preserved by {act.name}"
+                            if verdict == "failed"
+                            else f"{verdict} on {act.name} ({reason})"
+                        )
                     if m is not None and cname not in ctis:
                         names = set(reads[cname]) | set(act.modifies)
                         pl, ql = _render_state(m, vocab.symbols, sorts, pre, aso.tr.post, names)
-                        params = [f"{p.name} = {_fmt(m.eval(v, model_completion=True))}"
-                                  for p, v in zip(act.params, aso.tr.params, strict=True)]
+                        params = [
+                            f"{p.name} = {_fmt(m.eval(v, model_completion=True))}"
+                            for p, v in zip(act.params, aso.tr.params, strict=True)
+                        ]
                         ctis[cname] = Cti(cname, act.name, tuple(params + pl), tuple(ql))
         alive -= failed
-        pending = {key for key, q in latest.items()
-                   if key[0] != "init" and key[1] in alive and set(q.core) & failed}
+        pending = {
+            key
+            for key, q in latest.items()
+            if key[0] != "init" and key[1] in alive and set(q.core) & failed
+        }
 
     for (_a, cname), q in latest.items():
         if cname in alive:
             uses[cname].update(x for x in q.core if x != cname)
 
     result = InductionResult(
-        profile_title=model.profile.title, surviving=tuple(sorted(alive)), dropped=dropped,
-        queries=sorted(latest.values(), key=lambda q: (q.conjunct, q.action)), ctis=ctis,
-        initial_satisfiable=initial_sat, uses={k: v for k, v in uses.items() if k in alive})
+        profile_title=model.profile.title,
+        surviving=tuple(sorted(alive)),
+        dropped=dropped,
+        queries=sorted(latest.values(), key=lambda q: (q.conjunct, q.action)),
+        ctis=ctis,
+        initial_satisfiable=initial_sat,
+        uses={k: v for k, v in uses.items() if k in alive},
+    )
 
     assumptions = [lits[c] for c in sorted(alive)]
     for prop in model.properties:
         if prop.kind == "step":
             say(f"step property {prop.number}")
             result.step_results[prop.number] = _prove_step(
-                model, prop, sorts, pre, solvers, assumptions, lit_names, result)
+                model, prop, sorts, pre, solvers, assumptions, lit_names, result
+            )
         elif prop.kind == "response":
             say(f"response property {prop.number}")
-            _prove_response(model, prop, sorts, pre, conjs, lits, alive, lit_names,
-                            timeout_ms, result)
+            _prove_response(
+                model, prop, sorts, pre, conjs, lits, alive, lit_names, timeout_ms, result
+            )
     result.seconds = time.perf_counter() - t_start
     return result
 
 
-def _prove_step(model: Model, prop: Property, sorts: Sorts, pre: SymbolicState,
-                solvers: dict[str, _ActionSolver], assumptions: list[z3.BoolRef],
-                lit_names: dict[str, str], result: InductionResult) -> list[Query]:
+def _prove_step(
+    model: Model,
+    prop: Property,
+    sorts: Sorts,
+    pre: SymbolicState,
+    solvers: dict[str, _ActionSolver],
+    assumptions: list[z3.BoolRef],
+    lit_names: dict[str, str],
+    result: InductionResult,
+) -> list[Query]:
     body = prop.body
     assert body is not None
     out: list[Query] = []
@@ -416,16 +466,23 @@ def _prove_step(model: Model, prop: Property, sorts: Sorts, pre: SymbolicState,
         verdict, core, dt, m, reason = _check(aso.solver, goal, assumptions, lit_names)
         out.append(Query(act.name, f"P{prop.number}_{prop.name}", verdict, dt, core, reason))
         if m is not None and prop.number not in result.step_ctis:
-            pl, ql = _render_state(m, model.vocab.symbols, sorts, pre, aso.tr.post,
-                                   set(act.modifies) | {"authenticated", "subscribed",
-                                                        "generated", "tek_svc"})
-            result.step_ctis[prop.number] = Cti(f"P{prop.number}_{prop.name}", act.name,
-                                                tuple(pl), tuple(ql))
+            pl, ql = _render_state(
+                m,
+                model.vocab.symbols,
+                sorts,
+                pre,
+                aso.tr.post,
+                set(act.modifies) | {"authenticated", "subscribed", "generated", "tek_svc"},
+            )
+            result.step_ctis[prop.number] = Cti(
+                f"P{prop.number}_{prop.name}", act.name, tuple(pl), tuple(ql)
+            )
     return out
 
 
-def plan_transitions(model: Model, prop: Property, sorts: Sorts, state: Any, u: Any, s: Any,
-                     tag: str) -> tuple[list[z3.BoolRef], Any]:
+def plan_transitions(
+    model: Model, prop: Property, sorts: Sorts, state: Any, u: Any, s: Any, tag: str
+) -> tuple[list[z3.BoolRef], Any]:
     """The guards of the response property's plan run from ``state`` for UE ``u`` and
     service ``s``, and the state after the plan."""
     guards: list[z3.BoolRef] = []
@@ -446,9 +503,18 @@ def plan_transitions(model: Model, prop: Property, sorts: Sorts, state: Any, u: 
     return guards, cur
 
 
-def _prove_response(model: Model, prop: Property, sorts: Sorts, pre: SymbolicState,
-                    conjs: list[_Conjunct], lits: dict[str, z3.BoolRef], alive: set[str],
-                    lit_names: dict[str, str], timeout_ms: int, result: InductionResult) -> None:
+def _prove_response(
+    model: Model,
+    prop: Property,
+    sorts: Sorts,
+    pre: SymbolicState,
+    conjs: list[_Conjunct],
+    lits: dict[str, z3.BoolRef],
+    alive: set[str],
+    lit_names: dict[str, str],
+    timeout_ms: int,
+    result: InductionResult,
+) -> None:
     assert prop.premise is not None and prop.goal is not None
     ops = Z3Ops(sorts)
     solver = z3.Solver()
@@ -461,18 +527,40 @@ def _prove_response(model: Model, prop: Property, sorts: Sorts, pre: SymbolicSta
     try:
         guards, post = plan_transitions(model, prop, sorts, pre, u, s, "resp")
     except Exception as exc:  # a plan step that does not exist under this profile
-        result.response_results[prop.number] = Query("plan", prop_key(prop), "failed", 0.0,
-                                                     (), f"plan not applicable: {exc}")
+        result.response_results[prop.number] = Query(
+            "plan", prop_key(prop), "failed", 0.0, (), f"plan not applicable: {exc}"
+        )
         return
     goal = z3.And(*guards, prop.goal(ops, post, u, s))
-    verdict, core, dt, m, reason = _check(solver, goal, [lits[c] for c in sorted(alive)],
-                                          lit_names)
-    result.response_results[prop.number] = Query("plan", prop_key(prop), verdict, dt, core,
-                                                 reason)
+    verdict, core, dt, m, reason = _check(solver, goal, [lits[c] for c in sorted(alive)], lit_names)
+    result.response_results[prop.number] = Query("plan", prop_key(prop), verdict, dt, core, reason)
     if m is not None:
-        pl, _ = _render_state(m, model.vocab.symbols, sorts, pre, None,
-                              {"saw_unknown", "subscribed", "covered", "has_active", "registered",
-                               "fetch_time", "clock", "holds", "active", "authenticated"})
-        result.response_ctis[prop.number] = Cti(prop_key(prop), "plan " + " ; ".join(
-            n for n, _r in prop.plan), (f"u = {_fmt(m.eval(u, model_completion=True))}",
-                                        f"s = {_fmt(m.eval(s, model_completion=True))}", *pl), ())
+        pl, _ = _render_state(
+            m,
+            model.vocab.symbols,
+            sorts,
+            pre,
+            None,
+            {
+                "saw_unknown",
+                "subscribed",
+                "covered",
+                "has_active",
+                "registered",
+                "fetch_time",
+                "clock",
+                "holds",
+                "active",
+                "authenticated",
+            },
+        )
+        result.response_ctis[prop.number] = Cti(
+            prop_key(prop),
+            "plan " + " ; ".join(n for n, _r in prop.plan),
+            (
+                f"u = {_fmt(m.eval(u, model_completion=True))}",
+                f"s = {_fmt(m.eval(s, model_completion=True))}",
+                *pl,
+            ),
+            (),
+        )

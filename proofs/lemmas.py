@@ -40,14 +40,20 @@ class Lemma:
 
 def _synchronised(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     """Registered, authorised, in coverage and no delivery lost since the last fetch."""
-    return ops.and_(st.get("registered", u, s), st.get("subscribed", u, s),
-                    st.get("covered", u), ops.not_(st.get("dropped", u, s)))
+    return ops.and_(
+        st.get("registered", u, s),
+        st.get("subscribed", u, s),
+        st.get("covered", u),
+        ops.not_(st.get("dropped", u, s)),
+    )
 
 
-def _lemma(name: str, when: Callable[[Prof], bool] = lambda _p: True
-           ) -> Callable[[Callable[[Ops, Reader, Prof], Any]], Lemma]:
+def _lemma(
+    name: str, when: Callable[[Prof], bool] = lambda _p: True
+) -> Callable[[Callable[[Ops, Reader, Prof], Any]], Lemma]:
     def wrap(body: Callable[[Ops, Reader, Prof], Any]) -> Lemma:
         return Lemma(name, (body.__doc__ or "").strip(), body, when)
+
     return wrap
 
 
@@ -57,56 +63,86 @@ def _lemma(name: str, when: Callable[[Prof], bool] = lambda _p: True
 @_lemma("decrypted_sent")
 def decrypted_sent(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE decrypted only packets that were sent."""
-    return for_all(ops, (UE, PKT), lambda u, p: ops.implies(st.get("decrypted", u, p),
-                                                         st.get("sent", p)))
+    return for_all(
+        ops, (UE, PKT), lambda u, p: ops.implies(st.get("decrypted", u, p), st.get("sent", p))
+    )
 
 
 @_lemma("sent_activated")
 def sent_activated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A sent packet is under an activated TEK, stamped after that activation."""
-    return for_all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), ops.and_(
-        st.get("activated", st.get("pkt_tek", p)),
-        st.get("act_ev", st.get("pkt_tek", p)) < st.get("pkt_ev", p))))
+    return for_all(
+        ops,
+        (PKT,),
+        lambda p: ops.implies(
+            st.get("sent", p),
+            ops.and_(
+                st.get("activated", st.get("pkt_tek", p)),
+                st.get("act_ev", st.get("pkt_tek", p)) < st.get("pkt_ev", p),
+            ),
+        ),
+    )
 
 
 @_lemma("holds_delivered")
 def holds_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE holds only TEKs the BM-SC delivered to it."""
-    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t),
-                                                         st.get("delivered", u, t)))
+    return for_all(
+        ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t), st.get("delivered", u, t))
+    )
 
 
 @_lemma("acked_delivered")
 def acked_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE acknowledged only TEKs delivered to it."""
-    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("acked", u, t),
-                                                         st.get("delivered", u, t)))
+    return for_all(
+        ops, (UE, TEK), lambda u, t: ops.implies(st.get("acked", u, t), st.get("delivered", u, t))
+    )
 
 
 @_lemma("delivered_generated")
 def delivered_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Only generated TEKs were delivered, and only to UEs once subscribed to their service."""
-    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(st.get("delivered", u, t), ops.and_(
-        st.get("generated", t), st.get("ever_sub", u, st.get("tek_svc", t)))))
+    return for_all(
+        ops,
+        (UE, TEK),
+        lambda u, t: ops.implies(
+            st.get("delivered", u, t),
+            ops.and_(st.get("generated", t), st.get("ever_sub", u, st.get("tek_svc", t))),
+        ),
+    )
 
 
 @_lemma("activated_generated")
 def activated_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """An activated TEK was generated first, and is no newer than its service's active TEK."""
+
     def body(t: Any) -> Any:
         s = st.get("tek_svc", t)
-        return ops.implies(st.get("activated", t), ops.and_(
-            st.get("generated", t), st.get("gen_ev", t) < st.get("act_ev", t),
-            st.get("has_active", s), st.get("gen_ev", t) <= st.get("gen_ev", st.get("active", s))))
+        return ops.implies(
+            st.get("activated", t),
+            ops.and_(
+                st.get("generated", t),
+                st.get("gen_ev", t) < st.get("act_ev", t),
+                st.get("has_active", s),
+                st.get("gen_ev", t) <= st.get("gen_ev", st.get("active", s)),
+            ),
+        )
+
     return for_all(ops, (TEK,), body)
 
 
 @_lemma("registered_subscribed")
 def registered_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A registered UE is authorised (revocation ends the registration)."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.and_(
-        ops.implies(st.get("registered", u, s), st.get("subscribed", u, s)),
-        ops.implies(st.get("subscribed", u, s), st.get("ever_sub", u, s))))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.and_(
+            ops.implies(st.get("registered", u, s), st.get("subscribed", u, s)),
+            ops.implies(st.get("subscribed", u, s), st.get("ever_sub", u, s)),
+        ),
+    )
 
 
 # -- the key schedule ----------------------------------------------------------------------
@@ -115,54 +151,95 @@ def registered_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("mki_below_next")
 def mki_below_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every generated TEK's MKI is below its service's next unused MKI."""
-    return for_all(ops, (TEK,), lambda t: ops.implies(
-        st.get("generated", t), st.get("mki", t) < st.get("next_mki", st.get("tek_svc", t))))
+    return for_all(
+        ops,
+        (TEK,),
+        lambda t: ops.implies(
+            st.get("generated", t), st.get("mki", t) < st.get("next_mki", st.get("tek_svc", t))
+        ),
+    )
 
 
 @_lemma("next_fresh")
 def next_fresh(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The next TEK is generated, belongs to its service, is neither activated nor
     withdrawn, and is the newest TEK of the service."""
+
     def body(s: Any) -> Any:
         n = st.get("next", s)
-        return ops.implies(st.get("has_next", s), ops.and_(
-            st.get("generated", n), st.get("tek_svc", n) == s,
-            ops.not_(st.get("activated", n)), ops.not_(st.get("withdrawn", n))))
+        return ops.implies(
+            st.get("has_next", s),
+            ops.and_(
+                st.get("generated", n),
+                st.get("tek_svc", n) == s,
+                ops.not_(st.get("activated", n)),
+                ops.not_(st.get("withdrawn", n)),
+            ),
+        )
+
     return for_all(ops, (SVC,), body)
 
 
 @_lemma("next_newest")
 def next_newest(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every other generated TEK of a service is older than its next TEK."""
-    return for_all(ops, (SVC, TEK), lambda s, y: ops.implies(
-        ops.and_(st.get("has_next", s), st.get("generated", y), st.get("tek_svc", y) == s,
-                 y != st.get("next", s)),
-        st.get("gen_ev", y) < st.get("gen_ev", st.get("next", s))))
+    return for_all(
+        ops,
+        (SVC, TEK),
+        lambda s, y: ops.implies(
+            ops.and_(
+                st.get("has_next", s),
+                st.get("generated", y),
+                st.get("tek_svc", y) == s,
+                y != st.get("next", s),
+            ),
+            st.get("gen_ev", y) < st.get("gen_ev", st.get("next", s)),
+        ),
+    )
 
 
 @_lemma("active_activated")
 def active_activated(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The active TEK was activated and belongs to its service."""
-    return for_all(ops, (SVC,), lambda s: ops.implies(st.get("has_active", s), ops.and_(
-        st.get("activated", st.get("active", s)), st.get("tek_svc", st.get("active", s)) == s)))
+    return for_all(
+        ops,
+        (SVC,),
+        lambda s: ops.implies(
+            st.get("has_active", s),
+            ops.and_(
+                st.get("activated", st.get("active", s)),
+                st.get("tek_svc", st.get("active", s)) == s,
+            ),
+        ),
+    )
 
 
 @_lemma("withdrawn_never_active")
 def withdrawn_never_active(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A withdrawn TEK was generated and is never activated."""
-    return for_all(ops, (TEK,), lambda t: ops.implies(st.get("withdrawn", t), ops.and_(
-        st.get("generated", t), ops.not_(st.get("activated", t)))))
+    return for_all(
+        ops,
+        (TEK,),
+        lambda t: ops.implies(
+            st.get("withdrawn", t),
+            ops.and_(st.get("generated", t), ops.not_(st.get("activated", t))),
+        ),
+    )
 
 
 @_lemma("delivered_pending")
 def delivered_pending(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A delivered TEK not yet activated is its service's next TEK, or was withdrawn."""
+
     def body(u: Any, t: Any) -> Any:
         s = st.get("tek_svc", t)
         return ops.implies(
             ops.and_(st.get("delivered", u, t), ops.not_(st.get("activated", t))),
-            ops.or_(ops.and_(st.get("has_next", s), st.get("next", s) == t),
-                    st.get("withdrawn", t)))
+            ops.or_(
+                ops.and_(st.get("has_next", s), st.get("next", s) == t), st.get("withdrawn", t)
+            ),
+        )
+
     return for_all(ops, (UE, TEK), body)
 
 
@@ -174,13 +251,24 @@ def stamps_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every event stamp already given out is below the event counter."""
     ev = st.get("ev")
     return ops.and_(
-        for_all(ops, (TEK,), lambda t: ops.and_(
-            ops.implies(st.get("generated", t), st.get("gen_ev", t) < ev),
-            ops.implies(st.get("activated", t), st.get("act_ev", t) < ev))),
+        for_all(
+            ops,
+            (TEK,),
+            lambda t: ops.and_(
+                ops.implies(st.get("generated", t), st.get("gen_ev", t) < ev),
+                ops.implies(st.get("activated", t), st.get("act_ev", t) < ev),
+            ),
+        ),
         for_all(ops, (PKT,), lambda p: ops.implies(st.get("sent", p), st.get("pkt_ev", p) < ev)),
-        for_all(ops, (UE, SVC), lambda u, s: ops.and_(
-            ops.implies(st.get("ever_sub", u, s), st.get("join_ev", u, s) < ev),
-            ops.implies(st.get("revoked", u, s), st.get("revoke_ev", u, s) < ev))))
+        for_all(
+            ops,
+            (UE, SVC),
+            lambda u, s: ops.and_(
+                ops.implies(st.get("ever_sub", u, s), st.get("join_ev", u, s) < ev),
+                ops.implies(st.get("revoked", u, s), st.get("revoke_ev", u, s) < ev),
+            ),
+        ),
+    )
 
 
 # -- synchronisation ---------------------------------------------------------------------
@@ -192,36 +280,54 @@ def counters_ordered(ops: Ops, st: Reader, prof: Prof) -> Any:
     counter is at most the UE's (so a replay is never fresh)."""
     return ops.and_(
         for_all(ops, (UE,), lambda u: st.get("ue_ctr", u) <= st.get("ctr", u)),
-        for_all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u)))
+        for_all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u)),
+    )
 
 
 @_lemma("uncovered_dropped")
 def uncovered_dropped(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE out of coverage counts as out of synchronisation for every service."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(ops.not_(st.get("covered", u)),
-                                                         st.get("dropped", u, s)))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(ops.not_(st.get("covered", u)), st.get("dropped", u, s)),
+    )
 
 
 @_lemma("fetch_time_ahead")
 def fetch_time_ahead(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A synchronised UE's fetch time has not passed (time waits for UEs to fetch)."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
-        _synchronised(ops, st, u, s), st.get("fetch_time", u, s) >= st.get("clock")))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            _synchronised(ops, st, u, s), st.get("fetch_time", u, s) >= st.get("clock")
+        ),
+    )
 
 
 @_lemma("synchronised_holds_next")
 def synchronised_holds_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A synchronised UE that was sent the next TEK still holds it."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
-        ops.and_(_synchronised(ops, st, u, s), st.get("has_next", s),
-                 st.get("delivered", u, st.get("next", s))),
-        st.get("holds", u, st.get("next", s))))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            ops.and_(
+                _synchronised(ops, st, u, s),
+                st.get("has_next", s),
+                st.get("delivered", u, st.get("next", s)),
+            ),
+            st.get("holds", u, st.get("next", s)),
+        ),
+    )
 
 
 @_lemma("holds_active_below_newer")
 def holds_active_below_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE holding a TEK newer than its service's active TEK also holds the active TEK
     (when the BM-SC sends the active TEK to this UE at all)."""
+
     def body(u: Any, y: Any) -> Any:
         s = st.get("tek_svc", y)
         act = st.get("active", s)
@@ -229,9 +335,15 @@ def holds_active_below_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
         if rekey_on(prof, "join"):
             sends_active = st.get("act_ev", act) > st.get("join_ev", u, s)
         return ops.implies(
-            ops.and_(st.get("holds", u, y), st.get("has_active", s),
-                     st.get("gen_ev", y) > st.get("gen_ev", act), sends_active),
-            st.get("holds", u, act))
+            ops.and_(
+                st.get("holds", u, y),
+                st.get("has_active", s),
+                st.get("gen_ev", y) > st.get("gen_ev", act),
+                sends_active,
+            ),
+            st.get("holds", u, act),
+        )
+
     return for_all(ops, (UE, TEK), body)
 
 
@@ -241,40 +353,60 @@ def holds_active_below_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("revoked_unsubscribed")
 def revoked_unsubscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A revoked UE is not authorised (until it subscribes again)."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
-        st.get("revoked", u, s), ops.not_(st.get("subscribed", u, s))))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(st.get("revoked", u, s), ops.not_(st.get("subscribed", u, s))),
+    )
 
 
 @_lemma("revoked_keys_old")
 def revoked_keys_old(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Every TEK delivered to a revoked UE was generated before the revocation and was
     either activated before it or withdrawn."""
+
     def body(u: Any, t: Any) -> Any:
         s = st.get("tek_svc", t)
         rev = st.get("revoke_ev", u, s)
         return ops.implies(
             ops.and_(st.get("revoked", u, s), st.get("delivered", u, t)),
-            ops.and_(st.get("gen_ev", t) < rev,
-                     ops.or_(st.get("withdrawn", t),
-                             ops.and_(st.get("activated", t), st.get("act_ev", t) < rev))))
+            ops.and_(
+                st.get("gen_ev", t) < rev,
+                ops.or_(
+                    st.get("withdrawn", t),
+                    ops.and_(st.get("activated", t), st.get("act_ev", t) < rev),
+                ),
+            ),
+        )
+
     return for_all(ops, (UE, TEK), body)
 
 
 @_lemma("revoked_lacks_next", when=lambda prof: rekey_on(prof, "leave"))
 def revoked_lacks_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A revoked UE was never sent its service's next TEK (re-key on leave)."""
-    return for_all(ops, (UE, SVC), lambda u, s: ops.implies(
-        ops.and_(st.get("revoked", u, s), st.get("has_next", s)),
-        ops.not_(st.get("delivered", u, st.get("next", s)))))
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            ops.and_(st.get("revoked", u, s), st.get("has_next", s)),
+            ops.not_(st.get("delivered", u, st.get("next", s))),
+        ),
+    )
 
 
 @_lemma("joiner_keys_new", when=lambda prof: rekey_on(prof, "join"))
 def joiner_keys_new(ops: Ops, st: Reader, prof: Prof) -> Any:
     """With re-keying on join, every activated TEK a UE holds was activated after the UE
     first subscribed to its service."""
-    return for_all(ops, (UE, TEK), lambda u, t: ops.implies(
-        ops.and_(st.get("holds", u, t), st.get("activated", t)),
-        st.get("act_ev", t) > st.get("join_ev", u, st.get("tek_svc", t))))
+    return for_all(
+        ops,
+        (UE, TEK),
+        lambda u, t: ops.implies(
+            ops.and_(st.get("holds", u, t), st.get("activated", t)),
+            st.get("act_ev", t) > st.get("join_ev", u, st.get("tek_svc", t)),
+        ),
+    )
 
 
 # -- the attacker --------------------------------------------------------------------------
@@ -283,17 +415,36 @@ def joiner_keys_new(ops: Ops, st: Reader, prof: Prof) -> Any:
 @_lemma("attacker_keks_compromised")
 def attacker_keks_compromised(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The attacker knows the KEK only of UEs that collude with it."""
-    return for_all(ops, (UE,), lambda u: ops.implies(st.get("att_kek", u),
-                                                  st.get("compromised", u)))
+    return for_all(
+        ops, (UE,), lambda u: ops.implies(st.get("att_kek", u), st.get("compromised", u))
+    )
 
 
 LEMMAS: tuple[Lemma, ...] = (
-    decrypted_sent, sent_activated, holds_delivered, acked_delivered, delivered_generated,
-    activated_generated, registered_subscribed, mki_below_next, next_fresh, next_newest,
-    active_activated, withdrawn_never_active, delivered_pending, stamps_in_past,
-    counters_ordered, uncovered_dropped, fetch_time_ahead, synchronised_holds_next,
-    holds_active_below_newer, revoked_unsubscribed, revoked_keys_old, revoked_lacks_next,
-    joiner_keys_new, attacker_keks_compromised,
+    decrypted_sent,
+    sent_activated,
+    holds_delivered,
+    acked_delivered,
+    delivered_generated,
+    activated_generated,
+    registered_subscribed,
+    mki_below_next,
+    next_fresh,
+    next_newest,
+    active_activated,
+    withdrawn_never_active,
+    delivered_pending,
+    stamps_in_past,
+    counters_ordered,
+    uncovered_dropped,
+    fetch_time_ahead,
+    synchronised_holds_next,
+    holds_active_below_newer,
+    revoked_unsubscribed,
+    revoked_keys_old,
+    revoked_lacks_next,
+    joiner_keys_new,
+    attacker_keks_compromised,
 )
 
 

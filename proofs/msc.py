@@ -47,15 +47,18 @@ def trace_svg(trace: Trace, model: Model, title: str = "") -> str:
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
     ]
     if title:
-        out.append(f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}'
-                   '</text>')
+        out.append(f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>')
     bottom = height - 20
     for name, cx in x.items():
-        out.append(f'<rect x="{cx - 45}" y="{_TOP - 32}" width="90" height="22" rx="4" '
-                   'fill="#eef" stroke="#336"/>')
+        out.append(
+            f'<rect x="{cx - 45}" y="{_TOP - 32}" width="90" height="22" rx="4" '
+            'fill="#eef" stroke="#336"/>'
+        )
         out.append(f'<text x="{cx}" y="{_TOP - 16}" text-anchor="middle">{escape(name)}</text>')
-        out.append(f'<line x1="{cx}" y1="{_TOP - 10}" x2="{cx}" y2="{bottom}" stroke="#999" '
-                   'stroke-dasharray="4 3"/>')
+        out.append(
+            f'<line x1="{cx}" y1="{_TOP - 10}" x2="{cx}" y2="{bottom}" stroke="#999" '
+            'stroke-dasharray="4 3"/>'
+        )
     for i, st in enumerate(trace.steps, start=1):
         y = _TOP + i * _ROW
         act = model.action(st.action)
@@ -68,8 +71,7 @@ def trace_svg(trace: Trace, model: Model, title: str = "") -> str:
             x1, x2 = x["BM-SC"], x[f"UE{n_ue - 1}"] + 40
             out.append(_arrow(x1, x2, y, "#264"))
             out.append(_label((x1 + x2) / 2, y - 5, text))
-        elif act.actor == "attacker" and ue_x is not None and st.action in ("Replay",
-                                                                             "Eavesdrop"):
+        elif act.actor == "attacker" and ue_x is not None and st.action in ("Replay", "Eavesdrop"):
             out.append(_arrow(x["attacker"], ue_x, y, "#a22", dashed=True))
             out.append(_label((x["attacker"] + ue_x) / 2, y - 5, text))
         elif st.action in ("Register", "DeliveryLost", "Authenticate") and ue_x is not None:
@@ -84,16 +86,20 @@ def trace_svg(trace: Trace, model: Model, title: str = "") -> str:
             out.append(f'<text x="{cx + 8}" y="{y + 4}">{escape(text)}</text>')
     if trace.violates:
         y = _TOP + (len(trace.steps) + 1) * _ROW
-        out.append(f'<text x="10" y="{y}" fill="#a00" font-weight="bold">violates property '
-                   f'{escape(", ".join(map(str, trace.violates)))}</text>')
+        out.append(
+            f'<text x="10" y="{y}" fill="#a00" font-weight="bold">violates property '
+            f"{escape(', '.join(map(str, trace.violates)))}</text>"
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
 def _arrow(x1: float, x2: float, y: float, colour: str, dashed: bool = False) -> str:
     dash = ' stroke-dasharray="5 3"' if dashed else ""
-    return (f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}" '
-            f'stroke-width="1.5" marker-end="url(#arrow)"{dash}/>')
+    return (
+        f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}" '
+        f'stroke-width="1.5" marker-end="url(#arrow)"{dash}/>'
+    )
 
 
 def _label(cx: float, y: float, text: str) -> str:

@@ -38,12 +38,17 @@ def test_trace_replays_and_violates_property_{number}() -> None:
 
 def pytest_source(trace: Trace, overrides: dict[str, str], number: int, title: str = "") -> str:
     """The text of the pytest file for ``trace`` (violating property ``number``)."""
-    return _TEMPLATE.format(number=number, title=title or f"property {number}",
-                            overrides=dict(sorted(overrides.items())), trace=trace.to_json())
+    return _TEMPLATE.format(
+        number=number,
+        title=title or f"property {number}",
+        overrides=dict(sorted(overrides.items())),
+        trace=trace.to_json(),
+    )
 
 
-def write_pytest(path: Path, trace: Trace, overrides: dict[str, str], number: int,
-                 title: str = "") -> Path:
+def write_pytest(
+    path: Path, trace: Trace, overrides: dict[str, str], number: int, title: str = ""
+) -> Path:
     """Write the file and return its path."""
     path.write_text(pytest_source(trace, overrides, number, title), encoding="utf-8")
     return path

@@ -75,17 +75,24 @@ class Spec:
         """The profile that takes every option at its baseline value."""
         return Profile(self, {}, title="Baseline (proposed TS 33.246 text)")
 
-    def profile(self, overrides: Mapping[str, str], title: str = "",
-                source: str = "<overrides>") -> Profile:
+    def profile(
+        self, overrides: Mapping[str, str], title: str = "", source: str = "<overrides>"
+    ) -> Profile:
         """A profile with some options changed; unknown names or values are errors."""
         for name, value in overrides.items():
             if name not in self.options:
-                raise SpecError(source, f"options.{name}",
-                                f"unknown option (known: {', '.join(sorted(self.options))})")
+                raise SpecError(
+                    source,
+                    f"options.{name}",
+                    f"unknown option (known: {', '.join(sorted(self.options))})",
+                )
             opt = self.options[name]
             if value not in opt.values:
-                raise SpecError(source, f"options.{name}",
-                                f"unknown value {value!r} (allowed: {', '.join(opt.values)})")
+                raise SpecError(
+                    source,
+                    f"options.{name}",
+                    f"unknown value {value!r} (allowed: {', '.join(opt.values)})",
+                )
         prof = Profile(self, dict(overrides), title=title or _describe(overrides))
         prof.check_constraints(source)
         return prof
@@ -111,8 +118,9 @@ class Profile(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         if name not in self._spec.options:
-            raise SpecError("<model>", name, "the model reads an option that spec/options.toml "
-                            "does not declare")
+            raise SpecError(
+                "<model>", name, "the model reads an option that spec/options.toml does not declare"
+            )
         return self._overrides.get(name, self._spec.options[name].baseline)
 
     def __iter__(self) -> Iterator[str]:
@@ -133,8 +141,7 @@ class Profile(Mapping[str, str]):
     @property
     def overrides(self) -> dict[str, str]:
         """The options that differ from the baseline."""
-        return {k: v for k, v in self._overrides.items()
-                if v != self._spec.options[k].baseline}
+        return {k: v for k, v in self._overrides.items() if v != self._spec.options[k].baseline}
 
     def check_constraints(self, source: str = "<profile>") -> None:
         """Reject combinations an option's ``requires`` rules out."""
@@ -144,9 +151,12 @@ class Profile(Mapping[str, str]):
                 continue
             other, _, allowed = rule.partition("=")
             if self[other] not in allowed.split("|"):
-                raise SpecError(source, f"options.{name}",
-                                f"{name}={self[name]} requires {other} in {{{allowed}}}, "
-                                f"but {other}={self[other]}")
+                raise SpecError(
+                    source,
+                    f"options.{name}",
+                    f"{name}={self[name]} requires {other} in {{{allowed}}}, "
+                    f"but {other}={self[other]}",
+                )
 
 
 def _table_list(data: dict[str, Any], key: str, source: Path) -> list[dict[str, Any]]:
@@ -191,10 +201,14 @@ def _load_clauses(path: Path) -> dict[str, Clause]:
         if not modelled and not item.get("why"):
             raise SpecError(path, where, "a clause the model leaves out needs a 'why'")
         clauses[cid] = Clause(
-            id=cid, clause=_req(item, "clause", where, path), kind=kind,
+            id=cid,
+            clause=_req(item, "clause", where, path),
+            kind=kind,
             statement=_req(item, "statement", where, path),
             summary=_req(item, "summary", where, path),
-            option=item.get("option"), modelled=bool(modelled), why=item.get("why"),
+            option=item.get("option"),
+            modelled=bool(modelled),
+            why=item.get("why"),
         )
     return clauses
 
@@ -221,9 +235,15 @@ def _load_options(path: Path, clauses: Mapping[str, Clause]) -> dict[str, Option
         for value in requires:
             if value not in values:
                 raise SpecError(path, f"{where}.requires", f"unknown value {value!r}")
-        options[name] = Option(name=name, values=values, baseline=baseline, clauses=refs,
-                               doc=_req(item, "doc", where, path), model=model,
-                               requires=dict(requires))
+        options[name] = Option(
+            name=name,
+            values=values,
+            baseline=baseline,
+            clauses=refs,
+            doc=_req(item, "doc", where, path),
+            model=model,
+            requires=dict(requires),
+        )
     return options
 
 
@@ -233,17 +253,26 @@ def load_spec_from(directory: Path) -> Spec:
     options = _load_options(directory / "options.toml", clauses)
     for clause in clauses.values():
         if clause.option is not None and clause.option not in options:
-            raise SpecError(directory / "clauses.toml", f"clause {clause.id}.option",
-                            f"dangling option name {clause.option!r}")
+            raise SpecError(
+                directory / "clauses.toml",
+                f"clause {clause.id}.option",
+                f"dangling option name {clause.option!r}",
+            )
         if clause.kind == "ffs" and clause.option is None:
-            raise SpecError(directory / "clauses.toml", f"clause {clause.id}",
-                            "an FFS clause must name the option that captures it")
+            raise SpecError(
+                directory / "clauses.toml",
+                f"clause {clause.id}",
+                "an FFS clause must name the option that captures it",
+            )
     for opt in options.values():
         for rule in opt.requires.values():
             other, _, allowed = rule.partition("=")
             if other not in options or not set(allowed.split("|")) <= set(options[other].values):
-                raise SpecError(directory / "options.toml", f"option {opt.name}.requires",
-                                f"bad constraint {rule!r}")
+                raise SpecError(
+                    directory / "options.toml",
+                    f"option {opt.name}.requires",
+                    f"bad constraint {rule!r}",
+                )
     return Spec(clauses=clauses, options=options)
 
 
@@ -273,7 +302,7 @@ def load_profile(path: Path, spec: Spec | None = None) -> Profile:
         raise SpecError(path, "top level", f"unknown keys {sorted(unknown)}")
     options = data.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
-        raise SpecError(path, "options", "expected a table of option = \"value\"")
+        raise SpecError(path, "options", 'expected a table of option = "value"')
     title = data.get("title", path.stem)
     if not isinstance(title, str):
         raise SpecError(path, "title", "expected a string")

@@ -31,8 +31,9 @@ class EarlyActivation(BmscCore):
 class AcceptsReplays(UeCore):
     """UE accepting a replayed MIKEY message (its replay state is forgotten)."""
 
-    def accept_delivery(self, service: str, body: bytes, now: float,
-                        trigger: str = "initial") -> Any:
+    def accept_delivery(
+        self, service: str, body: bytes, now: float, trigger: str = "initial"
+    ) -> Any:
         self.replay = dataclasses.replace(self.replay, last_counter=None, recent=frozenset())
         return super().accept_delivery(service, body, now, trigger)
 

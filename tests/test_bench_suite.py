@@ -53,55 +53,114 @@ SRTP: dict[str, float] = {
     "batch_size": 256.0,
     "payload_bytes": 160.0,
 }
-MODEL = {"model_steps_per_second": 10_000, "reference_copies_per_second": 1_000_000,
-         "ratio_model_to_reference": 0.01, "ratio_to_aim_5000": 2.0, "steps": 100,
-         "enabled_fraction": 0.5}
-MIKEY = {"benchmark": "mikey", "quick": True, "iterations": 10, "reference": "bare", "cases": [
-    {"encryption": "AES_CM_128", "keys": 4, "message_bytes": 298, "verification_bytes": 47,
-     "build_parse_verify_per_second": 2_000.0, "reference_per_second": 40_000.0,
-     "ratio_to_reference": 0.05, "verification_build_verify_per_second": 9_000.0,
-     "verification_reference_per_second": 45_000.0, "verification_ratio_to_reference": 0.2}]}
+MODEL = {
+    "model_steps_per_second": 10_000,
+    "reference_copies_per_second": 1_000_000,
+    "ratio_model_to_reference": 0.01,
+    "ratio_to_aim_5000": 2.0,
+    "steps": 100,
+    "enabled_fraction": 0.5,
+}
+MIKEY = {
+    "benchmark": "mikey",
+    "quick": True,
+    "iterations": 10,
+    "reference": "bare",
+    "cases": [
+        {
+            "encryption": "AES_CM_128",
+            "keys": 4,
+            "message_bytes": 298,
+            "verification_bytes": 47,
+            "build_parse_verify_per_second": 2_000.0,
+            "reference_per_second": 40_000.0,
+            "ratio_to_reference": 0.05,
+            "verification_build_verify_per_second": 9_000.0,
+            "verification_reference_per_second": 45_000.0,
+            "verification_ratio_to_reference": 0.2,
+        }
+    ],
+}
 LOAD = {
-    "benchmark": "load", "quick": True, "ues": 1_000, "window": 100.0, "bin_width": 1.0,
+    "benchmark": "load",
+    "quick": True,
+    "ues": 1_000,
+    "window": 100.0,
+    "bin_width": 1.0,
     "strategies": {
-        "none": {"seconds": 0.1, "ues_per_second": 10_000.0, "requests": 1000,
-                 "peak_rate": 1_000.0, "uniform_limit": 10.0, "peak_over_uniform": 100.0,
-                 "peak_to_mean": 100.0},
-        "random_interval": {"seconds": 0.1, "ues_per_second": 4_000_000.0, "requests": 1000,
-                            "peak_rate": 15.0, "uniform_limit": 10.0, "peak_over_uniform": 1.5,
-                            "peak_to_mean": 1.5},
+        "none": {
+            "seconds": 0.1,
+            "ues_per_second": 10_000.0,
+            "requests": 1000,
+            "peak_rate": 1_000.0,
+            "uniform_limit": 10.0,
+            "peak_over_uniform": 100.0,
+            "peak_to_mean": 100.0,
+        },
+        "random_interval": {
+            "seconds": 0.1,
+            "ues_per_second": 4_000_000.0,
+            "requests": 1000,
+            "peak_rate": 15.0,
+            "uniform_limit": 10.0,
+            "peak_over_uniform": 1.5,
+            "peak_to_mean": 1.5,
+        },
     },
     "reference_per_ue_loop": {"ues": 100, "ues_per_second": 1_000_000.0},
 }
-POPULATION = {"populations": [100, 1000], "window": 100.0, "bin_width": 1.0,
-              "uniform_limit": [1.0, 10.0],
-              "peak_rate": {"none": [100.0, 1000.0], "random_interval": [3.0, 15.0]}}
+POPULATION = {
+    "populations": [100, 1000],
+    "window": 100.0,
+    "bin_width": 1.0,
+    "uniform_limit": [1.0, 10.0],
+    "peak_rate": {"none": [100.0, 1000.0], "random_interval": [3.0, 15.0]},
+}
 PROOF = {
     "benchmark": "proofs",
     "baseline_check": {"seconds": 5.0, "target_seconds": 20.0, "ratio_to_target": 0.25},
     "queries": {"count": 5, "solver_calls": 3, "median_ms": 1.5},
-    "bmc_vs_depth": {"property": 6, "depths": [
-        {"depth": 0, "seconds": 0.1, "cumulative_seconds": 0.1, "ratio_to_depth_1": 0.5},
-        {"depth": 1, "seconds": 0.2, "cumulative_seconds": 0.3, "ratio_to_depth_1": 1.0},
-        {"depth": 2, "seconds": 0.8, "cumulative_seconds": 1.1, "ratio_to_depth_1": 4.1},
-    ]},
-}
-
-BMSC = {
-    "benchmark": "bmsc", "registrations_per_second": 200.0, "bin_width": 0.1,
-    "registration": {"concurrency": 32, "registrations_per_second": 200.0,
-                     "reference_exchanges_per_second": 1_000.0, "ratio_to_reference": 0.2},
-    "fetch_spreading": {
-        "none": {"ues": 100, "period": 1.5, "peak_rate": 800.0, "mean_rate": 100.0,
-                 "failures": 0},
-        "scheduled_slots": {"ues": 100, "period": 1.5, "peak_rate": 250.0, "mean_rate": 125.0,
-                            "failures": 0},
+    "bmc_vs_depth": {
+        "property": 6,
+        "depths": [
+            {"depth": 0, "seconds": 0.1, "cumulative_seconds": 0.1, "ratio_to_depth_1": 0.5},
+            {"depth": 1, "seconds": 0.2, "cumulative_seconds": 0.3, "ratio_to_depth_1": 1.0},
+            {"depth": 2, "seconds": 0.8, "cumulative_seconds": 1.1, "ratio_to_depth_1": 4.1},
+        ],
     },
 }
 
-ALL_PLOTS = {"srtp_vs_libsrtp.png", "load_peak_per_strategy.png", "load_peak_vs_population.png",
-             "bmc_time_vs_depth.png", "model_steps_ratio.png", "mikey_vs_reference.png",
-             "bmsc_rates.png"}
+BMSC = {
+    "benchmark": "bmsc",
+    "registrations_per_second": 200.0,
+    "bin_width": 0.1,
+    "registration": {
+        "concurrency": 32,
+        "registrations_per_second": 200.0,
+        "reference_exchanges_per_second": 1_000.0,
+        "ratio_to_reference": 0.2,
+    },
+    "fetch_spreading": {
+        "none": {"ues": 100, "period": 1.5, "peak_rate": 800.0, "mean_rate": 100.0, "failures": 0},
+        "scheduled_slots": {
+            "ues": 100,
+            "period": 1.5,
+            "peak_rate": 250.0,
+            "mean_rate": 125.0,
+            "failures": 0,
+        },
+    },
+}
+
+ALL_PLOTS = {
+    "srtp_vs_libsrtp.png",
+    "load_peak_per_strategy.png",
+    "load_peak_vs_population.png",
+    "bmc_time_vs_depth.png",
+    "model_steps_ratio.png",
+    "mikey_vs_reference.png",
+    "bmsc_rates.png",
+}
 
 
 def _canned(result: dict[str, Any]) -> Any:
@@ -150,7 +209,8 @@ def test_results_files_table_and_plots(tmp_path: Path) -> None:
     assert machine["python"] == ".".join(map(str, sys.version_info[:3]))
     assert machine["mode"] == "quick" and machine["date"][:2] == "20"
     assert {n: b["status"] for n, b in doc["benchmarks"].items()} == dict.fromkeys(
-        ["model", "srtp", "mikey", "load", "bmsc", "proof"], "ok")
+        ["model", "srtp", "mikey", "load", "bmsc", "proof"], "ok"
+    )
     assert doc["benchmarks"]["load"]["result"]["peak_against_population"] == POPULATION
     ratios = {(f["benchmark"], f["figure"]): f["ratio"] for f in doc["figures"]}
     # Hand-worked: 200,000 / 100,000; 30,000 / 120,000; 10,000 / 1,000,000; 10,000 / 5,000;
@@ -162,19 +222,24 @@ def test_results_files_table_and_plots(tmp_path: Path) -> None:
     assert ratios[("model", "random-walk steps of the baseline model")] == pytest.approx(0.01)
     assert ratios[("model", "random-walk steps against the aim")] == pytest.approx(2.0)
     assert ratios[("mikey", "TEK delivery build + parse + verify, AES_CM_128, 4 TEKs")] == (
-        pytest.approx(0.05))
+        pytest.approx(0.05)
+    )
     assert ratios[("load", "peak request rate, random_interval, N=1,000")] == pytest.approx(1.5)
     assert ratios[("load", "simulation speed, random_interval")] == pytest.approx(4.0)
     assert ratios[("proof", "full baseline check (induction + BMC)")] == pytest.approx(0.25)
     assert ratios[("proof", "BMC, time of depth 2")] == pytest.approx(4.1)  # as reported
     assert ratios[("bmsc", "registrations (challenge + TEK delivery), 32 at a time")] == (
-        pytest.approx(0.2))
+        pytest.approx(0.2)
+    )
     assert ratios[("bmsc", "peak request rate at the BM-SC, scheduled_slots, 100 UEs")] == (
-        pytest.approx(2.0))
+        pytest.approx(2.0)
+    )
 
     md = (out / "results.md").read_text()
-    assert ("| srtp | protect, batch API (256/call) | 200,000 packets/s | libsrtp, one call per "
-            "packet via ctypes (same run): 100,000 packets/s | 2 |") in md
+    assert (
+        "| srtp | protect, batch API (256/call) | 200,000 packets/s | libsrtp, one call per "
+        "packet via ctypes (same run): 100,000 packets/s | 2 |"
+    ) in md
     assert "| load | peak-to-mean, none | 100x | perfectly even load: 1x | 100 |" in md
     assert "| Benchmark | Figure | Value | Reference | Ratio |" in md
     assert {p["file"] for p in doc["plots"]} == ALL_PLOTS
@@ -240,8 +305,10 @@ def test_skip_and_broken_import_across_processes(
     (tmp_path / "dep_fake_bench.py").write_text("import no_such_package_xyz\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     missing = suite.run_benchmark(Benchmark("nosuch", "mbmssec.bench.nosuch_bench"), True)
-    assert (missing.status, missing.reason) == ("skipped",
-                                                "module mbmssec.bench.nosuch_bench not found")
+    assert (missing.status, missing.reason) == (
+        "skipped",
+        "module mbmssec.bench.nosuch_bench not found",
+    )
     broken = suite.run_benchmark(Benchmark("broken", "broken_fake_bench"), True)
     assert broken.status == "failed" and "SyntaxError" in (broken.reason or "")
     dep = suite.run_benchmark(Benchmark("dep", "dep_fake_bench"), True)
@@ -265,19 +332,26 @@ def test_a_hanging_benchmark_is_stopped_with_its_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pid_file = tmp_path / "child.pid"
-    (tmp_path / "hang_fake_bench.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "hang_fake_bench.py").write_text(
+        textwrap.dedent(f"""
         import subprocess, time
         def run(quick):
             child = subprocess.Popen(["sleep", "120"])
             open({str(pid_file)!r}, "w").write(str(child.pid))
             time.sleep(120)
             return {{}}
-    """))
+    """)
+    )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     heard: list[str] = []
     start = time.monotonic()
-    outcome = suite.run_benchmark(Benchmark("hang", "hang_fake_bench"), True, timeout=2.0,
-                                  progress=heard.append, heartbeat=0.5)
+    outcome = suite.run_benchmark(
+        Benchmark("hang", "hang_fake_bench"),
+        True,
+        timeout=2.0,
+        progress=heard.append,
+        heartbeat=0.5,
+    )
     assert time.monotonic() - start < 20
     assert outcome.status == "failed" and outcome.reason == "timed out after 2 s"
     assert any("hang: still running" in m for m in heard)
@@ -288,12 +362,15 @@ def test_a_hanging_benchmark_is_stopped_with_its_children(
     assert _state(child) in (None, "Z")
 
 
-@pytest.mark.parametrize("argv", [
-    ["--only", "nosuch"],
-    ["--quick", "--full"],
-    ["--timeout", "0"],
-    ["--only"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--only", "nosuch"],
+        ["--quick", "--full"],
+        ["--timeout", "0"],
+        ["--only"],
+    ],
+)
 def test_bad_arguments_exit_2(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -336,9 +413,16 @@ def test_unreadable_result_is_a_note_not_a_crash() -> None:
 def test_bmsc_rejections_fail_the_benchmark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spreading = {**BMSC["fetch_spreading"],  # type: ignore[dict-item]
-                 "multi_key": {"ues": 100, "period": 1.5, "peak_rate": 50.0, "mean_rate": 25.0,
-                               "failures": 3}}
+    spreading = {
+        **BMSC["fetch_spreading"],  # type: ignore[dict-item]
+        "multi_key": {
+            "ues": 100,
+            "period": 1.5,
+            "peak_rate": 50.0,
+            "mean_rate": 25.0,
+            "failures": 3,
+        },
+    }
     fake_bmsc = types.ModuleType("mbmssec.bench.bmsc_bench")
     fake_bmsc.run = _canned({**BMSC, "fetch_spreading": spreading})  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mbmssec.bench.bmsc_bench", fake_bmsc)
@@ -346,13 +430,17 @@ def test_bmsc_rejections_fail_the_benchmark(
     assert _bench(out, "--only", "bmsc") == 1
     bmsc = _doc(out)["benchmarks"]["bmsc"]
     assert bmsc["status"] == "failed" and "3 under multi_key" in bmsc["reason"]
-    assert "| bmsc | rejected TEK deliveries while re-keying | 3 |" in (
-        out / "results.md").read_text()
+    assert (
+        "| bmsc | rejected TEK deliveries while re-keying | 3 |" in (out / "results.md").read_text()
+    )
 
 
 def test_unknown_benchmark_gets_generic_rows() -> None:
-    result = {"registrations_per_second": 500.0, "aiohttp_reference_per_second": 2000.0,
-              "strategies": {"random_interval": {"peak_ratio": 1.2}}}
+    result = {
+        "registrations_per_second": 500.0,
+        "aiohttp_reference_per_second": 2000.0,
+        "strategies": {"random_interval": {"peak_ratio": 1.2}},
+    }
     rows, note = suite.figures(Outcome("other", "m", "ok", 0.1, result))
     assert note is None
     by_name = {r.figure: r.ratio for r in rows}
@@ -382,4 +470,5 @@ def test_real_quick_srtp_run_in_its_own_process(
         row = next(f for f in printed["figures"] if f["figure"].startswith("protect, batch"))
         result = srtp["result"]
         assert row["ratio"] == pytest.approx(
-            result["ours_protect_batch_pps"] / result["libsrtp_protect_pps"])
+            result["ours_protect_batch_pps"] / result["libsrtp_protect_pps"]
+        )

@@ -23,24 +23,26 @@ from mbmssec.spec.loader import load_spec
 @pytest.fixture(scope="module")
 def baseline_search() -> tuple[Model, SearchResult]:
     model = Model.baseline()
-    return model, search(model, props=[model.prop(7)],
-                         actions=[a.name for a in model.actions], depth=8)
+    return model, search(
+        model, props=[model.prop(7)], actions=[a.name for a in model.actions], depth=8
+    )
 
 
 def test_backward_secrecy_counterexample_is_seven_steps(
-        baseline_search: tuple[Model, SearchResult]) -> None:
+    baseline_search: tuple[Model, SearchResult],
+) -> None:
     model, res = baseline_search
     found = res.violations[7]
     assert found.depth == 7
     assert Counter(s.action for s in found.trace.steps) == Counter(
-        ["Generate", "Activate", "Send", "Subscribe", "Authenticate", "Register", "Receive"])
+        ["Generate", "Activate", "Send", "Subscribe", "Authenticate", "Register", "Receive"]
+    )
     states = found.trace.replay(model)
     assert not model.holds(model.prop(7), states[-1])
     assert all(model.holds(model.prop(7), s) for s in states[:-1])
 
 
-def test_every_action_has_a_replaying_witness(
-        baseline_search: tuple[Model, SearchResult]) -> None:
+def test_every_action_has_a_replaying_witness(baseline_search: tuple[Model, SearchResult]) -> None:
     model, res = baseline_search
     assert set(res.witnesses) == {a.name for a in model.actions}
     for name, found in res.witnesses.items():
@@ -48,12 +50,12 @@ def test_every_action_has_a_replaying_witness(
         assert found.trace.steps[-1].action == name
 
 
-def test_non_replaying_traces_are_tool_bugs(baseline_search: tuple[Model, SearchResult]
-                                            ) -> None:
+def test_non_replaying_traces_are_tool_bugs(baseline_search: tuple[Model, SearchResult]) -> None:
     model, res = baseline_search
     trace = res.violations[7].trace
-    no_generate = Trace(tuple(s for s in trace.steps if s.action != "Generate"),
-                        trace.universe, trace.violates)
+    no_generate = Trace(
+        tuple(s for s in trace.steps if s.action != "Generate"), trace.universe, trace.violates
+    )
     with pytest.raises(ToolBug, match="does not replay"):
         replay_violation(model, no_generate, model.prop(7))
     truncated = Trace(trace.steps[:-1], trace.universe, trace.violates)
@@ -93,11 +95,14 @@ def test_shortest_length_agrees_with_breadth_first_search() -> None:
     assert res.violations[3].depth == _bfs_shortest(model, 3, small, 4) == 3
 
 
-@pytest.mark.parametrize(("overrides", "number", "length"), [
-    ({"mki_in_srtp": "optional"}, 3, 3),
-    ({"activation": "immediate"}, 4, 7),
-    ({"kek_scope": "common"}, 5, 7),
-])
+@pytest.mark.parametrize(
+    ("overrides", "number", "length"),
+    [
+        ({"mki_in_srtp": "optional"}, 3, 3),
+        ({"activation": "immediate"}, 4, 7),
+        ({"kek_scope": "common"}, 5, 7),
+    ],
+)
 def test_proposal_counterexamples(overrides: dict[str, str], number: int, length: int) -> None:
     model = Model(load_spec().profile(overrides))
     res = search(model, props=[model.prop(number)], depth=length, universe=BMC_UNIVERSE)

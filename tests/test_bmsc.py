@@ -60,8 +60,12 @@ class Harness:
         self.profile = load_spec().profile(self.overrides)
         self.rng = random.Random(7)
         self.now = T0
-        self.core = BmscCore(Store(self.tmp / "bmsc.db", durability="normal"), self.profile,
-                             self.config, rand=self.rng.randbytes)
+        self.core = BmscCore(
+            Store(self.tmp / "bmsc.db", durability="normal"),
+            self.profile,
+            self.config,
+            rand=self.rng.randbytes,
+        )
         self.events: list[Any] = list(self.core.add_service(S, self.now))
         self.keys: dict[str, tuple[bytes, bytes]] = {}
         self.ues: list[UeCore] = []
@@ -71,26 +75,41 @@ class Harness:
             self.keys[name] = (k, opc)
             self.core.add_subscriber(name, k, opc)
             self.events += self.core.subscribe(name, S, self.now)
-            self.ues.append(UeCore(name, k, opc, self.profile, sqn_ms=self.sqn_ms.get(i, 0),
-                                   rand=self.rng.randbytes))
+            self.ues.append(
+                UeCore(
+                    name,
+                    k,
+                    opc,
+                    self.profile,
+                    sqn_ms=self.sqn_ms.get(i, 0),
+                    rand=self.rng.randbytes,
+                )
+            )
 
     def ue(self, i: int) -> UeCore:
         return self.ues[i]
 
-    def request(self, ue: UeCore, service: str = S, auth: str | None = None,
-                trigger: str = "initial", port: int = 40000) -> tuple[Reply, str]:
+    def request(
+        self,
+        ue: UeCore,
+        service: str = S,
+        auth: str | None = None,
+        trigger: str = "initial",
+        port: int = 40000,
+    ) -> tuple[Reply, str]:
         uri = register_uri(ue.ue, service, port, trigger)
-        reply = self.core.register(RegisterRequest(ue.ue, service, port, trigger, auth,
-                                                   "GET", uri), self.now)
+        reply = self.core.register(
+            RegisterRequest(ue.ue, service, port, trigger, auth, "GET", uri), self.now
+        )
         self.events += reply.events
         return reply, uri
 
-    def register(self, i: int, service: str = S, trigger: str = "initial"
-                 ) -> tuple[Reply, DeliveryOutcome | None]:
+    def register(
+        self, i: int, service: str = S, trigger: str = "initial"
+    ) -> tuple[Reply, DeliveryOutcome | None]:
         ue = self.ues[i]
         uri = register_uri(ue.ue, service, 40000 + i, trigger)
-        reply, uri = self.request(ue, service, ue.preemptive_authorization(uri), trigger,
-                                  40000 + i)
+        reply, uri = self.request(ue, service, ue.preemptive_authorization(uri), trigger, 40000 + i)
         rounds = 0
         while reply.status == 401 and rounds < 3:
             rounds += 1
@@ -149,8 +168,11 @@ def test_registration_delivers_active_and_next_with_fetch_time(tmp_path: Path) -
     planned = h.core.store.teks(S, "pending")[0].planned
     window = h.config.fetch_window * 1.0
     fetch = unix_from_ntp(d.fetch.ntp)
-    assert planned + h.config.fetch_delay - 1e-6 <= fetch <= planned + h.config.fetch_delay \
-        + window + 1e-6
+    assert (
+        planned + h.config.fetch_delay - 1e-6
+        <= fetch
+        <= planned + h.config.fetch_delay + window + 1e-6
+    )
     assert [e.event for e in reply.events] == ["Authenticate", "Deliver"]
 
 
@@ -243,9 +265,16 @@ def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     assert auth is not None
     from mbmssec.impl.digest import respond, serialise_authorization
 
-    forged = serialise_authorization(respond(auth.challenge, username=h.ue(0).ue,
-                                             res=bytes(8), method="GET", uri=uri,
-                                             rand=h.rng.randbytes))
+    forged = serialise_authorization(
+        respond(
+            auth.challenge,
+            username=h.ue(0).ue,
+            res=bytes(8),
+            method="GET",
+            uri=uri,
+            rand=h.rng.randbytes,
+        )
+    )
     before = h.core.store.snapshot()
     reply, _ = h.request(h.ue(0), auth=forged)
     assert reply.status == 403 and reply.code == "auth_failed"
@@ -253,12 +282,16 @@ def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     assert h.core.store.snapshot() == before
 
 
-@pytest.mark.parametrize("ue,service,code,status", [
-    ("999999", S, "unknown_ue", 404),
-    (None, "239.9.9.9", "unknown_service", 404),
-])
-def test_unknown_ue_or_service(tmp_path: Path, ue: str | None, service: str, code: str,
-                               status: int) -> None:
+@pytest.mark.parametrize(
+    "ue,service,code,status",
+    [
+        ("999999", S, "unknown_ue", 404),
+        (None, "239.9.9.9", "unknown_service", 404),
+    ],
+)
+def test_unknown_ue_or_service(
+    tmp_path: Path, ue: str | None, service: str, code: str, status: int
+) -> None:
     h = Harness(tmp_path)
     name = ue or h.ue(0).ue
     before = h.core.store.snapshot()
@@ -289,10 +322,13 @@ def test_stale_nonce_rechallenged(tmp_path: Path) -> None:
     assert h.core.store.snapshot()["registrations"] == before["registrations"]
 
 
-@pytest.mark.parametrize("header,code,status", [
-    ("Basic dXNlcjpwYXNz", "bad_authorization", 400),
-    ('Digest username="x", realm="r"', "bad_authorization", 400),
-])
+@pytest.mark.parametrize(
+    "header,code,status",
+    [
+        ("Basic dXNlcjpwYXNz", "bad_authorization", 400),
+        ('Digest username="x", realm="r"', "bad_authorization", 400),
+    ],
+)
 def test_malformed_authorization(tmp_path: Path, header: str, code: str, status: int) -> None:
     h = Harness(tmp_path)
     before = h.core.store.snapshot()
@@ -310,14 +346,17 @@ def test_identity_mismatch(tmp_path: Path) -> None:
     assert reply.status == 403 and reply.code == "identity_mismatch"
 
 
-@pytest.mark.parametrize("query,fragment", [
-    ({"service": S, "port": "1"}, "'ue'"),
-    ({"ue": "1", "service": S, "port": "70000"}, "UDP port"),
-    ({"ue": "a b", "service": S, "port": "1"}, "'ue'"),
-    ({"ue": "1", "service": "x/y", "port": "1"}, "'service'"),
-    ({"ue": "1", "service": S, "port": "1", "reason": "whim"}, "'reason'"),
-    ({"ue": "1", "service": S, "port": "1", "extra": "1"}, "unknown"),
-])
+@pytest.mark.parametrize(
+    "query,fragment",
+    [
+        ({"service": S, "port": "1"}, "'ue'"),
+        ({"ue": "1", "service": S, "port": "70000"}, "UDP port"),
+        ({"ue": "a b", "service": S, "port": "1"}, "'ue'"),
+        ({"ue": "1", "service": "x/y", "port": "1"}, "'service'"),
+        ({"ue": "1", "service": S, "port": "1", "reason": "whim"}, "'reason'"),
+        ({"ue": "1", "service": S, "port": "1", "extra": "1"}, "unknown"),
+    ],
+)
 def test_query_validation(query: dict[str, str], fragment: str) -> None:
     with pytest.raises(BmscError) as info:
         parse_register_query(query)
@@ -433,7 +472,7 @@ def test_leave_rekey_withdraws_the_leavers_next_tek(tmp_path: Path) -> None:
     activated = [e.mki for e in h.named("Activate")]
     assert replacement[0] in activated
     assert not set(activated) & set(withdrawn)
-    assert held_before.isdisjoint(set(activated[activated.index(replacement[0]):]))
+    assert held_before.isdisjoint(set(activated[activated.index(replacement[0]) :]))
 
 
 def test_never_rekey_keeps_the_leavers_next_tek(tmp_path: Path) -> None:
@@ -469,8 +508,11 @@ def test_multi_key_delivers_several_next_teks(tmp_path: Path) -> None:
     assert out is not None and len(pending) == 3
     assert list(out.mkis) == h.teks("active") + [t.mki for t in pending]
     assert out.fetch_time is not None
-    assert pending[-1].planned + config.fetch_delay - 1e-6 <= out.fetch_time \
+    assert (
+        pending[-1].planned + config.fetch_delay - 1e-6
+        <= out.fetch_time
         <= pending[-1].planned + config.fetch_delay + config.fetch_window + 1e-6
+    )
 
 
 def test_scheduled_slots_spread_evenly(tmp_path: Path) -> None:
@@ -517,8 +559,9 @@ def test_replay_protection_counter_rejects_an_old_delivery(tmp_path: Path) -> No
 
 
 def test_replay_protection_none_accepts_an_old_delivery(tmp_path: Path) -> None:
-    h = Harness(tmp_path, {"second_service_auth": "authorise_only",
-                           "replay_protection": "none"}, n=1)
+    h = Harness(
+        tmp_path, {"second_service_auth": "authorise_only", "replay_protection": "none"}, n=1
+    )
     first, _ = h.register(0)
     h.register(0, trigger="fetch_time")
     out = h.ue(0).accept_delivery(S, first.body, h.now)
@@ -526,8 +569,9 @@ def test_replay_protection_none_accepts_an_old_delivery(tmp_path: Path) -> None:
 
 
 def test_timestamp_replay_protection_uses_ntp(tmp_path: Path) -> None:
-    h = Harness(tmp_path, {"replay_protection": "timestamp",
-                           "second_service_auth": "authorise_only"}, n=1)
+    h = Harness(
+        tmp_path, {"replay_protection": "timestamp", "second_service_auth": "authorise_only"}, n=1
+    )
     reply, out = h.register(0)
     assert out is not None
     # T is an NTP time stamp of the delivery time, not a counter.

@@ -47,13 +47,20 @@ def test_every_option_has_a_proposal() -> None:
     assert covered == set(load_spec().options)
 
 
-def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Comparison]
-                                                         ) -> None:
+def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Comparison]) -> None:
     for c in comparisons:
         assert c.expectation_errors() == [], c.proposal
     base = comparisons[0].baseline
     assert {n for n, v in base.verdicts.items() if v.verdict == "proved"} == {
-        1, 2, 3, 4, 5, 6, 8, 9}
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        8,
+        9,
+    }
     assert base.verdicts[7].verdict == "refuted"
     assert not base.vacuous
 
@@ -76,11 +83,19 @@ def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
     assert seen >= len(comparisons)
 
 
-@pytest.mark.parametrize(("name", "number", "length"), [
-    ("mki_optional", 3, 3), ("activate_immediately", 4, 7), ("replay_none", 8, 10),
-    ("kek_common", 5, 7), ("rekey_never", 6, 10)])
+@pytest.mark.parametrize(
+    ("name", "number", "length"),
+    [
+        ("mki_optional", 3, 3),
+        ("activate_immediately", 4, 7),
+        ("replay_none", 8, 10),
+        ("kek_common", 5, 7),
+        ("rekey_never", 6, 10),
+    ],
+)
 def test_named_proposals_break_with_minimal_counterexamples(
-        comparisons: list[Comparison], name: str, number: int, length: int) -> None:
+    comparisons: list[Comparison], name: str, number: int, length: int
+) -> None:
     c = next(c for c in comparisons if c.proposal and c.proposal.name == name)
     assert c.broken == [number] and c.breaks
     trace = c.report.verdicts[number].trace
@@ -119,16 +134,19 @@ broken = [3]
 """
 
 
-@pytest.mark.parametrize(("text", "where"), [
-    (GOOD.replace("mki_in_srtp", "mki_in_rtp"), "options.mki_in_rtp"),
-    (GOOD.replace('"optional"', '"sometimes"'), "options.mki_in_srtp"),
-    (GOOD.replace("6.3/MKI-MANDATORY", "9.9/NOPE"), "clauses[0]"),
-    (GOOD.replace('title = "t"\n', ""), "title"),
-    (GOOD + '[replace]\n"9.9/NOPE" = "x"\n', "replace.9.9/NOPE"),
-    (GOOD.replace("broken = [3]", "broken = [42]"), "expect.broken"),
-    ("colour = 1\n" + GOOD, "top level"),
-    (GOOD.replace("[options]", "[options"), "syntax"),
-])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (GOOD.replace("mki_in_srtp", "mki_in_rtp"), "options.mki_in_rtp"),
+        (GOOD.replace('"optional"', '"sometimes"'), "options.mki_in_srtp"),
+        (GOOD.replace("6.3/MKI-MANDATORY", "9.9/NOPE"), "clauses[0]"),
+        (GOOD.replace('title = "t"\n', ""), "title"),
+        (GOOD + '[replace]\n"9.9/NOPE" = "x"\n', "replace.9.9/NOPE"),
+        (GOOD.replace("broken = [3]", "broken = [42]"), "expect.broken"),
+        ("colour = 1\n" + GOOD, "top level"),
+        (GOOD.replace("[options]", "[options"), "syntax"),
+    ],
+)
 def test_bad_proposals_name_file_and_field(tmp_path: Path, text: str, where: str) -> None:
     path = tmp_path / "p.toml"
     path.write_text(text)
@@ -149,8 +167,20 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_cli_check_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    status = main(["check", "kek_derived", "--json", "--quiet", "--out", str(out),
-                   "--universe", "2,1,2,1", "--depth", "8"])
+    status = main(
+        [
+            "check",
+            "kek_derived",
+            "--json",
+            "--quiet",
+            "--out",
+            str(out),
+            "--universe",
+            "2,1,2,1",
+            "--depth",
+            "8",
+        ]
+    )
     assert status == 0
     data = json.loads(capsys.readouterr().out)
     assert data["model_hash"] == model_hash()

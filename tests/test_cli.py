@@ -35,9 +35,24 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_explore_json_reports_a_violation_and_exit_1() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "explore", "--json", "--property", "3",
-         "-o", "mki_in_srtp=optional", "--examples", "50"],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "explore",
+            "--json",
+            "--property",
+            "3",
+            "-o",
+            "mki_in_srtp=optional",
+            "--examples",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 1, out.stderr
     data = json.loads(out.stdout)
     (prop,) = data["properties"]
@@ -46,8 +61,9 @@ def test_explore_json_reports_a_violation_and_exit_1() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_bad_profile_file_names_file_and_field(tmp_path: object, capsys: pytest.CaptureFixture[str]
-                                               ) -> None:
+def test_bad_profile_file_names_file_and_field(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pathlib import Path
 
     f = Path(str(tmp_path)) / "p.toml"

@@ -56,8 +56,9 @@ def cases() -> list[Any]:
         except BmscError as exc:
             refused = exc.message
         for n in prop.expect_broken:
-            out.append(pytest.param(prop.name, prop.profile, n, BASELINE, refused,
-                                    id=f"{prop.name}-P{n}"))
+            out.append(
+                pytest.param(prop.name, prop.profile, n, BASELINE, refused, id=f"{prop.name}-P{n}")
+            )
     return out
 
 
@@ -71,21 +72,25 @@ def replayed(profile: Profile, number: int) -> tuple[Trace, ReplayResult, str]:
     except Unfaithful as first:
         alt = schedulable_counterexample(model, number, SCHEDULE_UNIVERSE)
         if alt is None:
-            pytest.skip(f"the shortest counterexample cannot be replayed ({first}) and no "
-                        "counterexample within 12 steps (over "
-                        f"{SCHEDULE_UNIVERSE}) has an order the BM-SC's schedule can "
-                        "produce")
+            pytest.skip(
+                f"the shortest counterexample cannot be replayed ({first}) and no "
+                "counterexample within 12 steps (over "
+                f"{SCHEDULE_UNIVERSE}) has an order the BM-SC's schedule can "
+                "produce"
+            )
         try:
             return alt, replay_counterexample(alt, profile), "schedulable"
         except Unfaithful as second:
-            pytest.skip(f"the shortest counterexample cannot be replayed ({first}); nor the "
-                        f"shortest schedulable one ({second})")
+            pytest.skip(
+                f"the shortest counterexample cannot be replayed ({first}); nor the "
+                f"shortest schedulable one ({second})"
+            )
 
 
 @pytest.mark.parametrize("name,profile,number,forbidding,refused", cases())
 def test_counterexample_replays_on_the_implementation(
-        name: str, profile: Profile, number: int, forbidding: Profile,
-        refused: str | None) -> None:
+    name: str, profile: Profile, number: int, forbidding: Profile, refused: str | None
+) -> None:
     if refused is not None:
         pytest.skip(f"{name}: {refused}")
     trace, res, which = replayed(profile, number)

@@ -28,9 +28,23 @@ from mbmssec.spec.loader import load_spec
 
 def _run_cli_demo(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], Path, Path]:
     log, pcap = tmp_path / "demo.jsonl", tmp_path / "demo.pcap"
-    proc = subprocess.run([sys.executable, "-m", "mbmssec", "demo", "--json", "--log",
-                           str(log), "--pcap", str(pcap), *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "demo",
+            "--json",
+            "--log",
+            str(log),
+            "--pcap",
+            str(pcap),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc.returncode, json.loads(proc.stdout), log, pcap
 
 
@@ -54,8 +68,20 @@ def test_event_log_format(demo20: tuple[int, dict[str, Any], Path, Path]) -> Non
     events = read_events(log, allow_partial_tail=False)  # validates the required keys
     names = {e["event"] for e in events}
     assert names <= MODEL_EVENTS | OTHER_EVENTS
-    assert {"Subscribe", "Revoke", "Authenticate", "Register", "Generate", "Activate", "Send",
-            "Receive", "LoseCoverage", "RegainCoverage", "Deliver", "Resync"} <= names
+    assert {
+        "Subscribe",
+        "Revoke",
+        "Authenticate",
+        "Register",
+        "Generate",
+        "Activate",
+        "Send",
+        "Receive",
+        "LoseCoverage",
+        "RegainCoverage",
+        "Deliver",
+        "Resync",
+    } <= names
     for e in events:
         if e["event"] == "Register" and e["ok"]:
             assert e["mkis"] and e["mki"] == e["mkis"][-1]
@@ -80,28 +106,41 @@ def _acceptance(events: list[dict[str, Any]]) -> dict[str, bool]:
     rekeys = [(t, m) for t, m in acts[1:] if t < end - 0.3]
     every = all(
         m in decrypted.get(ue, set())
-        for t, m in rekeys for ue in ues
-        if not (ue == revoked and t > revoke_t) and not (ue == offline and lost <= t <= back))
+        for t, m in rekeys
+        for ue in ues
+        if not (ue == revoked and t > revoke_t) and not (ue == offline and lost <= t <= back)
+    )
     after_revoke = {m for t, m in acts if t > revoke_t}
     locked_out = bool(after_revoke) and not (after_revoke & decrypted.get(revoked, set()))
     mine = [e for e in events if e["ue"] == offline and e["t"] > back]
-    i_unknown = next(i for i, e in enumerate(mine)
-                     if e["event"] == "Receive" and e["reason"] == "unknown_mki")
-    i_reg = next(i for i, e in enumerate(mine) if e["event"] == "Register"
-                 and e["trigger"] == "unknown_mki")
-    i_ok = next(i for i, e in enumerate(mine) if i > i_reg and e["event"] == "Receive"
-                and e["ok"])
-    return {"two_rekeys": len(rekeys) >= 2, "every_authorised_ue": every,
-            "revoked_locked_out": locked_out,
-            "unknown_mki_recovery": i_unknown < i_reg < i_ok,
-            "offline_missed_a_rekey": any(lost < t < back for t, _ in acts)}
+    i_unknown = next(
+        i for i, e in enumerate(mine) if e["event"] == "Receive" and e["reason"] == "unknown_mki"
+    )
+    i_reg = next(
+        i for i, e in enumerate(mine) if e["event"] == "Register" and e["trigger"] == "unknown_mki"
+    )
+    i_ok = next(i for i, e in enumerate(mine) if i > i_reg and e["event"] == "Receive" and e["ok"])
+    return {
+        "two_rekeys": len(rekeys) >= 2,
+        "every_authorised_ue": every,
+        "revoked_locked_out": locked_out,
+        "unknown_mki_recovery": i_unknown < i_reg < i_ok,
+        "offline_missed_a_rekey": any(lost < t < back for t, _ in acts),
+    }
 
 
 def test_acceptance_from_the_log(demo20: tuple[int, dict[str, Any], Path, Path]) -> None:
     _, _, log, _ = demo20
     assert _acceptance(read_events(log)) == dict.fromkeys(
-        ("two_rekeys", "every_authorised_ue", "revoked_locked_out", "unknown_mki_recovery",
-         "offline_missed_a_rekey"), True)
+        (
+            "two_rekeys",
+            "every_authorised_ue",
+            "revoked_locked_out",
+            "unknown_mki_recovery",
+            "offline_missed_a_rekey",
+        ),
+        True,
+    )
 
 
 @pytest.mark.interop

@@ -29,10 +29,16 @@ STATES = 1000
 # a profile in which every action exists (Acknowledge needs the MIKEY response)
 PROFILES = {
     "after_acks": {"mikey_response": "required", "activation": "after_acks"},
-    "variants": {"kek_scope": "common", "membership_rekey": "both", "mki_in_srtp": "optional",
-                 "replay_protection": "none", "unknown_mki_resync": "wait",
-                 "second_service_auth": "authorise_only", "activation": "immediate",
-                 "mikey_response": "optional"},
+    "variants": {
+        "kek_scope": "common",
+        "membership_rekey": "both",
+        "mki_in_srtp": "optional",
+        "replay_protection": "none",
+        "unknown_mki_resync": "wait",
+        "second_service_auth": "authorise_only",
+        "activation": "immediate",
+        "mikey_response": "optional",
+    },
 }
 
 
@@ -66,8 +72,9 @@ def test_concrete_and_z3_readings_agree(profile: str) -> None:
         solver.add(state_constraints(state, pre, sorts))
         for act in model.actions:
             args = tuple(rng.choice(list(param_values(p, U))) for p in act.params)
-            zargs = tuple(concrete_value(sorts, p.sort, a)
-                          for p, a in zip(act.params, args, strict=True))
+            zargs = tuple(
+                concrete_value(sorts, p.sort, a) for p, a in zip(act.params, args, strict=True)
+            )
             sym = transition(act, model.profile, pre, sorts, zargs)
             nxt = step(act, model.profile, state, args)
             agree = [sym.guard == (nxt is not None)]
@@ -77,8 +84,10 @@ def test_concrete_and_z3_readings_agree(profile: str) -> None:
                     s = model.vocab[name]
                     for a in U.tuples(s.args):
                         za = [concrete_value(sorts, so, x) for so, x in zip(s.args, a, strict=True)]
-                        agree.append(sym.post.get(name, *za)
-                                     == concrete_value(sorts, s.result, nxt.get(name, *a)))
+                        agree.append(
+                            sym.post.get(name, *za)
+                            == concrete_value(sorts, s.result, nxt.get(name, *a))
+                        )
             solver.push()
             solver.add(z3.Not(z3.And(*agree)))
             verdict = solver.check()

@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Proposals checked for these tests: between them they touch every 6.2.3.3 statement
 #: that has an open choice, break properties 3, 4 and 9, and fix property 7.
-PROPOSALS = ("activate_immediately", "mki_optional", "unknown_mki_wait",
-             "rekey_on_join_and_leave")
+PROPOSALS = ("activate_immediately", "mki_optional", "unknown_mki_wait", "rekey_on_join_and_leave")
 UNIVERSE = "2,1,2,1"
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = DOCS / "_build" / "screenshots"
@@ -51,9 +50,23 @@ def _copy_docs(dest: Path) -> Path:
 def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("docs-results")
     proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "check", *PROPOSALS, "--universe", UNIVERSE,
-         "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=600,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "check",
+            *PROPOSALS,
+            "--universe",
+            UNIVERSE,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     # status 1 only says that a proposal breaks a property, which these do
     assert proc.returncode in (0, 1), proc.stderr
     return out
@@ -80,9 +93,24 @@ def built(tmp_path_factory: pytest.TempPathFactory, results_dir: Path) -> Build:
     html = base / "html"
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "docs", "--source", str(src), "--results",
-         str(results_dir), "--out", str(html), "--no-check"],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "docs",
+            "--source",
+            str(src),
+            "--results",
+            str(results_dir),
+            "--out",
+            str(html),
+            "--no-check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     build = Build(html, time.monotonic() - t0, proc.returncode, proc.stderr)
     print(f"docs build: {build.seconds:.1f} s, status {build.returncode}")
     return build
@@ -106,20 +134,22 @@ def test_strict_build_passes(built: Build) -> None:
     assert (built.html / "index.html").is_file()
 
 
-def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[str, Any]
-                                                  ) -> None:
+def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[str, Any]) -> None:
     spec = load_spec()
-    refuted = {p["number"] for p in results["baseline"]["properties"]
-               if p["verdict"] == "refuted"}
+    refuted = {p["number"] for p in results["baseline"]["properties"] if p["verdict"] == "refuted"}
     assert refuted, "the baseline refutes property 7"
     for cid, clause in spec.clauses.items():
         html = _page(built, f"clauses/{clause.clause}.html")
         # the section of the statement: from its heading to the next section
-        m = re.search(r"<h2>" + re.escape(cid) + r"<a class=\"headerlink\"(.*?)(<section|\Z)",
-                      html, re.S)
+        m = re.search(
+            r"<h2>" + re.escape(cid) + r"<a class=\"headerlink\"(.*?)(<section|\Z)", html, re.S
+        )
         assert m, f"no section for clause {cid}"
-        status = re.search(r"<strong>Status:</strong>\s*<span class=\"status-[a-z-]+\">"
-                           r"([^<]+)</span>", m.group(1))
+        status = re.search(
+            r"<strong>Status:</strong>\s*<span class=\"status-[a-z-]+\">"
+            r"([^<]+)</span>",
+            m.group(1),
+        )
         assert status, f"no status in the section of {cid}"
         value = status.group(1)
         assert value in docs_gen.STATUSES, (cid, value)
@@ -131,8 +161,7 @@ def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[st
             assert value == "refuted", cid
 
 
-def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str, Any]
-                                                ) -> None:
+def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str, Any]) -> None:
     checked = {p["proposal"]["name"]: p for p in results["proposals"]}
     assert set(checked) == set(PROPOSALS)
     baseline = {p["number"]: p["verdict"] for p in results["baseline"]["properties"]}
@@ -151,8 +180,15 @@ def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str,
             rows[int(cells[0].removeprefix("P"))] = cells
         assert set(rows) == {p.number for p in PROPERTIES}, proposal.name
         for n, cells in rows.items():
-            change = ("breaks" if n in entry["broken"] else "fixes" if n in entry["fixed"]
-                      else "no longer proved" if n in entry["weakened"] else "no change")
+            change = (
+                "breaks"
+                if n in entry["broken"]
+                else "fixes"
+                if n in entry["fixed"]
+                else "no longer proved"
+                if n in entry["weakened"]
+                else "no change"
+            )
             assert cells[1:4] == [baseline[n], verdicts[n], change], (proposal.name, n)
 
 
@@ -163,8 +199,11 @@ def test_nothing_is_loaded_from_the_network(built: Build) -> None:
     for page in pages:
         html = page.read_text(encoding="utf-8")
         for tag, attr, value in re.findall(
-                r"<(script|link|img|iframe|source|embed|object)\b[^>]*?\b(src|href|data)="
-                r"[\"']([^\"']*)[\"']", html, re.I):
+            r"<(script|link|img|iframe|source|embed|object)\b[^>]*?\b(src|href|data)="
+            r"[\"']([^\"']*)[\"']",
+            html,
+            re.I,
+        ):
             assert not remote.match(value), f"{page}: <{tag} {attr}={value}>"
         assert not re.search(r"@import\s+(url\()?[\"']?(https?:)?//", html, re.I), page
     for css in built.html.rglob("*.css"):
@@ -197,31 +236,45 @@ def test_pages_link_model_proofs_and_code(built: Build) -> None:
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--force-device-scale-factor=1",
-         *args], capture_output=True, text=True, timeout=120, check=False)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--force-device-scale-factor=1",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.interop
 @pytest.mark.parametrize("page", ["clauses/6.2.3.3", "properties/p7"])
-def test_chromium_renders_the_message_sequence_chart(built: Build, tmp_path: Path,
-                                                     page: str) -> None:
+def test_chromium_renders_the_message_sequence_chart(
+    built: Build, tmp_path: Path, page: str
+) -> None:
     import numpy as np
     from PIL import Image
 
     url = (built.html / docs_gen.GENERATED / f"{page}.html").as_uri()
     dom = _chromium(["--dump-dom", url], tmp_path / "profile")
     assert dom.returncode == 0, dom.stderr
-    charts = re.findall(r"<div class=\"mbmssec-msc[^\"]*\">\s*<svg\b.*?</svg>", dom.stdout,
-                        re.S)
+    charts = re.findall(r"<div class=\"mbmssec-msc[^\"]*\">\s*<svg\b.*?</svg>", dom.stdout, re.S)
     assert charts, f"no inline chart in the DOM of {page}"
     assert all("violates property" in c for c in charts)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / f"{page.replace('/', '_')}.png"
     shot.unlink(missing_ok=True)
-    run = _chromium([f"--screenshot={shot}", "--window-size=1400,4000", url],
-                    tmp_path / "profile")
+    run = _chromium([f"--screenshot={shot}", "--window-size=1400,4000", url], tmp_path / "profile")
     assert run.returncode == 0 and shot.is_file(), run.stderr
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("RGB"))
@@ -237,24 +290,50 @@ def _sphinx_check(src: Path, results_dir: Path) -> subprocess.CompletedProcess[s
     """A strict build of pages generated beforehand (the dummy builder checks everything
     and writes no HTML)."""
     return subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "dummy",
-         "-D", "mbmssec_generate=0", "-D", f"mbmssec_results={results_dir}", str(src),
-         str(src / "_build" / "dummy")], capture_output=True, text=True, timeout=600,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-n",
+            "-q",
+            "-b",
+            "dummy",
+            "-D",
+            "mbmssec_generate=0",
+            "-D",
+            f"mbmssec_results={results_dir}",
+            str(src),
+            str(src / "_build" / "dummy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
-def test_removing_a_clause_tag_fails_naming_the_clause(results_dir: Path, tmp_path: Path
-                                                      ) -> None:
+def test_removing_a_clause_tag_fails_naming_the_clause(results_dir: Path, tmp_path: Path) -> None:
     spec = load_spec()
     by_props = {c for p in PROPERTIES for c in p.clauses}
     # a normative clause that exactly one action encodes and no property supports
-    candidates = [(a, c) for a in ACTIONS for c in a.clauses
-                  if spec.clauses[c].kind == "normative" and c not in by_props
-                  and sum(c in b.clauses for b in ACTIONS) == 1]
+    candidates = [
+        (a, c)
+        for a in ACTIONS
+        for c in a.clauses
+        if spec.clauses[c].kind == "normative"
+        and c not in by_props
+        and sum(c in b.clauses for b in ACTIONS) == 1
+    ]
     assert candidates
     victim, cid = candidates[0]
-    patched = tuple(dataclasses.replace(a, clauses=tuple(x for x in a.clauses if x != cid))
-                    if a is victim else a for a in ACTIONS)
+    patched = tuple(
+        dataclasses.replace(a, clauses=tuple(x for x in a.clauses if x != cid))
+        if a is victim
+        else a
+        for a in ACTIONS
+    )
     src = _copy_docs(tmp_path / "src")
     docs_gen.generate(src, results_dir, actions=patched)
     proc = _sphinx_check(src, results_dir)
@@ -263,8 +342,10 @@ def test_removing_a_clause_tag_fails_naming_the_clause(results_dir: Path, tmp_pa
 
 
 def test_a_bogus_clause_tag_is_a_broken_link(results_dir: Path, tmp_path: Path) -> None:
-    patched = tuple(dataclasses.replace(a, clauses=(*a.clauses, "9.9/NOPE"))
-                    if a.name == "Tick" else a for a in ACTIONS)
+    patched = tuple(
+        dataclasses.replace(a, clauses=(*a.clauses, "9.9/NOPE")) if a.name == "Tick" else a
+        for a in ACTIONS
+    )
     src = _copy_docs(tmp_path / "src")
     problems = docs_gen.generate(src, results_dir, actions=patched)
     assert any("Tick is tagged with unknown clause '9.9/NOPE'" in p.message for p in problems)
@@ -272,8 +353,7 @@ def test_a_bogus_clause_tag_is_a_broken_link(results_dir: Path, tmp_path: Path) 
     assert "9_9_NOPE" not in text  # the object never links to a clause that is not there
 
 
-def test_stale_and_incomplete_results_fail_naming_them(results_dir: Path, tmp_path: Path
-                                                       ) -> None:
+def test_stale_and_incomplete_results_fail_naming_them(results_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "results"
     shutil.copytree(results_dir, bad)
     data = json.loads((bad / "results.json").read_text())
@@ -286,14 +366,30 @@ def test_stale_and_incomplete_results_fail_naming_them(results_dir: Path, tmp_pa
     (bad / "results.json").write_text(json.dumps(data))
     src = _copy_docs(tmp_path / "src")
     proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "docs", "--source", str(src), "--results", str(bad),
-         "--no-check", "--builder", "dummy", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "docs",
+            "--source",
+            str(src),
+            "--results",
+            str(bad),
+            "--no-check",
+            "--builder",
+            "dummy",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 1
     err = proc.stderr
     assert f"{bad / 'results.json'}: stale proof results" in err
-    assert "property 3 (P3 MKIs are unique and every packet carries one): no proof result" \
-        in err
+    assert "property 3 (P3 MKIs are unique and every packet carries one): no proof result" in err
     assert "proof result PR_BASELINE_7" in err and "no counterexample trace" in err
 
 
@@ -315,24 +411,28 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_broken_traceability_entries_are_reported(tmp_path: Path) -> None:
     links = tmp_path / "traceability.toml"
-    links.write_text('[[impl]]\nobject = "mbmssec.impl.srtp.NoSuchThing"\nclauses = []\n\n'
-                     '[[test]]\ntest = "tests/test_srtp.py::test_unknown_mki"\n'
-                     'clauses = ["6.2.3.3/NOPE"]\n')
+    links.write_text(
+        '[[impl]]\nobject = "mbmssec.impl.srtp.NoSuchThing"\nclauses = []\n\n'
+        '[[test]]\ntest = "tests/test_srtp.py::test_unknown_mki"\n'
+        'clauses = ["6.2.3.3/NOPE"]\n'
+    )
     elements, problems = docs_gen.load_links(links, load_spec(), {1})
     messages = [p.message for p in problems]
-    assert any("'mbmssec.impl.srtp.NoSuchThing' names no function or class" in m
-               for m in messages)
+    assert any("'mbmssec.impl.srtp.NoSuchThing' names no function or class" in m for m in messages)
     assert any("unknown clause id '6.2.3.3/NOPE'" in m for m in messages)
     assert [e.name for e in elements if e.kind == "test" and e.origin != "docstring"] == [
-        "tests/test_srtp.py::test_unknown_mki"]
+        "tests/test_srtp.py::test_unknown_mki"
+    ]
 
 
 def test_need_ids_are_distinct() -> None:
     spec = load_spec()
-    for make, names in ((docs_gen.clause_need_id, list(spec.clauses)),
-                        (docs_gen.option_need_id, list(spec.options)),
-                        (docs_gen.action_need_id, [a.name for a in ACTIONS]),
-                        (docs_gen.proposal_need_id, [p.name for p in shipped_proposals()])):
+    for make, names in (
+        (docs_gen.clause_need_id, list(spec.clauses)),
+        (docs_gen.option_need_id, list(spec.options)),
+        (docs_gen.action_need_id, [a.name for a in ACTIONS]),
+        (docs_gen.proposal_need_id, [p.name for p in shipped_proposals()]),
+    ):
         ids = [make(n) for n in names]
         assert len(set(ids)) == len(ids)
         assert all(re.match(docs_gen.NEEDS_ID_REGEX, i) for i in ids)
@@ -348,11 +448,13 @@ def test_junit_outcomes_are_shown(results_dir: Path, tmp_path: Path) -> None:
         '<testcase classname="tests.test_mikey" name="test_tek_delivery_round_trip[a-1]"/>'
         '<testcase classname="tests.test_mikey" name="test_tek_delivery_round_trip[b-2]">'
         '<skipped message="no"/></testcase>'
-        '</testsuite></testsuites>')
+        "</testsuite></testsuites>"
+    )
     assert docs_gen.load_junit(report) == {
         "tests/test_srtp.py::test_unknown_mki": "passed",
         "tests/test_mikey.py::test_counter_replay_protection": "failed",
-        "tests/test_mikey.py::test_tek_delivery_round_trip": "passed"}
+        "tests/test_mikey.py::test_tek_delivery_round_trip": "passed",
+    }
     src = _copy_docs(tmp_path / "src")
     docs_gen.generate(src, results_dir, junit=report)
     text = (src / docs_gen.GENERATED / "implementation.rst").read_text()

@@ -25,8 +25,9 @@ def test_load_page_without_measurement_uses_the_assumed_capacity(tmp_path: Path)
 
 
 def test_load_page_reads_the_measured_capacity(tmp_path: Path) -> None:
-    (tmp_path / "results.json").write_text(json.dumps(
-        {"benchmarks": {"bmsc": {"result": {"registrations_per_second": 123.0}}}}))
+    (tmp_path / "results.json").write_text(
+        json.dumps({"benchmarks": {"bmsc": {"result": {"registrations_per_second": 123.0}}}})
+    )
     assert measured_capacity(tmp_path) == 123.0
     assert "measured by ``mbmssec bench`` (123 registrations/s)" in load_page(tmp_path)
     (tmp_path / "results.json").write_text("{not json")
@@ -38,10 +39,25 @@ def test_bench_page_lists_figures_and_copies_plots(tmp_path: Path) -> None:
     src.mkdir()
     text, copied = bench_page(src, out)
     assert "No benchmark results" in text and copied == []
-    (src / "results.json").write_text(json.dumps({
-        "mode": "quick", "machine": {"date": "2026-11-28", "cpu_count": 2},
-        "figures": [{"benchmark": "srtp", "figure": "protect", "value": 2.0, "unit": "pkt/s",
-                     "reference": "libsrtp", "reference_value": 1.0, "ratio": 2.0}]}))
+    (src / "results.json").write_text(
+        json.dumps(
+            {
+                "mode": "quick",
+                "machine": {"date": "2026-11-28", "cpu_count": 2},
+                "figures": [
+                    {
+                        "benchmark": "srtp",
+                        "figure": "protect",
+                        "value": 2.0,
+                        "unit": "pkt/s",
+                        "reference": "libsrtp",
+                        "reference_value": 1.0,
+                        "ratio": 2.0,
+                    }
+                ],
+            }
+        )
+    )
     (src / "srtp.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     text, copied = bench_page(src, out)
     assert "libsrtp (1.0)" in text and "2.000" in text

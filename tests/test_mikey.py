@@ -186,8 +186,9 @@ def test_aes_cm_iv_layout() -> None:
     assert iv == bytes(a ^ b for a, b in zip(salt, block, strict=True)) + b"\x00\x00"
     # A 32-bit COUNTER sits in the low half of the 64-bit T position.
     iv_c = aes_cm_iv(salt, 0, bytes.fromhex("0000002a"))
-    assert iv_c[10:14] == bytes(a ^ b for a, b in zip(salt[10:14], b"\x00\x00\x00\x2a",
-                                                       strict=True))
+    assert iv_c[10:14] == bytes(
+        a ^ b for a, b in zip(salt[10:14], b"\x00\x00\x00\x2a", strict=True)
+    )
 
 
 # --------------------------------------------------------------------------- payload wire format
@@ -196,11 +197,19 @@ def test_aes_cm_iv_layout() -> None:
 CSB = 0xA1B2C3D4
 
 
-def _hdr(data_type: int, nxt: int, v: int = 0, cs: list[tuple[int, int, int]] | None = None,
-         version: int = 1, prf_func: int = 0, map_type: int = 0) -> bytes:
+def _hdr(
+    data_type: int,
+    nxt: int,
+    v: int = 0,
+    cs: list[tuple[int, int, int]] | None = None,
+    version: int = 1,
+    prf_func: int = 0,
+    map_type: int = 0,
+) -> bytes:
     cs = cs or []
-    out = struct.pack(">BBBBIBB", version, data_type, nxt, (v << 7) | prf_func, CSB, len(cs),
-                      map_type)
+    out = struct.pack(
+        ">BBBBIBB", version, data_type, nxt, (v << 7) | prf_func, CSB, len(cs), map_type
+    )
     for p, s, r in cs:
         out += struct.pack(">BII", p, s, r)
     return out
@@ -209,8 +218,12 @@ def _hdr(data_type: int, nxt: int, v: int = 0, cs: list[tuple[int, int, int]] | 
 def test_common_header_round_trip_against_hand_assembled_bytes() -> None:
     wire = _hdr(0, 0, v=1, cs=[(1, 0xDEADBEEF, 5), (2, 0x01020304, 0xFFFFFFFF)])
     msg = MikeyMessage(
-        CommonHeader(DataType.PSK_INIT, CSB, (SrtpCs(1, 0xDEADBEEF, 5),
-                                              SrtpCs(2, 0x01020304, 0xFFFFFFFF)), v_flag=True),
+        CommonHeader(
+            DataType.PSK_INIT,
+            CSB,
+            (SrtpCs(1, 0xDEADBEEF, 5), SrtpCs(2, 0x01020304, 0xFFFFFFFF)),
+            v_flag=True,
+        ),
         (),
     )
     assert serialise_message(msg) == wire
@@ -218,33 +231,58 @@ def test_common_header_round_trip_against_hand_assembled_bytes() -> None:
 
 
 PAYLOAD_CASES: list[tuple[str, object, bytes]] = [
-    ("T-NTP-UTC", TimestampPayload(TsType.NTP_UTC, 0x0102030405060708),
-     struct.pack(">BBQ", 0, 0, 0x0102030405060708)),
+    (
+        "T-NTP-UTC",
+        TimestampPayload(TsType.NTP_UTC, 0x0102030405060708),
+        struct.pack(">BBQ", 0, 0, 0x0102030405060708),
+    ),
     ("T-NTP", TimestampPayload(TsType.NTP, 2**64 - 1), struct.pack(">BBQ", 0, 1, 2**64 - 1)),
     ("T-COUNTER", TimestampPayload(TsType.COUNTER, 77), struct.pack(">BBI", 0, 2, 77)),
     ("RAND", RandPayload(bytes(range(16))), bytes([0, 16]) + bytes(range(16))),
-    ("ID-NAI", IdPayload(IdType.NAI, b"ue@example.org"),
-     struct.pack(">BBH", 0, 0, 14) + b"ue@example.org"),
+    (
+        "ID-NAI",
+        IdPayload(IdType.NAI, b"ue@example.org"),
+        struct.pack(">BBH", 0, 0, 14) + b"ue@example.org",
+    ),
     ("ID-URI", IdPayload(IdType.URI, b"sip:bmsc"), struct.pack(">BBH", 0, 1, 8) + b"sip:bmsc"),
-    ("SP", SecurityPolicyPayload(3, ProtType.SRTP, (PolicyParam(0, b"\x01"),
-                                                   PolicyParam(6, b"\x00\x01\x00\x00"))),
-     struct.pack(">BBBH", 0, 3, 0, 9) + b"\x00\x01\x01" + b"\x06\x04\x00\x01\x00\x00"),
-    ("KEMAC-NULL-NULL", KemacPayload(EncrAlg.NULL, b"\xaa\xbb", MacAlg.NULL, b""),
-     struct.pack(">BBH", 0, 0, 2) + b"\xaa\xbb" + b"\x00"),
-    ("KEMAC-CM-HMAC", KemacPayload(EncrAlg.AES_CM_128, b"\x01" * 5, MacAlg.HMAC_SHA_1_160,
-                                   b"\x02" * 20),
-     struct.pack(">BBH", 0, 1, 5) + b"\x01" * 5 + b"\x01" + b"\x02" * 20),
-    ("KEMAC-KW", KemacPayload(EncrAlg.AES_KW_128, b"\x03" * 24, MacAlg.HMAC_SHA_1_160,
-                              b"\x04" * 20),
-     struct.pack(">BBH", 0, 2, 24) + b"\x03" * 24 + b"\x01" + b"\x04" * 20),
+    (
+        "SP",
+        SecurityPolicyPayload(
+            3, ProtType.SRTP, (PolicyParam(0, b"\x01"), PolicyParam(6, b"\x00\x01\x00\x00"))
+        ),
+        struct.pack(">BBBH", 0, 3, 0, 9) + b"\x00\x01\x01" + b"\x06\x04\x00\x01\x00\x00",
+    ),
+    (
+        "KEMAC-NULL-NULL",
+        KemacPayload(EncrAlg.NULL, b"\xaa\xbb", MacAlg.NULL, b""),
+        struct.pack(">BBH", 0, 0, 2) + b"\xaa\xbb" + b"\x00",
+    ),
+    (
+        "KEMAC-CM-HMAC",
+        KemacPayload(EncrAlg.AES_CM_128, b"\x01" * 5, MacAlg.HMAC_SHA_1_160, b"\x02" * 20),
+        struct.pack(">BBH", 0, 1, 5) + b"\x01" * 5 + b"\x01" + b"\x02" * 20,
+    ),
+    (
+        "KEMAC-KW",
+        KemacPayload(EncrAlg.AES_KW_128, b"\x03" * 24, MacAlg.HMAC_SHA_1_160, b"\x04" * 20),
+        struct.pack(">BBH", 0, 2, 24) + b"\x03" * 24 + b"\x01" + b"\x04" * 20,
+    ),
     ("V", VerificationPayload(MacAlg.HMAC_SHA_1_160, b"\x05" * 20), b"\x00\x01" + b"\x05" * 20),
     ("V-NULL", VerificationPayload(MacAlg.NULL, b""), b"\x00\x00"),
     ("ERR", ErrorPayload(ErrorNo.INVALID_SPPAR), struct.pack(">BBH", 0, 10, 0)),
     ("EXT", GeneralExtensionPayload(0, b"vendor"), struct.pack(">BBH", 0, 0, 6) + b"vendor"),
 ]
 
-PAYLOAD_TYPE_CODES = {"T": 5, "RAND": 11, "ID": 6, "SP": 10, "KEMAC": 1, "V": 9, "ERR": 12,
-                      "EXT": 21}
+PAYLOAD_TYPE_CODES = {
+    "T": 5,
+    "RAND": 11,
+    "ID": 6,
+    "SP": 10,
+    "KEMAC": 1,
+    "V": 9,
+    "ERR": 12,
+    "EXT": 21,
+}
 
 
 @pytest.mark.parametrize(
@@ -264,18 +302,39 @@ def test_each_payload_round_trips_against_hand_assembled_bytes(
 
 
 KEY_CASES: list[tuple[str, KeyDataPayload, bytes]] = [
-    ("TGK-NULL", KeyDataPayload(KeyDataType.TGK, b"k" * 16),
-     struct.pack(">BBH", 0, 0x00, 16) + b"k" * 16),
-    ("TEK-SPI", KeyDataPayload(KeyDataType.TEK, b"t" * 16, None, SpiValidity(b"\x01\x02")),
-     struct.pack(">BBH", 0, 0x21, 16) + b"t" * 16 + b"\x02\x01\x02"),
-    ("TEK+SALT-SPI", KeyDataPayload(KeyDataType.TEK_SALT, b"t" * 16, b"s" * 14,
-                                    SpiValidity(b"\x09")),
-     struct.pack(">BBH", 0, 0x31, 16) + b"t" * 16 + struct.pack(">H", 14) + b"s" * 14
-     + b"\x01\x09"),
-    ("TGK+SALT-INTERVAL", KeyDataPayload(KeyDataType.TGK_SALT, b"g" * 16, b"s" * 14,
-                                         IntervalValidity(b"\x00" * 6, b"\xff" * 6)),
-     struct.pack(">BBH", 0, 0x12, 16) + b"g" * 16 + struct.pack(">H", 14) + b"s" * 14
-     + b"\x06" + b"\x00" * 6 + b"\x06" + b"\xff" * 6),
+    (
+        "TGK-NULL",
+        KeyDataPayload(KeyDataType.TGK, b"k" * 16),
+        struct.pack(">BBH", 0, 0x00, 16) + b"k" * 16,
+    ),
+    (
+        "TEK-SPI",
+        KeyDataPayload(KeyDataType.TEK, b"t" * 16, None, SpiValidity(b"\x01\x02")),
+        struct.pack(">BBH", 0, 0x21, 16) + b"t" * 16 + b"\x02\x01\x02",
+    ),
+    (
+        "TEK+SALT-SPI",
+        KeyDataPayload(KeyDataType.TEK_SALT, b"t" * 16, b"s" * 14, SpiValidity(b"\x09")),
+        struct.pack(">BBH", 0, 0x31, 16)
+        + b"t" * 16
+        + struct.pack(">H", 14)
+        + b"s" * 14
+        + b"\x01\x09",
+    ),
+    (
+        "TGK+SALT-INTERVAL",
+        KeyDataPayload(
+            KeyDataType.TGK_SALT, b"g" * 16, b"s" * 14, IntervalValidity(b"\x00" * 6, b"\xff" * 6)
+        ),
+        struct.pack(">BBH", 0, 0x12, 16)
+        + b"g" * 16
+        + struct.pack(">H", 14)
+        + b"s" * 14
+        + b"\x06"
+        + b"\x00" * 6
+        + b"\x06"
+        + b"\xff" * 6,
+    ),
 ]
 
 
@@ -306,19 +365,22 @@ def test_key_data_chain_rejects_bad_links_and_trailing_bytes() -> None:
 def test_tek_fetch_extension_encoding() -> None:
     t = TekFetchExtension(FetchAtTime(0x0102030405060708), lifetime=3600).to_payload()
     assert t.ext_type == MBMS_TEK_FETCH_EXT_TYPE == 255
-    assert t.data == bytes.fromhex("01" "0108" "0102030405060708" "0304" "00000e10")
+    assert t.data == bytes.fromhex("0101080102030405060708030400000e10")
     s = TekFetchExtension(FetchAtSrtpIndex.from_roc_seq(2, 0x1234)).to_payload()
-    assert s.data == bytes.fromhex("01" "0206" "000000021234")
-    for ext in (TekFetchExtension(FetchAtTime(5)), TekFetchExtension(None, 7),
-                TekFetchExtension(FetchAtSrtpIndex(2**48 - 1), 0)):
+    assert s.data == bytes.fromhex("010206000000021234")
+    for ext in (
+        TekFetchExtension(FetchAtTime(5)),
+        TekFetchExtension(None, 7),
+        TekFetchExtension(FetchAtSrtpIndex(2**48 - 1), 0),
+    ):
         assert TekFetchExtension.from_payload(ext.to_payload()) == ext
     for bad in [
         "01",  # no items
         "010108",  # truncated value
         "01050100",  # unknown tag
         "01010400000000",  # FETCH_AT_TIME with the wrong length
-        "0101080000000000000001" "0206000000000001",  # both fetch forms
-        "01030400000001" "030400000002",  # lifetime twice
+        "01010800000000000000010206000000000001",  # both fetch forms
+        "01030400000001030400000002",  # lifetime twice
     ]:
         with pytest.raises(ParseError):
             TekFetchExtension.from_payload(GeneralExtensionPayload(255, bytes.fromhex(bad)))
@@ -327,10 +389,20 @@ def test_tek_fetch_extension_encoding() -> None:
 
 
 def test_srtp_policy_round_trip_and_rejections() -> None:
-    pol = SrtpPolicy(policy_no=4, encr_alg=SrtpEncrAlg.AES_CM, encr_key_len=16,
-                     auth_alg=SrtpAuthAlg.HMAC_SHA_1, auth_key_len=20, salt_key_len=14,
-                     kdr=2**24, srtp_encryption=True, srtcp_encryption=False,
-                     srtp_authentication=True, auth_tag_len=10, srtp_prefix_len=0)
+    pol = SrtpPolicy(
+        policy_no=4,
+        encr_alg=SrtpEncrAlg.AES_CM,
+        encr_key_len=16,
+        auth_alg=SrtpAuthAlg.HMAC_SHA_1,
+        auth_key_len=20,
+        salt_key_len=14,
+        kdr=2**24,
+        srtp_encryption=True,
+        srtcp_encryption=False,
+        srtp_authentication=True,
+        auth_tag_len=10,
+        srtp_prefix_len=0,
+    )
     p = pol.to_payload()
     assert PolicyParam(6, b"\x01\x00\x00\x00") in p.params
     assert PolicyParam(8, b"\x00") in p.params
@@ -398,11 +470,13 @@ def test_serialiser_rejects_out_of_range_values() -> None:
     with pytest.raises(EncodeError):
         serialise_message(MikeyMessage(CommonHeader(DataType.PSK_INIT, 2**32), ()))
     with pytest.raises(EncodeError):
-        serialise_message(MikeyMessage(CommonHeader(DataType.PSK_INIT, 1),
-                                       (RandPayload(b""),)))
+        serialise_message(MikeyMessage(CommonHeader(DataType.PSK_INIT, 1), (RandPayload(b""),)))
     with pytest.raises(EncodeError):
-        serialise_message(MikeyMessage(CommonHeader(DataType.PSK_INIT, 1),
-                                       (TimestampPayload(TsType.COUNTER, 2**32),)))
+        serialise_message(
+            MikeyMessage(
+                CommonHeader(DataType.PSK_INIT, 1), (TimestampPayload(TsType.COUNTER, 2**32),)
+            )
+        )
     with pytest.raises(EncodeError):
         serialise_key_data_chain([KeyDataPayload(KeyDataType.TEK_SALT, b"k" * 16)])
     with pytest.raises(EncodeError):
@@ -419,8 +493,7 @@ def _delivery(**kw: object) -> TekDelivery:
         now=NOW,
         rand=os.urandom,
         cs_map=[SrtpCs(0, 0x11111111, 0), SrtpCs(1, 0x22222222, 3)],
-        policies=[SrtpPolicy(0, encr_alg=SrtpEncrAlg.AES_CM, auth_tag_len=4),
-                  SrtpPolicy(1, kdr=0)],
+        policies=[SrtpPolicy(0, encr_alg=SrtpEncrAlg.AES_CM, auth_tag_len=4), SrtpPolicy(1, kdr=0)],
         id_i=IdPayload(IdType.URI, b"http://bmsc.example"),
         id_r=IdPayload(IdType.NAI, b"ue1@example"),
         fetch=FetchAtTime(ntp_from_unix(NOW + 30)),
@@ -449,8 +522,12 @@ def test_tek_delivery_round_trip(encr: EncrAlg, counter: int | None) -> None:
 def test_several_keys_per_message_and_srtp_index_fetch() -> None:
     kek = os.urandom(32)  # longer pre-shared keys exercise the PRF's key splitting
     keys = [TekKey(os.urandom(16), os.urandom(14), bytes([i, 0, 0])) for i in range(4)]
-    d = _delivery(keys=keys, fetch=FetchAtSrtpIndex.from_roc_seq(7, 65_000), lifetime=None,
-                  encr_alg=EncrAlg.AES_KW_128)
+    d = _delivery(
+        keys=keys,
+        fetch=FetchAtSrtpIndex.from_roc_seq(7, 65_000),
+        lifetime=None,
+        encr_alg=EncrAlg.AES_KW_128,
+    )
     got = parse_and_verify(build_tek_delivery(d, kek), kek, ReplayState(ReplayMode.NONE), NOW)
     assert got.keys == tuple(keys)
     assert got.delivery.fetch == FetchAtSrtpIndex(7 << 16 | 65_000)
@@ -458,8 +535,9 @@ def test_several_keys_per_message_and_srtp_index_fetch() -> None:
 
 
 def test_aes_kw_needs_whole_semiblocks() -> None:
-    d = _delivery(keys=[TekKey(os.urandom(16), os.urandom(14), b"\x01")],
-                  encr_alg=EncrAlg.AES_KW_128)
+    d = _delivery(
+        keys=[TekKey(os.urandom(16), os.urandom(14), b"\x01")], encr_alg=EncrAlg.AES_KW_128
+    )
     with pytest.raises(UnsupportedError):
         build_tek_delivery(d, os.urandom(16))
 
@@ -480,8 +558,9 @@ def test_mac_is_checked_before_decryption(monkeypatch: pytest.MonkeyPatch) -> No
         parse_and_verify(bytes(msg), kek, ReplayState(ReplayMode.NONE), NOW)
     assert not called
     with pytest.raises(AuthenticationError):
-        parse_and_verify(build_tek_delivery(_delivery(), kek), os.urandom(16),
-                         ReplayState(ReplayMode.NONE), NOW)
+        parse_and_verify(
+            build_tek_delivery(_delivery(), kek), os.urandom(16), ReplayState(ReplayMode.NONE), NOW
+        )
     assert not called
 
 
@@ -512,8 +591,10 @@ def test_null_mac_is_refused_unless_allowed() -> None:
     msg = build_tek_delivery(d, kek)
     with pytest.raises(AuthenticationError):
         parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW)
-    assert parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW,
-                            allow_null_mac=True).delivery == d
+    assert (
+        parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW, allow_null_mac=True).delivery
+        == d
+    )
 
 
 def test_counter_replay_protection() -> None:
@@ -595,8 +676,9 @@ def test_builder_rejects_bad_content() -> None:
 
 
 def test_rand_source_is_used() -> None:
-    d = new_tek_delivery(csb_id=1, keys=[TekKey(b"k" * 16)], now=NOW,
-                         rand=lambda n: bytes(range(n)))
+    d = new_tek_delivery(
+        csb_id=1, keys=[TekKey(b"k" * 16)], now=NOW, rand=lambda n: bytes(range(n))
+    )
     assert d.rand == bytes(range(16))
     assert d.timestamp == TimestampPayload(TsType.NTP_UTC, ntp_from_unix(NOW))
 
@@ -611,13 +693,21 @@ def test_kemac_aes_cm_matches_independent_encryption() -> None:
     ek = _ref_prf(kek, bytes.fromhex("150533E1") + lab, 16)
     sk = _ref_prf(kek, bytes.fromhex("29B88916") + lab, 14)
     t64 = (1234).to_bytes(8, "big")
-    iv = bytes(a ^ b for a, b in zip(sk, b"\0\0" + struct.pack(">I", d.csb_id) + t64,
-                                     strict=True)) + b"\0\0"
+    iv = (
+        bytes(a ^ b for a, b in zip(sk, b"\0\0" + struct.pack(">I", d.csb_id) + t64, strict=True))
+        + b"\0\0"
+    )
     dec = Cipher(algorithms.AES(ek), modes.CTR(iv)).decryptor()
     plain = dec.update(kemac.encr_data) + dec.finalize()
     k = d.keys[0]
-    assert plain == (struct.pack(">BBH", 0, 0x31, 16) + k.tek + struct.pack(">H", 14)
-                     + k.salt + bytes([len(k.mki)]) + k.mki)  # type: ignore[operator,arg-type]
+    assert plain == (
+        struct.pack(">BBH", 0, 0x31, 16)
+        + k.tek
+        + struct.pack(">H", 14)
+        + k.salt
+        + bytes([len(k.mki)])
+        + k.mki
+    )  # type: ignore[operator,arg-type]
     ak = _ref_prf(kek, bytes.fromhex("2D22AC75") + lab, 20)
     raw = build_tek_delivery(d, kek)
     assert kemac.mac == hmac.new(ak, raw[:-20], hashlib.sha1).digest()
@@ -636,8 +726,9 @@ def test_verification_message_round_trip_and_mac() -> None:
     lab = b"\xff" + struct.pack(">I", d.csb_id) + d.rand
     ak = _ref_prf(kek, bytes.fromhex("2D22AC75") + lab, 20)
     assert d.id_i is not None
-    expected = hmac.new(ak, resp[:-20] + d.id_i.data + idr.data
-                        + d.timestamp.value.to_bytes(8, "big"), hashlib.sha1).digest()
+    expected = hmac.new(
+        ak, resp[:-20] + d.id_i.data + idr.data + d.timestamp.value.to_bytes(8, "big"), hashlib.sha1
+    ).digest()
     assert resp[-20:] == expected
     hdr = parse_message(resp).header
     assert hdr.data_type is DataType.PSK_RESP and hdr.cs_map == d.cs_map
@@ -657,8 +748,12 @@ def test_verification_message_round_trip_and_mac() -> None:
 def test_error_message_round_trip() -> None:
     ts = counter_timestamp(9)
     wire = build_error_message(77, [ErrorNo.AUTH_FAILURE, ErrorNo.INVALID_SP], ts)
-    assert wire == (struct.pack(">BBBBIBB", 1, 6, 5, 0, 77, 0, 0) + struct.pack(">BBI", 12, 2, 9)
-                    + struct.pack(">BBH", 12, 0, 0) + struct.pack(">BBH", 0, 9, 0))
+    assert wire == (
+        struct.pack(">BBBBIBB", 1, 6, 5, 0, 77, 0, 0)
+        + struct.pack(">BBI", 12, 2, 9)
+        + struct.pack(">BBH", 12, 0, 0)
+        + struct.pack(">BBH", 0, 9, 0)
+    )
     rep = parse_error_message(wire)
     assert rep.csb_id == 77 and rep.errors == (0, 9) and rep.timestamp == ts
     with pytest.raises(UnsupportedError):
@@ -678,12 +773,15 @@ def test_non_tek_key_types_are_refused_in_a_tek_delivery() -> None:
     kek = os.urandom(16)
     d = _delivery(encr_alg=EncrAlg.NULL)
     msg = parse_message(build_tek_delivery(d, kek))
-    chain = serialise_key_data_chain([KeyDataPayload(KeyDataType.TGK, b"g" * 16,
-                                                     None, NullValidity())])
+    chain = serialise_key_data_chain(
+        [KeyDataPayload(KeyDataType.TGK, b"g" * 16, None, NullValidity())]
+    )
     kem = msg.payloads[-1]
     assert isinstance(kem, KemacPayload)
-    forged = MikeyMessage(msg.header, (*msg.payloads[:-1],
-                                       KemacPayload(EncrAlg.NULL, chain, MacAlg.NULL, b"")))
+    forged = MikeyMessage(
+        msg.header, (*msg.payloads[:-1], KemacPayload(EncrAlg.NULL, chain, MacAlg.NULL, b""))
+    )
     with pytest.raises(UnsupportedError):
-        parse_and_verify(serialise_message(forged), kek, ReplayState(ReplayMode.NONE), NOW,
-                         allow_null_mac=True)
+        parse_and_verify(
+            serialise_message(forged), kek, ReplayState(ReplayMode.NONE), NOW, allow_null_mac=True
+        )

@@ -64,32 +64,63 @@ def _corpus(rng: random.Random) -> tuple[list[bytes], TekDelivery]:
         now=NOW,
         rand=_rng_bytes(rng),
         cs_map=[SrtpCs(0, 0x01020304, 1), SrtpCs(1, 0x0A0B0C0D, 0)],
-        policies=[SrtpPolicy(0, encr_alg=SrtpEncrAlg.AES_CM, encr_key_len=16, kdr=256,
-                             srtp_encryption=True, auth_tag_len=10)],
+        policies=[
+            SrtpPolicy(
+                0,
+                encr_alg=SrtpEncrAlg.AES_CM,
+                encr_key_len=16,
+                kdr=256,
+                srtp_encryption=True,
+                auth_tag_len=10,
+            )
+        ],
         id_i=IdPayload(IdType.URI, b"http://bmsc.example"),
         id_r=IdPayload(IdType.NAI, b"ue@example"),
     )
-    keys = [TekKey(rng.randbytes(16), rng.randbytes(14), rng.randbytes(3)),
-            TekKey(rng.randbytes(16), rng.randbytes(14), rng.randbytes(3))]
+    keys = [
+        TekKey(rng.randbytes(16), rng.randbytes(14), rng.randbytes(3)),
+        TekKey(rng.randbytes(16), rng.randbytes(14), rng.randbytes(3)),
+    ]
     deliveries = [
-        new_tek_delivery(csb_id=1, keys=keys, encr_alg=EncrAlg.NULL, mac_alg=MacAlg.NULL,
-                         fetch=FetchAtTime(ntp_from_unix(NOW + 5)), lifetime=30,
-                         **common),  # type: ignore[arg-type]
-        new_tek_delivery(csb_id=2, keys=keys[:1], encr_alg=EncrAlg.AES_CM_128,
-                         mac_alg=MacAlg.NULL, counter=9,
-                         fetch=FetchAtSrtpIndex(123456), **common),  # type: ignore[arg-type]
-        new_tek_delivery(csb_id=3, keys=keys, encr_alg=EncrAlg.AES_KW_128,
-                         mac_alg=MacAlg.NULL, **common),  # type: ignore[arg-type]
-        new_tek_delivery(csb_id=4, keys=keys, encr_alg=EncrAlg.AES_CM_128,
-                         request_verification=True, **common),  # type: ignore[arg-type]
-        new_tek_delivery(csb_id=5, keys=[TekKey(rng.randbytes(16))], encr_alg=EncrAlg.NULL,
-                         mac_alg=MacAlg.NULL, counter=1,
-                         now=NOW, rand=_rng_bytes(rng)),
+        new_tek_delivery(
+            csb_id=1,
+            keys=keys,
+            encr_alg=EncrAlg.NULL,
+            mac_alg=MacAlg.NULL,
+            fetch=FetchAtTime(ntp_from_unix(NOW + 5)),
+            lifetime=30,
+            **common,
+        ),  # type: ignore[arg-type]
+        new_tek_delivery(
+            csb_id=2,
+            keys=keys[:1],
+            encr_alg=EncrAlg.AES_CM_128,
+            mac_alg=MacAlg.NULL,
+            counter=9,
+            fetch=FetchAtSrtpIndex(123456),
+            **common,
+        ),  # type: ignore[arg-type]
+        new_tek_delivery(
+            csb_id=3, keys=keys, encr_alg=EncrAlg.AES_KW_128, mac_alg=MacAlg.NULL, **common
+        ),  # type: ignore[arg-type]
+        new_tek_delivery(
+            csb_id=4, keys=keys, encr_alg=EncrAlg.AES_CM_128, request_verification=True, **common
+        ),  # type: ignore[arg-type]
+        new_tek_delivery(
+            csb_id=5,
+            keys=[TekKey(rng.randbytes(16))],
+            encr_alg=EncrAlg.NULL,
+            mac_alg=MacAlg.NULL,
+            counter=1,
+            now=NOW,
+            rand=_rng_bytes(rng),
+        ),
     ]
     seeds = [build_tek_delivery(d, KEK) for d in deliveries]
     seeds.append(build_verification(deliveries[3], KEK, id_r=IdPayload(IdType.NAI, b"ue")))
-    seeds.append(build_error_message(6, [ErrorNo.AUTH_FAILURE, ErrorNo.INVALID_SPPAR],
-                                     counter_timestamp(3)))
+    seeds.append(
+        build_error_message(6, [ErrorNo.AUTH_FAILURE, ErrorNo.INVALID_SPPAR], counter_timestamp(3))
+    )
     return seeds, deliveries[3]
 
 
@@ -131,8 +162,11 @@ def _mutate(rng: random.Random, msg: bytes, payload_starts: list[int]) -> bytes:
 
 
 def _entry_points(delivery: TekDelivery) -> list[Callable[[bytes], object]]:
-    states = [ReplayState(ReplayMode.NONE), ReplayState(ReplayMode.COUNTER, last_counter=2),
-              ReplayState(ReplayMode.TIMESTAMP, max_skew=3600)]
+    states = [
+        ReplayState(ReplayMode.NONE),
+        ReplayState(ReplayMode.COUNTER, last_counter=2),
+        ReplayState(ReplayMode.TIMESTAMP, max_skew=3600),
+    ]
 
     def verify_any(data: bytes) -> object:
         return [parse_and_verify(data, KEK, s, NOW, allow_null_mac=True) for s in states]

@@ -61,18 +61,23 @@ pytestmark = [
 MIKEY_PORT = 2269
 WARN_SEVERITY = 0x00600000  # Wireshark PI_WARN; PI_ERROR is 0x00800000
 CHECKSUM_PREFS = [
-    "-o", "ip.check_checksum:TRUE",
-    "-o", "udp.check_checksum:TRUE",
-    "-o", "tcp.check_checksum:TRUE",
+    "-o",
+    "ip.check_checksum:TRUE",
+    "-o",
+    "udp.check_checksum:TRUE",
+    "-o",
+    "tcp.check_checksum:TRUE",
 ]
-
 
 
 def _run_tshark(pcap: Path, *args: str) -> str:
     assert TSHARK is not None
     proc = subprocess.run(
         [TSHARK, "-r", str(pcap), *CHECKSUM_PREFS, *args],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return proc.stdout
 
@@ -123,8 +128,12 @@ def _capture(tmp_path: Path, messages: list[bytes]) -> list[Fields]:
 
 def _random_id(kind: IdType) -> IdPayload:
     token = os.urandom(6).hex()
-    return IdPayload(kind, (f"ue-{token}@mbms.example" if kind is IdType.NAI
-                            else f"http://bmsc-{token}.example/").encode())
+    return IdPayload(
+        kind,
+        (
+            f"ue-{token}@mbms.example" if kind is IdType.NAI else f"http://bmsc-{token}.example/"
+        ).encode(),
+    )
 
 
 def _fresh_delivery(encr: EncrAlg, key: TekKey, **kw: Any) -> TekDelivery:
@@ -133,15 +142,26 @@ def _fresh_delivery(encr: EncrAlg, key: TekKey, **kw: Any) -> TekDelivery:
         csb_id=rnd,
         keys=[key],
         now=time.time(),
-        cs_map=[SrtpCs(i, int.from_bytes(os.urandom(4), "big"), int.from_bytes(os.urandom(4),
-                                                                                "big"))
-                for i in range(1 + rnd % 3)],
-        policies=[SrtpPolicy(policy_no=rnd % 7, encr_alg=SrtpEncrAlg.AES_CM,
-                             encr_key_len=16, auth_alg=SrtpAuthAlg.HMAC_SHA_1,
-                             auth_key_len=20, salt_key_len=14, kdr=1 << (rnd % 25),
-                             srtp_encryption=True, srtcp_encryption=bool(rnd & 1),
-                             srtp_authentication=True, auth_tag_len=4 + 6 * (rnd & 1),
-                             srtp_prefix_len=0)],
+        cs_map=[
+            SrtpCs(i, int.from_bytes(os.urandom(4), "big"), int.from_bytes(os.urandom(4), "big"))
+            for i in range(1 + rnd % 3)
+        ],
+        policies=[
+            SrtpPolicy(
+                policy_no=rnd % 7,
+                encr_alg=SrtpEncrAlg.AES_CM,
+                encr_key_len=16,
+                auth_alg=SrtpAuthAlg.HMAC_SHA_1,
+                auth_key_len=20,
+                salt_key_len=14,
+                kdr=1 << (rnd % 25),
+                srtp_encryption=True,
+                srtcp_encryption=bool(rnd & 1),
+                srtp_authentication=True,
+                auth_tag_len=4 + 6 * (rnd & 1),
+                srtp_prefix_len=0,
+            )
+        ],
         id_i=_random_id(IdType.URI),
         id_r=_random_id(IdType.NAI),
         fetch=FetchAtTime(ntp_from_unix(time.time() + rnd % 3600)),
@@ -161,7 +181,8 @@ def _check_common(fields: Fields, d: TekDelivery, data_type: int) -> None:
     assert _one(fields, "mikey.cs_count") == str(len(d.cs_map))
     assert _one(fields, "mikey.cs_id_map_type") == "0"
     assert [int(v) for v in _all(fields, "mikey.srtp_id.policy_no")] == [
-        c.policy_no for c in d.cs_map]
+        c.policy_no for c in d.cs_map
+    ]
     assert [int(v, 16) for v in _all(fields, "mikey.srtp_id.ssrc")] == [c.ssrc for c in d.cs_map]
     assert [int(v, 16) for v in _all(fields, "mikey.srtp_id.roc")] == [c.roc for c in d.cs_map]
 
@@ -171,8 +192,9 @@ def _ntp_text_to_ntp(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\w{3}) +(\d+), (\d{4}) (\d\d):(\d\d):(\d\d)\.(\d{9}) UTC", text)
     assert m, text
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-    secs = timegm((int(m[3]), months.index(m[1]) + 1, int(m[2]), int(m[4]), int(m[5]),
-                   int(m[6]), 0, 0, 0))
+    secs = timegm(
+        (int(m[3]), months.index(m[1]) + 1, int(m[2]), int(m[4]), int(m[5]), int(m[6]), 0, 0, 0)
+    )
     return secs + 2_208_988_800, int(m[7])
 
 
@@ -240,8 +262,12 @@ def test_null_encryption_delivery_decodes_as_built(tmp_path: Path, make_key: Any
 @pytest.mark.parametrize("encr", [EncrAlg.AES_CM_128, EncrAlg.AES_KW_128])
 def test_encrypted_delivery_decodes_as_built(tmp_path: Path, encr: EncrAlg) -> None:
     key = TekKey(os.urandom(16), os.urandom(14), os.urandom(3))  # 40-byte chain for AES-KW
-    d = _fresh_delivery(encr, key, counter=int.from_bytes(os.urandom(4), "big"),
-                        fetch=FetchAtSrtpIndex(int.from_bytes(os.urandom(6), "big")))
+    d = _fresh_delivery(
+        encr,
+        key,
+        counter=int.from_bytes(os.urandom(4), "big"),
+        fetch=FetchAtSrtpIndex(int.from_bytes(os.urandom(6), "big")),
+    )
     msg = build_tek_delivery(d, os.urandom(16))
     (fields,) = _capture(tmp_path, [msg])
     _check_common(fields, d, 0)
@@ -310,9 +336,15 @@ def test_tcp_stream_is_reassembled_and_checksums_verify(tmp_path: Path) -> None:
     response = b"HTTP/1.1 204 No Content\r\n\r\n"
     pcap = tmp_path / "http.pcap"
     t0 = time.time()
-    write_pcap(pcap, [(t0, 50_001, 8080, request + body, Proto.TCP),
-                      (t0 + 0.01, 8080, 50_001, response, Proto.TCP),
-                      (t0 + 0.02, 50_002, 9, b"udp too")], mss=1000)
+    write_pcap(
+        pcap,
+        [
+            (t0, 50_001, 8080, request + body, Proto.TCP),
+            (t0 + 0.01, 8080, 50_001, response, Proto.TCP),
+            (t0 + 0.02, 50_002, 9, b"udp too"),
+        ],
+        mss=1000,
+    )
     frames = _decode(pcap)
     # SYN, SYN-ACK, ACK, 7 request segments, 1 response segment, 1 UDP datagram.
     assert len(frames) == 3 + 7 + 1 + 1
@@ -328,7 +360,13 @@ def test_tcp_stream_is_reassembled_and_checksums_verify(tmp_path: Path) -> None:
 
 
 def test_pcap_writer_rejects_bad_packets() -> None:
-    for bad in [(0.0, 70_000, 1, b""), (-1.0, 1, 2, b""), (0.0, 1, 2, "text"),
-                (0.0, 1, 2, b"", 99), (0.0, 1, 2, bytes(70_000)), (0.0, 5, 5, b"", Proto.TCP)]:
+    for bad in [
+        (0.0, 70_000, 1, b""),
+        (-1.0, 1, 2, b""),
+        (0.0, 1, 2, "text"),
+        (0.0, 1, 2, b"", 99),
+        (0.0, 1, 2, bytes(70_000)),
+        (0.0, 5, 5, b"", Proto.TCP),
+    ]:
         with pytest.raises(PcapError):
             pcap_bytes([bad])  # type: ignore[list-item]

@@ -21,9 +21,15 @@ def run(overrides: dict[str, str], steps: list[tuple[str, tuple[object, ...]]]) 
     return Trace(tuple(TraceStep(a, tuple(x)) for a, x in steps), U).violations(model)
 
 
-LATE_JOINER = [("Generate", (0, 0)), ("Activate", (0,)), ("Send", (0, 0, True)),
-               ("Subscribe", (0, 0)), ("Authenticate", (0,)), ("Register", (0, 0, 1)),
-               ("Receive", (0, 0))]
+LATE_JOINER = [
+    ("Generate", (0, 0)),
+    ("Activate", (0,)),
+    ("Send", (0, 0, True)),
+    ("Subscribe", (0, 0)),
+    ("Authenticate", (0,)),
+    ("Register", (0, 0, 1)),
+    ("Receive", (0, 0)),
+]
 
 
 def test_late_joiner_reads_old_traffic_in_the_baseline() -> None:
@@ -45,9 +51,18 @@ def test_unauthorised_ue_cannot_register() -> None:
     assert model.step(s, "Register", (0, 0, 1)) is None  # not subscribed: step 4 refuses
 
 
-LEAVER = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)), ("Generate", (0, 1)),
-          ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Revoke", (0, 0)),
-          ("Activate", (0,)), ("Send", (0, 0, True)), ("Receive", (0, 0))]
+LEAVER = [
+    ("Subscribe", (0, 0)),
+    ("Generate", (0, 0)),
+    ("Activate", (0,)),
+    ("Generate", (0, 1)),
+    ("Authenticate", (0,)),
+    ("Register", (0, 0, 1)),
+    ("Revoke", (0, 0)),
+    ("Activate", (0,)),
+    ("Send", (0, 0, True)),
+    ("Receive", (0, 0)),
+]
 
 
 def test_leaver_keeps_next_tek_without_rekey_on_leave() -> None:
@@ -60,18 +75,30 @@ def test_rekey_on_leave_withdraws_the_next_tek() -> None:
 
 
 def test_immediate_activation_strands_a_registered_ue() -> None:
-    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
-             ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Generate", (0, 1)),
-             ("Activate", (0,))]
+    steps = [
+        ("Subscribe", (0, 0)),
+        ("Generate", (0, 0)),
+        ("Activate", (0,)),
+        ("Authenticate", (0,)),
+        ("Register", (0, 0, 1)),
+        ("Generate", (0, 1)),
+        ("Activate", (0,)),
+    ]
     assert run({"activation": "immediate"}, steps) == [4]
     with pytest.raises(ModelError, match="step 7"):
         run({}, steps)  # the baseline waits for the fetch window
 
 
 def test_common_kek_lets_one_colluder_read_everyone() -> None:
-    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
-             ("Authenticate", (0,)), ("Register", (0, 0, 1)), ("Compromise", (1,)),
-             ("Eavesdrop", (0, 0))]
+    steps = [
+        ("Subscribe", (0, 0)),
+        ("Generate", (0, 0)),
+        ("Activate", (0,)),
+        ("Authenticate", (0,)),
+        ("Register", (0, 0, 1)),
+        ("Compromise", (1,)),
+        ("Eavesdrop", (0, 0)),
+    ]
     assert run({"kek_scope": "common"}, steps) == [5]
     with pytest.raises(ModelError, match="step 7"):
         run({}, steps)
@@ -79,11 +106,23 @@ def test_common_kek_lets_one_colluder_read_everyone() -> None:
 
 def test_out_of_coverage_ue_recovers_through_unknown_mki() -> None:
     model = Model.baseline()
-    steps = [("Subscribe", (0, 0)), ("Generate", (0, 0)), ("Activate", (0,)),
-             ("Authenticate", (0,)), ("Register", (0, 0, 3)), ("LoseCoverage", (0,)),
-             ("Generate", (0, 1)), ("Tick", ()), ("Tick", ()), ("Tick", ()), ("Tick", ()),
-             ("Activate", (0,)), ("RegainCoverage", (0,)), ("Send", (0, 0, True)),
-             ("Receive", (0, 0))]
+    steps = [
+        ("Subscribe", (0, 0)),
+        ("Generate", (0, 0)),
+        ("Activate", (0,)),
+        ("Authenticate", (0,)),
+        ("Register", (0, 0, 3)),
+        ("LoseCoverage", (0,)),
+        ("Generate", (0, 1)),
+        ("Tick", ()),
+        ("Tick", ()),
+        ("Tick", ()),
+        ("Tick", ()),
+        ("Activate", (0,)),
+        ("RegainCoverage", (0,)),
+        ("Send", (0, 0, True)),
+        ("Receive", (0, 0)),
+    ]
     states = Trace(tuple(TraceStep(a, x) for a, x in steps), U).replay(model)
     last = states[-1]
     assert last.get("saw_unknown", 0, 0) and not last.get("decrypted", 0, 0)

@@ -20,8 +20,7 @@ def baseline() -> tuple[Model, InductionResult]:
     return model, prove(model)
 
 
-def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]
-                                                  ) -> None:
+def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     proved = {p.number for p in model.properties if res.property_proved(p)}
     assert proved == {1, 2, 3, 4, 5, 6, 8, 9}
@@ -29,8 +28,7 @@ def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, Inducti
     assert "Receive" in res.dropped[prop_key(model.prop(7))]
 
 
-def test_every_baseline_lemma_is_proved_inductive(baseline: tuple[Model, InductionResult]
-                                                  ) -> None:
+def test_every_baseline_lemma_is_proved_inductive(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     names = {lem.name for lem in lemmas_for(model.profile)}
     assert names <= set(res.surviving)
@@ -58,8 +56,9 @@ def test_without_a_needed_lemma_forward_secrecy_is_not_proved() -> None:
 
 
 def _nobody_holds(ops: Ops, st: Reader, prof: Any) -> Any:
-    return ops.forall(Sort.UE, lambda u: ops.forall(Sort.TEK, lambda t: ops.not_(
-        st.get("holds", u, t))))
+    return ops.forall(
+        Sort.UE, lambda u: ops.forall(Sort.TEK, lambda t: ops.not_(st.get("holds", u, t)))
+    )
 
 
 def _clock_is_one(ops: Ops, st: Reader, prof: Any) -> Any:
@@ -68,8 +67,11 @@ def _clock_is_one(ops: Ops, st: Reader, prof: Any) -> Any:
 
 def test_false_lemmas_are_dropped_with_a_counterexample_to_induction() -> None:
     model = Model.baseline()
-    lems = (*lemmas_for(model.profile), Lemma("nobody_holds", "false", _nobody_holds),
-            Lemma("clock_is_one", "false initially", _clock_is_one))
+    lems = (
+        *lemmas_for(model.profile),
+        Lemma("nobody_holds", "false", _nobody_holds),
+        Lemma("clock_is_one", "false initially", _clock_is_one),
+    )
     res = prove(model, lemmas=lems)
     assert "nobody_holds" not in res.surviving
     assert res.dropped["nobody_holds"].startswith("not preserved by ")
@@ -89,8 +91,7 @@ def test_unknown_answers_never_count_as_proved(monkeypatch: pytest.MonkeyPatch) 
         prove(model)  # the initial-state check itself is unknown: no proof at all
 
 
-def test_unknown_in_the_inductive_step_drops_the_conjunct(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_unknown_in_the_inductive_step_drops_the_conjunct(monkeypatch: pytest.MonkeyPatch) -> None:
     real = z3.Solver.check
 
     def check(self: z3.Solver, *assumptions: Any) -> Any:

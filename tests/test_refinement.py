@@ -114,8 +114,13 @@ def machine_for(profile: Profile, **variant: Any) -> type[RuleBasedStateMachine]
 def run_machine(profile: Profile, examples: int, **variant: Any) -> None:
     machine = machine_for(profile, **variant)
     machine.TestCase.settings = settings(
-        max_examples=examples, stateful_step_count=STEPS, deadline=None,
-        derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+        max_examples=examples,
+        stateful_step_count=STEPS,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
     machine.TestCase().runTest()
 
 

@@ -54,12 +54,20 @@ class Bed:
 
 
 @asynccontextmanager
-async def bed(tmp_path: Path, overrides: dict[str, str] | None = None, *, n: int = 3,
-              period: float = 0.6, stream: bool = True, sqn_ms: dict[int, int] | None = None,
-              capture: TrafficCapture | None = None) -> AsyncIterator[Bed]:
+async def bed(
+    tmp_path: Path,
+    overrides: dict[str, str] | None = None,
+    *,
+    n: int = 3,
+    period: float = 0.6,
+    stream: bool = True,
+    sqn_ms: dict[int, int] | None = None,
+    capture: TrafficCapture | None = None,
+) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
-    core = BmscCore(Store(tmp_path / "bmsc.db", durability="normal"), profile,
-                    BmscConfig(period=period))
+    core = BmscCore(
+        Store(tmp_path / "bmsc.db", durability="normal"), profile, BmscConfig(period=period)
+    )
     log_path = tmp_path / "events.jsonl"
     log = EventLog(log_path)
     now = time.time()
@@ -108,16 +116,17 @@ def test_curl_gets_a_401_with_an_akav1_md5_challenge(tmp_path: Path) -> None:
         async with bed(tmp_path, stream=False) as b:
             url = f"{b.url}{register_uri(b.ues[0].ue, S, 40000, 'initial')}"
             proc = await asyncio.create_subprocess_exec(
-                "curl", "-s", "-i", url, stdout=asyncio.subprocess.PIPE)
+                "curl", "-s", "-i", url, stdout=asyncio.subprocess.PIPE
+            )
             out, _ = await proc.communicate()
             text = out.decode()
             status_line, _, rest = text.partition("\r\n")
             assert status_line.split()[1] == "401"
-            headers = dict(line.split(": ", 1) for line in rest.split("\r\n\r\n")[0]
-                           .split("\r\n"))
+            headers = dict(line.split(": ", 1) for line in rest.split("\r\n\r\n")[0].split("\r\n"))
             challenge = parse_challenge(headers["WWW-Authenticate"])
             assert challenge.algorithm == "AKAv1-MD5" and challenge.qop == ("auth",)
             assert json.loads(text.split("\r\n\r\n", 1)[1])["error"] == "challenge"
+
     asyncio.run(main())
 
 
@@ -128,21 +137,29 @@ def test_bad_http_is_refused_with_state_unchanged(tmp_path: Path) -> None:
             before = b.core.store.snapshot()
             garbage = await _raw(port, b"GARBAGE\r\n\r\n")
             assert garbage.startswith(b"HTTP/1.0 400") and b"Invalid method" in garbage
-            huge_header = await _raw(port, b"GET /mbms/register HTTP/1.1\r\nHost: x\r\nX-Big: "
-                                     + b"a" * 10_000 + b"\r\n\r\n")
+            huge_header = await _raw(
+                port,
+                b"GET /mbms/register HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n",
+            )
             assert huge_header.startswith(b"HTTP/1.0 400") and b"8190 bytes" in huge_header
-            bad_length = await _raw(port, b"POST /mbms/mikey-response HTTP/1.1\r\nHost: x\r\n"
-                                    b"Content-Length: 12x\r\n\r\n")
+            bad_length = await _raw(
+                port,
+                b"POST /mbms/mikey-response HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n",
+            )
             assert bad_length.startswith(b"HTTP/1.0 400")
             big = f"/mbms/mikey-response?ue={b.ues[0].ue}&service={S}".encode()
-            too_big = await _raw(port, b"POST " + big + b" HTTP/1.1\r\nHost: x\r\n"
-                                 b"Content-Length: 100000\r\n\r\n" + b"a" * 100_000)
+            too_big = await _raw(
+                port,
+                b"POST " + big + b" HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100000\r\n\r\n" + b"a" * 100_000,
+            )
             assert too_big.startswith(b"HTTP/1.1 413")
             body = json.loads(too_big.split(b"\r\n\r\n", 1)[1])
             assert body["status"] == 413 and "at most 4096" in body["message"]
             rejected = b.events("Rejected")
             assert {e["reason"] for e in rejected} >= {"malformed_http", "too_large"}
             assert b.core.store.snapshot() == before
+
     asyncio.run(main())
 
 
@@ -170,25 +187,31 @@ def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
                 assert resp.status == 405 and "GET" in resp.headers["Allow"]
             # Two Authorization headers, and one that is not Digest at all.
             path = register_uri(ue, S, 40000, "initial")
-            async with http.get(b.url + path, headers=[("Authorization", "Digest a=b"),
-                                                       ("Authorization", "Digest c=d")]) as r:
+            async with http.get(
+                b.url + path,
+                headers=[("Authorization", "Digest a=b"), ("Authorization", "Digest c=d")],
+            ) as r:
                 assert r.status == 400 and "more than one" in (await r.json())["message"]
             async with http.get(b.url + path, headers={"Authorization": "Basic eA=="}) as r:
                 assert r.status == 400 and "not Digest" in (await r.json())["message"]
             assert b.core.store.snapshot() == before
             # A garbled MIKEY response, for a UE that is waiting for none.
-            async with http.post(b.url + f"/mbms/mikey-response?ue={ue}&service={S}",
-                                 data=b"\x01\x02") as resp:
+            async with http.post(
+                b.url + f"/mbms/mikey-response?ue={ue}&service={S}", data=b"\x01\x02"
+            ) as resp:
                 assert resp.status == 404  # mikey_response=none: the endpoint is unused
             assert b.core.store.snapshot() == before
+
     asyncio.run(main())
 
 
 def test_garbled_mikey_response_over_http(tmp_path: Path) -> None:
     async def main() -> None:
         overrides = {"mikey_response": "required", "activation": "after_acks"}
-        async with bed(tmp_path, overrides, n=1, stream=False) as b, \
-                aiohttp.ClientSession() as http:
+        async with (
+            bed(tmp_path, overrides, n=1, stream=False) as b,
+            aiohttp.ClientSession() as http,
+        ):
             client = UeClient(b.ues[0], b.url, http, log=b.log, receive=False)
             held: list[bytes] = []
 
@@ -215,23 +238,28 @@ def test_garbled_mikey_response_over_http(tmp_path: Path) -> None:
                 assert resp.status == 409  # acknowledged already
             acks = b.events("Acknowledge")
             assert len(acks) == 1 and acks[0]["ue"] == b.ues[0].ue
+
     asyncio.run(main())
 
 
 def test_admin_endpoints(tmp_path: Path) -> None:
     async def main() -> None:
         async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+
             async def post(path: str, body: Any) -> tuple[int, Any]:
                 async with http.post(b.url + path, data=json.dumps(body).encode()) as resp:
                     return resp.status, await resp.json()
 
-            assert (await post("/admin/subscribers", {"ue": "001017", "k": "00" * 16,
-                                                      "opc": "11" * 16}))[0] == 200
-            status, data = await post("/admin/subscribers", {"ue": "001017", "k": "00" * 16,
-                                                             "opc": "11" * 16})
+            assert (
+                await post("/admin/subscribers", {"ue": "001017", "k": "00" * 16, "opc": "11" * 16})
+            )[0] == 200
+            status, data = await post(
+                "/admin/subscribers", {"ue": "001017", "k": "00" * 16, "opc": "11" * 16}
+            )
             assert status == 409 and "already exists" in data["message"]
-            status, data = await post("/admin/subscribers", {"ue": "001018", "k": "zz",
-                                                             "opc": "11" * 16})
+            status, data = await post(
+                "/admin/subscribers", {"ue": "001018", "k": "zz", "opc": "11" * 16}
+            )
             assert status == 400 and "hex" in data["message"]
             assert (await post("/admin/services", {"service": S2, "period": 2}))[0] == 200
             status, data = await post("/admin/subscribe", {"ue": "001017", "service": S2})
@@ -245,12 +273,15 @@ def test_admin_endpoints(tmp_path: Path) -> None:
             async with http.get(b.url + "/admin/state") as resp:
                 state = await resp.json()
             assert {s["service"] for s in state["services"]} == {S, S2}
-            assert all(set(sub) == {"ue", "sqn", "mikey_counter"}  # no key material
-                       for sub in state["subscribers"])
+            assert all(
+                set(sub) == {"ue", "sqn", "mikey_counter"}  # no key material
+                for sub in state["subscribers"]
+            )
             # A request from a non-loopback address is refused.
             request = make_mocked_request("GET", "/admin/state", transport=_Transport())
             with pytest.raises(BmscError, match="loopback"):
                 b.server._admin_guard(request)
+
     asyncio.run(main())
 
 
@@ -269,16 +300,20 @@ def test_loopback_only() -> None:
             await BmscServer(core).start("0.0.0.0")
         async with aiohttp.ClientSession() as http:
             with pytest.raises(UeClientError, match="loopback only"):
-                UeClient(UeCore("001", bytes(16), bytes(16), core.profile),
-                         "http://192.0.2.1:80", http)
+                UeClient(
+                    UeCore("001", bytes(16), bytes(16), core.profile), "http://192.0.2.1:80", http
+                )
+
     asyncio.run(main())
 
 
 def test_streaming_rekey_and_decryption(tmp_path: Path) -> None:
     async def main() -> None:
         capture = TrafficCapture()
-        async with bed(tmp_path, n=3, period=0.5, sqn_ms={0: 20}, capture=capture) as b, \
-                aiohttp.ClientSession() as http:
+        async with (
+            bed(tmp_path, n=3, period=0.5, sqn_ms={0: 20}, capture=capture) as b,
+            aiohttp.ClientSession() as http,
+        ):
             clients = [UeClient(ue, b.url, http, log=b.log) for ue in b.ues]
             for client in clients:
                 await client.add_service(S)
@@ -291,8 +326,11 @@ def test_streaming_rekey_and_decryption(tmp_path: Path) -> None:
             events = b.events()
             last = [e for e in events if e["event"] == "Activate"][-2]["mki"]
             for client in clients:
-                mkis = {e["mki"] for e in events if e["event"] == "Receive"
-                        and e["ue"] == client.ue and e["ok"]}
+                mkis = {
+                    e["mki"]
+                    for e in events
+                    if e["event"] == "Receive" and e["ue"] == client.ue and e["ok"]
+                }
                 assert last in mkis, f"{client.ue} did not decrypt under MKI {last}"
             assert [e["ue"] for e in events if e["event"] == "Resync"] == [b.ues[0].ue]
             assert not b.server.errors
@@ -303,13 +341,16 @@ def test_streaming_rekey_and_decryption(tmp_path: Path) -> None:
             assert len(protos) == 2
             path = tmp_path / "run.pcap"
             assert capture.write(path) == len(capture.packets) and path.stat().st_size > 0
+
     asyncio.run(main())
 
 
 def test_second_service_without_reauthentication_over_http(tmp_path: Path) -> None:
     async def main() -> None:
-        async with bed(tmp_path, {"second_service_auth": "authorise_only"}, n=1,
-                       stream=False) as b, aiohttp.ClientSession() as http:
+        async with (
+            bed(tmp_path, {"second_service_auth": "authorise_only"}, n=1, stream=False) as b,
+            aiohttp.ClientSession() as http,
+        ):
             b.core.add_service(S2, time.time())
             b.core.subscribe(b.ues[0].ue, S2, time.time())
             client = UeClient(b.ues[0], b.url, http, log=b.log, receive=False)
@@ -319,6 +360,7 @@ def test_second_service_without_reauthentication_over_http(tmp_path: Path) -> No
             assert await client.register(S2)
             assert len(b.events("Challenge")) == 1 and len(b.events("Authenticate")) == 1
             assert len(b.events("Deliver")) == 2
+
     asyncio.run(main())
 
 
@@ -345,4 +387,5 @@ def test_delivery_lost_when_coverage_goes_mid_request(tmp_path: Path) -> None:
             client.regain_coverage()
             assert await client.register(S, "retry")
             assert b.ues[0].state(S).mkis
+
     asyncio.run(main())

@@ -29,7 +29,10 @@ def test_admin_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert _admin(capsys, db, "add-subscriber", UE, "--k", K, "--opc", OPC)[0] == 0
     code, out, _ = _admin(capsys, db, "add-service", S, "--period", "0.5")
     assert code == 0 and [e["event"] for e in json.loads(out)] == [
-        "Generate", "Activate", "Generate"]
+        "Generate",
+        "Activate",
+        "Generate",
+    ]
     code, out, _ = _admin(capsys, db, "subscribe", UE, S)
     assert code == 0 and json.loads(out)[0]["event"] == "Subscribe"
     code, out, _ = _admin(capsys, db, "show")
@@ -44,8 +47,9 @@ def test_admin_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "different profile" in err
 
 
-def test_serve_refuses_a_non_loopback_host(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_non_loopback_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli_main(["serve", "--db", str(tmp_path / "b.db"), "--host", "0.0.0.0"]) == 2
     assert "loopback" in capsys.readouterr().err
     assert cli_main(["serve", "--db", str(tmp_path / "b.db"), "--fetch-window", "1.5"]) == 2
@@ -62,10 +66,31 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
         code = cli_main(["bmsc-admin", "--url", server.url, "subscribe", UE, S])
         assert code == 0 and json.loads(capsys.readouterr().out)["ok"]
         ue = subprocess.run(
-            [sys.executable, "-m", "mbmssec", "ue", "--url", server.url, "--ue", UE, "--k", K,
-             "--opc", OPC, "--service", S, "--duration", "2.5", "--json",
-             "--log", str(tmp_path / "ue.jsonl")],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "mbmssec",
+                "ue",
+                "--url",
+                server.url,
+                "--ue",
+                UE,
+                "--k",
+                K,
+                "--opc",
+                OPC,
+                "--service",
+                S,
+                "--duration",
+                "2.5",
+                "--json",
+                "--log",
+                str(tmp_path / "ue.jsonl"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert ue.returncode == 0, ue.stderr
         row = json.loads(ue.stdout)[0]
         assert row["registrations"] >= 3 and row["decrypted"] > 50
@@ -75,7 +100,26 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
     finally:
         assert server.stop() == 0
     wrong = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "ue", "--url", "http://192.0.2.1:1", "--ue", UE,
-         "--k", K, "--opc", OPC, "--service", S, "--duration", "0.1"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "ue",
+            "--url",
+            "http://192.0.2.1:1",
+            "--ue",
+            UE,
+            "--k",
+            K,
+            "--opc",
+            OPC,
+            "--service",
+            S,
+            "--duration",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert wrong.returncode == 2 and "loopback only" in wrong.stderr

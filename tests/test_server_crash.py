@@ -56,9 +56,23 @@ class Serve:
 
     def __init__(self, db: Path, port: int, log: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mbmssec", "serve", "--db", str(db), "--port", str(port),
-             "--log", str(log), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "mbmssec",
+                "serve",
+                "--db",
+                str(db),
+                "--port",
+                str(port),
+                "--log",
+                str(log),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
@@ -136,8 +150,9 @@ def test_sigkill_during_rekey_storm_and_restart(tmp_path: Path) -> None:
                     action = "revoke" if rng.random() < 0.5 else "subscribe"
                     in_flight.add(ue)
                     try:
-                        async with http.post(f"{first.url}/admin/{action}",
-                                             json={"ue": ue, "service": S}) as resp:
+                        async with http.post(
+                            f"{first.url}/admin/{action}", json={"ue": ue, "service": S}
+                        ) as resp:
                             if resp.status == 200:
                                 acknowledged[ue] = action == "subscribe"
                         in_flight.discard(ue)
@@ -157,8 +172,11 @@ def test_sigkill_during_rekey_storm_and_restart(tmp_path: Path) -> None:
             restarted = time.time()
 
             def activated_after_restart() -> set[int]:
-                return {e["mki"] for e in read_events(tmp_path / "bmsc2.jsonl")
-                        if e["event"] == "Activate"}
+                return {
+                    e["mki"]
+                    for e in read_events(tmp_path / "bmsc2.jsonl")
+                    if e["event"] == "Activate"
+                }
 
             def recovered() -> bool:
                 fresh = activated_after_restart()
@@ -186,8 +204,10 @@ def test_sigkill_during_rekey_storm_and_restart(tmp_path: Path) -> None:
 
     # It was a storm: registrations, re-keys and admin changes were going on.
     before_kill = read_events(tmp_path / "bmsc1.jsonl")
-    counts = {name: sum(1 for e in before_kill if e["event"] == name)
-              for name in ("Deliver", "Generate", "Activate", "Revoke", "Subscribe")}
+    counts = {
+        name: sum(1 for e in before_kill if e["event"] == name)
+        for name in ("Deliver", "Generate", "Activate", "Revoke", "Subscribe")
+    }
     assert counts["Deliver"] >= 30 and counts["Generate"] >= 3 and counts["Activate"] >= 1
     assert len(acknowledged) >= 5
     # No lost subscription.
@@ -207,8 +227,11 @@ def test_sigkill_during_rekey_storm_and_restart(tmp_path: Path) -> None:
     assert gen2 and min(gen2) > max(gen1)
     # No SQN regression.
     ue_events = read_events(ue_log_path)
-    assert not [e for e in ue_events if e["event"] == "Rejected"
-                and e["reason"] in ("network_auth_failed", "bad_delivery")]
+    assert not [
+        e
+        for e in ue_events
+        if e["event"] == "Rejected" and e["reason"] in ("network_auth_failed", "bad_delivery")
+    ]
     for name in names:
         sub = core.store.get_subscriber(name)
         assert sub is not None and sub.sqn >= by_name[name].usim.sqn_ms >= sqn_before[name]
@@ -223,7 +246,11 @@ def _subscribed_now(db: Path) -> set[str]:
 
     con = sqlite3.connect(db)
     try:
-        return {row[0] for row in con.execute(
-            "SELECT ue FROM subscriptions WHERE service = ? AND subscribed = 1", (S,))}
+        return {
+            row[0]
+            for row in con.execute(
+                "SELECT ue FROM subscriptions WHERE service = ? AND subscribed = 1", (S,)
+            )
+        }
     finally:
         con.close()

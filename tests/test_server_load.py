@@ -47,16 +47,23 @@ def test_thousand_ues_register_and_rekey_twice(tmp_path: Path) -> None:
             core.subscribe(name, S, now)
             cores.append(UeCore(name, k, opc, profile))
     core.store.close()
-    server = Serve(db, free_port(), tmp_path / "bmsc.jsonl", "--no-stream", "--period",
-                   str(PERIOD), "--fetch-window", str(WINDOW))
+    server = Serve(
+        db,
+        free_port(),
+        tmp_path / "bmsc.jsonl",
+        "--no-stream",
+        "--period",
+        str(PERIOD),
+        "--fetch-window",
+        str(WINDOW),
+    )
     ue_log_path = tmp_path / "ues.jsonl"
     ue_log = EventLog(ue_log_path)
 
     async def run() -> float:
         connector = aiohttp.TCPConnector(limit=100)
         async with aiohttp.ClientSession(connector=connector) as http:
-            clients = [UeClient(c, server.url, http, log=ue_log, receive=False)
-                       for c in cores]
+            clients = [UeClient(c, server.url, http, log=ue_log, receive=False) for c in cores]
             for i, client in enumerate(clients):
                 await client.add_service(S, 20000 + i)
                 client.start()
@@ -65,8 +72,11 @@ def test_thousand_ues_register_and_rekey_twice(tmp_path: Path) -> None:
             registered = time.time()
 
             def rekeys_after() -> list[dict[str, object]]:
-                return [e for e in read_events(tmp_path / "bmsc.jsonl")
-                        if e["event"] == "Activate" and e["t"] > registered]
+                return [
+                    e
+                    for e in read_events(tmp_path / "bmsc.jsonl")
+                    if e["event"] == "Activate" and e["t"] > registered
+                ]
 
             while len(rekeys_after()) < 2:
                 await asyncio.sleep(0.2)
@@ -86,12 +96,21 @@ def test_thousand_ues_register_and_rekey_twice(tmp_path: Path) -> None:
     rekeys = [e for e in bmsc if e["event"] == "Activate" and e["t"] > registered][:2]
     assert len(rekeys) == 2
     for act in rekeys:
-        holders = {e["ue"] for e in ues if e["event"] == "Register" and e["t"] < act["t"]
-                   and act["mki"] in e["mkis"]}
+        holders = {
+            e["ue"]
+            for e in ues
+            if e["event"] == "Register" and e["t"] < act["t"] and act["mki"] in e["mkis"]
+        }
         assert len(holders) == N_UES, (
-            f"{N_UES - len(holders)} UEs had not fetched MKI {act['mki']} before activation")
+            f"{N_UES - len(holders)} UEs had not fetched MKI {act['mki']} before activation"
+        )
     # The second of those TEKs was generated after the initial registrations: every UE
     # fetched it in a re-registration at its fetch time.
-    refetched = {e["ue"] for e in ues if e["event"] == "Register"
-                 and e["trigger"] == "fetch_time" and rekeys[1]["mki"] in e["mkis"]}
+    refetched = {
+        e["ue"]
+        for e in ues
+        if e["event"] == "Register"
+        and e["trigger"] == "fetch_time"
+        and rekeys[1]["mki"] in e["mkis"]
+    }
     assert len(refetched) == N_UES

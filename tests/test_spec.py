@@ -36,8 +36,16 @@ def test_every_open_point_of_the_text_is_an_option() -> None:
 def test_every_ffs_clause_names_an_option_and_clause_numbers_are_from_the_text() -> None:
     spec = load_spec()
     numbers = {c.clause for c in spec.clauses.values()}
-    assert numbers == {"3.1", "6.2.1", "6.2.2", "6.2.3.1", "6.2.3.2", "6.2.3.3", "6.3",
-                       "discussion"}
+    assert numbers == {
+        "3.1",
+        "6.2.1",
+        "6.2.2",
+        "6.2.3.1",
+        "6.2.3.2",
+        "6.2.3.3",
+        "6.3",
+        "discussion",
+    }
     for clause in spec.clauses.values():
         if clause.kind == "ffs":
             assert clause.option in spec.options
@@ -53,7 +61,7 @@ def test_duplicate_clause_id_is_rejected(tmp_path: Path) -> None:
     d = _copy(tmp_path)
     text = (d / "clauses.toml").read_text()
     start = text.index("\n[[clause]]")
-    first = text[start:text.index("\n[[clause]]", start + 1)]
+    first = text[start : text.index("\n[[clause]]", start + 1)]
     (d / "clauses.toml").write_text(text + "\n" + first + "\n")
     with pytest.raises(SpecError, match=r"clauses.toml: clause 3.1/TEK: duplicate clause id"):
         load_spec_from(d)

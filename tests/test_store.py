@@ -89,11 +89,27 @@ def test_mki_unique_per_service(tmp_path: Path) -> None:
     store = _store(tmp_path)
     with store.transaction():
         store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
-        store.insert_tek(service="239.0.0.1", mki=1, key=K, salt=K[:14], state="pending",
-                         gen_ev=1, gen_t=0.0, planned=1.0)
+        store.insert_tek(
+            service="239.0.0.1",
+            mki=1,
+            key=K,
+            salt=K[:14],
+            state="pending",
+            gen_ev=1,
+            gen_t=0.0,
+            planned=1.0,
+        )
     with pytest.raises(StoreError, match="refused by the database"), store.transaction():
-        store.insert_tek(service="239.0.0.1", mki=1, key=K, salt=K[:14], state="pending",
-                         gen_ev=2, gen_t=0.0, planned=1.0)
+        store.insert_tek(
+            service="239.0.0.1",
+            mki=1,
+            key=K,
+            salt=K[:14],
+            state="pending",
+            gen_ev=2,
+            gen_t=0.0,
+            planned=1.0,
+        )
     assert len(store.teks("239.0.0.1")) == 1
 
 
@@ -141,8 +157,23 @@ def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
         store.add_subscriber("001", K, OPC)
         store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
         store.put_subscription(Subscription("001", "239.0.0.1", True, 1, None))
-        reg = Registration("001", "239.0.0.1", True, 40000, 12.5, K, 2, b"r" * 16, 2, 7,
-                           b"i", b"r", True, (3, 4), 1.0)
+        reg = Registration(
+            "001",
+            "239.0.0.1",
+            True,
+            40000,
+            12.5,
+            K,
+            2,
+            b"r" * 16,
+            2,
+            7,
+            b"i",
+            b"r",
+            True,
+            (3, 4),
+            1.0,
+        )
         store.put_registration(reg)
         ch = Challenge("nonce", "001", b"R" * 16, b"X" * 8, K, OPC, "op", 1, 5.0, "pending", 0)
         store.put_challenge(ch)
@@ -185,16 +216,16 @@ def test_sigkill_at_a_random_moment_loses_no_commit(tmp_path: Path, durability: 
     rng = random.Random(20240)
     last_seen: tuple[int, int, int] | None = None
     for _round in range(3):
-        child = subprocess.Popen([sys.executable, "-c", _WRITER, str(db), durability],
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(db), durability], stdout=subprocess.PIPE, text=True
+        )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.3))
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         lines = child.stdout.read().split("\n")
-        reported = [tuple(int(x) for x in line.split()) for line in lines
-                    if len(line.split()) == 3]
+        reported = [tuple(int(x) for x in line.split()) for line in lines if len(line.split()) == 3]
         assert reported, "the writer made no progress"
         sqn, mki, ctr = reported[-1]
         if last_seen is not None:

@@ -17,9 +17,11 @@ def tagged_clauses() -> set[str]:
 def test_every_normative_clause_has_a_model_element() -> None:
     spec = load_spec()
     tags = tagged_clauses()
-    missing = [c.id for c in spec.clauses.values()
-               if c.clause in SECTIONS and c.kind == "normative" and c.modelled
-               and c.id not in tags]
+    missing = [
+        c.id
+        for c in spec.clauses.values()
+        if c.clause in SECTIONS and c.kind == "normative" and c.modelled and c.id not in tags
+    ]
     assert not missing, f"normative clauses with no model element: {missing}"
 
 

@@ -141,13 +141,13 @@ def test_due_by_time_and_by_srtp_index(tmp_path: Path) -> None:
 def test_challenge_must_be_aka(tmp_path: Path) -> None:
     h = Harness(tmp_path, n=1)
     with pytest.raises(UeError, match="not AKAv1-MD5"):
-        h.ue(0).answer_challenge('Digest realm="r", nonce="abc", algorithm=MD5, qop="auth"',
-                                 "/")
+        h.ue(0).answer_challenge('Digest realm="r", nonce="abc", algorithm=MD5, qop="auth"', "/")
     with pytest.raises(UeError, match="unusable challenge"):
         h.ue(0).answer_challenge("Negotiate abc", "/")
     with pytest.raises(UeError, match="not an AKA nonce"):
-        h.ue(0).answer_challenge('Digest realm="r", nonce="abc", algorithm=AKAv1-MD5, '
-                                 'qop="auth"', "/")
+        h.ue(0).answer_challenge(
+            'Digest realm="r", nonce="abc", algorithm=AKAv1-MD5, qop="auth"', "/"
+        )
 
 
 def test_delivery_checks(tmp_path: Path) -> None:
@@ -161,11 +161,17 @@ def test_delivery_checks(tmp_path: Path) -> None:
     kek = derive_kek("ck", ue.auth.ck, ue.auth.ik, ue.ue, S)
 
     def delivery(id_r: bytes, keys: list[TekKey], cs: bool = True) -> bytes:
-        d = new_tek_delivery(csb_id=1, keys=keys, now=h.now, rand=h.rng.randbytes,
-                             counter=100, cs_map=(SrtpCs(0, 5, 0),) if cs else (),
-                             id_i=IdPayload(IdType.URI, b"http://bmsc/"),
-                             id_r=IdPayload(IdType.NAI, id_r),
-                             fetch=FetchAtTime(ntp_from_unix(h.now + 1)))
+        d = new_tek_delivery(
+            csb_id=1,
+            keys=keys,
+            now=h.now,
+            rand=h.rng.randbytes,
+            counter=100,
+            cs_map=(SrtpCs(0, 5, 0),) if cs else (),
+            id_i=IdPayload(IdType.URI, b"http://bmsc/"),
+            id_r=IdPayload(IdType.NAI, id_r),
+            fetch=FetchAtTime(ntp_from_unix(h.now + 1)),
+        )
         return build_tek_delivery(d, kek)
 
     key = TekKey(bytes(16), bytes(14), (7).to_bytes(MKI_LENGTH, "big"))
@@ -174,8 +180,7 @@ def test_delivery_checks(tmp_path: Path) -> None:
     with pytest.raises(UeError, match="MKI"):
         ue.accept_delivery(S, delivery(ue.ue.encode(), [TekKey(bytes(16), bytes(14))]), h.now)
     with pytest.raises(UeError, match="salt"):
-        ue.accept_delivery(S, delivery(ue.ue.encode(), [TekKey(bytes(16), None, b"1234")]),
-                           h.now)
+        ue.accept_delivery(S, delivery(ue.ue.encode(), [TekKey(bytes(16), None, b"1234")]), h.now)
     with pytest.raises(UeError, match="CS map"):
         ue.accept_delivery(S, delivery(ue.ue.encode(), [key], cs=False), h.now)
     with pytest.raises(UeError, match="MIKEY TEK delivery rejected"):

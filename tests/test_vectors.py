@@ -54,8 +54,7 @@ from mbmssec.impl.mikey_messages import (
 )
 
 SEED = 20240917
-FILES = ("mikey_tek_delivery.json", "srtp_mki.json", "digest_aka.json", "mikey.pcap",
-         "README.txt")
+FILES = ("mikey_tek_delivery.json", "srtp_mki.json", "digest_aka.json", "mikey.pcap", "README.txt")
 VECTORS = Path(__file__).parent / "vectors"
 TSHARK = shutil.which("tshark")
 CAPINFOS = shutil.which("capinfos")
@@ -133,8 +132,13 @@ def test_every_file_records_generator_version_and_seed(out_dir: Path) -> None:
 @pytest.mark.skipif(CAPINFOS is None, reason="capinfos is not installed")
 def test_capinfos_reads_the_capture_comment(out_dir: Path) -> None:
     assert CAPINFOS is not None
-    text = subprocess.run([CAPINFOS, str(out_dir / "mikey.pcap")], capture_output=True,
-                          text=True, timeout=30, check=True).stdout
+    text = subprocess.run(
+        [CAPINFOS, str(out_dir / "mikey.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert re.search(rf"Capture comment:.*seed {SEED}", text)
     assert re.search(r"Number of packets:\s+12\b", text)
 
@@ -202,8 +206,14 @@ def test_unwritable_out_exits_2(
 
 @pytest.mark.parametrize(
     "argv",
-    [["--seed", "-1"], ["--seed", "abc"], ["--seed", str(1 << 64)], ["--seed", "0x"],
-     ["--out", ""], []],
+    [
+        ["--seed", "-1"],
+        ["--seed", "abc"],
+        ["--seed", str(1 << 64)],
+        ["--seed", "0x"],
+        ["--out", ""],
+        [],
+    ],
     ids=["negative", "text", "too-big", "bare-0x", "empty-out", "no-out"],
 )
 def test_bad_arguments_exit_2(
@@ -223,7 +233,9 @@ def test_module_entry_point_exit_status(tmp_path: Path) -> None:
     target.write_text("")
     proc = subprocess.run(
         [__import__("sys").executable, "-m", "mbmssec", "vectors", "--out", str(target)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "exists and is not a directory" in proc.stderr and proc.stdout == ""
@@ -235,14 +247,17 @@ pytest_libsrtp = pytest.mark.skipif(not libsrtp.available(), reason="libsrtp 2.x
 
 
 def _lib_keys(srtp: Json) -> list[LibSrtpKey]:
-    return [LibSrtpKey(h(k["master_key"]), h(k["master_salt"]), h(k["mki"]))
-            for k in srtp["master_keys"]]
+    return [
+        LibSrtpKey(h(k["master_key"]), h(k["master_salt"]), h(k["mki"]))
+        for k in srtp["master_keys"]
+    ]
 
 
 def _session(srtp: Json, stream: Json, direction: Direction) -> LibSrtpSession:
     tag = stream["auth_tag_length"]
-    session = LibSrtpSession(_lib_keys(srtp), direction=direction, ssrc=stream["ssrc"],
-                             rtp_tag_len=tag, rtcp_tag_len=tag)
+    session = LibSrtpSession(
+        _lib_keys(srtp), direction=direction, ssrc=stream["ssrc"], rtp_tag_len=tag, rtcp_tag_len=tag
+    )
     if stream["kind"] == "srtp" and stream["initial_roc"]:
         session.set_roc(stream["ssrc"], stream["initial_roc"])
     return session
@@ -344,8 +359,11 @@ def test_session_keys_reproduce_every_packet(srtp: Json) -> None:
                 keys = by_mki[p["mki"]]["srtcp"]
                 index = p["srtcp_index"]
                 iv = (int(keys["salt"], 16) << 16) ^ (ssrc << 64) ^ (index << 16)
-                authenticated = (plain[:8] + _aes_ctr(h(keys["encryption_key"]), iv, plain[8:])
-                                 + struct.pack("!I", 0x80000000 | index))
+                authenticated = (
+                    plain[:8]
+                    + _aes_ctr(h(keys["encryption_key"]), iv, plain[8:])
+                    + struct.pack("!I", 0x80000000 | index)
+                )
                 mac_input = authenticated
             mac = hmac.new(h(keys["authentication_key"]), mac_input, hashlib.sha1).digest()
             assert authenticated + mki + mac[:tag] == h(p["protected"])
@@ -378,8 +396,12 @@ def _parse_key_data(chain: bytes) -> list[Json]:
     while nxt == 20:
         nxt, type_kv, n = struct.unpack_from("!BBH", chain, at)
         at += 4
-        key: Json = {"type": type_kv >> 4, "tek": chain[at : at + n].hex(), "salt": None,
-                     "mki": None}
+        key: Json = {
+            "type": type_kv >> 4,
+            "tek": chain[at : at + n].hex(),
+            "salt": None,
+            "mki": None,
+        }
         at += n
         if type_kv >> 4 in (1, 3):
             (n,) = struct.unpack_from("!H", chain, at)
@@ -415,9 +437,16 @@ def test_mikey_messages_verify_with_the_recorded_kek(mikey: Json) -> None:
         assert d.csb_id == i["csb_id"] and d.rand == h(i["rand"]) and d.v_flag == i["v_flag"]
         assert d.timestamp.value_bytes() == h(i["timestamp"]["value"])
         assert [(c.policy_no, c.ssrc, c.roc) for c in d.cs_map] == [
-            (c["policy_no"], c["ssrc"], c["roc"]) for c in i["cs_map"]]
-        got = [{"tek": k.tek.hex(), "salt": k.salt.hex() if k.salt else None,
-                "mki": k.mki.hex() if k.mki else None} for k in d.keys]
+            (c["policy_no"], c["ssrc"], c["roc"]) for c in i["cs_map"]
+        ]
+        got = [
+            {
+                "tek": k.tek.hex(),
+                "salt": k.salt.hex() if k.salt else None,
+                "mki": k.mki.hex() if k.mki else None,
+            }
+            for k in d.keys
+        ]
         assert got == [{f: k[f] for f in ("tek", "salt", "mki")} for k in i["keys"]]
         assert d.lifetime == i["lifetime"]
         if i["fetch"]["form"] == "time":
@@ -430,7 +459,8 @@ def test_mikey_messages_verify_with_the_recorded_kek(mikey: Json) -> None:
         assert d.id_r is not None and d.id_r.data.decode() == i["id_r"]["data"]
         assert [(p.policy_no, p.encr_alg, p.auth_tag_len, p.kdr) for p in d.policies] == [
             (p["policy_no"], p["encr_alg"], p["auth_tag_len"], p["key_derivation_rate"])
-            for p in i["policies"]]
+            for p in i["policies"]
+        ]
         assert {c["policy_no"] for c in i["cs_map"]} <= {p["policy_no"] for p in i["policies"]}
         assert verify_verification(h(case["verification"]["message"]), d, kek).csb_id == d.csb_id
         with pytest.raises(AuthenticationError):  # the check can fail: another KEK
@@ -445,8 +475,9 @@ def test_mikey_keys_and_macs_recomputed_independently(mikey: Json) -> None:
         assert auth_key.hex() == d["auth_key"]
         assert hmac.new(auth_key, msg[:-20], hashlib.sha1).digest() == msg[-20:] == h(d["mac"])
         # Verification (RFC 3830 5.2): MAC over the message then IDi || IDr || T.
-        suffix = (i["id_i"]["data"].encode() + i["id_r"]["data"].encode()
-                  + h(i["timestamp"]["value"]))
+        suffix = (
+            i["id_i"]["data"].encode() + i["id_r"]["data"].encode() + h(i["timestamp"]["value"])
+        )
         assert suffix.hex() == case["verification"]["mac_suffix"]
         ver = h(case["verification"]["message"])
         assert hmac.new(auth_key, ver[:-20] + suffix, hashlib.sha1).digest() == ver[-20:]
@@ -462,7 +493,7 @@ def test_mikey_keys_and_macs_recomputed_independently(mikey: Json) -> None:
                 assert salt.hex() == d["salt_key"]
                 # RFC 3830 4.2.3: IV = (S XOR (0x0000 || CSB ID || T)) || 0x0000
                 t = int(i["timestamp"]["value"], 16)
-                iv = ((int.from_bytes(salt, "big") ^ (csb << 64) ^ t) << 16)
+                iv = (int.from_bytes(salt, "big") ^ (csb << 64) ^ t) << 16
                 assert iv.to_bytes(16, "big").hex() == d["aes_cm_iv"]
                 plain = _aes_ctr(encr_key, iv, encr_data)
             else:
@@ -470,7 +501,8 @@ def test_mikey_keys_and_macs_recomputed_independently(mikey: Json) -> None:
         assert plain.hex() == d["key_data_plaintext"]
         keys = _parse_key_data(plain)
         assert [{f: k[f] for f in ("tek", "salt", "mki")} for k in keys] == [
-            {f: k[f] for f in ("tek", "salt", "mki")} for k in i["keys"]]
+            {f: k[f] for f in ("tek", "salt", "mki")} for k in i["keys"]
+        ]
         assert [k["type"] for k in keys] == [3 if k["salt"] else 2 for k in i["keys"]]
 
 
@@ -484,10 +516,13 @@ def test_mikey_cases_link_to_digest_and_srtp_files(mikey: Json, digest: Json, sr
             assert case["kek"] == exchanges[src["exchange"]]["kek"][src["kek"]]
             linked += 1
         if case["inputs"]["keys_source"] is not None:
-            keys = [{"tek": k["master_key"], "salt": k["master_salt"], "mki": k["mki"]}
-                    for k in srtp["master_keys"]]
-            assert [{f: k[f] for f in ("tek", "salt", "mki")}
-                    for k in case["inputs"]["keys"]] == keys
+            keys = [
+                {"tek": k["master_key"], "salt": k["master_salt"], "mki": k["mki"]}
+                for k in srtp["master_keys"]
+            ]
+            assert [
+                {f: k[f] for f in ("tek", "salt", "mki")} for k in case["inputs"]["keys"]
+            ] == keys
             streams = {s["ssrc"]: s for s in srtp["streams"] if s["kind"] == "srtp"}
             policies = {p["policy_no"]: p for p in case["inputs"]["policies"]}
             assert len(case["inputs"]["cs_map"]) == len(streams)
@@ -497,8 +532,6 @@ def test_mikey_cases_link_to_digest_and_srtp_files(mikey: Json, digest: Json, sr
                 assert policies[cs["policy_no"]]["auth_tag_len"] == stream["auth_tag_length"]
             linked += 1
     assert linked >= 3
-
-
 
 
 def _all(fields: Fields, name: str) -> list[str]:
@@ -519,9 +552,21 @@ def _colon(data: bytes) -> str:
 def test_tshark_decodes_every_message_as_recorded(out_dir: Path, mikey: Json) -> None:
     assert TSHARK is not None
     text = subprocess.run(
-        [TSHARK, "-r", str(out_dir / "mikey.pcap"), "-o", "ip.check_checksum:TRUE",
-         "-o", "udp.check_checksum:TRUE", "-T", "json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            TSHARK,
+            "-r",
+            str(out_dir / "mikey.pcap"),
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-T",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert "Malformed" not in text
     frames = json.loads(text, object_pairs_hook=lambda pairs: pairs)
@@ -547,9 +592,11 @@ def test_tshark_decodes_every_message_as_recorded(out_dir: Path, mikey: Json) ->
             assert _one(fields, "mikey.type") == data_type
             assert int(_one(fields, "mikey.csb_id"), 16) == i["csb_id"]
             assert [int(v, 16) for v in _all(fields, "mikey.srtp_id.ssrc")] == [
-                c["ssrc"] for c in i["cs_map"]]
+                c["ssrc"] for c in i["cs_map"]
+            ]
             assert [int(v, 16) for v in _all(fields, "mikey.srtp_id.roc")] == [
-                c["roc"] for c in i["cs_map"]]
+                c["roc"] for c in i["cs_map"]
+            ]
         assert _one(msg_f, "mikey.v.set") == "1"
         assert _one(msg_f, "mikey.rand.data") == _colon(h(i["rand"]))
         assert _one(msg_f, "mikey.ext.type") == "255"
@@ -560,7 +607,8 @@ def test_tshark_decodes_every_message_as_recorded(out_dir: Path, mikey: Json) ->
         encr = {"NULL": "0", "AES-CM-128": "1", "AES-KW-128": "2"}[i["encr_alg"]]
         assert _one(msg_f, "mikey.kemac.encr_alg") == encr
         assert _all(msg_f, "mikey.sp.auth_tag_len") == [
-            str(p["auth_tag_len"]) for p in i["policies"]]
+            str(p["auth_tag_len"]) for p in i["policies"]
+        ]
         assert _one(ver_f, "mikey.v.ver_data") == _colon(h(case["verification"]["message"])[-20:])
         first_key = i["keys"][0]
         if encr == "0":  # Wireshark 4.0 shows the first Key data sub-payload in clear
@@ -598,8 +646,15 @@ def milenage(k: bytes, opc: bytes, rand: bytes, sqn: bytes, amf: bytes) -> dict[
 
     # r2..r5 = 0, 32, 64, 96 bits; c2..c5 have bit 0, 1, 2, 3 of the last octet set.
     out2, out3, out4, out5 = out(0, 1), out(4, 2), out(8, 4), out(12, 8)
-    return {"f1": out1[:8], "f1*": out1[8:], "f2": out2[8:], "f5": out2[:6], "f3": out3,
-            "f4": out4, "f5*": out5[:6]}
+    return {
+        "f1": out1[:8],
+        "f1*": out1[8:],
+        "f2": out2[8:],
+        "f5": out2[:6],
+        "f3": out3,
+        "f4": out4,
+        "f5*": out5[:6],
+    }
 
 
 def opc_of(k: bytes, op: bytes) -> bytes:
@@ -620,8 +675,9 @@ def test_local_milenage_matches_every_published_set() -> None:
 
 
 def test_milenage_sets_match_published_and_local_oracle(digest: Json) -> None:
-    published = next(s for s in json.loads((VECTORS / "ts35208.json").read_text())["test_sets"]
-                     if s["set"] == 1)
+    published = next(
+        s for s in json.loads((VECTORS / "ts35208.json").read_text())["test_sets"] if s["set"] == 1
+    )
     cases = {c["id"]: c for c in digest["milenage"]}
     ts = cases["ts35208-set1"]
     for name in ("K", "OP", "OPc", "RAND", "SQN", "AMF"):
@@ -649,8 +705,9 @@ def _md5(text: bytes) -> str:
 
 
 def test_digest_aka_exchanges_recompute(digest: Json) -> None:
-    published = next(s for s in json.loads((VECTORS / "ts35208.json").read_text())["test_sets"]
-                     if s["set"] == 1)
+    published = next(
+        s for s in json.loads((VECTORS / "ts35208.json").read_text())["test_sets"] if s["set"] == 1
+    )
     outcomes = []
     for ex in digest["exchanges"]:
         sub, req = ex["subscriber"], ex["request"]
@@ -688,8 +745,9 @@ def test_digest_aka_exchanges_recompute(digest: Json) -> None:
                 assert rnd["auts"]["auc_recovered_sqn_ms"] == rnd["usim_sqn_ms"]
             ha1 = _md5(f"{sub['username']}:{req['realm']}:".encode() + password)
             ha2 = _md5(f"{req['method']}:{req['uri']}".encode())
-            expected = _md5(f"{ha1}:{challenge['nonce']}:{auth['nc']}:{auth['cnonce']}:auth:"
-                            f"{ha2}".encode())
+            expected = _md5(
+                f"{ha1}:{challenge['nonce']}:{auth['nc']}:{auth['cnonce']}:auth:{ha2}".encode()
+            )
             assert auth["response"] == expected == rnd["digest"]["response"]
             assert (rnd["digest"]["ha1"], rnd["digest"]["ha2"]) == (ha1, ha2)
             outcomes.append(rnd["outcome"])
@@ -705,5 +763,8 @@ def test_digest_aka_exchanges_recompute(digest: Json) -> None:
         assert kek["derived"] == hmac.new(ck + ik, message, hashlib.sha256).hexdigest()[:32]
         if ex["id"] == "ts35208-set1":  # RES, CK, IK as published for Test Set 1
             assert (final["RES"], final["CK"], final["IK"]) == (
-                published["f2"], published["f3"], published["f4"])
+                published["f2"],
+                published["f3"],
+                published["f4"],
+            )
     assert "sync_failure" in outcomes and outcomes.count("response") == len(digest["exchanges"])

@@ -70,22 +70,47 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "plots. Exit 0 if every benchmark ran or was skipped, 1 if one failed, 2 on bad input.",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="full", action="store_false",
-                      help="small sizes, a few minutes at most (default)")
-    mode.add_argument("--full", dest="full", action="store_true",
-                      help="full sizes (10^7 UEs, BMC to depth 12, ...)")
-    p.add_argument("--only", nargs="+", action="extend", metavar="NAME",
-                   help="run only these benchmarks (see --list)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help=f"output directory (default {DEFAULT_OUT})")
+    mode.add_argument(
+        "--quick",
+        dest="full",
+        action="store_false",
+        help="small sizes, a few minutes at most (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="full",
+        action="store_true",
+        help="full sizes (10^7 UEs, BMC to depth 12, ...)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="run only these benchmarks (see --list)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output directory (default {DEFAULT_OUT})",
+    )
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    p.add_argument("--timeout", type=_positive, metavar="SECONDS",
-                   help="stop a benchmark after this long (default "
-                        f"{suite.DEFAULT_TIMEOUT['quick']:g} s quick, "
-                        f"{suite.DEFAULT_TIMEOUT['full']:g} s full)")
-    p.add_argument("--in-process", action="store_true",
-                   help="run the benchmarks in this process (no isolation, no timeout)")
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="stop a benchmark after this long (default "
+        f"{suite.DEFAULT_TIMEOUT['quick']:g} s quick, "
+        f"{suite.DEFAULT_TIMEOUT['full']:g} s full)",
+    )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the benchmarks in this process (no isolation, no timeout)",
+    )
     p.set_defaults(func=run, full=False)
 
 
@@ -135,8 +160,13 @@ def figures_table(rows: Sequence[Figure]) -> str:
     """The markdown table *Benchmark | Figure | Value | Reference | Ratio*."""
     lines = ["| Benchmark | Figure | Value | Reference | Ratio |", "|---|---|---:|---|---:|"]
     for f in rows:
-        cells = (f.benchmark, f.figure, format_value(f.value, f.unit), _reference_cell(f),
-                 format_ratio(f.ratio))
+        cells = (
+            f.benchmark,
+            f.figure,
+            format_value(f.value, f.unit),
+            _reference_cell(f),
+            format_ratio(f.ratio),
+        )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -234,8 +264,10 @@ def _plot_srtp(r: Mapping[str, Any], path: Path) -> Path | None:
     _bars(ax, labels, values)
     _unity(ax, "libsrtp = 1")
     ax.set_ylabel("packets/s, ours / libsrtp")
-    ax.set_title(f"SRTP throughput against libsrtp, {int(r['packets']):,} packets of "
-                 f"{int(r['payload_bytes'])} bytes (same run)")
+    ax.set_title(
+        f"SRTP throughput against libsrtp, {int(r['packets']):,} packets of "
+        f"{int(r['payload_bytes'])} bytes (same run)"
+    )
     ax.legend(fontsize="small")
     return _save(fig, path)
 
@@ -258,15 +290,15 @@ def _plot_load_strategies(r: Mapping[str, Any], path: Path) -> Path | None:
     ax.set_yscale("log")
     _unity(ax, "perfectly even = 1")
     ax.set_ylabel("ratio (log)")
-    ax.set_title(f"TEK fetch peak per strategy, N={int(r['ues']):,}, W={float(r['window']):g} s, "
-                 f"{float(r['bin_width']):g} s bins")
+    ax.set_title(
+        f"TEK fetch peak per strategy, N={int(r['ues']):,}, W={float(r['window']):g} s, "
+        f"{float(r['bin_width']):g} s bins"
+    )
     ax.legend(fontsize="small")
     return _save(fig, path)
 
 
-def _plot_population(
-    pop: Mapping[str, Any], path: Path, capacity: float | None
-) -> Path | None:
+def _plot_population(pop: Mapping[str, Any], path: Path, capacity: float | None) -> Path | None:
     if "populations" not in pop:
         return None
     sizes = [int(n) for n in pop["populations"]]
@@ -277,12 +309,17 @@ def _plot_population(
     for (name, peaks), marker in zip(pop["peak_rate"].items(), markers * 4, strict=False):
         values = [float(v) for v in peaks]
         left.plot(sizes, values, marker=marker, label=name)
-        right.plot(sizes, [v / u for v, u in zip(values, limit, strict=True)], marker=marker,
-                   label=name)
+        right.plot(
+            sizes, [v / u for v, u in zip(values, limit, strict=True)], marker=marker, label=name
+        )
     left.plot(sizes, limit, color="grey", linestyle="--", label="uniform limit N/W")
     if capacity is not None:
-        left.axhline(capacity, color="red", linestyle=":",
-                     label=f"measured BM-SC capacity, {capacity:,.0f}/s")
+        left.axhline(
+            capacity,
+            color="red",
+            linestyle=":",
+            label=f"measured BM-SC capacity, {capacity:,.0f}/s",
+        )
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("UEs (N)")
@@ -348,8 +385,7 @@ def _plot_bmsc(r: Mapping[str, Any], path: Path) -> Path | None:
     reg = r["registration"]
     spreading = r["fetch_spreading"]
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5),
-                                      gridspec_kw={"width_ratios": [1, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 2]})
     ratio = float(reg["registrations_per_second"]) / float(reg["reference_exchanges_per_second"])
     _bars(left, ["BM-SC / minimal\naiohttp endpoint"], [ratio])
     _unity(left, "aiohttp endpoint = 1")
@@ -357,14 +393,20 @@ def _plot_bmsc(r: Mapping[str, Any], path: Path) -> Path | None:
     left.set_title(f"Registrations: {float(reg['registrations_per_second']):,.0f}/s (same run)")
     left.legend(fontsize="small")
     names = list(spreading)
-    values = [float(spreading[n]["peak_rate"]) / float(spreading[n]["mean_rate"])
-              if float(spreading[n]["mean_rate"]) > 0 else 0.0 for n in names]
+    values = [
+        float(spreading[n]["peak_rate"]) / float(spreading[n]["mean_rate"])
+        if float(spreading[n]["mean_rate"]) > 0
+        else 0.0
+        for n in names
+    ]
     _bars(right, names, values, colour="C1")
     _unity(right, "perfectly even = 1")
     right.set_ylabel("peak / mean request rate")
     first = spreading[names[0]]
-    right.set_title(f"Live BM-SC, {int(first['ues'])} UEs, TEK period {float(first['period']):g} s,"
-                    f" {float(r['bin_width']):g} s bins")
+    right.set_title(
+        f"Live BM-SC, {int(first['ues'])} UEs, TEK period {float(first['period']):g} s,"
+        f" {float(r['bin_width']):g} s bins"
+    )
     right.legend(fontsize="small")
     return _save(fig, path)
 
@@ -413,29 +455,64 @@ def write_plots(
     results = {o.name: o.result for o in outcomes if o.result is not None}
     jobs: list[tuple[str, str, Callable[[Path], Path | None]]] = []
     if "srtp" in results:
-        jobs.append(("srtp_vs_libsrtp.png", "SRTP: ours against libsrtp",
-                     lambda p: _plot_srtp(results["srtp"], p)))
+        jobs.append(
+            (
+                "srtp_vs_libsrtp.png",
+                "SRTP: ours against libsrtp",
+                lambda p: _plot_srtp(results["srtp"], p),
+            )
+        )
     if "load" in results:
-        jobs.append(("load_peak_per_strategy.png", "Load: peak and peak-to-mean per strategy",
-                     lambda p: _plot_load_strategies(results["load"], p)))
+        jobs.append(
+            (
+                "load_peak_per_strategy.png",
+                "Load: peak and peak-to-mean per strategy",
+                lambda p: _plot_load_strategies(results["load"], p),
+            )
+        )
         pop = results["load"].get("peak_against_population")
         if isinstance(pop, Mapping):
             capacity = _capacity(results)
-            jobs.append(("load_peak_vs_population.png", "Load: peak against population",
-                         lambda p: _plot_population(pop, p, capacity)))
+            jobs.append(
+                (
+                    "load_peak_vs_population.png",
+                    "Load: peak against population",
+                    lambda p: _plot_population(pop, p, capacity),
+                )
+            )
     if "proof" in results:
-        jobs.append(("bmc_time_vs_depth.png", "Proofs: BMC time against depth",
-                     lambda p: _plot_bmc(results["proof"], p)))
+        jobs.append(
+            (
+                "bmc_time_vs_depth.png",
+                "Proofs: BMC time against depth",
+                lambda p: _plot_bmc(results["proof"], p),
+            )
+        )
     if "model" in results:
-        jobs.append(("model_steps_ratio.png", "Model: steps/s ratios",
-                     lambda p: _plot_model(results["model"], p)))
+        jobs.append(
+            (
+                "model_steps_ratio.png",
+                "Model: steps/s ratios",
+                lambda p: _plot_model(results["model"], p),
+            )
+        )
     if "mikey" in results:
         mikey = [f for f in rows if f.benchmark == "mikey"]
-        jobs.append(("mikey_vs_reference.png", "MIKEY: messages/s against bare crypto",
-                     lambda p: _plot_ratios(mikey, "MIKEY against bare HMAC + AES (same run)", p)))
+        jobs.append(
+            (
+                "mikey_vs_reference.png",
+                "MIKEY: messages/s against bare crypto",
+                lambda p: _plot_ratios(mikey, "MIKEY against bare HMAC + AES (same run)", p),
+            )
+        )
     if "bmsc" in results:
-        jobs.append(("bmsc_rates.png", "BM-SC: registrations and request peaks",
-                     lambda p: _plot_bmsc(results["bmsc"], p)))
+        jobs.append(
+            (
+                "bmsc_rates.png",
+                "BM-SC: registrations and request peaks",
+                lambda p: _plot_bmsc(results["bmsc"], p),
+            )
+        )
     specific = {"srtp", "load", "proof", "model", "mikey", "bmsc"}
     for o in outcomes:
         if o.result is not None and o.name not in specific:
@@ -514,8 +591,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mbmssec bench: {message}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    outcomes = suite.run_suite(chosen, quick, isolate=not args.in_process, timeout=timeout,
-                               progress=progress)
+    outcomes = suite.run_suite(
+        chosen, quick, isolate=not args.in_process, timeout=timeout, progress=progress
+    )
     rows: list[Figure] = []
     notes: list[str] = []
     for outcome in outcomes:
@@ -549,6 +627,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name}: {b['status']}: {b['reason']}")
         for note in notes:
             print(f"note: {note}")
-        print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(plots)} plot(s) "
-              f"in {doc['seconds']:.1f} s")
+        print(
+            f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(plots)} plot(s) "
+            f"in {doc['seconds']:.1f} s"
+        )
     return 1 if any(o.status == "failed" for o in outcomes) else 0

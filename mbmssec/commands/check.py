@@ -38,22 +38,45 @@ from mbmssec.spec.loader import load_spec
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "check", help="prove/refute every property for the baseline and proposed changes",
-        description=__doc__)
-    p.add_argument("proposals", nargs="*", metavar="PROPOSAL",
-                   help="a proposal file, or the name of one in spec/proposals")
+        "check",
+        help="prove/refute every property for the baseline and proposed changes",
+        description=__doc__,
+    )
+    p.add_argument(
+        "proposals",
+        nargs="*",
+        metavar="PROPOSAL",
+        help="a proposal file, or the name of one in spec/proposals",
+    )
     p.add_argument("--all", action="store_true", help="check every shipped proposal")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--depth", type=int, default=DEFAULT_DEPTH,
-                   help=f"bounded search depth (default {DEFAULT_DEPTH})")
-    p.add_argument("--universe", default=None, metavar="UE,SVC,TEK,PKT",
-                   help="sizes of the bounded-search universe (default "
-                        f"{BMC_UNIVERSE.ue},{BMC_UNIVERSE.svc},{BMC_UNIVERSE.tek},"
-                        f"{BMC_UNIVERSE.pkt})")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="per-query timeout of the inductive proofs, in seconds")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="write results.json, traces (JSON, SVG, pytest) to DIR")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=DEFAULT_DEPTH,
+        help=f"bounded search depth (default {DEFAULT_DEPTH})",
+    )
+    p.add_argument(
+        "--universe",
+        default=None,
+        metavar="UE,SVC,TEK,PKT",
+        help="sizes of the bounded-search universe (default "
+        f"{BMC_UNIVERSE.ue},{BMC_UNIVERSE.svc},{BMC_UNIVERSE.tek},"
+        f"{BMC_UNIVERSE.pkt})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="per-query timeout of the inductive proofs, in seconds",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write results.json, traces (JSON, SVG, pytest) to DIR",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -80,8 +103,9 @@ class Progress:
     def __call__(self, message: str) -> None:
         if self.enabled:
             t = time.monotonic() - self.start
-            print(f"{self.prefix}: [{t:6.1f} s] {self.context}{message}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{self.prefix}: [{t:6.1f} s] {self.context}{message}", file=sys.stderr, flush=True
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,8 +119,12 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         proposals += shipped_proposals(spec)
     progress = Progress(not args.quiet)
-    kwargs: dict[str, Any] = {"depth": args.depth, "universe": universe,
-                              "timeout_ms": int(args.timeout * 1000), "progress": progress}
+    kwargs: dict[str, Any] = {
+        "depth": args.depth,
+        "universe": universe,
+        "timeout_ms": int(args.timeout * 1000),
+        "progress": progress,
+    }
     progress.context = "baseline: "
     baseline = check_profile(Model(spec.baseline()), **kwargs)
     comparisons: list[Comparison] = []
@@ -105,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
         report = check_profile(Model(prop.profile), **kwargs)
         comparisons.append(compare(baseline, report, prop))
     progress.context = ""
-    progress(f"done ({baseline.seconds + sum(c.report.seconds for c in comparisons):.1f} s "
-             "checking)")
+    progress(
+        f"done ({baseline.seconds + sum(c.report.seconds for c in comparisons):.1f} s checking)"
+    )
     digest = model_hash()
     if args.out is not None:
         write_out(args.out, baseline, comparisons, digest)
@@ -117,10 +146,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(c.breaks for c in comparisons) else 0
 
 
-def results_json(baseline: Report, comparisons: list[Comparison], digest: str
-                 ) -> dict[str, Any]:
-    return {"model_hash": digest, "baseline": baseline.to_json(),
-            "proposals": [c.to_json() for c in comparisons]}
+def results_json(baseline: Report, comparisons: list[Comparison], digest: str) -> dict[str, Any]:
+    return {
+        "model_hash": digest,
+        "baseline": baseline.to_json(),
+        "proposals": [c.to_json() for c in comparisons],
+    }
 
 
 def _slug(text: str) -> str:
@@ -132,8 +163,9 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
     out.mkdir(parents=True, exist_ok=True)
     data = results_json(baseline, comparisons, digest)
     entries: list[tuple[str, Report]] = [("baseline", baseline)]
-    entries += [(c.proposal.name if c.proposal else _slug(c.report.title), c.report)
-                for c in comparisons]
+    entries += [
+        (c.proposal.name if c.proposal else _slug(c.report.title), c.report) for c in comparisons
+    ]
     spec = load_spec()
     files: list[str] = []
     for name, report in entries:
@@ -145,9 +177,11 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
             (out / f"{stem}.json").write_text(v.trace.dumps() + "\n", encoding="utf-8")
             (out / f"{stem}.svg").write_text(
                 trace_svg(v.trace, model, f"{report.title}: property {v.number} ({v.name})"),
-                encoding="utf-8")
-            write_pytest(out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number,
-                         v.name)
+                encoding="utf-8",
+            )
+            write_pytest(
+                out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number, v.name
+            )
             files += [f"{stem}.json", f"{stem}.svg", f"test_{_slug(stem)}.py"]
     data["files"] = files
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -161,8 +195,10 @@ def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str
             continue
         v = report.verdicts[n]
         qs = sum(q.seconds for q in v.queries)
-        lines.append(f"  P{n} {v.name:<30} {v.verdict.upper():<8} {v.how}"
-                     + (f" [{len(v.queries)} queries, {qs:.2f} s]" if v.queries else ""))
+        lines.append(
+            f"  P{n} {v.name:<30} {v.verdict.upper():<8} {v.how}"
+            + (f" [{len(v.queries)} queries, {qs:.2f} s]" if v.queries else "")
+        )
         if v.lemmas:
             lines.append(f"      lemmas: {', '.join(v.lemmas)}")
         if v.trace is not None:
@@ -174,22 +210,31 @@ def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str
 
 def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
     u = baseline.universe
-    lines = [f"{baseline.title}: {baseline.seconds:.1f} s (induction "
-             f"{baseline.induction.seconds:.1f} s, bounded search {baseline.bmc_seconds:.1f} s "
-             f"to depth {baseline.depth} over {u.ue} UE, {u.svc} service, {u.tek} TEK, "
-             f"{u.pkt} packets)"]
+    lines = [
+        f"{baseline.title}: {baseline.seconds:.1f} s (induction "
+        f"{baseline.induction.seconds:.1f} s, bounded search {baseline.bmc_seconds:.1f} s "
+        f"to depth {baseline.depth} over {u.ue} UE, {u.svc} service, {u.tek} TEK, "
+        f"{u.pkt} packets)"
+    ]
     missing = [a for a, w in baseline.witnesses.items() if w is None]
-    lines.append("  vacuity: initial states satisfiable; " + (
-        "every action enabled in a reachable state (witnesses up to "
-        f"{max(len(w.steps) for w in baseline.witnesses.values() if w)} steps)"
-        if not missing else f"NOT SHOWN for {', '.join(missing)}"))
+    lines.append(
+        "  vacuity: initial states satisfiable; "
+        + (
+            "every action enabled in a reachable state (witnesses up to "
+            f"{max(len(w.steps) for w in baseline.witnesses.values() if w)} steps)"
+            if not missing
+            else f"NOT SHOWN for {', '.join(missing)}"
+        )
+    )
     lines += _verdict_lines(baseline)
     for c in comparisons:
         assert c.proposal is not None
         lines.append("")
-        lines.append(f"Proposal {c.proposal.name}: {c.proposal.title} "
-                     f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
-                     f"{c.report.seconds:.1f} s)")
+        lines.append(
+            f"Proposal {c.proposal.name}: {c.proposal.title} "
+            f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
+            f"{c.report.seconds:.1f} s)"
+        )
         missing = [a for a, w in c.report.witnesses.items() if w is None]
         if missing:
             lines.append(f"  vacuity NOT shown for {', '.join(missing)}")

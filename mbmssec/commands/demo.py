@@ -66,17 +66,24 @@ _RESYNC_SQN_MS: Final = 32  # the first UE's USIM is this far ahead of the HSS
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo``."""
-    p = subparsers.add_parser("demo", help="run a BM-SC and N UEs on loopback through "
-                              "re-keys, a revocation and a coverage loss", description=__doc__)
-    p.add_argument("--ues", type=int, default=20, help=f"number of UEs ({MIN_UES}..{MAX_UES}, "
-                   "default 20)")
-    p.add_argument("--duration", type=positive, default=6.0,
-                   help="seconds of streaming at least (default 6; longer if the scenario "
-                        "needs it)")
-    p.add_argument("--period", type=positive, default=1.0, help="TEK period (seconds, "
-                   "default 1)")
-    p.add_argument("--rate", type=positive, default=50.0, help="SRTP packets per second "
-                   "(default 50)")
+    p = subparsers.add_parser(
+        "demo",
+        help="run a BM-SC and N UEs on loopback through re-keys, a revocation and a coverage loss",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--ues", type=int, default=20, help=f"number of UEs ({MIN_UES}..{MAX_UES}, default 20)"
+    )
+    p.add_argument(
+        "--duration",
+        type=positive,
+        default=6.0,
+        help="seconds of streaming at least (default 6; longer if the scenario needs it)",
+    )
+    p.add_argument("--period", type=positive, default=1.0, help="TEK period (seconds, default 1)")
+    p.add_argument(
+        "--rate", type=positive, default=50.0, help="SRTP packets per second (default 50)"
+    )
     p.add_argument("--log", type=Path, help="write the JSON-lines event log to FILE")
     p.add_argument("--pcap", type=Path, help="write the HTTP and SRTP traffic to FILE")
     p.add_argument("--db", type=Path, help="BM-SC database (default: a fresh temporary one)")
@@ -107,7 +114,8 @@ class _Roles:
 
     def of(self, ue: str) -> str:
         return {self.revoked: "revoked", self.offline: "coverage", self.resync: "resync"}.get(
-            ue, "")
+            ue, ""
+        )
 
 
 @dataclass
@@ -132,8 +140,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--ues must be {MIN_UES}..{MAX_UES}")
     profile = profile_from_args(args)
     live = sys.stderr if sys.stderr.isatty() and not args.json else None
-    options = DemoOptions(args.ues, args.duration, args.period, args.rate, args.log, args.pcap,
-                          args.db, live)
+    options = DemoOptions(
+        args.ues, args.duration, args.period, args.rate, args.log, args.pcap, args.db, live
+    )
     summary = asyncio.run(run_demo(options, profile))
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -167,10 +176,23 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     now = time.time()
     names = [f"00101{i:010d}" for i in range(1, options.ues + 1)]
     roles = _Roles(revoked=names[-1], offline=names[-2], resync=names[0])
-    log.emit(Event("Start", now, reason="demo", extra={
-        "source": DEMO, "ues": options.ues, "profile": dict(profile),
-        "roles": {"revoked": roles.revoked, "coverage": roles.offline,
-                  "resync": roles.resync}}))
+    log.emit(
+        Event(
+            "Start",
+            now,
+            reason="demo",
+            extra={
+                "source": DEMO,
+                "ues": options.ues,
+                "profile": dict(profile),
+                "roles": {
+                    "revoked": roles.revoked,
+                    "coverage": roles.offline,
+                    "resync": roles.resync,
+                },
+            },
+        )
+    )
     if core.store.get_service(SERVICE) is None:
         log.emit_all(core.add_service(SERVICE, now))
     cores: list[UeCore] = []
@@ -183,8 +205,9 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
             assert sub is not None
             k, opc = sub.k, sub.opc
         log.emit_all(core.subscribe(name, SERVICE, now))
-        cores.append(UeCore(name, k, opc, profile,
-                            sqn_ms=_RESYNC_SQN_MS if name == roles.resync else 0))
+        cores.append(
+            UeCore(name, k, opc, profile, sqn_ms=_RESYNC_SQN_MS if name == roles.resync else 0)
+        )
     server = BmscServer(core, log=log, capture=capture, packet_rate=options.rate)
     url = await server.start()
     started = time.time()
@@ -216,8 +239,12 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     core.store.close()
     pcap_count = capture.write(options.pcap) if capture is not None and options.pcap else None
     events = read_events(log_path)
-    checks = check_events(events, revoked=roles.revoked, offline=roles.offline,
-                          unknown_mki_resync=profile["unknown_mki_resync"])
+    checks = check_events(
+        events,
+        revoked=roles.revoked,
+        offline=roles.offline,
+        unknown_mki_resync=profile["unknown_mki_resync"],
+    )
     if problems:
         checks["scenario"] = {"ok": False, "detail": "; ".join(problems)}
     if server.errors:
@@ -227,19 +254,23 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     # one UE's fetch delay deeper than the model's window allows) is a known gap between
     # the model's timing abstraction and the BM-SC's schedule, not a key-lifecycle
     # violation: it is reported as inconclusive, not as a failed run.
-    inconclusive = (not verdict.ok and verdict.failure is not None
-                    and verdict.failure.timing_only)
-    checks["trace_check"] = {"ok": verdict.ok or inconclusive,
-                             "inconclusive": inconclusive,
-                             "detail": verdict.render().splitlines()[0]}
+    inconclusive = not verdict.ok and verdict.failure is not None and verdict.failure.timing_only
+    checks["trace_check"] = {
+        "ok": verdict.ok or inconclusive,
+        "inconclusive": inconclusive,
+        "detail": verdict.render().splitlines()[0],
+    }
     ue_rows = []
     for client in clients:
         for row in client.summary():
             row["role"] = roles.of(client.ue)
             ue_rows.append(row)
     return {
-        "profile": profile.overrides, "profile_title": profile.title,
-        "ues": options.ues, "service": SERVICE, "period": options.period,
+        "profile": profile.overrides,
+        "profile_title": profile.title,
+        "ues": options.ues,
+        "service": SERVICE,
+        "period": options.period,
         "seconds": round(ended - started, 3),
         "roles": {"revoked": roles.revoked, "coverage": roles.offline, "resync": roles.resync},
         "timeline": {k: round(v - started, 3) for k, v in timeline.items()},
@@ -249,22 +280,34 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
         "checks": checks,
         "trace_check": verdict.to_json(),
         "ok": all(c["ok"] for c in checks.values()),
-        "log": str(log_path), "pcap": str(options.pcap) if options.pcap else None,
-        "pcap_packets": pcap_count, "db": str(db),
+        "log": str(log_path),
+        "pcap": str(options.pcap) if options.pcap else None,
+        "pcap_packets": pcap_count,
+        "db": str(db),
     }
 
 
-async def _scenario(options: DemoOptions, session: aiohttp.ClientSession, url: str,
-                    clients: dict[str, UeClient], roles: _Roles, watch: _Watch,
-                    timeline: dict[str, float], problems: list[str]) -> None:
+async def _scenario(
+    options: DemoOptions,
+    session: aiohttp.ClientSession,
+    url: str,
+    clients: dict[str, UeClient],
+    roles: _Roles,
+    watch: _Watch,
+    timeline: dict[str, float],
+    problems: list[str],
+) -> None:
     period = options.period
-    if not await _wait(lambda: all(c.core.state(SERVICE).deliveries > 0
-                                   for c in clients.values()), 10 + 0.05 * len(clients)):
+    if not await _wait(
+        lambda: all(c.core.state(SERVICE).deliveries > 0 for c in clients.values()),
+        10 + 0.05 * len(clients),
+    ):
         missing = [u for u, c in clients.items() if c.core.state(SERVICE).deliveries == 0]
         problems.append(f"{len(missing)} UE(s) never registered, e.g. {missing[0]}")
     timeline["registered"] = time.time()
-    async with session.post(url + "/admin/revoke",
-                            json={"ue": roles.revoked, "service": SERVICE}) as resp:
+    async with session.post(
+        url + "/admin/revoke", json={"ue": roles.revoked, "service": SERVICE}
+    ) as resp:
         if resp.status != 200:
             problems.append(f"admin revoke answered {resp.status}")
     timeline["revoked"] = time.time()
@@ -278,8 +321,12 @@ async def _scenario(options: DemoOptions, session: aiohttp.ClientSession, url: s
 
     def recovered() -> bool:
         seen = watch.last_ok.get(roles.offline)
-        return seen is not None and seen[0] > back and bool(watch.activations) \
+        return (
+            seen is not None
+            and seen[0] > back
+            and bool(watch.activations)
             and seen[1] == watch.activations[-1][1]
+        )
 
     if not await _wait(recovered, 4 * period + 2):
         problems.append("the UE back in coverage did not decrypt again")
@@ -289,9 +336,14 @@ async def _scenario(options: DemoOptions, session: aiohttp.ClientSession, url: s
     await asyncio.sleep(0.5 * period)  # let every UE decrypt under the last activation
 
 
-def check_events(events: list[dict[str, Any]], *, revoked: str, offline: str,
-                 unknown_mki_resync: str = "refetch", settle: float = 0.3
-                 ) -> dict[str, dict[str, Any]]:
+def check_events(
+    events: list[dict[str, Any]],
+    *,
+    revoked: str,
+    offline: str,
+    unknown_mki_resync: str = "refetch",
+    settle: float = 0.3,
+) -> dict[str, dict[str, Any]]:
     """The demo's acceptance checks over a list of event objects (see module doc).
 
     ``settle``: activations this close to the last event are not judged (the run ended
@@ -299,14 +351,20 @@ def check_events(events: list[dict[str, Any]], *, revoked: str, offline: str,
     """
     checks: dict[str, dict[str, Any]] = {}
     end = max((e["t"] for e in events), default=0.0)
-    svc_events = [e for e in events if e.get("service") is not None or e["event"] in (
-        "LoseCoverage", "RegainCoverage")]
+    svc_events = [
+        e
+        for e in events
+        if e.get("service") is not None or e["event"] in ("LoseCoverage", "RegainCoverage")
+    ]
     activations = [e for e in svc_events if e["event"] == "Activate"]
     rekeys = [a for a in activations[1:] if a["t"] < end - settle]
-    checks["rekeys"] = {"ok": len(rekeys) >= 2,
-                        "detail": f"{len(rekeys)} re-keys (activations after the first)"}
-    revoke_t = next((e["t"] for e in svc_events
-                     if e["event"] == "Revoke" and e["ue"] == revoked), None)
+    checks["rekeys"] = {
+        "ok": len(rekeys) >= 2,
+        "detail": f"{len(rekeys)} re-keys (activations after the first)",
+    }
+    revoke_t = next(
+        (e["t"] for e in svc_events if e["event"] == "Revoke" and e["ue"] == revoked), None
+    )
     lost = [e["t"] for e in events if e["event"] == "LoseCoverage" and e["ue"] == offline]
     regained = [e["t"] for e in events if e["event"] == "RegainCoverage" and e["ue"] == offline]
     outage = (lost[0], regained[0] if regained else end) if lost else None
@@ -326,15 +384,18 @@ def check_events(events: list[dict[str, Any]], *, revoked: str, offline: str,
                 missing.append(f"{ue} never decrypted under MKI {act['mki']}")
     checks["authorised_decrypt_each_rekey"] = {
         "ok": not missing and bool(rekeys),
-        "detail": "; ".join(missing[:5]) or
-                  f"{len(ues) - 1} authorised UEs decrypted under every re-keyed MKI"}
+        "detail": "; ".join(missing[:5])
+        or f"{len(ues) - 1} authorised UEs decrypted under every re-keyed MKI",
+    }
     if revoke_t is None:
         checks["revoked_locked_out"] = {"ok": False, "detail": "no revocation in the log"}
     else:
         after = [a for a in activations if a["t"] > revoke_t]
         if not after:
-            checks["revoked_locked_out"] = {"ok": False,
-                                            "detail": "no activation after the revocation"}
+            checks["revoked_locked_out"] = {
+                "ok": False,
+                "detail": "no activation after the revocation",
+            }
         else:
             # Packets under a TEK activated after the revocation must all fail; a packet
             # sent under the old TEK just before the switch may still arrive after it.
@@ -342,27 +403,45 @@ def check_events(events: list[dict[str, Any]], *, revoked: str, offline: str,
             late = sorted(new_mkis & ok_by_ue.get(revoked, set()))
             checks["revoked_locked_out"] = {
                 "ok": not late,
-                "detail": (f"decrypted packets under MKI(s) {late} activated after the "
-                           "revocation" if late else
-                           f"no packet decrypted under the {len(new_mkis)} TEK(s) activated "
-                           f"after the revocation (from MKI {after[0]['mki']})")}
+                "detail": (
+                    f"decrypted packets under MKI(s) {late} activated after the revocation"
+                    if late
+                    else f"no packet decrypted under the {len(new_mkis)} TEK(s) activated "
+                    f"after the revocation (from MKI {after[0]['mki']})"
+                ),
+            }
     checks["coverage_recovery"] = _recovery(events, offline, outage, unknown_mki_resync)
     return checks
 
 
-def _recovery(events: list[dict[str, Any]], ue: str, outage: tuple[float, float] | None,
-              mode: str) -> dict[str, Any]:
+def _recovery(
+    events: list[dict[str, Any]], ue: str, outage: tuple[float, float] | None, mode: str
+) -> dict[str, Any]:
     if outage is None:
         return {"ok": False, "detail": "the UE never left coverage"}
     back = outage[1]
     mine = [e for e in events if e.get("ue") == ue and e["t"] >= back]
-    unknown = next((e for e in mine if e["event"] == "Receive" and not e["ok"]
-                    and e["reason"] == "unknown_mki"), None)
+    unknown = next(
+        (
+            e
+            for e in mine
+            if e["event"] == "Receive" and not e["ok"] and e["reason"] == "unknown_mki"
+        ),
+        None,
+    )
     wanted = "unknown_mki" if mode == "refetch" else "fetch_time"
-    reg = next((e for e in mine if e["event"] == "Register" and e["ok"]
-                and e.get("trigger") == wanted), None)
-    ok_after = next((e for e in mine if e["event"] == "Receive" and e["ok"]
-                     and reg is not None and e["t"] > reg["t"]), None)
+    reg = next(
+        (e for e in mine if e["event"] == "Register" and e["ok"] and e.get("trigger") == wanted),
+        None,
+    )
+    ok_after = next(
+        (
+            e
+            for e in mine
+            if e["event"] == "Receive" and e["ok"] and reg is not None and e["t"] > reg["t"]
+        ),
+        None,
+    )
     if mode == "refetch" and unknown is None:
         return {"ok": False, "detail": "no unknown MKI seen after regaining coverage"}
     if reg is None:
@@ -371,14 +450,19 @@ def _recovery(events: list[dict[str, Any]], ue: str, outage: tuple[float, float]
         return {"ok": False, "detail": "re-registered before seeing the unknown MKI"}
     if ok_after is None:
         return {"ok": False, "detail": "no packet decrypted after re-registering"}
-    return {"ok": True, "detail": f"unknown MKI {unknown['mki'] if unknown else '-'} -> "
-            f"re-registered ({wanted}) -> decrypting MKI {ok_after['mki']}"}
+    return {
+        "ok": True,
+        "detail": f"unknown MKI {unknown['mki'] if unknown else '-'} -> "
+        f"re-registered ({wanted}) -> decrypting MKI {ok_after['mki']}",
+    }
 
 
 # -- presentation -------------------------------------------------------------------------
 
-_HEADER: Final = f"{'UE':<16} {'role':<9} {'state':<12} {'keys (MKI)':<14} " \
-                 f"{'decrypted':>9} {'failures':>8} {'regs':>5}"
+_HEADER: Final = (
+    f"{'UE':<16} {'role':<9} {'state':<12} {'keys (MKI)':<14} "
+    f"{'decrypted':>9} {'failures':>8} {'regs':>5}"
+)
 
 
 def _rows(clients: list[UeClient], roles: _Roles, limit: int = 40) -> list[str]:
@@ -386,16 +470,19 @@ def _rows(clients: list[UeClient], roles: _Roles, limit: int = 40) -> list[str]:
     for client in clients[:limit]:
         for row in client.summary():
             keys = ",".join(str(k) for k in row["keys"]) or "-"
-            lines.append(f"{row['ue']:<16} {roles.of(client.ue):<9} {row['state']:<12} "
-                         f"{keys:<14} {row['decrypted']:>9} {row['failures']:>8} "
-                         f"{row['registrations']:>5}")
+            lines.append(
+                f"{row['ue']:<16} {roles.of(client.ue):<9} {row['state']:<12} "
+                f"{keys:<14} {row['decrypted']:>9} {row['failures']:>8} "
+                f"{row['registrations']:>5}"
+            )
     if len(clients) > limit:
         lines.append(f"... and {len(clients) - limit} more UEs")
     return lines
 
 
-async def _live_table(stream: TextIO | None, clients: list[UeClient], roles: _Roles,
-                      started: float) -> None:
+async def _live_table(
+    stream: TextIO | None, clients: list[UeClient], roles: _Roles, started: float
+) -> None:
     if stream is None:
         return
     drawn = 0
@@ -414,24 +501,34 @@ async def _live_table(stream: TextIO | None, clients: list[UeClient], roles: _Ro
 
 
 def _render_summary(summary: dict[str, Any]) -> str:
-    out = [f"mbmssec demo: {summary['ues']} UEs, service {summary['service']}, "
-           f"TEK period {summary['period']} s, {summary['seconds']} s, profile: "
-           f"{summary['profile_title']}"]
+    out = [
+        f"mbmssec demo: {summary['ues']} UEs, service {summary['service']}, "
+        f"TEK period {summary['period']} s, {summary['seconds']} s, profile: "
+        f"{summary['profile_title']}"
+    ]
     acts = ", ".join(f"MKI {a['mki']} at {a['t']:.2f} s" for a in summary["activations"])
     out.append(f"activations: {acts}")
-    out.append(f"{'UE':<16} {'role':<9} {'state':<12} {'keys (MKI)':<14} "
-               f"{'decrypted':>9} {'failures':>8} {'regs':>5}")
+    out.append(
+        f"{'UE':<16} {'role':<9} {'state':<12} {'keys (MKI)':<14} "
+        f"{'decrypted':>9} {'failures':>8} {'regs':>5}"
+    )
     for row in summary["ue_summary"]:
         keys = ",".join(str(k) for k in row["keys"]) or "-"
-        out.append(f"{row['ue']:<16} {row['role']:<9} {row['state']:<12} {keys:<14} "
-                   f"{row['decrypted']:>9} {row['failures']:>8} {row['registrations']:>5}")
+        out.append(
+            f"{row['ue']:<16} {row['role']:<9} {row['state']:<12} {keys:<14} "
+            f"{row['decrypted']:>9} {row['failures']:>8} {row['registrations']:>5}"
+        )
     out.append("checks:")
     for name, check in summary["checks"].items():
-        mark = ("INCONCLUSIVE" if check.get("inconclusive")
-                else "PASS" if check["ok"] else "FAIL")
+        mark = "INCONCLUSIVE" if check.get("inconclusive") else "PASS" if check["ok"] else "FAIL"
         out.append(f"  {mark} {name}: {check['detail']}")
-    out.append(f"event log: {summary['log']}" + (f"; pcap: {summary['pcap']} "
-                                                  f"({summary['pcap_packets']} payloads)"
-                                                  if summary["pcap"] else ""))
+    out.append(
+        f"event log: {summary['log']}"
+        + (
+            f"; pcap: {summary['pcap']} ({summary['pcap_packets']} payloads)"
+            if summary["pcap"]
+            else ""
+        )
+    )
     out.append("result: " + ("all checks passed" if summary["ok"] else "CHECKS FAILED"))
     return "\n".join(out)

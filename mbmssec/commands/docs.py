@@ -26,24 +26,54 @@ from mbmssec.errors import UsageError
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "docs", help="generate and build the documentation (Sphinx, strict)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="HTML output folder (default docs/_build/html)")
-    p.add_argument("--results", type=Path, default=None, metavar="DIR",
-                   help="folder of the checker's results.json (default "
-                        "docs/_build/results); filled by `mbmssec check --all` when missing "
-                        "or stale")
-    p.add_argument("--no-check", action="store_true",
-                   help="never run the checker: build from the results as they are (stale "
-                        "or missing results then fail the build)")
-    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
-                   help="JUnit XML report of a test run (pytest --junitxml FILE): show each "
-                        "linked test's outcome")
-    p.add_argument("--source", type=Path, default=None, metavar="DIR",
-                   help="documentation sources (default: the docs folder of the checkout)")
-    p.add_argument("--builder", default="html", choices=("html", "dummy"),
-                   help="Sphinx builder (dummy: check everything, write nothing)")
+        "docs",
+        help="generate and build the documentation (Sphinx, strict)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="HTML output folder (default docs/_build/html)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the checker's results.json (default "
+        "docs/_build/results); filled by `mbmssec check --all` when missing "
+        "or stale",
+    )
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="never run the checker: build from the results as they are (stale "
+        "or missing results then fail the build)",
+    )
+    p.add_argument(
+        "--junit",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JUnit XML report of a test run (pytest --junitxml FILE): show each "
+        "linked test's outcome",
+    )
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="documentation sources (default: the docs folder of the checkout)",
+    )
+    p.add_argument(
+        "--builder",
+        default="html",
+        choices=("html", "dummy"),
+        help="Sphinx builder (dummy: check everything, write nothing)",
+    )
     p.set_defaults(func=run)
 
 
@@ -52,8 +82,11 @@ def _refresh_results(results: Path) -> None:
     stderr; its exit status 1 only says that some shipped proposal breaks a property)."""
     from mbmssec.cli import main as cli_main
 
-    print(f"mbmssec docs: running `mbmssec check --all --out {results}` (about two "
-          "minutes)", file=sys.stderr, flush=True)
+    print(
+        f"mbmssec docs: running `mbmssec check --all --out {results}` (about two minutes)",
+        file=sys.stderr,
+        flush=True,
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = cli_main(["check", "--all", "--out", str(results), "--quiet"])
@@ -65,8 +98,10 @@ def _refresh_results(results: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     source: Path = (args.source or DOCS_DIR).resolve()
     if not (source / "conf.py").is_file():
-        raise UsageError(f"--source: {source} has no conf.py (the documentation sources "
-                         "are the docs/ folder of a checkout)")
+        raise UsageError(
+            f"--source: {source} has no conf.py (the documentation sources "
+            "are the docs/ folder of a checkout)"
+        )
     out: Path = (args.out or DOCS_DIR / "_build" / args.builder).resolve()
     results: Path = (args.results or DOCS_DIR / "_build" / "results").resolve()
     if results.exists() and not results.is_dir():
@@ -79,23 +114,42 @@ def run(args: argparse.Namespace) -> int:
     state = results_state(results)
     if state != "fresh":
         if args.no_check:
-            print(f"mbmssec docs: {results / RESULTS_FILE} is {state}; building anyway "
-                  "(--no-check), the build will fail", file=sys.stderr)
+            print(
+                f"mbmssec docs: {results / RESULTS_FILE} is {state}; building anyway "
+                "(--no-check), the build will fail",
+                file=sys.stderr,
+            )
         else:
             _refresh_results(results)
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q",
-           "-b", args.builder, "-d", str(out.parent / f".doctrees-{out.name}"),
-           "-D", f"mbmssec_results={results}",
-           *(["-D", f"mbmssec_junit={junit}"] if junit is not None else []),
-           str(source), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-q",
+        "-b",
+        args.builder,
+        "-d",
+        str(out.parent / f".doctrees-{out.name}"),
+        "-D",
+        f"mbmssec_results={results}",
+        *(["-D", f"mbmssec_junit={junit}"] if junit is not None else []),
+        str(source),
+        str(out),
+    ]
     t0 = time.monotonic()
     env = dict(os.environ)
     env.pop("MBMSSEC_RESULTS", None)
     proc = subprocess.run(cmd, env=env, check=False)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
-        print(f"mbmssec docs: the strict build failed after {seconds:.1f} s (the warnings "
-              "above name the clause, property or result)", file=sys.stderr)
+        print(
+            f"mbmssec docs: the strict build failed after {seconds:.1f} s (the warnings "
+            "above name the clause, property or result)",
+            file=sys.stderr,
+        )
         return 1
     index = out / "index.html" if args.builder == "html" else out
     print(f"mbmssec docs: built {index} in {seconds:.1f} s from {results / RESULTS_FILE}")

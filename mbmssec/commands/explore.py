@@ -17,21 +17,39 @@ from mbmssec.spec.loader import Profile, load_expectations, load_profile, load_s
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "explore", help="explore the model with Hypothesis and report each property",
+        "explore",
+        help="explore the model with Hypothesis and report each property",
         description="Run the model's generated Hypothesis state machine under an option "
-                    "profile. Exit 0 if every property expected to hold held, 1 if one was "
-                    "violated or an action never ran, 2 on bad input.")
+        "profile. Exit 0 if every property expected to hold held, 1 if one was "
+        "violated or an action never ran, 2 on bad input.",
+    )
     p.add_argument("--profile", type=Path, help="TOML profile: title, [options], expect_violated")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
-                   help="override one option (repeatable)")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one option (repeatable)",
+    )
     p.add_argument("--examples", type=int, default=200, help="Hypothesis examples per search")
     p.add_argument("--steps", type=int, default=40, help="maximum steps per example")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--universe", default=None, metavar="UE,SVC,TEK,PKT",
-                   help=f"finite universe sizes (default {EXPLORE_UNIVERSE.ue},"
-                        f"{EXPLORE_UNIVERSE.svc},{EXPLORE_UNIVERSE.tek},{EXPLORE_UNIVERSE.pkt})")
-    p.add_argument("--property", type=int, action="append", dest="only", metavar="N",
-                   help="explore only property N (repeatable)")
+    p.add_argument(
+        "--universe",
+        default=None,
+        metavar="UE,SVC,TEK,PKT",
+        help=f"finite universe sizes (default {EXPLORE_UNIVERSE.ue},"
+        f"{EXPLORE_UNIVERSE.svc},{EXPLORE_UNIVERSE.tek},{EXPLORE_UNIVERSE.pkt})",
+    )
+    p.add_argument(
+        "--property",
+        type=int,
+        action="append",
+        dest="only",
+        metavar="N",
+        help="explore only property N (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=run)
 
@@ -73,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--examples and --steps must be positive")
     known = {p.number for p in PROPERTIES}
     if args.only and not set(args.only) <= known:
-        raise UsageError(f"unknown property {sorted(set(args.only) - known)}; known: "
-                         f"{sorted(known)}")
+        raise UsageError(
+            f"unknown property {sorted(set(args.only) - known)}; known: {sorted(known)}"
+        )
     profile, expect = _profile(args)
     model = Model(profile)
 
@@ -82,9 +101,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.json or sys.stderr.isatty():
             print(f"[explore] {msg}", file=sys.stderr, flush=True)
 
-    result = explore(model, examples=args.examples, steps=args.steps, seed_value=args.seed,
-                     universe=_universe(args.universe), expect_violated=expect,
-                     only=frozenset(args.only) if args.only else None, progress=progress)
+    result = explore(
+        model,
+        examples=args.examples,
+        steps=args.steps,
+        seed_value=args.seed,
+        universe=_universe(args.universe),
+        expect_violated=expect,
+        only=frozenset(args.only) if args.only else None,
+        progress=progress,
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -95,16 +121,24 @@ def run(args: argparse.Namespace) -> int:
 def render(result: ExploreResult, model: Model) -> str:
     """The human-readable report."""
     u = result.universe
-    out = [f"Profile: {result.profile}",
-           f"Search: {result.examples} examples x up to {result.steps} steps, seed {result.seed}, "
-           f"universe UE={u.ue} SVC={u.svc} TEK={u.tek} PKT={u.pkt}; "
-           f"{result.total_steps} steps in {result.seconds:.1f} s",
-           "", f"  {'#':>2}  {'property':<52} {'expected':<9} result"]
+    out = [
+        f"Profile: {result.profile}",
+        f"Search: {result.examples} examples x up to {result.steps} steps, seed {result.seed}, "
+        f"universe UE={u.ue} SVC={u.svc} TEK={u.tek} PKT={u.pkt}; "
+        f"{result.total_steps} steps in {result.seconds:.1f} s",
+        "",
+        f"  {'#':>2}  {'property':<52} {'expected':<9} result",
+    ]
     for r in result.results:
         title = model.prop(r.number).title
         got = "held" if r.held else f"VIOLATED ({len(r.trace.steps) if r.trace else '?'} steps)"
-        flag = "" if r.as_expected else ("   <-- unexpected" if r.expected_to_hold
-                                          else "   (expected violation not found)")
+        flag = (
+            ""
+            if r.as_expected
+            else (
+                "   <-- unexpected" if r.expected_to_hold else "   (expected violation not found)"
+            )
+        )
         expected = "holds" if r.expected_to_hold else "violated"
         out.append(f"  {r.number:>2}  {title:<52} {expected:<9} {got}{flag}")
         if r.number == 9 and r.held:
@@ -117,11 +151,18 @@ def render(result: ExploreResult, model: Model) -> str:
         out.append("PROBLEM: actions never executed: " + ", ".join(result.never_executed))
     for r in result.results:
         if r.trace is not None:
-            out += ["", f"Counterexample, property {r.number} ({model.prop(r.number).title}):",
-                    r.trace.render_text(model)]
+            out += [
+                "",
+                f"Counterexample, property {r.number} ({model.prop(r.number).title}):",
+                r.trace.render_text(model),
+            ]
     out.append("")
-    out.append("RESULT: " + ("all properties expected to hold held" if result.ok
-                             else "a property expected to hold was violated"))
+    out.append(
+        "RESULT: "
+        + (
+            "all properties expected to hold held"
+            if result.ok
+            else "a property expected to hold was violated"
+        )
+    )
     return "\n".join(out)
-
-

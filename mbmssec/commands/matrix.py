@@ -29,15 +29,23 @@ from mbmssec.proofs.check import (
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("matrix", help="properties broken/fixed by each option change",
-                              description=__doc__)
-    p.add_argument("--pairwise", action="store_true",
-                   help="also every consistent pair of single-option changes")
+    p = subparsers.add_parser(
+        "matrix", help="properties broken/fixed by each option change", description=__doc__
+    )
+    p.add_argument(
+        "--pairwise",
+        action="store_true",
+        help="also every consistent pair of single-option changes",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="bounded search depth")
     p.add_argument("--universe", default=None, metavar="UE,SVC,TEK,PKT")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="worker processes (default: one per CPU)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: one per CPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -61,25 +69,55 @@ def run(args: argparse.Namespace) -> int:
         for i, (change, fut) in enumerate(zip(changes, futures, strict=True), start=1):
             comparisons.append((change, compare(baseline, fut.result())))
             if not args.quiet:
-                print(f"mbmssec matrix: [{time.monotonic() - start:6.1f} s] {i}/{len(changes)} "
-                      f"{_label(change)}", file=sys.stderr, flush=True)
+                print(
+                    f"mbmssec matrix: [{time.monotonic() - start:6.1f} s] {i}/{len(changes)} "
+                    f"{_label(change)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     numbers = sorted(baseline.verdicts)
     if args.json:
-        print(json.dumps({
-            "model_hash": model_hash(),
-            "baseline": {str(n): baseline.verdicts[n].verdict for n in numbers},
-            "changes": [{"options": c, "broken": cmp.broken, "weakened": cmp.weakened,
-                         "fixed": cmp.fixed,
-                         "shortest": {str(n): len(t.steps) for n, v in cmp.report.verdicts.items()
-                                      if (t := v.trace) is not None and n in cmp.broken}}
-                        for c, cmp in comparisons]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model_hash": model_hash(),
+                    "baseline": {str(n): baseline.verdicts[n].verdict for n in numbers},
+                    "changes": [
+                        {
+                            "options": c,
+                            "broken": cmp.broken,
+                            "weakened": cmp.weakened,
+                            "fixed": cmp.fixed,
+                            "shortest": {
+                                str(n): len(t.steps)
+                                for n, v in cmp.report.verdicts.items()
+                                if (t := v.trace) is not None and n in cmp.broken
+                            },
+                        }
+                        for c, cmp in comparisons
+                    ],
+                },
+                indent=2,
+            )
+        )
         return 0
     width = max(len(_label(c)) for c, _ in comparisons) if comparisons else 10
     head = "change".ljust(width) + "  " + " ".join(f"P{n:<3}" for n in numbers)
     print(head)
-    print("baseline".ljust(width) + "  " + " ".join(
-        ("ok  " if baseline.verdicts[n].verdict == "proved" else
-         "x   " if baseline.verdicts[n].verdict == "refuted" else "?   ") for n in numbers))
+    print(
+        "baseline".ljust(width)
+        + "  "
+        + " ".join(
+            (
+                "ok  "
+                if baseline.verdicts[n].verdict == "proved"
+                else "x   "
+                if baseline.verdicts[n].verdict == "refuted"
+                else "?   "
+            )
+            for n in numbers
+        )
+    )
     for change, cmp in comparisons:
         cells = []
         for n in numbers:
@@ -92,6 +130,5 @@ def run(args: argparse.Namespace) -> int:
             else:
                 cells.append(".   ")
         print(_label(change).ljust(width) + "  " + " ".join(cells))
-    print("\nBRK newly broken (counterexample), FIX newly proved, ? no longer proved, "
-          ". unchanged")
+    print("\nBRK newly broken (counterexample), FIX newly proved, ? no longer proved, . unchanged")
     return 0

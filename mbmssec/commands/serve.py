@@ -45,17 +45,30 @@ from mbmssec.impl.store import DURABILITY, Store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 __all__ = [
-    "add_profile_arguments", "hex16", "open_core", "positive", "profile_from_args", "register",
+    "add_profile_arguments",
+    "hex16",
+    "open_core",
+    "positive",
+    "profile_from_args",
+    "register",
 ]
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     """``--profile FILE`` and repeatable ``--option NAME=VALUE``."""
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="profile TOML file (title + [options]); default: the baseline")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="set one option of the profile (repeatable), e.g. "
-                             "activation=after_acks")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="profile TOML file (title + [options]); default: the baseline",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one option of the profile (repeatable), e.g. activation=after_acks",
+    )
 
 
 def profile_from_args(args: argparse.Namespace) -> Profile:
@@ -72,8 +85,9 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     return spec.profile(base)
 
 
-def open_core(db: Path, profile: Profile | None, config: BmscConfig,
-              durability: str = "full") -> BmscCore:
+def open_core(
+    db: Path, profile: Profile | None, config: BmscConfig, durability: str = "full"
+) -> BmscCore:
     """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one."""
     store = Store(db, durability=durability)
     if profile is None:
@@ -83,8 +97,7 @@ def open_core(db: Path, profile: Profile | None, config: BmscConfig,
             profile = spec.baseline()
         else:
             data = json.loads(recorded)
-            profile = spec.profile({k: v for k, v in data.items()
-                                    if v != spec.options[k].baseline})
+            profile = spec.profile({k: v for k, v in data.items() if v != spec.options[k].baseline})
     return BmscCore(store, profile, config)
 
 
@@ -101,33 +114,67 @@ def positive(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve`` and ``bmsc-admin``."""
-    p = subparsers.add_parser("serve", help="run the BM-SC (HTTP Digest AKA + MIKEY + SRTP) "
-                              "on loopback", description=__doc__)
+    p = subparsers.add_parser(
+        "serve",
+        help="run the BM-SC (HTTP Digest AKA + MIKEY + SRTP) on loopback",
+        description=__doc__,
+    )
     p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    p.add_argument("--log", type=Path, help="append the JSON-lines event log to FILE "
-                   "(default: DB.events.jsonl next to the database)")
+    p.add_argument(
+        "--log",
+        type=Path,
+        help="append the JSON-lines event log to FILE "
+        "(default: DB.events.jsonl next to the database)",
+    )
     p.add_argument("--no-log", action="store_true", help="write no event log")
-    p.add_argument("--service", action="append", default=[], metavar="SERVICE",
-                   help="make sure this service exists (repeatable)")
-    p.add_argument("--period", type=positive, default=1.0,
-                   help="TEK period of services created here (seconds, default 1)")
-    p.add_argument("--fetch-window", type=positive, default=0.6,
-                   help="share of the TEK period in which UEs fetch the next TEK (default 0.6)")
-    p.add_argument("--rate", type=positive, default=50.0,
-                   help="SRTP packets per second per service (default 50)")
+    p.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="make sure this service exists (repeatable)",
+    )
+    p.add_argument(
+        "--period",
+        type=positive,
+        default=1.0,
+        help="TEK period of services created here (seconds, default 1)",
+    )
+    p.add_argument(
+        "--fetch-window",
+        type=positive,
+        default=0.6,
+        help="share of the TEK period in which UEs fetch the next TEK (default 0.6)",
+    )
+    p.add_argument(
+        "--rate",
+        type=positive,
+        default=50.0,
+        help="SRTP packets per second per service (default 50)",
+    )
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
-    p.add_argument("--no-send-log", action="store_true",
-                   help="keep per-packet Send events out of the event log")
-    p.add_argument("--durability", choices=DURABILITY, default="full",
-                   help="full: fsync every commit (default); normal: survive a killed "
-                        "process, not a power cut")
+    p.add_argument(
+        "--no-send-log",
+        action="store_true",
+        help="keep per-packet Send events out of the event log",
+    )
+    p.add_argument(
+        "--durability",
+        choices=DURABILITY,
+        default="full",
+        help="full: fsync every commit (default); normal: survive a killed "
+        "process, not a power cut",
+    )
     add_profile_arguments(p)
     p.set_defaults(func=_serve)
 
-    a = subparsers.add_parser("bmsc-admin", help="manage the BM-SC's subscribers, services "
-                              "and subscriptions", description=__doc__)
+    a = subparsers.add_parser(
+        "bmsc-admin",
+        help="manage the BM-SC's subscribers, services and subscriptions",
+        description=__doc__,
+    )
     where = a.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="operate on the database directly")
     where.add_argument("--url", help="operate through a running BM-SC's admin endpoints")
@@ -140,8 +187,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s = actions.add_parser("add-service", help="create a service and its first TEKs")
     s.add_argument("service")
     s.add_argument("--period", type=positive, default=None, help="TEK period (seconds)")
-    for name, text in (("subscribe", "authorise a UE for a service"),
-                       ("revoke", "withdraw a UE's authorisation")):
+    for name, text in (
+        ("subscribe", "authorise a UE for a service"),
+        ("revoke", "withdraw a UE's authorisation"),
+    ):
         s = actions.add_parser(name, help=text)
         s.add_argument("ue")
         s.add_argument("service")
@@ -159,8 +208,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be 0..65535")
     profile = profile_from_args(args)
-    config = BmscConfig(period=args.period, packet_rate=args.rate,
-                        fetch_window=args.fetch_window)
+    config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
     core = open_core(args.db, profile, config, args.durability)
     log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
     log = None if args.no_log else EventLog(log_path)
@@ -178,26 +226,44 @@ def _serve(args: argparse.Namespace) -> int:
         core.store.close()
 
 
-async def _run_server(core: BmscCore, args: argparse.Namespace, log: EventLog | None,
-                      log_path: Path) -> int:
-    server = BmscServer(core, log=log, stream=not args.no_stream, packet_rate=args.rate,
-                        log_sends=not args.no_send_log)
+async def _run_server(
+    core: BmscCore, args: argparse.Namespace, log: EventLog | None, log_path: Path
+) -> int:
+    server = BmscServer(
+        core,
+        log=log,
+        stream=not args.no_stream,
+        packet_rate=args.rate,
+        log_sends=not args.no_send_log,
+    )
     await server.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    print(json.dumps({"url": server.url, "port": server.port, "udp_port": server.udp_port,
-                      "pid": os.getpid(), "db": str(args.db),
-                      "log": None if log is None else str(log_path)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "url": server.url,
+                "port": server.port,
+                "udp_port": server.udp_port,
+                "pid": os.getpid(),
+                "db": str(args.db),
+                "log": None if log is None else str(log_path),
+            }
+        ),
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:
         await server.stop()
     if server.errors:
-        print(f"mbmssec serve: {len(server.errors)} internal error(s), first: "
-              f"{server.errors[0]}", file=sys.stderr)
+        print(
+            f"mbmssec serve: {len(server.errors)} internal error(s), first: {server.errors[0]}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -213,8 +279,7 @@ def _admin(args: argparse.Namespace) -> int:
     now = time.time()
     try:
         if args.action == "add-subscriber":
-            core.add_subscriber(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"),
-                                args.sqn)
+            core.add_subscriber(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"), args.sqn)
             result: Any = {"ok": True}
         elif args.action == "add-service":
             result = [e.to_json() for e in core.add_service(args.service, now, args.period)]
@@ -250,15 +315,21 @@ def _admin_http(args: argparse.Namespace) -> int:
         raise UsageError("--url must point at a BM-SC on loopback")
     path, body = "/admin/state", None
     if args.action == "add-subscriber":
-        path, body = "/admin/subscribers", {"ue": args.ue, "k": args.k, "opc": args.opc,
-                                            "sqn": args.sqn}
+        path, body = (
+            "/admin/subscribers",
+            {"ue": args.ue, "k": args.k, "opc": args.opc, "sqn": args.sqn},
+        )
     elif args.action == "add-service":
         path, body = "/admin/services", {"service": args.service, "period": args.period}
     elif args.action in ("subscribe", "revoke"):
         path, body = f"/admin/{args.action}", {"ue": args.ue, "service": args.service}
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method="POST" if data else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             print(response.read().decode())

@@ -33,20 +33,32 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``ue``."""
-    p = subparsers.add_parser("ue", help="run one UE (register, decrypt, re-key) against a "
-                              "BM-SC on loopback", description=__doc__)
+    p = subparsers.add_parser(
+        "ue",
+        help="run one UE (register, decrypt, re-key) against a BM-SC on loopback",
+        description=__doc__,
+    )
     p.add_argument("--url", required=True, help="the BM-SC, e.g. http://127.0.0.1:8080")
     p.add_argument("--ue", required=True, help="the UE identity (IMSI)")
     p.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
     p.add_argument("--opc", required=True, help="OPc (32 hex digits)")
-    p.add_argument("--service", action="append", required=True, metavar="SERVICE",
-                   help="service to register for (repeatable)")
+    p.add_argument(
+        "--service",
+        action="append",
+        required=True,
+        metavar="SERVICE",
+        help="service to register for (repeatable)",
+    )
     p.add_argument("--sqn-ms", type=int, default=0, help="the USIM's highest accepted SQN")
-    p.add_argument("--duration", type=float, default=0.0,
-                   help="seconds to run (0: until interrupted)")
+    p.add_argument(
+        "--duration", type=float, default=0.0, help="seconds to run (0: until interrupted)"
+    )
     p.add_argument("--log", type=Path, help="append the JSON-lines event log to FILE")
-    p.add_argument("--no-receive-log", action="store_true",
-                   help="keep per-packet Receive events out of the log")
+    p.add_argument(
+        "--no-receive-log",
+        action="store_true",
+        help="keep per-packet Receive events out of the log",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_profile_arguments(p)
     p.set_defaults(func=_run)
@@ -61,8 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(exc.message) from None
     if args.duration < 0 or args.sqn_ms < 0:
         raise UsageError("--duration and --sqn-ms must not be negative")
-    core = UeCore(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"),
-                  profile_from_args(args), sqn_ms=args.sqn_ms)
+    core = UeCore(
+        args.ue,
+        hex16(args.k, "--k"),
+        hex16(args.opc, "--opc"),
+        profile_from_args(args),
+        sqn_ms=args.sqn_ms,
+    )
     log = EventLog(args.log) if args.log else None
     try:
         summary = asyncio.run(_main(core, args, log))
@@ -73,20 +90,24 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         for row in summary:
-            print(f"{row['ue']} {row['service']}: {row['state']}, keys {row['keys']}, "
-                  f"{row['decrypted']} decrypted, {row['failures']} failed, "
-                  f"{row['registrations']} registrations"
-                  + (f", last error: {row['last_error']}" if row["last_error"] else ""))
+            print(
+                f"{row['ue']} {row['service']}: {row['state']}, keys {row['keys']}, "
+                f"{row['decrypted']} decrypted, {row['failures']} failed, "
+                f"{row['registrations']} registrations"
+                + (f", last error: {row['last_error']}" if row["last_error"] else "")
+            )
     healthy = all(r["registrations"] > 0 and r["decrypted"] > 0 for r in summary)
     return 0 if healthy else 1
 
 
-async def _main(core: UeCore, args: argparse.Namespace, log: EventLog | None
-                ) -> list[dict[str, Any]]:
+async def _main(
+    core: UeCore, args: argparse.Namespace, log: EventLog | None
+) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         try:
-            client = UeClient(core, args.url, session, log=log,
-                              log_receives=not args.no_receive_log)
+            client = UeClient(
+                core, args.url, session, log=log, log_receives=not args.no_receive_log
+            )
         except UeClientError as exc:
             raise UsageError(str(exc)) from None
         for service in args.service:

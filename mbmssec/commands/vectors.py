@@ -51,11 +51,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument(
-        "--out", type=_directory, required=True, metavar="DIR",
+        "--out",
+        type=_directory,
+        required=True,
+        metavar="DIR",
         help="directory to write into (created if missing)",
     )
     parser.add_argument(
-        "--seed", type=_seed, default=0, metavar="S",
+        "--seed",
+        type=_seed,
+        default=0,
+        metavar="S",
         help="integer seed 0..2^64-1, decimal or 0x-hex (default 0)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -109,8 +115,14 @@ def summary(out: Path, seed: int, files: Sequence[VectorFile]) -> dict[str, obje
         "generator_version": vectors.GENERATOR_VERSION,
         "documentation": vectors.DOCUMENTATION,
         "files": [
-            {"name": f.name, "path": str(out / f.name), "bytes": len(f.data),
-             "items": f.items, "sha256": sha256(f.data), "summary": f.summary}
+            {
+                "name": f.name,
+                "path": str(out / f.name),
+                "bytes": len(f.data),
+                "items": f.items,
+                "sha256": sha256(f.data),
+                "summary": f.summary,
+            }
             for f in files
         ],
     }
@@ -125,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary(out, seed, files), indent=2))
         return 0
-    print(f"mbmssec vectors {vectors.GENERATOR_VERSION}, seed {seed}: wrote {len(files)} files "
-          f"to {out} (format: {vectors.DOCUMENTATION})")
+    print(
+        f"mbmssec vectors {vectors.GENERATOR_VERSION}, seed {seed}: wrote {len(files)} files "
+        f"to {out} (format: {vectors.DOCUMENTATION})"
+    )
     width = max(len(f.name) for f in files)
     for f in files:
         print(f"  {f.name:<{width}}  {len(f.data):>7,} bytes  {f.summary}")
