@@ -786,8 +786,9 @@ class Store:
         ):
             rows = []
             for row in self._all(f"SELECT * FROM {table} ORDER BY {order}"):
+                keys = row.keys()  # sqlite3.Row iterates values, not names
                 rows.append(
-                    {k: (row[k].hex() if isinstance(row[k], bytes) else row[k]) for k in row.keys()}
-                )  # noqa: SIM118 - sqlite3.Row needs keys()
+                    {k: (row[k].hex() if isinstance(row[k], bytes) else row[k]) for k in keys}
+                )
             out[table] = rows
         return out
