@@ -1,4 +1,4 @@
-"""Benchmark of the running BM-SC (:mod:`mbmssec.impl.server`): registrations per second
+"""Benchmark of the running BM-SC (:mod:`mbmssec.impl.net.server`): registrations per second
 and the request rate it sees under each TEK fetch-spreading strategy.
 
 1. **Registrations per second.**  A registration (TS 33.246 6.2.2 steps 2-4) is two HTTP
@@ -36,11 +36,11 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from mbmssec.impl.bmsc import BmscConfig, BmscCore
-from mbmssec.impl.client import UeClient, register_uri
-from mbmssec.impl.server import BmscServer
-from mbmssec.impl.store import Store
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import UeClient, register_uri
+from mbmssec.impl.net.server import BmscServer
+from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"

@@ -1,6 +1,6 @@
 """A ctypes bridge to the system libsrtp 2.x, used as an independent SRTP oracle.
 
-The tests use it to check that packets protected by :mod:`mbmssec.impl.srtp` are accepted
+The tests use it to check that packets protected by :mod:`mbmssec.impl.protocols.srtp` are accepted
 by libsrtp and vice versa (RFC 3711 with the MKI, across a key switch and a rollover),
 and the benchmark uses it as the speed reference. No libsrtp headers are installed, so
 the structures below are declared by hand from ``include/srtp.h`` of libsrtp 2.5

@@ -1,4 +1,4 @@
-"""Benchmark of the re-keying load simulation (:mod:`mbmssec.load`).
+"""Benchmark of the re-keying load simulation (:mod:`mbmssec.simulation.load`).
 
 Reports, per ``fetch_spreading`` strategy, how many UEs per second the vectorised
 simulation handles and how its peak compares with the uniform limit N/W (1.0 would be a
@@ -18,7 +18,7 @@ import json
 import random
 import time
 
-from mbmssec.load import ALL_STRATEGIES, LoadParams, build_plan, evaluate, population
+from mbmssec.simulation.load import ALL_STRATEGIES, LoadParams, build_plan, evaluate, population
 
 
 def _per_ue_reference(ues: int, params: LoadParams) -> float:

@@ -1,4 +1,4 @@
-"""Benchmark of MIKEY TEK delivery messages (:mod:`mbmssec.impl.mikey_messages`).
+"""Benchmark of MIKEY TEK delivery messages (:mod:`mbmssec.impl.protocols.mikey_messages`).
 
 For a few message shapes (KEMAC AES-CM-128 or AES-KW-128, one or four TEKs, all
 with HMAC-SHA-1-160), it measures how many messages per second one core builds
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
-from mbmssec.impl.mikey import (
+from mbmssec.impl.protocols.mikey import (
     EncrAlg,
     FetchAtTime,
     IdPayload,
@@ -35,7 +35,7 @@ from mbmssec.impl.mikey import (
     SrtpPolicy,
     serialise_key_data_chain,
 )
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
     TekKey,

@@ -7,8 +7,8 @@ import random
 import time
 from typing import Any
 
-from mbmssec.impl.abstraction import Lockstep
 from mbmssec.model.concrete import Universe
+from mbmssec.refinement.abstraction import Lockstep
 from mbmssec.spec.loader import load_spec
 
 UNIVERSE = Universe(ue=3, svc=1, tek=7, pkt=6)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from mbmssec.bench import libsrtp
-from mbmssec.impl.srtp import MasterKey, SrtpPolicy, SrtpReceiver, SrtpSender
+from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpReceiver, SrtpSender
 
 __all__ = ["BATCH_SIZE", "PAYLOAD_BYTES", "main", "run"]
 

@@ -253,7 +253,7 @@ def load_population(quick: bool) -> dict[str, Any]:
     Same scenario as ``load_bench`` (W = 300 s, P = 3600 s, 1 s bins, one instance);
     the uniform limit N/W is the reference each peak is read against.
     """
-    from mbmssec.load import ALL_STRATEGIES, LoadParams, peak_against_population
+    from mbmssec.simulation.load import ALL_STRATEGIES, LoadParams, peak_against_population
 
     sizes = POPULATIONS["quick" if quick else "full"]
     params = LoadParams(

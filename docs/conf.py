@@ -1,6 +1,6 @@
 """Sphinx configuration of the mbmssec documentation.
 
-The pages under ``_generated/`` are written by :mod:`mbmssec.docs_gen` when the build
+The pages under ``_generated/`` are written by :mod:`mbmssec.docgen.generator` when the build
 starts, from ``spec/``, ``model/``, ``traceability.toml`` and the checker's
 ``results.json`` (``mbmssec_results``: set with ``-D mbmssec_results=DIR`` or the
 ``MBMSSEC_RESULTS`` environment variable; ``mbmssec docs`` does both for you).
@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mbmssec import __version__, docs_gen
+from mbmssec import __version__
+from mbmssec.docgen import generator as docs_gen
 
 project = "mbmssec"
 author = "mbmssec contributors"
 copyright = "mbmssec contributors"
 version = release = __version__
 
-extensions = ["myst_parser", "sphinx_needs", "mbmssec.docs_gen"]
+extensions = ["myst_parser", "sphinx_needs", "mbmssec.docgen.generator"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated/msc", "Thumbs.db", ".DS_Store"]
 root_doc = "index"

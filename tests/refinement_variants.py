@@ -1,6 +1,6 @@
 """Deliberately broken implementation variants the refinement tests must catch.
 
-Each variant is a set of keyword arguments for :class:`mbmssec.impl.abstraction.Lockstep`
+Each variant is a set of keyword arguments for :class:`mbmssec.refinement.abstraction.Lockstep`
 (core factories substituting a broken subclass); none changes the shipped code.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mbmssec.impl.bmsc import BmscCore
-from mbmssec.impl.store import Store
-from mbmssec.impl.ue import PacketOutcome, UeCore
+from mbmssec.impl.service.bmsc import BmscCore
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import PacketOutcome, UeCore
 
 
 class NoAuthorisationCheck(BmscCore):

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.aka import (
+from mbmssec.impl.protocols.aka import (
     KEK_MODE_BY_OPTION,
     SQN_MAX,
     AkaError,
@@ -35,7 +35,7 @@ from mbmssec.impl.aka import (
     make_auts,
     usim_authenticate,
 )
-from mbmssec.impl.milenage import Milenage
+from mbmssec.impl.protocols.milenage import Milenage
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "ts35208.json").read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """The sans-I/O BM-SC core (TS 33.246 6.2.2-6.2.3.3) against the UE core and oracles.
 
 Expected values come from the configuration and from independent code paths: the
-challenge is checked with the USIM function of TS 33.102 (:mod:`mbmssec.impl.aka`), the
+challenge is checked with the USIM function of TS 33.102 (:mod:`mbmssec.impl.protocols.aka`), the
 KEK with MILENAGE f3 of the challenge's RAND, the MIKEY delivery by parsing it with the
 KEK the test derives itself, fetch times against the window the configuration defines.
 Time is a fake clock and randomness a seeded generator, so every run is the same.
@@ -16,8 +16,18 @@ from typing import Any
 
 import pytest
 
-from mbmssec.impl.aka import UsimState, derive_kek, usim_authenticate
-from mbmssec.impl.bmsc import (
+from mbmssec.impl.net.client import register_uri
+from mbmssec.impl.protocols.aka import UsimState, derive_kek, usim_authenticate
+from mbmssec.impl.protocols.digest import decode_aka_nonce, parse_challenge
+from mbmssec.impl.protocols.mikey import FetchAtTime, TsType
+from mbmssec.impl.protocols.mikey_messages import (
+    ReplayMode,
+    ReplayState,
+    parse_and_verify,
+    unix_from_ntp,
+)
+from mbmssec.impl.protocols.milenage import Milenage
+from mbmssec.impl.service.bmsc import (
     REGISTER_PATH,
     BmscConfig,
     BmscCore,
@@ -27,18 +37,8 @@ from mbmssec.impl.bmsc import (
     check_profile,
     parse_register_query,
 )
-from mbmssec.impl.client import register_uri
-from mbmssec.impl.digest import decode_aka_nonce, parse_challenge
-from mbmssec.impl.mikey import FetchAtTime, TsType
-from mbmssec.impl.mikey_messages import (
-    ReplayMode,
-    ReplayState,
-    parse_and_verify,
-    unix_from_ntp,
-)
-from mbmssec.impl.milenage import Milenage
-from mbmssec.impl.store import Store
-from mbmssec.impl.ue import DeliveryOutcome, UeCore, UeError
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import DeliveryOutcome, UeCore, UeError
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"
@@ -263,7 +263,7 @@ def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     h.ue(0).answer_challenge(header, uri)
     auth = h.ue(0).auth
     assert auth is not None
-    from mbmssec.impl.digest import respond, serialise_authorization
+    from mbmssec.impl.protocols.digest import respond, serialise_authorization
 
     forged = serialise_authorization(
         respond(

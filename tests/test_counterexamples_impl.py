@@ -3,10 +3,10 @@ BM-SC and UE cores (real Digest AKA, MIKEY and SRTP bytes), showing the violatio
 
 For every shipped proposal and every property it is expected to break (and for the
 baseline's own property 7), the bounded search's shortest counterexample is replayed
-faithfully on the implementation (:func:`mbmssec.impl.replay.replay_counterexample`).
+faithfully on the implementation (:func:`mbmssec.refinement.replay.replay_counterexample`).
 Where the BM-SC's time-driven key schedule cannot produce the model's order, the
 shortest counterexample among the orders it can produce
-(:func:`~mbmssec.impl.replay.schedulable_counterexample`) is replayed instead; if there
+(:func:`~mbmssec.refinement.replay.schedulable_counterexample`) is replayed instead; if there
 is none, the case is skipped with the reason.  The same concrete operations are then
 run under a profile that forbids the violation (the baseline; for the baseline's
 property 7, re-keying on join) and must not show it.
@@ -18,8 +18,12 @@ from typing import Any
 
 import pytest
 
-from mbmssec.impl.bmsc import BmscError, check_profile
-from mbmssec.impl.replay import (
+from mbmssec.impl.service.bmsc import BmscError, check_profile
+from mbmssec.model.concrete import Universe
+from mbmssec.model.machine import Model
+from mbmssec.model.trace import Trace
+from mbmssec.proofs.check import shipped_proposals
+from mbmssec.refinement.replay import (
     ReplayResult,
     Unfaithful,
     evidence,
@@ -29,10 +33,6 @@ from mbmssec.impl.replay import (
     schedulable_counterexample,
     shortest_counterexample,
 )
-from mbmssec.model.concrete import Universe
-from mbmssec.model.machine import Model
-from mbmssec.model.trace import Trace
-from mbmssec.proofs.check import shipped_proposals
 from mbmssec.spec.loader import Profile, load_spec
 
 SEARCH_UNIVERSE = Universe(ue=1, svc=1, tek=2, pkt=1)

@@ -22,7 +22,7 @@ import pytest
 
 from mbmssec.cli import main as cli_main
 from mbmssec.commands.demo import DemoOptions, run_demo
-from mbmssec.impl.events import MODEL_EVENTS, OTHER_EVENTS, read_events
+from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, read_events
 from mbmssec.spec.loader import load_spec
 
 

@@ -20,14 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.aka import (
+from mbmssec.impl.protocols.aka import (
     SyncFailure,
     UsimState,
     auc_resync,
     generate_vector,
     usim_authenticate,
 )
-from mbmssec.impl.digest import (
+from mbmssec.impl.protocols.digest import (
     ALGORITHM_AKAV1_MD5,
     MAX_HEADER_CHARS,
     MAX_PARAMS,
@@ -53,7 +53,7 @@ from mbmssec.impl.digest import (
     verify_response,
     verify_resync,
 )
-from mbmssec.impl.milenage import Milenage
+from mbmssec.impl.protocols.milenage import Milenage
 
 # RFC 2617 clause 3.5 example (the header lines joined; obs-fold is not accepted).
 RFC2617_CHALLENGE = (

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mbmssec.impl.aka import generate_vector
-from mbmssec.impl.digest import (
+from mbmssec.impl.protocols.aka import generate_vector
+from mbmssec.impl.protocols.digest import (
     DigestAuthorization,
     DigestChallenge,
     DigestError,
@@ -37,7 +37,7 @@ from mbmssec.impl.digest import (
     serialise_authorization,
     serialise_challenge,
 )
-from mbmssec.impl.milenage import Milenage
+from mbmssec.impl.protocols.milenage import Milenage
 
 CHALLENGE_EXAMPLES = 500
 AUTHORIZATION_EXAMPLES = 500

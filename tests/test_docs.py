@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from mbmssec import docs_gen
 from mbmssec.cli import main
+from mbmssec.docgen import generator as docs_gen
 from mbmssec.model.actions import ACTIONS
 from mbmssec.model.properties import PROPERTIES
 from mbmssec.proofs.check import shipped_proposals
@@ -412,13 +412,16 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_broken_traceability_entries_are_reported(tmp_path: Path) -> None:
     links = tmp_path / "traceability.toml"
     links.write_text(
-        '[[impl]]\nobject = "mbmssec.impl.srtp.NoSuchThing"\nclauses = []\n\n'
+        '[[impl]]\nobject = "mbmssec.impl.protocols.srtp.NoSuchThing"\nclauses = []\n\n'
         '[[test]]\ntest = "tests/test_srtp.py::test_unknown_mki"\n'
         'clauses = ["6.2.3.3/NOPE"]\n'
     )
     elements, problems = docs_gen.load_links(links, load_spec(), {1})
     messages = [p.message for p in problems]
-    assert any("'mbmssec.impl.srtp.NoSuchThing' names no function or class" in m for m in messages)
+    assert any(
+        "'mbmssec.impl.protocols.srtp.NoSuchThing' names no function or class" in m
+        for m in messages
+    )
     assert any("unknown clause id '6.2.3.3/NOPE'" in m for m in messages)
     assert [e.name for e in elements if e.kind == "test" and e.origin != "docstring"] == [
         "tests/test_srtp.py::test_unknown_mki"

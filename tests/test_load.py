@@ -1,4 +1,4 @@
-"""Tests of the re-keying load simulation (mbmssec.load) and ``mbmssec load``.
+"""Tests of the re-keying load simulation (mbmssec.simulation.load) and ``mbmssec load``.
 
 The vectorised simulation is checked against oracles that do not share its code: a
 plain per-UE Python loop that recomputes every figure from the run's raw random draws,
@@ -21,7 +21,7 @@ import pytest
 
 from mbmssec import cli
 from mbmssec.commands import load as load_command
-from mbmssec.load import (
+from mbmssec.simulation.load import (
     ALL_STRATEGIES,
     STABLE_STEP,
     STABLE_STEPS,

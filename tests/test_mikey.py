@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl import mikey_messages
-from mbmssec.impl.mikey import (
+from mbmssec.impl.protocols import mikey_messages
+from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
     AuthenticationError,
     CommonHeader,
@@ -64,7 +64,7 @@ from mbmssec.impl.mikey import (
     serialise_key_data_chain,
     serialise_message,
 )
-from mbmssec.impl.mikey_crypto import (
+from mbmssec.impl.protocols.mikey_crypto import (
     TgkConstant,
     aes_cm_iv,
     derive_from_tgk,
@@ -73,7 +73,7 @@ from mbmssec.impl.mikey_crypto import (
     key_wrap,
     prf,
 )
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
     TekDelivery,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbmssec.impl.mikey import (
+from mbmssec.impl.protocols.mikey import (
     EncrAlg,
     ErrorNo,
     FetchAtSrtpIndex,
@@ -33,7 +33,7 @@ from mbmssec.impl.mikey import (
     parse_key_data_chain,
     parse_message,
 )
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
     TekDelivery,

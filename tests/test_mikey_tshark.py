@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from tshark_fields import Fields, flatten
 
-from mbmssec.impl.mikey import (
+from mbmssec.impl.protocols.mikey import (
     EncrAlg,
     ErrorNo,
     FetchAtSrtpIndex,
@@ -40,7 +40,7 @@ from mbmssec.impl.mikey import (
     TekFetchExtension,
     parse_message,
 )
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     TekDelivery,
     TekKey,
     build_error_message,
@@ -50,7 +50,7 @@ from mbmssec.impl.mikey_messages import (
     new_tek_delivery,
     ntp_from_unix,
 )
-from mbmssec.impl.pcap import PcapError, Proto, internet_checksum, pcap_bytes, write_pcap
+from mbmssec.impl.protocols.pcap import PcapError, Proto, internet_checksum, pcap_bytes, write_pcap
 
 TSHARK = shutil.which("tshark")
 pytestmark = [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.milenage import Milenage, MilenageError, compute_opc
+from mbmssec.impl.protocols.milenage import Milenage, MilenageError, compute_opc
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "ts35208.json").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ timer, SRTP packets under the active TEK's MKI, reception through the UE's SRTP
 receiver, coverage loss and regain, replay of a captured MIKEY delivery, a BM-SC
 restart); each step's events are replayed on the model and the abstraction of the
 concrete state must equal the model state on the observed symbols
-(:mod:`mbmssec.impl.abstraction`).  It runs for the baseline and every shipped proposal
+(:mod:`mbmssec.refinement.abstraction`).  It runs for the baseline and every shipped proposal
 the implementation can be configured for (``kek_scope=common`` and
 ``tek_protection=tls`` are refused by the implementation and skipped).
 """
@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from mbmssec.impl.abstraction import Lockstep
-from mbmssec.impl.bmsc import BmscError, check_profile
+from mbmssec.impl.service.bmsc import BmscError, check_profile
 from mbmssec.model.concrete import Universe
 from mbmssec.proofs.check import shipped_proposals
+from mbmssec.refinement.abstraction import Lockstep
 from mbmssec.spec.loader import Profile, load_spec
 
 UNIVERSE = Universe(ue=3, svc=1, tek=7, pkt=6)

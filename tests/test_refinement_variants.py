@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mbmssec.impl.abstraction import Divergence, Lockstep
 from mbmssec.model.concrete import Universe
+from mbmssec.refinement.abstraction import Divergence, Lockstep
 from mbmssec.spec.loader import load_spec
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -24,13 +24,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from mbmssec.impl.bmsc import BmscConfig, BmscCore, BmscError, RegisterRequest, Reply
-from mbmssec.impl.client import UeClient, UeClientError, register_uri
-from mbmssec.impl.digest import parse_challenge
-from mbmssec.impl.events import EventLog, read_events
-from mbmssec.impl.server import BmscServer, ServerError, TrafficCapture
-from mbmssec.impl.store import Store
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
+from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
+from mbmssec.impl.protocols.digest import parse_challenge
+from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError, RegisterRequest, Reply
+from mbmssec.impl.service.events import EventLog, read_events
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"

@@ -34,10 +34,10 @@ from typing import Any
 import aiohttp
 
 from mbmssec.commands.serve import open_core
-from mbmssec.impl.bmsc import BmscConfig
-from mbmssec.impl.client import ClientConfig, UeClient
-from mbmssec.impl.events import Event, EventLog, read_events
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import ClientConfig, UeClient
+from mbmssec.impl.service.bmsc import BmscConfig
+from mbmssec.impl.service.events import Event, EventLog, read_events
+from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"

@@ -20,10 +20,10 @@ import aiohttp
 from test_server_crash import Serve, free_port
 
 from mbmssec.commands.serve import open_core
-from mbmssec.impl.bmsc import BmscConfig
-from mbmssec.impl.client import UeClient
-from mbmssec.impl.events import EventLog, read_events
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import UeClient
+from mbmssec.impl.service.bmsc import BmscConfig
+from mbmssec.impl.service.events import EventLog, read_events
+from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl import _srtp_kdf, srtp
-from mbmssec.impl.srtp import (
+from mbmssec.impl.protocols import _srtp_kdf, srtp
+from mbmssec.impl.protocols.srtp import (
     AuthenticationError,
     AuthTag,
     KeyLabel,

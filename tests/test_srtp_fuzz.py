@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mbmssec.impl.srtp import (
+from mbmssec.impl.protocols.srtp import (
     AuthTag,
     MasterKey,
     SrtpError,

@@ -1,4 +1,4 @@
-"""Interoperability of mbmssec.impl.srtp with libsrtp 2.x (Debian libsrtp2-1) via ctypes.
+"""Interoperability of mbmssec.impl.protocols.srtp with libsrtp 2.x (Debian libsrtp2-1) via ctypes.
 
 libsrtp is the independent oracle: packets we protect with an MKI must be accepted by
 libsrtp and packets libsrtp protects must be accepted by us, across a key switch by MKI and
@@ -17,7 +17,7 @@ import pytest
 
 from mbmssec.bench import libsrtp
 from mbmssec.bench.libsrtp import Direction, LibSrtpKey, LibSrtpSession, LibSrtpStatusError, Status
-from mbmssec.impl.srtp import (
+from mbmssec.impl.protocols.srtp import (
     AuthenticationError,
     AuthTag,
     MasterKey,

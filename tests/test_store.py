@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mbmssec.impl.store import (
+from mbmssec.impl.service.store import (
     Challenge,
     Registration,
     Store,
@@ -191,7 +191,7 @@ def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
 
 _WRITER = r"""
 import sys
-from mbmssec.impl.store import Store
+from mbmssec.impl.service.store import Store
 store = Store(sys.argv[1], durability=sys.argv[2])
 with store.transaction():
     if store.get_subscriber("001") is None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mbmssec.impl.events import read_events
-from mbmssec.impl.tracecheck import causal_order, check_events
+from mbmssec.impl.service.events import read_events
 from mbmssec.model.vocabulary import FETCH_WINDOW
+from mbmssec.refinement.tracecheck import causal_order, check_events
 from mbmssec.spec.loader import load_spec
 
 

@@ -1,8 +1,8 @@
 """The sans-I/O UE core: key switching by MKI, unknown MKIs, bad packets and deliveries.
 
-Packets are made with the project's SRTP sender (:mod:`mbmssec.impl.srtp`, itself
+Packets are made with the project's SRTP sender (:mod:`mbmssec.impl.protocols.srtp`, itself
 checked against libsrtp) under the TEKs the BM-SC core stored; deliveries come from the
-BM-SC core or are built with :mod:`mbmssec.impl.mikey_messages` under a KEK the test
+BM-SC core or are built with :mod:`mbmssec.impl.protocols.mikey_messages` under a KEK the test
 derives from the UE's own authentication.
 """
 
@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 from test_bmsc import Harness, S
 
-from mbmssec.impl.aka import derive_kek
-from mbmssec.impl.bmsc import MKI_LENGTH
-from mbmssec.impl.client import register_uri
-from mbmssec.impl.mikey import FetchAtTime, IdPayload, IdType, SrtpCs
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.net.client import register_uri
+from mbmssec.impl.protocols.aka import derive_kek
+from mbmssec.impl.protocols.mikey import FetchAtTime, IdPayload, IdType, SrtpCs
+from mbmssec.impl.protocols.mikey_messages import (
     TekKey,
     build_tek_delivery,
     new_tek_delivery,
     ntp_from_unix,
 )
-from mbmssec.impl.srtp import MasterKey, SrtpPolicy, SrtpSender
-from mbmssec.impl.store import TekRow
-from mbmssec.impl.ue import UeError
+from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpSender
+from mbmssec.impl.service.bmsc import MKI_LENGTH
+from mbmssec.impl.service.store import TekRow
+from mbmssec.impl.service.ue import UeError
 
 
 def _sender(h: Harness, with_mki: bool = True) -> tuple[SrtpSender, int]:

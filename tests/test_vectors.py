@@ -41,12 +41,12 @@ from tshark_fields import Fields, flatten
 from mbmssec import cli
 from mbmssec.bench import libsrtp
 from mbmssec.bench.libsrtp import Direction, LibSrtpKey, LibSrtpSession, LibSrtpStatusError
-from mbmssec.impl.mikey import (
+from mbmssec.impl.protocols.mikey import (
     AuthenticationError,
     FetchAtSrtpIndex,
     FetchAtTime,
 )
-from mbmssec.impl.mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
     parse_and_verify,

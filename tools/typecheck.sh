@@ -9,5 +9,5 @@ trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree/mbmssec"
 for f in mbmssec/*.py; do ln -s "$PWD/$f" "$tree/mbmssec/"; done
 ln -s "$PWD/mbmssec/commands" "$tree/mbmssec/commands"
-for d in spec model proofs impl bench; do ln -s "$PWD/$d" "$tree/mbmssec/$d"; done
+for d in spec model proofs impl refinement simulation docgen bench; do ln -s "$PWD/$d" "$tree/mbmssec/$d"; done
 cd "$tree" && "$OLDPWD/.venv/bin/mypy" --config-file "$OLDPWD/pyproject.toml" -p mbmssec "$@"

@@ -434,7 +434,7 @@ def _plot_ratios(rows: Sequence[Figure], title: str, path: Path) -> Path | None:
 
 def _capacity(results: Mapping[str, Any]) -> float | None:
     """The BM-SC's measured registrations/s, if the bmsc benchmark ran."""
-    from mbmssec.load import DEFAULT_CAPACITY_KEY, LoadError, capacity_from_json
+    from mbmssec.simulation.load import DEFAULT_CAPACITY_KEY, LoadError, capacity_from_json
 
     bmsc = results.get("bmsc")
     if bmsc is None:

@@ -1,8 +1,8 @@
 """``mbmssec demo``: a BM-SC and N UEs on loopback, streaming through re-keys.
 
 The demo runs the MBMS key management of the proposed TS 33.246 text end to end in one
-process: a BM-SC (:mod:`mbmssec.impl.server`) with a fresh database, one service and
-N subscribed UEs (:mod:`mbmssec.impl.client`), each registering with HTTP Digest AKA,
+process: a BM-SC (:mod:`mbmssec.impl.net.server`) with a fresh database, one service and
+N subscribed UEs (:mod:`mbmssec.impl.net.client`), each registering with HTTP Digest AKA,
 receiving its TEKs in MIKEY and decrypting the SRTP stream the BM-SC fans out to its
 own UDP port on 127.0.0.1.  The scenario:
 
@@ -21,7 +21,7 @@ the unknown-MKI path (through its fetch time with ``unknown_mki_resync=wait``).
 
 A live table (per UE: state, keys held, packets decrypted, failures) is drawn on stderr
 when it is a terminal; a summary follows on stdout (``--json`` for machines).  The event
-log (JSON lines, :mod:`mbmssec.impl.events`) is always written (``--log FILE``, else
+log (JSON lines, :mod:`mbmssec.impl.service.events`) is always written (``--log FILE``, else
 into the run's temporary directory), and ``--pcap FILE`` writes the HTTP and SRTP
 traffic for Wireshark.  Exit status 0 when every check holds, 1 otherwise.
 """
@@ -45,13 +45,13 @@ import aiohttp
 
 from mbmssec.commands.serve import add_profile_arguments, positive, profile_from_args
 from mbmssec.errors import UsageError
-from mbmssec.impl.bmsc import BmscConfig, BmscCore
-from mbmssec.impl.client import UeClient
-from mbmssec.impl.events import DEMO, Event, EventLog, read_events
-from mbmssec.impl.server import BmscServer, TrafficCapture
-from mbmssec.impl.store import Store
-from mbmssec.impl.tracecheck import check_events as trace_check
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import UeClient
+from mbmssec.impl.net.server import BmscServer, TrafficCapture
+from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
+from mbmssec.impl.service.events import DEMO, Event, EventLog, read_events
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import UeCore
+from mbmssec.refinement.tracecheck import check_events as trace_check
 from mbmssec.spec.loader import Profile
 
 __all__ = ["SERVICE", "DemoOptions", "check_events", "register", "run_demo"]

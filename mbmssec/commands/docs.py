@@ -3,7 +3,7 @@
 Makes sure the proof results are those of the current model (runs ``mbmssec check --all
 --out RESULTS`` when ``RESULTS/results.json`` is missing or was computed for another
 model hash), generates the pages from ``spec/``, ``model/`` and the results
-(:mod:`mbmssec.docs_gen`), and builds them with ``sphinx-build -W --keep-going -n -b
+(:mod:`mbmssec.docgen.generator`), and builds them with ``sphinx-build -W --keep-going -n -b
 html``.  Exit status: 0 built, 1 the strict build failed (the warnings name the clause,
 property or stale result), 2 bad input (no docs folder, unusable results folder).
 """
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mbmssec.docs_gen import DOCS_DIR, RESULTS_FILE, load_junit, results_state
+from mbmssec.docgen.generator import DOCS_DIR, RESULTS_FILE, load_junit, results_state
 from mbmssec.errors import UsageError
 
 

@@ -1,6 +1,6 @@
 """``mbmssec load``: re-keying load on the BM-SC for each TEK fetch-spreading strategy.
 
-Runs :func:`mbmssec.load.simulate` (TS 33.246 proposal: UEs fetch the next TEK point to
+Runs :func:`mbmssec.simulation.load.simulate` (TS 33.246 proposal: UEs fetch the next TEK point to
 point before activation) for every value of the spec option ``fetch_spreading`` and
 prints one table row per strategy, or JSON with ``--json``; ``--plots DIR`` also writes
 the load over time and the peak against population as PNG files.
@@ -17,8 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from mbmssec import load
-from mbmssec.load import FetchSpreading, LoadError, LoadParams, LoadReport, StrategyResult
+from mbmssec.simulation import load
+from mbmssec.simulation.load import (
+    FetchSpreading,
+    LoadError,
+    LoadParams,
+    LoadReport,
+    StrategyResult,
+)
 
 PROGRESS_AFTER = 2.0  # seconds before the first progress line
 

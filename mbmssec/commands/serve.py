@@ -2,10 +2,10 @@
 
 ``mbmssec serve --db PATH`` runs the BM-SC of the TS 33.246 MBMS key management on
 127.0.0.1: HTTP Digest AKA registration with MIKEY TEK delivery, the TEK schedule and
-the SRTP fan-out (see :mod:`mbmssec.impl.server`), with all state in the SQLite
+the SRTP fan-out (see :mod:`mbmssec.impl.net.server`), with all state in the SQLite
 database at PATH.  When it is listening it prints one JSON line on stdout
 (``{"url", "port", "udp_port", "pid", "db", "log"}``); it runs until SIGTERM or
-SIGINT.  The event log (:mod:`mbmssec.impl.events`) is appended to ``--log FILE``, by
+SIGINT.  The event log (:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by
 default ``PATH.events.jsonl``.
 Killed at any moment, it restarts from the same database without losing state.
 
@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
-from mbmssec.impl.bmsc import BmscConfig, BmscCore, BmscError
-from mbmssec.impl.events import EventLog
-from mbmssec.impl.server import LOOPBACK_HOSTS, BmscServer
-from mbmssec.impl.store import DURABILITY, Store
+from mbmssec.impl.net.server import LOOPBACK_HOSTS, BmscServer
+from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
+from mbmssec.impl.service.events import EventLog
+from mbmssec.impl.service.store import DURABILITY, Store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 __all__ = [

@@ -1,9 +1,9 @@
 """``mbmssec trace-check LOG``: does some run of the model explain an event log?
 
 Reads a JSON-lines event log of the BM-SC and UEs (``mbmssec demo --log``, ``serve``,
-``ue``; format in :mod:`mbmssec.impl.events`) and searches for a sequence of model
+``ue``; format in :mod:`mbmssec.impl.service.events`) and searches for a sequence of model
 transitions that explains it, allowing for what the log does not record (time, late
-fetches, reused authentications; see :mod:`mbmssec.impl.tracecheck`).  Prints OK, or
+fetches, reused authentications; see :mod:`mbmssec.refinement.tracecheck`).  Prints OK, or
 the first event no transition explains with the candidate model states at that point.
 
 The profile is ``--profile FILE`` / ``-o NAME=VALUE``; without either, the one recorded
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
-from mbmssec.impl.events import read_events
-from mbmssec.impl.tracecheck import DEFAULT_WIDTH, TraceResult, check_events
+from mbmssec.impl.service.events import read_events
+from mbmssec.refinement.tracecheck import DEFAULT_WIDTH, TraceResult, check_events
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 

@@ -3,7 +3,7 @@
 The UE registers for each ``--service`` with HTTP Digest AKA (its USIM holds ``--k``
 and ``--opc``), installs the MIKEY TEK deliveries, receives the SRTP stream on its own
 UDP port on 127.0.0.1, decrypts it by MKI, re-fetches at the fetch times the BM-SC
-gives and on an unknown MKI (TS 33.246 6.2.2-6.2.3.3; see :mod:`mbmssec.impl.client`).
+gives and on an unknown MKI (TS 33.246 6.2.2-6.2.3.3; see :mod:`mbmssec.impl.net.client`).
 It runs for ``--duration`` seconds (or until SIGINT/SIGTERM with 0) and prints a
 summary per service (JSON with ``--json``).  Exit status 0 when every service was
 registered and decrypted at least one packet, 1 otherwise.
@@ -23,10 +23,10 @@ import aiohttp
 
 from mbmssec.commands.serve import add_profile_arguments, hex16, profile_from_args
 from mbmssec.errors import UsageError
-from mbmssec.impl.bmsc import BmscError, validate_service, validate_ue
-from mbmssec.impl.client import UeClient, UeClientError
-from mbmssec.impl.events import EventLog
-from mbmssec.impl.ue import UeCore
+from mbmssec.impl.net.client import UeClient, UeClientError
+from mbmssec.impl.service.bmsc import BmscError, validate_service, validate_ue
+from mbmssec.impl.service.events import EventLog
+from mbmssec.impl.service.ue import UeCore
 
 __all__ = ["register"]
 

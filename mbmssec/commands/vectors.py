@@ -1,7 +1,7 @@
 """``mbmssec vectors``: write the test vectors of the MBMS key management profile.
 
 ``mbmssec vectors --out DIR [--seed S] [--json]`` writes the files built by
-:func:`mbmssec.impl.vectors.generate` (MIKEY TEK delivery, SRTP/SRTCP with MKI, Digest
+:func:`mbmssec.impl.protocols.vectors.generate` (MIKEY TEK delivery, SRTP/SRTCP with MKI, Digest
 AKA, a capture of the MIKEY messages and a README; format in docs/vectors.md) into
 DIR, creating it if needed, and prints what it wrote. The same seed always gives
 byte-identical files. Files of other names in DIR are left alone; each file is written
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
-from mbmssec.impl import vectors
-from mbmssec.impl.vectors import VectorFile, VectorsError
+from mbmssec.impl.protocols import vectors
+from mbmssec.impl.protocols.vectors import VectorFile, VectorsError
 
 
 def _seed(text: str) -> int:

@@ -1,6 +1,6 @@
 """Trace validation: does some run of the model explain an event log of the BM-SC and UEs?
 
-The event log (:mod:`mbmssec.impl.events`) records what a running BM-SC and its UEs did
+The event log (:mod:`mbmssec.impl.service.events`) records what a running BM-SC and its UEs did
 (TS 33.246 6.2.2-6.2.3.3).  Most event names are the model's action names
 (:data:`mbmssec.model.actions.ACTIONS`); :func:`check_events` replays them on the
 executable model and reports the first event no model transition can explain.

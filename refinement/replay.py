@@ -3,7 +3,7 @@
 A counterexample of the bounded search (:mod:`mbmssec.proofs.bmc`) is a
 :class:`~mbmssec.model.trace.Trace` of model actions (TS 33.246 6.2.2-6.2.3.3 as
 modelled in :mod:`mbmssec.model`).  :func:`plan` turns it into operations of the
-:class:`~mbmssec.impl.abstraction.Lockstep` driver (real Digest AKA, real MIKEY bytes,
+:class:`~mbmssec.refinement.abstraction.Lockstep` driver (real Digest AKA, real MIKEY bytes,
 real SRTP packets), :func:`execute` runs them, and :func:`evidence` reads the concrete
 run for the byte-level trace of the violated property.
 
@@ -41,16 +41,15 @@ from typing import Any, Final
 import z3
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.bmsc import MKI_LENGTH
+from mbmssec.impl.service.ue import PacketOutcome, UeError
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.dsl import Sort
 from mbmssec.model.machine import Model
 from mbmssec.model.trace import Trace
 from mbmssec.proofs.bmc import Unrolling, replay_violation
+from mbmssec.refinement.abstraction import Divergence, Lockstep
 from mbmssec.spec.loader import Profile
-
-from .abstraction import Divergence, Lockstep
-from .bmsc import MKI_LENGTH
-from .ue import PacketOutcome, UeError
 
 __all__ = [
     "LOCKSTEP_UNIVERSE",

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import hashes
 from mbmssec.errors import MbmssecError
 
 if TYPE_CHECKING:
-    from .aka import AuthVector, Rand
+    from mbmssec.impl.protocols.aka import AuthVector, Rand
 
 __all__ = [
     "ALGORITHM_AKAV1_MD5",
@@ -955,7 +955,7 @@ def verify_resync(
 
     The same binding checks as :func:`verify_response`, ``auts`` must be present,
     and the request-digest must be computed with the empty password.  The AUTS is
-    then for :func:`mbmssec.impl.aka.auc_resync` together with the challenge's RAND.
+    then for :func:`mbmssec.impl.protocols.aka.auc_resync` together with the challenge's RAND.
     Nonce age is not checked: a resynchronisation is answered with a new vector.
     """
     _check_binding(authorization, challenge, uri=uri, username=username)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap,
 )
 
-from .mikey import (
+from mbmssec.impl.protocols.mikey import (
     AuthenticationError,
     EncodeError,
     EncrAlg,

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from .mikey import (
+from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
     AuthenticationError,
     CommonHeader,
@@ -73,7 +73,7 @@ from .mikey import (
     serialise_key_data_chain,
     serialise_message,
 )
-from .mikey_crypto import (
+from mbmssec.impl.protocols.mikey_crypto import (
     compute_mac,
     derive_message_keys,
     kemac_decrypt,

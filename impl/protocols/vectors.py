@@ -43,8 +43,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from mbmssec import __version__
 from mbmssec.errors import MbmssecError
-
-from .aka import (
+from mbmssec.impl.protocols.aka import (
     AkaResponse,
     AuthVector,
     SyncFailure,
@@ -54,7 +53,7 @@ from .aka import (
     generate_vector,
     usim_authenticate,
 )
-from .digest import (
+from mbmssec.impl.protocols.digest import (
     DigestAuthorization,
     DigestChallenge,
     decode_aka_nonce,
@@ -64,7 +63,7 @@ from .digest import (
     serialise_authorization,
     serialise_challenge,
 )
-from .mikey import (
+from mbmssec.impl.protocols.mikey import (
     EncrAlg,
     FetchAtSrtpIndex,
     FetchAtTime,
@@ -83,9 +82,9 @@ from .mikey import (
     parse_message,
     serialise_key_data_chain,
 )
-from .mikey import SrtpPolicy as MikeySrtpPolicy
-from .mikey_crypto import aes_cm_iv, derive_message_keys
-from .mikey_messages import (
+from mbmssec.impl.protocols.mikey import SrtpPolicy as MikeySrtpPolicy
+from mbmssec.impl.protocols.mikey_crypto import aes_cm_iv, derive_message_keys
+from mbmssec.impl.protocols.mikey_messages import (
     NTP_UNIX_OFFSET,
     TekDelivery,
     TekKey,
@@ -94,9 +93,9 @@ from .mikey_messages import (
     new_tek_delivery,
     ntp_from_unix,
 )
-from .milenage import Milenage
-from .pcap import Packet, pcap_bytes
-from .srtp import (
+from mbmssec.impl.protocols.milenage import Milenage
+from mbmssec.impl.protocols.pcap import Packet, pcap_bytes
+from mbmssec.impl.protocols.srtp import (
     AuthTag,
     KeyLabel,
     MasterKey,

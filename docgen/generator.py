@@ -10,7 +10,7 @@ clause ids in their docstrings count too).  Message sequence charts are drawn fr
 counterexample traces at build time with :mod:`mbmssec.proofs.msc`.
 
 The module is also the Sphinx extension that runs the generator when a build starts
-(``extensions = [..., "mbmssec.docs_gen"]``) and turns every gap into a warning, so a
+(``extensions = [..., "mbmssec.docgen.generator"]``) and turns every gap into a warning, so a
 strict build (``-W``) fails on:
 
 * a normative clause with no model element (no action or property tagged with it);
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbmssec import docs_pages
+from mbmssec.docgen import pages as docs_pages
 from mbmssec.errors import MbmssecError
 from mbmssec.model.dsl import Action, ModelError
 from mbmssec.model.properties import Property
@@ -634,7 +634,7 @@ def _docstring_links(spec: Spec) -> list[CodeElement]:
     impl_dir = _module_file("mbmssec.impl")
     sources: list[tuple[str, Path]] = []
     if impl_dir is not None:
-        sources += [("impl", p) for p in sorted(impl_dir.parent.glob("*.py"))]
+        sources += [("impl", p) for p in sorted(impl_dir.parent.rglob("*.py"))]
     sources += [("test", p) for p in sorted((ROOT / "tests").glob("test_*.py"))]
     for kind, path in sources:
         tree = _parse(path)
@@ -647,8 +647,9 @@ def _docstring_links(spec: Spec) -> list[CodeElement]:
             found = tuple(dict.fromkeys(pattern.findall(doc)))
             if not found:
                 continue
-            if kind == "impl":
-                name = f"mbmssec.impl.{path.stem}.{qual}"
+            if kind == "impl" and impl_dir is not None:
+                sub = path.relative_to(impl_dir.parent).with_suffix("").parts
+                name = ".".join(("mbmssec.impl", *sub, qual))
             elif node.name.startswith("test_"):
                 name = f"{_rel(path)}::{qual.replace('.', '::')}"
             else:

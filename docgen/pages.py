@@ -1,6 +1,6 @@
 """Documentation pages computed at build time: re-keying load, and benchmark results.
 
-The load page runs the population simulation (:mod:`mbmssec.load`) while the docs are
+The load page runs the population simulation (:mod:`mbmssec.simulation.load`) while the docs are
 built, so its numbers are those of the code the docs describe; it ties them to the
 model's activation property (property 4).  The benchmark page shows the newest
 ``mbmssec bench`` results found in ``results/bench/`` of the working tree, or says how
@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mbmssec.load import ALL_STRATEGIES, LoadParams, simulate
+from mbmssec.simulation.load import ALL_STRATEGIES, LoadParams, simulate
 
 #: The scenario the load page simulates (documented on the page itself).
 LOAD_SCENARIO = LoadParams(

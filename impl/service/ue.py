@@ -3,17 +3,17 @@
 The UE side of the MBMS key management of the proposed TS 33.246 text (6.2.2 initial
 keying, 6.2.3 re-keying and activation), without network or clock: every entry point
 takes the bytes received and the time ``now``; randomness comes from an injected
-``rand(n) -> bytes``.  :mod:`mbmssec.impl.client` drives it over HTTP and UDP.
+``rand(n) -> bytes``.  :mod:`mbmssec.impl.net.client` drives it over HTTP and UDP.
 
 * :meth:`UeCore.answer_challenge`: the USIM checks AUTN and computes RES
-  (TS 33.102 6.3.3, :func:`~mbmssec.impl.aka.usim_authenticate`), and the Digest AKA
+  (TS 33.102 6.3.3, :func:`~mbmssec.impl.protocols.aka.usim_authenticate`), and the Digest AKA
   credentials are built (RFC 3310 3.3); a stale SQN gives the AUTS resynchronisation
   request instead (RFC 3310 3.4); a bad MAC-A (a false network) is refused.
 * :meth:`UeCore.preemptive_authorization`: with ``second_service_auth=authorise_only``
   a further registration reuses the last verified nonce with the next nonce count, so
   the BM-SC only authorises (6.2.2, editor's note on a second service).
 * :meth:`UeCore.accept_delivery`: the MIKEY TEK delivery is verified with the KEK
-  (:func:`~mbmssec.impl.aka.derive_kek`, per ``kek_derivation``) and the replay state
+  (:func:`~mbmssec.impl.protocols.aka.derive_kek`, per ``kek_derivation``) and the replay state
   (``replay_protection``), and its TEKs, MKIs, fetch time (as a time or an SRTP index)
   and lifetime are installed; the MIKEY response (step 4b) is built when the V flag asks.
 * :meth:`UeCore.on_packet`: an SRTP packet is decrypted with the TEK its MKI names
@@ -34,10 +34,15 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mbmssec.errors import MbmssecError
-
-from .aka import MacFailure, Rand, SyncFailure, UsimState, derive_kek, usim_authenticate
-from .bmsc import MKI_LENGTH, check_profile
-from .digest import (
+from mbmssec.impl.protocols.aka import (
+    MacFailure,
+    Rand,
+    SyncFailure,
+    UsimState,
+    derive_kek,
+    usim_authenticate,
+)
+from mbmssec.impl.protocols.digest import (
     ALGORITHM_AKAV1_MD5,
     DigestChallenge,
     DigestError,
@@ -47,17 +52,16 @@ from .digest import (
     respond_resync,
     serialise_authorization,
 )
-from .events import UE, Event, tek_id
-from .mikey import FetchAtSrtpIndex, FetchAtTime, IdType, MikeyError
-from .mikey_messages import (
+from mbmssec.impl.protocols.mikey import FetchAtSrtpIndex, FetchAtTime, IdType, MikeyError
+from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
     build_verification,
     parse_and_verify,
     unix_from_ntp,
 )
-from .milenage import Milenage
-from .srtp import (
+from mbmssec.impl.protocols.milenage import Milenage
+from mbmssec.impl.protocols.srtp import (
     AuthenticationError,
     MasterKey,
     ParseError,
@@ -67,6 +71,8 @@ from .srtp import (
     SrtpReceiver,
     UnknownMkiError,
 )
+from mbmssec.impl.service.bmsc import MKI_LENGTH, check_profile
+from mbmssec.impl.service.events import UE, Event, tek_id
 
 __all__ = [
     "AuthContext",

@@ -1,7 +1,7 @@
 """UMTS AKA: authentication vectors, the USIM check, resynchronisation and the KEK.
 
 This is the Authentication and Key Agreement procedure of 3GPP TS 33.102 clause 6.3
-over the MILENAGE functions of :mod:`mbmssec.impl.milenage`, in the three roles the
+over the MILENAGE functions of :mod:`mbmssec.impl.protocols.milenage`, in the three roles the
 MBMS key management needs:
 
 * the HSS/AuC builds an authentication vector (:func:`generate_vector`,
@@ -42,8 +42,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 from mbmssec.errors import MbmssecError
-
-from .milenage import Milenage
+from mbmssec.impl.protocols.milenage import Milenage
 
 __all__ = [
     "AMF_RESYNC",

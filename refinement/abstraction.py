@@ -1,7 +1,7 @@
 """The abstraction function: concrete BM-SC and UE state -> a model state (refinement).
 
-:func:`abstract` maps the BM-SC's :class:`~mbmssec.impl.store.Store`, the UEs'
-:class:`~mbmssec.impl.ue.UeCore` objects and what a test recorded (packets sent, which
+:func:`abstract` maps the BM-SC's :class:`~mbmssec.impl.service.store.Store`, the UEs'
+:class:`~mbmssec.impl.service.ue.UeCore` objects and what a test recorded (packets sent, which
 UE decrypted which, coverage, lost deliveries) to a :class:`~mbmssec.model.concrete.State`
 of the model (TS 33.246 6.2.2-6.2.3.3 as modelled in :mod:`mbmssec.model`), over a
 :class:`~mbmssec.model.concrete.Universe`.  Elements: UE ``i`` is the ``i``-th UE
@@ -29,7 +29,7 @@ Not observed: ``acked`` (the implementation records a MIKEY response as confirmi
 every TEK of the delivery, the model only the next TEK; activation reads only the next
 TEK's, so the difference cannot change a step), ``clock`` and ``fetch_time`` (model
 units vs Unix seconds; chosen existentially by
-:class:`~mbmssec.impl.tracecheck.Tracker`), ``ev`` and ``pkt_ev``,
+:class:`~mbmssec.refinement.tracecheck.Tracker`), ``ev`` and ``pkt_ev``,
 the attacker's symbols (``compromised``, ``att_kek``, ``att_tek``: no attacker runs
 against the implementation here) and the property witnesses ``missed_activation`` and
 ``rolled_back`` (checked on the model side by the properties).
@@ -41,11 +41,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from mbmssec.impl.service.store import Store
+from mbmssec.impl.service.ue import UeCore
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.vocabulary import VOCABULARY
-
-from .store import Store
-from .ue import UeCore
 
 __all__ = ["OBSERVED", "ORDERED_STAMPS", "Record", "abstract", "difference", "stamp_order"]
 
@@ -251,7 +250,7 @@ class Divergence(AssertionError):
 @dataclass
 class Lockstep:
     """Concrete BM-SC and UE cores driven step by step, each step's events replayed on
-    the model (:class:`~mbmssec.impl.tracecheck.EventMapper`) and ``abstract(...)``
+    the model (:class:`~mbmssec.refinement.tracecheck.EventMapper`) and ``abstract(...)``
     compared with the model state after every step.
 
     ``bmsc_factory``/``ue_factory`` build the cores (broken variants substitute their
@@ -272,11 +271,10 @@ class Lockstep:
     def __post_init__(self) -> None:
         import random
 
+        from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
+        from mbmssec.impl.service.ue import UeCore as _Ue
         from mbmssec.model.machine import Model
-
-        from .bmsc import BmscConfig, BmscCore
-        from .tracecheck import EventMapper, Naming, Tracker
-        from .ue import UeCore as _Ue
+        from mbmssec.refinement.tracecheck import EventMapper, Naming, Tracker
 
         self.rng = random.Random(self.seed)
         self.now = 1_800_000_000.0
@@ -308,7 +306,7 @@ class Lockstep:
     # -- plumbing
     def _feed(self, events: Sequence[Any]) -> None:
         objs = [e.to_json() if hasattr(e, "to_json") else dict(e) for e in events]
-        from .tracecheck import Unexplained
+        from mbmssec.refinement.tracecheck import Unexplained
 
         try:
             self.mapper.feed(objs, self.n_events)
@@ -382,9 +380,9 @@ class Lockstep:
         self._do(f"revoke(UE{i})", self.core.revoke(self.names[i], self.service, self.now))
 
     def register(self, i: int, lost: bool = False) -> None:
-        from .bmsc import RegisterRequest
-        from .client import register_uri
-        from .events import UE, Event
+        from mbmssec.impl.net.client import register_uri
+        from mbmssec.impl.service.bmsc import RegisterRequest
+        from mbmssec.impl.service.events import UE, Event
 
         ue, name = self.ues[i], self.names[i]
         trigger = "initial"
@@ -439,9 +437,9 @@ class Lockstep:
     def send(self) -> None:
         import struct
 
-        from .bmsc import MKI_LENGTH
-        from .events import BMSC, Event
-        from .srtp import MasterKey, SrtpPolicy, SrtpSender
+        from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpSender
+        from mbmssec.impl.service.bmsc import MKI_LENGTH
+        from mbmssec.impl.service.events import BMSC, Event
 
         tek = self.core.active_tek(self.service)
         assert tek is not None
@@ -484,7 +482,7 @@ class Lockstep:
         self._do(f"receive(UE{i}, P{p}) -> {'ok' if out.ok else out.reason}", [out.event])
 
     def lose_coverage(self, i: int) -> None:
-        from .events import UE, Event
+        from mbmssec.impl.service.events import UE, Event
 
         name = self.names[i]
         self.record.covered[name] = False
@@ -495,7 +493,7 @@ class Lockstep:
         )
 
     def regain_coverage(self, i: int) -> None:
-        from .events import UE, Event
+        from mbmssec.impl.service.events import UE, Event
 
         name = self.names[i]
         self.record.covered[name] = True
@@ -507,7 +505,7 @@ class Lockstep:
     def replay(self, k: int) -> None:
         """The attacker replays captured MIKEY delivery ``k`` to its UE (model: Replay of
         each TEK it carried)."""
-        from .ue import UeError
+        from mbmssec.impl.service.ue import UeError
 
         i, body, mkis = self.captured[k]
         ue = self.ues[i]

@@ -4,13 +4,14 @@ This is the Broadcast-Multicast Service Centre of the MBMS key management in the
 proposed TS 33.246 text, clauses 6.2.2 (initial keying) and 6.2.3 (re-keying and
 activation), without any network or clock of its own: every entry point takes the
 request's data, the time ``now`` (Unix seconds) and uses an injected random source
-``rand(n) -> bytes``; :mod:`mbmssec.impl.server` puts it behind HTTP and UDP.
+``rand(n) -> bytes``; :mod:`mbmssec.impl.net.server` puts it behind HTTP and UDP.
 
 Roles
 -----
 * **HSS/AuC** (TS 33.102 6.3): subscribers' K, OPc and SQN live in the
-  :class:`~mbmssec.impl.store.Store`; every challenge takes the next SQN in its own
-  committed transaction and builds a vector with :func:`~mbmssec.impl.aka.generate_vector`.
+  :class:`~mbmssec.impl.service.store.Store`; every challenge takes the next SQN in its own
+  committed transaction and builds a vector with
+  :func:`~mbmssec.impl.protocols.aka.generate_vector`.
   AUTS resynchronisation (TS 33.102 6.3.5) raises the SQN to the USIM's SQN_MS.
 * **Registration** (6.2.2 steps 2-4, 6.2.3.2): ``GET /mbms/register?ue=..&service=..&port=..``
   is answered with an HTTP Digest AKA challenge (RFC 3310, ``401`` +
@@ -29,7 +30,7 @@ Options
 -------
 The BM-SC is configured by a :class:`~mbmssec.spec.loader.Profile` and honours:
 ``kek_derivation`` (KEK = CK, or derived per UE and service with
-:func:`~mbmssec.impl.aka.derive_kek`); ``second_service_auth`` (``reauthenticate``: a
+:func:`~mbmssec.impl.protocols.aka.derive_kek`); ``second_service_auth`` (``reauthenticate``: a
 nonce is good for one registration; ``authorise_only``: a verified nonce stays good,
 with a growing nonce count, for further registrations, also for other services, until
 it is ``nonce_lifetime`` old); ``fetch_time_unit`` (fetch time as NTP time or as an SRTP
@@ -60,10 +61,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
-from mbmssec.spec.loader import Profile
-
-from .aka import SQN_MAX, AutsMacFailure, Rand, auc_resync, derive_kek, generate_vector
-from .digest import (
+from mbmssec.impl.protocols.aka import (
+    SQN_MAX,
+    AutsMacFailure,
+    Rand,
+    auc_resync,
+    derive_kek,
+    generate_vector,
+)
+from mbmssec.impl.protocols.digest import (
     ALGORITHM_AKAV1_MD5,
     QOP_AUTH,
     DigestAuthError,
@@ -77,9 +83,8 @@ from .digest import (
     verify_response,
     verify_resync,
 )
-from .events import BMSC, Event, tek_id
-from .mikey import AuthenticationError as MikeyAuthError
-from .mikey import (
+from mbmssec.impl.protocols.mikey import AuthenticationError as MikeyAuthError
+from mbmssec.impl.protocols.mikey import (
     FetchAtSrtpIndex,
     FetchAtTime,
     IdPayload,
@@ -89,7 +94,7 @@ from .mikey import (
     TimestampPayload,
     TsType,
 )
-from .mikey_messages import (
+from mbmssec.impl.protocols.mikey_messages import (
     TekDelivery,
     TekKey,
     build_tek_delivery,
@@ -97,8 +102,18 @@ from .mikey_messages import (
     ntp_from_unix,
     verify_verification,
 )
-from .milenage import Milenage
-from .store import Challenge, Registration, Service, Store, StoreError, Subscription, TekRow
+from mbmssec.impl.protocols.milenage import Milenage
+from mbmssec.impl.service.events import BMSC, Event, tek_id
+from mbmssec.impl.service.store import (
+    Challenge,
+    Registration,
+    Service,
+    Store,
+    StoreError,
+    Subscription,
+    TekRow,
+)
+from mbmssec.spec.loader import Profile
 
 __all__ = [
     "MAX_BODY",

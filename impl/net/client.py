@@ -1,6 +1,6 @@
 """The UE client: HTTP registration with Digest AKA, SRTP reception, scheduled re-fetch.
 
-This drives :class:`~mbmssec.impl.ue.UeCore` over the network, on loopback only, as
+This drives :class:`~mbmssec.impl.service.ue.UeCore` over the network, on loopback only, as
 TS 33.246 6.2.2-6.2.3.3 describe the UE:
 
 * :meth:`UeClient.register` runs one (re-)registration: ``GET /mbms/register`` (step 2),
@@ -20,7 +20,7 @@ TS 33.246 6.2.2-6.2.3.3 describe the UE:
   up on regaining it: at once with ``unknown_mki_resync=wait``; with ``refetch`` the UE
   waits ``resume_grace`` seconds for the stream to reveal an unknown MKI first.
 
-Every step is recorded in the :class:`~mbmssec.impl.events.EventLog`.
+Every step is recorded in the :class:`~mbmssec.impl.service.events.EventLog`.
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ import aiohttp
 from yarl import URL
 
 from mbmssec.errors import MbmssecError
-
-from .bmsc import REGISTER_PATH, RESPONSE_PATH
-from .events import UE, Event, EventLog
-from .ue import UeCore, UeError
+from mbmssec.impl.service.bmsc import REGISTER_PATH, RESPONSE_PATH
+from mbmssec.impl.service.events import UE, Event, EventLog
+from mbmssec.impl.service.ue import UeCore, UeError
 
 __all__ = [
     "ClientConfig",

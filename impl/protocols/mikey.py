@@ -1,9 +1,9 @@
 """MIKEY (RFC 3830) payloads and their wire format, as the MBMS TEK delivery uses them.
 
 This module is the bounded, strict parse/serialise layer of MIKEY pre-shared-key
-mode; the cryptography is in :mod:`mbmssec.impl.mikey_crypto` and the message-level
+mode; the cryptography is in :mod:`mbmssec.impl.protocols.mikey_crypto` and the message-level
 API (the BM-SC's TEK delivery message and the UE's verification message) in
-:mod:`mbmssec.impl.mikey_messages`.
+:mod:`mbmssec.impl.protocols.mikey_messages`.
 
 Covered (field layouts per RFC 3830 section 6, network byte order):
 
@@ -1263,7 +1263,7 @@ def parse_message(data: bytes) -> MikeyMessage:
     """Parse one whole MIKEY message; trailing or missing bytes are a :class:`ParseError`.
 
     Only structure is checked here; authentication and semantics are for
-    :mod:`mbmssec.impl.mikey_messages`.
+    :mod:`mbmssec.impl.protocols.mikey_messages`.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ParseError("MIKEY message must be bytes", offset=0, payload="HDR")

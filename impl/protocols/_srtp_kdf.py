@@ -1,6 +1,6 @@
 """The cryptographic core of SRTP (RFC 3711): AES-CM keystream, IVs and key derivation.
 
-Kept apart from the packet logic in :mod:`mbmssec.impl.srtp` so the transforms of
+Kept apart from the packet logic in :mod:`mbmssec.impl.protocols.srtp` so the transforms of
 RFC 3711 §4.1.1 (AES in counter mode), §4.3 (key derivation) and the batch keystream
 used by the fast path can be checked on their own against Appendix B.2 and B.3.
 All AES work goes through ``cryptography``; nothing here keeps state between calls

@@ -1,6 +1,6 @@
 """The BM-SC service: HTTP registration and admin endpoints, TEK schedule, SRTP fan-out.
 
-This puts :class:`~mbmssec.impl.bmsc.BmscCore` on the network, on loopback only:
+This puts :class:`~mbmssec.impl.service.bmsc.BmscCore` on the network, on loopback only:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
@@ -19,7 +19,7 @@ This puts :class:`~mbmssec.impl.bmsc.BmscCore` on the network, on loopback only:
 
 Refusals are JSON ``{"status", "error", "message"}`` with the matching HTTP status;
 aiohttp itself answers malformed HTTP with ``400`` and bodies above the configured limit
-with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.events.EventLog`, and
+with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.service.events.EventLog`, and
 the HTTP exchanges and SRTP datagrams can be captured for a pcap file
 (:class:`TrafficCapture`).
 """
@@ -41,8 +41,9 @@ from typing import Any, Final
 from aiohttp import web
 
 from mbmssec.errors import MbmssecError
-
-from .bmsc import (
+from mbmssec.impl.protocols.pcap import Packet, Proto, write_pcap
+from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpSender
+from mbmssec.impl.service.bmsc import (
     MAX_BODY,
     MKI_LENGTH,
     REGISTER_PATH,
@@ -53,9 +54,7 @@ from .bmsc import (
     Reply,
     parse_register_query,
 )
-from .events import BMSC, Event, EventLog
-from .pcap import Packet, Proto, write_pcap
-from .srtp import MasterKey, SrtpPolicy, SrtpSender
+from mbmssec.impl.service.events import BMSC, Event, EventLog
 
 __all__ = [
     "LOOPBACK",

@@ -37,7 +37,7 @@ from hmac import compare_digest
 from typing import Final
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl._srtp_kdf import (
+from mbmssec.impl.protocols._srtp_kdf import (
     MASTER_KEY_LENGTH,
     MASTER_SALT_LENGTH,
     KeyLabel,

@@ -9,7 +9,7 @@ instance with a 128-bit block and key).  It supplies:
 * f5  (anonymity key AK) and f5* (anonymity key for resynchronisation).
 
 The AKA protocol logic that strings these together (authentication vectors, AUTN
-and AUTS handling, SQN freshness) lives in :mod:`mbmssec.impl.aka`; this module is
+and AUTS handling, SQN freshness) lives in :mod:`mbmssec.impl.protocols.aka`; this module is
 only the cryptographic functions, checked against the TS 35.208 conformance data.
 
 All values are raw big-endian octet strings: K, OP, OPc, RAND 16 octets, SQN
