@@ -381,7 +381,7 @@ class Lockstep:
 
     def register(self, i: int, lost: bool = False) -> None:
         from mbmssec.impl.net.client import register_uri
-        from mbmssec.impl.service.bmsc import RegisterRequest
+        from mbmssec.impl.service.bmsc import RegisterRequest, Result
         from mbmssec.impl.service.events import UE, Event
 
         ue, name = self.ues[i], self.names[i]
@@ -394,15 +394,15 @@ class Lockstep:
         )
         events += reply.events
         rounds = 0
-        while reply.status == 401 and rounds < 3:
+        while reply.challenge is not None and rounds < 3:
             rounds += 1
-            answer = ue.answer_challenge(dict(reply.headers)["WWW-Authenticate"], uri)
+            answer = ue.answer_challenge(reply.challenge, uri)
             reply = self.core.register(
                 RegisterRequest(name, self.service, 40000 + i, trigger, answer, "GET", uri),
                 self.now,
             )
             events += reply.events
-        if reply.status == 200:
+        if reply.result is Result.DELIVERED:
             counter = next(e.extra["counter"] for e in reply.events if e.event == "Deliver")
             if lost:
                 self.record.dropped[(name, self.service)] = True
@@ -416,12 +416,12 @@ class Lockstep:
                     )
                 )
             else:
-                out = ue.accept_delivery(self.service, reply.body, self.now, trigger)
+                out = ue.accept_delivery(self.service, reply.mikey, self.now, trigger)
                 events.append(out.event)
                 self.record.dropped[(name, self.service)] = False
                 for mki in out.mkis:
                     self.record.dlv_ctr[(name, self.service, mki)] = counter
-                self.captured.append((i, reply.body, out.mkis))
+                self.captured.append((i, reply.mikey, out.mkis))
                 if out.verification is not None:
                     r2 = self.core.mikey_response(name, self.service, out.verification, self.now)
                     events += r2.events

@@ -32,12 +32,13 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service import spreading
+from mbmssec.impl.service.spreading import FetchSpreading
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -63,15 +64,6 @@ DEFAULT_CAPACITY_KEY = "registrations_per_second"
 
 class LoadError(MbmssecError):
     """Bad parameters or input for the re-keying load simulation."""
-
-
-class FetchSpreading(StrEnum):
-    """Values of the spec option ``fetch_spreading``: how UEs spread their TEK fetches."""
-
-    NONE = "none"
-    RANDOM_INTERVAL = "random_interval"
-    SCHEDULED_SLOTS = "scheduled_slots"
-    MULTI_KEY = "multi_key"
 
 
 ALL_STRATEGIES: tuple[FetchSpreading, ...] = tuple(FetchSpreading)
@@ -277,9 +269,11 @@ def instance_of(ues: I64, instances: int) -> I32:
 class Requests:
     """One retry round of one group of requests; attempt ``j`` happens at ``a[j]*W + c[j]``.
 
-    With a ``divisor`` the time is ``a[j]*W / divisor[j] + c[j]``: scheduled slots keep the
-    UE's rank in ``a`` and its instance's size in ``divisor``, so ``rank*W/n`` is computed
-    as written and a slot that falls on a bin boundary lands exactly on it.
+    Window fetches carry their ``strategy``: their attempt happens at
+    ``fetch_offset(strategy, W, a[j], a[j], divisor[j]) + c[j]``, the BM-SC's own
+    placement (:func:`mbmssec.impl.service.spreading.fetch_offset`) with ``a`` as the
+    UE's uniform draw, or for scheduled slots its rank among ``divisor`` (its instance's
+    size), so a slot that falls on a bin boundary lands exactly on it.
 
     ``group`` is ``window`` (fetches in the window), ``return`` (out-of-coverage UEs
     fetching on their return) or ``storm``; ``fetch`` is false for storm registrations and
@@ -294,6 +288,15 @@ class Requests:
     c: F64
     fetch: bool
     divisor: F64 | None = None
+    strategy: FetchSpreading | None = None
+
+    def times(self, window: float) -> F64:
+        """Each attempt's time for a fetch window of ``window`` seconds."""
+        if self.strategy is None:
+            return self.a * window + self.c
+        count = self.divisor if self.divisor is not None else np.ones_like(self.a)
+        offset = spreading.fetch_offset(self.strategy, window, self.a, self.a, count)
+        return offset + self.c
 
 
 @dataclass(frozen=True, eq=False)
@@ -499,6 +502,7 @@ def _chain(
     c: F64,
     *,
     divisor: F64 | None = None,
+    strategy: FetchSpreading | None = None,
     fetch: bool,
     out: list[Requests],
     key_a: F64 | None,
@@ -517,7 +521,7 @@ def _chain(
     for r in range(params.max_retries + 1):
         if len(ue) == 0:
             break
-        out.append(Requests(group, r, ue, instance, a, c, fetch, divisor))
+        out.append(Requests(group, r, ue, instance, a, c, fetch, divisor, strategy))
         if key_a is not None and key_c is not None and r == 0:
             _store(key_a, ue, a)
             _store(key_c, ue, c)
@@ -558,15 +562,11 @@ def build_plan(
     n = params.ues
     rng = np.random.default_rng([params.seed, 1 + ALL_STRATEGIES.index(strategy)])
     start = np.zeros(n) if strategy is FetchSpreading.SCHEDULED_SLOTS else rng.random(n)
-    k = params.keys_per_request
-    if strategy is FetchSpreading.MULTI_KEY:
-        # One request carries k keys, so a UE fetches once every k periods: its fetch
-        # falls uniformly within k windows, and only those falling in this one fetch now.
-        spread = start * k
-        fetching = spread < 1.0
-    else:
-        spread = start
-        fetching = np.ones(n, dtype=np.bool_)
+    # A UE fetches once every `period` windows (several with multi_key, where a request
+    # carries several keys): its phase falls uniformly within those windows, and only the
+    # UEs whose phase falls in this window fetch now, at that point of it.
+    spread = start * spreading.fetch_period(strategy, params.keys_per_request)
+    fetching = spread < 1.0
     key_a = np.where(fetching, np.nan, 0.0)
     key_c = np.where(fetching, np.nan, -np.inf)
     in_coverage = ~pop.out_of_coverage
@@ -599,6 +599,7 @@ def build_plan(
         a,
         c,
         divisor=divisor,
+        strategy=strategy,
         fetch=True,
         out=requests,
         key_a=key_a,
@@ -685,10 +686,8 @@ def _bin_counts(plan: Plan, window: float, scratch: _Scratch | None = None) -> t
         scratch = _Scratch(plan)
     for req in plan.requests:
         size = len(req.a)
-        t = np.multiply(req.a, window, out=scratch.times[:size])
-        if req.divisor is not None:
-            np.divide(t, req.divisor, out=t)
-        np.add(t, req.c, out=t)
+        t = scratch.times[:size]
+        t[:] = req.times(window)
         col_f = np.divide(t, width, out=scratch.scaled[:size])
         np.minimum(col_f, nbins, out=col_f)
         valid: Bools | None = None

@@ -116,6 +116,11 @@ class Profile(Mapping[str, str]):
         self._overrides = dict(overrides)
         self.title = title
 
+    @property
+    def spec(self) -> Spec:
+        """The specification whose options this profile assigns."""
+        return self._spec
+
     def __getitem__(self, name: str) -> str:
         if name not in self._spec.options:
             raise SpecError(

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mbmssec.impl.net.api import HTTP_STATUS, status_of
 from mbmssec.impl.net.client import register_uri
 from mbmssec.impl.protocols.aka import UsimState, derive_kek, usim_authenticate
 from mbmssec.impl.protocols.digest import decode_aka_nonce, parse_challenge
@@ -29,11 +30,13 @@ from mbmssec.impl.protocols.mikey_messages import (
 from mbmssec.impl.protocols.milenage import Milenage
 from mbmssec.impl.service.bmsc import (
     REGISTER_PATH,
+    UNSUPPORTED,
     BmscConfig,
     BmscCore,
     BmscError,
+    Outcome,
     RegisterRequest,
-    Reply,
+    Result,
     check_profile,
     parse_register_query,
 )
@@ -44,6 +47,17 @@ from mbmssec.spec.loader import load_spec
 S = "239.255.0.1"
 S2 = "239.255.0.2"
 T0 = 1_800_000_000.0
+
+
+def _status(x: Outcome | BmscError) -> int:
+    """The HTTP status the server answers an outcome or refusal with (impl/net/api)."""
+    return HTTP_STATUS[x.refusal] if isinstance(x, BmscError) else status_of(x)
+
+
+def _challenge(reply: Outcome) -> str:
+    """The Digest AKA challenge a refusal carries (the WWW-Authenticate value)."""
+    assert reply.challenge is not None, (reply.code, reply.message)
+    return reply.challenge
 
 
 @dataclass
@@ -96,7 +110,7 @@ class Harness:
         auth: str | None = None,
         trigger: str = "initial",
         port: int = 40000,
-    ) -> tuple[Reply, str]:
+    ) -> tuple[Outcome, str]:
         uri = register_uri(ue.ue, service, port, trigger)
         reply = self.core.register(
             RegisterRequest(ue.ue, service, port, trigger, auth, "GET", uri), self.now
@@ -106,18 +120,18 @@ class Harness:
 
     def register(
         self, i: int, service: str = S, trigger: str = "initial"
-    ) -> tuple[Reply, DeliveryOutcome | None]:
+    ) -> tuple[Outcome, DeliveryOutcome | None]:
         ue = self.ues[i]
         uri = register_uri(ue.ue, service, 40000 + i, trigger)
         reply, uri = self.request(ue, service, ue.preemptive_authorization(uri), trigger, 40000 + i)
         rounds = 0
-        while reply.status == 401 and rounds < 3:
+        while _status(reply) == 401 and rounds < 3:
             rounds += 1
-            answer = ue.answer_challenge(dict(reply.headers)["WWW-Authenticate"], uri)
+            answer = ue.answer_challenge(_challenge(reply), uri)
             reply, uri = self.request(ue, service, answer, trigger, 40000 + i)
-        if reply.status != 200:
+        if _status(reply) != 200:
             return reply, None
-        return reply, ue.accept_delivery(service, reply.body, self.now, trigger)
+        return reply, ue.accept_delivery(service, reply.mikey, self.now, trigger)
 
     def tick(self, dt: float) -> list[Any]:
         self.now += dt
@@ -135,8 +149,8 @@ class Harness:
 def test_challenge_is_a_digest_aka_challenge_the_usim_accepts(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     reply, _ = h.request(h.ue(0))
-    assert reply.status == 401
-    challenge = parse_challenge(dict(reply.headers)["WWW-Authenticate"])
+    assert _status(reply) == 401
+    challenge = parse_challenge(_challenge(reply))
     assert challenge.algorithm == "AKAv1-MD5" and challenge.qop == ("auth",)
     nonce = decode_aka_nonce(challenge.nonce)
     k, opc = h.keys[h.ue(0).ue]
@@ -150,15 +164,15 @@ def test_registration_delivers_active_and_next_with_fetch_time(tmp_path: Path) -
     h = Harness(tmp_path)
     uri = register_uri(h.ue(0).ue, S, 40000, "initial")
     first, _ = h.request(h.ue(0))
-    header = dict(first.headers)["WWW-Authenticate"]
+    header = _challenge(first)
     rand_value = decode_aka_nonce(parse_challenge(header).nonce).rand
     answer = h.ue(0).answer_challenge(header, uri)
     reply, _ = h.request(h.ue(0), auth=answer)
-    assert reply.status == 200 and reply.content_type == "application/mikey"
+    assert _status(reply) == 200 and reply.result is Result.DELIVERED
     # The oracle: KEK = CK = f3(RAND) (kek_derivation=ck), from MILENAGE directly.
     k, opc = h.keys[h.ue(0).ue]
     kek = Milenage(k, opc).f3(rand_value)
-    verified = parse_and_verify(reply.body, kek, ReplayState(ReplayMode.COUNTER), h.now)
+    verified = parse_and_verify(reply.mikey, kek, ReplayState(ReplayMode.COUNTER), h.now)
     d = verified.delivery
     active, pending = h.teks("active"), h.teks("pending")
     assert [int.from_bytes(key.mki or b"", "big") for key in d.keys] == active + pending
@@ -195,10 +209,10 @@ def test_second_service_authorise_only_reuses_the_nonce(tmp_path: Path) -> None:
     h.core.add_service(S2, h.now)
     h.core.subscribe(h.ue(0).ue, S2, h.now)
     reply, out = h.register(0)
-    assert reply.status == 200 and out is not None
+    assert _status(reply) == 200 and out is not None
     sqn_before = h.core.store.get_subscriber(h.ue(0).ue).sqn  # type: ignore[union-attr]
     reply, out = h.register(0, S2)
-    assert reply.status == 200 and out is not None
+    assert _status(reply) == 200 and out is not None
     assert [e.event for e in reply.events] == ["Deliver"]  # no new challenge, no AKA run
     assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn_before  # type: ignore[union-attr]
     # KEKs differ per service with derived KEKs; with kek=ck they are CK for both.
@@ -213,10 +227,10 @@ def test_nonce_count_replay_is_refused(tmp_path: Path) -> None:
     uri = register_uri(h.ue(0).ue, S, 40000, "fetch_time")
     auth = h.ue(0).preemptive_authorization(uri)
     ok, _ = h.request(h.ue(0), auth=auth, trigger="fetch_time")
-    assert ok.status == 200
+    assert _status(ok) == 200
     before = h.core.store.snapshot()
     again, _ = h.request(h.ue(0), auth=auth, trigger="fetch_time")
-    assert again.status == 401 and again.code == "nonce_count_replayed"
+    assert _status(again) == 401 and again.code == "nonce_count_replayed"
     after = h.core.store.snapshot()
     assert after["registrations"] == before["registrations"]
     assert after["deliveries"] == before["deliveries"]
@@ -225,11 +239,11 @@ def test_nonce_count_replay_is_refused(tmp_path: Path) -> None:
 def test_reauthenticate_consumes_the_nonce(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     first, uri = h.request(h.ue(0))
-    auth = h.ue(0).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
-    assert h.request(h.ue(0), auth=auth)[0].status == 200
+    auth = h.ue(0).answer_challenge(_challenge(first), uri)
+    assert _status(h.request(h.ue(0), auth=auth)[0]) == 200
     before = h.core.store.snapshot()
     replay, _ = h.request(h.ue(0), auth=auth)
-    assert replay.status == 401 and replay.code == "nonce_used"
+    assert _status(replay) == 401 and replay.code == "nonce_used"
     assert "already used" in replay.message
     after = h.core.store.snapshot()
     for table in ("registrations", "deliveries", "teks", "subscriptions"):
@@ -243,7 +257,7 @@ def test_reauthenticate_consumes_the_nonce(tmp_path: Path) -> None:
 def test_auts_resynchronisation(tmp_path: Path) -> None:
     h = Harness(tmp_path, sqn_ms={0: 50})
     reply, out = h.register(0)
-    assert reply.status == 200 and out is not None
+    assert _status(reply) == 200 and out is not None
     resync = h.named("Resync")
     assert len(resync) == 1 and resync[0].extra["sqn_ms"] == 50
     sub = h.core.store.get_subscriber(h.ue(0).ue)
@@ -254,7 +268,7 @@ def test_auts_resynchronisation(tmp_path: Path) -> None:
 def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     first, uri = h.request(h.ue(0))
-    header = dict(first.headers)["WWW-Authenticate"]
+    header = _challenge(first)
     # The UE with the wrong K: its USIM rejects the network (MAC-A) ...
     impostor = UeCore(h.ue(0).ue, bytes(16), bytes(16), h.profile)
     with pytest.raises(UeError, match="network failed authentication"):
@@ -277,7 +291,7 @@ def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     )
     before = h.core.store.snapshot()
     reply, _ = h.request(h.ue(0), auth=forged)
-    assert reply.status == 403 and reply.code == "auth_failed"
+    assert _status(reply) == 403 and reply.code == "auth_failed"
     assert "wrong RES" in reply.message
     assert h.core.store.snapshot() == before
 
@@ -296,7 +310,7 @@ def test_unknown_ue_or_service(
     name = ue or h.ue(0).ue
     before = h.core.store.snapshot()
     reply = h.core.register(RegisterRequest(name, service, 40000, uri=REGISTER_PATH), h.now)
-    assert (reply.status, reply.code) == (status, code)
+    assert (_status(reply), reply.code) == (status, code)
     assert h.core.store.snapshot() == before
 
 
@@ -305,7 +319,7 @@ def test_unsubscribed_service_refused_before_any_vector(tmp_path: Path) -> None:
     h.core.add_service(S2, h.now)
     before = h.core.store.snapshot()
     reply, _ = h.request(h.ue(0), S2)
-    assert reply.status == 403 and reply.code == "not_subscribed"
+    assert _status(reply) == 403 and reply.code == "not_subscribed"
     assert "not authorised" in reply.message
     assert h.core.store.snapshot() == before  # no SQN spent
 
@@ -313,12 +327,12 @@ def test_unsubscribed_service_refused_before_any_vector(tmp_path: Path) -> None:
 def test_stale_nonce_rechallenged(tmp_path: Path) -> None:
     h = Harness(tmp_path, config=BmscConfig(period=1.0, nonce_lifetime=5.0))
     first, uri = h.request(h.ue(0))
-    auth = h.ue(0).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    auth = h.ue(0).answer_challenge(_challenge(first), uri)
     h.now += 6.0
     before = h.core.store.snapshot()
     reply, _ = h.request(h.ue(0), auth=auth)
-    assert reply.status == 401 and reply.code == "stale_nonce"
-    assert parse_challenge(dict(reply.headers)["WWW-Authenticate"]).stale
+    assert _status(reply) == 401 and reply.code == "stale_nonce"
+    assert parse_challenge(_challenge(reply)).stale
     assert h.core.store.snapshot()["registrations"] == before["registrations"]
 
 
@@ -333,7 +347,7 @@ def test_malformed_authorization(tmp_path: Path, header: str, code: str, status:
     h = Harness(tmp_path)
     before = h.core.store.snapshot()
     reply, _ = h.request(h.ue(0), auth=header)
-    assert (reply.status, reply.code) == (status, code)
+    assert (_status(reply), reply.code) == (status, code)
     assert "offset" in reply.message
     assert h.core.store.snapshot() == before
 
@@ -341,9 +355,9 @@ def test_malformed_authorization(tmp_path: Path, header: str, code: str, status:
 def test_identity_mismatch(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     first, uri = h.request(h.ue(1))
-    auth = h.ue(1).answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    auth = h.ue(1).answer_challenge(_challenge(first), uri)
     reply, _ = h.request(h.ue(0), auth=auth)  # UE 1's credentials on UE 0's request
-    assert reply.status == 403 and reply.code == "identity_mismatch"
+    assert _status(reply) == 403 and reply.code == "identity_mismatch"
 
 
 @pytest.mark.parametrize(
@@ -360,7 +374,7 @@ def test_identity_mismatch(tmp_path: Path) -> None:
 def test_query_validation(query: dict[str, str], fragment: str) -> None:
     with pytest.raises(BmscError) as info:
         parse_register_query(query)
-    assert info.value.status == 400 and fragment in info.value.message
+    assert _status(info.value) == 400 and fragment in info.value.message
 
 
 def _withdrawal_blockers(h: Harness) -> tuple[int, float]:
@@ -410,13 +424,13 @@ def test_after_acks_activation_needs_mikey_responses(tmp_path: Path) -> None:
     pending = h.core.store.teks(S, "pending")[0]
     # Only UE 0 answers; UE 1's fetch time lies after the planned activation.
     reply = h.core.mikey_response(h.ue(0).ue, S, verifications[0], h.now)
-    assert reply.status == 204 and [e.event for e in reply.events] == ["Acknowledge"]
+    assert _status(reply) == 204 and [e.event for e in reply.events] == ["Acknowledge"]
     fetch1 = h.core.store.get_registration(h.ue(1).ue, S).fetch_time  # type: ignore[union-attr]
     assert fetch1 > pending.planned
     h.tick(pending.planned - h.now + 1e-3)
     assert h.teks("active") != [pending.mki], "activated without UE 1's acknowledgement"
     reply = h.core.mikey_response(h.ue(1).ue, S, verifications[1], h.now)
-    assert reply.status == 204
+    assert _status(reply) == 204
     h.tick(0.01)
     assert h.teks("active") == [pending.mki]
 
@@ -427,23 +441,23 @@ def test_garbled_and_forged_mikey_responses(tmp_path: Path) -> None:
     assert out is not None and out.verification is not None
     before = h.core.store.snapshot()
     garbled = h.core.mikey_response(h.ue(0).ue, S, out.verification[:-3], h.now)
-    assert garbled.status == 400 and garbled.code == "bad_mikey"
+    assert _status(garbled) == 400 and garbled.code == "bad_mikey"
     assert "MIKEY response malformed" in garbled.message
     flipped = bytearray(out.verification)
     flipped[-1] ^= 1
     forged = h.core.mikey_response(h.ue(0).ue, S, bytes(flipped), h.now)
-    assert forged.status == 403 and forged.code == "mikey_auth_failed"
+    assert _status(forged) == 403 and forged.code == "mikey_auth_failed"
     other = h.core.mikey_response(h.ue(1).ue, S, out.verification, h.now)
-    assert other.status == 409  # UE 1 has no delivery awaiting a response
+    assert _status(other) == 409  # UE 1 has no delivery awaiting a response
     big = h.core.mikey_response(h.ue(0).ue, S, bytes(5000), h.now)
-    assert big.status == 413
+    assert _status(big) == 413
     assert h.core.store.snapshot() == before
 
 
 def test_mikey_response_endpoint_unused_without_option(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     reply = h.core.mikey_response(h.ue(0).ue, S, b"x", h.now)
-    assert reply.status == 404 and "mikey_response=none" in reply.message
+    assert _status(reply) == 404 and "mikey_response=none" in reply.message
 
 
 def test_leave_rekey_withdraws_the_leavers_next_tek(tmp_path: Path) -> None:
@@ -462,7 +476,7 @@ def test_leave_rekey_withdraws_the_leavers_next_tek(tmp_path: Path) -> None:
     assert withdrawn == old_next
     # The leaver cannot fetch the replacement.
     reply, out = h.register(2, trigger="fetch_time")
-    assert reply.status == 403 and out is None
+    assert _status(reply) == 403 and out is None
     # Run the schedule for a few periods with the others re-fetching on time.
     for _ in range(40):
         h.tick(0.1)
@@ -534,18 +548,18 @@ def test_no_spreading_gives_everyone_the_same_time(tmp_path: Path) -> None:
 def test_kek_derivation_must_match(tmp_path: Path) -> None:
     h = Harness(tmp_path, {"kek_derivation": "derived"}, n=2)
     reply, out = h.register(0)
-    assert reply.status == 200 and out is not None
+    assert _status(reply) == 200 and out is not None
     # A UE that takes KEK = CK cannot open a delivery made with the derived KEK.
     k, opc = h.keys[h.ue(1).ue]
     wrong = UeCore(h.ue(1).ue, k, opc, load_spec().profile({}), rand=h.rng.randbytes)
     first, uri = h.request(wrong, port=40001)
-    auth = wrong.answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    auth = wrong.answer_challenge(_challenge(first), uri)
     reply, _ = h.request(wrong, auth=auth, port=40001)
-    assert reply.status == 200
+    assert _status(reply) == 200
     assert wrong.auth is not None
     assert derive_kek("derived", wrong.auth.ck, wrong.auth.ik, wrong.ue, S) != wrong.auth.ck
     with pytest.raises(UeError, match="authentication failed"):
-        wrong.accept_delivery(S, reply.body, h.now)
+        wrong.accept_delivery(S, reply.mikey, h.now)
     assert wrong.state(S).mkis == []
 
 
@@ -553,9 +567,9 @@ def test_replay_protection_counter_rejects_an_old_delivery(tmp_path: Path) -> No
     h = Harness(tmp_path, {"second_service_auth": "authorise_only"}, n=1)
     first, _ = h.register(0)
     second, _ = h.register(0, trigger="fetch_time")
-    assert first.status == second.status == 200
+    assert _status(first) == _status(second) == 200
     with pytest.raises(UeError, match="replay protection"):
-        h.ue(0).accept_delivery(S, first.body, h.now)
+        h.ue(0).accept_delivery(S, first.mikey, h.now)
 
 
 def test_replay_protection_none_accepts_an_old_delivery(tmp_path: Path) -> None:
@@ -564,7 +578,7 @@ def test_replay_protection_none_accepts_an_old_delivery(tmp_path: Path) -> None:
     )
     first, _ = h.register(0)
     h.register(0, trigger="fetch_time")
-    out = h.ue(0).accept_delivery(S, first.body, h.now)
+    out = h.ue(0).accept_delivery(S, first.mikey, h.now)
     assert out.event.ok
 
 
@@ -578,7 +592,7 @@ def test_timestamp_replay_protection_uses_ntp(tmp_path: Path) -> None:
     assert unix_from_ntp(out.event.extra["counter"]) == pytest.approx(h.now, abs=1e-3)
     # The UE refuses the same delivery again (replay cache) ...
     with pytest.raises(UeError, match="replay"):
-        h.ue(0).accept_delivery(S, reply.body, h.now + 1)
+        h.ue(0).accept_delivery(S, reply.mikey, h.now + 1)
 
 
 def test_mkis_never_reused_across_churn(tmp_path: Path) -> None:
@@ -606,6 +620,13 @@ def test_unsupported_options_rejected(option: str, value: str) -> None:
     with pytest.raises(BmscError) as info:
         check_profile(profile)
     assert f"{option}={value}" in info.value.message
+
+
+def test_unsupported_values_are_declared_option_values() -> None:
+    """The implementation's list of refused values names only values of options.toml."""
+    spec = load_spec()
+    for option, values in UNSUPPORTED.items():
+        assert values <= set(spec.options[option].values), option
 
 
 def test_profile_recorded_and_mismatch_refused(tmp_path: Path) -> None:

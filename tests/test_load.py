@@ -21,12 +21,12 @@ import pytest
 
 from mbmssec import cli
 from mbmssec.commands import load as load_command
+from mbmssec.impl.service.spreading import FetchSpreading
 from mbmssec.simulation.load import (
     ALL_STRATEGIES,
     STABLE_STEP,
     STABLE_STEPS,
     Draws,
-    FetchSpreading,
     LoadError,
     LoadParams,
     Storm,

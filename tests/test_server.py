@@ -27,7 +27,14 @@ from aiohttp.test_utils import make_mocked_request
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
 from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
 from mbmssec.impl.protocols.digest import parse_challenge
-from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError, RegisterRequest, Reply
+from mbmssec.impl.service.bmsc import (
+    BmscConfig,
+    BmscCore,
+    BmscError,
+    Outcome,
+    RegisterRequest,
+    Result,
+)
 from mbmssec.impl.service.events import EventLog, read_events
 from mbmssec.impl.service.store import Store
 from mbmssec.impl.service.ue import UeCore
@@ -371,9 +378,9 @@ def test_delivery_lost_when_coverage_goes_mid_request(tmp_path: Path) -> None:
             await client.add_service(S, 40000)
             real = b.core.register
 
-            def register_then_lose(req: RegisterRequest, now: float) -> Reply:
+            def register_then_lose(req: RegisterRequest, now: float) -> Outcome:
                 reply = real(req, now)
-                if reply.status == 200:
+                if reply.result is Result.DELIVERED:
                     client.lose_coverage()  # the answer is on its way when coverage goes
                 return reply
 

@@ -156,7 +156,8 @@ def test_delivery_checks(tmp_path: Path) -> None:
     with pytest.raises(UeError, match="without a completed authentication"):
         ue.accept_delivery(S, b"\x01", h.now)
     first, uri = h.request(ue)
-    ue.answer_challenge(dict(first.headers)["WWW-Authenticate"], uri)
+    assert first.challenge is not None
+    ue.answer_challenge(first.challenge, uri)
     assert ue.auth is not None
     kek = derive_kek("ck", ue.auth.ck, ue.auth.ik, ue.ue, S)
 

@@ -41,6 +41,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.net.api import (
+    JSON_CONTENT_TYPE,
+    HttpAnswer,
+    answer,
+    error_body,
+    refusal_answer,
+)
 from mbmssec.impl.protocols.pcap import Packet, Proto, write_pcap
 from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpSender
 from mbmssec.impl.service.bmsc import (
@@ -50,8 +57,9 @@ from mbmssec.impl.service.bmsc import (
     RESPONSE_PATH,
     BmscCore,
     BmscError,
+    Outcome,
+    Refusal,
     RegisterRequest,
-    Reply,
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
@@ -309,19 +317,20 @@ class BmscServer:
             message = exc.text or exc.reason
             if exc.status == 413:
                 message = f"request body too large (limit {_MAX_CLIENT_BODY} octets)"
-            body = {
-                "status": exc.status,
-                "error": exc.reason.lower().replace(" ", "_"),
-                "message": message,
-            }
-            response = web.json_response(body, status=exc.status)
+            code = exc.reason.lower().replace(" ", "_")
+            response = web.Response(
+                status=exc.status,
+                body=error_body(exc.status, code, message),
+                content_type=JSON_CONTENT_TYPE,
+            )
             for name in ("Allow",):
                 if name in exc.headers:
                     response.headers[name] = exc.headers[name]
         except Exception as exc:  # a fault must not take the service down
-            response = web.json_response(
-                {"status": 500, "error": "internal", "message": f"{type(exc).__name__}: {exc}"},
+            response = web.Response(
                 status=500,
+                body=error_body(500, "internal", f"{type(exc).__name__}: {exc}"),
+                content_type=JSON_CONTENT_TYPE,
             )
             self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
@@ -368,13 +377,14 @@ class BmscServer:
     # -- handlers ---------------------------------------------------------------------------
 
     @staticmethod
-    def _respond(reply: Reply) -> web.Response:
+    def _respond(reply: Outcome | HttpAnswer) -> web.Response:
+        http = answer(reply) if isinstance(reply, Outcome) else reply
         response = web.Response(
-            status=reply.status,
-            body=reply.body,
-            content_type=reply.content_type if reply.body else None,
+            status=http.status,
+            body=http.body,
+            content_type=http.content_type if http.body else None,
         )
-        for name, value in reply.headers:
+        for name, value in http.headers:
             response.headers[name] = value
         return response
 
@@ -382,7 +392,9 @@ class BmscServer:
         query: dict[str, str] = {}
         for name, value in request.query.items():
             if name in query:
-                raise BmscError(400, "bad_parameter", f"query parameter {name!r} repeated")
+                raise BmscError(
+                    Refusal.MALFORMED, "bad_parameter", f"query parameter {name!r} repeated"
+                )
             query[name] = value
         return query
 
@@ -394,17 +406,19 @@ class BmscServer:
             ue, service, port, trigger = parse_register_query(self._query(request))
             auths = request.headers.getall("Authorization", [])
             if len(auths) > 1:
-                raise BmscError(400, "bad_authorization", "more than one Authorization header")
+                raise BmscError(
+                    Refusal.MALFORMED, "bad_authorization", "more than one Authorization header"
+                )
         except BmscError as exc:
             event = Event(
                 "Rejected",
                 now,
                 ok=False,
                 reason=exc.code,
-                extra={"source": BMSC, "status": exc.status, "message": exc.message},
+                extra={"source": BMSC, "refusal": exc.refusal.value, "message": exc.message},
             )
             self._emit([event])
-            return self._respond(Reply.error(exc))
+            return self._respond(refusal_answer(exc))
         req = RegisterRequest(
             ue,
             service,
@@ -425,14 +439,20 @@ class BmscServer:
             unknown = sorted(set(query) - {"ue", "service"})
             if unknown:
                 raise BmscError(
-                    400, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}"
+                    Refusal.MALFORMED,
+                    "bad_parameter",
+                    f"unknown query parameter(s): {', '.join(unknown)}",
                 )
             if "ue" not in query or "service" not in query:
                 raise BmscError(
-                    400, "missing_parameter", "query parameters 'ue' and 'service' are required"
+                    Refusal.MALFORMED,
+                    "missing_parameter",
+                    "query parameters 'ue' and 'service' are required",
                 )
             if request.content_length is not None and request.content_length > MAX_BODY:
-                raise BmscError(413, "too_large", f"a MIKEY response is at most {MAX_BODY} octets")
+                raise BmscError(
+                    Refusal.TOO_LARGE, "too_large", f"a MIKEY response is at most {MAX_BODY} octets"
+                )
         except BmscError as exc:
             self._emit(
                 [
@@ -441,11 +461,15 @@ class BmscServer:
                         now,
                         ok=False,
                         reason=exc.code,
-                        extra={"source": BMSC, "status": exc.status, "message": exc.message},
+                        extra={
+                            "source": BMSC,
+                            "refusal": exc.refusal.value,
+                            "message": exc.message,
+                        },
                     )
                 ]
             )
-            return self._respond(Reply.error(exc))
+            return self._respond(refusal_answer(exc))
         body = await request.read()
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
         self._emit(reply.events)
@@ -455,16 +479,20 @@ class BmscServer:
 
     def _admin_guard(self, request: web.Request) -> None:
         if request.remote not in ("127.0.0.1", "::1"):
-            raise BmscError(403, "forbidden", "admin endpoints answer loopback clients only")
+            raise BmscError(
+                Refusal.FORBIDDEN, "forbidden", "admin endpoints answer loopback clients only"
+            )
 
     async def _admin_json(self, request: web.Request) -> dict[str, Any]:
         self._admin_guard(request)
         try:
             data = json.loads(await request.read() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BmscError(400, "bad_json", f"request body is not JSON: {exc}") from None
+            raise BmscError(
+                Refusal.MALFORMED, "bad_json", f"request body is not JSON: {exc}"
+            ) from None
         if not isinstance(data, dict):
-            raise BmscError(400, "bad_json", "request body must be a JSON object")
+            raise BmscError(Refusal.MALFORMED, "bad_json", "request body must be a JSON object")
         return data
 
     async def _admin(
@@ -475,7 +503,7 @@ class BmscServer:
             data = await self._admin_json(request)
             events = action(data, now)
         except BmscError as exc:
-            return self._respond(Reply.error(exc))
+            return self._respond(refusal_answer(exc))
         self._emit(events)
         return web.json_response(
             {"status": 200, "ok": True, "events": [e.to_json() for e in events]}
@@ -485,14 +513,16 @@ class BmscServer:
         try:
             self._admin_guard(request)
         except BmscError as exc:
-            return self._respond(Reply.error(exc))
+            return self._respond(refusal_answer(exc))
         return web.json_response(self.core.state_view())
 
     @staticmethod
     def _field(data: dict[str, Any], name: str) -> str:
         value = data.get(name)
         if not isinstance(value, str):
-            raise BmscError(400, "missing_field", f"field {name!r} (a string) is required")
+            raise BmscError(
+                Refusal.MALFORMED, "missing_field", f"field {name!r} (a string) is required"
+            )
         return value
 
     @staticmethod
@@ -501,16 +531,18 @@ class BmscServer:
         try:
             raw = bytes.fromhex(value)
         except ValueError:
-            raise BmscError(400, "bad_key", f"field {name!r} must be hex") from None
+            raise BmscError(Refusal.MALFORMED, "bad_key", f"field {name!r} must be hex") from None
         if len(raw) != 16:
-            raise BmscError(400, "bad_key", f"field {name!r} must be 16 octets (32 hex digits)")
+            raise BmscError(
+                Refusal.MALFORMED, "bad_key", f"field {name!r} must be 16 octets (32 hex digits)"
+            )
         return raw
 
     async def _admin_subscriber(self, request: web.Request) -> web.Response:
         def act(data: dict[str, Any], now: float) -> list[Event]:
             sqn = data.get("sqn", 0)
             if isinstance(sqn, bool) or not isinstance(sqn, int):
-                raise BmscError(400, "bad_sqn", "field 'sqn' must be an integer")
+                raise BmscError(Refusal.MALFORMED, "bad_sqn", "field 'sqn' must be an integer")
             self.core.add_subscriber(
                 self._field(data, "ue"), self._hex16(data, "k"), self._hex16(data, "opc"), sqn
             )
@@ -524,7 +556,7 @@ class BmscServer:
             if period is not None and (
                 isinstance(period, bool) or not isinstance(period, int | float)
             ):
-                raise BmscError(400, "bad_period", "field 'period' must be a number")
+                raise BmscError(Refusal.MALFORMED, "bad_period", "field 'period' must be a number")
             return self.core.add_service(
                 self._field(data, "service"), now, None if period is None else float(period)
             )

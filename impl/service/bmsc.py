@@ -14,9 +14,11 @@ Roles
   :func:`~mbmssec.impl.protocols.aka.generate_vector`.
   AUTS resynchronisation (TS 33.102 6.3.5) raises the SQN to the USIM's SQN_MS.
 * **Registration** (6.2.2 steps 2-4, 6.2.3.2): ``GET /mbms/register?ue=..&service=..&port=..``
-  is answered with an HTTP Digest AKA challenge (RFC 3310, ``401`` +
-  ``WWW-Authenticate``); the answer is verified, the authorisation database is checked,
-  and the reply carries the MIKEY TEK delivery (RFC 3830 pre-shared-key I_MESSAGE under
+  is answered with an HTTP Digest AKA challenge (RFC 3310; a
+  :attr:`Refusal.UNAUTHENTICATED` outcome carrying it, which
+  :mod:`mbmssec.impl.net.api` turns into ``401`` + ``WWW-Authenticate``); the answer is
+  verified, the authorisation database is checked, and the outcome carries the MIKEY TEK
+  delivery (RFC 3830 pre-shared-key I_MESSAGE under
   the UE's KEK): the active TEK and the next one(s), each with its MKI, the time (or
   SRTP index) to fetch the next TEK and, if configured, a TEK lifetime.
 * **MIKEY response** (step 4b): ``POST /mbms/mikey-response?ue=..&service=..`` with the
@@ -58,6 +60,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
@@ -103,7 +106,9 @@ from mbmssec.impl.protocols.mikey_messages import (
     verify_verification,
 )
 from mbmssec.impl.protocols.milenage import Milenage
+from mbmssec.impl.service import spreading
 from mbmssec.impl.service.events import BMSC, Event, tek_id
+from mbmssec.impl.service.spreading import FetchSpreading
 from mbmssec.impl.service.store import (
     Challenge,
     Registration,
@@ -113,20 +118,22 @@ from mbmssec.impl.service.store import (
     Subscription,
     TekRow,
 )
-from mbmssec.spec.loader import Profile
+from mbmssec.spec.loader import Profile, load_spec
 
 __all__ = [
     "MAX_BODY",
     "MKI_LENGTH",
     "REGISTER_PATH",
     "RESPONSE_PATH",
-    "SUPPORTED",
     "TRIGGERS",
+    "UNSUPPORTED",
     "BmscConfig",
     "BmscCore",
     "BmscError",
+    "Outcome",
+    "Refusal",
     "RegisterRequest",
-    "Reply",
+    "Result",
     "check_profile",
     "parse_register_query",
     "validate_service",
@@ -149,65 +156,87 @@ MAX_BODY: Final = 4096
 TRIGGERS: Final = ("initial", "fetch_time", "unknown_mki", "retry")
 """Why a UE registers (the ``reason`` query parameter)."""
 
-SUPPORTED: Final[Mapping[str, frozenset[str]]] = {
-    "kek_scope": frozenset({"per_ue"}),
-    "kek_derivation": frozenset({"ck", "derived"}),
-    "second_service_auth": frozenset({"reauthenticate", "authorise_only"}),
-    "fetch_time_unit": frozenset({"time", "sequence_number"}),
-    "tek_lifetime": frozenset({"absent", "present"}),
-    "mikey_response": frozenset({"none", "optional", "required"}),
-    "activation": frozenset({"after_fetch_window", "after_acks", "immediate"}),
-    "membership_rekey": frozenset({"leave", "join", "both", "never"}),
-    "replay_protection": frozenset({"counter", "timestamp", "none"}),
-    "mki_in_srtp": frozenset({"mandatory", "optional"}),
-    "fetch_spreading": frozenset({"none", "random_interval", "scheduled_slots", "multi_key"}),
-    "tek_protection": frozenset({"mikey_kek"}),
-    "unknown_mki_resync": frozenset({"refetch", "wait"}),
+UNSUPPORTED: Final[Mapping[str, frozenset[str]]] = {
+    "kek_scope": frozenset({"common"}),
+    "tek_protection": frozenset({"tls"}),
 }
-"""Option values the running BM-SC and UE implement."""
+"""Option values (of spec/options.toml) the running BM-SC and UE do not implement; every
+other value of every option is implemented."""
 
 _UE_RE = re.compile(r"[0-9A-Za-z._@+-]{1,64}")
 _SERVICE_RE = re.compile(r"[0-9A-Za-z.:_-]{1,64}")
 _SRTP_BLOCK = 1000  # SRTP indices reserved per committed step
 
 
+class Refusal(StrEnum):
+    """Why the core refused a request or an operation, independent of any transport.
+
+    :mod:`mbmssec.impl.net.api` maps each kind to an HTTP status; the core never sees
+    one."""
+
+    MALFORMED = "malformed"
+    """The input is not well formed or out of range."""
+    UNAUTHENTICATED = "unauthenticated"
+    """Authentication is needed or failed in a way the UE can retry: a challenge is
+    attached."""
+    FORBIDDEN = "forbidden"
+    """Authenticated but not allowed: wrong identity, failed digest, not subscribed."""
+    UNKNOWN = "unknown"
+    """No such subscriber, service or feature."""
+    CONFLICT = "conflict"
+    """The request contradicts the stored state (exists already, nothing pending)."""
+    TOO_LARGE = "too_large"
+    """The input exceeds a size limit."""
+    UNAVAILABLE = "unavailable"
+    """The BM-SC cannot serve it now (no TEK yet, SQN space exhausted)."""
+
+
 class BmscError(MbmssecError):
-    """A refused request or operation: ``status`` (HTTP), ``code`` (short reason) and a
-    message for the user.  ``headers`` are extra response headers (a challenge)."""
+    """A refused request or operation: its ``refusal`` kind, ``code`` (short reason) and
+    a message for the user.  ``challenge`` is the serialised Digest AKA challenge (RFC
+    3310) that a :attr:`Refusal.UNAUTHENTICATED` refusal carries."""
 
     def __init__(
         self,
-        status: int,
+        refusal: Refusal,
         code: str,
         message: str,
-        headers: tuple[tuple[str, str], ...] = (),
+        challenge: str | None = None,
         events: tuple[Event, ...] = (),
     ) -> None:
         super().__init__(message)
-        self.status = status
+        self.refusal = refusal
         self.code = code
         self.message = message
-        self.headers = headers
+        self.challenge = challenge
         self.events = events
 
 
 def check_profile(profile: Mapping[str, str]) -> None:
-    """Reject option values the implementation does not support, naming each."""
-    bad = [
-        f"{name}={profile[name]} (supported: {', '.join(sorted(values))})"
-        for name, values in SUPPORTED.items()
-        if profile[name] not in values
-    ]
+    """Reject option values the implementation does not support, naming each and the
+    values of that option (from spec/options.toml) it does support."""
+    spec = profile.spec if isinstance(profile, Profile) else load_spec()
+    bad = []
+    for name, refused in UNSUPPORTED.items():
+        if profile[name] in refused:
+            supported = [v for v in spec.options[name].values if v not in refused]
+            bad.append(f"{name}={profile[name]} (supported: {', '.join(supported)})")
     if bad:
         raise BmscError(
-            400, "unsupported_profile", "the running BM-SC/UE does not implement " + "; ".join(bad)
+            Refusal.MALFORMED,
+            "unsupported_profile",
+            "the running BM-SC/UE does not implement " + "; ".join(bad),
         )
 
 
 def validate_ue(ue: object) -> str:
     """A UE identity (IMSI or NAI-like): 1-64 characters of ``[0-9A-Za-z._@+-]``."""
     if not isinstance(ue, str) or not _UE_RE.fullmatch(ue):
-        raise BmscError(400, "bad_ue", "parameter 'ue' must be 1-64 characters of [0-9A-Za-z._@+-]")
+        raise BmscError(
+            Refusal.MALFORMED,
+            "bad_ue",
+            "parameter 'ue' must be 1-64 characters of [0-9A-Za-z._@+-]",
+        )
     return ue
 
 
@@ -215,7 +244,9 @@ def validate_service(service: object) -> str:
     """A service name (its multicast address as text): 1-64 of ``[0-9A-Za-z.:_-]``."""
     if not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
         raise BmscError(
-            400, "bad_service", "parameter 'service' must be 1-64 characters of [0-9A-Za-z.:_-]"
+            Refusal.MALFORMED,
+            "bad_service",
+            "parameter 'service' must be 1-64 characters of [0-9A-Za-z.:_-]",
         )
     return service
 
@@ -251,21 +282,29 @@ class BmscConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fetch_grace) and 0.0 <= self.fetch_grace <= self.period):
-            raise BmscError(400, "bad_config", "fetch_grace must be 0 .. period seconds")
+            raise BmscError(
+                Refusal.MALFORMED, "bad_config", "fetch_grace must be 0 .. period seconds"
+            )
         if not (math.isfinite(self.period) and 0.05 <= self.period <= 86_400):
-            raise BmscError(400, "bad_config", "period must be 0.05 .. 86400 seconds")
+            raise BmscError(Refusal.MALFORMED, "bad_config", "period must be 0.05 .. 86400 seconds")
         if not (0.0 < self.fetch_window < 1.0):
-            raise BmscError(400, "bad_config", "fetch_window must be a share in (0, 1)")
+            raise BmscError(
+                Refusal.MALFORMED, "bad_config", "fetch_window must be a share in (0, 1)"
+            )
         if not (0.0 <= self.fetch_delay < self.period * (1 - self.fetch_window)):
             raise BmscError(
-                400, "bad_config", "fetch_delay must leave the fetch window inside the period"
+                Refusal.MALFORMED,
+                "bad_config",
+                "fetch_delay must leave the fetch window inside the period",
             )
         if not 1 <= self.multi_key_depth <= 16:
-            raise BmscError(400, "bad_config", "multi_key_depth must be 1 .. 16")
+            raise BmscError(Refusal.MALFORMED, "bad_config", "multi_key_depth must be 1 .. 16")
         if not (self.nonce_lifetime > 0 and self.packet_rate > 0):
-            raise BmscError(400, "bad_config", "nonce_lifetime and packet_rate must be > 0")
+            raise BmscError(
+                Refusal.MALFORMED, "bad_config", "nonce_lifetime and packet_rate must be > 0"
+            )
         if len(self.amf) != 2:
-            raise BmscError(400, "bad_config", "amf must be 2 octets")
+            raise BmscError(Refusal.MALFORMED, "bad_config", "amf must be 2 octets")
 
 
 @dataclass(frozen=True)
@@ -286,10 +325,14 @@ def parse_register_query(query: Mapping[str, str]) -> tuple[str, str, int, str]:
     """Check the registration query (``ue``, ``service``, ``port``, optional ``reason``)."""
     unknown = sorted(set(query) - {"ue", "service", "port", "reason"})
     if unknown:
-        raise BmscError(400, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}")
+        raise BmscError(
+            Refusal.MALFORMED, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}"
+        )
     for name in ("ue", "service", "port"):
         if name not in query:
-            raise BmscError(400, "missing_parameter", f"query parameter {name!r} is required")
+            raise BmscError(
+                Refusal.MALFORMED, "missing_parameter", f"query parameter {name!r} is required"
+            )
     ue = validate_ue(query["ue"])
     service = validate_service(query["service"])
     port_text = query["port"]
@@ -299,35 +342,48 @@ def parse_register_query(query: Mapping[str, str]) -> tuple[str, str, int, str]:
         and len(port_text) <= 5
         and 1 <= int(port_text) <= 65535
     ):
-        raise BmscError(400, "bad_port", "parameter 'port' must be a UDP port 1-65535")
+        raise BmscError(
+            Refusal.MALFORMED, "bad_port", "parameter 'port' must be a UDP port 1-65535"
+        )
     trigger = query.get("reason", "initial")
     if trigger not in TRIGGERS:
         raise BmscError(
-            400, "bad_reason", f"parameter 'reason' must be one of {', '.join(TRIGGERS)}"
+            Refusal.MALFORMED,
+            "bad_reason",
+            f"parameter 'reason' must be one of {', '.join(TRIGGERS)}",
         )
     return ue, service, int(port_text), trigger
 
 
-@dataclass(frozen=True)
-class Reply:
-    """What to answer: status, short code, message, headers, body and the events."""
+class Result(StrEnum):
+    """What a request to the core came to."""
 
-    status: int
+    DELIVERED = "delivered"
+    """A MIKEY TEK delivery (RFC 3830 I_MESSAGE) for the UE is in ``mikey``."""
+    ACKNOWLEDGED = "acknowledged"
+    """A MIKEY verification message was accepted."""
+    REFUSED = "refused"
+    """The request was refused: see ``refusal``, ``code`` and ``message``."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The typed outcome of a request: what happened, the MIKEY bytes to send (if any),
+    the refusal and challenge (if refused), and the events to log."""
+
+    result: Result
     code: str
     message: str
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
+    mikey: bytes = b""
+    refusal: Refusal | None = None
+    challenge: str | None = None
     events: tuple[Event, ...] = ()
 
     @staticmethod
-    def error(exc: BmscError, events: tuple[Event, ...] = ()) -> Reply:
-        """The JSON error reply of a refusal."""
-        body = json.dumps(
-            {"status": exc.status, "error": exc.code, "message": exc.message}
-        ).encode()
-        return Reply(
-            exc.status, exc.code, exc.message, body, "application/json", exc.headers, events
+    def refused(exc: BmscError, events: tuple[Event, ...] = ()) -> Outcome:
+        """The outcome of a refusal."""
+        return Outcome(
+            Result.REFUSED, exc.code, exc.message, b"", exc.refusal, exc.challenge, events
         )
 
 
@@ -366,7 +422,7 @@ class BmscCore:
                     f"{k}={old.get(k)}" for k in sorted(old) if old.get(k) != self.profile[k]
                 )
                 raise BmscError(
-                    400,
+                    Refusal.MALFORMED,
                     "profile_mismatch",
                     f"{self.store.path} was created with a different profile "
                     f"({diff}); start the BM-SC with the same options",
@@ -383,7 +439,7 @@ class BmscCore:
     @property
     def depth(self) -> int:
         """How many next TEKs the schedule keeps ahead of the active one."""
-        return self.config.multi_key_depth if self._opt("fetch_spreading") == "multi_key" else 1
+        return spreading.fetch_period(self._opt(spreading.OPTION), self.config.multi_key_depth)
 
     # -- administration -----------------------------------------------------------------
 
@@ -393,12 +449,12 @@ class BmscCore:
         if not (
             isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes) and len(opc) == 16
         ):
-            raise BmscError(400, "bad_key", "K and OPc must be 16 octets each")
+            raise BmscError(Refusal.MALFORMED, "bad_key", "K and OPc must be 16 octets each")
         if isinstance(sqn, bool) or not isinstance(sqn, int) or not 0 <= sqn < SQN_MAX:
-            raise BmscError(400, "bad_sqn", "SQN must be an integer in 0 .. 2^48-2")
+            raise BmscError(Refusal.MALFORMED, "bad_sqn", "SQN must be an integer in 0 .. 2^48-2")
         with self.store.transaction():
             if self.store.get_subscriber(ue) is not None:
-                raise BmscError(409, "exists", f"subscriber {ue} already exists")
+                raise BmscError(Refusal.CONFLICT, "exists", f"subscriber {ue} already exists")
             self.store.add_subscriber(ue, k, opc, sqn)
 
     def add_service(self, service: str, now: float, period: float | None = None) -> list[Event]:
@@ -408,12 +464,14 @@ class BmscCore:
         if not (
             isinstance(period, int | float) and math.isfinite(period) and 0.05 <= period <= 86_400
         ):
-            raise BmscError(400, "bad_period", "period must be 0.05 .. 86400 seconds")
+            raise BmscError(Refusal.MALFORMED, "bad_period", "period must be 0.05 .. 86400 seconds")
         if self.config.fetch_delay >= period * (1 - self.config.fetch_window):
-            raise BmscError(400, "bad_period", "period too short for the fetch window")
+            raise BmscError(
+                Refusal.MALFORMED, "bad_period", "period too short for the fetch window"
+            )
         with self.store.transaction():
             if self.store.get_service(service) is not None:
-                raise BmscError(409, "exists", f"service {service} already exists")
+                raise BmscError(Refusal.CONFLICT, "exists", f"service {service} already exists")
             ids = self.rand(8)
             self.store.add_service(
                 service,
@@ -496,9 +554,9 @@ class BmscCore:
         validate_ue(ue)
         validate_service(service)
         if self.store.get_subscriber(ue) is None:
-            raise BmscError(404, "unknown_ue", f"unknown subscriber {ue}")
+            raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
         if self.store.get_service(service) is None:
-            raise BmscError(404, "unknown_service", f"unknown service {service}")
+            raise BmscError(Refusal.UNKNOWN, "unknown_service", f"unknown service {service}")
 
     # -- TEK schedule ---------------------------------------------------------------------
 
@@ -608,9 +666,11 @@ class BmscCore:
         with self.store.transaction():
             sub = self.store.get_subscriber(ue)
             if sub is None:
-                raise BmscError(404, "unknown_ue", f"unknown subscriber {ue}")
+                raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
             if sub.sqn + 1 > SQN_MAX:
-                raise BmscError(503, "sqn_exhausted", f"subscriber {ue} has no SQN left")
+                raise BmscError(
+                    Refusal.UNAVAILABLE, "sqn_exhausted", f"subscriber {ue} has no SQN left"
+                )
             sqn = self.store.take_sqn(ue)
             vector = generate_vector(
                 Milenage(sub.k, sub.opc), sqn=sqn, amf=self.config.amf, rand=self.rand
@@ -640,13 +700,13 @@ class BmscCore:
     ) -> BmscError:
         challenge, event = self._challenge(ue, now, stale=stale)
         return BmscError(
-            401, code, message, (("WWW-Authenticate", serialise_challenge(challenge)),), (event,)
+            Refusal.UNAUTHENTICATED, code, message, serialise_challenge(challenge), (event,)
         )
 
     # -- registration (6.2.2 steps 2-4, 6.2.3.2) --------------------------------------------
 
-    def register(self, req: RegisterRequest, now: float) -> Reply:
-        """Handle one registration request; never raises for bad input (see the Reply)."""
+    def register(self, req: RegisterRequest, now: float) -> Outcome:
+        """Handle one registration request; never raises for bad input (see the Outcome)."""
         events: list[Event] = []
         try:
             events += self.tick(now)
@@ -664,15 +724,15 @@ class BmscCore:
                         reason=exc.code,
                         extra={
                             "source": BMSC,
-                            "status": exc.status,
+                            "refusal": exc.refusal.value,
                             "message": exc.message,
                             "trigger": req.trigger,
                         },
                     )
                 )
-            return Reply.error(exc, tuple(events))
+            return Outcome.refused(exc, tuple(events))
 
-    def _register(self, req: RegisterRequest, now: float, events: list[Event]) -> Reply:
+    def _register(self, req: RegisterRequest, now: float, events: list[Event]) -> Outcome:
         ue, service = validate_ue(req.ue), validate_service(req.service)
         self._known(ue, service)
         self._check_subscribed(ue, service)
@@ -683,10 +743,14 @@ class BmscCore:
         try:
             cred = parse_authorization(req.authorization)
         except DigestParseError as exc:
-            raise BmscError(400, "bad_authorization", f"malformed Authorization: {exc}") from None
+            raise BmscError(
+                Refusal.MALFORMED, "bad_authorization", f"malformed Authorization: {exc}"
+            ) from None
         if cred.username != ue:
             raise BmscError(
-                403, "identity_mismatch", "the Digest username does not match the 'ue' parameter"
+                Refusal.FORBIDDEN,
+                "identity_mismatch",
+                "the Digest username does not match the 'ue' parameter",
             )
         rec = self.store.get_challenge(cred.nonce)
         if rec is None or rec.ue != ue:
@@ -726,13 +790,17 @@ class BmscCore:
             )
         except DigestBindingError as exc:
             raise BmscError(
-                403, "digest_mismatch", f"credentials do not match the challenge or request: {exc}"
+                Refusal.FORBIDDEN,
+                "digest_mismatch",
+                f"credentials do not match the challenge or request: {exc}",
             ) from None
         except DigestAuthError:
             with self.store.transaction():
                 self.store.update_challenge(rec.nonce, "failed", rec.max_nc)
             raise BmscError(
-                403, "auth_failed", "authentication failed: the response does not match (wrong RES)"
+                Refusal.FORBIDDEN,
+                "auth_failed",
+                "authentication failed: the response does not match (wrong RES)",
             ) from None
         except DigestStaleError as exc:
             raise self._challenge_error(
@@ -770,13 +838,15 @@ class BmscCore:
             kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
             body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
             events.append(event)
-        return Reply(200, "ok", "TEK delivered", body, "application/mikey", (), tuple(events))
+        return Outcome(Result.DELIVERED, "ok", "TEK delivered", body, events=tuple(events))
 
     def _check_subscribed(self, ue: str, service: str) -> None:
         sub = self.store.get_subscription(ue, service)
         if sub is None or not sub.subscribed:
             raise BmscError(
-                403, "not_subscribed", f"UE {ue} is not authorised for service {service}"
+                Refusal.FORBIDDEN,
+                "not_subscribed",
+                f"UE {ue} is not authorised for service {service}",
             )
 
     def _resync(
@@ -788,7 +858,7 @@ class BmscCore:
         cred: Any,
         now: float,
         events: list[Event],
-    ) -> Reply:
+    ) -> Outcome:
         """AUTS resynchronisation (RFC 3310 3.4, TS 33.102 6.3.5), then a new challenge."""
         if rec.state != "pending":
             raise self._challenge_error(ue, now, "nonce_used", "the nonce was already used")
@@ -798,17 +868,23 @@ class BmscCore:
             )
         except DigestBindingError as exc:
             raise BmscError(
-                403, "digest_mismatch", f"credentials do not match the challenge or request: {exc}"
+                Refusal.FORBIDDEN,
+                "digest_mismatch",
+                f"credentials do not match the challenge or request: {exc}",
             ) from None
         except DigestAuthError:
-            raise BmscError(403, "auth_failed", "resynchronisation request: wrong digest") from None
+            raise BmscError(
+                Refusal.FORBIDDEN, "auth_failed", "resynchronisation request: wrong digest"
+            ) from None
         sub = self.store.get_subscriber(ue)
         assert sub is not None
         try:
             sqn_ms = auc_resync(Milenage(sub.k, sub.opc), rec.rand, auts)
         except AutsMacFailure:
             raise BmscError(
-                403, "auts_failed", "resynchronisation refused: MAC-S of AUTS does not verify"
+                Refusal.FORBIDDEN,
+                "auts_failed",
+                "resynchronisation refused: MAC-S of AUTS does not verify",
             ) from None
         with self.store.transaction():
             self.store.update_challenge(rec.nonce, "used", cred.nc or 0)
@@ -838,9 +914,11 @@ class BmscCore:
                 keys.append(act)
         keys += pending
         if not keys:
-            raise BmscError(503, "no_tek", f"service {service} has no TEK to deliver yet")
+            raise BmscError(
+                Refusal.UNAVAILABLE, "no_tek", f"service {service} has no TEK to deliver yet"
+            )
         ctr = self.store.take_counter(ue)
-        fetch_time = self._fetch_time(svc, ue, pending, now)
+        fetch_time = self.fetch_time(svc, ue, pending, now)
         fetch: FetchAtTime | FetchAtSrtpIndex
         fetch_index: int | None = None
         if self._opt("fetch_time_unit") == "sequence_number":
@@ -904,24 +982,24 @@ class BmscCore:
             extra["fetch_index"] = fetch_index
         return body, Event("Deliver", now, ue=ue, service=service, mki=keys[-1].mki, extra=extra)
 
-    def _fetch_time(self, svc: Service, ue: str, pending: list[TekRow], now: float) -> float:
+    def fetch_time(self, svc: Service, ue: str, pending: list[TekRow], now: float) -> float:
         """When the UE is to fetch again: in the window after the last next TEK it now
         holds is activated, placed by the fetch-spreading strategy (6.2.3.2)."""
         base = max(pending[-1].planned, now) if pending else now
         window = self.config.fetch_window * svc.period
-        strategy = self._opt("fetch_spreading")
-        if strategy == "none":
-            offset = 0.0
-        elif strategy == "scheduled_slots":
+        strategy = FetchSpreading(self._opt(spreading.OPTION))
+        rank, count = 0, 1
+        if strategy is FetchSpreading.SCHEDULED_SLOTS:
             rank, count = self.store.slot_of(ue, svc.service)
-            offset = window * rank / count
-        else:  # random_interval, multi_key
-            offset = window * int.from_bytes(self.rand(4), "big") / 2**32
+        u = 0.0
+        if spreading.draws_at_random(strategy):
+            u = spreading.uniform_from_bits(self.rand(4))
+        offset = spreading.fetch_offset(strategy, window, u, float(rank), float(count))
         return base + self.config.fetch_delay + offset
 
     # -- MIKEY response (step 4b) ----------------------------------------------------------
 
-    def mikey_response(self, ue: str, service: str, body: bytes, now: float) -> Reply:
+    def mikey_response(self, ue: str, service: str, body: bytes, now: float) -> Outcome:
         """Check a MIKEY verification message against the UE's latest delivery."""
         events: list[Event] = []
         try:
@@ -935,25 +1013,29 @@ class BmscCore:
                     service=service if isinstance(service, str) else None,
                     ok=False,
                     reason=exc.code,
-                    extra={"source": BMSC, "status": exc.status, "message": exc.message},
+                    extra={"source": BMSC, "refusal": exc.refusal.value, "message": exc.message},
                 )
             )
-            return Reply.error(exc, tuple(events))
+            return Outcome.refused(exc, tuple(events))
 
     def _mikey_response(
         self, ue: str, service: str, body: bytes, now: float, events: list[Event]
-    ) -> Reply:
+    ) -> Outcome:
         if self._opt("mikey_response") == "none":
             raise BmscError(
-                404, "not_used", "this BM-SC does not use MIKEY responses (mikey_response=none)"
+                Refusal.UNKNOWN,
+                "not_used",
+                "this BM-SC does not use MIKEY responses (mikey_response=none)",
             )
         self._known(ue, service)
         if len(body) > MAX_BODY:
-            raise BmscError(413, "too_large", f"a MIKEY response is at most {MAX_BODY} octets")
+            raise BmscError(
+                Refusal.TOO_LARGE, "too_large", f"a MIKEY response is at most {MAX_BODY} octets"
+            )
         reg = self.store.get_registration(ue, service)
         if reg is None or not reg.awaiting_ack:
             raise BmscError(
-                409,
+                Refusal.CONFLICT,
                 "no_delivery_pending",
                 f"no TEK delivery to {ue} for {service} awaits a response",
             )
@@ -970,10 +1052,14 @@ class BmscCore:
             verify_verification(body, delivery, reg.kek)
         except MikeyAuthError:
             raise BmscError(
-                403, "mikey_auth_failed", "MIKEY response: verification MAC does not match"
+                Refusal.FORBIDDEN,
+                "mikey_auth_failed",
+                "MIKEY response: verification MAC does not match",
             ) from None
         except MikeyError as exc:
-            raise BmscError(400, "bad_mikey", f"MIKEY response malformed: {exc}") from None
+            raise BmscError(
+                Refusal.MALFORMED, "bad_mikey", f"MIKEY response malformed: {exc}"
+            ) from None
         with self.store.transaction():
             mkis = []
             for tek_ref in reg.delivered:
@@ -992,9 +1078,7 @@ class BmscCore:
                 extra={"source": BMSC, "mkis": mkis},
             )
         )
-        return Reply(
-            204, "ok", "MIKEY response accepted", b"", "application/json", (), tuple(events)
-        )
+        return Outcome(Result.ACKNOWLEDGED, "ok", "MIKEY response accepted", events=tuple(events))
 
     # -- data plane support -------------------------------------------------------------------
 
@@ -1013,7 +1097,7 @@ class BmscCore:
         with self.store.transaction():
             svc = self.store.get_service(service)
             if svc is None:
-                raise BmscError(404, "unknown_service", f"unknown service {service}")
+                raise BmscError(Refusal.UNKNOWN, "unknown_service", f"unknown service {service}")
             start = svc.srtp_reserved
             self.store.reserve_srtp(service, start + _SRTP_BLOCK)
         return svc.ssrc, start
@@ -1022,7 +1106,7 @@ class BmscCore:
         """Make sure ``index`` is reserved; returns the reserved limit (commits if needed)."""
         svc = self.store.get_service(service)
         if svc is None:
-            raise BmscError(404, "unknown_service", f"unknown service {service}")
+            raise BmscError(Refusal.UNKNOWN, "unknown_service", f"unknown service {service}")
         if index < svc.srtp_reserved:
             return svc.srtp_reserved
         with self.store.transaction():

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from mbmssec.impl.service.spreading import FetchSpreading
 from mbmssec.simulation import load
 from mbmssec.simulation.load import (
-    FetchSpreading,
     LoadError,
     LoadParams,
     LoadReport,
