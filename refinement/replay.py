@@ -53,9 +53,9 @@ from mbmssec.spec.loader import Profile
 
 __all__ = [
     "LOCKSTEP_UNIVERSE",
+    "CounterexampleReplayError",
     "Op",
     "Receipt",
-    "ReplayError",
     "ReplayResult",
     "Unfaithful",
     "evidence",
@@ -76,12 +76,12 @@ _DT: Final = 0.05  # time step while waiting for an activation (s)
 _MAX_WAIT: Final = 200  # steps of _DT before giving up on an activation
 
 
-class ReplayError(MbmssecError):
+class CounterexampleReplayError(MbmssecError):
     """A trace that cannot be turned into operations (an action without a concrete
     counterpart, an element beyond what the driver supports)."""
 
 
-class Unfaithful(ReplayError):
+class Unfaithful(CounterexampleReplayError):
     """The implementation did not do what the model step did: ``step`` (1-based, in the
     model trace) and ``why``."""
 
@@ -158,7 +158,9 @@ class ReplayResult:
 def plan(trace: Trace, model: Model) -> list[Op]:
     """The operations standing for a model trace (see the module docstring)."""
     if trace.universe.svc != 1:
-        raise ReplayError(f"the driver runs one service; the trace has {trace.universe.svc}")
+        raise CounterexampleReplayError(
+            f"the driver runs one service; the trace has {trace.universe.svc}"
+        )
     states = trace.replay(model)
     ops: list[Op] = []
     first_activation = True
@@ -189,7 +191,7 @@ def plan(trace: Trace, model: Model) -> list[Op]:
         elif st.action == "Replay":
             ops.append(Op("replay", n, ue=a[0], tek=post.get("mki", a[1]), what=what))
         else:
-            raise ReplayError(
+            raise CounterexampleReplayError(
                 f"model step {n} ({what}): no attacker runs against the "
                 "implementation, so this step has no concrete counterpart"
             )
@@ -434,7 +436,7 @@ def _run(
             note=ls.steps[-1],
         )
     else:
-        raise ReplayError(f"unknown operation {op.kind}")
+        raise CounterexampleReplayError(f"unknown operation {op.kind}")
 
 
 def _receive(ls: Lockstep, i: int, p: int) -> PacketOutcome:
@@ -650,7 +652,7 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
     elif number == 9:
         out += _probe_recovery(res)
     else:
-        raise ReplayError(f"no concrete evidence defined for property {number}")
+        raise CounterexampleReplayError(f"no concrete evidence defined for property {number}")
     return out
 
 

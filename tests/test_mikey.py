@@ -23,7 +23,6 @@ from mbmssec.errors import MbmssecError
 from mbmssec.impl.protocols import mikey_messages
 from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
-    AuthenticationError,
     CommonHeader,
     DataType,
     EncodeError,
@@ -40,14 +39,15 @@ from mbmssec.impl.protocols.mikey import (
     KeyDataPayload,
     KeyDataType,
     MacAlg,
+    MikeyAuthError,
     MikeyError,
     MikeyMessage,
+    MikeyParseError,
+    MikeyReplayError,
     NullValidity,
-    ParseError,
     PolicyParam,
     ProtType,
     RandPayload,
-    ReplayError,
     SecurityPolicyPayload,
     SpiValidity,
     SrtpAuthAlg,
@@ -123,7 +123,7 @@ def test_key_unwrap_integrity_failure_is_opaque_authentication_error() -> None:
     vec = _rfc3394()[0]
     ct = bytearray(_hex(vec["ciphertext"]))
     ct[5] ^= 0x01
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(MikeyAuthError) as info:
         key_unwrap(_hex(vec["kek"]), bytes(ct))
     assert str(info.value) == "MIKEY message authentication failed"
 
@@ -354,11 +354,11 @@ def test_key_data_chain_links_with_next_payload_20() -> None:
 
 def test_key_data_chain_rejects_bad_links_and_trailing_bytes() -> None:
     one = KEY_CASES[1][2]
-    with pytest.raises(ParseError):  # last-payload marker followed by bytes
+    with pytest.raises(MikeyParseError):  # last-payload marker followed by bytes
         parse_key_data_chain(one + b"\x00")
-    with pytest.raises(ParseError):  # announces another sub-payload that is not there
+    with pytest.raises(MikeyParseError):  # announces another sub-payload that is not there
         parse_key_data_chain(b"\x14" + one[1:])
-    with pytest.raises(ParseError):  # next payload that is not Key data
+    with pytest.raises(MikeyParseError):  # next payload that is not Key data
         parse_key_data_chain(b"\x05" + one[1:] + one)
 
 
@@ -382,7 +382,7 @@ def test_tek_fetch_extension_encoding() -> None:
         "01010800000000000000010206000000000001",  # both fetch forms
         "01030400000001030400000002",  # lifetime twice
     ]:
-        with pytest.raises(ParseError):
+        with pytest.raises(MikeyParseError):
             TekFetchExtension.from_payload(GeneralExtensionPayload(255, bytes.fromhex(bad)))
     with pytest.raises(UnsupportedError):
         TekFetchExtension.from_payload(GeneralExtensionPayload(255, bytes.fromhex("0203040001")))
@@ -435,23 +435,23 @@ def _valid_message_bytes() -> bytes:
         (_hdr(99, 0), UnsupportedError, ErrorNo.INVALID_DT, 1),
         (_hdr(0, 0, prf_func=5), UnsupportedError, ErrorNo.INVALID_PRF, 3),
         (_hdr(0, 0, map_type=9), UnsupportedError, ErrorNo.UNSPECIFIED, 9),
-        (_hdr(0, 13), ParseError, ErrorNo.UNSPECIFIED, 10),  # unknown payload type
+        (_hdr(0, 13), MikeyParseError, ErrorNo.UNSPECIFIED, 10),  # unknown payload type
         (_hdr(0, 2) + b"\x00" * 8, UnsupportedError, ErrorNo.UNSPECIFIED, 10),  # PKE
-        (_hdr(0, 20) + b"\x00" * 8, ParseError, ErrorNo.UNSPECIFIED, 10),  # Key data at top
+        (_hdr(0, 20) + b"\x00" * 8, MikeyParseError, ErrorNo.UNSPECIFIED, 10),  # Key data at top
         (_hdr(0, 5) + b"\x00\x07" + bytes(8), UnsupportedError, ErrorNo.INVALID_TS, 11),
         (_hdr(0, 6) + b"\x00\x05\x00\x00", UnsupportedError, ErrorNo.INVALID_ID, 11),
         (_hdr(0, 1) + b"\x00\x09\x00\x00\x00", UnsupportedError, ErrorNo.INVALID_EA, 11),
         (_hdr(0, 1) + b"\x00\x00\x00\x00\x07", UnsupportedError, ErrorNo.INVALID_MAC, 14),
         (_hdr(1, 9) + b"\x00\x04", UnsupportedError, ErrorNo.INVALID_MAC, 11),
         (_hdr(0, 10) + b"\x00\x00\x05\x00\x00", UnsupportedError, ErrorNo.INVALID_SP, 12),
-        (_hdr(0, 11) + b"\x00\x00", ParseError, ErrorNo.UNSPECIFIED, 11),  # RAND len 0
-        (_valid_message_bytes()[:-1], ParseError, ErrorNo.UNSPECIFIED, 18),  # truncated RAND
-        (_valid_message_bytes() + b"\x00", ParseError, ErrorNo.UNSPECIFIED, 34),  # trailing
-        (_hdr(0, 5), ParseError, ErrorNo.UNSPECIFIED, 10),  # payload announced, none present
-        (_hdr(0, 0)[:9], ParseError, ErrorNo.UNSPECIFIED, 9),  # short header
-        (_hdr(0, 0, cs=[(0, 1, 2)])[:-1], ParseError, ErrorNo.UNSPECIFIED, 15),
-        (_hdr(0, 10) + b"\x00\x00\x00\x00\x02\x01\x05", ParseError, ErrorNo.UNSPECIFIED, 17),
-        (_hdr(0, 10) + b"\x00\x00\x00\x00\x03\x01\x05", ParseError, ErrorNo.UNSPECIFIED, 15),
+        (_hdr(0, 11) + b"\x00\x00", MikeyParseError, ErrorNo.UNSPECIFIED, 11),  # RAND len 0
+        (_valid_message_bytes()[:-1], MikeyParseError, ErrorNo.UNSPECIFIED, 18),  # truncated RAND
+        (_valid_message_bytes() + b"\x00", MikeyParseError, ErrorNo.UNSPECIFIED, 34),  # trailing
+        (_hdr(0, 5), MikeyParseError, ErrorNo.UNSPECIFIED, 10),  # payload announced, none present
+        (_hdr(0, 0)[:9], MikeyParseError, ErrorNo.UNSPECIFIED, 9),  # short header
+        (_hdr(0, 0, cs=[(0, 1, 2)])[:-1], MikeyParseError, ErrorNo.UNSPECIFIED, 15),
+        (_hdr(0, 10) + b"\x00\x00\x00\x00\x02\x01\x05", MikeyParseError, ErrorNo.UNSPECIFIED, 17),
+        (_hdr(0, 10) + b"\x00\x00\x00\x00\x03\x01\x05", MikeyParseError, ErrorNo.UNSPECIFIED, 15),
     ],
 )
 def test_rejections_are_typed_and_located(
@@ -554,10 +554,10 @@ def test_mac_is_checked_before_decryption(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(mikey_messages, "kemac_decrypt", spy)
     msg[-30] ^= 0x80  # inside the encrypted key data
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         parse_and_verify(bytes(msg), kek, ReplayState(ReplayMode.NONE), NOW)
     assert not called
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         parse_and_verify(
             build_tek_delivery(_delivery(), kek), os.urandom(16), ReplayState(ReplayMode.NONE), NOW
         )
@@ -568,13 +568,13 @@ def test_mac_is_checked_before_decryption(monkeypatch: pytest.MonkeyPatch) -> No
     ("pos", "exc"),
     [
         (3, UnsupportedError),  # PRF func 0 -> 1: no such PRF
-        (5, AuthenticationError),  # CSB ID (also changes the derived keys)
-        (11, AuthenticationError),  # an SSRC in the CS ID map
-        (31, AuthenticationError),  # the T value
-        (40, AuthenticationError),  # RAND
-        (-30, AuthenticationError),  # encrypted key data
-        (-1, AuthenticationError),  # the MAC itself
-        (-21, ParseError),  # Mac alg 1 -> 0 (NULL): the 20 MAC bytes become trailing bytes
+        (5, MikeyAuthError),  # CSB ID (also changes the derived keys)
+        (11, MikeyAuthError),  # an SSRC in the CS ID map
+        (31, MikeyAuthError),  # the T value
+        (40, MikeyAuthError),  # RAND
+        (-30, MikeyAuthError),  # encrypted key data
+        (-1, MikeyAuthError),  # the MAC itself
+        (-21, MikeyParseError),  # Mac alg 1 -> 0 (NULL): the 20 MAC bytes become trailing bytes
     ],
 )
 def test_tampering_is_detected(pos: int, exc: type[MikeyError]) -> None:
@@ -589,7 +589,7 @@ def test_null_mac_is_refused_unless_allowed() -> None:
     kek = os.urandom(16)
     d = _delivery(mac_alg=MacAlg.NULL, encr_alg=EncrAlg.NULL)
     msg = build_tek_delivery(d, kek)
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW)
     assert (
         parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW, allow_null_mac=True).delivery
@@ -604,13 +604,13 @@ def test_counter_replay_protection() -> None:
     m6 = build_tek_delivery(_delivery(counter=6), kek)
     r = parse_and_verify(m5, kek, state, NOW)
     assert r.replay_state.last_counter == 5
-    with pytest.raises(ReplayError) as info:
+    with pytest.raises(MikeyReplayError) as info:
         parse_and_verify(m5, kek, r.replay_state, NOW)
     assert info.value.error_no is ErrorNo.INVALID_TS
     r6 = parse_and_verify(m6, kek, r.replay_state, NOW)
-    with pytest.raises(ReplayError):
+    with pytest.raises(MikeyReplayError):
         parse_and_verify(m5, kek, r6.replay_state, NOW)  # older counter
-    with pytest.raises(ReplayError):  # a time-stamped message where a counter is expected
+    with pytest.raises(MikeyReplayError):  # a time-stamped message where a counter is expected
         parse_and_verify(build_tek_delivery(_delivery(), kek), kek, state, NOW)
 
 
@@ -619,16 +619,16 @@ def test_timestamp_replay_protection_and_window() -> None:
     state = ReplayState(ReplayMode.TIMESTAMP, max_skew=10.0)
     msg = build_tek_delivery(_delivery(), kek)
     r = parse_and_verify(msg, kek, state, NOW + 9.5)
-    with pytest.raises(ReplayError):
+    with pytest.raises(MikeyReplayError):
         parse_and_verify(msg, kek, r.replay_state, NOW + 9.6)  # replay cache
-    with pytest.raises(ReplayError):
+    with pytest.raises(MikeyReplayError):
         parse_and_verify(msg, kek, state, NOW + 10.5)  # too old
-    with pytest.raises(ReplayError):
+    with pytest.raises(MikeyReplayError):
         parse_and_verify(msg, kek, state, NOW - 10.5)  # from the future
     later = build_tek_delivery(_delivery(now=NOW + 100), kek)
     r2 = parse_and_verify(later, kek, r.replay_state, NOW + 100)
     assert len(r2.replay_state.recent) == 1  # the old entry left the window
-    with pytest.raises(ReplayError):
+    with pytest.raises(MikeyReplayError):
         parse_and_verify(build_tek_delivery(_delivery(counter=1), kek), kek, state, NOW)
 
 
@@ -637,7 +637,7 @@ def test_replay_state_does_not_advance_on_failure() -> None:
     state = ReplayState(ReplayMode.COUNTER, last_counter=3)
     bad = bytearray(build_tek_delivery(_delivery(counter=9), kek))
     bad[-1] ^= 1
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         parse_and_verify(bytes(bad), kek, state, NOW)
     assert state.last_counter == 3  # frozen; nothing returned to persist
 
@@ -653,11 +653,11 @@ def test_structure_checks_of_i_message() -> None:
     msg = parse_message(build_tek_delivery(d, kek))
     # KEMAC not last
     reordered = MikeyMessage(msg.header, (msg.payloads[-1], *msg.payloads[:-1]))
-    with pytest.raises(ParseError):
+    with pytest.raises(MikeyParseError):
         parse_and_verify(serialise_message(reordered), kek, ReplayState(ReplayMode.NONE), NOW)
     # two T payloads
     doubled = MikeyMessage(msg.header, (msg.payloads[0], *msg.payloads))
-    with pytest.raises(ParseError):
+    with pytest.raises(MikeyParseError):
         parse_and_verify(serialise_message(doubled), kek, ReplayState(ReplayMode.NONE), NOW)
     # a response is not an I_MESSAGE
     with pytest.raises(UnsupportedError):
@@ -734,9 +734,9 @@ def test_verification_message_round_trip_and_mac() -> None:
     assert hdr.data_type is DataType.PSK_RESP and hdr.cs_map == d.cs_map
     bad = bytearray(resp)
     bad[-3] ^= 4
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         verify_verification(bytes(bad), d, kek)
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(MikeyAuthError):
         verify_verification(resp, d, os.urandom(16))
     other = _delivery()
     with pytest.raises(MikeyError):

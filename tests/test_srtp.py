@@ -21,17 +21,17 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from mbmssec.errors import MbmssecError
 from mbmssec.impl.protocols import _srtp_kdf, srtp
 from mbmssec.impl.protocols.srtp import (
-    AuthenticationError,
     AuthTag,
     KeyLabel,
     KeyLifetimeError,
     MasterKey,
-    ParseError,
-    ReplayError,
+    SrtpAuthError,
     SrtpConfigError,
     SrtpError,
+    SrtpParseError,
     SrtpPolicy,
     SrtpReceiver,
+    SrtpReplayError,
     SrtpSender,
     UnknownMkiError,
     aes_cm_keystream,
@@ -248,9 +248,9 @@ def test_late_packet_from_before_the_wrap_is_accepted_once() -> None:
     assert rx.unprotect(p1) == rtp(1)
     assert rx.unprotect(p65534) == rtp(65534)  # index ROC 0 / 65534, behind the wrap
     assert rx.roc(SSRC) == 1
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect(p65534)
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect(p0)
 
 
@@ -259,7 +259,7 @@ def test_set_roc_starts_a_stream_mid_session() -> None:
     tx.set_roc(SSRC, 7)
     protected = tx.protect(rtp(40000))
     assert tx.highest_index(SSRC) == 7 * 65536 + 40000
-    with pytest.raises(AuthenticationError):  # receiver assumes ROC 0
+    with pytest.raises(SrtpAuthError):  # receiver assumes ROC 0
         rx.unprotect(protected)
     rx.set_roc(SSRC, 7)
     assert rx.unprotect(protected) == rtp(40000)
@@ -270,7 +270,7 @@ def test_packet_before_the_stream_start_is_refused() -> None:
     tx, rx = pair()
     first = tx.protect(rtp(10))
     assert rx.unprotect(first) == rtp(10)
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect(first[:2] + struct.pack("!H", 65500) + first[4:])
 
 
@@ -285,14 +285,14 @@ def test_replay_window_default_64() -> None:
     tx, rx = pair()
     packets = protect_seqs(tx, [35, 36, 37, 100])
     rx.unprotect(packets[100])
-    with pytest.raises(ReplayError) as dup:
+    with pytest.raises(SrtpReplayError) as dup:
         rx.unprotect(packets[100])
     assert dup.value.reason == "already received" and dup.value.index == 100
-    with pytest.raises(ReplayError) as old:
+    with pytest.raises(SrtpReplayError) as old:
         rx.unprotect(packets[36])  # 100 - 36 = 64: outside a 64-wide window
     assert old.value.reason == "older than the replay window"
     assert rx.unprotect(packets[37]) == rtp(37)  # 100 - 37 = 63: inside
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect(packets[37])
 
 
@@ -302,7 +302,7 @@ def test_replay_window_larger() -> None:
     packets = protect_seqs(tx, [5, 1000])
     rx.unprotect(packets[1000])
     assert rx.unprotect(packets[5]) == rtp(5)  # 995 behind: inside 1024
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect(packets[5])
 
 
@@ -312,7 +312,7 @@ def test_replay_window_remembers_after_sliding() -> None:
     for s in (1, 3, 5, 10):
         rx.unprotect(packets[s])
     for s in (1, 3, 5, 10):
-        with pytest.raises(ReplayError):
+        with pytest.raises(SrtpReplayError):
             rx.unprotect(packets[s])
     for s in (2, 4, 6, 7, 8, 9):
         assert rx.unprotect(packets[s]) == rtp(s)
@@ -321,7 +321,7 @@ def test_replay_window_remembers_after_sliding() -> None:
 def test_sender_refuses_to_reuse_an_index() -> None:
     tx, _ = pair()
     tx.protect(rtp(9))
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         tx.protect(rtp(9, payload=b"other"))
     repeat = SrtpSender(SrtpPolicy(allow_repeat_tx=True), (KEY_A,))
     assert repeat.protect(rtp(9)) == repeat.protect(rtp(9))
@@ -331,9 +331,9 @@ def test_srtcp_replay_window() -> None:
     tx, rx = pair()
     packets = [tx.protect_rtcp(rtcp(i)) for i in range(70)]
     rx.unprotect_rtcp(packets[69])
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect_rtcp(packets[69])
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect_rtcp(packets[5])  # 64 behind
     assert rx.unprotect_rtcp(packets[6]) == rtcp(6)
     assert rx.highest_srtcp_index(SSRC) == 69
@@ -507,7 +507,7 @@ def test_every_single_bit_flip_is_rejected(tag: AuthTag) -> None:
             rx.unprotect(bytes(flipped))
         byte = bit // 8
         if 16 + 8 + 4 <= byte < len(protected) - int(tag) - 4 or byte >= len(protected) - int(tag):
-            assert type(err.value) is AuthenticationError  # payload or tag
+            assert type(err.value) is SrtpAuthError  # payload or tag
     assert rx.unprotect(protected) == plain  # no failure above touched the state
     control = tx.protect_rtcp(rtcp())
     for bit in range(len(control) * 8):
@@ -542,22 +542,22 @@ def test_mac_is_checked_before_decrypting(monkeypatch: pytest.MonkeyPatch) -> No
     good = tx.protect(rtp(1))
     bad = good[:-1] + bytes([good[-1] ^ 1])
     monkeypatch.setattr(srtp, "xor_keystream_batch", spy)
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(SrtpAuthError):
         rx.unprotect(bad)
     assert decrypted == []  # nothing was decrypted
     results = rx.unprotect_each([bad, good, bad])
-    assert isinstance(results[0], AuthenticationError) and results[1] == rtp(1)
+    assert isinstance(results[0], SrtpAuthError) and results[1] == rtp(1)
     assert decrypted == [1]  # one keystream job: the authentic packet only
 
 
 def test_authentication_error_is_opaque() -> None:
-    err = AuthenticationError()
+    err = SrtpAuthError()
     assert str(err) == "authentication failed"
     assert isinstance(err, SrtpError) and isinstance(err, MbmssecError)
 
 
 def test_error_family() -> None:
-    for cls in (ParseError, UnknownMkiError, AuthenticationError, ReplayError, KeyLifetimeError):
+    for cls in (SrtpParseError, UnknownMkiError, SrtpAuthError, SrtpReplayError, KeyLifetimeError):
         assert issubclass(cls, SrtpError)
     assert issubclass(SrtpError, MbmssecError)
 
@@ -604,7 +604,7 @@ def test_srtcp_without_encryption() -> None:
     # A receiver whose own policy encrypts still follows the packet's E flag.
     assert SrtpReceiver(None, (KEY_A, KEY_B)).unprotect_rtcp(p) == rtcp(5)
     flipped = p[:32] + bytes([p[32] | 0x80]) + p[33:]
-    with pytest.raises(AuthenticationError):  # the E flag is authenticated
+    with pytest.raises(SrtpAuthError):  # the E flag is authenticated
         SrtpReceiver(None, (KEY_A, KEY_B)).unprotect_rtcp(flipped)
 
 
@@ -613,24 +613,24 @@ def test_srtcp_without_encryption() -> None:
 
 def test_parse_errors_carry_offsets() -> None:
     _, rx = pair()
-    with pytest.raises(ParseError) as short:
+    with pytest.raises(SrtpParseError) as short:
         rx.unprotect(b"\x80\x00\x00")
     assert short.value.offset == 0
     v1 = bytearray(SrtpSender(None, (KEY_A,)).protect(rtp(1)))
     v1[0] = 0x40 | (v1[0] & 0x3F)
-    with pytest.raises(ParseError) as version:
+    with pytest.raises(SrtpParseError) as version:
         rx.unprotect(bytes(v1))
     assert version.value.offset == 0 and "version 1" in str(version.value)
     tx = SrtpSender(None, (KEY_A,))
-    with pytest.raises(ParseError):
+    with pytest.raises(SrtpParseError):
         tx.protect(b"\x8f" + rtp(1)[1:20])  # 15 CSRCs announced, 8 bytes present
-    with pytest.raises(ParseError):
+    with pytest.raises(SrtpParseError):
         tx.protect(rtp(1, payload=b"")[:12].replace(b"\x80", b"\x90", 1) + b"\x00\x00\x00\x05")
-    with pytest.raises(ParseError):
+    with pytest.raises(SrtpParseError):
         tx.protect_rtcp(b"\x80\xc8\x00")
-    with pytest.raises(ParseError):
+    with pytest.raises(SrtpParseError):
         tx.protect(rtp(1, payload=bytes(65535)))
-    with pytest.raises(ParseError):
+    with pytest.raises(SrtpParseError):
         rx.unprotect_rtcp(b"\x80\xc8\x00\x01" + bytes(10))
 
 
@@ -688,7 +688,7 @@ def test_kdr_mismatch_fails_authentication() -> None:
     rx = SrtpReceiver(SrtpPolicy(), (KEY_A,))
     packets = [tx.protect(rtp(s)) for s in range(8)]
     assert [rx.unprotect(p) for p in packets[:4]] == [rtp(s) for s in range(4)]
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(SrtpAuthError):
         rx.unprotect(packets[4])
 
 
@@ -710,7 +710,7 @@ def test_srtcp_kdr_uses_the_srtcp_index() -> None:
     assert rx.unprotect_rtcp_many(packets) == [rtcp(i) for i in range(6)]
     plain_rx = SrtpReceiver(SrtpPolicy(), (KEY_A,))
     assert plain_rx.unprotect_rtcp(packets[1]) == rtcp(1)  # index 1: r = 0
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(SrtpAuthError):
         plain_rx.unprotect_rtcp(packets[2])  # index 2: r = 1
 
 
@@ -730,12 +730,12 @@ def test_protect_many_equals_one_by_one() -> None:
 
 def test_protect_many_is_all_or_nothing() -> None:
     tx = SrtpSender(None, (KEY_A,))
-    with pytest.raises(ParseError) as err:
+    with pytest.raises(SrtpParseError) as err:
         tx.protect_many([rtp(1), rtp(2), b"\x80\x00", rtp(3)])
     assert err.value.position == 2
     assert tx.highest_index(SSRC) is None
     assert tx.usage(KEY_A.mki).srtp_packets == 0
-    with pytest.raises(ReplayError) as dup:
+    with pytest.raises(SrtpReplayError) as dup:
         tx.protect_many([rtp(1), rtp(1)])
     assert dup.value.position == 1
 
@@ -745,7 +745,7 @@ def test_unprotect_many_is_all_or_nothing() -> None:
     packets = tx.protect_many([rtp(s) for s in range(10)])
     bad = list(packets)
     bad[6] = bad[6][:-1] + bytes([bad[6][-1] ^ 0xFF])
-    with pytest.raises(AuthenticationError) as err:
+    with pytest.raises(SrtpAuthError) as err:
         rx.unprotect_many(bad)
     assert err.value.position == 6
     assert rx.highest_index(SSRC) is None and rx.last_mki is None
@@ -763,13 +763,13 @@ def test_unprotect_each_reports_per_packet() -> None:
     results = rx.unprotect_each(batch)
     assert results[0] == rtp(0) and results[1] == rtp(1) and results[6] == rtp(5)
     kinds = [type(r) for r in results[2:6]]
-    assert kinds == [ReplayError, AuthenticationError, UnknownMkiError, ParseError]
+    assert kinds == [SrtpReplayError, SrtpAuthError, UnknownMkiError, SrtpParseError]
     assert [r.position for r in results if isinstance(r, SrtpError)] == [2, 3, 4, 5]
     assert rx.highest_index(SSRC) == 5
     assert rx.unprotect(good[2]) == rtp(2)  # the tampered copy did not consume index 2
     control = tx.protect_rtcp_many([rtcp(0)])
     each = rx.unprotect_rtcp_each([*control, b"\x80"])
-    assert isinstance(each[0], UnknownMkiError) and isinstance(each[1], ParseError)
+    assert isinstance(each[0], UnknownMkiError) and isinstance(each[1], SrtpParseError)
 
 
 def test_batch_with_several_ssrcs() -> None:
@@ -800,5 +800,5 @@ def test_far_jump_of_the_srtcp_index_clears_the_window() -> None:
     assert rx.unprotect_rtcp(early) == rtcp(0)
     assert rx.unprotect_rtcp(late) == rtcp(1)
     assert rx.highest_srtcp_index(SSRC) == (1 << 31) - 1
-    with pytest.raises(ReplayError):
+    with pytest.raises(SrtpReplayError):
         rx.unprotect_rtcp(early)

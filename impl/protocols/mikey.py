@@ -20,12 +20,12 @@ Covered (field layouts per RFC 3830 section 6, network byte order):
 
 Rejection rules. MIKEY payloads carry no generic length, so a payload this parser
 does not know cannot be skipped and the whole message is rejected: unknown payload
-types raise :class:`ParseError`; payload types RFC 3830 defines for other modes
+types raise :class:`MikeyParseError`; payload types RFC 3830 defines for other modes
 (PKE, DH, SIGN, CERT, CHASH), versions other than 1, unsupported data types, PRF
 functions, CS ID map types, TS types, ID types, encryption and MAC algorithms raise
 :class:`UnsupportedError`, whose ``error_no`` names the ERR payload error number
 (6.12) a responder would report. Bad lengths, truncation and trailing bytes raise
-:class:`ParseError` with the byte offset and payload name. General Extension types
+:class:`MikeyParseError` with the byte offset and payload name. General Extension types
 this module does not interpret are kept as raw :class:`GeneralExtensionPayload`.
 
 MBMS TEK fetch extension (private use)
@@ -50,7 +50,7 @@ registrations counting up from 2). The extension's ``Data`` field is::
     tag 3  TEK_LIFETIME         length 4: the TEK lifetime in seconds (uint32)
 
 At most one of tags 1 and 2, each tag at most once, at least one item; an unknown
-tag, a wrong item length or a repeated tag is a :class:`ParseError`, a version other
+tag, a wrong item length or a repeated tag is a :class:`MikeyParseError`, a version other
 than 1 an :class:`UnsupportedError`. Both fetch forms exist because the proposal
 leaves the choice (wall-clock time versus media position) open.
 """
@@ -68,7 +68,6 @@ from mbmssec.errors import MbmssecError
 __all__ = [
     "MBMS_TEK_FETCH_EXT_TYPE",
     "MIKEY_VERSION",
-    "AuthenticationError",
     "CommonHeader",
     "CsIdMapType",
     "DataType",
@@ -90,17 +89,18 @@ __all__ = [
     "KeyValidity",
     "KvType",
     "MacAlg",
+    "MikeyAuthError",
     "MikeyError",
     "MikeyMessage",
+    "MikeyParseError",
+    "MikeyReplayError",
     "NullValidity",
-    "ParseError",
     "Payload",
     "PayloadType",
     "PolicyParam",
     "PrfFunc",
     "ProtType",
     "RandPayload",
-    "ReplayError",
     "SecurityPolicyPayload",
     "SpiValidity",
     "SrtpAuthAlg",
@@ -355,7 +355,7 @@ class MikeyError(MbmssecError):
         self.error_no = error_no
 
 
-class ParseError(MikeyError):
+class MikeyParseError(MikeyError):
     """Malformed input: truncation, a bad length, trailing bytes, an unknown payload type.
 
     ``offset`` is the byte offset in the message where the problem was found and
@@ -380,7 +380,7 @@ class UnsupportedError(MikeyError):
     """Well-formed input using something this implementation does not support.
 
     (Another MIKEY version, data type, PRF, algorithm, ...). ``offset`` and
-    ``payload`` locate it as for :class:`ParseError` (``None`` when the problem is
+    ``payload`` locate it as for :class:`MikeyParseError` (``None`` when the problem is
     not tied to a position, e.g. a builder argument).
     """
 
@@ -399,7 +399,7 @@ class UnsupportedError(MikeyError):
         self.payload = payload
 
 
-class AuthenticationError(MikeyError):
+class MikeyAuthError(MikeyError):
     """The message failed authentication (MAC, verification data or key unwrap).
 
     Deliberately opaque: it says nothing about which check failed or why.
@@ -409,7 +409,7 @@ class AuthenticationError(MikeyError):
         super().__init__("MIKEY message authentication failed", error_no=ErrorNo.AUTH_FAILURE)
 
 
-class ReplayError(MikeyError):
+class MikeyReplayError(MikeyError):
     """An authentic message that replay protection rejects (RFC 3830 5.4)."""
 
     def __init__(self, reason: str) -> None:
@@ -447,7 +447,7 @@ class _Reader:
 
     def take(self, n: int, payload: str, what: str) -> bytes:
         if n > len(self.data) - self.pos:
-            raise ParseError(
+            raise MikeyParseError(
                 f"truncated: {what} needs {n} bytes, {len(self.data) - self.pos} left",
                 offset=self.offset,
                 payload=payload,
@@ -921,7 +921,7 @@ class TekFetchExtension:
         lifetime: int | None = None
         seen: set[int] = set()
         if r.remaining() == 0:
-            raise ParseError("TEK fetch extension has no items", offset=r.offset, payload=name)
+            raise MikeyParseError("TEK fetch extension has no items", offset=r.offset, payload=name)
         while r.remaining():
             at = r.offset
             tag = r.u8(name, "item tag")
@@ -929,15 +929,15 @@ class TekFetchExtension:
             value = r.take(length, name, "item value")
             expected = {1: 8, 2: 6, 3: 4}.get(tag)
             if expected is None:
-                raise ParseError(f"unknown TEK fetch item tag {tag}", offset=at, payload=name)
+                raise MikeyParseError(f"unknown TEK fetch item tag {tag}", offset=at, payload=name)
             if length != expected:
-                raise ParseError(
+                raise MikeyParseError(
                     f"TEK fetch item {tag} has length {length}, expected {expected}",
                     offset=at,
                     payload=name,
                 )
             if tag in seen or (tag in (1, 2) and fetch is not None):
-                raise ParseError(f"TEK fetch item {tag} repeated", offset=at, payload=name)
+                raise MikeyParseError(f"TEK fetch item {tag} repeated", offset=at, payload=name)
             seen.add(tag)
             number = int.from_bytes(value, "big")
             if tag == _FetchTag.FETCH_AT_TIME:
@@ -1151,7 +1151,7 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         nxt = r.u8(name, "next payload")
         n = r.u8(name, "RAND len")
         if n == 0:
-            raise ParseError("RAND len is 0", offset=r.offset - 1, payload=name)
+            raise MikeyParseError("RAND len is 0", offset=r.offset - 1, payload=name)
         return RandPayload(r.take(n, name, "RAND")), nxt
     if ptype is PayloadType.ID:
         name = "ID"
@@ -1256,17 +1256,17 @@ def _parse_payload(ptype: PayloadType, r: _Reader) -> tuple[Payload, int]:
         )
     # KEY_DATA (only valid inside KEMAC) and LAST never reach here as a payload.
     name = _payload_name(ptype)
-    raise ParseError(f"{name} payload not allowed here", offset=start, payload=name)
+    raise MikeyParseError(f"{name} payload not allowed here", offset=start, payload=name)
 
 
 def parse_message(data: bytes) -> MikeyMessage:
-    """Parse one whole MIKEY message; trailing or missing bytes are a :class:`ParseError`.
+    """Parse one whole MIKEY message; trailing or missing bytes are a :class:`MikeyParseError`.
 
     Only structure is checked here; authentication and semantics are for
     :mod:`mbmssec.impl.protocols.mikey_messages`.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ParseError("MIKEY message must be bytes", offset=0, payload="HDR")
+        raise MikeyParseError("MIKEY message must be bytes", offset=0, payload="HDR")
     r = _Reader(bytes(data))
     header, nxt = _parse_header(r)
     payloads: list[Payload] = []
@@ -1277,11 +1277,11 @@ def parse_message(data: bytes) -> MikeyMessage:
         try:
             ptype = PayloadType(nxt)
         except ValueError:
-            raise ParseError(
+            raise MikeyParseError(
                 f"unknown next payload type {nxt} after {prev}", offset=at, payload=prev
             ) from None
         if r.remaining() == 0:
-            raise ParseError(
+            raise MikeyParseError(
                 f"truncated: {_payload_name(ptype)} payload announced but message ends",
                 offset=at,
                 payload=_payload_name(ptype),
@@ -1291,7 +1291,7 @@ def parse_message(data: bytes) -> MikeyMessage:
         offsets.append(at)
         prev = payload.NAME
     if r.remaining():
-        raise ParseError(
+        raise MikeyParseError(
             f"{r.remaining()} trailing bytes after the last payload",
             offset=r.offset,
             payload=prev,
@@ -1357,20 +1357,20 @@ def parse_key_data_chain(data: bytes, base_offset: int = 0) -> tuple[KeyDataPayl
         keys.append(key)
         if nxt == PayloadType.LAST:
             if r.remaining():
-                raise ParseError(
+                raise MikeyParseError(
                     f"{r.remaining()} trailing bytes after the last key data sub-payload",
                     offset=r.offset,
                     payload="KEY DATA",
                 )
             break
         if nxt != PayloadType.KEY_DATA:
-            raise ParseError(
+            raise MikeyParseError(
                 f"next payload {nxt} inside KEMAC Encr data (only KEY DATA or last)",
                 offset=at,
                 payload="KEY DATA",
             )
         if not r.remaining():
-            raise ParseError(
+            raise MikeyParseError(
                 "truncated: another key data sub-payload announced",
                 offset=r.offset,
                 payload="KEY DATA",

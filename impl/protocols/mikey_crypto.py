@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from mbmssec.impl.protocols.mikey import (
-    AuthenticationError,
     EncodeError,
     EncrAlg,
     ErrorNo,
     MacAlg,
-    ParseError,
+    MikeyAuthError,
+    MikeyParseError,
     UnsupportedError,
 )
 
@@ -203,11 +203,11 @@ def key_wrap(kek: bytes, plaintext: bytes) -> bytes:
 
 
 def key_unwrap(kek: bytes, wrapped: bytes) -> bytes:
-    """AES key unwrap (RFC 3394 2.2.2); an integrity failure is an :class:`AuthenticationError`."""
+    """AES key unwrap (RFC 3394 2.2.2); an integrity failure is an :class:`MikeyAuthError`."""
     if len(kek) not in (16, 24, 32):
         raise EncodeError(f"AES key wrap KEK of {len(kek)} bytes")
     if len(wrapped) < 24 or len(wrapped) % 8:
-        raise ParseError(
+        raise MikeyParseError(
             f"AES-KW data of {len(wrapped)} bytes (needs a multiple of 8, at least 24)",
             offset=0,
             payload="KEMAC",
@@ -215,7 +215,7 @@ def key_unwrap(kek: bytes, wrapped: bytes) -> bytes:
     try:
         return aes_key_unwrap(kek, wrapped)
     except InvalidUnwrap:
-        raise AuthenticationError() from None
+        raise MikeyAuthError() from None
 
 
 def kemac_encrypt(
@@ -251,8 +251,8 @@ def kemac_decrypt(
     if encr_alg is EncrAlg.AES_KW_128:
         try:
             return key_unwrap(keys.encr_key, encr_data)
-        except ParseError as exc:
-            raise ParseError(exc.reason, offset=offset, payload="KEMAC") from None
+        except MikeyParseError as exc:
+            raise MikeyParseError(exc.reason, offset=offset, payload="KEMAC") from None
     raise UnsupportedError(f"encryption {encr_alg!r}", error_no=ErrorNo.INVALID_EA)
 
 

@@ -38,7 +38,6 @@ from enum import Enum
 
 from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
-    AuthenticationError,
     CommonHeader,
     DataType,
     EncodeError,
@@ -52,12 +51,13 @@ from mbmssec.impl.protocols.mikey import (
     KeyDataPayload,
     KeyDataType,
     MacAlg,
+    MikeyAuthError,
     MikeyMessage,
+    MikeyParseError,
+    MikeyReplayError,
     NullValidity,
-    ParseError,
     Payload,
     RandPayload,
-    ReplayError,
     SecurityPolicyPayload,
     SpiValidity,
     SrtpCs,
@@ -334,20 +334,22 @@ def _check_replay(state: ReplayState, ts: TimestampPayload, rand: bytes, now: fl
         return state
     if state.mode is ReplayMode.COUNTER:
         if ts.ts_type is not TsType.COUNTER:
-            raise ReplayError(f"expected a COUNTER timestamp, got {ts.ts_type.name}")
+            raise MikeyReplayError(f"expected a COUNTER timestamp, got {ts.ts_type.name}")
         if state.last_counter is not None and ts.value <= state.last_counter:
-            raise ReplayError(
+            raise MikeyReplayError(
                 f"counter {ts.value} not above the last accepted {state.last_counter}"
             )
         return replace(state, last_counter=ts.value)
     if ts.ts_type is TsType.COUNTER:
-        raise ReplayError("expected an NTP timestamp, got COUNTER")
+        raise MikeyReplayError("expected an NTP timestamp, got COUNTER")
     sent = unix_from_ntp(ts.value)
     if abs(sent - now) > state.max_skew:
-        raise ReplayError(f"timestamp {sent - now:+.3f} s from now, outside +/-{state.max_skew} s")
+        raise MikeyReplayError(
+            f"timestamp {sent - now:+.3f} s from now, outside +/-{state.max_skew} s"
+        )
     entry = (ts.value, rand)
     if entry in state.recent:
-        raise ReplayError("message already accepted (replay cache)")
+        raise MikeyReplayError("message already accepted (replay cache)")
     horizon = now - state.max_skew
     kept = {e for e in state.recent if unix_from_ntp(e[0]) >= horizon}
     kept.add(entry)
@@ -359,10 +361,10 @@ def _only(
 ) -> Payload | None:
     found = [(p, o) for p, o in zip(msg.payloads, msg.offsets, strict=True) if isinstance(p, cls)]
     if len(found) > 1:
-        raise ParseError(f"more than one {name} payload", offset=found[1][1], payload=name)
+        raise MikeyParseError(f"more than one {name} payload", offset=found[1][1], payload=name)
     if not found:
         if required:
-            raise ParseError(f"{name} payload missing", offset=0, payload="HDR")
+            raise MikeyParseError(f"{name} payload missing", offset=0, payload="HDR")
         return None
     return found[0][0]
 
@@ -377,9 +379,9 @@ def parse_and_verify(
 ) -> VerifiedTekDelivery:
     """Verify a TEK delivery I_MESSAGE with ``kek`` and return the delivered keys.
 
-    Order: structure (:class:`ParseError` / :class:`UnsupportedError`), MAC over the
-    message before any decryption (:class:`AuthenticationError`, opaque), replay
-    check (:class:`ReplayError`), then decryption and the Key data chain. A Mac alg
+    Order: structure (:class:`MikeyParseError` / :class:`UnsupportedError`), MAC over the
+    message before any decryption (:class:`MikeyAuthError`, opaque), replay
+    check (:class:`MikeyReplayError`), then decryption and the Key data chain. A Mac alg
     of NULL is an authentication failure unless ``allow_null_mac``. Nothing is
     returned, and the replay state does not advance, unless every check passes.
     """
@@ -394,7 +396,7 @@ def parse_and_verify(
             error_no=ErrorNo.INVALID_DT,
         )
     if not msg.payloads or not isinstance(msg.payloads[-1], KemacPayload):
-        raise ParseError("KEMAC must be the last payload", offset=len(data), payload="KEMAC")
+        raise MikeyParseError("KEMAC must be the last payload", offset=len(data), payload="KEMAC")
     kemac = msg.payloads[-1]
     kemac_at = msg.offsets[-1]
     ids: list[IdPayload] = []
@@ -408,22 +410,22 @@ def parse_and_verify(
         elif isinstance(p, GeneralExtensionPayload):
             exts.append((p, at))
         elif not isinstance(p, TimestampPayload | RandPayload):
-            raise ParseError(
+            raise MikeyParseError(
                 f"{p.NAME} payload not allowed in an I_MESSAGE", offset=at, payload=p.NAME
             )
     ts = _only(msg, TimestampPayload, "T")
     rand_p = _only(msg, RandPayload, "RAND")
     assert isinstance(ts, TimestampPayload) and isinstance(rand_p, RandPayload)
     if len(ids) > 2:
-        raise ParseError("more than two ID payloads", offset=0, payload="ID")
+        raise MikeyParseError("more than two ID payloads", offset=0, payload="ID")
 
     # Authenticate before touching the encrypted data (RFC 3830 5.2).
     if kemac.mac_alg is MacAlg.NULL and not allow_null_mac:
-        raise AuthenticationError()
+        raise MikeyAuthError()
     keys = derive_message_keys(kek, hdr.csb_id, rand_p.rand, kemac.encr_alg, kemac.mac_alg)
     mac_len = len(kemac.mac)
     if mac_len and not verify_mac(kemac.mac_alg, keys.auth_key, data[:-mac_len], kemac.mac):
-        raise AuthenticationError()
+        raise MikeyAuthError()
 
     next_state = _check_replay(replay, ts, rand_p.rand, now)
 
@@ -434,7 +436,7 @@ def parse_and_verify(
     )
     chain = parse_key_data_chain(plaintext, encr_at)
     if not chain:
-        raise ParseError("KEMAC carries no key", offset=encr_at, payload="KEMAC")
+        raise MikeyParseError("KEMAC carries no key", offset=encr_at, payload="KEMAC")
     tek_keys = []
     for kd in chain:
         if kd.key_type not in (KeyDataType.TEK, KeyDataType.TEK_SALT):
@@ -460,7 +462,7 @@ def parse_and_verify(
     for ext, at in exts:
         if ext.ext_type == MBMS_TEK_FETCH_EXT_TYPE:
             if fetch_ext is not None:
-                raise ParseError("more than one TEK fetch extension", offset=at, payload="EXT")
+                raise MikeyParseError("more than one TEK fetch extension", offset=at, payload="EXT")
             fetch_ext = TekFetchExtension.from_payload(ext, at)
         else:
             other_exts.append(ext)
@@ -523,8 +525,8 @@ def build_verification(
 def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> VerificationResult:
     """Check a verification message against the delivery it answers (RFC 3830 5.2).
 
-    Raises :class:`ParseError`/:class:`UnsupportedError` for a malformed or
-    mismatched message and :class:`AuthenticationError` for wrong Ver data (or
+    Raises :class:`MikeyParseError`/:class:`UnsupportedError` for a malformed or
+    mismatched message and :class:`MikeyAuthError` for wrong Ver data (or
     Auth alg NULL).
     """
     msg = parse_message(message)
@@ -538,29 +540,29 @@ def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> Ve
             error_no=ErrorNo.INVALID_DT,
         )
     if hdr.csb_id != delivery.csb_id:
-        raise ParseError("CSB ID differs from the I_MESSAGE's", offset=4, payload="HDR")
+        raise MikeyParseError("CSB ID differs from the I_MESSAGE's", offset=4, payload="HDR")
     if not msg.payloads or not isinstance(msg.payloads[-1], VerificationPayload):
-        raise ParseError("V must be the last payload", offset=len(data), payload="V")
+        raise MikeyParseError("V must be the last payload", offset=len(data), payload="V")
     v = msg.payloads[-1]
     id_r: IdPayload | None = None
     for p, at in zip(msg.payloads[:-1], msg.offsets[:-1], strict=True):
         if isinstance(p, IdPayload) and id_r is None:
             id_r = p
         elif not isinstance(p, TimestampPayload):
-            raise ParseError(
+            raise MikeyParseError(
                 f"{p.NAME} payload not allowed in a verification message", offset=at, payload=p.NAME
             )
     ts = _only(msg, TimestampPayload, "T")
     if ts != delivery.timestamp:
-        raise ParseError("T differs from the I_MESSAGE's", offset=msg.offsets[0], payload="T")
+        raise MikeyParseError("T differs from the I_MESSAGE's", offset=msg.offsets[0], payload="T")
     if v.auth_alg is MacAlg.NULL:
-        raise AuthenticationError()
+        raise MikeyAuthError()
     keys = derive_message_keys(kek, delivery.csb_id, delivery.rand, EncrAlg.NULL, v.auth_alg)
     body = data[: -len(v.ver_data)]
     if not verify_mac(
         v.auth_alg, keys.auth_key, body + _verification_suffix(delivery, id_r), v.ver_data
     ):
-        raise AuthenticationError()
+        raise MikeyAuthError()
     return VerificationResult(hdr.csb_id, id_r if id_r is not None else delivery.id_r)
 
 
@@ -596,11 +598,11 @@ def parse_error_message(message: bytes) -> ErrorReport:
         if isinstance(p, ErrorPayload):
             errors.append(p.error_no)
         elif not isinstance(p, TimestampPayload | VerificationPayload):
-            raise ParseError(
+            raise MikeyParseError(
                 f"{p.NAME} payload not allowed in an error message", offset=at, payload=p.NAME
             )
     if not errors:
-        raise ParseError("error message without ERR payload", offset=0, payload="HDR")
+        raise MikeyParseError("error message without ERR payload", offset=0, payload="HDR")
     ts = _only(msg, TimestampPayload, "T", required=False)
     assert ts is None or isinstance(ts, TimestampPayload)
     return ErrorReport(msg.header.csb_id, tuple(errors), ts, msg.header.cs_map)

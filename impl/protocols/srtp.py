@@ -16,8 +16,8 @@ Public surface:
   ``protect_many``, ``protect_rtcp``, ``protect_rtcp_many``).
 * :class:`SrtpReceiver` - holds several master keys indexed by MKI and unprotects
   (``unprotect``, ``unprotect_many``, ``unprotect_each`` and the ``_rtcp`` variants).
-* Errors: :class:`SrtpError` and its subclasses :class:`ParseError`,
-  :class:`UnknownMkiError`, :class:`AuthenticationError`, :class:`ReplayError`,
+* Errors: :class:`SrtpError` and its subclasses :class:`SrtpParseError`,
+  :class:`UnknownMkiError`, :class:`SrtpAuthError`, :class:`SrtpReplayError`,
   :class:`KeyLifetimeError`, :class:`SrtpConfigError`.
 * Building blocks checked against RFC 3711 Appendix B: :func:`aes_cm_keystream`,
   :func:`derive_session_key`, :func:`srtp_iv`, :func:`estimate_index`.
@@ -55,17 +55,17 @@ __all__ = [
     "SRTCP_MAX_INDEX",
     "SRTP_MAX_INDEX",
     "AuthTag",
-    "AuthenticationError",
     "KeyLabel",
     "KeyLifetimeError",
     "KeyUsage",
     "MasterKey",
-    "ParseError",
-    "ReplayError",
+    "SrtpAuthError",
     "SrtpConfigError",
     "SrtpError",
+    "SrtpParseError",
     "SrtpPolicy",
     "SrtpReceiver",
+    "SrtpReplayError",
     "SrtpSender",
     "UnknownMkiError",
     "aes_cm_keystream",
@@ -103,7 +103,7 @@ class SrtpConfigError(SrtpError):
     """A policy, key or call argument is invalid (wrong key length, unknown MKI to send)."""
 
 
-class ParseError(SrtpError):
+class SrtpParseError(SrtpError):
     """A packet is malformed: too short, wrong RTP version, a header running past its end.
 
     ``offset`` is the byte offset at which the packet stopped making sense.
@@ -122,14 +122,14 @@ class UnknownMkiError(SrtpError):
         self.mki = mki
 
 
-class AuthenticationError(SrtpError):
+class SrtpAuthError(SrtpError):
     """The authentication tag did not verify. Deliberately carries no detail."""
 
     def __init__(self) -> None:
         super().__init__("authentication failed")
 
 
-class ReplayError(SrtpError):
+class SrtpReplayError(SrtpError):
     """The packet index was already accepted, or is older than the replay window.
 
     Raised on the receiver (RFC 3711 §3.3.2) and, unless the policy allows repeated
@@ -269,14 +269,14 @@ class _Window:
         return _Window(self.highest, self.bits)
 
     def check(self, index: int, size: int, allow_repeat: bool = False) -> None:
-        """Raise :class:`ReplayError` unless ``index`` may be accepted (RFC 3711 §3.3.2)."""
+        """Raise :class:`SrtpReplayError` unless ``index`` may be accepted (RFC 3711 §3.3.2)."""
         delta = self.highest - index
         if delta < 0:
             return
         if delta >= size:
-            raise ReplayError(index, "older than the replay window")
+            raise SrtpReplayError(index, "older than the replay window")
         if not allow_repeat and (self.bits >> delta) & 1:
-            raise ReplayError(index, "already received")
+            raise SrtpReplayError(index, "already received")
 
     def accept(self, index: int, size: int) -> None:
         """Record ``index`` as received; slide the window if it is the new highest."""
@@ -336,24 +336,24 @@ def _rtp_header(packet: bytes, end: int) -> tuple[int, int, int]:
     any header extension, which SRTP leaves unencrypted.
     """
     if end < 12:
-        raise ParseError("shorter than the 12-byte RTP header", max(end, 0))
+        raise SrtpParseError("shorter than the 12-byte RTP header", max(end, 0))
     b0, _, seq, _, ssrc = _RTP_HEADER.unpack_from(packet)
     if b0 >> 6 != 2:
-        raise ParseError(f"RTP version {b0 >> 6}, expected 2", 0)
+        raise SrtpParseError(f"RTP version {b0 >> 6}, expected 2", 0)
     length = 12 + ((b0 & 0x0F) << 2)
     if b0 & 0x10:
         if length + 4 > end:
-            raise ParseError("header extension runs past the payload", length)
+            raise SrtpParseError("header extension runs past the payload", length)
         length += 4 + (((packet[length + 2] << 8) | packet[length + 3]) << 2)
     if length > end:
-        raise ParseError("RTP header runs past the payload", end)
+        raise SrtpParseError("RTP header runs past the payload", end)
     return length, seq, ssrc
 
 
 def _check_length(packet: bytes, limit: int) -> int:
     n = len(packet)
     if n > limit:
-        raise ParseError(f"longer than {limit} bytes", limit)
+        raise SrtpParseError(f"longer than {limit} bytes", limit)
     return n
 
 
@@ -457,7 +457,7 @@ class _Context:
         else:
             index = estimate_index(window.highest >> 16, window.highest & 0xFFFF, seq)
         if index < 0:
-            raise ReplayError(index, "before the start of the stream")
+            raise SrtpReplayError(index, "before the start of the stream")
         if index > SRTP_MAX_INDEX:
             raise KeyLifetimeError("the 48-bit SRTP index space is exhausted")
         return window, index
@@ -622,10 +622,10 @@ class SrtpSender(_Context):
             try:
                 n = _check_length(packet, limit)
                 if n < 8:
-                    raise ParseError("shorter than the 8-byte RTCP header", n)
+                    raise SrtpParseError("shorter than the 8-byte RTCP header", n)
                 b0, _, _, ssrc = _RTCP_HEADER.unpack_from(packet)
                 if b0 >> 6 != 2:
-                    raise ParseError(f"RTCP version {b0 >> 6}, expected 2", 0)
+                    raise SrtpParseError(f"RTCP version {b0 >> 6}, expected 2", 0)
                 index = next_index.get(ssrc, 0)
                 if index > SRTCP_MAX_INDEX:
                     raise KeyLifetimeError(f"SRTCP index of SSRC {ssrc:#010x} is exhausted")
@@ -740,7 +740,7 @@ class SrtpReceiver(_Context):
                 mac.update(packet[:end])
                 mac.update((index >> 16).to_bytes(4, "big"))
                 if not compare_digest(mac.finalize()[:tag_len], packet[n - tag_len :]):
-                    raise AuthenticationError()
+                    raise SrtpAuthError()
             except SrtpError as exc:
                 exc.position = position
                 if stop_on_error:
@@ -805,10 +805,10 @@ class SrtpReceiver(_Context):
                 n = _check_length(packet, MAX_PACKET_LENGTH)
                 end = n - mki_len - tag_len  # end of the authenticated portion
                 if end < 12:
-                    raise ParseError("shorter than RTCP header, SRTCP index, MKI and tag", n)
+                    raise SrtpParseError("shorter than RTCP header, SRTCP index, MKI and tag", n)
                 b0, _, _, ssrc = _RTCP_HEADER.unpack_from(packet)
                 if b0 >> 6 != 2:
-                    raise ParseError(f"RTCP version {b0 >> 6}, expected 2", 0)
+                    raise SrtpParseError(f"RTCP version {b0 >> 6}, expected 2", 0)
                 word = int.from_bytes(packet[end - 4 : end], "big")
                 index = word & SRTCP_MAX_INDEX
                 if mki_len:
@@ -831,7 +831,7 @@ class SrtpReceiver(_Context):
                 mac = keys.mac.copy()
                 mac.update(packet[:end])
                 if not compare_digest(mac.finalize()[:tag_len], packet[n - tag_len :]):
-                    raise AuthenticationError()
+                    raise SrtpAuthError()
             except SrtpError as exc:
                 exc.position = position
                 if stop_on_error:

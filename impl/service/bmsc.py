@@ -86,12 +86,12 @@ from mbmssec.impl.protocols.digest import (
     verify_response,
     verify_resync,
 )
-from mbmssec.impl.protocols.mikey import AuthenticationError as MikeyAuthError
 from mbmssec.impl.protocols.mikey import (
     FetchAtSrtpIndex,
     FetchAtTime,
     IdPayload,
     IdType,
+    MikeyAuthError,
     MikeyError,
     SrtpCs,
     TimestampPayload,

@@ -62,13 +62,13 @@ from mbmssec.impl.protocols.mikey_messages import (
 )
 from mbmssec.impl.protocols.milenage import Milenage
 from mbmssec.impl.protocols.srtp import (
-    AuthenticationError,
     MasterKey,
-    ParseError,
-    ReplayError,
+    SrtpAuthError,
     SrtpError,
+    SrtpParseError,
     SrtpPolicy,
     SrtpReceiver,
+    SrtpReplayError,
     UnknownMkiError,
 )
 from mbmssec.impl.service.bmsc import MKI_LENGTH, check_profile
@@ -406,11 +406,11 @@ class UeCore:
             except UnknownMkiError:
                 reason = "unknown_mki"
                 st.saw_unknown = True
-            except AuthenticationError:
+            except SrtpAuthError:
                 reason = "auth_failed"
-            except ReplayError:
+            except SrtpReplayError:
                 reason = "replay"
-            except ParseError:
+            except SrtpParseError:
                 reason = "malformed"
             except SrtpError:
                 reason = "malformed"
