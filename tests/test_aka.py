@@ -255,7 +255,7 @@ def test_vector_and_usim_agree(k: bytes, opc: bytes, rand: bytes, sqn: int, amf:
         ),
         (lambda m: usim_authenticate(m, UsimState(), bytes(15), bytes(16)), "rand"),
         (lambda m: usim_authenticate(m, UsimState(), bytes(16), bytes(17)), "autn"),
-        (lambda m: usim_authenticate(m, 5, bytes(16), bytes(16)), "state"),
+        (lambda m: usim_authenticate(m, 5, bytes(16), bytes(16)), "state"),  # type: ignore[arg-type]
         (lambda m: auc_resync(m, bytes(16), bytes(13)), "auts"),
         (lambda m: make_auts(m, bytes(16), SQN_MAX + 1), "sqn_ms"),
         (lambda m: UsimState(sqn_ms=-5), "sqn_ms"),

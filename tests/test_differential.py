@@ -43,9 +43,9 @@ PROFILES = {
 
 
 def random_state(model: Model, rng: random.Random) -> State:
-    tables = {}
+    tables: dict[str, dict[tuple[int, ...], int | bool]] = {}
     for sym in model.vocab.symbols:
-        table = {}
+        table: dict[tuple[int, ...], int | bool] = {}
         for args in U.tuples(sym.args):
             if sym.result is Sort.BOOL:
                 table[args] = rng.random() < 0.5

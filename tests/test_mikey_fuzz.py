@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,7 +61,7 @@ def _rng_bytes(rng: random.Random) -> Callable[[int], bytes]:
 
 
 def _corpus(rng: random.Random) -> tuple[list[bytes], TekDelivery]:
-    common = dict(
+    common: dict[str, Any] = dict(
         now=NOW,
         rand=_rng_bytes(rng),
         cs_map=[SrtpCs(0, 0x01020304, 1), SrtpCs(1, 0x0A0B0C0D, 0)],
@@ -90,7 +91,7 @@ def _corpus(rng: random.Random) -> tuple[list[bytes], TekDelivery]:
             fetch=FetchAtTime(ntp_from_unix(NOW + 5)),
             lifetime=30,
             **common,
-        ),  # type: ignore[arg-type]
+        ),
         new_tek_delivery(
             csb_id=2,
             keys=keys[:1],
@@ -99,13 +100,13 @@ def _corpus(rng: random.Random) -> tuple[list[bytes], TekDelivery]:
             counter=9,
             fetch=FetchAtSrtpIndex(123456),
             **common,
-        ),  # type: ignore[arg-type]
+        ),
         new_tek_delivery(
             csb_id=3, keys=keys, encr_alg=EncrAlg.AES_KW_128, mac_alg=MacAlg.NULL, **common
-        ),  # type: ignore[arg-type]
+        ),
         new_tek_delivery(
             csb_id=4, keys=keys, encr_alg=EncrAlg.AES_CM_128, request_verification=True, **common
-        ),  # type: ignore[arg-type]
+        ),
         new_tek_delivery(
             csb_id=5,
             keys=[TekKey(rng.randbytes(16))],

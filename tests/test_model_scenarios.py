@@ -5,6 +5,8 @@ The expected outcomes come from reading clauses 6.2.2-6.2.3.3, not from the mode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from mbmssec.model.concrete import Universe
@@ -16,7 +18,7 @@ from mbmssec.spec.loader import load_spec
 U = Universe(ue=2, svc=1, tek=3, pkt=2)
 
 
-def run(overrides: dict[str, str], steps: list[tuple[str, tuple[object, ...]]]) -> list[int]:
+def run(overrides: dict[str, str], steps: Sequence[tuple[str, tuple[object, ...]]]) -> list[int]:
     model = Model(load_spec().profile(overrides))
     return Trace(tuple(TraceStep(a, tuple(x)) for a, x in steps), U).violations(model)
 
@@ -46,8 +48,9 @@ def test_unauthorised_ue_cannot_register() -> None:
     model = Model.baseline()
     s = model.initial(U)
     for a, x in [("Generate", (0, 0)), ("Activate", (0,)), ("Authenticate", (0,))]:
-        s = model.step(s, a, x)
-        assert s is not None
+        after = model.step(s, a, x)
+        assert after is not None
+        s = after
     assert model.step(s, "Register", (0, 0, 1)) is None  # not subscribed: step 4 refuses
 
 
@@ -126,7 +129,9 @@ def test_out_of_coverage_ue_recovers_through_unknown_mki() -> None:
     states = Trace(tuple(TraceStep(a, x) for a, x in steps), U).replay(model)
     last = states[-1]
     assert last.get("saw_unknown", 0, 0) and not last.get("decrypted", 0, 0)
-    s = model.step(model.step(last, "Authenticate", (0,)), "Register", (0, 0, 1))
+    authenticated = model.step(last, "Authenticate", (0,))
+    assert authenticated is not None
+    s = model.step(authenticated, "Register", (0, 0, 1))
     assert s is not None and s.get("holds", 0, 1)
     s2 = model.step(s, "Receive", (0, 0))
     assert s2 is not None and s2.get("decrypted", 0, 0)

@@ -32,8 +32,9 @@ def test_strategies_are_exactly_the_option_values() -> None:
 
 
 def test_bmsc_and_simulation_call_the_same_functions() -> None:
-    assert bmsc.spreading is spreading and load.spreading is spreading
-    assert load.FetchSpreading is FetchSpreading and bmsc.FetchSpreading is FetchSpreading
+    for user in (bmsc, load):
+        assert vars(user)["spreading"] is spreading
+        assert vars(user)["FetchSpreading"] is FetchSpreading
 
 
 class _Bits:

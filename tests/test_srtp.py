@@ -532,7 +532,7 @@ def test_truncated_and_extended_packets_are_rejected() -> None:
 
 def test_mac_is_checked_before_decrypting(monkeypatch: pytest.MonkeyPatch) -> None:
     decrypted: list[int] = []
-    real = srtp.xor_keystream_batch
+    real = _srtp_kdf.xor_keystream_batch
 
     def spy(jobs: Any) -> list[bytes]:
         decrypted.append(len(jobs))
