@@ -16,26 +16,31 @@ and the request rate it sees under each TEK fetch-spreading strategy.
    (100 ms bins) and mean rate over the re-key phase are reported for ``none``,
    ``random_interval``, ``scheduled_slots`` and ``multi_key``.
 
-Run ``python -m mbmssec.bench.bmsc_bench [--quick]``; it prints JSON.  The result has
+The run fails if a UE rejected a TEK delivery while re-keying.
+
+Run ``python -m mbmssec.bench.bmsc_bench [--quick] [--json]``.  The result has
 ``registrations_per_second`` at the top (the capacity figure ``mbmssec load`` can read).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from mbmssec.bench.benchmark import Benchmark, Figure, Plot, PlotData, Result
+from mbmssec.bench.plotting import bars, pyplot, save, unity
 from mbmssec.impl.net.client import UeClient, register_uri
 from mbmssec.impl.net.server import BmscServer
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
@@ -209,29 +214,141 @@ async def _strategy(strategy: str, ues: int, period: float, bin_width: float) ->
     }
 
 
-def run(quick: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BmscSize:
+    """How much to run: registrations per round and rounds (the best one counts), and the
+    UEs and TEK period of each fetch-spreading run."""
+
+    registrations: int
+    rounds: int
+    ues: int
+    period: float
+
+
+QUICK: Final = BmscSize(registrations=150, rounds=2, ues=100, period=1.5)
+FULL: Final = BmscSize(registrations=600, rounds=3, ues=250, period=3.0)
+CONCURRENCY: Final = 32
+BIN_WIDTH: Final = 0.1
+
+
+def measure(size: BmscSize) -> dict[str, Any]:
     """Run both parts and return the figures as a dict (see the module docstring)."""
-    count, rounds = (150, 2) if quick else (600, 3)
-    regs = asyncio.run(_registrations(count, 32, rounds))
-    ues, period = (100, 1.5) if quick else (250, 3.0)
-    strategies = {s: asyncio.run(_strategy(s, ues, period, 0.1)) for s in STRATEGIES}
+    regs = asyncio.run(_registrations(size.registrations, CONCURRENCY, size.rounds))
+    strategies = {
+        s: asyncio.run(_strategy(s, size.ues, size.period, BIN_WIDTH)) for s in STRATEGIES
+    }
     return {
         "benchmark": "bmsc",
-        "quick": quick,
+        "quick": size == QUICK,
         "registrations_per_second": regs["registrations_per_second"],
         "registration": regs,
         "fetch_spreading": strategies,
-        "bin_width": 0.1,
+        "bin_width": BIN_WIDTH,
     }
 
 
-def main() -> None:
-    """Command-line entry: print the benchmark's JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer UEs and registrations")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def figures(r: Result) -> list[Figure]:
+    """Registrations/s against a bare aiohttp endpoint; request peaks against the mean."""
+    reg = r["registration"]
+    rows = [
+        Figure(
+            f"registrations (challenge + TEK delivery), {int(reg['concurrency'])} at a time",
+            float(reg["registrations_per_second"]),
+            "registrations/s",
+            "minimal aiohttp endpoint, same exchanges (same run)",
+            float(reg["reference_exchanges_per_second"]),
+            "measured",
+            True,
+        )
+    ]
+    failures = 0.0
+    for name, s in r["fetch_spreading"].items():
+        rows.append(
+            Figure(
+                f"peak request rate at the BM-SC, {name}, {int(s['ues'])} UEs",
+                float(s["peak_rate"]),
+                "requests/s",
+                "mean rate over the re-key phase (same run)",
+                float(s["mean_rate"]),
+                "measured",
+                False,
+            )
+        )
+        failures += float(s["failures"])
+    rows.append(
+        Figure(
+            "rejected TEK deliveries while re-keying",
+            failures,
+            "",
+            "none expected",
+            0.0,
+            "target",
+            False,
+        )
+    )
+    return rows
+
+
+def check(r: Result) -> str | None:
+    """Fail the run if the live BM-SC's UEs rejected a TEK delivery while re-keying."""
+    spreading = r.get("fetch_spreading")
+    if not isinstance(spreading, Mapping):
+        return None
+    rejected = {
+        s: v.get("failures")
+        for s, v in spreading.items()
+        if isinstance(v, Mapping) and v.get("failures")
+    }
+    if not rejected:
+        return None
+    where = ", ".join(f"{n} under {s}" for s, n in rejected.items())
+    return f"the live BM-SC's UEs rejected TEK deliveries while re-keying: {where}"
+
+
+def _plot(data: PlotData, path: Path) -> bool:
+    r = data.result
+    reg = r["registration"]
+    spreading = r["fetch_spreading"]
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 2]})
+    ratio = float(reg["registrations_per_second"]) / float(reg["reference_exchanges_per_second"])
+    bars(left, ["BM-SC / minimal\naiohttp endpoint"], [ratio])
+    unity(left, "aiohttp endpoint = 1")
+    left.set_ylabel("registrations/s ratio")
+    left.set_title(f"Registrations: {float(reg['registrations_per_second']):,.0f}/s (same run)")
+    left.legend(fontsize="small")
+    names = list(spreading)
+    values = [
+        float(spreading[n]["peak_rate"]) / float(spreading[n]["mean_rate"])
+        if float(spreading[n]["mean_rate"]) > 0
+        else 0.0
+        for n in names
+    ]
+    bars(right, names, values, colour="C1")
+    unity(right, "perfectly even = 1")
+    right.set_ylabel("peak / mean request rate")
+    first = spreading[names[0]]
+    right.set_title(
+        f"Live BM-SC, {int(first['ues'])} UEs, TEK period {float(first['period']):g} s,"
+        f" {float(r['bin_width']):g} s bins"
+    )
+    right.legend(fontsize="small")
+    return save(fig, path)
+
+
+BENCHMARK: Final = Benchmark(
+    name="bmsc",
+    description="BM-SC registrations/s against a minimal aiohttp endpoint; live request peaks",
+    measure=measure,
+    quick=QUICK,
+    full=FULL,
+    figures=figures,
+    plots=(Plot("bmsc_rates.png", "BM-SC: registrations and request peaks", _plot),),
+    check=check,
+)
 
 
 if __name__ == "__main__":
-    main()
+    from mbmssec.bench.suite import standalone
+
+    sys.exit(standalone(BENCHMARK))

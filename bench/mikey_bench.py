@@ -10,21 +10,24 @@ whole message plus AES (CTR, or key wrap) over the key data, once to protect and
 once to check, i.e. the irreducible cryptography without MIKEY's key derivation,
 encoding and checks.
 
-Run ``python -m mbmssec.bench.mikey_bench [--quick]``; it prints JSON.
+Run ``python -m mbmssec.bench.mikey_bench [--quick] [--json]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
+from mbmssec.bench.benchmark import Benchmark, Figure, Result
+from mbmssec.bench.plotting import ratios_plot
 from mbmssec.impl.protocols.mikey import (
     EncrAlg,
     FetchAtTime,
@@ -48,6 +51,17 @@ from mbmssec.impl.protocols.mikey_messages import (
 )
 
 NOW = 1_760_000_000.0
+
+
+@dataclass(frozen=True)
+class MikeySize:
+    """How many messages of each shape (and of its reference) to time, over three rounds."""
+
+    iterations: int
+
+
+QUICK: Final = MikeySize(iterations=300)
+FULL: Final = MikeySize(iterations=5_000)
 
 
 def _rates(fns: list[Callable[[], object]], iterations: int, rounds: int = 3) -> list[float]:
@@ -147,9 +161,9 @@ def _case(encr: EncrAlg, n_keys: int, iterations: int) -> dict[str, object]:
     }
 
 
-def run(quick: bool) -> dict[str, object]:
+def measure(size: MikeySize) -> dict[str, object]:
     """Time each message shape and its reference; return the figures as a dict."""
-    iterations = 300 if quick else 5_000
+    iterations = size.iterations
     cases = [
         _case(EncrAlg.AES_CM_128, 1, iterations),
         _case(EncrAlg.AES_KW_128, 1, iterations),
@@ -157,20 +171,62 @@ def run(quick: bool) -> dict[str, object]:
     ]
     return {
         "benchmark": "mikey",
-        "quick": quick,
+        "quick": size == QUICK,
         "iterations": iterations,
         "reference": "HMAC-SHA-1 over the message + AES over the key data, protect and check",
         "cases": cases,
     }
 
 
-def main() -> None:
-    """Command-line entry: print the benchmark's JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="300 iterations instead of 5000")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def figures(r: Result) -> list[Figure]:
+    """Messages/s of each shape, delivery and verification, against bare crypto (same run)."""
+    rows = []
+    for case in r["cases"]:
+        keys = int(case["keys"])
+        shape = f"{case['encryption']}, {keys} TEK{'s' if keys > 1 else ''}"
+        rows.append(
+            Figure(
+                f"TEK delivery build + parse + verify, {shape}",
+                float(case["build_parse_verify_per_second"]),
+                "messages/s",
+                "bare HMAC-SHA-1 + AES over the same bytes (same run)",
+                float(case["reference_per_second"]),
+                "measured",
+                True,
+            )
+        )
+        rows.append(
+            Figure(
+                f"verification message build + verify, {shape}",
+                float(case["verification_build_verify_per_second"]),
+                "messages/s",
+                "bare HMAC-SHA-1 over the same bytes (same run)",
+                float(case["verification_reference_per_second"]),
+                "measured",
+                True,
+            )
+        )
+    return rows
+
+
+BENCHMARK: Final = Benchmark(
+    name="mikey",
+    description="MIKEY TEK delivery messages/s against bare HMAC + AES",
+    measure=measure,
+    quick=QUICK,
+    full=FULL,
+    figures=figures,
+    plots=(
+        ratios_plot(
+            "mikey_vs_reference.png",
+            "MIKEY: messages/s against bare crypto",
+            "MIKEY against bare HMAC + AES (same run)",
+        ),
+    ),
+)
 
 
 if __name__ == "__main__":
-    main()
+    from mbmssec.bench.suite import standalone
+
+    sys.exit(standalone(BENCHMARK))

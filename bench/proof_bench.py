@@ -10,25 +10,43 @@ query, and bounded model checking time against depth.
   property that holds (forward secrecy), so that every depth is searched to the end;
   each depth is also given as a ratio to the time of depth 1 measured in the same run.
 
-Run ``python -m mbmssec.bench.proof_bench [--quick]``; it prints JSON.
+Run ``python -m mbmssec.bench.proof_bench [--quick] [--json]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import statistics
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
+from mbmssec.bench.benchmark import Benchmark, Figure, Plot, PlotData, Result
+from mbmssec.bench.plotting import pyplot, save, unity
 from mbmssec.model.machine import Model
 from mbmssec.proofs.bmc import search
 from mbmssec.proofs.check import check_profile
 
-TARGET_SECONDS = 20.0
+#: The time the project aims at for the full baseline check.
+TARGET_SECONDS: Final = 20.0
+#: The property searched at every depth: forward secrecy, which holds.
+BMC_PROPERTY: Final = 6
 
 
-def run(quick: bool) -> dict[str, object]:
+@dataclass(frozen=True)
+class ProofSize:
+    """How deep the bounded search against depth goes."""
+
+    depth: int
+
+
+QUICK: Final = ProofSize(depth=8)
+FULL: Final = ProofSize(depth=12)
+
+
+def measure(size: ProofSize) -> dict[str, object]:
     """Run the three measurements and return the figures as a dict."""
     model = Model.baseline()
     t0 = time.perf_counter()
@@ -37,14 +55,13 @@ def run(quick: bool) -> dict[str, object]:
     queries = report.induction.queries
     solver_times = [q.seconds for q in queries if q.verdict != "frame"]
     slowest = sorted(queries, key=lambda q: -q.seconds)[:10]
-    depth = 8 if quick else 12
-    res = search(model, props=[model.prop(6)], depth=depth)
+    res = search(model, props=[model.prop(BMC_PROPERTY)], depth=size.depth)
     cumulative = res.depth_seconds
     per_depth = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
     unit = per_depth[1] if len(per_depth) > 1 and per_depth[1] > 0 else 1.0
     return {
         "benchmark": "proofs",
-        "quick": quick,
+        "quick": size == QUICK,
         "baseline_check": {
             "seconds": round(full, 3),
             "ratio_to_target": round(full / TARGET_SECONDS, 3),
@@ -72,7 +89,7 @@ def run(quick: bool) -> dict[str, object]:
             ],
         },
         "bmc_vs_depth": {
-            "property": 6,
+            "property": BMC_PROPERTY,
             "universe": {
                 "ue": res.universe.ue,
                 "svc": res.universe.svc,
@@ -92,13 +109,93 @@ def run(quick: bool) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    """Command-line entry: print the benchmark's JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="bounded search to depth 8")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def figures(r: Result) -> list[Figure]:
+    """The baseline check against its target; BMC depths against depth 1; query median."""
+    base = r["baseline_check"]
+    rows = [
+        Figure(
+            "full baseline check (induction + BMC)",
+            float(base["seconds"]),
+            "s",
+            "target",
+            float(base["target_seconds"]),
+            "target",
+            False,
+        )
+    ]
+    depths = r["bmc_vs_depth"]["depths"]
+    if len(depths) > 1:
+        one, last = depths[1], depths[-1]
+        rows.append(
+            Figure(
+                f"BMC, time of depth {last['depth']}",
+                float(last["seconds"]),
+                "s",
+                "time of depth 1 (same run)",
+                float(one["seconds"]),
+                "measured",
+                False,
+                ratio=float(last["ratio_to_depth_1"]),
+            )
+        )
+        rows.append(
+            Figure(
+                f"BMC, cumulative to depth {last['depth']}",
+                float(last["cumulative_seconds"]),
+                "s",
+            )
+        )
+    queries = r["queries"]
+    rows.append(
+        Figure(
+            f"induction query median ({queries['solver_calls']} solver calls)",
+            float(queries["median_ms"]),
+            "ms",
+        )
+    )
+    return rows
+
+
+def _plot(data: PlotData, path: Path) -> bool:
+    r = data.result
+    depths = r["bmc_vs_depth"]["depths"]
+    if len(depths) < 2:
+        return False
+    ks = [int(d["depth"]) for d in depths]
+    per = [float(d["seconds"]) for d in depths]
+    cumulative = [float(d["cumulative_seconds"]) for d in depths]
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    left.plot(ks, per, marker="o", label="time of each depth")
+    left.plot(ks, cumulative, marker="s", label="cumulative")
+    left.set_yscale("log")
+    left.set_xlabel("BMC depth (steps)")
+    left.set_ylabel("seconds (log)")
+    left.set_title(f"Bounded model checking, property {r['bmc_vs_depth']['property']}")
+    left.legend(fontsize="small")
+    ratios = [float(d["ratio_to_depth_1"]) for d in depths[1:]]
+    right.bar(ks[1:], ratios)
+    right.set_yscale("log")
+    unity(right, "depth 1 = 1")
+    right.set_xlabel("BMC depth (steps)")
+    right.set_ylabel("time of the depth / time of depth 1 (log)")
+    right.set_title("Cost of each depth against depth 1 (same run)")
+    right.legend(fontsize="small")
+    return save(fig, path)
+
+
+BENCHMARK: Final = Benchmark(
+    name="proof",
+    description="Z3 baseline check time and bounded model checking time against depth",
+    measure=measure,
+    quick=QUICK,
+    full=FULL,
+    figures=figures,
+    plots=(Plot("bmc_time_vs_depth.png", "Proofs: BMC time against depth", _plot),),
+)
 
 
 if __name__ == "__main__":
-    main()
+    from mbmssec.bench.suite import standalone
+
+    sys.exit(standalone(BENCHMARK))

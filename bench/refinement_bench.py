@@ -1,17 +1,33 @@
 """Lockstep refinement speed: concrete+model+abstraction steps per second, against the
-model alone on the same step sequence (the reference, measured in the same run)."""
+model alone on the same step sequence (the reference, measured in the same run).
+
+Run ``python -m mbmssec.bench.refinement_bench [--quick] [--json]``.
+"""
 
 from __future__ import annotations
 
 import random
+import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
+from mbmssec.bench.benchmark import Benchmark, Figure, Result
+from mbmssec.bench.plotting import ratios_plot
 from mbmssec.model.concrete import Universe
 from mbmssec.refinement.abstraction import Lockstep
 from mbmssec.spec.loader import load_spec
 
 UNIVERSE = Universe(ue=3, svc=1, tek=7, pkt=6)
+#: Random operations tried per episode.
+EPISODE_STEPS: Final = 50
+
+
+@dataclass(frozen=True)
+class RefinementSize:
+    """How many random episodes (each of EPISODE_STEPS operations) to run in lockstep."""
+
+    episodes: int
 
 
 def _episode(seed: int, steps: int) -> Lockstep:
@@ -40,11 +56,11 @@ def _episode(seed: int, steps: int) -> Lockstep:
     return ls
 
 
-def run(quick: bool = True) -> dict[str, Any]:
+def measure(size: RefinementSize) -> dict[str, Any]:
     """Lockstep steps/s and model-only steps/s on the model steps the lockstep took."""
-    episodes = 5 if quick else 40
+    episodes = size.episodes
     t0 = time.perf_counter()
-    runs = [_episode(seed, 50) for seed in range(episodes)]
+    runs = [_episode(seed, EPISODE_STEPS) for seed in range(episodes)]
     lock_s = time.perf_counter() - t0
     lock_steps = sum(len(r.steps) for r in runs)
     t1 = time.perf_counter()
@@ -68,5 +84,39 @@ def run(quick: bool = True) -> dict[str, Any]:
     }
 
 
+def figures(r: Result) -> list[Figure]:
+    """Lockstep steps/s against the model alone on the same steps (same run)."""
+    return [
+        Figure(
+            "lockstep steps (implementation + model + abstraction)",
+            float(r["lockstep_steps_per_s"]),
+            "steps/s",
+            "the model alone on the same steps (same run)",
+            float(r["model_steps_per_s"]),
+            "measured",
+            True,
+        )
+    ]
+
+
+BENCHMARK: Final = Benchmark(
+    name="refinement",
+    description="lockstep refinement steps/s against the model alone on the same steps",
+    measure=measure,
+    quick=RefinementSize(episodes=5),
+    full=RefinementSize(episodes=40),
+    figures=figures,
+    plots=(
+        ratios_plot(
+            "refinement_ratios.png",
+            "refinement: ratios to the references",
+            "Lockstep refinement against the model alone (same run)",
+        ),
+    ),
+)
+
+
 if __name__ == "__main__":
-    print(run())
+    from mbmssec.bench.suite import standalone
+
+    sys.exit(standalone(BENCHMARK))

@@ -4,25 +4,29 @@ Both sides protect and unprotect the same RTP packets (160-byte payload, one SSR
 profile: AES-CM-128, HMAC-SHA1-80, 4-byte MKI). Each figure is the best of several
 interleaved repetitions, in packets per second; the ratios (ours / libsrtp) are what to
 read, since absolute numbers depend on the machine. The run also checks that both
-implementations produce the same bytes, so the comparison is of equal work.
+implementations produce the same bytes, so the comparison is of equal work; if they do
+not, the benchmark fails.
 
 Run ``python -m mbmssec.bench.srtp_bench [--quick] [--json]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Final
 
-from mbmssec.bench import libsrtp
+from mbmssec.bench.benchmark import Benchmark, Figure, Plot, PlotData, Result
+from mbmssec.bench.plotting import bars, pyplot, save, unity
 from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpReceiver, SrtpSender
+from mbmssec.oracles import libsrtp
 
-__all__ = ["BATCH_SIZE", "PAYLOAD_BYTES", "main", "run"]
+__all__ = ["BATCH_SIZE", "BENCHMARK", "PAYLOAD_BYTES", "SrtpSize", "measure"]
 
 PAYLOAD_BYTES = 160
 BATCH_SIZE = 256
@@ -30,6 +34,14 @@ _SSRC = 0x4D424D53
 _MKI = b"\x00\x00\x00\x01"
 _KEY = bytes.fromhex("e1f97a0d3e018be0d64fa32c06de4139")
 _SALT = bytes.fromhex("0ec675ad498afeebb6960b3aabe6")
+
+
+@dataclass(frozen=True)
+class SrtpSize:
+    """How much to time: packets per repetition, and repetitions (the best one counts)."""
+
+    packets: int
+    repetitions: int
 
 
 def _packets(n: int) -> list[bytes]:
@@ -58,10 +70,10 @@ def _each(call: Callable[[bytes], bytes], items: list[bytes]) -> list[bytes]:
     return [call(p) for p in items]
 
 
-def run(quick: bool) -> dict[str, float]:
+def measure(size: SrtpSize) -> dict[str, float]:
     """Measure and return named packet rates (packets/s) and ratios (ours / libsrtp).
 
-    ``quick`` uses fewer packets and repetitions (for CI smoke runs). Keys:
+    Keys:
     ``ours_protect_batch_pps``, ``ours_unprotect_batch_pps`` (batch API, BATCH_SIZE per
     call), ``ours_protect_single_pps``, ``ours_unprotect_single_pps`` (one call per
     packet), ``libsrtp_protect_pps``, ``libsrtp_unprotect_pps`` (ctypes, one call per
@@ -70,8 +82,8 @@ def run(quick: bool) -> dict[str, float]:
     (1.0 when libsrtp and we produced the same SRTP bytes), ``libsrtp_available``,
     ``packets``, ``repetitions``, ``batch_size``, ``payload_bytes``.
     """
-    n = 2000 if quick else 20000
-    reps = 3 if quick else 7
+    n = size.packets
+    reps = size.repetitions
     plain = _packets(n)
     policy = SrtpPolicy(mki_length=len(_MKI))
     keys = (MasterKey(_MKI, _KEY, _SALT),)
@@ -124,45 +136,84 @@ def run(quick: bool) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the benchmark as a table (or JSON); exit 1 if the outputs disagreed."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer packets and repetitions")
-    parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(
-            f"SRTP, {int(result['packets'])} packets of {PAYLOAD_BYTES}-byte payload, "
-            f"best of {int(result['repetitions'])}; batch size {BATCH_SIZE}"
-        )
-        for name in (
-            "ours_protect_batch",
-            "ours_unprotect_batch",
-            "ours_protect_single",
-            "ours_unprotect_single",
-            "libsrtp_protect",
-            "libsrtp_unprotect",
+def figures(r: Result) -> list[Figure]:
+    """Packets/s of each API against libsrtp (same run), and whether the bytes agree."""
+    rows = []
+    have_lib = bool(r.get("libsrtp_available"))
+    for op in ("protect", "unprotect"):
+        for api, label in (
+            ("batch", f"batch API ({int(r['batch_size'])}/call)"),
+            ("single", "one call per packet"),
         ):
-            key = f"{name}_pps"
-            if key in result:
-                pps = result[key]
-                print(f"  {name:<24} {pps:>12,.0f} packets/s  {1e6 / pps:7.2f} us/packet")
-        if result["libsrtp_available"]:
-            print("ratios (ours / libsrtp per packet via ctypes):")
-            for key in ("protect_ratio", "unprotect_ratio"):
-                print(f"  {key:<24} {result[key]:6.2f}  (batch API)")
-            for key in ("protect_single_ratio", "unprotect_single_ratio"):
-                print(f"  {key:<24} {result[key]:6.2f}  (one call per packet)")
-            print(f"  identical SRTP output: {'yes' if result['outputs_identical'] else 'NO'}")
-        else:
-            print("libsrtp 2.x not available: no reference figures")
-    if result["libsrtp_available"] and not result["outputs_identical"]:
-        return 1
-    return 0
+            value = float(r[f"ours_{op}_{api}_pps"])
+            if have_lib:
+                rows.append(
+                    Figure(
+                        f"{op}, {label}",
+                        value,
+                        "packets/s",
+                        "libsrtp, one call per packet via ctypes (same run)",
+                        float(r[f"libsrtp_{op}_pps"]),
+                        "measured",
+                        True,
+                    )
+                )
+            else:
+                rows.append(Figure(f"{op}, {label}", value, "packets/s", "libsrtp not available"))
+    if have_lib:
+        rows.append(
+            Figure(
+                "SRTP bytes identical to libsrtp's",
+                float(r["outputs_identical"]),
+                "check",
+                "libsrtp's output for the same packets",
+            )
+        )
+    return rows
+
+
+def check(r: Result) -> str | None:
+    """Fail the run if libsrtp and we produced different bytes (the work was not equal)."""
+    if r.get("libsrtp_available") and not r.get("outputs_identical"):
+        return "libsrtp and mbmssec produced different SRTP bytes for the same packets"
+    return None
+
+
+def _plot(data: PlotData, path: Path) -> bool:
+    r = data.result
+    if not r.get("libsrtp_available"):
+        return False
+    labels, values = [], []
+    for op in ("protect", "unprotect"):
+        for api, name in (("", "batch"), ("_single", "one call/packet")):
+            labels.append(f"{op}\n{name}")
+            values.append(float(r[f"{op}{api}_ratio"]))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bars(ax, labels, values)
+    unity(ax, "libsrtp = 1")
+    ax.set_ylabel("packets/s, ours / libsrtp")
+    ax.set_title(
+        f"SRTP throughput against libsrtp, {int(r['packets']):,} packets of "
+        f"{int(r['payload_bytes'])} bytes (same run)"
+    )
+    ax.legend(fontsize="small")
+    return save(fig, path)
+
+
+BENCHMARK: Final = Benchmark(
+    name="srtp",
+    description="SRTP protect/unprotect packets/s against libsrtp",
+    measure=measure,
+    quick=SrtpSize(packets=2000, repetitions=3),
+    full=SrtpSize(packets=20000, repetitions=7),
+    figures=figures,
+    plots=(Plot("srtp_vs_libsrtp.png", "SRTP: ours against libsrtp", _plot),),
+    check=check,
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mbmssec.bench.suite import standalone
+
+    sys.exit(standalone(BENCHMARK))

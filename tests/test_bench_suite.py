@@ -1,39 +1,39 @@
-"""Tests of the benchmark suite (mbmssec.bench.suite) and ``mbmssec bench``.
+"""Tests of ``mbmssec bench`` through its command line and the files it documents.
 
-Most tests replace each benchmark's ``run`` with one returning a hand-written result of
-the real shape, so the files, the table's ratios (worked out by hand below) and the
-handling of a failing, missing or hanging benchmark are checked in a second or two.
-One test runs the real SRTP benchmark in quick mode in its own process, against libsrtp.
+Nothing here imports the benchmarks. The suite is driven with ``mbmssec bench`` and read
+back from results.json, results.md, the plots, the exit status and ``--list --json``:
+
+* one real quick run of the cheap benchmarks (model, SRTP against libsrtp, MIKEY, load),
+  each in its own process, checks the machine, the raw results and that every ratio in
+  the table is the value over its reference;
+* ``--replay`` of a hand-written results.json checks how each benchmark reads its
+  result (the ratios worked out by hand below), its checks and its plots, without
+  measuring the slow ones (the live BM-SC, the proofs);
+* small benchmark modules written to a temporary directory and added with ``--module``
+  stand in for a benchmark that raises, returns no dict, cannot be imported, hangs, or
+  has no reading of its own.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import subprocess
 import sys
 import textwrap
 import time
-import types
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from mbmssec import cli
-from mbmssec.bench import (
-    libsrtp,
-    load_bench,
-    mikey_bench,
-    model_bench,
-    proof_bench,
-    srtp_bench,
-    suite,
-)
-from mbmssec.bench.suite import Benchmark, Outcome
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MBMSSEC = Path(sys.executable).with_name("mbmssec")
+
+#: The project's benchmarks, in the order they run.
+REGISTERED = ["model", "srtp", "mikey", "load", "bmsc", "proof", "refinement"]
 
 SRTP: dict[str, float] = {
     "ours_protect_batch_pps": 200_000.0,
@@ -81,6 +81,13 @@ MIKEY = {
         }
     ],
 }
+POPULATION = {
+    "populations": [100, 1000],
+    "window": 100.0,
+    "bin_width": 1.0,
+    "uniform_limit": [1.0, 10.0],
+    "peak_rate": {"none": [100.0, 1000.0], "random_interval": [3.0, 15.0]},
+}
 LOAD = {
     "benchmark": "load",
     "quick": True,
@@ -108,13 +115,7 @@ LOAD = {
         },
     },
     "reference_per_ue_loop": {"ues": 100, "ues_per_second": 1_000_000.0},
-}
-POPULATION = {
-    "populations": [100, 1000],
-    "window": 100.0,
-    "bin_width": 1.0,
-    "uniform_limit": [1.0, 10.0],
-    "peak_rate": {"none": [100.0, 1000.0], "random_interval": [3.0, 15.0]},
+    "peak_against_population": POPULATION,
 }
 PROOF = {
     "benchmark": "proofs",
@@ -129,8 +130,7 @@ PROOF = {
         ],
     },
 }
-
-BMSC = {
+BMSC: dict[str, Any] = {
     "benchmark": "bmsc",
     "registrations_per_second": 200.0,
     "bin_width": 0.1,
@@ -151,6 +151,17 @@ BMSC = {
         },
     },
 }
+MACHINE = {
+    "date": "2025-01-02T03:04:05+00:00",
+    "mode": "quick",
+    "cpu_count": 64,
+    "cpus_usable": 8,
+    "cpu_model": "Test CPU",
+    "python": "3.11.0",
+    "libsrtp": "libsrtp2 2.5.0",
+    "tshark": "4.0.0",
+    "git_commit": "0123456789abcdef",
+}
 
 ALL_PLOTS = {
     "srtp_vs_libsrtp.png",
@@ -163,161 +174,389 @@ ALL_PLOTS = {
 }
 
 
-def _canned(result: dict[str, Any]) -> Any:
-    def run(quick: bool) -> dict[str, Any]:
-        assert quick is True  # the command's default mode is quick
-        copy: dict[str, Any] = json.loads(json.dumps(result))
-        return copy
-
-    return run
+# --- helpers ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every existing benchmark returns its hand-written result; no real measurement."""
-    monkeypatch.setattr(srtp_bench, "run", _canned(SRTP))
-    monkeypatch.setattr(model_bench, "run", _canned(MODEL))
-    monkeypatch.setattr(mikey_bench, "run", _canned(MIKEY))
-    monkeypatch.setattr(load_bench, "run", _canned(LOAD))
-    monkeypatch.setattr(proof_bench, "run", _canned(PROOF))
-    monkeypatch.setattr(
-        suite, "EXTRAS", {"load": (("peak_against_population", lambda quick: POPULATION),)}
-    )
-    # The BM-SC benchmark starts servers; a stand-in module keeps these tests offline.
-    fake_bmsc = types.ModuleType("mbmssec.bench.bmsc_bench")
-    fake_bmsc.run = _canned(BMSC)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "mbmssec.bench.bmsc_bench", fake_bmsc)
+def bench(*argv: str) -> int:
+    """``mbmssec bench ARGV`` in this process."""
+    return cli.main(["bench", *argv])
 
 
-def _bench(out: Path, *extra: str) -> int:
-    return cli.main(["bench", "--in-process", "--out", str(out), *extra])
+def results(out: Path) -> dict[str, Any]:
+    """results.json of a run, read strictly (no NaN or infinity)."""
 
+    def reject(constant: str) -> None:
+        raise AssertionError(f"results.json holds {constant}")
 
-def _doc(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    data: dict[str, Any] = json.loads((out / "results.json").read_text(), parse_constant=reject)
     return data
 
 
-@pytest.mark.usefixtures("fake_runs")
-def test_results_files_table_and_plots(tmp_path: Path) -> None:
+def ratios(doc: dict[str, Any]) -> dict[tuple[str, str], float | None]:
+    """The table's ratios by (benchmark, figure)."""
+    return {(f["benchmark"], f["figure"]): f["ratio"] for f in doc["figures"]}
+
+
+def benchmark_module(directory: Path, name: str, body: str) -> Path:
+    """Write a benchmark module ``<name>.py``; ``body`` defines ``BENCHMARK``."""
+    path = directory / f"{name}.py"
+    path.write_text("from mbmssec.bench import Benchmark\n\n" + textwrap.dedent(body))
+    return path
+
+
+def returning(directory: Path, name: str, result: str) -> Path:
+    """A benchmark module whose measurement returns the Python expression ``result``."""
+    return benchmark_module(
+        directory,
+        name,
+        f"""
+        def measure(size):
+            return {result}
+
+        BENCHMARK = Benchmark({name!r}, "stand-in", measure, quick=1, full=2)
+        """,
+    )
+
+
+def recorded(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A results.json of an earlier quick run with these raw results, all ok."""
+    return {
+        "schema": 1,
+        "mode": "quick",
+        "seconds": 12.5,
+        "machine": MACHINE,
+        "benchmarks": {
+            name: {
+                "module": f"mbmssec.bench.{name}_bench",
+                "status": "ok",
+                "seconds": 1.0,
+                "reason": None,
+                "result": result,
+            }
+            for name, result in runs.items()
+        },
+        "figures": [],
+        "plots": [],
+        "notes": [],
+    }
+
+
+def replay(tmp_path: Path, doc: dict[str, Any], *argv: str) -> tuple[int, Path]:
+    """``mbmssec bench --replay`` of ``doc``; the exit status and the output directory."""
+    source = tmp_path / "recorded.json"
+    source.write_text(json.dumps(doc))
+    out = tmp_path / "replayed"
+    return bench("--replay", str(source), "--out", str(out), *argv), out
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+def test_list_names_every_benchmark_in_run_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("--list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == REGISTERED
+    assert bench("--list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [b["name"] for b in listed] == REGISTERED
+    for b in listed:
+        assert b["description"] and b["module"] and b["problem"] is None
+        assert b["description"] in lines[REGISTERED.index(b["name"])]
+
+
+def test_list_json_from_the_installed_command_includes_an_added_module(tmp_path: Path) -> None:
+    extra = returning(tmp_path, "extra_bench", "{}")
+    done = subprocess.run(
+        [str(MBMSSEC), "bench", "--list", "--json", "--module", str(extra)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [b["name"] for b in listed] == [*REGISTERED, "extra_bench"]
+    assert listed[-1] == {
+        "name": "extra_bench",
+        "module": str(extra),
+        "description": "stand-in",
+        "problem": None,
+    }
+
+
+# --- a real run -------------------------------------------------------------------------
+
+
+def test_real_quick_run_of_the_cheap_benchmarks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "res"
-    assert _bench(out, "--only", "model", "srtp", "mikey", "load", "bmsc", "proof") == 0
-    doc = _doc(out)
-    assert doc["mode"] == "quick"
+    assert bench("--only", "load", "model", "mikey", "srtp", "--out", str(out), "--json") == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    doc = results(out)
+    assert printed == doc
+    assert doc["mode"] == "quick"  # the default
     machine = doc["machine"]
     assert machine["cpu_count"] == os.cpu_count()
     assert machine["python"] == ".".join(map(str, sys.version_info[:3]))
     assert machine["mode"] == "quick" and machine["date"][:2] == "20"
-    assert {n: b["status"] for n, b in doc["benchmarks"].items()} == dict.fromkeys(
+    runs = doc["benchmarks"]
+    assert list(runs) == ["model", "srtp", "mikey", "load"]  # suite order, not --only's
+    assert {n: b["status"] for n, b in runs.items()} == dict.fromkeys(runs, "ok")
+    assert "[1/4] model: running (quick)" in captured.err and "[4/4] load: ok" in captured.err
+
+    srtp = runs["srtp"]["result"]
+    assert srtp["packets"] == 2000
+    load = runs["load"]["result"]
+    population = load["peak_against_population"]
+    assert population["populations"] == [10_000, 100_000, 1_000_000]
+    assert population["uniform_limit"] == pytest.approx(
+        [n / population["window"] for n in population["populations"]]
+    )
+    assert set(population["peak_rate"]) == set(load["strategies"])
+
+    md = (out / "results.md").read_text()
+    assert {f["benchmark"] for f in doc["figures"]} == set(runs)
+    for f in doc["figures"]:
+        assert f"| {f['benchmark']} | {f['figure']} |" in md
+        if f["reference_value"]:
+            assert f["ratio"] == pytest.approx(f["value"] / f["reference_value"])
+    speed = next(f for f in doc["figures"] if f["figure"] == "simulation speed, random_interval")
+    assert speed["value"] == pytest.approx(load["strategies"]["random_interval"]["ues_per_second"])
+
+    plots = {p["file"] for p in doc["plots"]}
+    expected = {
+        "model_steps_ratio.png",
+        "mikey_vs_reference.png",
+        "load_peak_per_strategy.png",
+        "load_peak_vs_population.png",
+    }
+    if srtp["libsrtp_available"]:
+        expected.add("srtp_vs_libsrtp.png")
+        assert srtp["outputs_identical"] == 1.0
+        assert machine["libsrtp"].startswith("libsrtp2 2.")
+        row = next(f for f in doc["figures"] if f["figure"].startswith("protect, batch"))
+        assert row["ratio"] == pytest.approx(
+            srtp["ours_protect_batch_pps"] / srtp["libsrtp_protect_pps"]
+        )
+    assert plots == expected
+    for name in expected:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"]({name})" in md
+
+
+# --- replaying recorded results ---------------------------------------------------------
+
+
+def test_replay_reads_every_benchmark_result_by_hand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = recorded(
+        {"model": MODEL, "srtp": SRTP, "mikey": MIKEY, "load": LOAD, "bmsc": BMSC, "proof": PROOF}
+    )
+    code, out = replay(tmp_path, doc)
+    assert code == 0
+    printed = capsys.readouterr().out
+    got = results(out)
+    assert got["mode"] == "quick" and got["machine"] == MACHINE and got["seconds"] == 12.5
+    assert {n: b["status"] for n, b in got["benchmarks"].items()} == dict.fromkeys(
         ["model", "srtp", "mikey", "load", "bmsc", "proof"], "ok"
     )
-    assert doc["benchmarks"]["load"]["result"]["peak_against_population"] == POPULATION
-    ratios = {(f["benchmark"], f["figure"]): f["ratio"] for f in doc["figures"]}
+    assert got["benchmarks"]["load"]["result"] == LOAD
+    r = ratios(got)
     # Hand-worked: 200,000 / 100,000; 30,000 / 120,000; 10,000 / 1,000,000; 10,000 / 5,000;
-    # 2,000 / 40,000; 15 / (1,000 / 100); 4e6 / 1e6; 5 / 20; 200 / 1,000;
-    # 250 / 125.
-    assert ratios[("srtp", "protect, batch API (256/call)")] == pytest.approx(2.0)
-    assert ratios[("srtp", "unprotect, one call per packet")] == pytest.approx(0.25)
-    assert ratios[("srtp", "SRTP bytes identical to libsrtp's")] is None
-    assert ratios[("model", "random-walk steps of the baseline model")] == pytest.approx(0.01)
-    assert ratios[("model", "random-walk steps against the aim")] == pytest.approx(2.0)
-    assert ratios[("mikey", "TEK delivery build + parse + verify, AES_CM_128, 4 TEKs")] == (
+    # 2,000 / 40,000; 15 / (1,000 / 100); 4e6 / 1e6; 5 / 20; 200 / 1,000; 250 / 125.
+    assert r[("srtp", "protect, batch API (256/call)")] == pytest.approx(2.0)
+    assert r[("srtp", "unprotect, one call per packet")] == pytest.approx(0.25)
+    assert r[("srtp", "SRTP bytes identical to libsrtp's")] is None
+    assert r[("model", "random-walk steps of the baseline model")] == pytest.approx(0.01)
+    assert r[("model", "random-walk steps against the aim")] == pytest.approx(2.0)
+    assert r[("mikey", "TEK delivery build + parse + verify, AES_CM_128, 4 TEKs")] == (
         pytest.approx(0.05)
     )
-    assert ratios[("load", "peak request rate, random_interval, N=1,000")] == pytest.approx(1.5)
-    assert ratios[("load", "simulation speed, random_interval")] == pytest.approx(4.0)
-    assert ratios[("proof", "full baseline check (induction + BMC)")] == pytest.approx(0.25)
-    assert ratios[("proof", "BMC, time of depth 2")] == pytest.approx(4.1)  # as reported
-    assert ratios[("bmsc", "registrations (challenge + TEK delivery), 32 at a time")] == (
+    assert r[("load", "peak request rate, random_interval, N=1,000")] == pytest.approx(1.5)
+    assert r[("load", "simulation speed, random_interval")] == pytest.approx(4.0)
+    assert r[("proof", "full baseline check (induction + BMC)")] == pytest.approx(0.25)
+    assert r[("proof", "BMC, time of depth 2")] == pytest.approx(4.1)  # as reported
+    assert r[("bmsc", "registrations (challenge + TEK delivery), 32 at a time")] == (
         pytest.approx(0.2)
     )
-    assert ratios[("bmsc", "peak request rate at the BM-SC, scheduled_slots, 100 UEs")] == (
+    assert r[("bmsc", "peak request rate at the BM-SC, scheduled_slots, 100 UEs")] == (
         pytest.approx(2.0)
     )
 
     md = (out / "results.md").read_text()
+    assert "Mode **quick**, 2025-01-02T03:04:05+00:00, 12.5 s in all." in md
     assert (
+        "Machine: 64 CPUs (8 usable), Test CPU, Python 3.11.0, libsrtp2 2.5.0, tshark 4.0.0, "
+        "commit 0123456789ab."
+    ) in md
+    assert "| srtp | ok | 1.0 s |  |" in md
+    row = (
         "| srtp | protect, batch API (256/call) | 200,000 packets/s | libsrtp, one call per "
         "packet via ctypes (same run): 100,000 packets/s | 2 |"
-    ) in md
+    )
+    assert row in md and row in printed
     assert "| load | peak-to-mean, none | 100x | perfectly even load: 1x | 100 |" in md
     assert "| Benchmark | Figure | Value | Reference | Ratio |" in md
-    assert {p["file"] for p in doc["plots"]} == ALL_PLOTS
+    assert {p["file"] for p in got["plots"]} == ALL_PLOTS
     for name in ALL_PLOTS:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
         assert f"]({name})" in md
 
 
-@pytest.mark.usefixtures("fake_runs")
+def test_replay_applies_each_benchmark_check(tmp_path: Path) -> None:
+    spreading = {
+        **BMSC["fetch_spreading"],
+        "multi_key": {
+            "ues": 100,
+            "period": 1.5,
+            "peak_rate": 50.0,
+            "mean_rate": 25.0,
+            "failures": 3,
+        },
+    }
+    doc = recorded(
+        {
+            "srtp": {**SRTP, "outputs_identical": 0.0},
+            "bmsc": {**BMSC, "fetch_spreading": spreading},
+            "model": MODEL,
+        }
+    )
+    doc["benchmarks"]["mikey"] = {
+        "module": "mbmssec.bench.mikey_bench",
+        "status": "failed",
+        "seconds": 0.5,
+        "reason": "measuring raised OSError",
+        "result": None,
+    }
+    code, out = replay(tmp_path, doc)
+    assert code == 1
+    runs = results(out)["benchmarks"]
+    assert runs["srtp"]["status"] == "failed"
+    assert "different SRTP bytes" in runs["srtp"]["reason"]
+    assert runs["bmsc"]["status"] == "failed" and "3 under multi_key" in runs["bmsc"]["reason"]
+    assert runs["mikey"] == doc["benchmarks"]["mikey"]  # recorded without a result: as it was
+    assert runs["model"]["status"] == "ok"
+    md = (out / "results.md").read_text()
+    assert "| srtp | SRTP bytes identical to libsrtp's | NO |" in md
+    assert "| bmsc | rejected TEK deliveries while re-keying | 3 |" in md
+
+
+def test_an_unreadable_result_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    unreadable = {"libsrtp_available": 1.0, "outputs_identical": 1.0}
+    code, out = replay(tmp_path, recorded({"srtp": unreadable, "model": MODEL}))
+    assert code == 0
+    doc = results(out)
+    assert [f["benchmark"] for f in doc["figures"]] == ["model", "model"]
+    assert any(n.startswith("result of srtp not readable: KeyError") for n in doc["notes"])
+    assert any(n.startswith("plot srtp_vs_libsrtp.png not drawn") for n in doc["notes"])
+    assert "Notes:" in (out / "results.md").read_text()
+
+
+def test_replay_of_some_recorded_benchmarks_and_stale_plots(tmp_path: Path) -> None:
+    out = tmp_path / "replayed"
+    out.mkdir()
+    (out / "srtp_vs_libsrtp.png").write_bytes(b"old")
+    (out / "mine.png").write_bytes(b"keep")
+    code, _ = replay(tmp_path, recorded({"model": MODEL, "srtp": SRTP}), "--only", "model")
+    assert code == 0
+    assert list(results(out)["benchmarks"]) == ["model"]
+    assert not (out / "srtp_vs_libsrtp.png").exists()
+    assert (out / "mine.png").read_bytes() == b"keep"
+    assert (out / "model_steps_ratio.png").read_bytes()[:8] == PNG_MAGIC
+
+
+# --- added modules: failures, generic figures, sizes ------------------------------------
+
+
 def test_a_failing_benchmark_is_reported_and_the_rest_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raising = benchmark_module(
+        tmp_path,
+        "raising",
+        """
+        def measure(size):
+            raise RuntimeError("socket a|b refused")
+
+        BENCHMARK = Benchmark("raising", "raises", measure, quick=1, full=2)
+        """,
+    )
+    listing = returning(tmp_path, "listing", "[1, 2]")
+    generic = returning(
+        tmp_path,
+        "generic",
+        """{
+            "registrations_per_second": 500.0,
+            "aiohttp_reference_per_second": 2000.0,
+            "strategies": {"random_interval": {"peak_ratio": 1.2}},
+        }""",
+    )
+    out = tmp_path / "res"
+    modules = ["--module", str(raising), "--module", str(listing), "--module", str(generic)]
+    assert bench(*modules, "--only", "raising", "listing", "generic", "--out", str(out)) == 1
+    doc = results(out)
+    runs = doc["benchmarks"]
+    assert runs["raising"]["status"] == "failed" and runs["raising"]["result"] is None
+    assert "RuntimeError: socket a|b refused" in runs["raising"]["reason"]
+    assert runs["listing"]["status"] == "failed"
+    assert "returned list, not a dict" in runs["listing"]["reason"]
+    assert runs["generic"]["status"] == "ok"
+    r = ratios(doc)
+    assert r[("generic", "registrations_per_second")] == pytest.approx(0.25)
+    assert r[("generic", "strategies / random_interval: peak_ratio")] == pytest.approx(1.2)
+    assert doc["plots"] == []
+    md = (out / "results.md").read_text()
+    assert "| raising | failed |" in md and "socket a\\|b refused" in md
+    captured = capsys.readouterr()
+    assert "[1/3] raising: failed" in captured.err and "[3/3] generic: ok" in captured.err
+    assert "raising: failed: measuring raised RuntimeError" in captured.out
+
+
+def test_modules_that_cannot_be_loaded_are_skipped_or_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def boom(quick: bool) -> dict[str, Any]:
-        raise RuntimeError("socket a|b refused")
-
-    monkeypatch.setattr(srtp_bench, "run", boom)
-    monkeypatch.setattr(mikey_bench, "run", lambda quick: [1, 2])
-    out = tmp_path / "res"
-    assert _bench(out, "--only", "srtp", "mikey", "model") == 1
-    doc = _doc(out)
-    srtp = doc["benchmarks"]["srtp"]
-    assert srtp["status"] == "failed" and srtp["result"] is None
-    assert "RuntimeError: socket a|b refused" in srtp["reason"]
-    assert doc["benchmarks"]["mikey"]["status"] == "failed"
-    assert "returned list, not a dict" in doc["benchmarks"]["mikey"]["reason"]
-    assert doc["benchmarks"]["model"]["status"] == "ok"
-    assert {p["file"] for p in doc["plots"]} == {"model_steps_ratio.png"}
-    md = (out / "results.md").read_text()
-    assert "| srtp | failed |" in md and "socket a\\|b refused" in md
-    captured = capsys.readouterr()
-    assert "[2/3] srtp: failed" in captured.err and "[1/3] model: ok" in captured.err
-
-
-def test_srtp_disagreeing_with_libsrtp_is_a_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(srtp_bench, "run", _canned({**SRTP, "outputs_identical": 0.0}))
-    out = tmp_path / "res"
-    assert _bench(out, "--only", "srtp") == 1
-    doc = _doc(out)
-    assert doc["benchmarks"]["srtp"]["status"] == "failed"
-    assert "different SRTP bytes" in doc["benchmarks"]["srtp"]["reason"]
-    assert "| srtp | SRTP bytes identical to libsrtp's | NO |" in (out / "results.md").read_text()
-
-
-@pytest.mark.usefixtures("fake_runs")
-def test_a_missing_benchmark_module_is_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(suite, "KNOWN", (*suite.KNOWN, ("nosuch", "not written yet")))
-    assert "nosuch" in [b.name for b in suite.discover()]
-    out = tmp_path / "res"
-    assert _bench(out, "--only", "model", "nosuch") == 0
-    nosuch = _doc(out)["benchmarks"]["nosuch"]
-    assert nosuch["status"] == "skipped"
-    assert nosuch["reason"] == "module mbmssec.bench.nosuch_bench not found"
-
-
-def test_skip_and_broken_import_across_processes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "broken_fake_bench.py").write_text("def run(quick):\n    return {\n")
-    (tmp_path / "dep_fake_bench.py").write_text("import no_such_package_xyz\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    missing = suite.run_benchmark(Benchmark("nosuch", "mbmssec.bench.nosuch_bench"), True)
-    assert (missing.status, missing.reason) == (
-        "skipped",
-        "module mbmssec.bench.nosuch_bench not found",
-    )
-    broken = suite.run_benchmark(Benchmark("broken", "broken_fake_bench"), True)
-    assert broken.status == "failed" and "SyntaxError" in (broken.reason or "")
-    dep = suite.run_benchmark(Benchmark("dep", "dep_fake_bench"), True)
-    assert dep.status == "skipped" and "no_such_package_xyz" in (dep.reason or "")
+    (tmp_path / "broken_bench.py").write_text("def measure(size):\n    return {\n")
+    (tmp_path / "needs_dep_bench.py").write_text("import no_such_package_xyz\n")
+    (tmp_path / "half_bench.py").write_text("import mbmssec.not_written_xyz\n")
+    (tmp_path / "nothing_bench.py").write_text("X = 1\n")
     (tmp_path / "fakeproj").mkdir()
     (tmp_path / "fakeproj" / "__init__.py").write_text("")
-    (tmp_path / "fakeproj" / "half_bench.py").write_text("import fakeproj.not_written\n")
-    half = suite.run_benchmark(Benchmark("half", "fakeproj.half_bench"), True)
-    assert half.status == "failed" and "not_written" in (half.reason or "")
+    (tmp_path / "fakeproj" / "inner_bench.py").write_text("import fakeproj.not_written\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    modules = [
+        str(tmp_path / "broken_bench.py"),
+        str(tmp_path / "needs_dep_bench.py"),
+        str(tmp_path / "half_bench.py"),
+        str(tmp_path / "nothing_bench.py"),
+        "fakeproj.inner_bench",
+        "nosuch_xyz_bench",
+    ]
+    names = ["broken", "needs_dep", "half", "nothing", "inner", "nosuch_xyz"]
+    argv = [a for m in modules for a in ("--module", m)]
+    out = tmp_path / "res"
+    assert bench(*argv, "--only", *names, "--out", str(out)) == 1
+    runs = results(out)["benchmarks"]
+    assert list(runs) == names
+    status = {n: (b["status"], b["reason"]) for n, b in runs.items()}
+    assert status["broken"][0] == "failed" and "SyntaxError" in status["broken"][1]
+    assert status["needs_dep"][0] == "skipped" and "no_such_package_xyz" in status["needs_dep"][1]
+    assert status["half"][0] == "failed" and "not_written_xyz" in status["half"][1]
+    assert status["nothing"][0] == "failed" and "defines no BENCHMARK" in status["nothing"][1]
+    assert status["inner"][0] == "failed" and "not_written" in status["inner"][1]
+    assert status["nosuch_xyz"] == ("skipped", "module nosuch_xyz_bench not found")
+    capsys.readouterr()
+
+    # Skipped ones alone do not fail the run; the list says why they will not run.
+    assert bench(*argv, "--only", "needs_dep", "nosuch_xyz", "--out", str(out)) == 0
+    capsys.readouterr()
+    assert bench(*argv, "--list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    line = next(line for line in listed if line.startswith("nosuch_xyz "))
+    assert "(skipped: module nosuch_xyz_bench not found)" in line
 
 
 def _state(pid: int) -> str | None:
@@ -329,37 +568,77 @@ def _state(pid: int) -> str | None:
 
 
 def test_a_hanging_benchmark_is_stopped_with_its_children(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pid_file = tmp_path / "child.pid"
-    (tmp_path / "hang_fake_bench.py").write_text(
-        textwrap.dedent(f"""
+    hang = benchmark_module(
+        tmp_path,
+        "hang",
+        f"""
         import subprocess, time
-        def run(quick):
+
+        def measure(size):
             child = subprocess.Popen(["sleep", "120"])
             open({str(pid_file)!r}, "w").write(str(child.pid))
             time.sleep(120)
             return {{}}
-    """)
+
+        BENCHMARK = Benchmark("hang", "hangs", measure, quick=1, full=2)
+        """,
     )
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    heard: list[str] = []
+    out = tmp_path / "res"
     start = time.monotonic()
-    outcome = suite.run_benchmark(
-        Benchmark("hang", "hang_fake_bench"),
-        True,
-        timeout=2.0,
-        progress=heard.append,
-        heartbeat=0.5,
-    )
-    assert time.monotonic() - start < 20
-    assert outcome.status == "failed" and outcome.reason == "timed out after 2 s"
-    assert any("hang: still running" in m for m in heard)
+    # 5 s leaves the worker time to import and start its child on a busy machine.
+    assert bench("--module", str(hang), "--only", "hang", "--timeout", "5", "--out", str(out)) == 1
+    assert time.monotonic() - start < 40
+    outcome = results(out)["benchmarks"]["hang"]
+    assert outcome["status"] == "failed" and outcome["reason"] == "timed out after 5 s"
+    assert "hang: still running" in capsys.readouterr().err
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 10
     while _state(child) not in (None, "Z") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _state(child) in (None, "Z")
+
+
+def test_sizes_and_strict_json_in_process(tmp_path: Path) -> None:
+    sizes = benchmark_module(
+        tmp_path,
+        "sizes",
+        """
+        import math
+        import numpy as np
+
+        def measure(size):
+            return {
+                "size": size,
+                "a": np.int64(3),
+                "b": math.nan,
+                "c": (1.5, np.float32(0.5)),
+                4: np.arange(2),
+            }
+
+        BENCHMARK = Benchmark("sizes", "echoes its size", measure, quick=1, full=2)
+        """,
+    )
+    out = tmp_path / "res"
+    base = ["--module", str(sizes), "--only", "sizes", "--in-process", "--out", str(out)]
+    assert bench(*base) == 0
+    doc = results(out)
+    assert doc["mode"] == "quick"
+    assert doc["benchmarks"]["sizes"]["result"] == {
+        "size": 1,
+        "a": 3,
+        "b": None,
+        "c": [1.5, 0.5],
+        "4": [0, 1],
+    }
+    assert bench(*base, "--full") == 0
+    doc = results(out)
+    assert doc["mode"] == "full" and doc["benchmarks"]["sizes"]["result"]["size"] == 2
+
+
+# --- bad input --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -369,106 +648,39 @@ def test_a_hanging_benchmark_is_stopped_with_its_children(
         ["--quick", "--full"],
         ["--timeout", "0"],
         ["--only"],
+        ["--replay", "recorded.json", "--full"],
+        ["--replay", "missing.json"],
+        ["--replay", "recorded.json", "--only", "srtp"],
+        ["--replay", "not_results.json"],
     ],
 )
 def test_bad_arguments_exit_2(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "recorded.json").write_text(json.dumps(recorded({"model": MODEL})))
+    (tmp_path / "not_results.json").write_text("[1, 2]")
+    argv = [str(tmp_path / a) if a.endswith(".json") else a for a in argv]
     out = tmp_path / "res"
-    assert cli.main(["bench", "--in-process", "--out", str(out), *argv]) == 2
+    assert bench("--in-process", "--out", str(out), *argv) == 2
     assert not (out / "results.json").exists()
     assert capsys.readouterr().err.strip()
+
+
+def test_two_benchmarks_of_one_name_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = returning(tmp_path / "a", "twin", "{}")
+    two = returning(tmp_path / "b", "twin", "{}")
+    assert bench("--module", str(one), "--module", str(two), "--list") == 2
+    assert "two benchmarks are named 'twin'" in capsys.readouterr().err
+    clash = returning(tmp_path, "srtp", "{}")
+    assert bench("--module", str(clash), "--list") == 2
 
 
 def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "file"
     target.write_text("x")
-    assert cli.main(["bench", "--only", "model", "--out", str(target)]) == 2
+    assert bench("--only", "model", "--out", str(target)) == 2
     assert "not a directory" in capsys.readouterr().err
-
-
-def test_list_names_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["bench", "--list"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names[: len(suite.KNOWN)] == [n for n, _ in suite.KNOWN]
-
-
-@pytest.mark.usefixtures("fake_runs")
-def test_stale_plots_of_a_previous_run_are_removed(tmp_path: Path) -> None:
-    out = tmp_path / "res"
-    out.mkdir()
-    (out / "srtp_vs_libsrtp.png").write_bytes(b"old")
-    (out / "mine.png").write_bytes(b"keep")
-    assert _bench(out, "--only", "model") == 0
-    assert not (out / "srtp_vs_libsrtp.png").exists()
-    assert (out / "mine.png").read_bytes() == b"keep"
-    assert (out / "model_steps_ratio.png").exists()
-
-
-def test_unreadable_result_is_a_note_not_a_crash() -> None:
-    rows, note = suite.figures(Outcome("srtp", "m", "ok", 0.1, {"libsrtp_available": 1.0}))
-    assert rows == [] and note is not None and "srtp" in note
-
-
-def test_bmsc_rejections_fail_the_benchmark(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    spreading = {
-        **BMSC["fetch_spreading"],  # type: ignore[dict-item]
-        "multi_key": {
-            "ues": 100,
-            "period": 1.5,
-            "peak_rate": 50.0,
-            "mean_rate": 25.0,
-            "failures": 3,
-        },
-    }
-    fake_bmsc = types.ModuleType("mbmssec.bench.bmsc_bench")
-    fake_bmsc.run = _canned({**BMSC, "fetch_spreading": spreading})  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "mbmssec.bench.bmsc_bench", fake_bmsc)
-    out = tmp_path / "res"
-    assert _bench(out, "--only", "bmsc") == 1
-    bmsc = _doc(out)["benchmarks"]["bmsc"]
-    assert bmsc["status"] == "failed" and "3 under multi_key" in bmsc["reason"]
-    assert (
-        "| bmsc | rejected TEK deliveries while re-keying | 3 |" in (out / "results.md").read_text()
-    )
-
-
-def test_unknown_benchmark_gets_generic_rows() -> None:
-    result = {
-        "registrations_per_second": 500.0,
-        "aiohttp_reference_per_second": 2000.0,
-        "strategies": {"random_interval": {"peak_ratio": 1.2}},
-    }
-    rows, note = suite.figures(Outcome("other", "m", "ok", 0.1, result))
-    assert note is None
-    by_name = {r.figure: r.ratio for r in rows}
-    assert by_name["registrations_per_second"] == pytest.approx(0.25)
-    assert by_name["strategies / random_interval: peak_ratio"] == pytest.approx(1.2)
-
-
-def test_jsonable_makes_strict_json() -> None:
-    data = {"a": np.int64(3), "b": math.nan, "c": (1.5, np.float32(0.5)), 4: np.arange(2)}
-    assert suite.jsonable(data) == {"a": 3, "b": None, "c": [1.5, 0.5], "4": [0, 1]}
-    json.dumps(suite.jsonable(data), allow_nan=False)
-
-
-def test_real_quick_srtp_run_in_its_own_process(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "res"
-    assert cli.main(["bench", "--quick", "--only", "srtp", "--out", str(out), "--json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed == _doc(out)
-    srtp = printed["benchmarks"]["srtp"]
-    assert srtp["status"] == "ok" and srtp["result"]["packets"] == 2000
-    if libsrtp.available():
-        assert srtp["result"]["outputs_identical"] == 1.0
-        assert printed["machine"]["libsrtp"].startswith("libsrtp2 2.")
-        assert (out / "srtp_vs_libsrtp.png").read_bytes()[:8] == PNG_MAGIC
-        row = next(f for f in printed["figures"] if f["figure"].startswith("protect, batch"))
-        result = srtp["result"]
-        assert row["ratio"] == pytest.approx(
-            result["ours_protect_batch_pps"] / result["libsrtp_protect_pps"]
-        )

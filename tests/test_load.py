@@ -591,10 +591,13 @@ def test_cli_progress_line_on_stderr(
     assert "mbmssec load:" not in captured.out
 
 
-def test_benchmark_reports_rate_and_peak_ratio() -> None:
-    from mbmssec.bench import load_bench
-
-    report = load_bench.run(quick=True)
+def test_benchmark_reports_rate_and_peak_ratio(tmp_path: Path) -> None:
+    """The load benchmark, run as a user runs it (``mbmssec bench --only load``)."""
+    assert cli.main(["bench", "--quick", "--only", "load", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    entry = results["benchmarks"]["load"]
+    assert entry["status"] == "ok", entry["reason"]
+    report = entry["result"]
     strategies = report["strategies"]
     assert isinstance(strategies, dict)
     for figures in strategies.values():

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tshark_fields import Fields, flatten
 
 from mbmssec.impl.protocols.mikey import (
     EncrAlg,
@@ -51,6 +50,7 @@ from mbmssec.impl.protocols.mikey_messages import (
     ntp_from_unix,
 )
 from mbmssec.impl.protocols.pcap import PcapError, Proto, internet_checksum, pcap_bytes, write_pcap
+from mbmssec.oracles.tshark import Fields, flatten
 
 TSHARK = shutil.which("tshark")
 pytestmark = [
@@ -369,4 +369,4 @@ def test_pcap_writer_rejects_bad_packets() -> None:
         (0.0, 5, 5, b"", Proto.TCP),
     ]:
         with pytest.raises(PcapError):
-            pcap_bytes([bad])  # type: ignore[list-item]
+            pcap_bytes([bad])

@@ -1,9 +1,9 @@
 """A ctypes bridge to the system libsrtp 2.x, used as an independent SRTP oracle.
 
-The tests use it to check that packets protected by :mod:`mbmssec.impl.protocols.srtp` are accepted
-by libsrtp and vice versa (RFC 3711 with the MKI, across a key switch and a rollover),
-and the benchmark uses it as the speed reference. No libsrtp headers are installed, so
-the structures below are declared by hand from ``include/srtp.h`` of libsrtp 2.5
+The tests use it to check that packets protected by :mod:`mbmssec.impl.protocols.srtp`
+are accepted by libsrtp and vice versa (RFC 3711 with the MKI, across a key switch and a
+rollover), and the SRTP benchmark uses it as the speed reference. No libsrtp headers are
+installed, so the structures below are declared by hand from ``include/srtp.h`` of libsrtp 2.5
 (``srtp_crypto_policy_t``, ``srtp_ssrc_t``, ``srtp_master_key_t``, ``srtp_policy_t``).
 
 Only AES-CM-128 with HMAC-SHA1-80 or HMAC-SHA1-32 is exposed, which is all RFC 3711's
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,10 +166,6 @@ assert ctypes.sizeof(_Policy) == 128 or ctypes.sizeof(ctypes.c_void_p) != 8
 _Session = ctypes.c_void_p
 _IntP = ctypes.POINTER(ctypes.c_int)
 
-_lib: ctypes.CDLL | None = None
-_load_error: str | None = None
-_init_status: int | None = None
-
 
 def _declare(lib: ctypes.CDLL) -> None:
     """Give every function we call its C signature (srtp.h, libsrtp 2.5)."""
@@ -204,17 +201,21 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.srtp_get_stream_roc.restype = ctypes.c_int
 
 
-def load(path: str | None = None) -> ctypes.CDLL:
-    """Load libsrtp 2.x once, declare its functions and call ``srtp_init``.
+@dataclass(frozen=True)
+class _Loaded:
+    """The library once loaded and initialised, with what ``srtp_init()`` returned."""
 
-    The library is looked up at ``path``, then ``$MBMSSEC_LIBSRTP``, then the Debian
-    location :data:`DEFAULT_LIBRARY`, then ``ctypes.util.find_library("srtp2")``.
-    Raises :class:`LibSrtpUnavailableError` if none loads or ``srtp_init`` fails.
+    lib: ctypes.CDLL
+    init_status: int
+
+
+@functools.cache
+def _loaded() -> _Loaded:
+    """Load and initialise the library; cached, since ``srtp_init`` may run once only.
+
+    A failure is not cached: the next call tries again.
     """
-    global _lib, _load_error, _init_status
-    if _lib is not None:
-        return _lib
-    candidates = [p for p in (path, os.environ.get("MBMSSEC_LIBSRTP"), DEFAULT_LIBRARY) if p]
+    candidates = [p for p in (os.environ.get("MBMSSEC_LIBSRTP"), DEFAULT_LIBRARY) if p]
     found = ctypes.util.find_library("srtp2")
     if found:
         candidates.append(found)
@@ -235,18 +236,24 @@ def load(path: str | None = None) -> ctypes.CDLL:
         if status != Status.OK:
             errors.append(f"{candidate}: srtp_init returned {status}")
             continue
-        _lib = lib
-        _init_status = int(status)
-        return lib
-    _load_error = "; ".join(errors) or "no candidate library"
-    raise LibSrtpUnavailableError(f"libsrtp 2.x not usable: {_load_error}")
+        return _Loaded(lib, int(status))
+    reason = "; ".join(errors) or "no candidate library"
+    raise LibSrtpUnavailableError(f"libsrtp 2.x not usable: {reason}")
+
+
+def load() -> ctypes.CDLL:
+    """Load libsrtp 2.x once, declare its functions and call ``srtp_init``.
+
+    The library is looked up at ``$MBMSSEC_LIBSRTP``, then the Debian location
+    :data:`DEFAULT_LIBRARY`, then ``ctypes.util.find_library("srtp2")``.
+    Raises :class:`LibSrtpUnavailableError` if none loads or ``srtp_init`` fails.
+    """
+    return _loaded().lib
 
 
 def init_status() -> int:
     """What ``srtp_init()`` returned when :func:`load` initialised the library (0 = ok)."""
-    load()
-    assert _init_status is not None
-    return _init_status
+    return _loaded().init_status
 
 
 def available() -> bool:

@@ -1,13 +1,18 @@
 """Reading tshark's ``-T json`` output as ordered (field, value) pairs, for oracle tests.
 
-Parse with ``json.loads(text, object_pairs_hook=lambda pairs: pairs)`` so repeated
-field names survive, then :func:`flatten` each frame.
+tshark decodes what the project writes (MIKEY messages, pcap files) with a dissector
+written independently of it. Parse with
+``json.loads(text, object_pairs_hook=lambda pairs: pairs)`` so repeated field names
+survive, then :func:`flatten` each frame.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["Fields", "flatten"]
+
+#: The leaf (field, value) pairs of one frame, in document order.
 Fields = list[tuple[str, str]]
 
 
