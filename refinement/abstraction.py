@@ -210,8 +210,10 @@ def difference(model: State, concrete: State, symbols: Sequence[str]) -> list[st
     """Entries of ``symbols`` on which two states differ, as ``name(args): model vs impl``."""
     out = []
     for name in symbols:
-        sym = VOCABULARY[name]
-        for args in model.universe.tuples(sym.args):
+        # Tables are sparse over one vocabulary's defaults: an entry absent from both
+        # states holds the default in both, so only the keys present in either can differ.
+        keys = sorted(model.tables[name].keys() | concrete.tables[name].keys())
+        for args in keys:
             a, b = model.get(name, *args), concrete.get(name, *args)
             if a != b:
                 out.append(f"{name}{args}: model={a} impl={b}")

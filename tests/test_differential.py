@@ -24,6 +24,8 @@ from mbmssec.model.symbolic import (
 )
 from mbmssec.spec.loader import load_spec
 
+pytestmark = pytest.mark.slow
+
 U = Universe(ue=2, svc=2, tek=3, pkt=2)
 STATES = 1000
 # a profile in which every action exists (Acknowledge needs the MIKEY response)

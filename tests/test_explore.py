@@ -8,6 +8,8 @@ from mbmssec.model.explore import explore
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import load_spec
 
+pytestmark = pytest.mark.slow
+
 
 def test_baseline_finds_the_late_joiner_with_a_replaying_trace() -> None:
     model = Model.baseline()

@@ -10,14 +10,17 @@ import z3
 from mbmssec.model.dsl import Ops, Reader, Sort
 from mbmssec.model.machine import Model
 from mbmssec.proofs import induction
+from mbmssec.proofs.check import Report
 from mbmssec.proofs.induction import InductionResult, prop_key, prove
 from mbmssec.proofs.lemmas import LEMMAS, Lemma, lemmas_for
 
+pytestmark = pytest.mark.xdist_group("checker")
+
 
 @pytest.fixture(scope="module")
-def baseline() -> tuple[Model, InductionResult]:
-    model = Model.baseline()
-    return model, prove(model)
+def baseline(baseline_report: Report) -> tuple[Model, InductionResult]:
+    """The baseline model and its induction result (shared with the check's report)."""
+    return Model.baseline(), baseline_report.induction
 
 
 def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]) -> None:

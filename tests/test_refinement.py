@@ -27,6 +27,8 @@ from mbmssec.proofs.check import shipped_proposals
 from mbmssec.refinement.abstraction import Lockstep
 from mbmssec.spec.loader import Profile, load_spec
 
+pytestmark = pytest.mark.slow
+
 UNIVERSE = Universe(ue=3, svc=1, tek=7, pkt=6)
 STEPS = 50
 # 200 examples of up to 50 steps for every profile (MBMSSEC_REFINEMENT_EXAMPLES lowers

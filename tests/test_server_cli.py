@@ -12,6 +12,8 @@ from test_server_crash import Serve, free_port
 
 from mbmssec.cli import main as cli_main
 
+pytestmark = pytest.mark.exclusive
+
 K = "465b5ce8b199b49faa5f0a2ee238a6bc"
 OPC = "cd63cb71954a9f4e48a5994e37a02baf"
 UE = "001010000000001"

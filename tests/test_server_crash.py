@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from mbmssec.commands.serve import open_core
 from mbmssec.impl.net.client import ClientConfig, UeClient
@@ -39,6 +40,8 @@ from mbmssec.impl.service.bmsc import BmscConfig
 from mbmssec.impl.service.events import Event, EventLog, read_events
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
+
+pytestmark = pytest.mark.exclusive
 
 S = "239.255.0.1"
 N_UES = 20

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from test_server_crash import Serve, free_port
 
 from mbmssec.commands.serve import open_core
@@ -25,6 +26,8 @@ from mbmssec.impl.service.bmsc import BmscConfig
 from mbmssec.impl.service.events import EventLog, read_events
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 
 S = "239.255.0.1"
 N_UES = 1000

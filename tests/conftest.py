@@ -1,0 +1,67 @@
+"""Shared fixtures and the test lanes.
+
+Lanes (markers declared in pyproject.toml):
+
+* ``slow``: long searches, proofs over every proposal, the documentation build, population
+  load; left out of the fast lane (``bash tools/test.sh --fast``), never out of the full
+  suite.
+* ``exclusive``: tests that measure or depend on wall-clock timing (live servers under
+  load, SIGKILL and restart, the demo); ``tools/test.sh`` runs them after the parallel
+  phase, alone on the machine.
+* ``interop``: tests against an oracle the project did not write (libsrtp, tshark,
+  Chromium).
+
+The expensive checker results are computed once per test process (session scope) and
+shared by every module that needs them; modules that use them are grouped on one
+pytest-xdist worker (``xdist_group("checker")``) so that they are computed once per run.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+
+from mbmssec.model.concrete import Universe
+from mbmssec.proofs.check import (
+    Comparison,
+    Report,
+    check_overrides,
+    compare,
+    shipped_proposals,
+)
+
+CHECK_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
+"""The universe of the shared checker results: every shipped proposal's shortest
+counterexample fits in it (1-2 UEs, 2 TEKs, 1 packet), and the baseline's verdicts are
+those of the default universe (tests/test_check.py checks the expected verdicts)."""
+
+
+@dataclass(frozen=True)
+class CheckerResults:
+    """The baseline report and every shipped proposal compared with it."""
+
+    baseline: Report
+    comparisons: list[Comparison]
+
+
+@pytest.fixture(scope="session")
+def baseline_report() -> Report:
+    """The baseline's check (induction, vacuity witnesses, bounded search), once."""
+    return check_overrides({}, universe=CHECK_UNIVERSE)
+
+
+@pytest.fixture(scope="session")
+def checker_results(baseline_report: Report) -> CheckerResults:
+    """``mbmssec check --all`` in-process on :data:`CHECK_UNIVERSE`, computed once (the
+    proposals in two worker processes)."""
+    props = shipped_proposals()
+    work = partial(check_overrides, universe=CHECK_UNIVERSE)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(work, dict(p.overrides)) for p in props]
+        comparisons = [
+            compare(baseline_report, f.result(), p) for p, f in zip(props, futures, strict=True)
+        ]
+    return CheckerResults(baseline_report, comparisons)
