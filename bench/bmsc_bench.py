@@ -44,12 +44,13 @@ from mbmssec.bench.plotting import bars, pyplot, save, unity
 from mbmssec.impl.net.client import UeClient, register_uri
 from mbmssec.impl.net.server import BmscServer
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
+from mbmssec.impl.service.spreading import FetchSpreading
 from mbmssec.impl.service.store import Store
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"
-STRATEGIES = ("none", "random_interval", "scheduled_slots", "multi_key")
+STRATEGIES = tuple(s.value for s in FetchSpreading)
 
 
 # -- part 1: registrations per second --------------------------------------------------

@@ -31,7 +31,7 @@ echo "== phase 1: parallel (2 workers), -m \"not exclusive$extra\""
   --junitxml="$reports/parallel.xml" ${args[@]+"${args[@]}"}
 rc1=$?
 echo "== phase 2: exclusive, -m \"exclusive$extra\""
-"$py" -m pytest -q -p no:xdist -m "exclusive$extra" \
+"$py" -m pytest -q -m "exclusive$extra" \
   --junitxml="$reports/exclusive.xml" ${args[@]+"${args[@]}"}
 rc2=$?
 
