@@ -1,10 +1,13 @@
 """Sphinx configuration of the mbmssec documentation.
 
-The pages under ``_generated/`` are written by :mod:`mbmssec.docgen.generator` when the build
-starts, from ``spec/``, ``model/``, ``traceability.toml`` and the checker's
+The pages under ``_generated/`` are written by :mod:`mbmssec.docgen.sphinx_ext` when the
+build starts, from ``spec/``, ``model/``, ``traceability.toml`` and the checker's
 ``results.json`` (``mbmssec_results``: set with ``-D mbmssec_results=DIR`` or the
 ``MBMSSEC_RESULTS`` environment variable; ``mbmssec docs`` does both for you).
 Build strictly: ``sphinx-build -W --keep-going -n -b html docs OUT``.
+
+The generator sits below the command line and never imports it: the command-line
+reference page is rendered from the parser this file describes (``mbmssec_cli``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import os
 from pathlib import Path
 
 from mbmssec import __version__
-from mbmssec.docgen import generator as docs_gen
+from mbmssec.cli import build_parser
+from mbmssec.docgen import needs as docs_needs
+from mbmssec.docgen.page_cli import describe_parser
 
 project = "mbmssec"
 author = "mbmssec contributors"
 copyright = "mbmssec contributors"
 version = release = __version__
 
-extensions = ["myst_parser", "sphinx_needs", "mbmssec.docgen.generator"]
+extensions = ["myst_parser", "sphinx_needs", "mbmssec.docgen.sphinx_ext"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated/msc", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
@@ -31,13 +36,15 @@ suppress_warnings: list[str] = []
 mbmssec_results = os.environ.get(
     "MBMSSEC_RESULTS", str(Path(__file__).resolve().parent / "_build" / "results")
 )
+# Plain data (not the parser itself), so Sphinx can keep it in its environment.
+mbmssec_cli = describe_parser(build_parser(), origin="mbmssec.cli.build_parser")
 
 # sphinx-needs: object types, fields and links come from the generator, which is the
 # only place that writes objects of these types.
-needs_types = docs_gen.NEEDS_TYPES
-needs_fields = docs_gen.NEEDS_FIELDS
-needs_links = docs_gen.NEEDS_LINKS
-needs_id_regex = docs_gen.NEEDS_ID_REGEX
+needs_types = docs_needs.NEEDS_TYPES
+needs_fields = docs_needs.NEEDS_FIELDS
+needs_links = docs_needs.NEEDS_LINKS
+needs_id_regex = docs_needs.NEEDS_ID_REGEX
 needs_id_required = True
 needs_table_style = "TABLE"
 needs_warnings_always_warn = True

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,15 @@ from mbmssec.model.properties import Property
 from mbmssec.model.trace import Trace
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
 from mbmssec.proofs.induction import DEFAULT_TIMEOUT_MS, Cti, InductionResult, Query, prove
+from mbmssec.proofs.results import (
+    CtiResult,
+    ProfileResult,
+    ProposalInfo,
+    ProposalResult,
+    QueryResult,
+    Results,
+    VerdictResult,
+)
 from mbmssec.spec.loader import SPEC_DIR, Profile, Spec, SpecError, load_spec, read_toml
 
 PROPOSALS_DIR = SPEC_DIR / "proposals"
@@ -168,20 +177,46 @@ class Verdict:
     cti: Cti | None = None
     bound: int | None = None
 
+    def to_result(self) -> VerdictResult:
+        """The verdict as the results document records it (times rounded)."""
+        return VerdictResult(
+            number=self.number,
+            name=self.name,
+            kind=self.kind,
+            verdict=self.verdict,
+            how=self.how,
+            lemmas=tuple(self.lemmas),
+            bound=self.bound,
+            query_seconds=round(sum(q.seconds for q in self.queries), 4),
+            queries=tuple(_query_result(q) for q in self.queries),
+            trace=self.trace,
+            cti=None if self.cti is None else _cti_result(self.cti),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "name": self.name,
-            "kind": self.kind,
-            "verdict": self.verdict,
-            "how": self.how,
-            "lemmas": self.lemmas,
-            "bound": self.bound,
-            "query_seconds": round(sum(q.seconds for q in self.queries), 4),
-            "queries": [q.to_json() for q in self.queries],
-            "trace": self.trace.to_json() if self.trace else None,
-            "cti": self.cti.to_json() if self.cti else None,
-        }
+        """The verdict as JSON, in the layout of :mod:`mbmssec.proofs.results`."""
+        return self.to_result().to_json()
+
+
+def _query_result(query: Query) -> QueryResult:
+    return QueryResult(
+        action=query.action,
+        conjunct=query.conjunct,
+        verdict=query.verdict,
+        seconds=round(query.seconds, 4),
+        core=tuple(query.core),
+        reason=query.reason,
+    )
+
+
+def _cti_result(cti: Cti) -> CtiResult:
+    return CtiResult(
+        conjunct=cti.conjunct,
+        action=cti.action,
+        pre=tuple(cti.pre),
+        post=tuple(cti.post),
+        text=cti.render(),
+    )
 
 
 @dataclass
@@ -207,24 +242,27 @@ class Report:
     def holding(self) -> set[int]:
         return {n for n, v in self.verdicts.items() if v.verdict == "proved"}
 
+    def to_result(self) -> ProfileResult:
+        """The report as the results document records it (times rounded, witnesses as
+        their lengths)."""
+        return ProfileResult(
+            title=self.title,
+            overrides=dict(self.overrides),
+            seconds=round(self.seconds, 3),
+            bmc_seconds=round(self.bmc_seconds, 3),
+            induction_seconds=round(self.induction.seconds, 3),
+            depth=self.depth,
+            universe=self.universe,
+            initial_satisfiable=self.induction.initial_satisfiable,
+            witnesses={a: (len(t.steps) if t else None) for a, t in self.witnesses.items()},
+            invariant=tuple(self.induction.surviving),
+            dropped=dict(self.induction.dropped),
+            verdicts={n: self.verdicts[n].to_result() for n in sorted(self.verdicts)},
+        )
+
     def to_json(self) -> dict[str, Any]:
-        u = self.universe
-        return {
-            "title": self.title,
-            "overrides": self.overrides,
-            "seconds": round(self.seconds, 3),
-            "bmc_seconds": round(self.bmc_seconds, 3),
-            "induction_seconds": round(self.induction.seconds, 3),
-            "depth": self.depth,
-            "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
-            "initial_satisfiable": self.induction.initial_satisfiable,
-            "witnesses": {a: (len(t.steps) if t else None) for a, t in self.witnesses.items()},
-            "invariant": list(self.induction.surviving),
-            "dropped": self.induction.dropped,
-            "properties": [
-                v.to_json() for v in sorted(self.verdicts.values(), key=lambda v: v.number)
-            ],
-        }
+        """The report as JSON, in the layout of :mod:`mbmssec.proofs.results`."""
+        return self.to_result().to_json()
 
 
 def check_profile(
@@ -366,30 +404,36 @@ class Comparison:
             )
         return out
 
+    def to_result(self) -> ProposalResult:
+        """The comparison as the results document records it; only a comparison made for
+        a proposal has a place there."""
+        p = self.proposal
+        if p is None:
+            raise ValueError("a results document records comparisons made for a proposal")
+        info = ProposalInfo(
+            name=p.name,
+            path=str(p.path),
+            title=p.title,
+            clauses=tuple(p.clauses),
+            options=dict(p.overrides),
+            rationale=p.rationale,
+            replace=dict(p.replacements),
+            expect_broken=p.expect_broken,
+            expect_fixed=p.expect_fixed,
+        )
+        return ProposalResult(
+            proposal=info,
+            broken=tuple(self.broken),
+            weakened=tuple(self.weakened),
+            fixed=tuple(self.fixed),
+            unchanged=tuple(self.unchanged),
+            expectation_errors=tuple(self.expectation_errors()),
+            report=self.report.to_result(),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "proposal": None
-            if self.proposal is None
-            else {
-                "name": self.proposal.name,
-                "path": str(self.proposal.path),
-                "title": self.proposal.title,
-                "clauses": list(self.proposal.clauses),
-                "options": dict(self.proposal.overrides),
-                "rationale": self.proposal.rationale,
-                "replace": dict(self.proposal.replacements),
-                "expect": {
-                    "broken": list(self.proposal.expect_broken),
-                    "fixed": list(self.proposal.expect_fixed),
-                },
-            },
-            "broken": self.broken,
-            "weakened": self.weakened,
-            "fixed": self.fixed,
-            "unchanged": self.unchanged,
-            "expectation_errors": self.expectation_errors(),
-            "report": self.report.to_json(),
-        }
+        """The comparison as JSON, in the layout of :mod:`mbmssec.proofs.results`."""
+        return self.to_result().to_json()
 
 
 def compare(baseline: Report, report: Report, proposal: Proposal | None = None) -> Comparison:
@@ -407,6 +451,22 @@ def compare(baseline: Report, report: Report, proposal: Proposal | None = None) 
         else:
             unchanged.append(n)
     return Comparison(proposal, baseline, report, broken, weakened, fixed, unchanged)
+
+
+def results_document(
+    baseline: Report,
+    comparisons: Sequence[Comparison],
+    digest: str | None = None,
+    files: Sequence[str] = (),
+) -> Results:
+    """The results document of one run: the baseline, each proposal's comparison with it,
+    the hash of the sources (by default the current one) and the files written with it."""
+    return Results(
+        model_hash=model_hash() if digest is None else digest,
+        baseline=baseline.to_result(),
+        proposals={r.name: r for r in (c.to_result() for c in comparisons)},
+        files=tuple(files),
+    )
 
 
 # -- provenance ----------------------------------------------------------------------------

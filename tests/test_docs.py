@@ -1,11 +1,12 @@
-"""The documentation (docs/, mbmssec/docs_gen.py, ``mbmssec docs``): the strict Sphinx build
+"""The documentation (docs/, mbmssec.docgen, ``mbmssec docs``): the strict Sphinx build
 passes, every clause has a section with a status, every checked proposal page shows its
 verdicts, nothing is loaded from the network, headless Chromium draws the message
 sequence charts, and the build fails, naming the culprit, on a missing clause tag, on
 stale results, on a property without a proof result and on a refutation without a trace.
 
 The proof results are computed once per session for the baseline and a few proposals in
-a small bounded-search universe (the full ``mbmssec check --all`` takes minutes).
+a small bounded-search universe (the full ``mbmssec check --all`` takes minutes); the
+tests that need them or the build are in the slow lane.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from typing import Any
 
 import pytest
 
-from mbmssec.cli import main
-from mbmssec.docgen import generator as docs_gen
+from mbmssec.cli import build_parser, main
+from mbmssec.docgen import needs
+from mbmssec.docgen.inputs import STATUSES
+from mbmssec.docgen.links import load_junit, load_links
+from mbmssec.docgen.page_cli import cli_page, describe_parser
+from mbmssec.docgen.paths import GENERATED
+from mbmssec.docgen.sphinx_ext import generate
 from mbmssec.model.actions import ACTIONS
 from mbmssec.model.properties import PROPERTIES
 from mbmssec.proofs.check import shipped_proposals
+from mbmssec.proofs.results import FORMAT_VERSION, ResultsError, load_results
 from mbmssec.spec.loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +49,9 @@ MSC_LANE_FILL = (0xEE, 0xEE, 0xFF)
 
 
 def _copy_docs(dest: Path) -> Path:
+    """The documentation sources in ``dest``, with the README they include beside them."""
     shutil.copytree(DOCS, dest, ignore=shutil.ignore_patterns("_build", "_generated"))
+    shutil.copyfile(ROOT / "README.md", dest.parent / "README.md")
     return dest
 
 
@@ -117,7 +126,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, results_dir: Path) -> Build:
 
 
 def _page(build: Build, rel: str) -> str:
-    path = build.html / docs_gen.GENERATED / rel
+    path = build.html / GENERATED / rel
     assert path.is_file(), f"missing page {rel}"
     return path.read_text(encoding="utf-8")
 
@@ -129,11 +138,13 @@ def _text(html: str) -> str:
 # -- the build ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_strict_build_passes(built: Build) -> None:
     assert built.returncode == 0, built.stderr
     assert (built.html / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[str, Any]) -> None:
     spec = load_spec()
     refuted = {p["number"] for p in results["baseline"]["properties"] if p["verdict"] == "refuted"}
@@ -152,7 +163,7 @@ def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[st
         )
         assert status, f"no status in the section of {cid}"
         value = status.group(1)
-        assert value in docs_gen.STATUSES, (cid, value)
+        assert value in STATUSES, (cid, value)
         if clause.kind == "ffs":
             assert value == "FFS", cid
         elif not clause.modelled:
@@ -161,6 +172,7 @@ def test_every_clause_has_a_section_with_a_status(built: Build, results: dict[st
             assert value == "refuted", cid
 
 
+@pytest.mark.slow
 def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str, Any]) -> None:
     checked = {p["proposal"]["name"]: p for p in results["proposals"]}
     assert set(checked) == set(PROPOSALS)
@@ -192,6 +204,7 @@ def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str,
             assert cells[1:4] == [baseline[n], verdicts[n], change], (proposal.name, n)
 
 
+@pytest.mark.slow
 def test_nothing_is_loaded_from_the_network(built: Build) -> None:
     remote = re.compile(r"^\s*(https?:)?//", re.I)
     pages = list(built.html.rglob("*.html"))
@@ -211,6 +224,7 @@ def test_nothing_is_loaded_from_the_network(built: Build) -> None:
         assert not re.search(r"(url\(\s*[\"']?|@import\s+[\"']?)(https?:)?//", text, re.I), css
 
 
+@pytest.mark.slow
 def test_pages_link_model_proofs_and_code(built: Build) -> None:
     page = _page(built, "clauses/6.2.3.3.html")
     html = _text(page)
@@ -257,6 +271,7 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow
 @pytest.mark.interop
 @pytest.mark.parametrize("page", ["clauses/6.2.3.3", "properties/p7"])
 def test_chromium_renders_the_message_sequence_chart(
@@ -265,7 +280,7 @@ def test_chromium_renders_the_message_sequence_chart(
     import numpy as np
     from PIL import Image
 
-    url = (built.html / docs_gen.GENERATED / f"{page}.html").as_uri()
+    url = (built.html / GENERATED / f"{page}.html").as_uri()
     dom = _chromium(["--dump-dom", url], tmp_path / "profile")
     assert dom.returncode == 0, dom.stderr
     charts = re.findall(r"<div class=\"mbmssec-msc[^\"]*\">\s*<svg\b.*?</svg>", dom.stdout, re.S)
@@ -314,6 +329,7 @@ def _sphinx_check(src: Path, results_dir: Path) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow
 def test_removing_a_clause_tag_fails_naming_the_clause(results_dir: Path, tmp_path: Path) -> None:
     spec = load_spec()
     by_props = {c for p in PROPERTIES for c in p.clauses}
@@ -335,24 +351,26 @@ def test_removing_a_clause_tag_fails_naming_the_clause(results_dir: Path, tmp_pa
         for a in ACTIONS
     )
     src = _copy_docs(tmp_path / "src")
-    docs_gen.generate(src, results_dir, actions=patched)
+    generate(src, results_dir, actions=patched)
     proc = _sphinx_check(src, results_dir)
     assert proc.returncode != 0
     assert f"clause {cid}: normative, but no model element" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_bogus_clause_tag_is_a_broken_link(results_dir: Path, tmp_path: Path) -> None:
     patched = tuple(
         dataclasses.replace(a, clauses=(*a.clauses, "9.9/NOPE")) if a.name == "Tick" else a
         for a in ACTIONS
     )
     src = _copy_docs(tmp_path / "src")
-    problems = docs_gen.generate(src, results_dir, actions=patched)
+    problems = generate(src, results_dir, actions=patched)
     assert any("Tick is tagged with unknown clause '9.9/NOPE'" in p.message for p in problems)
-    text = (src / docs_gen.GENERATED / "model" / "actions.rst").read_text()
+    text = (src / GENERATED / "model" / "actions.rst").read_text()
     assert "9_9_NOPE" not in text  # the object never links to a clause that is not there
 
 
+@pytest.mark.slow
 def test_stale_and_incomplete_results_fail_naming_them(results_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "results"
     shutil.copytree(results_dir, bad)
@@ -404,9 +422,11 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["docs", "--source", str(tmp_path)]) == 2
     assert "has no conf.py" in capsys.readouterr().err
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "results.json").write_text('{"model_hash": 3}')
-    with pytest.raises(docs_gen.DocsError, match=r"results.json: model_hash: expected str"):
-        docs_gen.load_results(tmp_path / "r")
+    (tmp_path / "r" / "results.json").write_text(
+        json.dumps({"format": FORMAT_VERSION, "model_hash": 3})
+    )
+    with pytest.raises(ResultsError, match=r"results.json: model_hash: expected str"):
+        load_results(tmp_path / "r" / "results.json")
 
 
 def test_broken_traceability_entries_are_reported(tmp_path: Path) -> None:
@@ -416,7 +436,7 @@ def test_broken_traceability_entries_are_reported(tmp_path: Path) -> None:
         '[[test]]\ntest = "tests/test_srtp.py::test_unknown_mki"\n'
         'clauses = ["6.2.3.3/NOPE"]\n'
     )
-    elements, problems = docs_gen.load_links(links, load_spec(), {1})
+    elements, problems = load_links(links, load_spec(), {1})
     messages = [p.message for p in problems]
     assert any(
         "'mbmssec.impl.protocols.srtp.NoSuchThing' names no function or class" in m
@@ -431,16 +451,17 @@ def test_broken_traceability_entries_are_reported(tmp_path: Path) -> None:
 def test_need_ids_are_distinct() -> None:
     spec = load_spec()
     for make, names in (
-        (docs_gen.clause_need_id, list(spec.clauses)),
-        (docs_gen.option_need_id, list(spec.options)),
-        (docs_gen.action_need_id, [a.name for a in ACTIONS]),
-        (docs_gen.proposal_need_id, [p.name for p in shipped_proposals()]),
+        (needs.clause_need_id, list(spec.clauses)),
+        (needs.option_need_id, list(spec.options)),
+        (needs.action_need_id, [a.name for a in ACTIONS]),
+        (needs.proposal_need_id, [p.name for p in shipped_proposals()]),
     ):
         ids = [make(n) for n in names]
         assert len(set(ids)) == len(ids)
-        assert all(re.match(docs_gen.NEEDS_ID_REGEX, i) for i in ids)
+        assert all(re.match(needs.NEEDS_ID_REGEX, i) for i in ids)
 
 
+@pytest.mark.slow
 def test_junit_outcomes_are_shown(results_dir: Path, tmp_path: Path) -> None:
     report = tmp_path / "junit.xml"
     report.write_text(
@@ -453,14 +474,14 @@ def test_junit_outcomes_are_shown(results_dir: Path, tmp_path: Path) -> None:
         '<skipped message="no"/></testcase>'
         "</testsuite></testsuites>"
     )
-    assert docs_gen.load_junit(report) == {
+    assert load_junit(report) == {
         "tests/test_srtp.py::test_unknown_mki": "passed",
         "tests/test_mikey.py::test_counter_replay_protection": "failed",
         "tests/test_mikey.py::test_tek_delivery_round_trip": "passed",
     }
     src = _copy_docs(tmp_path / "src")
-    docs_gen.generate(src, results_dir, junit=report)
-    text = (src / docs_gen.GENERATED / "implementation.rst").read_text()
+    generate(src, results_dir, junit=report)
+    text = (src / GENERATED / "implementation.rst").read_text()
 
     def status_of(test: str) -> str:
         block = re.search(r"\.\. test:: " + re.escape(test) + r"\n(( {3}:.*\n)+)", text)
@@ -472,5 +493,47 @@ def test_junit_outcomes_are_shown(results_dir: Path, tmp_path: Path) -> None:
     assert status_of("tests/test_srtp.py::test_unknown_mki") == "passed"
     assert status_of("tests/test_mikey.py::test_counter_replay_protection") == "failed"
     assert status_of("tests/test_srtp.py::test_key_switch_by_mki") == "not run"
-    page = (src / docs_gen.GENERATED / "clauses" / "6.2.3.3.rst").read_text()
+    page = (src / GENERATED / "clauses" / "6.2.3.3.rst").read_text()
     assert ":need:`TEST_TEST_SRTP_TEST_UNKNOWN_MKI` (:status-passed:`passed`)" in page
+
+
+def test_the_generator_does_not_import_the_command_line() -> None:
+    """docgen sits below the command line: loading the Sphinx extension and generating
+    pages must not pull in mbmssec.cli or mbmssec.commands."""
+    code = (
+        "import sys, mbmssec.docgen.sphinx_ext, mbmssec.docgen.page_cli\n"
+        "print(sorted(m for m in sys.modules if m == 'mbmssec.cli' "
+        "or m.startswith('mbmssec.commands')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_cli_page_renders_the_parser_it_is_given() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tool", description="A tool.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run it", description="Run the thing.")
+    run.add_argument(
+        "--depth", type=int, default=7, metavar="N", help="depth (default %(default)s)"
+    )
+    run.add_argument("--quiet", action="store_true", help="say nothing")
+    run.add_argument("target", help="what to run")
+    ref = describe_parser(parser, origin="tests.tool")
+    assert [c.name for c in ref.commands] == ["run"]
+    page = cli_page(ref)
+    assert "Generated from the argument parser of ``tool`` (``tests.tool``)" in page
+    assert "tool run\n--------" in page
+    # the --depth row: names, value, shown default, help with the default filled in
+    assert "   * - ``--depth``\n     - N\n     - ``7``\n     - depth (default 7)" in page
+    assert "   * - ``--quiet``\n     -  \n     -  \n     - say nothing" in page
+    assert "   * - ``target``\n" in page
+    # describing the parser leaves its formatter as it was
+    assert run.formatter_class is argparse.HelpFormatter
+    # the real command line describes every sub-command
+    names = {c.name for c in describe_parser(build_parser()).commands}
+    assert {"check", "docs", "matrix"} <= names

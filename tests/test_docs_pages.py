@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mbmssec.docgen.pages import ASSUMED_CAPACITY, bench_page, load_page, measured_capacity
+from mbmssec.docgen.page_measured import ASSUMED_CAPACITY, bench_page, load_page, measured_capacity
 from mbmssec.simulation.load import ALL_STRATEGIES
 
 
@@ -18,7 +18,7 @@ def test_load_page_without_measurement_uses_the_assumed_capacity(tmp_path: Path)
     lines = page.splitlines()
     row = next(i for i, line in enumerate(lines) if line.strip() == "* - ``none``")
     peak = float(lines[row + 1].strip().lstrip("- ").replace(",", ""))
-    from mbmssec.docgen.pages import LOAD_SCENARIO as P
+    from mbmssec.docgen.page_measured import LOAD_SCENARIO as P
 
     assert peak > 100 * P.ues / P.window
     assert "property-4 violators" in page

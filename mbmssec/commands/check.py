@@ -10,7 +10,6 @@ the model sources), and each counterexample as JSON, SVG chart and pytest file.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -29,10 +28,12 @@ from mbmssec.proofs.check import (
     compare,
     model_hash,
     resolve_proposal,
+    results_document,
     shipped_proposals,
 )
 from mbmssec.proofs.msc import trace_svg
 from mbmssec.proofs.pytest_export import write_pytest
+from mbmssec.proofs.results import RESULTS_FILE
 from mbmssec.spec.loader import load_spec
 
 
@@ -137,31 +138,24 @@ def run(args: argparse.Namespace) -> int:
         f"done ({baseline.seconds + sum(c.report.seconds for c in comparisons):.1f} s checking)"
     )
     digest = model_hash()
+    files: list[str] = []
     if args.out is not None:
-        write_out(args.out, baseline, comparisons, digest)
+        files = write_out(args.out, baseline, comparisons, digest)
     if args.json:
-        print(json.dumps(results_json(baseline, comparisons, digest), indent=2))
+        print(results_document(baseline, comparisons, digest, files).dumps(), end="")
     else:
         print(render_text(baseline, comparisons))
     return 1 if any(c.breaks for c in comparisons) else 0
-
-
-def results_json(baseline: Report, comparisons: list[Comparison], digest: str) -> dict[str, Any]:
-    return {
-        "model_hash": digest,
-        "baseline": baseline.to_json(),
-        "proposals": [c.to_json() for c in comparisons],
-    }
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "profile"
 
 
-def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest: str) -> None:
-    """results.json plus, per counterexample, its JSON, SVG and pytest file."""
+def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest: str) -> list[str]:
+    """results.json plus, per counterexample, its JSON, SVG and pytest file; returns the
+    names of the counterexample files."""
     out.mkdir(parents=True, exist_ok=True)
-    data = results_json(baseline, comparisons, digest)
     entries: list[tuple[str, Report]] = [("baseline", baseline)]
     entries += [
         (c.proposal.name if c.proposal else _slug(c.report.title), c.report) for c in comparisons
@@ -183,8 +177,9 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
                 out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number, v.name
             )
             files += [f"{stem}.json", f"{stem}.svg", f"test_{_slug(stem)}.py"]
-    data["files"] = files
-    (out / "results.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    document = results_document(baseline, comparisons, digest, files)
+    (out / RESULTS_FILE).write_text(document.dumps(), encoding="utf-8")
+    return files
 
 
 def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str]:

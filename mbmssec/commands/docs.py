@@ -3,8 +3,8 @@
 Makes sure the proof results are those of the current model (runs ``mbmssec check --all
 --out RESULTS`` when ``RESULTS/results.json`` is missing or was computed for another
 model hash), generates the pages from ``spec/``, ``model/`` and the results
-(:mod:`mbmssec.docgen.generator`), and builds them with ``sphinx-build -W --keep-going -n -b
-html``.  Exit status: 0 built, 1 the strict build failed (the warnings name the clause,
+(:mod:`mbmssec.docgen.sphinx_ext`), and builds them with ``sphinx-build -W --keep-going -n
+-b html``.  Exit status: 0 built, 1 the strict build failed (the warnings name the clause,
 property or stale result), 2 bad input (no docs folder, unusable results folder).
 """
 
@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mbmssec.docgen.generator import DOCS_DIR, RESULTS_FILE, load_junit, results_state
+from mbmssec.docgen.links import load_junit
+from mbmssec.docgen.paths import DOCS_DIR
+from mbmssec.docgen.results import results_state
 from mbmssec.errors import UsageError
+from mbmssec.proofs.results import RESULTS_FILE
 
 
 def register(subparsers: Any) -> None:
@@ -112,14 +115,15 @@ def run(args: argparse.Namespace) -> int:
     if junit is not None:
         load_junit(junit)  # a DocsError (exit 2) names the file if it is no report
     state = results_state(results)
-    if state != "fresh":
+    if not state.fresh:
         if args.no_check:
             print(
-                f"mbmssec docs: {results / RESULTS_FILE} is {state}; building anyway "
-                "(--no-check), the build will fail",
+                f"mbmssec docs: the results are {state.status} ({state.reason}); building "
+                "anyway (--no-check), the build will fail",
                 file=sys.stderr,
             )
         else:
+            print(f"mbmssec docs: the results are {state.status} ({state.reason})", file=sys.stderr)
             _refresh_results(results)
     cmd = [
         sys.executable,

@@ -1,4 +1,5 @@
-"""Documentation pages computed at build time: re-keying load, and benchmark results.
+"""Documentation pages of measurements, made at build time: re-keying load, and benchmark
+results.
 
 The load page runs the population simulation (:mod:`mbmssec.simulation.load`) while the docs are
 built, so its numbers are those of the code the docs describe; it ties them to the
@@ -12,8 +13,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
-from mbmssec.simulation.load import ALL_STRATEGIES, LoadParams, simulate
+from mbmssec.docgen.site import Site
+from mbmssec.simulation.load import ALL_STRATEGIES, LoadParams, LoadReport, simulate
 
 #: The scenario the load page simulates (documented on the page itself).
 LOAD_SCENARIO = LoadParams(
@@ -48,17 +51,8 @@ def measured_capacity(bench_dir: Path) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def load_page(bench_dir: Path) -> str:
-    """The re-keying load page (clauses 6.2.2 and 6.2.3.2, the congestion FFS)."""
-    measured = measured_capacity(bench_dir)
-    capacity = measured or ASSUMED_CAPACITY
-    report = simulate(LOAD_SCENARIO, ALL_STRATEGIES, capacity=capacity)
-    p = LOAD_SCENARIO
-    source = (
-        f"measured by ``mbmssec bench`` ({capacity:,.0f} registrations/s)"
-        if measured
-        else f"assumed ({capacity:,.0f} requests/s; run ``mbmssec bench`` to measure our BM-SC)"
-    )
+def _strategy_rows(report: LoadReport) -> list[list[str]]:
+    """One table row per fetch-spreading strategy of a simulation."""
     rows: list[list[str]] = []
     for r in report.results:
         share = None if r.holding_share is None else 100 * r.holding_share
@@ -74,6 +68,21 @@ def load_page(bench_dir: Path) -> str:
                 _fmt(r.min_window, 0),
             ]
         )
+    return rows
+
+
+def load_page(bench_dir: Path) -> str:
+    """The re-keying load page (clauses 6.2.2 and 6.2.3.2, the congestion FFS)."""
+    measured = measured_capacity(bench_dir)
+    capacity = measured or ASSUMED_CAPACITY
+    report = simulate(LOAD_SCENARIO, ALL_STRATEGIES, capacity=capacity)
+    p = LOAD_SCENARIO
+    source = (
+        f"measured by ``mbmssec bench`` ({capacity:,.0f} registrations/s)"
+        if measured
+        else f"assumed ({capacity:,.0f} requests/s; run ``mbmssec bench`` to measure our BM-SC)"
+    )
+    rows = _strategy_rows(report)
     title = "Re-keying load at population scale"
     out = [
         title,
@@ -123,17 +132,52 @@ def load_page(bench_dir: Path) -> str:
     return "\n".join(out)
 
 
+def _read_bench(bench_dir: Path) -> dict[str, Any] | None:
+    """The newest ``mbmssec bench`` results, if there are usable ones."""
+    data_path = bench_dir / "results.json"
+    try:
+        data = json.loads(data_path.read_text(encoding="utf-8")) if data_path.is_file() else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("figures"), list):
+        return None
+    return data
+
+
+def _figure_rows(figures: list[Any]) -> list[list[str]]:
+    """One table row per benchmark figure (entries that are not objects are skipped)."""
+    return [
+        [
+            f"{f.get('benchmark', '')}",
+            str(f.get("figure", "")),
+            f"{_fmt(f.get('value'), 1)} {f.get('unit', '')}",
+            f"{f.get('reference', '')} ({_fmt(f.get('reference_value'), 1)})",
+            _fmt(f.get("ratio"), 3),
+        ]
+        for f in figures
+        if isinstance(f, dict)
+    ]
+
+
+def _copy_plots(bench_dir: Path, out_dir: Path) -> list[Path]:
+    """Copy the benchmark plots into ``out_dir`` (only those that changed)."""
+    copied: list[Path] = []
+    for png in sorted(bench_dir.glob("*.png")):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / png.name
+        if not target.exists() or target.read_bytes() != png.read_bytes():
+            shutil.copyfile(png, target)
+        copied.append(target)
+    return copied
+
+
 def bench_page(bench_dir: Path, out_dir: Path) -> tuple[str, list[Path]]:
     """The latest benchmark results (copying their plots into ``out_dir``), or how to
     produce them; returns the page and the files copied."""
     title = "Benchmark results"
     out = [title, "=" * len(title), ""]
-    data_path = bench_dir / "results.json"
-    try:
-        data = json.loads(data_path.read_text(encoding="utf-8")) if data_path.is_file() else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not isinstance(data.get("figures"), list):
+    data = _read_bench(bench_dir)
+    if data is None:
         out += [
             "No benchmark results were found in ``results/bench/`` when these pages "
             "were built. Run ``mbmssec bench`` (quick mode, under a minute) or "
@@ -151,28 +195,22 @@ def bench_page(bench_dir: Path, out_dir: Path) -> tuple[str, list[Path]]:
         "against a stated target or limit.",
         "",
     ]
-    rows = []
-    for f in data["figures"]:
-        if not isinstance(f, dict):
-            continue
-        rows.append(
-            [
-                f"{f.get('benchmark', '')}",
-                str(f.get("figure", "")),
-                f"{_fmt(f.get('value'), 1)} {f.get('unit', '')}",
-                f"{f.get('reference', '')} ({_fmt(f.get('reference_value'), 1)})",
-                _fmt(f.get("ratio"), 3),
-            ]
+    out.append(
+        _table(
+            ["benchmark", "figure", "value", "reference", "ratio"], _figure_rows(data["figures"])
         )
-    out.append(_table(["benchmark", "figure", "value", "reference", "ratio"], rows))
-    copied: list[Path] = []
-    plots = sorted(bench_dir.glob("*.png"))
-    if plots:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for png in plots:
-            target = out_dir / png.name
-            if not target.exists() or target.read_bytes() != png.read_bytes():
-                shutil.copyfile(png, target)
-            copied.append(target)
-            out += ["", f".. image:: bench/{png.name}", f"   :alt: {png.stem}", ""]
+    )
+    copied = _copy_plots(bench_dir, out_dir)
+    for png in copied:
+        out += ["", f".. image:: bench/{png.name}", f"   :alt: {png.stem}", ""]
     return "\n".join(out), copied
+
+
+def write_measured_pages(site: Site) -> None:
+    """``load`` and ``benchmarks``, from the ``results/bench`` folder beside the
+    documentation sources (the checkout's, for ``docs/``)."""
+    bench_dir = site.writer.root.parent.parent / "results" / "bench"
+    site.write("load.rst", load_page(bench_dir))
+    text, images = bench_page(bench_dir, site.writer.root / "bench")
+    site.writer.keep(images)
+    site.write("benchmarks.rst", text)

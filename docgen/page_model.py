@@ -1,0 +1,236 @@
+"""The pages of the model: every action with its source, every property with its
+verdict under the baseline and under each proposal, and the index of properties."""
+
+from __future__ import annotations
+
+import inspect
+
+from mbmssec.docgen.charts import trace_need
+from mbmssec.docgen.fragments import (
+    STATUS_ROLES,
+    action_source,
+    fmt_universe,
+    how_cell,
+    reads_option,
+    solver_cell,
+    verdict_cell,
+)
+from mbmssec.docgen.inputs import change_of
+from mbmssec.docgen.needs import (
+    action_need_id,
+    clause_need_id,
+    option_need_id,
+    proof_need_id,
+    property_need_id,
+    proposal_need_id,
+)
+from mbmssec.docgen.rst import esc, heading, list_table, need, status_role
+from mbmssec.docgen.site import Site
+from mbmssec.model.dsl import Action
+from mbmssec.model.properties import Property
+from mbmssec.proofs.results import Results, VerdictResult
+
+# -- actions -------------------------------------------------------------------------------
+
+
+def write_actions_page(site: Site) -> None:
+    """``model/actions``: every action of the model."""
+    out = [STATUS_ROLES, heading("Model actions", "=")]
+    out.append(
+        "Every action of the model (``model/actions.py``), with the clauses it "
+        "encodes, the options it reads and its source. Each action is one guarded "
+        "update, read both on Python values (exploration, traces) and by Z3 "
+        "(proofs).\n\n"
+    )
+    for act in site.inp.actions:
+        out.append(_action_section(site, act))
+    site.write("model/actions.rst", "".join(out))
+
+
+def _action_section(site: Site, act: Action) -> str:
+    inp = site.inp
+    reads = [o for o in inp.spec.options if reads_option(act, o)]
+    out = [heading(act.name, "-")]
+    out.append(
+        need(
+            "action",
+            act.name,
+            action_need_id(act.name),
+            fields={"actor": act.actor, "modifies": ", ".join(sorted(act.modifies))},
+            links={
+                "encodes": [clause_need_id(c) for c in act.clauses if c in inp.spec.clauses],
+                "reads": [option_need_id(o) for o in reads],
+            },
+            content=inspect.cleandoc(act.doc),
+        )
+    )
+    if inp.results is not None:
+        out.append(_witness_sentence(inp.results.baseline.witnesses.get(act.name)))
+    if not act.applies(inp.spec.baseline()):
+        out.append("This action does not exist under the baseline profile.\n\n")
+    absent = [p.name for p in inp.proposals if not act.applies(p.profile)]
+    if absent:
+        out.append(
+            "Absent under the proposals "
+            + ", ".join(f":need:`{proposal_need_id(p)}`" for p in absent)
+            + ".\n\n"
+        )
+    out.append(action_source(act, collapsed=False))
+    return "".join(out)
+
+
+def _witness_sentence(n: int | None) -> str:
+    if n is None:
+        return (
+            "**No vacuity witness in the baseline**: the action was never enabled "
+            "within the search depth.\n\n"
+        )
+    return (
+        f"Vacuity witness in the baseline: {n} step{'s' if n != 1 else ''} (the "
+        "action is enabled in a reachable state).\n\n"
+    )
+
+
+# -- properties ----------------------------------------------------------------------------
+
+
+def _kind_text(prop: Property) -> str:
+    return {
+        "invariant": "an invariant: a state formula that must hold in every reachable state",
+        "step": "a step property: it relates the pre- and post-state of every transition",
+        "response": (
+            "a bounded response property: from every reachable state satisfying "
+            f"its premise, a plan of {prop.bound} steps is enabled and reaches "
+            "its goal"
+        ),
+    }.get(prop.kind, prop.kind)
+
+
+def write_property_page(site: Site, prop: Property) -> None:
+    """``properties/pN``: one property, its baseline verdict and its verdict under each
+    proposal."""
+    inp = site.inp
+    v = inp.verdict(prop.number)
+    clauses = [c for c in prop.clauses if c in inp.spec.clauses]
+    out = [STATUS_ROLES, heading(f"Property {prop.number}: {prop.title}", "=")]
+    out.append(
+        need(
+            "mproperty",
+            f"P{prop.number} {prop.title}",
+            property_need_id(prop.number),
+            status=v.verdict if v else "no result",
+            fields={"number": prop.number, "kind": prop.kind, "bound": prop.bound},
+            links={"supports": [clause_need_id(c) for c in clauses]},
+            content=esc(prop.doc),
+        )
+    )
+    out.append(
+        f"P{prop.number} is {_kind_text(prop)}. Clauses it supports: "
+        + ", ".join(f":need:`{clause_need_id(c)}`" for c in clauses)
+        + ".\n\n"
+    )
+    if prop.plan:
+        out.append("Plan: " + " then ".join(f"``{name}``" for name, _ in prop.plan) + ".\n\n")
+    out.append(heading("Verdict in the baseline", "-"))
+    if inp.results is None or v is None:
+        out.append(
+            f"**No proof result** for this property in the results (``{inp.results_path}``).\n\n"
+        )
+    else:
+        out.append(_baseline_verdict(site, prop, v, inp.results))
+    out.append(heading("Under each proposal", "-"))
+    out.append(_proposal_verdicts(site, prop))
+    site.write(f"properties/p{prop.number}.rst", "".join(out))
+
+
+def _baseline_verdict(site: Site, prop: Property, v: VerdictResult, res: Results) -> str:
+    b = res.baseline
+    out = [
+        need(
+            "proof",
+            f"P{prop.number} under the baseline: {v.verdict}",
+            proof_need_id(None, prop.number),
+            status=v.verdict,
+            fields={
+                "profile": "baseline",
+                "verdict": v.verdict,
+                "how": v.how,
+                "solver_seconds": f"{v.query_seconds:.3f}",
+                "lemmas": ", ".join(v.lemmas),
+                "bound": v.bound,
+                "universe": fmt_universe(b.universe) if v.verdict == "refuted" else None,
+            },
+            links={"proves": [property_need_id(prop.number)]},
+        ),
+        f"Verdict: {status_role(v.verdict)} — {how_cell(v, b)}. "
+        f"Solver time of its induction queries: {solver_cell(v)}; the "
+        f"whole baseline check took {b.seconds:.1f} s (induction "
+        f"{b.induction_seconds:.1f} s, bounded search {b.bmc_seconds:.1f} s).\n\n",
+    ]
+    if v.lemmas:
+        out.append(
+            "Lemmas the proof used (each itself proved inductive): "
+            + ", ".join(f"``{lm}``" for lm in v.lemmas)
+            + ".\n\n"
+        )
+    if v.verdict == "refuted":
+        out.append(trace_need(None, v, b))
+        out.append(site.charts.block(1, None, v, b))
+    return "".join(out)
+
+
+def _proposal_verdicts(site: Site, prop: Property) -> str:
+    """The table of the property's verdict under each proposal, then the charts of the
+    proposals that break it."""
+    rows = []
+    blocks = []
+    for p in site.inp.proposals:
+        pv = site.inp.verdict(prop.number, p.name)
+        pr = site.inp.proposal_result(p.name)
+        change = "" if pr is None else change_of(pr, prop.number)
+        rows.append(
+            [
+                f":need:`{p.name} <{proposal_need_id(p.name)}>`",
+                status_role("not checked") if pr is None else verdict_cell(pv),
+                status_role(change) if change else "",
+                esc(pv.how) if pv else "",
+            ]
+        )
+        if pr is not None and pv is not None and change == "breaks":
+            blocks.append(site.charts.block(1, p.name, pv, pr.report))
+    table = list_table(["proposal", "verdict", "change", "how"], rows, widths=[30, 12, 14, 44])
+    return table + "".join(blocks)
+
+
+def write_properties_index(site: Site) -> None:
+    """``properties/index``: every property and its baseline verdict."""
+    rows = []
+    for prop in site.inp.properties:
+        v = site.inp.verdict(prop.number)
+        rows.append(
+            [
+                f":doc:`P{prop.number} <p{prop.number}>`",
+                esc(prop.title),
+                prop.kind,
+                verdict_cell(v),
+                solver_cell(v),
+            ]
+        )
+    out = [
+        STATUS_ROLES,
+        heading("Properties", "="),
+        "The key-lifecycle properties of the model (``model/properties.py``) and "
+        "their verdicts in the baseline.\n\n",
+        list_table(["property", "title", "kind", "baseline", "solver time"], rows),
+        ".. toctree::\n   :hidden:\n\n",
+    ]
+    out += [f"   p{p.number}\n" for p in site.inp.properties]
+    site.write("properties/index.rst", "".join(out) + "\n")
+
+
+def write_model_pages(site: Site) -> None:
+    """Every page of the model: actions, each property, the index of properties."""
+    write_actions_page(site)
+    for prop in site.inp.properties:
+        write_property_page(site, prop)
+    write_properties_index(site)
