@@ -5,20 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import xml.etree.ElementTree as ET
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import CheckerResults
 
 from mbmssec.cli import main
-from mbmssec.model.concrete import Universe
 from mbmssec.model.machine import Model
 from mbmssec.proofs.check import (
     Comparison,
-    Report,
-    check_overrides,
-    compare,
     load_proposal,
     model_hash,
     shipped_proposals,
@@ -26,20 +21,13 @@ from mbmssec.proofs.check import (
 )
 from mbmssec.spec.loader import SpecError, load_spec
 
-#: A smaller bounded-search universe keeps this module fast; every shipped
-#: counterexample fits in it (1-2 UEs, 2 TEKs, 1 packet).
-TEST_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
+pytestmark = pytest.mark.xdist_group("checker")
 
 
 @pytest.fixture(scope="module")
-def comparisons() -> list[Comparison]:
-    props = shipped_proposals()
-    work = partial(check_overrides, universe=TEST_UNIVERSE)
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        baseline_f = pool.submit(work, {})
-        futures = [pool.submit(work, dict(p.overrides)) for p in props]
-        baseline: Report = baseline_f.result()
-        return [compare(baseline, f.result(), p) for p, f in zip(props, futures, strict=True)]
+def comparisons(checker_results: CheckerResults) -> list[Comparison]:
+    """Every shipped proposal against the baseline (shared, see tests/conftest.py)."""
+    return checker_results.comparisons
 
 
 def test_every_option_has_a_proposal() -> None:
@@ -47,6 +35,7 @@ def test_every_option_has_a_proposal() -> None:
     assert covered == set(load_spec().options)
 
 
+@pytest.mark.slow
 def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Comparison]) -> None:
     for c in comparisons:
         assert c.expectation_errors() == [], c.proposal
@@ -65,6 +54,7 @@ def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Compa
     assert not base.vacuous
 
 
+@pytest.mark.slow
 def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
     spec = load_spec()
     seen = 0
@@ -83,6 +73,7 @@ def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
     assert seen >= len(comparisons)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "number", "length"),
     [
@@ -102,12 +93,14 @@ def test_named_proposals_break_with_minimal_counterexamples(
     assert trace is not None and len(trace.steps) == length
 
 
+@pytest.mark.slow
 def test_rekey_on_join_fixes_backward_secrecy(comparisons: list[Comparison]) -> None:
     c = next(c for c in comparisons if c.proposal and c.proposal.name == "rekey_on_join")
     assert c.fixed == [7]
     assert "joiner_keys_new" in c.report.verdicts[7].lemmas
 
 
+@pytest.mark.slow
 def test_tls_removes_eavesdropping(comparisons: list[Comparison]) -> None:
     c = next(c for c in comparisons if c.proposal and c.proposal.name == "tek_over_tls")
     assert "Eavesdrop" not in c.report.witnesses

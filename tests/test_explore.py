@@ -10,10 +10,15 @@ from mbmssec.spec.loader import load_spec
 
 pytestmark = pytest.mark.slow
 
+# The search stops at the first violation, so the budget costs time only when nothing
+# is found. At 200 examples one seed in eight missed the late joiner (seeds 0-7 tried),
+# and the search's seed is not the only source of variation inside a busy test process.
+EXAMPLES = 600
+
 
 def test_baseline_finds_the_late_joiner_with_a_replaying_trace() -> None:
     model = Model.baseline()
-    result = explore(model, examples=200, steps=40, only=frozenset({7}))
+    result = explore(model, examples=EXAMPLES, steps=40, only=frozenset({7}))
     (r,) = result.results
     assert not r.held and r.trace is not None
     states = r.trace.replay(model)
@@ -39,7 +44,7 @@ OPTION_CASES = [
 @pytest.mark.parametrize(("option", "value", "prop"), OPTION_CASES)
 def test_switching_an_option_breaks_its_property(option: str, value: str, prop: int) -> None:
     model = Model(load_spec().profile({option: value}))
-    result = explore(model, examples=200, steps=40, only=frozenset({prop}))
+    result = explore(model, examples=EXAMPLES, steps=40, only=frozenset({prop}))
     (r,) = result.results
     assert not r.held, f"{option}={value} should break property {prop}"
     assert r.trace is not None and prop in r.trace.violations(model)
