@@ -199,11 +199,10 @@ def abstract(
 
 
 def _check_fits(name: str, table: Mapping[tuple[int, ...], Any], universe: Universe) -> None:
-    sym = VOCABULARY[name]
+    sizes = tuple(universe.size(sort) for sort in VOCABULARY[name].args)
     for args in table:
-        for a, sort in zip(args, sym.args, strict=True):
-            if a >= universe.size(sort):
-                raise ValueError(f"{name}{args}: element beyond the universe ({universe})")
+        if any(a >= n for a, n in zip(args, sizes, strict=True)):
+            raise ValueError(f"{name}{args}: element beyond the universe ({universe})")
 
 
 def difference(model: State, concrete: State, symbols: Sequence[str]) -> list[str]:

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from mbmssec.model.explore import explore
+from mbmssec.model.explore import PropertyResult, explore
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import load_spec
 
 pytestmark = pytest.mark.slow
 
-# The search stops at the first violation, so the budget costs time only when nothing
-# is found. At 200 examples one seed in eight missed the late joiner (seeds 0-7 tried),
-# and the search's seed is not the only source of variation inside a busy test process.
-EXAMPLES = 600
+# One search of 200 examples finds each of these in most seeds but not all (the late
+# joiner: 7 of seeds 0-7), so a test tries up to three seeded searches and passes on the
+# first that finds the violation: each search stops at its first violation, so the extra
+# seeds cost time only when the first one misses.
+EXAMPLES = 200
+SEEDS = (0, 1, 2)
+
+
+def search(model: Model, prop: int) -> PropertyResult:
+    """The first of the seeded searches that finds a violation of ``prop`` (or the last)."""
+    for seed in SEEDS:
+        (r,) = explore(
+            model, examples=EXAMPLES, steps=40, only=frozenset({prop}), seed_value=seed
+        ).results
+        if not r.held:
+            break
+    return r
 
 
 def test_baseline_finds_the_late_joiner_with_a_replaying_trace() -> None:
     model = Model.baseline()
-    result = explore(model, examples=EXAMPLES, steps=40, only=frozenset({7}))
-    (r,) = result.results
+    r = search(model, 7)
     assert not r.held and r.trace is not None
     states = r.trace.replay(model)
     assert 7 in model.violated(states[-1], states[-2])
@@ -44,8 +56,7 @@ OPTION_CASES = [
 @pytest.mark.parametrize(("option", "value", "prop"), OPTION_CASES)
 def test_switching_an_option_breaks_its_property(option: str, value: str, prop: int) -> None:
     model = Model(load_spec().profile({option: value}))
-    result = explore(model, examples=EXAMPLES, steps=40, only=frozenset({prop}))
-    (r,) = result.results
+    r = search(model, prop)
     assert not r.held, f"{option}={value} should break property {prop}"
     assert r.trace is not None and prop in r.trace.violations(model)
     # the same trace is harmless under the baseline, or not even possible there

@@ -12,7 +12,7 @@ from test_server_crash import Serve, free_port
 
 from mbmssec.cli import main as cli_main
 
-pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
+pytestmark = pytest.mark.slow
 
 K = "465b5ce8b199b49faa5f0a2ee238a6bc"
 OPC = "cd63cb71954a9f4e48a5994e37a02baf"

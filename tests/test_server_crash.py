@@ -41,7 +41,7 @@ from mbmssec.impl.service.events import Event, EventLog, read_events
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
+pytestmark = pytest.mark.slow
 
 S = "239.255.0.1"
 N_UES = 20
