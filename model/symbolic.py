@@ -111,9 +111,20 @@ class SymbolicState:
         for sym in vocab.symbols:
             dom = [sorts.of(a) for a in sym.args]
             self.funcs[sym.name] = z3.Function(f"{sym.name}@{tag}", *dom, sorts.of(sym.result))
+        # Applications already built, keyed by the arguments' Z3 AST ids: z3's Python
+        # application is slow and the same terms are asked for again and again.  The
+        # entry keeps its arguments alive, so an id cannot be reused by another AST
+        # while it is a key here.
+        self._terms: dict[tuple[str, tuple[int, ...]], tuple[tuple[Any, ...], Any]] = {}
 
     def get(self, name: str, *args: Any) -> Any:
-        return self.funcs[name](*args)
+        if not all(isinstance(a, z3.ExprRef) for a in args):
+            return self.funcs[name](*args)
+        key = (name, tuple(a.get_id() for a in args))
+        hit = self._terms.get(key)
+        if hit is None:
+            hit = self._terms[key] = (args, self.funcs[name](*args))
+        return hit[1]
 
     def initial(self, ops: Z3Ops) -> z3.BoolRef:
         """The initial-state condition: every symbol with a declared start value has it."""

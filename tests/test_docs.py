@@ -36,6 +36,9 @@ from mbmssec.proofs.check import shipped_proposals
 from mbmssec.proofs.results import FORMAT_VERSION, ResultsError, load_results
 from mbmssec.spec.loader import load_spec
 
+# The checker results and the Sphinx build are session fixtures: one worker builds them.
+pytestmark = pytest.mark.xdist_group("docs")
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Proposals checked for these tests: between them they touch every 6.2.3.3 statement
