@@ -5,8 +5,8 @@ Lanes (markers declared in pyproject.toml):
 * ``slow``: long searches, proofs over every proposal, the documentation build, population
   load; left out of the fast lane (``bash tools/test.sh --fast``), never out of the full
   suite.
-* ``exclusive``: tests that measure or depend on wall-clock timing (live servers under
-  load, SIGKILL and restart, the demo); ``tools/test.sh`` runs them after the parallel
+* ``exclusive``: tests that depend on wall-clock timing under load (the 1,000-UE
+  registration storm); ``tools/test.sh`` runs them after the parallel
   phase, alone on the machine.
 * ``interop``: tests against an oracle the project did not write (libsrtp, tshark,
   Chromium).

@@ -25,7 +25,7 @@ from mbmssec.commands.demo import DemoOptions, run_demo
 from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, read_events
 from mbmssec.spec.loader import load_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
+pytestmark = pytest.mark.slow
 
 
 def _run_cli_demo(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], Path, Path]:

@@ -2,7 +2,7 @@
 # The test suite, in two phases:
 #   1. every test not marked `exclusive`, on two pytest-xdist workers (tests sharing the
 #      expensive checker results are kept on one worker by their xdist_group);
-#   2. the `exclusive` tests (live servers under load, SIGKILL/restart, the demo), alone,
+#   2. the `exclusive` tests (the 1,000-UE registration storm against a live BM-SC), alone,
 #      so that their timing does not depend on what the other worker is doing.
 # Usage: tools/test.sh [--fast] [PYTEST ARGS...]
 #   --fast   the fast lane: leaves out tests marked `slow` (about two minutes on 2 cores)
@@ -22,6 +22,9 @@ extra=""
 if [ "$lane" = fast ]; then extra=" and not slow"; fi
 
 py=.venv/bin/python
+# One hash seed for every run, so that searches whose path depends on set ordering are
+# reproducible from one run to the next.
+export PYTHONHASHSEED="${PYTHONHASHSEED:-0}"
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 start=$(date +%s)
