@@ -199,10 +199,13 @@ def abstract(
 
 
 def _check_fits(name: str, table: Mapping[tuple[int, ...], Any], universe: Universe) -> None:
+    if not table:
+        return
     sizes = tuple(universe.size(sort) for sort in VOCABULARY[name].args)
     for args in table:
-        if any(a >= n for a, n in zip(args, sizes, strict=True)):
-            raise ValueError(f"{name}{args}: element beyond the universe ({universe})")
+        for a, n in zip(args, sizes, strict=True):
+            if a >= n:
+                raise ValueError(f"{name}{args}: element beyond the universe ({universe})")
 
 
 def difference(model: State, concrete: State, symbols: Sequence[str]) -> list[str]:
