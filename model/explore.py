@@ -2,8 +2,11 @@
 
 One rule per action (its precondition: some instance of the action is enabled; its
 arguments: drawn among the enabled instances), one invariant per property.  Each
-property gets its own run, so the shrunk counterexample of one property is not
-masked by another.
+property gets its own run, so the counterexample of one property is not masked by
+another.  A violating run is cut down by :meth:`~mbmssec.model.trace.Trace.minimise` (no
+single step or pair of steps can be dropped); Hypothesis's own shrinking, which also
+simplifies arguments but can take minutes on a long run, is used only when asked for
+(``shrink=True``, ``mbmssec explore --shrink``).
 """
 
 from __future__ import annotations
@@ -225,8 +228,10 @@ def _search(
     seed_value: int,
     universe: Universe,
     recorder: _Recorder,
+    shrink: bool,
 ) -> Trace | None:
-    """One Hypothesis run checking ``props``: the shrunk trace of the first violation."""
+    """One Hypothesis run checking ``props``: the trace of the first violation (shrunk
+    by Hypothesis when ``shrink``)."""
     from hypothesis.stateful import get_state_machine_test
 
     machine = build_machine(model, props, universe, recorder)
@@ -237,7 +242,7 @@ def _search(
         database=None,
         print_blob=False,
         report_multiple_bugs=False,
-        phases=(Phase.generate, Phase.shrink),
+        phases=(Phase.generate, Phase.shrink) if shrink else (Phase.generate,),
         suppress_health_check=list(HealthCheck),
     )
     test = seed(seed_value)(get_state_machine_test(machine, settings=conf))
@@ -258,10 +263,11 @@ def explore(
     expect_violated: frozenset[int] | None = None,
     only: frozenset[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    shrink: bool = False,
 ) -> ExploreResult:
     """Explore the properties of the model (all, or those in ``only``) under its profile.
 
-    Runs Hypothesis on all properties at once; when one fails, its shrunk trace is
+    Runs Hypothesis on all properties at once; when one fails, its minimised trace is
     kept and the search restarts on the properties not yet violated.
     """
     if expect_violated is None:
@@ -286,6 +292,7 @@ def explore(
             seed_value=seed_value,
             universe=universe,
             recorder=rec,
+            shrink=shrink,
         )
         if trace is None:
             break
@@ -293,7 +300,7 @@ def explore(
         trace.replay(model)  # a counterexample is believed only once it replays
         if number not in trace.violations(model):
             raise RuntimeError(
-                f"shrunk trace for property {number} does not violate it on "
+                f"trace for property {number} does not violate it on "
                 "replay: a bug in the exploration"
             )
         traces[number] = trace.minimise(model, number)

@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--steps", type=int, default=40, help="maximum steps per example")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--shrink",
+        action="store_true",
+        help="also let Hypothesis shrink a violating run (simpler arguments; can take minutes)",
+    )
+    p.add_argument(
         "--universe",
         default=None,
         metavar="UE,SVC,TEK,PKT",
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     result = explore(
         model,
         examples=args.examples,
+        shrink=args.shrink,
         steps=args.steps,
         seed_value=args.seed,
         universe=_universe(args.universe),
