@@ -187,6 +187,12 @@ def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
     # a de-registered (revoked) UE stays on the broadcast fan-out list
     assert store.stream_targets("239.0.0.1") == [("001", 40000)]
     assert "challenges" not in store.snapshot()
+    full = store.snapshot()
+    part = store.snapshot("teks", "registrations")
+    assert set(part) == {"teks", "registrations"}
+    assert part == {k: full[k] for k in part}
+    with pytest.raises(StoreError, match="no such table in a snapshot: \\['challenges'\\]"):
+        store.snapshot("challenges")
 
 
 _WRITER = r"""

@@ -766,24 +766,33 @@ class Store:
 
     # -- inspection ------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """Every durable table except ``challenges`` as plain rows (keys as hex).
+    _SNAPSHOT_ORDER: Final = (
+        ("meta", "key"),
+        ("subscribers", "ue"),
+        ("services", "service"),
+        ("subscriptions", "ue, service"),
+        ("teks", "id"),
+        ("deliveries", "ue, tek"),
+        ("acks", "ue, tek"),
+        ("registrations", "service, ue"),
+    )
+
+    def snapshot(self, *tables: str) -> dict[str, list[dict[str, Any]]]:
+        """Every durable table except ``challenges`` as plain rows (keys as hex), or only
+        the named ``tables``.
 
         For tests and the admin ``state`` view: two snapshots are equal iff no
         subscriber, SQN, counter, subscription, TEK, delivery, acknowledgement or
         registration changed.
         """
+        known = {t for t, _ in self._SNAPSHOT_ORDER}
+        unknown = set(tables) - known
+        if unknown:
+            raise StoreError(f"no such table in a snapshot: {sorted(unknown)}")
         out: dict[str, list[dict[str, Any]]] = {}
-        for table, order in (
-            ("meta", "key"),
-            ("subscribers", "ue"),
-            ("services", "service"),
-            ("subscriptions", "ue, service"),
-            ("teks", "id"),
-            ("deliveries", "ue, tek"),
-            ("acks", "ue, tek"),
-            ("registrations", "service, ue"),
-        ):
+        for table, order in self._SNAPSHOT_ORDER:
+            if tables and table not in tables:
+                continue
             rows = []
             for row in self._all(f"SELECT * FROM {table} ORDER BY {order}"):
                 keys = row.keys()  # sqlite3.Row iterates values, not names
