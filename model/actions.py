@@ -60,7 +60,7 @@ def _tick_event(st: Step) -> Any:
 
 @action(
     params=(_p("u", UE), _p("s", SVC)),
-    modifies=("subscribed", "ever_sub", "join_ev", "revoked", "ev"),
+    modifies=("subscribed", "ever_sub", "join_ev", "revoked", "ev", "joined", "joined_ev"),
     clauses=("6.2.2/AUTH-BEFORE-TEK", "6.2.3.1/REASONS"),
     actor="BM-SC",
 )
@@ -72,6 +72,9 @@ def subscribe(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     st.set("revoked", (u, s), False)
     st.set("ever_sub", (u, s), True)
     st.set("join_ev", (u, s), ops.ite(st.get("ever_sub", u, s), st.get("join_ev", u, s), stamp))
+    # history
+    st.set("joined_ev", (u, s), ops.ite(st.get("joined", u, s), st.get("joined_ev", u, s), stamp))
+    st.set("joined", (u, s), True)
 
 
 def rekey_on(prof: Prof, event: str) -> bool:
@@ -81,7 +84,16 @@ def rekey_on(prof: Prof, event: str) -> bool:
 
 @action(
     params=(_p("u", UE), _p("s", SVC)),
-    modifies=("subscribed", "registered", "revoked", "revoke_ev", "ev", "has_next", "withdrawn"),
+    modifies=(
+        "subscribed",
+        "registered",
+        "revoked",
+        "revoke_ev",
+        "ev",
+        "has_next",
+        "withdrawn",
+        "in_sync",
+    ),
     clauses=("6.2.3.1/REASONS", "6.2.2/AUTH-BEFORE-TEK"),
     actor="BM-SC",
 )
@@ -97,6 +109,7 @@ def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     st.set("registered", (u, s), False)
     st.set("revoked", (u, s), True)
     st.set("revoke_ev", (u, s), stamp)
+    st.set("in_sync", (u, s), False)
     if rekey_on(prof, "leave"):
         nxt = st.get("next", s)
         leak = ops.and_(st.get("has_next", s), st.get("delivered", u, nxt))
@@ -119,8 +132,9 @@ def authenticate(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     st.set("authenticated", (u,), True)
 
 
-_REGISTER_MODIFIES = ("registered", "fetch_time", "ctr", "delivered", "authenticated")
+_REGISTER_MODIFIES = ("registered", "fetch_time", "ctr", "delivered", "authenticated", "auth_dlv")
 _RECEIVE_MODIFIES = (
+    "in_sync",
     "holds",
     "dlv_ctr",
     "ue_ctr",
@@ -128,7 +142,6 @@ _RECEIVE_MODIFIES = (
     "saw_unknown",
     "current",
     "has_current",
-    "rolled_back",
 )
 
 
@@ -168,21 +181,16 @@ def _bmsc_delivery(
         )
 
     st.set_all("delivered", lambda v, t: ops.or_(st.get("delivered", v, t), goes_out(v, t)))
+    # history: whether the UE was authenticated and authorised when this delivery was
+    # made, read from the state the guards above are meant to check
+    cleared = ops.and_(st.get("authenticated", u), st.get("subscribed", u, s))
+    st.set_all(
+        "auth_dlv",
+        lambda v, t: ops.or_(st.get("auth_dlv", v, t), ops.and_(goes_out(v, t), cleared)),
+    )
     if prof["second_service_auth"] == "reauthenticate":
         st.set("authenticated", (u,), False)
     return send_active, send_next, act, nxt
-
-
-def _older_held(ops: Ops, st: Step, u: Any, t: Any) -> Any:
-    """The UE holds a TEK of t's service generated after t."""
-    return ops.exists(
-        TEK,
-        lambda y: ops.and_(
-            st.get("holds", u, y),
-            st.get("tek_svc", y) == st.get("tek_svc", t),
-            st.get("gen_ev", y) > st.get("gen_ev", t),
-        ),
-    )
 
 
 @action(
@@ -222,21 +230,15 @@ def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     st.set_all("dlv_ctr", lambda v, t: ops.ite(installs(v, t), counter, st.get("dlv_ctr", v, t)))
     st.set("ue_ctr", (u,), counter)
     st.set("dropped", (u, s), False)
+    st.set("in_sync", (u, s), True)
     st.set("saw_unknown", (u, s), False)
     st.set("current", (u, s), ops.ite(send_a, act, st.get("current", u, s)))
     st.set("has_current", (u, s), ops.or_(st.get("has_current", u, s), send_a))
-    rollback = ops.exists(
-        TEK,
-        lambda t: ops.and_(
-            new_here(t), ops.not_(st.get("holds", u, t)), _older_held(ops, st, u, t)
-        ),
-    )
-    st.set("rolled_back", (u,), ops.or_(st.get("rolled_back", u), rollback))
 
 
 @action(
     params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
-    modifies=(*_REGISTER_MODIFIES, "dropped"),
+    modifies=(*_REGISTER_MODIFIES, "dropped", "in_sync"),
     clauses=("6.2.2/STEP4", "6.2.3.2/DELIVERY", "6.2.3.3/UNKNOWN-MKI"),
     actor="net",
 )
@@ -244,6 +246,7 @@ def delivery_lost(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> Non
     """As Register, but the HTTP response carrying the MIKEY message never reaches the UE."""
     _bmsc_delivery(ops, st, prof, u, s, f)
     st.set("dropped", (u, s), True)
+    st.set("in_sync", (u, s), False)
 
 
 @action(
@@ -304,7 +307,7 @@ def _activation_allowed(ops: Ops, st: Step, prof: Prof, s: Any, nxt: Any) -> Any
 
 @action(
     params=(_p("s", SVC),),
-    modifies=("has_active", "active", "has_next", "activated", "act_ev", "ev", "missed_activation"),
+    modifies=("has_active", "active", "has_next", "activated", "act_ev", "ev"),
     clauses=("6.2.3.3/ACTIVATE", "6.2.3.3/FETCHED-FIRST", "6.2.3.1/PHASES", "6.2.2/STEP4-MKI"),
     actor="BM-SC",
 )
@@ -319,20 +322,6 @@ def activate(ops: Ops, st: Step, prof: Prof, s: Any) -> None:
     st.set("has_next", (s,), False)
     st.set("activated", (nxt,), True)
     st.set("act_ev", (nxt,), stamp)
-
-    def misses(v: Any) -> Any:
-        return ops.and_(
-            st.get("registered", v, s),
-            st.get("subscribed", v, s),
-            st.get("covered", v),
-            ops.not_(st.get("dropped", v, s)),
-            ops.not_(st.get("holds", v, nxt)),
-        )
-
-    st.set_all(
-        "missed_activation",
-        lambda v, t: ops.or_(st.get("missed_activation", v, t), ops.and_(t == nxt, misses(v))),
-    )
 
 
 # -- the data plane ------------------------------------------------------------------------
@@ -358,7 +347,7 @@ def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
 
 @action(
     params=(_p("u", UE), _p("p", PKT)),
-    modifies=("decrypted", "saw_unknown", "current", "has_current", "holds"),
+    modifies=("decrypted", "heard", "saw_unknown", "current", "has_current", "holds"),
     clauses=(
         "6.2.2/STEP7",
         "6.2.3.3/UE-SWITCH",
@@ -391,6 +380,7 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     )
     ok = ops.ite(has_mki, by_mki, by_current)
     st.set("decrypted", (u, p), ops.or_(st.get("decrypted", u, p), ok))
+    st.set("heard", (u, p), True)
     st.set(
         "saw_unknown",
         (u, s),
@@ -420,7 +410,7 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
 
 @action(
     params=(_p("u", UE),),
-    modifies=("covered", "dropped"),
+    modifies=("covered", "dropped", "in_sync"),
     clauses=("6.2.3.3/UNKNOWN-MKI",),
     actor="net",
 )
@@ -429,6 +419,7 @@ def lose_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     ops.require(st.get("covered", u))
     st.set("covered", (u,), False)
     st.set_all("dropped", lambda v, s: ops.or_(st.get("dropped", v, s), v == u))
+    st.set_all("in_sync", lambda v, s: ops.and_(st.get("in_sync", v, s), v != u))
 
 
 @action(params=(_p("u", UE),), modifies=("covered",), clauses=("6.2.3.3/UNKNOWN-MKI",), actor="net")
@@ -516,7 +507,7 @@ def eavesdrop(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
 
 @action(
     params=(_p("u", UE), _p("t", TEK)),
-    modifies=("holds", "rolled_back"),
+    modifies=("holds",),
     clauses=("D/REPLAY",),
     actor="attacker",
 )
@@ -529,13 +520,7 @@ def replay(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
     accepted: Any = True
     if prof["replay_protection"] != "none":
         accepted = st.get("dlv_ctr", u, t) > st.get("ue_ctr", u)
-    fresh = ops.and_(accepted, ops.not_(st.get("holds", u, t)))
     st.set("holds", (u, t), ops.or_(st.get("holds", u, t), accepted))
-    st.set(
-        "rolled_back",
-        (u,),
-        ops.or_(st.get("rolled_back", u), ops.and_(fresh, _older_held(ops, st, u, t))),
-    )
 
 
 ACTIONS: tuple[Action, ...] = (

@@ -52,14 +52,29 @@ class Sort(enum.Enum):
 
 ELEMENT_SORTS: tuple[Sort, ...] = (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT)
 
+#: Whose state a symbol is (see :class:`Symbol`).
+ROLES: tuple[str, ...] = ("design", "environment", "history")
+
 
 @dataclass(frozen=True)
 class Symbol:
     """One state component: a relation (result BOOL) or a function over element sorts.
 
-    ``ghost`` marks history kept only so properties can be stated; ``doc`` says what
-    the component means; ``initial`` is its value in every initial state (``None``:
-    unconstrained, allowed only for element-valued functions).
+    ``ghost`` marks bookkeeping a real BM-SC or UE would not need to keep; ``doc`` says
+    what the component means; ``initial`` is its value in every initial state
+    (``None``: unconstrained, allowed only for element-valued functions).
+
+    ``role`` says whose state it is:
+
+    * ``"design"``: the BM-SC's, the UE's or the attacker's state, which the text
+      governs (the mutation operators of :mod:`mbmssec.proofs.mutate` change its updates);
+    * ``"environment"``: the world the text does not govern (time, radio coverage, lost
+      messages);
+    * ``"history"``: a record of what happened (who was sent which key while
+      authenticated, which packets reached which UE, which the UE decrypted), kept only so
+      that properties can be stated over it.  Every action adds to it uniformly and no
+      action reads it otherwise (``tests/test_model_roles.py`` checks both), so a faulty
+      action cannot hide its own evidence.
     """
 
     name: str
@@ -68,8 +83,11 @@ class Symbol:
     doc: str
     initial: bool | int | None = False
     ghost: bool = False
+    role: str = "design"
 
     def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ModelError(f"symbol {self.name}: role {self.role!r} is not one of {ROLES}")
         if any(not a.is_element for a in self.args):
             raise ModelError(f"symbol {self.name}: arguments must be element sorts")
         if self.result.is_element and self.initial is not None:

@@ -5,6 +5,12 @@ concretely (Hypothesis, trace checking) and by Z3 (proofs, bounded search).
 
 * ``invariant`` properties are state formulas that must hold in every reachable state;
 * ``step`` properties relate the pre- and post-state of every transition;
+
+Properties read the design state (what the BM-SC and the UEs hold) and the *history*
+symbols (:class:`~mbmssec.model.dsl.Symbol` role ``"history"``: what was sent to whom
+while authenticated, which packets reached which UE), never a flag that an action sets
+to report on itself, so that a faulty action cannot hide its own evidence.
+
 * the ``response`` property (9) says that a given short plan of UE actions, started in
   any reachable state satisfying a premise, is enabled and reaches a goal: a bounded
   liveness claim whose bound is the plan's length.
@@ -62,7 +68,7 @@ def p1_decrypt_needs_authorised_tek(ops: Ops, st: Reader) -> Any:
         ops,
         (UE, PKT),
         lambda u, p: ops.implies(
-            st.get("decrypted", u, p), st.get("delivered", u, st.get("pkt_tek", p))
+            st.get("decrypted", u, p), st.get("auth_dlv", u, st.get("pkt_tek", p))
         ),
     )
 
@@ -107,8 +113,30 @@ def p3_mki_unique_and_present(ops: Ops, st: Reader) -> Any:
     return ops.and_(unique, tagged)
 
 
-def p4_activation_after_delivery(ops: Ops, st: Reader) -> Any:
-    return for_all(ops, (UE, TEK), lambda u, t: ops.not_(st.get("missed_activation", u, t)))
+def synchronised(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """The UE received a delivery for the service, has lost no delivery, coverage or
+    authorisation since, and is in coverage: read from the history, not from the BM-SC's
+    registration records."""
+    return ops.and_(st.get("in_sync", u, s), st.get("covered", u))
+
+
+def p4_activation_after_delivery(ops: Ops, pre: Reader, post: Reader) -> Any:
+    def newly_active(s: Any) -> Any:
+        return ops.and_(
+            post.get("has_active", s),
+            ops.or_(
+                ops.not_(pre.get("has_active", s)), pre.get("active", s) != post.get("active", s)
+            ),
+        )
+
+    return for_all(
+        ops,
+        (SVC, UE),
+        lambda s, u: ops.implies(
+            ops.and_(newly_active(s), synchronised(ops, pre, u, s)),
+            pre.get("holds", u, post.get("active", s)),
+        ),
+    )
 
 
 def p5_tek_secrecy(ops: Ops, st: Reader) -> Any:
@@ -125,9 +153,13 @@ def p5_tek_secrecy(ops: Ops, st: Reader) -> Any:
 def p6_forward_secrecy(ops: Ops, st: Reader) -> Any:
     def no_new_keys(u: Any, t: Any) -> Any:
         s = st.get("tek_svc", t)
+        rev = st.get("revoke_ev", u, s)
         return ops.implies(
             ops.and_(st.get("holds", u, t), st.get("revoked", u, s)),
-            st.get("gen_ev", t) < st.get("revoke_ev", u, s),
+            ops.and_(
+                st.get("gen_ev", t) < rev,
+                ops.implies(st.get("activated", t), st.get("act_ev", t) < rev),
+            ),
         )
 
     def no_new_traffic(u: Any, p: Any) -> Any:
@@ -147,26 +179,80 @@ def p7_backward_secrecy(ops: Ops, st: Reader) -> Any:
         (UE, PKT),
         lambda u, p: ops.implies(
             st.get("decrypted", u, p),
-            st.get("pkt_ev", p) > st.get("join_ev", u, st.get("tek_svc", st.get("pkt_tek", p))),
+            st.get("pkt_ev", p) > st.get("joined_ev", u, st.get("tek_svc", st.get("pkt_tek", p))),
         ),
     )
 
 
-def p8_no_rollback(ops: Ops, st: Reader) -> Any:
-    return for_all(ops, (UE,), lambda u: ops.not_(st.get("rolled_back", u)))
+def p8_no_rollback(ops: Ops, pre: Reader, post: Reader) -> Any:
+    def installs_older(u: Any, t: Any) -> Any:
+        newer_held = ops.exists(
+            TEK,
+            lambda y: ops.and_(
+                pre.get("holds", u, y),
+                pre.get("tek_svc", y) == pre.get("tek_svc", t),
+                pre.get("gen_ev", y) > pre.get("gen_ev", t),
+            ),
+        )
+        return ops.and_(post.get("holds", u, t), ops.not_(pre.get("holds", u, t)), newer_held)
+
+    return for_all(ops, (UE, TEK), lambda u, t: ops.not_(installs_older(u, t)))
 
 
 def p9_premise(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """A packet under the service's active TEK, which the UE does not hold, reached the
+    subscribed UE, which is in coverage."""
+    act = st.get("active", s)
+    reached = ops.exists(
+        PKT, lambda p: ops.and_(st.get("heard", u, p), st.get("pkt_tek", p) == act)
+    )
     return ops.and_(
-        st.get("saw_unknown", u, s),
+        st.get("has_active", s),
+        reached,
+        ops.not_(st.get("holds", u, act)),
         st.get("subscribed", u, s),
         st.get("covered", u),
-        st.get("has_active", s),
     )
 
 
 def p9_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     return st.get("holds", u, st.get("active", s))
+
+
+def p10_availability(ops: Ops, pre: Reader, post: Reader) -> Any:
+    def first_reception(u: Any, p: Any) -> Any:
+        return ops.and_(post.get("heard", u, p), ops.not_(pre.get("heard", u, p)))
+
+    def under_active(u: Any, p: Any) -> Any:
+        t = pre.get("pkt_tek", p)
+        s = pre.get("tek_svc", t)
+        return ops.and_(
+            pre.get("has_active", s), pre.get("active", s) == t, synchronised(ops, pre, u, s)
+        )
+
+    return for_all(
+        ops,
+        (UE, PKT),
+        lambda u, p: ops.implies(
+            ops.and_(first_reception(u, p), under_active(u, p)), post.get("decrypted", u, p)
+        ),
+    )
+
+
+def p11_key_hygiene(ops: Ops, st: Reader) -> Any:
+    def body(u: Any, p: Any, y: Any) -> Any:
+        t = st.get("pkt_tek", p)
+        return ops.implies(
+            ops.and_(
+                st.get("decrypted", u, p),
+                st.get("pkt_has_mki", p),
+                st.get("holds", u, y),
+                st.get("tek_svc", y) == st.get("tek_svc", t),
+            ),
+            st.get("gen_ev", y) >= st.get("gen_ev", t),
+        )
+
+    return for_all(ops, (UE, PKT, TEK), body)
 
 
 PROPERTIES: tuple[Property, ...] = (
@@ -175,8 +261,9 @@ PROPERTIES: tuple[Property, ...] = (
         "decrypt_needs_authorised_tek",
         "No UE decrypts without an authorised TEK",
         ("6.2.2/AUTH-BEFORE-TEK", "6.2.2/STEP7", "6.2.1/TEK-TO-REGISTERED", "6.2.2/JOIN-NOT-AUTH"),
-        "A UE decrypts a packet only if the BM-SC delivered that packet's TEK to it, "
-        "which it does only while the UE is authenticated and authorised.",
+        "A UE decrypts a packet only under a TEK that the BM-SC sent it in a delivery made "
+        "while the UE was authenticated and authorised for the service (read from the "
+        "history of deliveries, not from the delivery's guard).",
         "invariant",
         body=p1_decrypt_needs_authorised_tek,
     ),
@@ -205,9 +292,10 @@ PROPERTIES: tuple[Property, ...] = (
         "activation_after_delivery",
         "Every synchronised UE has the TEK at activation",
         ("6.2.3.3/FETCHED-FIRST", "6.2.2/STEP4-MKI", "6.2.3.3/ACTIVATE"),
-        "When a TEK is activated, every registered, authorised UE in coverage that lost "
-        "neither a delivery nor coverage since its last fetch already holds it.",
-        "invariant",
+        "In every step that makes a TEK the service's active TEK, every registered, "
+        "authorised UE in coverage that lost neither a delivery nor coverage since its "
+        "last fetch already holds it (read from what the UEs hold before the step).",
+        "step",
         body=p4_activation_after_delivery,
     ),
     Property(
@@ -224,8 +312,8 @@ PROPERTIES: tuple[Property, ...] = (
         "forward_secrecy",
         "Forward secrecy on revocation",
         ("6.2.3.1/REASONS", "6.2.2/AUTH-BEFORE-TEK"),
-        "A revoked UE holds no TEK generated after its revocation, and decrypts no packet "
-        "sent under a TEK activated after its revocation.",
+        "A revoked UE holds no TEK generated after its revocation nor one activated after "
+        "it, and decrypts no packet sent under a TEK activated after its revocation.",
         "invariant",
         body=p6_forward_secrecy,
     ),
@@ -244,8 +332,8 @@ PROPERTIES: tuple[Property, ...] = (
         "no_rollback",
         "No rollback",
         ("D/REPLAY", "6.2.3.3/UE-SWITCH"),
-        "A UE never installs a TEK older than one of the same service it already holds.",
-        "invariant",
+        "No step gives a UE a TEK older than one of the same service it already holds.",
+        "step",
         body=p8_no_rollback,
     ),
     Property(
@@ -253,13 +341,34 @@ PROPERTIES: tuple[Property, ...] = (
         "unknown_mki_recovery",
         "Recovery after an unknown MKI (bounded)",
         ("6.2.3.3/UNKNOWN-MKI", "6.2.3.2/REREGISTER"),
-        "A subscribed UE in coverage that has seen an unknown MKI holds the service's "
-        "active TEK after at most two steps of its own (authenticate, re-register), when "
-        "no message is lost.",
+        "A subscribed UE in coverage that was reached by a packet under the service's "
+        "active TEK without holding that TEK holds it after at most two steps of its own "
+        "(authenticate, re-register), when no message is lost.",
         "response",
         premise=p9_premise,
         goal=p9_goal,
         plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
+    ),
+    Property(
+        10,
+        "availability",
+        "Synchronised UEs decrypt the active TEK's packets",
+        ("6.2.3.3/UE-SWITCH", "6.2.3.3/FETCHED-FIRST", "6.2.2/STEP7"),
+        "When a packet under the service's active TEK first reaches a registered, "
+        "authorised UE in coverage that lost neither a delivery nor coverage since its "
+        "last fetch, the UE decrypts it (no false rejection).",
+        "step",
+        body=p10_availability,
+    ),
+    Property(
+        11,
+        "key_hygiene",
+        "No older key kept after a switch",
+        ("6.2.3.3/UE-SWITCH",),
+        "After decrypting a packet carrying an MKI, a UE holds no TEK of that service "
+        "older than the packet's TEK.",
+        "invariant",
+        body=p11_key_hygiene,
     ),
 )
 

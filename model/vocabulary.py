@@ -28,14 +28,22 @@ def _s(
     doc: str,
     initial: bool | int | None = False,
     ghost: bool = False,
+    role: str = "design",
 ) -> Symbol:
-    return Symbol(name, args, result, doc, initial, ghost)
+    return Symbol(name, args, result, doc, initial, ghost, role)
 
 
 VOCABULARY = Vocabulary(
     (
         # time
-        _s("clock", (), INT, "Current time, in the unit fetch times are given in.", 0),
+        _s(
+            "clock",
+            (),
+            INT,
+            "Current time, in the unit fetch times are given in.",
+            0,
+            role="environment",
+        ),
         _s("ev", (), INT, "Logical event counter (ghost).", 0, ghost=True),
         # BM-SC: authorisation database and authentication
         _s("subscribed", (UE, SVC), B, "The UE is authorised for the service."),
@@ -52,16 +60,18 @@ VOCABULARY = Vocabulary(
             "revoked",
             (UE, SVC),
             B,
-            "The UE's subscription was revoked and not renewed (ghost).",
+            "The UE's subscription was revoked and not renewed (history).",
             ghost=True,
+            role="history",
         ),
         _s(
             "revoke_ev",
             (UE, SVC),
             INT,
-            "Event stamp of the UE's latest revocation (ghost).",
+            "Event stamp of the UE's latest revocation (history).",
             0,
             ghost=True,
+            role="history",
         ),
         _s("authenticated", (UE,), B, "The UE has a fresh Digest AKA authentication (and KEK)."),
         _s("registered", (UE, SVC), B, "The BM-SC has the UE registered for the service."),
@@ -80,7 +90,13 @@ VOCABULARY = Vocabulary(
         _s("next", (SVC,), TEK, "The service's next TEK (when has_next).", None),
         _s("activated", (TEK,), B, "The TEK has been activated at some point."),
         _s("act_ev", (TEK,), INT, "Event stamp of the TEK's activation (ghost).", 0, ghost=True),
-        _s("withdrawn", (TEK,), B, "The TEK was discarded before activation (re-key on leave)."),
+        _s(
+            "withdrawn",
+            (TEK,),
+            B,
+            "The TEK was discarded before activation (re-key on leave; history).",
+            role="history",
+        ),
         _s("delivered", (UE, TEK), B, "The BM-SC sent this TEK to the UE (ghost).", ghost=True),
         _s(
             "dlv_ctr",
@@ -90,8 +106,14 @@ VOCABULARY = Vocabulary(
             0,
         ),
         # UE
-        _s("covered", (UE,), B, "The UE is in radio coverage.", True),
-        _s("dropped", (UE, SVC), B, "The UE lost a delivery or coverage since its last fetch."),
+        _s("covered", (UE,), B, "The UE is in radio coverage.", True, role="environment"),
+        _s(
+            "dropped",
+            (UE, SVC),
+            B,
+            "The UE lost a delivery or coverage since its last fetch.",
+            role="environment",
+        ),
         _s("holds", (UE, TEK), B, "The UE has this TEK installed."),
         _s("ue_ctr", (UE,), INT, "Highest MIKEY replay counter the UE has accepted.", 0),
         _s("saw_unknown", (UE, SVC), B, "The UE received a packet with an MKI it does not know."),
@@ -102,26 +124,62 @@ VOCABULARY = Vocabulary(
         _s("pkt_tek", (PKT,), TEK, "The TEK a packet was protected with.", None),
         _s("pkt_has_mki", (PKT,), B, "The packet carries the MKI field."),
         _s("pkt_ev", (PKT,), INT, "Event stamp of the packet's sending (ghost).", 0, ghost=True),
-        _s("decrypted", (UE, PKT), B, "The UE decrypted this packet (ghost).", ghost=True),
+        _s(
+            "decrypted",
+            (UE, PKT),
+            B,
+            "The UE decrypted this packet (history).",
+            ghost=True,
+            role="history",
+        ),
+        _s(
+            "heard",
+            (UE, PKT),
+            B,
+            "The packet reached the UE, decrypted or not (history).",
+            ghost=True,
+            role="history",
+        ),
         # attacker
         _s("compromised", (UE,), B, "The UE colludes with the attacker (gave away its KEK)."),
         _s("att_kek", (UE,), B, "The attacker can decrypt deliveries addressed to the UE."),
         _s("att_tek", (TEK,), B, "The attacker knows this TEK."),
-        # property witnesses
+        # history of membership and synchronisation
         _s(
-            "missed_activation",
-            (UE, TEK),
+            "joined",
+            (UE, SVC),
             B,
-            "The TEK was activated while this UE, registered, "
-            "authorised, in coverage and not dropped, lacked it (ghost).",
+            "The UE was subscribed to the service at some point (history).",
             ghost=True,
+            role="history",
         ),
         _s(
-            "rolled_back",
-            (UE,),
-            B,
-            "The UE installed a TEK older than one it held (ghost).",
+            "joined_ev",
+            (UE, SVC),
+            INT,
+            "Event stamp of the UE's first subscription to the service (history).",
+            0,
             ghost=True,
+            role="history",
+        ),
+        _s(
+            "in_sync",
+            (UE, SVC),
+            B,
+            "The UE received a delivery for the service and has lost no delivery, no "
+            "coverage and no authorisation since (history).",
+            ghost=True,
+            role="history",
+        ),
+        # history of deliveries
+        _s(
+            "auth_dlv",
+            (UE, TEK),
+            B,
+            "The TEK was sent to the UE in a delivery made while the UE was authenticated "
+            "and authorised for the TEK's service (history).",
+            ghost=True,
+            role="history",
         ),
     )
 )

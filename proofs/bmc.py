@@ -37,6 +37,11 @@ from mbmssec.proofs.induction import ProofError, as_z3
 #: three TEKs of one service and two packets.
 BMC_UNIVERSE = Universe(ue=2, svc=1, tek=3, pkt=2)
 
+#: Per-query resource limit of the bounded search (Z3 ``rlimit`` steps, so that whether a
+#: search completes does not depend on the machine's load).  The largest query of the
+#: shipped profiles takes about 1,000,000 steps; running out raises ProofError.
+DEFAULT_BMC_RLIMIT = 300_000_000
+
 #: Default unrolling depth (the longest shortest counterexample of the shipped
 #: proposals has 11 steps).
 DEFAULT_DEPTH = 12
@@ -113,7 +118,7 @@ class Unrolling:
     """The incremental unrolling of one model over one universe."""
 
     def __init__(
-        self, model: Model, universe: Universe = BMC_UNIVERSE, timeout_ms: int = 60_000
+        self, model: Model, universe: Universe = BMC_UNIVERSE, rlimit: int = DEFAULT_BMC_RLIMIT
     ) -> None:
         for s in (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT):
             if universe.size(s) < 1:
@@ -124,7 +129,7 @@ class Unrolling:
         self.sorts = Sorts.finite(universe, tag=self.tag)
         self.ops = FiniteOps(self.sorts)
         self.solver = z3.Solver()
-        self.solver.set("timeout", timeout_ms)
+        self.solver.set("rlimit", rlimit)
         self.states: list[SymbolicState] = [SymbolicState(model.vocab, self.sorts, "d0")]
         self.selectors: list[z3.ArithRef] = []
         self.steps: list[list[_Step]] = []
@@ -242,10 +247,20 @@ class Unrolling:
         ok = z3.And(*guards, as_z3(prop.goal(self.ops, cur, u, s)))
         return z3.And(as_z3(prop.premise(self.ops, st, u, s)), z3.Not(ok))
 
+    def changes(self, k: int, names: Iterable[str]) -> z3.BoolRef:
+        """The formula "step ``k`` changes some entry of one of ``names``"."""
+        pre, post = self.states[k - 1], self.states[k]
+        parts = []
+        for name in sorted(set(names)):
+            sym = self.model.vocab[name]
+            for args in self._tuples(sym.args):
+                parts.append(pre.get(name, *args) != post.get(name, *args))
+        return z3.Or(*parts) if parts else z3.BoolVal(False)
+
     def ask(self, condition: z3.BoolRef) -> z3.ModelRef | None:
         """A model of the unrolling plus ``condition``, or ``None`` if unsatisfiable.
 
-        A timeout or ``unknown`` answer raises :class:`ProofError`: no "not found"
+        A resource limit reached or an ``unknown`` answer raises :class:`ProofError`: no "not found"
         verdict may rest on it."""
         self.solver.push()
         self.solver.add(condition)
@@ -298,7 +313,13 @@ def _independence(model: Model, sorts: Sorts) -> list[tuple[int, int]]:
     for act in model.actions:
         rec = _ReadRecorder(base)
         params = tuple(z3.Const(f"{act.name}.{p.name}@por", sorts.of(p.sort)) for p in act.params)
-        finite_transition(act, model.profile, rec, sorts, params)  # type: ignore[arg-type]
+        stp = finite_transition(act, model.profile, rec, sorts, params)  # type: ignore[arg-type]
+        # Updates written with set_all are functions evaluated only when the post-state
+        # is read: read every entry of every written symbol so that their reads count.
+        for name in sorted(act.modifies):
+            sym = model.vocab[name]
+            for args in itertools.product(*(sorts.elements[a] for a in sym.args)):
+                stp.post.get(name, *args)
         reads.append(rec.names)
     out = []
     acts = model.actions
@@ -347,14 +368,22 @@ def search(
     actions: Iterable[str] = (),
     depth: int = DEFAULT_DEPTH,
     universe: Universe = BMC_UNIVERSE,
-    timeout_ms: int = 60_000,
+    rlimit: int = DEFAULT_BMC_RLIMIT,
     progress: Callable[[str], None] | None = None,
+    first_depth_only: bool = False,
+    effective: bool = False,
 ) -> SearchResult:
     """Shortest violations of ``props`` and shortest witnesses enabling each of
-    ``actions``, up to ``depth`` steps, in one incremental unrolling."""
+    ``actions``, up to ``depth`` steps, in one incremental unrolling.
+
+    With ``first_depth_only`` the search ends after the first depth at which some
+    property is violated (every property is still asked at that depth), which is all a
+    caller needs to know that, and how soon, something breaks.  With ``effective`` a
+    witness must also change the design or environment state (an action that is enabled
+    but does nothing has none)."""
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
-    unr = Unrolling(model, universe, timeout_ms)
+    unr = Unrolling(model, universe, rlimit)
     todo_props = list(props)
     todo_acts = list(actions)
     result = SearchResult(depth=depth, universe=universe)
@@ -379,12 +408,22 @@ def search(
         if k > 0:
             for name in list(todo_acts):
                 tq = time.perf_counter()
-                m = unr.ask(unr.selectors[k - 1] == index[name])
+                cond = unr.selectors[k - 1] == index[name]
+                if effective:
+                    act = model.action(name)
+                    # the event counter alone is no effect (it only stamps)
+                    written = [
+                        n for n in act.modifies if model.vocab[n].role != "history" and n != "ev"
+                    ]
+                    cond = z3.And(cond, unr.changes(k, written))
+                m = unr.ask(cond)
                 if m is not None:
                     tr = unr.trace(m, k)
                     replay_witness(model, tr, name)
                     result.witnesses[name] = Found(tr, k, time.perf_counter() - tq)
                     todo_acts.remove(name)
         result.depth_seconds.append(time.perf_counter() - t0)
+        if first_depth_only and result.violations:
+            break
     result.seconds = time.perf_counter() - t0
     return result

@@ -31,7 +31,7 @@ from mbmssec.model.machine import Model
 from mbmssec.model.properties import Property
 from mbmssec.model.trace import Trace
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
-from mbmssec.proofs.induction import DEFAULT_TIMEOUT_MS, Cti, InductionResult, Query, prove
+from mbmssec.proofs.induction import DEFAULT_RLIMIT, Cti, InductionResult, Query, prove
 from mbmssec.proofs.results import (
     CtiResult,
     ProfileResult,
@@ -270,13 +270,13 @@ def check_profile(
     *,
     depth: int = DEFAULT_DEPTH,
     universe: Universe = BMC_UNIVERSE,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    rlimit: int = DEFAULT_RLIMIT,
     progress: Progress | None = None,
 ) -> Report:
     """Prove or refute every property of ``model`` (see the module docstring)."""
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
-    ind = prove(model, timeout_ms=timeout_ms, progress=say)
+    ind = prove(model, rlimit=rlimit, progress=say)
     unproved = [p for p in model.properties if not ind.property_proved(p)]
     tb = time.perf_counter()
     found = search(
@@ -502,12 +502,12 @@ def check_overrides(
     overrides: dict[str, str],
     depth: int = DEFAULT_DEPTH,
     universe: Universe = BMC_UNIVERSE,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    rlimit: int = DEFAULT_RLIMIT,
 ) -> Report:
     """Check the profile given by option overrides (a picklable entry point for worker
     processes)."""
     return check_profile(
-        Model(load_spec().profile(overrides)), depth=depth, universe=universe, timeout_ms=timeout_ms
+        Model(load_spec().profile(overrides)), depth=depth, universe=universe, rlimit=rlimit
     )
 
 

@@ -38,8 +38,9 @@ class Lemma:
     when: Callable[[Prof], bool] = lambda _p: True
 
 
-def _synchronised(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
-    """Registered, authorised, in coverage and no delivery lost since the last fetch."""
+def synchronised(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """The BM-SC's and the UE's view of synchronisation: registered, authorised, in
+    coverage and no delivery or coverage lost since the last fetch."""
     return ops.and_(
         st.get("registered", u, s),
         st.get("subscribed", u, s),
@@ -89,6 +90,37 @@ def holds_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE holds only TEKs the BM-SC delivered to it."""
     return for_all(
         ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t), st.get("delivered", u, t))
+    )
+
+
+@_lemma("decrypted_delivered")
+def decrypted_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A UE decrypted only packets under TEKs the BM-SC delivered to it."""
+    return for_all(
+        ops,
+        (UE, PKT),
+        lambda u, p: ops.implies(
+            st.get("decrypted", u, p), st.get("delivered", u, st.get("pkt_tek", p))
+        ),
+    )
+
+
+@_lemma("holds_auth_delivered")
+def holds_auth_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A UE holds only TEKs sent to it while it was authenticated and authorised."""
+    return for_all(
+        ops, (UE, TEK), lambda u, t: ops.implies(st.get("holds", u, t), st.get("auth_dlv", u, t))
+    )
+
+
+@_lemma("accepted_auth_delivered")
+def accepted_auth_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A delivery the UE accepted (its counter is recorded) was made while the UE was
+    authenticated and authorised."""
+    return for_all(
+        ops,
+        (UE, TEK),
+        lambda u, t: ops.implies(st.get("dlv_ctr", u, t) > 0, st.get("auth_dlv", u, t)),
     )
 
 
@@ -301,7 +333,7 @@ def fetch_time_ahead(ops: Ops, st: Reader, prof: Prof) -> Any:
         ops,
         (UE, SVC),
         lambda u, s: ops.implies(
-            _synchronised(ops, st, u, s), st.get("fetch_time", u, s) >= st.get("clock")
+            synchronised(ops, st, u, s), st.get("fetch_time", u, s) >= st.get("clock")
         ),
     )
 
@@ -314,11 +346,83 @@ def synchronised_holds_next(ops: Ops, st: Reader, prof: Prof) -> Any:
         (UE, SVC),
         lambda u, s: ops.implies(
             ops.and_(
-                _synchronised(ops, st, u, s),
+                synchronised(ops, st, u, s),
                 st.get("has_next", s),
                 st.get("delivered", u, st.get("next", s)),
             ),
             st.get("holds", u, st.get("next", s)),
+        ),
+    )
+
+
+@_lemma("synchronised_holds_active", when=lambda prof: not rekey_on(prof, "join"))
+def synchronised_holds_active(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A synchronised UE holds its service's active TEK."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            ops.and_(synchronised(ops, st, u, s), st.get("has_active", s)),
+            st.get("holds", u, st.get("active", s)),
+        ),
+    )
+
+
+@_lemma("unheld_active_noticed")
+def unheld_active_noticed(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A UE reached by a packet with an MKI under its service's active TEK, which it does
+    not hold, has noted an unknown MKI for the service."""
+
+    def body(u: Any, p: Any) -> Any:
+        t = st.get("pkt_tek", p)
+        s = st.get("tek_svc", t)
+        return ops.implies(
+            ops.and_(
+                st.get("heard", u, p),
+                st.get("sent", p),
+                st.get("pkt_has_mki", p),
+                st.get("has_active", s),
+                st.get("active", s) == t,
+                ops.not_(st.get("holds", u, t)),
+            ),
+            st.get("saw_unknown", u, s),
+        )
+
+    return for_all(ops, (UE, PKT), body)
+
+
+@_lemma("heard_sent")
+def heard_sent(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """Only sent packets reached a UE."""
+    return for_all(
+        ops, (UE, PKT), lambda u, p: ops.implies(st.get("heard", u, p), st.get("sent", p))
+    )
+
+
+@_lemma("in_sync_is_synchronised")
+def in_sync_is_synchronised(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """The history's synchronisation (in_sync, in coverage) is the BM-SC's and UE's."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.and_(
+            ops.implies(st.get("in_sync", u, s), synchronised(ops, st, u, s)),
+            ops.implies(synchronised(ops, st, u, s), st.get("in_sync", u, s)),
+        ),
+    )
+
+
+@_lemma("join_history_agrees")
+def join_history_agrees(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """The BM-SC's record of a UE's first subscription is the history's."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.and_(
+            st.get("joined", u, s) == st.get("ever_sub", u, s),
+            ops.implies(
+                st.get("joined", u, s), st.get("joined_ev", u, s) == st.get("join_ev", u, s)
+            ),
         ),
     )
 
@@ -424,6 +528,9 @@ LEMMAS: tuple[Lemma, ...] = (
     decrypted_sent,
     sent_activated,
     holds_delivered,
+    decrypted_delivered,
+    holds_auth_delivered,
+    accepted_auth_delivered,
     acked_delivered,
     delivered_generated,
     activated_generated,
@@ -439,6 +546,11 @@ LEMMAS: tuple[Lemma, ...] = (
     uncovered_dropped,
     fetch_time_ahead,
     synchronised_holds_next,
+    synchronised_holds_active,
+    in_sync_is_synchronised,
+    join_history_agrees,
+    unheld_active_noticed,
+    heard_sent,
     holds_active_below_newer,
     revoked_unsubscribed,
     revoked_keys_old,

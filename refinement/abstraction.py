@@ -31,8 +31,9 @@ TEK's, so the difference cannot change a step), ``clock`` and ``fetch_time`` (mo
 units vs Unix seconds; chosen existentially by
 :class:`~mbmssec.refinement.tracecheck.Tracker`), ``ev`` and ``pkt_ev``,
 the attacker's symbols (``compromised``, ``att_kek``, ``att_tek``: no attacker runs
-against the implementation here) and the property witnesses ``missed_activation`` and
-``rolled_back`` (checked on the model side by the properties).
+against the implementation here) and the history symbols ``auth_dlv`` and ``heard``
+(records the model keeps for its properties; the implementation's own counterparts are
+the store's deliveries and the recorded receptions).
 """
 
 from __future__ import annotations

@@ -145,8 +145,8 @@ class ReplayResult:
     def model_violations(self) -> list[int]:
         """Properties the model, following the concrete run step by step, violates (in
         some candidate timing of the lockstep tracker)."""
-        out: set[int] = set()
         tr = self.ls.tracker
+        out: set[int] = set(tr.step_violations)
         for timing in tr.timings:
             out.update(tr.model.violated(tr.full(timing)))
         return sorted(out)
@@ -620,6 +620,17 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                     f"{sent.index}, before the UE subscribed at operation {sub}"
                 )
     elif number == 6:
+        for i, name in enumerate(ls.names):
+            rev = ls.store.get_subscription(name, ls.service)
+            if rev is None or rev.subscribed or rev.revoke_ev is None:
+                continue
+            for tek in ls.store.teks(ls.service):
+                if tek.mki in _keys(ls, i) and (tek.act_ev or 0) > rev.revoke_ev:
+                    out.append(
+                        f"revoked UE{i} holds MKI {tek.mki}, a TEK activated (event "
+                        f"{tek.act_ev}) after its revocation (event {rev.revoke_ev}): it "
+                        "can decrypt the service's traffic after leaving"
+                    )
         for r in res.receipts:
             if r.op.kind != "receive" or not r.ok:
                 continue
@@ -649,6 +660,24 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                     )
     elif number == 4:
         out += _probe_activation(res)
+    elif number == 10:
+        out += _probe_activation(res, any_time=True)
+    elif number == 11:
+        for i in range(len(ls.names)):
+            newest = max(
+                (
+                    r.mkis[0]
+                    for r in res.receipts
+                    if r.op.kind == "receive" and r.ok and r.op.ue == i and r.mkis
+                ),
+                default=None,
+            )
+            older = [m for m in _keys(ls, i) if newest is not None and m < newest]
+            if older:
+                out.append(
+                    f"UE{i} decrypted a packet under MKI {newest} and still holds "
+                    f"older MKI(s) {older} of the service (it holds {list(_keys(ls, i))})"
+                )
     elif number == 9:
         out += _probe_recovery(res)
     else:
@@ -656,11 +685,14 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
     return out
 
 
-def _probe_activation(res: ReplayResult) -> list[str]:
-    """After the last activation: every registered, authorised UE in coverage without a
-    lost delivery gets a packet under the active TEK; an unknown MKI is the violation."""
+def _probe_activation(res: ReplayResult, any_time: bool = False) -> list[str]:
+    """After the last activation (with ``any_time``: at the end of the run, P10): every
+    registered, authorised UE in coverage without a lost delivery gets a packet under
+    the active TEK; an unknown MKI is the violation."""
     ls = res.ls
-    if res.first("activate") is None or res.receipts[-1].op.kind != "activate":
+    if not any_time and (res.first("activate") is None or res.receipts[-1].op.kind != "activate"):
+        return []
+    if ls.core.active_tek(ls.service) is None:
         return []
     mki = _active_mki(ls)
     out = []
@@ -678,12 +710,19 @@ def _probe_activation(res: ReplayResult) -> list[str]:
             or ls.record.dropped.get((name, ls.service), False)
         ):
             continue
-        if _receive(ls, i, p).reason == "unknown_mki":
+        outcome = _receive(ls, i, p)
+        if outcome.reason == "unknown_mki":
             out.append(
                 f"UE{i} (registered, in coverage) holds MKIs {list(_keys(ls, i))}; "
                 f"its SRTP receiver refuses packet {ls.wire[p].hex()} with MKI "
                 f"field {ls.wire[p][-_TAG - MKI_LENGTH : -_TAG].hex()} (active MKI "
                 f"{mki}): unknown MKI"
+            )
+        elif any_time and not outcome.ok:
+            out.append(
+                f"UE{i} (registered, in coverage) holds MKIs {list(_keys(ls, i))}; "
+                f"its SRTP receiver refuses packet {ls.wire[p].hex()} under the active "
+                f"MKI {mki}: {outcome.reason}"
             )
     return out
 
@@ -697,20 +736,33 @@ def _probe_recovery(res: ReplayResult) -> list[str]:
     for i, name in enumerate(ls.names):
         st = ls.ues[i].services.get(ls.service)
         sub = ls.store.get_subscription(name, ls.service)
+        if ls.core.active_tek(ls.service) is None:
+            continue
+        mki = _active_mki(ls)
+        # P9's premise: a packet under the active TEK, which the UE does not hold,
+        # reached it (whether or not its client noticed an unknown MKI)
+        reached = any(
+            r.op.kind == "receive"
+            and r.op.ue == i
+            and r.wire in ls.wire
+            and ls.record.packets[ls.wire.index(r.wire)][1] == mki
+            for r in res.receipts
+        )
         if (
             st is None
-            or not st.saw_unknown
+            or not (st.saw_unknown or reached)
+            or mki in _keys(ls, i)
             or sub is None
             or not sub.subscribed
             or not ls.record.covered.get(name, True)
         ):
             continue
-        mki = _active_mki(ls)
         if not ls.may_register(i):
             reg = ls.store.get_registration(name, ls.service)
             assert reg is not None
             out.append(
-                f"UE{i} saw an unknown MKI but its client does not re-register "
+                f"UE{i} was reached by a packet under the active MKI {mki}, which it "
+                "does not hold, but its client does not re-register "
                 f"(unknown_mki_resync={res.profile['unknown_mki_resync']}; next "
                 f"fetch in {reg.fetch_time - ls.now:.2f} s); it holds MKIs "
                 f"{list(_keys(ls, i))}, not the active MKI {mki}"

@@ -26,7 +26,7 @@ def baseline(baseline_report: Report) -> tuple[Model, InductionResult]:
 def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     proved = {p.number for p in model.properties if res.property_proved(p)}
-    assert proved == {1, 2, 3, 4, 5, 6, 8, 9}
+    assert proved == {1, 2, 3, 4, 5, 6, 8, 9, 10, 11}
     assert res.initial_satisfiable
     assert "Receive" in res.dropped[prop_key(model.prop(7))]
 
@@ -45,14 +45,14 @@ def test_every_baseline_lemma_is_proved_inductive(baseline: tuple[Model, Inducti
 def test_lemmas_used_are_reported(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     used6 = res.lemmas_used(model.prop(6))
-    assert "revoked_keys_old" in used6
+    assert "revoked_unsubscribed" in used6
     assert "fetch_time_ahead" in res.lemmas_used(model.prop(4))
     assert set(used6) <= set(res.surviving)
 
 
 def test_without_a_needed_lemma_forward_secrecy_is_not_proved() -> None:
     model = Model.baseline()
-    lems = [lem for lem in lemmas_for(model.profile) if lem.name != "revoked_keys_old"]
+    lems = [lem for lem in lemmas_for(model.profile) if lem.name != "revoked_unsubscribed"]
     res = prove(model, lemmas=lems)
     assert not res.property_proved(model.prop(6))
     assert res.property_proved(model.prop(1))

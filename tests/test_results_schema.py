@@ -109,10 +109,10 @@ def test_the_proposal_part_round_trips(data: dict[str, Any]) -> None:
     [entry] = again.proposals.values()
     assert entry.name == PROPOSAL == entry.proposal.name
     assert entry.title == "Activate a new TEK at once"
-    assert entry.broken == (4,)
+    assert entry.broken == (4, 10)
     assert entry.fixed == () and entry.weakened == ()
     assert entry.report.overrides == {"activation": "immediate"}
-    assert entry.proposal.expect_broken == (4,)
+    assert entry.proposal.expect_broken == (4, 10)
 
 
 def test_the_document_names_its_format_version(data: dict[str, Any]) -> None:
@@ -148,7 +148,7 @@ def test_the_check_command_writes_the_document(checked: Checked, tmp_path: Path)
     assert document.model_hash == DIGEST
     assert list(document.proposals) == [PROPOSAL]
     assert document.baseline.verdicts[7].trace == checked.baseline.verdicts[7].trace
-    assert document.proposals[PROPOSAL].broken == (4,)
+    assert document.proposals[PROPOSAL].broken == (4, 10)
 
 
 # -- refusals ------------------------------------------------------------------------------

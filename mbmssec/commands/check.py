@@ -31,6 +31,7 @@ from mbmssec.proofs.check import (
     results_document,
     shipped_proposals,
 )
+from mbmssec.proofs.induction import DEFAULT_RLIMIT
 from mbmssec.proofs.msc import trace_svg
 from mbmssec.proofs.pytest_export import write_pytest
 from mbmssec.proofs.results import RESULTS_FILE
@@ -66,10 +67,11 @@ def register(subparsers: Any) -> None:
         f"{BMC_UNIVERSE.pkt})",
     )
     p.add_argument(
-        "--timeout",
-        type=float,
-        default=10.0,
-        help="per-query timeout of the inductive proofs, in seconds",
+        "--rlimit",
+        type=int,
+        default=DEFAULT_RLIMIT,
+        help="per-query resource limit of the inductive proofs, in Z3 steps (not seconds: "
+        f"the verdicts do not depend on the machine's load; default {DEFAULT_RLIMIT:,})",
     )
     p.add_argument(
         "--out",
@@ -112,8 +114,8 @@ class Progress:
 def run(args: argparse.Namespace) -> int:
     if args.depth < 0 or args.depth > 40:
         raise UsageError("--depth: expected 0..40")
-    if args.timeout <= 0:
-        raise UsageError("--timeout: expected a positive number of seconds")
+    if args.rlimit <= 0:
+        raise UsageError("--rlimit: expected a positive number of solver steps")
     universe = parse_universe(args.universe)
     spec = load_spec()
     proposals: list[Proposal] = [resolve_proposal(r, spec) for r in args.proposals]
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {
         "depth": args.depth,
         "universe": universe,
-        "timeout_ms": int(args.timeout * 1000),
+        "rlimit": args.rlimit,
         "progress": progress,
     }
     progress.context = "baseline: "

@@ -1,0 +1,155 @@
+"""``mbmssec mutate [--json] [--jobs N] [--only ID ...] [--list]``: mutants generated from
+the model's own source, and whether the checker kills each one.
+
+Operators: a guard dropped or negated, a conjunct of a guard dropped, an update of a
+design symbol dropped, a Boolean constant flipped, ``<``/``<=`` exchanged, an option
+test negated (see ``mbmssec.proofs.mutate``).  Each mutant runs through the checker,
+in parallel processes, under the first profile (baseline, then the shipped proposals)
+in which its code runs.  A mutant is killed when a property proved for the model is
+refuted (shortest counterexample length given) or an action loses its witness;
+equivalent when ``spec/equivalent_mutants.toml`` declares it with a reason; otherwise
+it survived.
+
+Exit status: 0 when no mutant survived, 1 when one did (or a declaration is stale),
+2 on bad arguments or declarations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from mbmssec.errors import MbmssecError
+from mbmssec.proofs.mutate import (
+    OPERATORS,
+    MutantResult,
+    check_mutant,
+    clauses_of,
+    load_equivalents,
+    sites,
+    source_hash,
+)
+from mbmssec.spec.loader import load_spec
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "mutate", help="model mutants and whether the checker kills them", description=__doc__
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: one per CPU)",
+    )
+    p.add_argument(
+        "--only", action="append", default=[], metavar="ID", help="only this mutant (repeatable)"
+    )
+    p.add_argument("--list", action="store_true", help="list the mutants without checking")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def _by_clause(results: list[MutantResult]) -> list[dict[str, Any]]:
+    """For every normative clause: the properties its mutants break."""
+    spec = load_spec()
+    out = []
+    for cid, clause in spec.clauses.items():
+        if clause.kind != "normative":
+            continue
+        mine = [r for r in results if cid in clauses_of(r.site.function)]
+        props = sorted(
+            {k for r in mine for k in r.killed_by if k.startswith("P")}, key=lambda k: int(k[1:])
+        )
+        out.append(
+            {
+                "clause": cid,
+                "mutants": len(mine),
+                "killed": sum(r.verdict == "killed" for r in mine),
+                "properties": props,
+                "no_property_depends": not props,
+            }
+        )
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise MbmssecError(f"--jobs must be at least 1 (got {args.jobs})")
+    all_sites = sites()
+    known = {s.id for s in all_sites}
+    unknown = [i for i in args.only if i not in known]
+    if unknown:
+        raise MbmssecError(f"no such mutant: {', '.join(unknown)} (see mbmssec mutate --list)")
+    chosen = [s for s in all_sites if not args.only or s.id in args.only]
+    if args.list:
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {"id": s.id, "operator": s.operator, "line": s.line, "site": s.text}
+                        for s in chosen
+                    ],
+                    indent=2,
+                )
+            )
+        else:
+            for s in chosen:
+                print(f"{s.id:34} line {s.line:<4} {s.text}")
+        return 0
+    equivalents = load_equivalents()
+    start = time.monotonic()
+    results: list[MutantResult] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(check_mutant, s.id, equivalents) for s in chosen]
+        for i, fut in enumerate(as_completed(futures), start=1):
+            r = fut.result()
+            results.append(r)
+            if not args.quiet:
+                print(
+                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(chosen)} "
+                    f"{r.site.id}: {r.verdict}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    order = {s.id: n for n, s in enumerate(chosen)}
+    results.sort(key=lambda r: order[r.site.id])
+    seconds = time.monotonic() - start
+    counts = {
+        v: sum(r.verdict == v for r in results)
+        for v in ("killed", "equivalent", "survived", "stale")
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model_source": source_hash(),
+                    "operators": OPERATORS,
+                    "seconds": round(seconds, 1),
+                    "jobs": args.jobs,
+                    "counts": counts,
+                    "mutants": [r.to_json() for r in results],
+                    "clauses": _by_clause(results) if not args.only else [],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for r in results:
+            what = ", ".join(r.killed_by) if r.killed_by else r.reason
+            if r.shortest is not None:
+                what += f" (shortest {r.shortest} steps)"
+            print(f"{r.site.id:34} {r.verdict:10} {r.profile:24} {what}"[:160])
+        n = len(results)
+        print(
+            f"{n} mutants in {seconds:.0f} s: {counts['killed']} killed, "
+            f"{counts['equivalent']} equivalent, {counts['survived']} survived"
+            + (f", {counts['stale']} stale declarations" if counts["stale"] else "")
+        )
+    return 1 if counts["survived"] or counts["stale"] else 0

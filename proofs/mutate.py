@@ -1,0 +1,588 @@
+"""Mutants of the model, generated from the model's own source, and whether the checker
+kills each one.
+
+Every action is written once in :mod:`mbmssec.model.actions`, so mutants are derived
+mechanically from that module's syntax tree.  The operators (:data:`OPERATORS`):
+
+* ``guard-drop``: a ``ops.require(...)`` is removed;
+* ``guard-negate``: a ``ops.require(C)`` becomes ``ops.require(ops.not_(C))``;
+* ``conjunct-drop``: one argument of an ``ops.and_(...)`` inside a guard is removed;
+* ``update-drop``: a ``st.set``/``st.set_all`` of a *design* symbol is removed (in this
+  language an update left out keeps the old value, so this is also "the update's value
+  replaced by the old value");
+* ``const-flip``: a ``True``/``False`` written by an update becomes the other;
+* ``compare-flip``: ``<`` and ``<=`` (and ``>`` and ``>=``) are exchanged;
+* ``option-flip``: a test of the option profile (``prof[...] == ...`` and friends, which
+  select how an open point is handled, including the attacker's knowledge of KEKs) is
+  negated.
+
+Updates of *environment* and *history* symbols (:class:`~mbmssec.model.dsl.Symbol`
+``role``) are never mutated: they are the world and the observer, not the design the
+text governs; environment actions (actor ``net``) are left alone for the same reason.
+
+A mutant is checked under the first profile, in the order baseline then the shipped
+proposals, in which its changed code runs at all (each site is instrumented to record
+that it was reached while the actions are read symbolically).  It is **killed** when a
+property proved for the unmutated model under that profile is refuted (a replayed
+counterexample; the shortest length is reported) or when the proof becomes vacuous (an
+action that had a witness no longer has one).  It is **equivalent** when it is not
+killed and ``spec/equivalent_mutants.toml`` declares it, with the reason; otherwise it
+**survived**.  A declaration for a mutant that is killed, or whose site text no longer
+matches, is an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mbmssec.errors import MbmssecError
+from mbmssec.model import actions as actions_module
+from mbmssec.model.concrete import Universe
+from mbmssec.model.dsl import Action
+from mbmssec.model.machine import Model
+from mbmssec.model.symbolic import Sorts, SymbolicState, transition
+from mbmssec.model.vocabulary import VOCABULARY
+from mbmssec.spec.loader import SPEC_DIR, Profile, SpecError, load_spec, read_toml
+
+EQUIVALENTS_FILE = SPEC_DIR / "equivalent_mutants.toml"
+
+#: The bounded search a mutant gets: a smaller universe and depth than ``mbmssec check``
+#: (a mutant that breaks something usually does so within a few steps; a verdict says
+#: its bound).
+MUTANT_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
+MUTANT_DEPTH = 8
+
+#: How deep the unmutated model is searched for a step of each action that changes the
+#: state (the deepest needed by the shipped profiles is 7).
+EFFECT_DEPTH = 9
+
+OPERATORS: dict[str, str] = {
+    "guard-drop": "a guard (ops.require) removed",
+    "guard-negate": "a guard negated",
+    "conjunct-drop": "one conjunct of a guard removed",
+    "update-drop": "an update of a design symbol removed (the old value kept)",
+    "const-flip": "a Boolean constant written by an update flipped",
+    "compare-flip": "< and <= (or > and >=) exchanged",
+    "option-flip": "a test of the option profile negated",
+}
+
+_FLIP_CMP: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+}
+
+_HIT = "__mutant_hit__"
+
+
+class MutateError(MbmssecError):
+    """The mutation machinery or its declarations are inconsistent."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One place in the model's source a mutation operator applies to."""
+
+    id: str
+    function: str
+    operator: str
+    line: int
+    text: str
+    path: tuple[int, ...] = field(repr=False, default=())
+    """Where the node is: indices of the walk (see :func:`_sites`)."""
+
+    @property
+    def description(self) -> str:
+        return f"{OPERATORS[self.operator]} in {self.function} (line {self.line}): {self.text}"
+
+
+# -- finding the sites -----------------------------------------------------------------
+
+
+def _source() -> str:
+    return inspect.getsource(actions_module)
+
+
+def source_hash() -> str:
+    """Hash of the model source the mutants are generated from."""
+    return hashlib.sha256(_source().encode()).hexdigest()
+
+
+def _is_call(node: ast.AST, obj: str, attr: str) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == attr
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == obj
+    )
+
+
+def _mutable_symbol(call: ast.Call) -> bool:
+    if not call.args or not isinstance(call.args[0], ast.Constant):
+        return False
+    name = call.args[0].value
+    return isinstance(name, str) and VOCABULARY[name].role == "design"
+
+
+def _model_functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    """Top-level functions that read or write the state (take ``st``), by name, with the
+    actors of the actions they belong to."""
+    out: dict[str, ast.FunctionDef] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and any(a.arg == "st" for a in node.args.args):
+            out[node.name] = node
+    return out
+
+
+def _environment_functions() -> set[str]:
+    return {a.body.__name__ for a in actions_module.ACTIONS if a.actor == "net"}
+
+
+def _guard_nodes(fn: ast.FunctionDef) -> Iterator[ast.Call]:
+    for node in ast.walk(fn):
+        if _is_call(node, "ops", "require"):
+            assert isinstance(node, ast.Call)
+            yield node
+
+
+def _sites_of(tree: ast.Module) -> list[tuple[Site, ast.AST]]:
+    skip = _environment_functions()
+    out: list[tuple[Site, ast.AST]] = []
+    counts: dict[tuple[str, str], int] = {}
+
+    def add(fn: str, op: str, node: ast.AST, text_node: ast.AST | None = None) -> None:
+        k = counts.get((fn, op), 0) + 1
+        counts[(fn, op)] = k
+        text = ast.unparse(text_node or node)
+        if len(text) > 90:
+            text = text[:87] + "..."
+        site = Site(f"{fn}:{op}:{k}", fn, op, getattr(node, "lineno", 0), text)
+        out.append((site, node))
+
+    for name, fn in _model_functions(tree).items():
+        if name in skip:
+            continue
+        guards = list(_guard_nodes(fn))
+        for g in guards:
+            add(name, "guard-drop", g)
+            add(name, "guard-negate", g)
+        for g in guards:
+            for inner in ast.walk(g):
+                if _is_call(inner, "ops", "and_"):
+                    assert isinstance(inner, ast.Call)
+                    if len(inner.args) > 1:
+                        for arg in inner.args:
+                            add(name, "conjunct-drop", arg)
+        for node in ast.walk(fn):
+            is_update = _is_call(node, "st", "set") or _is_call(node, "st", "set_all")
+            if is_update and isinstance(node, ast.Call) and _mutable_symbol(node):
+                add(name, "update-drop", node)
+                value = node.args[-1]
+                if isinstance(value, ast.Constant) and isinstance(value.value, bool):
+                    add(name, "const-flip", value, node)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Compare):
+                for op in node.ops:
+                    if type(op) in _FLIP_CMP:
+                        add(name, "compare-flip", node)
+                        break
+        for node in ast.walk(fn):
+            # Python branches in a model function may only test the option profile (the
+            # modelling language's rule), so every one is an option test.
+            if isinstance(node, (ast.If, ast.IfExp)):
+                add(name, "option-flip", node.test)
+    return out
+
+
+@cache
+def sites() -> tuple[Site, ...]:
+    """Every mutation site of the model, in a stable order."""
+    tree = ast.parse(_source())
+    return tuple(s for s, _n in _sites_of(tree))
+
+
+# -- building a mutant -----------------------------------------------------------------------
+
+
+class _Apply(ast.NodeTransformer):
+    """Rewrite the one node of ``site`` (found by identity in a fresh tree)."""
+
+    def __init__(self, target: ast.AST, operator: str) -> None:
+        self.target = target
+        self.operator = operator
+
+    @staticmethod
+    def _hit(node: ast.expr) -> ast.expr:
+        return ast.Call(ast.Name(_HIT, ast.Load()), [node], [])
+
+    def visit_Expr(self, node: ast.Expr) -> Any:
+        if node.value is self.target and self.operator in ("guard-drop", "update-drop"):
+            return ast.Expr(self._hit(ast.Constant(None)))
+        return self.generic_visit(node)
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if node is self.target:
+            return self._rewrite(node)
+        for fname, old in ast.iter_fields(node):
+            if isinstance(old, list):
+                new_list: list[Any] = []
+                for item in old:
+                    if item is self.target and self.operator == "conjunct-drop":
+                        new_list.append(self._hit(ast.Constant(True)))
+                        continue
+                    if isinstance(item, ast.AST):
+                        item = self.visit(item)
+                    new_list.append(item)
+                setattr(node, fname, new_list)
+            elif isinstance(old, ast.AST):
+                setattr(node, fname, self.visit(old))
+        return node
+
+    def _rewrite(self, node: ast.AST) -> ast.AST:
+        op = self.operator
+        if op == "guard-negate":
+            assert isinstance(node, ast.Call)
+            cond = node.args[0]
+            neg = ast.Call(
+                ast.Attribute(ast.Name("ops", ast.Load()), "not_", ast.Load()), [cond], []
+            )
+            return ast.Call(node.func, [self._hit(neg)], [])
+        if op == "const-flip":
+            assert isinstance(node, ast.Constant)
+            return self._hit(ast.Constant(not node.value))
+        if op == "compare-flip":
+            assert isinstance(node, ast.Compare)
+            ops = [_FLIP_CMP.get(type(o), type(o))() for o in node.ops]
+            return self._hit(ast.Compare(node.left, ops, node.comparators))
+        if op == "option-flip":
+            assert isinstance(node, ast.expr)
+            return self._hit(ast.UnaryOp(ast.Not(), node))
+        raise MutateError(f"operator {op} cannot rewrite {ast.dump(node)[:60]}")
+
+
+@dataclass
+class Mutant:
+    """The model with one site mutated."""
+
+    site: Site
+    actions: tuple[Action, ...]
+    hits: list[int]
+
+    def reached(self) -> bool:
+        return bool(self.hits)
+
+
+def build(site: Site) -> Mutant:
+    """The mutant's actions (a fresh module executed from the mutated tree)."""
+    tree = ast.parse(_source())
+    found = [n for s, n in _sites_of(tree) if s.id == site.id]
+    if not found:
+        raise MutateError(f"no mutation site {site.id!r} in the model")
+    new = _Apply(found[0], site.operator).visit(tree)
+    ast.fix_missing_locations(new)
+    hits: list[int] = []
+
+    def hit(x: Any = None) -> Any:
+        hits.append(1)
+        return x
+
+    module = types.ModuleType(f"{actions_module.__name__}__mutant")
+    module.__dict__[_HIT] = hit
+    code = compile(new, f"<mutant {site.id}>", "exec")
+    exec(code, module.__dict__)  # the model's own source, rewritten above
+    acts = tuple(module.__dict__["ACTIONS"])
+    return Mutant(site, acts, hits)
+
+
+def reached_under(mutant: Mutant, profile: Profile) -> bool:
+    """Does the mutated code run when the actions are read under ``profile``?"""
+    mutant.hits.clear()
+    model = Model(profile, all_actions=mutant.actions)
+    sorts = Sorts.unbounded()
+    pre = SymbolicState(model.vocab, sorts, "mut")
+    for act in model.actions:
+        transition(act, profile, pre, sorts, tag="mut")
+    return mutant.reached()
+
+
+# -- the equivalence declarations ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    id: str
+    site: str
+    reason: str
+
+
+def load_equivalents(path: Path = EQUIVALENTS_FILE) -> dict[str, Equivalence]:
+    """The declared equivalent mutants, checked against the current sites."""
+    if not path.exists():
+        return {}
+    data = read_toml(path)
+    entries = data.get("mutant", [])
+    if not isinstance(entries, list):
+        raise SpecError(path, "mutant", "expected an array of tables ([[mutant]])")
+    by_id = {s.id: s for s in sites()}
+    out: dict[str, Equivalence] = {}
+    for i, e in enumerate(entries):
+        where = f"mutant[{i}]"
+        if not isinstance(e, dict) or set(e) != {"id", "site", "reason"}:
+            raise SpecError(path, where, "needs exactly the keys id, site, reason")
+        if not all(isinstance(e[k], str) and e[k].strip() for k in ("id", "site", "reason")):
+            raise SpecError(path, where, "id, site and reason must be non-empty strings")
+        if e["id"] not in by_id:
+            raise SpecError(path, f"{where}.id", f"no mutation site {e['id']!r} in the model")
+        if by_id[e["id"]].text != e["site"]:
+            raise SpecError(
+                path,
+                f"{where}.site",
+                f"stale: the site {e['id']} now reads {by_id[e['id']].text!r}",
+            )
+        if e["id"] in out:
+            raise SpecError(path, f"{where}.id", f"{e['id']} declared twice")
+        out[e["id"]] = Equivalence(e["id"], e["site"], e["reason"])
+    return out
+
+
+# -- checking a mutant ----------------------------------------------------------------------
+
+
+@dataclass
+class MutantResult:
+    site: Site
+    verdict: str  # "killed" | "survived" | "equivalent" | "stale"
+    profile: str
+    killed_by: list[str]
+    shortest: int | None
+    reason: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.site.id,
+            "function": self.site.function,
+            "operator": self.site.operator,
+            "line": self.site.line,
+            "site": self.site.text,
+            "clauses": list(clauses_of(self.site.function)),
+            "verdict": self.verdict,
+            "profile": self.profile,
+            "killed_by": self.killed_by,
+            "shortest": self.shortest,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def profiles_to_try(site: Site | None = None) -> list[tuple[str, Profile]]:
+    """The baseline, then the shipped proposals that change an option the mutated
+    code depends on (every shipped proposal when ``site`` is None): the options its
+    function reads (directly or through the helpers it calls) and, for a mutated
+    update, those of every function that reads the updated symbol."""
+    from mbmssec.proofs.check import shipped_proposals
+
+    spec = load_spec()
+    read = None if site is None else options_read(site.function)
+    if site is not None and site.operator in ("update-drop", "const-flip"):
+        symbol = site.text.split("'")[1]
+        for fn in readers_of(symbol):
+            read = read | options_read(fn)
+    out = [("baseline", spec.baseline())]
+    out += [
+        (p.name, p.profile)
+        for p in shipped_proposals(spec)
+        if read is None or set(p.overrides) & read
+    ]
+    return out
+
+
+@cache
+def readers_of(symbol: str) -> frozenset[str]:
+    """The model functions that read ``symbol`` (``st.get("symbol", ...)``)."""
+    tree = ast.parse(_source())
+    out = set()
+    for fn in _model_functions(tree).values():
+        for n in ast.walk(fn):
+            if (
+                _is_call(n, "st", "get")
+                and isinstance(n, ast.Call)
+                and n.args
+                and isinstance(n.args[0], ast.Constant)
+                and n.args[0].value == symbol
+            ):
+                out.add(fn.name)
+    return frozenset(out)
+
+
+@cache
+def options_read(function: str) -> frozenset[str]:
+    """The options a model function tests (``prof["..."]``, ``rekey_on(prof, ...)``),
+    with those of the functions it calls."""
+    tree = ast.parse(_source())
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    seen: set[str] = set()
+    out: set[str] = set()
+    todo = [function]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        for n in ast.walk(defs[name]):
+            if (
+                isinstance(n, ast.Subscript)
+                and isinstance(n.value, ast.Name)
+                and n.value.id == "prof"
+                and isinstance(n.slice, ast.Constant)
+            ):
+                out.add(str(n.slice.value))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                todo.append(n.func.id)
+    return frozenset(out)
+
+
+@cache
+def _original_proved(name: str) -> frozenset[int]:
+    """The properties the unmutated model proves inductively under the profile."""
+    from mbmssec.proofs.induction import prove
+
+    model = Model(dict(profiles_to_try())[name])
+    ind = prove(model)
+    return frozenset(p.number for p in model.properties if ind.property_proved(p))
+
+
+@cache
+def _original_effective(name: str) -> dict[str, int]:
+    """The actions that change the state in some reachable step of the unmutated model
+    under the profile (within the default depth)."""
+    from mbmssec.proofs.bmc import search
+
+    model = Model(dict(profiles_to_try())[name])
+    found = search(
+        model,
+        actions=[a.name for a in model.actions],
+        depth=EFFECT_DEPTH,
+        universe=MUTANT_UNIVERSE,
+        effective=True,
+    )
+    return {a: f.depth for a, f in found.witnesses.items()}
+
+
+def _sizes(u: Universe) -> str:
+    return f"{u.ue} UE, {u.svc} service, {u.tek} TEKs, {u.pkt} packet"
+
+
+def clauses_of(function: str) -> tuple[str, ...]:
+    """The clauses of the actions whose code includes ``function`` (a helper's clauses
+    are those of every action calling it)."""
+    out: list[str] = []
+    for act in actions_module.ACTIONS:
+        if act.body.__name__ == function or function in _callees(act.body):
+            out += [c for c in act.clauses if c not in out]
+    return tuple(out)
+
+
+@cache
+def _callees(fn: Callable[..., Any]) -> frozenset[str]:
+    tree = ast.parse(inspect.getsource(fn))
+    return frozenset(
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    )
+
+
+def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str], int | None, str]:
+    """Try to kill the mutant under one profile: (killed by, shortest, why not)."""
+    from mbmssec.proofs.bmc import search
+    from mbmssec.proofs.induction import prove
+
+    proved = _original_proved(name)
+    model = Model(profile, all_actions=mutant.actions)
+    ind = prove(model)
+    lost = [p for p in model.properties if p.number in proved and not ind.property_proved(p)]
+    if lost:
+        found = search(
+            model,
+            props=lost,
+            depth=MUTANT_DEPTH,
+            universe=MUTANT_UNIVERSE,
+            first_depth_only=True,
+        )
+        if found.violations:
+            depth = min(f.depth for f in found.violations.values())
+            return [f"P{n}" for n in sorted(found.violations)], depth, ""
+    effective = _original_effective(name)
+    had = sorted(set(effective) & {x.name for x in model.actions})
+    # as deep as the unmutated model needed, and two steps more
+    bound = max((effective[a] for a in had), default=0) + 2
+    wit = search(model, actions=had, depth=bound, universe=MUTANT_UNIVERSE, effective=True)
+    missing = [a for a in had if a not in wit.witnesses]
+    if missing:
+        return [f"witness:{a}" for a in missing], None, ""
+    if lost:
+        return (
+            [],
+            None,
+            f"no longer proved but not refuted within {MUTANT_DEPTH} steps "
+            f"({_sizes(MUTANT_UNIVERSE)}): {', '.join(f'P{p.number}' for p in lost)}",
+        )
+    return [], None, "every verdict unchanged"
+
+
+def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantResult:
+    """Build one mutant and check it under each profile in which its code runs (baseline
+    first, then the shipped proposals), until one kills it: induction first; the
+    properties it no longer proves are searched for a shortest violation (stopping at
+    the first depth with one); if none is violated, the actions that had a witness with
+    an effect are searched for one."""
+    import time
+
+    t0 = time.perf_counter()
+    site = {s.id: s for s in sites()}[site_id]
+    mutant = build(site)
+    declared = equivalents.get(site_id)
+
+    def result(
+        verdict: str, profile: str, killed_by: list[str], shortest: int | None, reason: str
+    ) -> MutantResult:
+        if verdict == "killed" and declared:
+            verdict, reason = "stale", f"declared equivalent but killed by {', '.join(killed_by)}"
+        elif verdict == "survived" and declared:
+            verdict, reason = "equivalent", declared.reason
+        return MutantResult(
+            site, verdict, profile, killed_by, shortest, reason, time.perf_counter() - t0
+        )
+
+    tried: list[str] = []
+    first_why = ""
+    for name, profile in profiles_to_try(site):
+        if declared and tried:
+            break  # a declared equivalent is checked under its first profile only
+        if not reached_under(mutant, profile):
+            continue
+        killed_by, shortest, why = _kill_under(name, profile, mutant)
+        if killed_by:
+            return result("killed", name, killed_by, shortest, "")
+        tried.append(name)
+        first_why = first_why or why
+    if not tried:
+        return result("survived", "-", [], None, "its code runs under no shipped profile")
+    return result(
+        "survived",
+        tried[0],
+        [],
+        None,
+        f"{first_why}; not killed under {', '.join(tried)}",
+    )

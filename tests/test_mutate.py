@@ -1,0 +1,125 @@
+"""Model mutants generated from the model's source (proofs/mutate.py, `mbmssec mutate`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mbmssec.model.machine import Model
+from mbmssec.proofs.bmc import search
+from mbmssec.proofs.mutate import (
+    OPERATORS,
+    build,
+    load_equivalents,
+    reached_under,
+    sites,
+)
+from mbmssec.spec.loader import SpecError, load_spec
+
+
+def test_every_operator_applies_and_ids_are_unique() -> None:
+    all_sites = sites()
+    assert len(all_sites) >= 50
+    assert len({s.id for s in all_sites}) == len(all_sites)
+    assert set(Counter(s.operator for s in all_sites)) == set(OPERATORS)
+
+
+def test_environment_and_history_are_never_mutated() -> None:
+    from mbmssec.model.actions import ACTIONS
+    from mbmssec.model.vocabulary import VOCABULARY
+
+    env_bodies = {a.body.__name__ for a in ACTIONS if a.actor == "net"}
+    for s in sites():
+        assert s.function not in env_bodies
+        if s.operator == "update-drop":
+            name = s.text.split("'")[1]
+            assert VOCABULARY[name].role == "design", s
+
+
+def test_a_mutant_is_checked_only_where_its_code_runs() -> None:
+    """The send guard ``ops.require(m)`` exists only under ``mki_in_srtp=mandatory``:
+    its mutant is reached under the baseline and not under the optional-MKI profile."""
+    spec = load_spec()
+    site = next(s for s in sites() if s.operator == "guard-drop" and s.text == "ops.require(m)")
+    mutant = build(site)
+    assert reached_under(mutant, spec.baseline())
+    assert not reached_under(mutant, spec.profile({"mki_in_srtp": "optional"}))
+
+
+# -- the misses of the earlier properties, planted by hand ------------------------------------
+
+MISSES = [
+    # (site, property that must catch it)
+    ("_bmsc_delivery:guard-drop:2", 1),  # delivery without authentication
+    ("_bmsc_delivery:guard-drop:3", 1),  # delivery without authorisation
+    ("activate:guard-drop:2", 4),  # activation without the fetch-window check
+    ("receive:update-drop:1", 9),  # the UE ignores unknown MKIs
+]
+
+
+@pytest.mark.parametrize(("site_id", "number"), MISSES, ids=[m[0] for m in MISSES])
+def test_planted_misses_are_caught_by_the_intended_property(site_id: str, number: int) -> None:
+    site = {s.id: s for s in sites()}[site_id]
+    model = Model(load_spec().baseline(), all_actions=build(site).actions)
+    found = search(model, props=[model.prop(number)], depth=10)
+    assert number in found.violations, f"{site_id} not caught by P{number}"
+    trace = found.violations[number].trace
+    states = trace.replay(model)
+    assert not model.holds(model.prop(number), states[-1], states[-2])
+    # and the unmutated model has no such trace of that length
+    clean = Model(load_spec().baseline())
+    assert not search(clean, props=[clean.prop(number)], depth=len(trace.steps)).violations
+
+
+# -- the declarations of equivalent mutants -------------------------------------------------
+
+
+def test_declarations_are_checked_against_the_sites(tmp_path: Path) -> None:
+    s = sites()[0]
+    good = tmp_path / "eq.toml"
+    good.write_text(f'[[mutant]]\nid = "{s.id}"\nsite = "{s.text}"\nreason = "why"\n')
+    assert load_equivalents(good)[s.id].reason == "why"
+    stale = tmp_path / "stale.toml"
+    stale.write_text(f'[[mutant]]\nid = "{s.id}"\nsite = "old text"\nreason = "why"\n')
+    with pytest.raises(SpecError, match=r"mutant\[0\]\.site: stale"):
+        load_equivalents(stale)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[[mutant]]\nid = "nope:guard-drop:1"\nsite = "x"\nreason = "why"\n')
+    with pytest.raises(SpecError, match=r"mutant\[0\]\.id: no mutation site"):
+        load_equivalents(unknown)
+    twice = tmp_path / "twice.toml"
+    twice.write_text(good.read_text() * 2)
+    with pytest.raises(SpecError, match="declared twice"):
+        load_equivalents(twice)
+    noreason = tmp_path / "noreason.toml"
+    noreason.write_text(f'[[mutant]]\nid = "{s.id}"\nsite = "{s.text}"\n')
+    with pytest.raises(SpecError, match="exactly the keys id, site, reason"):
+        load_equivalents(noreason)
+
+
+def test_shipped_declarations_load() -> None:
+    declared = load_equivalents()
+    # equivalents stay a small share of the catalogue
+    assert len(declared) < 0.15 * len(sites())
+
+
+def test_cli_errors_are_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mbmssec", "mutate", "--only", "no:such:1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "no such mutant: no:such:1" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "mbmssec", "mutate", "--list", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and '"operator"' in proc.stdout
