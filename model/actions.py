@@ -219,21 +219,27 @@ def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     and a fetch time ``clock + f`` in MIKEY under the UE's KEK, and the UE installs them."""
     send_a, send_n, act, nxt = _bmsc_delivery(ops, st, prof, u, s, f)
     counter = st.get("ctr", u) + 1
+    # The UE checks a fresh delivery's replay counter as it checks a replayed one, and
+    # drops a delivery that fails the check (D/REPLAY).
+    fresh: Any = True
+    if prof["replay_protection"] != "none":
+        fresh = counter > st.get("ue_ctr", u)
 
     def new_here(t: Any) -> Any:
         return ops.or_(ops.and_(send_a, t == act), ops.and_(send_n, t == nxt))
 
     def installs(v: Any, t: Any) -> Any:
-        return ops.and_(v == u, new_here(t))
+        return ops.and_(v == u, fresh, new_here(t))
 
     st.set_all("holds", lambda v, t: ops.or_(st.get("holds", v, t), installs(v, t)))
     st.set_all("dlv_ctr", lambda v, t: ops.ite(installs(v, t), counter, st.get("dlv_ctr", v, t)))
-    st.set("ue_ctr", (u,), counter)
+    st.set("ue_ctr", (u,), ops.ite(fresh, counter, st.get("ue_ctr", u)))
     st.set("dropped", (u, s), False)
-    st.set("in_sync", (u, s), True)
-    st.set("saw_unknown", (u, s), False)
-    st.set("current", (u, s), ops.ite(send_a, act, st.get("current", u, s)))
-    st.set("has_current", (u, s), ops.or_(st.get("has_current", u, s), send_a))
+    st.set("in_sync", (u, s), True)  # the delivery reached the UE (history)
+    st.set("saw_unknown", (u, s), ops.and_(st.get("saw_unknown", u, s), ops.not_(fresh)))
+    switch = ops.and_(fresh, send_a)
+    st.set("current", (u, s), ops.ite(switch, act, st.get("current", u, s)))
+    st.set("has_current", (u, s), ops.or_(st.get("has_current", u, s), switch))
 
 
 @action(
