@@ -393,11 +393,13 @@ def profiles_to_try(site: Site | None = None) -> list[tuple[str, Profile]]:
     from mbmssec.proofs.check import shipped_proposals
 
     spec = load_spec()
-    read = None if site is None else options_read(site.function)
-    if site is not None and site.operator in ("update-drop", "const-flip"):
-        symbol = site.text.split("'")[1]
-        for fn in readers_of(symbol):
-            read = read | options_read(fn)
+    read: frozenset[str] | None = None
+    if site is not None:
+        read = options_read(site.function)
+        if site.operator in ("update-drop", "const-flip"):
+            symbol = site.text.split("'")[1]
+            for fn in readers_of(symbol):
+                read = read | options_read(fn)
     out = [("baseline", spec.baseline())]
     out += [
         (p.name, p.profile)

@@ -231,6 +231,7 @@ def execute(
     strict = trace is not None
     states: list[State] = trace.replay(model) if trace is not None and model is not None else []
     ls = Lockstep(profile, universe, seed=seed)
+    ls.tracker.judge_steps = True
     res = ReplayResult(profile, ls)
     packet_of: dict[int, int] = {}  # model packet -> wire index
 

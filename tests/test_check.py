@@ -49,6 +49,8 @@ def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Compa
         6,
         8,
         9,
+        10,
+        11,
     }
     assert base.verdicts[7].verdict == "refuted"
     assert not base.vacuous
@@ -81,14 +83,14 @@ def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
         ("activate_immediately", 4, 7),
         ("replay_none", 8, 10),
         ("kek_common", 5, 7),
-        ("rekey_never", 6, 10),
+        ("rekey_never", 6, 8),  # the revoked UE holds a TEK activated after it left
     ],
 )
 def test_named_proposals_break_with_minimal_counterexamples(
     comparisons: list[Comparison], name: str, number: int, length: int
 ) -> None:
     c = next(c for c in comparisons if c.proposal and c.proposal.name == name)
-    assert c.broken == [number] and c.breaks
+    assert number in c.broken and c.breaks
     trace = c.report.verdicts[number].trace
     assert trace is not None and len(trace.steps) == length
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -123,3 +124,36 @@ def test_cli_errors_are_exit_2() -> None:
         check=False,
     )
     assert proc.returncode == 0 and '"operator"' in proc.stdout
+
+
+def test_cli_reports_killed_and_equivalent_mutants_as_json() -> None:
+    """Two mutants through the whole pipeline (the full catalogue is `mbmssec mutate`):
+    the delivery without authentication is killed, the re-subscription is equivalent."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "mutate",
+            "--json",
+            "--quiet",
+            "--jobs",
+            "1",
+            "--only",
+            "_bmsc_delivery:guard-drop:2",
+            "--only",
+            "subscribe:guard-drop:1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    by_id = {m["id"]: m for m in doc["mutants"]}
+    killed = by_id["_bmsc_delivery:guard-drop:2"]
+    assert killed["verdict"] == "killed" and killed["profile"] == "baseline"
+    assert killed["killed_by"] and killed["shortest"] is not None
+    eq = by_id["subscribe:guard-drop:1"]
+    assert eq["verdict"] == "equivalent" and "event counter" in eq["reason"]
+    assert doc["counts"] == {"killed": 1, "equivalent": 1, "survived": 0, "stale": 0}
