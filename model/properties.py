@@ -5,15 +5,14 @@ concretely (Hypothesis, trace checking) and by Z3 (proofs, bounded search).
 
 * ``invariant`` properties are state formulas that must hold in every reachable state;
 * ``step`` properties relate the pre- and post-state of every transition;
+* the ``response`` property (9) says that a given short plan of UE actions, started in
+  any reachable state satisfying a premise, is enabled and reaches a goal: a bounded
+  liveness claim whose bound is the plan's length.
 
 Properties read the design state (what the BM-SC and the UEs hold) and the *history*
 symbols (:class:`~mbmssec.model.dsl.Symbol` role ``"history"``: what was sent to whom
 while authenticated, which packets reached which UE), never a flag that an action sets
 to report on itself, so that a faulty action cannot hide its own evidence.
-
-* the ``response`` property (9) says that a given short plan of UE actions, started in
-  any reachable state satisfying a premise, is enabled and reaches a goal: a bounded
-  liveness claim whose bound is the plan's length.
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ MISSES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("site_id", "number"), MISSES, ids=[m[0] for m in MISSES])
 def test_planted_misses_are_caught_by_the_intended_property(site_id: str, number: int) -> None:
     site = {s.id: s for s in sites()}[site_id]
@@ -126,6 +127,7 @@ def test_cli_errors_are_exit_2() -> None:
     assert proc.returncode == 0 and '"operator"' in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_reports_killed_and_equivalent_mutants_as_json() -> None:
     """Two mutants through the whole pipeline (the full catalogue is `mbmssec mutate`):
     the delivery without authentication is killed, the re-subscription is equivalent."""
