@@ -10,18 +10,25 @@ query, and bounded model checking time against depth.
   property that holds (forward secrecy), so that every depth is searched to the end;
   each depth is also given as a ratio to the time of depth 1 measured in the same run.
 
+* the baseline check again beside CPU hogs (one busy process per CPU, started and
+  stopped by this benchmark): the verdicts, the lemmas each proof used and the surviving
+  conjuncts must be those of the idle run (solver limits are step counts, not seconds),
+  and the slowdown is reported as a ratio to the idle run.
+
 Run ``python -m mbmssec.bench.proof_bench [--quick] [--json]``.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from mbmssec.bench.benchmark import Benchmark, Figure, Plot, PlotData, Result
 from mbmssec.bench.plotting import pyplot, save, unity
@@ -46,6 +53,43 @@ QUICK: Final = ProofSize(depth=8)
 FULL: Final = ProofSize(depth=12)
 
 
+def _hog() -> None:  # pragma: no cover - runs in a child process until terminated
+    while True:
+        pass
+
+
+def _verdict_summary(report: Any) -> dict[str, object]:
+    return {
+        "verdicts": {str(n): v.verdict for n, v in sorted(report.verdicts.items())},
+        "lemmas": {str(n): list(v.lemmas) for n, v in sorted(report.verdicts.items())},
+        "surviving": list(report.induction.surviving),
+    }
+
+
+def under_load(idle: Any, idle_seconds: float) -> dict[str, object]:
+    """The baseline check beside one busy process per CPU, compared with the idle run."""
+    hogs = [multiprocessing.Process(target=_hog, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for h in hogs:
+        h.start()
+    try:
+        t0 = time.perf_counter()
+        loaded = check_profile(Model.baseline())
+        seconds = time.perf_counter() - t0
+    finally:
+        for h in hogs:  # only the processes started above, by their handles
+            h.terminate()
+            h.join(5)
+    a, b = _verdict_summary(idle), _verdict_summary(loaded)
+    return {
+        "hogs": len(hogs),
+        "seconds": round(seconds, 3),
+        "ratio_to_idle": round(seconds / idle_seconds, 2) if idle_seconds > 0 else None,
+        "identical": a == b,
+        "idle": a,
+        "loaded": b,
+    }
+
+
 def measure(size: ProofSize) -> dict[str, object]:
     """Run the three measurements and return the figures as a dict."""
     model = Model.baseline()
@@ -55,6 +99,7 @@ def measure(size: ProofSize) -> dict[str, object]:
     queries = report.induction.queries
     solver_times = [q.seconds for q in queries if q.verdict != "frame"]
     slowest = sorted(queries, key=lambda q: -q.seconds)[:10]
+    loaded = under_load(report, full)
     res = search(model, props=[model.prop(BMC_PROPERTY)], depth=size.depth)
     cumulative = res.depth_seconds
     per_depth = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
@@ -70,6 +115,7 @@ def measure(size: ProofSize) -> dict[str, object]:
             "bmc_seconds": round(report.bmc_seconds, 3),
             "verdicts": {n: v.verdict for n, v in sorted(report.verdicts.items())},
         },
+        "under_load": loaded,
         "queries": {
             "count": len(queries),
             "solver_calls": len(solver_times),
@@ -153,6 +199,20 @@ def figures(r: Result) -> list[Figure]:
             "ms",
         )
     )
+    load = r.get("under_load")
+    if isinstance(load, dict):
+        rows.append(
+            Figure(
+                f"baseline check beside {load['hogs']} CPU hogs (verdicts "
+                f"{'identical' if load['identical'] else 'DIFFERENT'})",
+                float(load["seconds"]),
+                "s",
+                "idle check (same run)",
+                float(base["seconds"]),
+                "measured",
+                False,
+            )
+        )
     return rows
 
 
@@ -184,6 +244,14 @@ def _plot(data: PlotData, path: Path) -> bool:
     return save(fig, path)
 
 
+def check(r: Result) -> str | None:
+    """A loaded machine must not change a verdict, a lemma set or a surviving conjunct."""
+    load = r.get("under_load")
+    if isinstance(load, dict) and not load.get("identical"):
+        return "the baseline check beside CPU hogs gave other verdicts or proofs than idle"
+    return None
+
+
 BENCHMARK: Final = Benchmark(
     name="proof",
     description="Z3 baseline check time and bounded model checking time against depth",
@@ -192,6 +260,7 @@ BENCHMARK: Final = Benchmark(
     full=FULL,
     figures=figures,
     plots=(Plot("bmc_time_vs_depth.png", "Proofs: BMC time against depth", _plot),),
+    check=check,
 )
 
 
