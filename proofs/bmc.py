@@ -313,6 +313,8 @@ def _independence(model: Model, sorts: Sorts) -> list[tuple[int, int]]:
     for act in model.actions:
         rec = _ReadRecorder(base)
         params = tuple(z3.Const(f"{act.name}.{p.name}@por", sorts.of(p.sort)) for p in act.params)
+        # _ReadRecorder stands in for the pre-state (it has the same get/vocab the reading
+        # uses) but is not a SymbolicState subclass, hence the ignore.
         stp = finite_transition(act, model.profile, rec, sorts, params)  # type: ignore[arg-type]
         # Updates written with set_all are functions evaluated only when the post-state
         # is read: read every entry of every written symbol so that their reads count.

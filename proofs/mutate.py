@@ -36,9 +36,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import time
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ class Site:
     operator: str
     line: int
     text: str
-    path: tuple[int, ...] = field(repr=False, default=())
-    """Where the node is: indices of the walk (see :func:`_sites`)."""
+    symbol: str | None = None
+    """The symbol a mutated update writes (update-drop and const-flip only)."""
 
     @property
     def description(self) -> str:
@@ -160,13 +161,19 @@ def _sites_of(tree: ast.Module) -> list[tuple[Site, ast.AST]]:
     out: list[tuple[Site, ast.AST]] = []
     counts: dict[tuple[str, str], int] = {}
 
-    def add(fn: str, op: str, node: ast.AST, text_node: ast.AST | None = None) -> None:
+    def add(
+        fn: str,
+        op: str,
+        node: ast.AST,
+        text_node: ast.AST | None = None,
+        symbol: str | None = None,
+    ) -> None:
         k = counts.get((fn, op), 0) + 1
         counts[(fn, op)] = k
         text = ast.unparse(text_node or node)
         if len(text) > 90:
             text = text[:87] + "..."
-        site = Site(f"{fn}:{op}:{k}", fn, op, getattr(node, "lineno", 0), text)
+        site = Site(f"{fn}:{op}:{k}", fn, op, getattr(node, "lineno", 0), text, symbol)
         out.append((site, node))
 
     for name, fn in _model_functions(tree).items():
@@ -186,10 +193,13 @@ def _sites_of(tree: ast.Module) -> list[tuple[Site, ast.AST]]:
         for node in ast.walk(fn):
             is_update = _is_call(node, "st", "set") or _is_call(node, "st", "set_all")
             if is_update and isinstance(node, ast.Call) and _mutable_symbol(node):
-                add(name, "update-drop", node)
+                first = node.args[0]
+                assert isinstance(first, ast.Constant)  # checked by _mutable_symbol
+                symbol = str(first.value)
+                add(name, "update-drop", node, symbol=symbol)
                 value = node.args[-1]
                 if isinstance(value, ast.Constant) and isinstance(value.value, bool):
-                    add(name, "const-flip", value, node)
+                    add(name, "const-flip", value, node, symbol=symbol)
         for node in ast.walk(fn):
             if isinstance(node, ast.Compare):
                 for op in node.ops:
@@ -397,8 +407,7 @@ def profiles_to_try(site: Site | None = None) -> list[tuple[str, Profile]]:
     if site is not None:
         read = options_read(site.function)
         if site.operator in ("update-drop", "const-flip"):
-            symbol = site.text.split("'")[1]
-            for fn in readers_of(symbol):
+            for fn in readers_of(site.symbol or ""):
                 read = read | options_read(fn)
     out = [("baseline", spec.baseline())]
     out += [
@@ -549,8 +558,6 @@ def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantRes
     properties it no longer proves are searched for a shortest violation (stopping at
     the first depth with one); if none is violated, the actions that had a witness with
     an effect are searched for one."""
-    import time
-
     t0 = time.perf_counter()
     site = {s.id: s for s in sites()}[site_id]
     mutant = build(site)

@@ -8,6 +8,8 @@ solver query per (state, action) asks whether the two readings can differ.
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,24 +26,14 @@ from mbmssec.model.symbolic import (
 )
 from mbmssec.spec.loader import load_spec
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from model_profiles import PROFILES
+
 pytestmark = pytest.mark.slow
 
 U = Universe(ue=2, svc=2, tek=3, pkt=2)
 STATES = 1000
-# a profile in which every action exists (Acknowledge needs the MIKEY response)
-PROFILES = {
-    "after_acks": {"mikey_response": "required", "activation": "after_acks"},
-    "variants": {
-        "kek_scope": "common",
-        "membership_rekey": "both",
-        "mki_in_srtp": "optional",
-        "replay_protection": "none",
-        "unknown_mki_resync": "wait",
-        "second_service_auth": "authorise_only",
-        "activation": "immediate",
-        "mikey_response": "optional",
-    },
-}
 
 
 def random_state(model: Model, rng: random.Random) -> State:

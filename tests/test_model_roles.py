@@ -4,6 +4,8 @@ cannot hide its own evidence from the properties that read the history."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,21 +18,12 @@ from mbmssec.model.symbolic import Sorts, SymbolicState, transition
 from mbmssec.model.vocabulary import VOCABULARY
 from mbmssec.spec.loader import load_spec
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from model_profiles import PROFILES as MODEL_PROFILES
+
 HISTORY = {s.name for s in VOCABULARY.symbols if s.role == "history"}
-PROFILES = {
-    "baseline": {},
-    "variants": {
-        "kek_scope": "common",
-        "membership_rekey": "both",
-        "mki_in_srtp": "optional",
-        "replay_protection": "none",
-        "unknown_mki_resync": "wait",
-        "second_service_auth": "authorise_only",
-        "activation": "immediate",
-        "mikey_response": "optional",
-    },
-    "acks": {"mikey_response": "required", "activation": "after_acks"},
-}
+PROFILES = {"baseline": {}, **MODEL_PROFILES}
 
 
 def _symbols_in(term: Any) -> set[str]:
