@@ -27,7 +27,7 @@ from mbmssec.docgen.needs import (
 from mbmssec.docgen.rst import esc, heading, list_table, need, status_role
 from mbmssec.docgen.site import Site
 from mbmssec.model.dsl import Action
-from mbmssec.model.properties import Property
+from mbmssec.model.properties import FAIRNESS, Property
 from mbmssec.proofs.results import Results, VerdictResult
 
 # -- actions -------------------------------------------------------------------------------
@@ -102,6 +102,17 @@ def _kind_text(prop: Property) -> str:
             "a bounded response property: from every reachable state satisfying "
             f"its premise, a plan of {prop.bound} steps is enabled and reaches "
             "its goal"
+        ),
+        "liveness": (
+            "a liveness property: on every fair run, whenever its premise holds its "
+            "goal holds later. It is proved for every population size by the proof "
+            "rule O0-O5 (obligations listed below, each a Z3 query from the inductive "
+            "invariant), or refuted by a fair lasso: a prefix and a loop that repeats "
+            "forever, checked for every number of turns and replayed on the executable "
+            "model. Fairness assumed: "
+            + "; ".join(f"{name} {kind}ly fair" for name, kind in FAIRNESS)
+            + " (nothing else: the operator, the radio, the attacker and the BM-SC's "
+            "key schedule may stop)"
         ),
     }.get(prop.kind, prop.kind)
 

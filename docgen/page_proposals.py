@@ -55,6 +55,11 @@ def _expectation(p: Proposal) -> str:
         + (", ".join(map(str, p.expect_broken)) or "nothing")
         + "; fixes "
         + (", ".join(map(str, p.expect_fixed)) or "nothing")
+        + (
+            "; no longer proves (not refuted) " + ", ".join(map(str, p.expect_weakened))
+            if p.expect_weakened
+            else ""
+        )
     )
 
 

@@ -483,7 +483,12 @@ def compromise(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
         st.set_all("att_kek", lambda v: True)
     else:
         st.set("att_kek", (u,), True)
-    st.set_all("att_tek", lambda t: ops.or_(st.get("att_tek", t), st.get("holds", u, t)))
+    st.set_all("att_tek", lambda t: ops.or_(st.get("att_tek", t), _knows(ops, st, u, t)))
+
+
+def _knows(ops: Ops, st: Step, u: Any, t: Any) -> Any:
+    """What a UE knows of a TEK: installed as its own, or read from another UE's delivery."""
+    return ops.or_(st.get("holds", u, t), st.get("overheard", u, t))
 
 
 @action(
@@ -493,8 +498,8 @@ def compromise(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     actor="attacker",
 )
 def leak(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
-    """A colluding UE passes on a TEK it holds."""
-    ops.require(ops.and_(st.get("compromised", u), st.get("holds", u, t)))
+    """A colluding UE passes on a TEK it knows."""
+    ops.require(ops.and_(st.get("compromised", u), _knows(ops, st, u, t)))
     st.set("att_tek", (t,), True)
 
 
@@ -509,6 +514,25 @@ def eavesdrop(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
     """The attacker decrypts a recorded MIKEY delivery to ``u`` with a KEK it knows."""
     ops.require(ops.and_(st.get("delivered", u, t), st.get("att_kek", u)))
     st.set("att_tek", (t,), True)
+
+
+@action(
+    params=(_p("u", UE), _p("v", UE), _p("t", TEK)),
+    modifies=("overheard",),
+    clauses=("6.2.1/KEK-PER-UE", "3.1/KEK", "6.2.1/TEK-UNDER-KEK"),
+    actor="attacker",
+    applies=lambda prof: prof["tek_protection"] == "mikey_kek" and prof["kek_scope"] == "common",
+)
+def overhear(ops: Ops, st: Step, prof: Prof, u: Any, v: Any, t: Any) -> None:
+    """A UE keeps listening, whether or not it is still authorised: it records the MIKEY
+    delivery of ``t`` to another UE ``v`` and reads it if it knows ``v``'s KEK.  With one
+    KEK per UE it never does (so the action exists only with ``kek_scope=common``); with
+    one KEK common to all UEs, any UE that authenticated once (and so was given that KEK)
+    does.  A UE authenticated once if it is authenticated now or was ever sent a delivery
+    (only a delivery ends an authentication)."""
+    ever_authenticated = ops.or_(st.get("authenticated", u), st.get("ctr", u) > 0)
+    ops.require(ops.and_(st.get("delivered", v, t), u != v, ever_authenticated))
+    st.set("overheard", (u, t), True)
 
 
 @action(
@@ -546,5 +570,6 @@ ACTIONS: tuple[Action, ...] = (
     compromise,
     leak,
     eavesdrop,
+    overhear,
     replay,
 )

@@ -5,9 +5,12 @@ concretely (Hypothesis, trace checking) and by Z3 (proofs, bounded search).
 
 * ``invariant`` properties are state formulas that must hold in every reachable state;
 * ``step`` properties relate the pre- and post-state of every transition;
-* the ``response`` property (9) says that a given short plan of UE actions, started in
-  any reachable state satisfying a premise, is enabled and reaches a goal: a bounded
-  liveness claim whose bound is the plan's length.
+* the ``liveness`` property (9) says that whenever a premise holds, a goal holds later,
+  on every run that is fair (:data:`FAIRNESS`): a UE that keeps trying and a network that
+  does not lose one UE's answers forever;
+* the ``response`` property (12) is its bounded form: a given short plan of UE actions,
+  started in any reachable state satisfying the premise, is enabled and reaches the
+  goal; its bound is the plan's length.
 
 Properties read the design state (what the BM-SC and the UEs hold) and the *history*
 symbols (:class:`~mbmssec.model.dsl.Symbol` role ``"history"``: what was sent to whom
@@ -47,6 +50,14 @@ class Property:
     goal: Callable[..., Any] | None = None
     plan: tuple[tuple[str, tuple[tuple[str, str | int], ...]], ...] = ()
     holds_in_baseline: bool = True
+    #: liveness only: the proof certificate (see :mod:`mbmssec.proofs.liveness`):
+    #: ``pending(ops, st, u, s)`` holds from the premise until the goal; ``enabler`` is
+    #: a weakly fair action of the UE that makes ``ready(ops, st, u, s)`` true, and
+    #: ``helpful`` a strongly fair action that, taken while pending, reaches the goal.
+    pending: Callable[..., Any] | None = None
+    ready: Callable[..., Any] | None = None
+    enabler: tuple[str, tuple[tuple[str, str | int], ...]] | None = None
+    helpful: tuple[str, tuple[tuple[str, str | int], ...]] | None = None
 
     @property
     def bound(self) -> int | None:
@@ -154,7 +165,9 @@ def p6_forward_secrecy(ops: Ops, st: Reader) -> Any:
         s = st.get("tek_svc", t)
         rev = st.get("revoke_ev", u, s)
         return ops.implies(
-            ops.and_(st.get("holds", u, t), st.get("revoked", u, s)),
+            ops.and_(
+                ops.or_(st.get("holds", u, t), st.get("overheard", u, t)), st.get("revoked", u, s)
+            ),
             ops.and_(
                 st.get("gen_ev", t) < rev,
                 ops.implies(st.get("activated", t), st.get("act_ev", t) < rev),
@@ -215,7 +228,31 @@ def p9_premise(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
 
 
 def p9_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """The UE holds the service's active TEK, or it is no longer subscribed or in
+    coverage (the promise is made only to a subscribed UE in coverage)."""
+    return ops.or_(
+        st.get("holds", u, st.get("active", s)),
+        ops.not_(st.get("subscribed", u, s)),
+        ops.not_(st.get("covered", u)),
+    )
+
+
+def p12_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     return st.get("holds", u, st.get("active", s))
+
+
+def p9_pending(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """Proof certificate of property 9: the UE is subscribed, in coverage, lacks the
+    active TEK and has noted an unknown MKI, so it may re-register at once."""
+    return ops.and_(
+        st.get("has_active", s),
+        ops.not_(p9_goal(ops, st, u, s)),
+        st.get("saw_unknown", u, s),
+    )
+
+
+def p9_ready(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    return st.get("authenticated", u)
 
 
 def p10_availability(ops: Ops, pre: Reader, post: Reader) -> Any:
@@ -311,8 +348,9 @@ PROPERTIES: tuple[Property, ...] = (
         "forward_secrecy",
         "Forward secrecy on revocation",
         ("6.2.3.1/REASONS", "6.2.2/AUTH-BEFORE-TEK"),
-        "A revoked UE holds no TEK generated after its revocation nor one activated after "
-        "it, and decrypts no packet sent under a TEK activated after its revocation.",
+        "A revoked UE, which keeps listening, knows (holds, or read from another UE's "
+        "delivery) no TEK generated after its revocation nor one activated after it, and "
+        "decrypts no packet sent under a TEK activated after its revocation.",
         "invariant",
         body=p6_forward_secrecy,
     ),
@@ -338,15 +376,22 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         9,
         "unknown_mki_recovery",
-        "Recovery after an unknown MKI (bounded)",
+        "Recovery after an unknown MKI",
         ("6.2.3.3/UNKNOWN-MKI", "6.2.3.2/REREGISTER"),
-        "A subscribed UE in coverage that was reached by a packet under the service's "
-        "active TEK without holding that TEK holds it after at most two steps of its own "
-        "(authenticate, re-register), when no message is lost.",
-        "response",
+        "On every fair run: a subscribed UE in coverage that was reached by a packet under "
+        "the service's active TEK without holding that TEK eventually holds the active "
+        "TEK, unless it leaves coverage or loses its subscription first.  Fair means: a "
+        "UE in coverage keeps authenticating, a registration that keeps being possible "
+        "is eventually answered and reaches the UE (no answer is lost forever), and time "
+        "advances when nothing holds it back.  The BM-SC's key schedule is not assumed to "
+        "move on: recovery must not wait for the next key switch.",
+        "liveness",
         premise=p9_premise,
         goal=p9_goal,
-        plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
+        pending=p9_pending,
+        ready=p9_ready,
+        enabler=("Authenticate", (("u", "u"),)),
+        helpful=("Register", (("u", "u"), ("s", "s"), ("f", 1))),
     ),
     Property(
         10,
@@ -369,6 +414,30 @@ PROPERTIES: tuple[Property, ...] = (
         "invariant",
         body=p11_key_hygiene,
     ),
+    Property(
+        12,
+        "unknown_mki_recovery_bounded",
+        "Recovery after an unknown MKI within two steps (bounded)",
+        ("6.2.3.3/UNKNOWN-MKI", "6.2.3.2/REREGISTER"),
+        "The bounded form of property 9: from any reachable state meeting its premise, "
+        "the UE holds the active TEK after two steps of its own (authenticate, "
+        "re-register), when no message is lost.",
+        "response",
+        premise=p9_premise,
+        goal=p12_goal,
+        plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
+    ),
+)
+
+#: The fairness assumptions of the liveness property, per action: ``weak`` (an instance
+#: enabled from some point on is eventually taken) or ``strong`` (an instance enabled
+#: again and again is eventually taken).  Register instances count per (UE, service),
+#: whatever fetch time the BM-SC gives.  Nothing else is assumed: the operator, the
+#: radio, the attacker and the BM-SC's key schedule may do anything or nothing.
+FAIRNESS: tuple[tuple[str, str], ...] = (
+    ("Authenticate", "weak"),
+    ("Register", "strong"),
+    ("Tick", "weak"),
 )
 
 

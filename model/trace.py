@@ -36,6 +36,9 @@ class Trace:
     steps: tuple[TraceStep, ...]
     universe: Universe = field(default_factory=Universe)
     violates: tuple[int, ...] = ()
+    #: for a lasso (a liveness counterexample): the index of the first step of the loop,
+    #: ``steps[loop:]``, which repeats forever
+    loop: int | None = None
 
     def replay(self, model: Model) -> list[State]:
         """The states the trace visits; raises :class:`ModelError` if a step is disabled."""
@@ -82,18 +85,24 @@ class Trace:
 
     def to_json(self) -> dict[str, Any]:
         u = self.universe
-        return {
+        out: dict[str, Any] = {
             "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
             "violates": list(self.violates),
             "steps": [s.to_json() for s in self.steps],
         }
+        if self.loop is not None:
+            out["loop"] = self.loop
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trace:
         try:
             uni = Universe(**data["universe"])
             steps = tuple(TraceStep(s["action"], tuple(s["args"])) for s in data["steps"])
-            return cls(steps, uni, tuple(data.get("violates", ())))
+            loop = data.get("loop")
+            if loop is not None and not (isinstance(loop, int) and 0 <= loop < len(steps)):
+                raise ModelError(f"malformed trace JSON: loop {loop!r} is not a step index")
+            return cls(steps, uni, tuple(data.get("violates", ())), loop)
         except (KeyError, TypeError) as exc:
             raise ModelError(f"malformed trace JSON: {exc}") from None
 
@@ -127,9 +136,15 @@ class Trace:
             text = self.describe(model, st)
             note = effect_note(model, states[i - 1], states[i], st)
             cell = text + (f"  {note}" if note else "")
-            lines.append(f"{i:>3}  " + " " * (width * col) + cell)
+            mark = " " if self.loop is None or i <= self.loop else "|"
+            if self.loop is not None and i == self.loop + 1:
+                lines.append("     --- loop: the steps below repeat forever ---")
+            lines.append(f"{i:>3}{mark} " + " " * (width * col) + cell)
+        if self.loop is not None:
+            lines.append(f"     --- back to step {self.loop + 1} ---")
         if self.violates:
-            lines.append(f"  => violates property {', '.join(map(str, self.violates))}")
+            verb = "never reaches the goal of" if self.loop is not None else "violates"
+            lines.append(f"  => {verb} property {', '.join(map(str, self.violates))}")
         return "\n".join(lines)
 
 

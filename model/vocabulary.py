@@ -144,6 +144,13 @@ VOCABULARY = Vocabulary(
         _s("compromised", (UE,), B, "The UE colludes with the attacker (gave away its KEK)."),
         _s("att_kek", (UE,), B, "The attacker can decrypt deliveries addressed to the UE."),
         _s("att_tek", (TEK,), B, "The attacker knows this TEK."),
+        _s(
+            "overheard",
+            (UE, TEK),
+            B,
+            "The UE, as an insider, read this TEK from a MIKEY delivery addressed to "
+            "another UE (possible only when it knows that UE's KEK).",
+        ),
         # history of membership and synchronisation
         _s(
             "joined",

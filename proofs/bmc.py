@@ -118,7 +118,12 @@ class Unrolling:
     """The incremental unrolling of one model over one universe."""
 
     def __init__(
-        self, model: Model, universe: Universe = BMC_UNIVERSE, rlimit: int = DEFAULT_BMC_RLIMIT
+        self,
+        model: Model,
+        universe: Universe = BMC_UNIVERSE,
+        rlimit: int = DEFAULT_BMC_RLIMIT,
+        *,
+        por: bool = True,
     ) -> None:
         for s in (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT):
             if universe.size(s) < 1:
@@ -137,7 +142,9 @@ class Unrolling:
             s: {str(e): i for i, e in enumerate(self.sorts.elements[s])}
             for s in self.sorts.elements
         }
-        self._independent = _independence(model, self.sorts)
+        # partial-order reduction keeps every reachable state at every depth, but not every
+        # intermediate state of a run: searches that read those (fair lassos) turn it off
+        self._independent = _independence(model, self.sorts) if por else []
         self.solver.add(self._initial(self.states[0]))
 
     @property
@@ -225,6 +232,8 @@ class Unrolling:
                 return None
             assert prop.body is not None
             return z3.Not(as_z3(prop.body(self.ops, self.states[k - 1], st)))
+        if prop.kind == "liveness":
+            return None  # no finite prefix violates it: see mbmssec.proofs.liveness
         assert prop.premise is not None and prop.goal is not None
         u = z3.Const(f"resp.u@{k}{self.tag}", self.sorts.of(Sort.UE))
         s = z3.Const(f"resp.s@{k}{self.tag}", self.sorts.of(Sort.SVC))

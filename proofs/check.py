@@ -32,6 +32,7 @@ from mbmssec.model.properties import Property
 from mbmssec.model.trace import Trace
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
 from mbmssec.proofs.induction import DEFAULT_RLIMIT, Cti, InductionResult, Query, prove
+from mbmssec.proofs.liveness import LASSO_DEPTH, MAX_PARAM, LassoSearch, find_lasso
 from mbmssec.proofs.results import (
     CtiResult,
     ProfileResult,
@@ -65,6 +66,9 @@ class Proposal:
     expect_broken: tuple[int, ...]
     expect_fixed: tuple[int, ...]
     profile: Profile
+    #: properties expected to be no longer proved without being refuted (a liveness
+    #: property with no fair lasso within the bound)
+    expect_weakened: tuple[int, ...] = ()
 
 
 _PROPOSAL_KEYS = {"title", "rationale", "clauses", "options", "replace", "expect"}
@@ -112,11 +116,13 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
         if cid not in clauses:
             raise SpecError(path, f"replace.{cid}", "a replaced clause must be listed in 'clauses'")
     expect = data.get("expect", {})
-    if not isinstance(expect, dict) or set(expect) - {"broken", "fixed"}:
-        raise SpecError(path, "expect", "expected a table with 'broken' and 'fixed' lists")
+    if not isinstance(expect, dict) or set(expect) - {"broken", "fixed", "weakened"}:
+        raise SpecError(
+            path, "expect", "expected a table with 'broken', 'fixed' (and 'weakened') lists"
+        )
     numbers = {p.number for p in Model.baseline().properties}
     lists: dict[str, tuple[int, ...]] = {}
-    for key in ("broken", "fixed"):
+    for key in ("broken", "fixed", "weakened"):
         value = expect.get(key, [])
         if not isinstance(value, list) or not all(
             isinstance(n, int) and not isinstance(n, bool) for n in value
@@ -137,6 +143,7 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
         replacements=dict(replace),
         expect_broken=lists["broken"],
         expect_fixed=lists["fixed"],
+        expect_weakened=lists["weakened"],
         profile=profile,
     )
 
@@ -272,13 +279,18 @@ def check_profile(
     universe: Universe = BMC_UNIVERSE,
     rlimit: int = DEFAULT_RLIMIT,
     progress: Progress | None = None,
+    lasso_depth: int = LASSO_DEPTH,
 ) -> Report:
     """Prove or refute every property of ``model`` (see the module docstring)."""
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
     ind = prove(model, rlimit=rlimit, progress=say)
-    unproved = [p for p in model.properties if not ind.property_proved(p)]
+    unproved = [p for p in model.properties if not ind.property_proved(p) and p.kind != "liveness"]
     tb = time.perf_counter()
+    lassos: dict[int, LassoSearch] = {}
+    for prop in model.properties:
+        if prop.kind == "liveness" and not ind.property_proved(prop):
+            lassos[prop.number] = find_lasso(model, prop, depth=lasso_depth, progress=say)
     found = search(
         model,
         props=unproved,
@@ -295,6 +307,9 @@ def check_profile(
     nonvacuous = ind.initial_satisfiable and all(w is not None for w in witnesses.values())
     verdicts: dict[int, Verdict] = {}
     for prop in model.properties:
+        if prop.number in lassos:
+            verdicts[prop.number] = _liveness_verdict(prop, ind, lassos[prop.number])
+            continue
         verdicts[prop.number] = _verdict(
             prop, ind, found.violations.get(prop.number), nonvacuous, depth
         )
@@ -309,6 +324,49 @@ def check_profile(
         seconds=time.perf_counter() - t0,
         bmc_seconds=bmc_seconds,
     )
+
+
+def _liveness_verdict(prop: Property, ind: InductionResult, found: LassoSearch) -> Verdict:
+    """A liveness property the certificate did not prove: refuted by a fair lasso, or
+    unknown with the bound of the lasso search."""
+    u = found.universe
+    where = (
+        f"{u.ue} UE, {u.svc} service, {u.tek} TEK, {u.pkt} packet, fetch times up to "
+        f"{MAX_PARAM} ahead"
+    )
+    failed = ind.liveness_failed.get(prop.number, "certificate not checked")
+
+    def make(verdict: str, how: str, trace: Trace | None = None) -> Verdict:
+        return Verdict(
+            number=prop.number,
+            name=prop.name,
+            kind=prop.kind,
+            verdict=verdict,
+            how=how,
+            queries=ind.property_queries(prop),
+            trace=trace,
+        )
+
+    if found.lasso is not None:
+        lasso = found.lasso
+        n_loop = len(lasso.trace.steps) - lasso.loop
+        moves = ", ".join(f"{k} +{v}" for k, v in sorted(lasso.shift.items())) or "nothing"
+        return make(
+            "refuted",
+            f"fair lasso: {lasso.loop}-step prefix, then a {n_loop}-step loop that "
+            f"repeats forever (each turn moves {moves}), over {where}",
+            lasso.trace,
+        )
+    if found.incomplete:
+        searched = (
+            f"no fair lasso found within {found.depth} steps over {where} (bounded, and "
+            f"incomplete at depth {', '.join(map(str, found.incomplete))}: "
+            f"{found.rejected} candidate loops that stop repeating after some turns were "
+            "set aside)"
+        )
+    else:
+        searched = f"no fair lasso within {found.depth} steps over {where} (bounded)"
+    return make("unknown", f"not proved ({failed}); {searched}")
 
 
 def _verdict(
@@ -342,6 +400,8 @@ def _verdict(
         how = {
             "invariant": "inductive invariant, every population size",
             "step": "every step from the inductive invariant, every population size",
+            "liveness": "on every fair run, every population size (proof rule O0-O5 "
+            "from the inductive invariant)",
         }.get(
             prop.kind,
             f"from every reachable state, within the plan's {prop.bound} "
@@ -397,10 +457,11 @@ class Comparison:
                 f"{self.proposal.path}: expect.fixed is "
                 f"{list(self.proposal.expect_fixed)}, the check finds {self.fixed}"
             )
-        if self.weakened:
+        if tuple(self.weakened) != self.proposal.expect_weakened:
             out.append(
-                f"{self.proposal.path}: properties {self.weakened} are no longer "
-                "proved but not refuted either"
+                f"{self.proposal.path}: expect.weakened is "
+                f"{list(self.proposal.expect_weakened)}, the check finds {self.weakened} "
+                "no longer proved but not refuted either"
             )
         return out
 
@@ -420,6 +481,7 @@ class Comparison:
             replace=dict(p.replacements),
             expect_broken=p.expect_broken,
             expect_fixed=p.expect_fixed,
+            expect_weakened=p.expect_weakened,
         )
         return ProposalResult(
             proposal=info,

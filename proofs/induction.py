@@ -114,6 +114,9 @@ class InductionResult:
     step_results: dict[int, list[Query]] = field(default_factory=dict)
     response_results: dict[int, Query] = field(default_factory=dict)
     response_ctis: dict[int, Cti] = field(default_factory=dict)
+    #: liveness properties: the certificate's obligations, and the first that failed
+    liveness_results: dict[int, list[Query]] = field(default_factory=dict)
+    liveness_failed: dict[int, str] = field(default_factory=dict)
     step_ctis: dict[int, Cti] = field(default_factory=dict)
     initial_satisfiable: bool = False
     seconds: float = 0.0
@@ -127,6 +130,9 @@ class InductionResult:
         if prop.kind == "step":
             qs = self.step_results.get(prop.number, [])
             return bool(qs) and all(q.verdict in ("proved", "frame") for q in qs)
+        if prop.kind == "liveness":
+            qs = self.liveness_results.get(prop.number, [])
+            return bool(qs) and all(q.verdict == "proved" for q in qs)
         q = self.response_results.get(prop.number)
         return q is not None and q.verdict == "proved"
 
@@ -136,6 +142,8 @@ class InductionResult:
             roots = {prop_key(prop)}
         elif prop.kind == "step":
             roots = {c for q in self.step_results.get(prop.number, []) for c in q.core}
+        elif prop.kind == "liveness":
+            roots = {c for q in self.liveness_results.get(prop.number, []) for c in q.core}
         else:
             q = self.response_results.get(prop.number)
             roots = set(q.core) if q else set()
@@ -154,6 +162,8 @@ class InductionResult:
             return [q for q in self.queries if q.conjunct == prop_key(prop)]
         if prop.kind == "step":
             return list(self.step_results.get(prop.number, []))
+        if prop.kind == "liveness":
+            return list(self.liveness_results.get(prop.number, []))
         q = self.response_results.get(prop.number)
         return [q] if q else []
 
@@ -444,6 +454,20 @@ def prove(
         elif prop.kind == "response":
             say(f"response property {prop.number}")
             _prove_response(model, prop, sorts, pre, conjs, lits, alive, lit_names, rlimit, result)
+        elif prop.kind == "liveness":
+            say(f"liveness property {prop.number}")
+            from mbmssec.proofs import liveness
+
+            lsolver = z3.Solver()
+            lsolver.set("rlimit", rlimit)
+            for c in conjs:
+                lsolver.add(z3.Implies(lits[c.name], c.build(pre)))
+            qs, first_failed = liveness.prove(
+                model, prop, sorts, pre, lsolver, assumptions, _check, lit_names
+            )
+            result.liveness_results[prop.number] = qs
+            if first_failed is not None:
+                result.liveness_failed[prop.number] = first_failed
     result.seconds = time.perf_counter() - t_start
     return result
 

@@ -524,6 +524,13 @@ def attacker_keks_compromised(ops: Ops, st: Reader, prof: Prof) -> Any:
     )
 
 
+@_lemma("nothing_overheard")
+def nothing_overheard(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """No UE has read a TEK from another UE's delivery (true when every UE has its own
+    KEK; the induction drops it where a KEK is shared)."""
+    return for_all(ops, (UE, TEK), lambda u, t: ops.not_(st.get("overheard", u, t)))
+
+
 LEMMAS: tuple[Lemma, ...] = (
     decrypted_sent,
     sent_activated,
@@ -557,6 +564,7 @@ LEMMAS: tuple[Lemma, ...] = (
     revoked_lacks_next,
     joiner_keys_new,
     attacker_keks_compromised,
+    nothing_overheard,
 )
 
 

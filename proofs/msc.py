@@ -84,10 +84,22 @@ def trace_svg(trace: Trace, model: Model, title: str = "") -> str:
             cx = x[lane] if lane else (ue_x if ue_x is not None else x["BM-SC"])
             out.append(f'<circle cx="{cx}" cy="{y}" r="4" fill="#333"/>')
             out.append(f'<text x="{cx + 8}" y="{y + 4}">{escape(text)}</text>')
+    if trace.loop is not None:
+        # a lasso: bracket the loop's rows on the left and say that they repeat
+        y1 = _TOP + (trace.loop + 1) * _ROW - _ROW / 2
+        y2 = _TOP + len(trace.steps) * _ROW + _ROW / 3
+        out.append(
+            f'<path d="M24,{y1} L14,{y1} L14,{y2} L24,{y2}" fill="none" stroke="#a00" '
+            'stroke-width="2" marker-start="url(#arrow)"/>'
+        )
+        out.append(
+            f'<text x="8" y="{y1 - 4}" fill="#a00" font-size="11">loop (repeats forever)</text>'
+        )
     if trace.violates:
         y = _TOP + (len(trace.steps) + 1) * _ROW
+        verb = "never reaches the goal of" if trace.loop is not None else "violates"
         out.append(
-            f'<text x="10" y="{y}" fill="#a00" font-weight="bold">violates property '
+            f'<text x="10" y="{y}" fill="#a00" font-weight="bold">{verb} property '
             f"{escape(', '.join(map(str, trace.violates)))}</text>"
         )
     out.append("</svg>")

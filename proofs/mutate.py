@@ -523,10 +523,11 @@ def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str],
     model = Model(profile, all_actions=mutant.actions)
     ind = prove(model)
     lost = [p for p in model.properties if p.number in proved and not ind.property_proved(p)]
-    if lost:
+    safety = [p for p in lost if p.kind != "liveness"]
+    if safety:
         found = search(
             model,
-            props=lost,
+            props=safety,
             depth=MUTANT_DEPTH,
             universe=MUTANT_UNIVERSE,
             first_depth_only=True,
@@ -534,6 +535,13 @@ def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str],
         if found.violations:
             depth = min(f.depth for f in found.violations.values())
             return [f"P{n}" for n in sorted(found.violations)], depth, ""
+    for prop in lost:
+        if prop.kind == "liveness":
+            from mbmssec.proofs.liveness import find_lasso
+
+            got = find_lasso(model, prop)
+            if got.lasso is not None:
+                return [f"P{prop.number}"], len(got.lasso.trace.steps), ""
     effective = _original_effective(name)
     had = sorted(set(effective) & {x.name for x in model.actions})
     # as deep as the unmutated model needed, and two steps more

@@ -199,6 +199,7 @@ class ProposalInfo:
     replace: dict[str, str]
     expect_broken: tuple[int, ...]
     expect_fixed: tuple[int, ...]
+    expect_weakened: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The proposal as the document stores it."""
@@ -210,7 +211,11 @@ class ProposalInfo:
             "options": dict(self.options),
             "rationale": self.rationale,
             "replace": dict(self.replace),
-            "expect": {"broken": list(self.expect_broken), "fixed": list(self.expect_fixed)},
+            "expect": {
+                "broken": list(self.expect_broken),
+                "fixed": list(self.expect_fixed),
+                "weakened": list(self.expect_weakened),
+            },
         }
 
 
@@ -562,7 +567,8 @@ _PROPOSAL_FIELDS = ("name", "path", "title", "clauses", "options", "rationale", 
 def _proposal_info(node: _Node) -> ProposalInfo:
     node.only(*_PROPOSAL_FIELDS)
     expect = node.key("expect")
-    expect.only("broken", "fixed")
+    expect.only("broken", "fixed", "weakened")
+    weakened = expect.optional("weakened")
     return ProposalInfo(
         name=node.key("name").text(),
         path=node.key("path").text(),
@@ -573,6 +579,7 @@ def _proposal_info(node: _Node) -> ProposalInfo:
         replace=node.key("replace").text_map(),
         expect_broken=expect.key("broken").integers(),
         expect_fixed=expect.key("fixed").integers(),
+        expect_weakened=() if weakened is None else weakened.integers(),
     )
 
 

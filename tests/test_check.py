@@ -6,12 +6,15 @@ import importlib.util
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CheckerResults
 
 from mbmssec.cli import main
+from mbmssec.model.concrete import ConcreteOps
 from mbmssec.model.machine import Model
+from mbmssec.model.trace import Trace
 from mbmssec.proofs.check import (
     Comparison,
     load_proposal,
@@ -51,9 +54,28 @@ def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Compa
         9,
         10,
         11,
+        12,
     }
+    assert base.verdicts[9].kind == "liveness"
+    assert "every population size" in base.verdicts[9].how
     assert base.verdicts[7].verdict == "refuted"
     assert not base.vacuous
+
+
+def _lasso_replays(model: Model, trace: Trace, prop: Any) -> None:
+    """A lasso, replayed with three turns of its loop: the premise holds for some UE and
+    service at some state of the prefix, and the goal never again."""
+    assert trace.loop is not None
+    steps = trace.steps + trace.steps[trace.loop :] * 2
+    states = Trace(steps, trace.universe).replay(model)
+    ops = ConcreteOps(trace.universe)
+    pairs = [(u, s) for u in range(trace.universe.ue) for s in range(trace.universe.svc)]
+    assert any(
+        prop.premise(ops, states[i], u, s)
+        and not any(prop.goal(ops, st, u, s) for st in states[i:])
+        for u, s in pairs
+        for i in range(trace.loop + 1)
+    )
 
 
 @pytest.mark.slow
@@ -66,9 +88,12 @@ def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
         for v in report.verdicts.values():
             if v.trace is None:
                 continue
+            seen += 1
+            if v.trace.loop is not None:
+                _lasso_replays(model, v.trace, model.prop(v.number))
+                continue
             states = v.trace.replay(model)
             assert not model.holds(model.prop(v.number), states[-1], states[-2])
-            seen += 1
         for name, witness in report.witnesses.items():
             assert witness is not None and witness.steps[-1].action == name
             witness.replay(model)

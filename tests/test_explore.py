@@ -48,8 +48,8 @@ OPTION_CASES = [
     ("mki_in_srtp", "optional", 3),
     ("activation", "immediate", 4),
     ("replay_protection", "none", 8),
-    ("unknown_mki_resync", "wait", 9),
-    ("membership_rekey", "join", 9),
+    ("unknown_mki_resync", "wait", 12),
+    ("membership_rekey", "join", 12),
 ]
 
 

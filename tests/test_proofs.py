@@ -26,7 +26,7 @@ def baseline(baseline_report: Report) -> tuple[Model, InductionResult]:
 def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     proved = {p.number for p in model.properties if res.property_proved(p)}
-    assert proved == {1, 2, 3, 4, 5, 6, 8, 9, 10, 11}
+    assert proved == {1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12}
     assert res.initial_satisfiable
     assert "Receive" in res.dropped[prop_key(model.prop(7))]
 
@@ -108,7 +108,7 @@ def test_unknown_in_the_inductive_step_drops_the_conjunct(monkeypatch: pytest.Mo
             assert not res.property_proved(p), p.number
     # the response property's plan works from any state satisfying its premise, so its
     # query needs no lemma (and has no assumption that the patch would turn unknown)
-    assert res.lemmas_used(model.prop(9)) == []
+    assert res.lemmas_used(model.prop(12)) == []
     assert any("unknown" in why for why in res.dropped.values())
 
 

@@ -99,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown property {sorted(set(args.only) - known)}; known: {sorted(known)}"
         )
+    live = sorted(
+        p.number for p in PROPERTIES if p.kind == "liveness" and p.number in (args.only or ())
+    )
+    if live:
+        raise UsageError(
+            f"property {live[0]} is a liveness property: no finite run refutes it, so "
+            "exploration cannot judge it; `mbmssec check` proves it or finds a fair lasso "
+            "(its bounded form is property 12)"
+        )
     profile, expect = _profile(args)
     model = Model(profile)
 
@@ -147,8 +156,9 @@ def render(result: ExploreResult, model: Model) -> str:
         )
         expected = "holds" if r.expected_to_hold else "violated"
         out.append(f"  {r.number:>2}  {title:<52} {expected:<9} {got}{flag}")
-        if r.number == 9 and r.held:
-            out[-1] += f"  [bound: {model.prop(9).bound} steps]"
+        bound = model.prop(r.number).bound
+        if bound is not None and r.held:
+            out[-1] += f"  [bound: {bound} steps]"
     counts = ", ".join(f"{k} {v}" for k, v in result.action_counts.items())
     out += ["", "Actions executed: " + counts]
     if result.not_applicable:

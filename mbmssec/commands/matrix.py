@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
                                 for n, v in cmp.report.verdicts.items()
                                 if (t := v.trace) is not None and n in cmp.broken
                             },
+                            "verdicts": {
+                                str(n): _verdict_json(v) for n, v in cmp.report.verdicts.items()
+                            },
                         }
                         for c, cmp in comparisons
                     ],
@@ -118,10 +121,13 @@ def run(args: argparse.Namespace) -> int:
             for n in numbers
         )
     )
+    liveness = {n for n in numbers if baseline.verdicts[n].kind == "liveness"}
     for change, cmp in comparisons:
         cells = []
         for n in numbers:
-            if n in cmp.broken:
+            if n in cmp.broken and n in liveness:
+                cells.append("NVR ")
+            elif n in cmp.broken:
                 cells.append("BRK ")
             elif n in cmp.weakened:
                 cells.append("?   ")
@@ -131,4 +137,19 @@ def run(args: argparse.Namespace) -> int:
                 cells.append(".   ")
         print(_label(change).ljust(width) + "  " + " ".join(cells))
     print("\nBRK newly broken (counterexample), FIX newly proved, ? no longer proved, . unchanged")
+    if liveness:
+        names = ", ".join(f"P{n}" for n in sorted(liveness))
+        print(
+            f"{names} (liveness): NVR never recovers (a fair lasso, replayed on the model); "
+            "? not proved and no fair lasso within the lasso bound (e.g. recovers later)"
+        )
     return 0
+
+
+def _verdict_json(v: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": v.kind, "verdict": v.verdict, "how": v.how}
+    if v.trace is not None:
+        out["steps"] = len(v.trace.steps)
+        if v.trace.loop is not None:
+            out["lasso"] = {"prefix": v.trace.loop, "loop": len(v.trace.steps) - v.trace.loop}
+    return out
