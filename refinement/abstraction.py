@@ -274,6 +274,8 @@ class Lockstep:
     restart_factory: Any = None
     service: str = "239.255.0.1"
     period: float = 1.0
+    fetch_grace: float | None = None
+    """The BM-SC's fetch grace (s); ``None``: :class:`BmscConfig`'s default."""
     steps: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -286,7 +288,11 @@ class Lockstep:
 
         self.rng = random.Random(self.seed)
         self.now = 1_800_000_000.0
-        self.config = BmscConfig(period=self.period)
+        self.config = (
+            BmscConfig(period=self.period)
+            if self.fetch_grace is None
+            else BmscConfig(period=self.period, fetch_grace=self.fetch_grace)
+        )
         self.store = Store(":memory:")
         make = self.bmsc_factory or BmscCore
         self.core = make(self.store, self.profile, self.config, rand=self.rng.randbytes)

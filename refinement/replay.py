@@ -15,12 +15,26 @@ Mapping of model actions:
 * ``Register``/``DeliveryLost``: a registration, the MIKEY reply installed or lost;
 * ``Generate``: the BM-SC's schedule keeps one next TEK generated ahead (6.2.3.1), so the
   model's k-th TEK is the BM-SC's k-th (MKI ``k + 1``) and must already exist;
-* ``Activate``: time advances (BM-SC timer) until the next TEK becomes active;
+* ``Activate``: time advances (BM-SC timer) until the next TEK becomes active; when a
+  synchronised UE's fetch time comes first, time goes on past it while that UE's fetch is
+  late but within the BM-SC's fetch grace (the request under way: the model's UE fetching
+  at its fetch time, which the BM-SC's grace exists to cover), never beyond;
 * ``Tick``: time advances a little, with nothing generated or activated;
 * ``Send``/``Receive``: an SRTP packet under the active TEK / through the UE's receiver;
 * ``Replay``: a captured MIKEY delivery to the UE carrying that TEK, sent again;
-* ``Compromise``/``Leak``/``Eavesdrop``: no attacker runs against the implementation, so
-  a trace using them cannot be replayed.
+* every other action (the attacker's ``Compromise``/``Leak``/``Eavesdrop``, an insider's
+  step, or one added to the model later) is replayed by its *effect*: the facts the model
+  step makes true among :data:`REALISABLE` are each produced on the real bytes, then the
+  model step is applied to the lockstep model.  A colluding UE (``compromised``) hands
+  over its keys: the TEKs it holds and every KEK it uses (its own, and with
+  ``kek_scope=common`` the service's common KEK it keeps); the attacker learns a TEK
+  (``att_tek``) only by taking it from a colluding UE or by opening, with a KEK it holds,
+  a MIKEY answer the BM-SC sent (every answer is recorded as it leaves the BM-SC, lost
+  ones too); it learns a UE's KEK (``att_kek``) only when it holds the very bytes that
+  UE's deliveries are protected with; a UE comes to hold a TEK outside a delivery
+  (``holds``, an insider) only by opening another UE's recorded answer with its own KEK,
+  whose keys its device then installs.  An action changing anything else has no
+  concrete counterpart: :class:`CounterexampleReplayError` names it.
 
 A *faithful* replay (``strict``) checks after every step that the implementation did
 what the model step did (the MKIs delivered, the MKI activated and sent under, each
@@ -41,10 +55,13 @@ from typing import Any, Final
 import z3
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.service.bmsc import MKI_LENGTH
-from mbmssec.impl.service.ue import PacketOutcome, UeError
+from mbmssec.impl.protocols.mikey import MikeyError, split_messages
+from mbmssec.impl.protocols.mikey_messages import ReplayMode, ReplayState, parse_and_verify
+from mbmssec.impl.protocols.srtp import MasterKey
+from mbmssec.impl.service.bmsc import MKI_LENGTH, Outcome, RegisterRequest, Result
+from mbmssec.impl.service.ue import HeldKey, PacketOutcome, UeError
 from mbmssec.model.concrete import State, Universe
-from mbmssec.model.dsl import Sort
+from mbmssec.model.dsl import ModelError, Sort
 from mbmssec.model.machine import Model
 from mbmssec.model.trace import Trace
 from mbmssec.proofs.bmc import Unrolling, replay_violation
@@ -53,6 +70,8 @@ from mbmssec.spec.loader import Profile
 
 __all__ = [
     "LOCKSTEP_UNIVERSE",
+    "REALISABLE",
+    "REPLAY_FETCH_GRACE",
     "CounterexampleReplayError",
     "Op",
     "Receipt",
@@ -65,11 +84,41 @@ __all__ = [
     "schedulable_counterexample",
     "sent_plaintext",
     "shortest_counterexample",
+    "unrealisable_attack",
 ]
 
 LOCKSTEP_UNIVERSE: Final = Universe(ue=2, svc=1, tek=7, pkt=4)
 """Universe of the lockstep model following the concrete run (the BM-SC generates TEKs
 ahead, so it needs more TEKs than the counterexample's universe)."""
+
+REALISABLE: Final = frozenset({"compromised", "att_kek", "att_tek", "holds"})
+"""Symbols whose new facts a model step outside the honest mapping may make true: each
+is produced on the real bytes (see the module docstring)."""
+
+REPLAY_FETCH_GRACE: Final = 1.0
+"""The BM-SC's fetch grace in replays (s; one TEK period of the lockstep driver): a UE
+whose fetch is under way up to the next planned activation still counts as fetching on
+time, so an activation rule that does not wait for it can be seen (the default grace is
+shorter than the gap between the end of the fetch window and the next activation)."""
+
+_HONEST: Final = frozenset(
+    {
+        "Authenticate",
+        "Acknowledge",
+        "Generate",
+        "Subscribe",
+        "Revoke",
+        "Register",
+        "DeliveryLost",
+        "Activate",
+        "Tick",
+        "Send",
+        "Receive",
+        "LoseCoverage",
+        "RegainCoverage",
+        "Replay",
+    }
+)
 
 _HEADER, _PAYLOAD, _TAG = 12, 12, 10  # RTP header, "MBMS" + 8-octet index, HMAC-SHA1-80
 _DT: Final = 0.05  # time step while waiting for an activation (s)
@@ -105,6 +154,11 @@ class Op:
     tek: int | None = None
     lost: bool = False
     what: str = ""
+    action: str = ""
+    args: tuple[tuple[str, int], ...] = ()
+    """For ``attack``: the model action's arguments as (sort, value), a TEK as its MKI."""
+    facts: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+    """For ``attack``: the facts the model step made true, as (symbol, arguments)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +186,16 @@ class ReplayResult:
     ls: Lockstep
     receipts: list[Receipt] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    answers: list[tuple[int, bytes]] = field(default_factory=list)
+    """Every MIKEY answer the BM-SC sent, (UE, bytes), as an eavesdropper records it."""
+    ue_keks: dict[int, list[bytes]] = field(default_factory=dict)
+    """The KEKs each UE's deliveries were protected with, in order."""
+    colluding: set[int] = field(default_factory=set)
+    att_keks: list[bytes] = field(default_factory=list)
+    att_teks: dict[int, bytes] = field(default_factory=dict)
+    """TEK bytes the attacker obtained, by MKI."""
+    att_how: dict[int, str] = field(default_factory=dict)
+    """How the attacker obtained each TEK (by MKI)."""
 
     @property
     def service(self) -> str:
@@ -190,12 +254,53 @@ def plan(trace: Trace, model: Model) -> list[Op]:
             ops.append(Op("regain_coverage", n, ue=a[0], what=what))
         elif st.action == "Replay":
             ops.append(Op("replay", n, ue=a[0], tek=post.get("mki", a[1]), what=what))
+        elif st.action in _HONEST:  # pragma: no cover - every honest action is mapped above
+            raise CounterexampleReplayError(f"model action {st.action} is not mapped")
         else:
-            raise CounterexampleReplayError(
-                f"model step {n} ({what}): no attacker runs against the "
-                "implementation, so this step has no concrete counterpart"
-            )
+            ops.append(_attack_op(model, n, what, st.action, a, states[n - 1], post))
     return ops
+
+
+def _attack_op(
+    model: Model, n: int, what: str, name: str, args: Sequence[Any], pre: State, post: State
+) -> Op:
+    """A step outside the honest mapping, replayed by its effect (module docstring)."""
+    try:
+        act = model.action(name)
+    except ModelError as exc:
+        raise CounterexampleReplayError(
+            f"model step {n} ({what}): unknown model action {name}: {exc}"
+        ) from None
+
+    def mki_of(sort: Sort, v: int) -> tuple[str, int]:
+        return (sort.value, post.get("mki", v) + 1) if sort is Sort.TEK else (sort.value, int(v))
+
+    facts = []
+    changed = set()
+    for sym in sorted(act.modifies):
+        old, new = pre.tables.get(sym, {}), post.tables.get(sym, {})
+        for key in sorted(set(old) | set(new)):
+            if pre.get(sym, *key) == post.get(sym, *key):
+                continue
+            changed.add(sym)
+            if post.get(sym, *key) is True:
+                sorts = model.vocab[sym].args
+                facts.append((sym, tuple(mki_of(so, v) for so, v in zip(sorts, key, strict=True))))
+    beyond = sorted(changed - REALISABLE)
+    if beyond:
+        raise CounterexampleReplayError(
+            f"model step {n} ({what}): model action {name} changes {', '.join(beyond)}, "
+            "which the replay cannot produce on the implementation (it produces new "
+            f"facts of {', '.join(sorted(REALISABLE))} only)"
+        )
+    return Op(
+        "attack",
+        n,
+        what=what,
+        action=name,
+        args=tuple(mki_of(p.sort, v) for p, v in zip(act.params, args, strict=True)),
+        facts=tuple(facts),
+    )
 
 
 # -- running operations ------------------------------------------------------------------------
@@ -230,9 +335,10 @@ def execute(
     """
     strict = trace is not None
     states: list[State] = trace.replay(model) if trace is not None and model is not None else []
-    ls = Lockstep(profile, universe, seed=seed)
+    ls = Lockstep(profile, universe, seed=seed, fetch_grace=REPLAY_FETCH_GRACE)
     ls.tracker.judge_steps = True
     res = ReplayResult(profile, ls)
+    _record_answers(ls, res)
     packet_of: dict[int, int] = {}  # model packet -> wire index
 
     def fail(op: Op, why: str) -> None:
@@ -261,6 +367,21 @@ def execute(
                 )
             raise Unfaithful(op.step, op.what, why) from None
     return res
+
+
+def _record_answers(ls: Lockstep, res: ReplayResult) -> None:
+    """Record every MIKEY answer the BM-SC sends (the eavesdropper's vantage point: an
+    answer lost on its way to the UE was still on the wire)."""
+    core = ls.core
+    original = core.register
+
+    def register(req: RegisterRequest, now: float) -> Outcome:
+        out = original(req, now)
+        if out.result is Result.DELIVERED:
+            res.answers.append((ls.names.index(req.ue), out.mikey))
+        return out
+
+    core.register = register  # type: ignore[method-assign]
 
 
 def _run(
@@ -310,6 +431,9 @@ def _run(
         before = _keys(ls, i)
         k0 = len(ls.captured)
         ls.register(i, op.lost)
+        held = ls.ues[i].services.get(ls.service)
+        if held is not None and held.kek is not None and not op.lost:
+            res.ue_keks.setdefault(i, []).append(held.kek)
         got = ls.captured[k0][2] if len(ls.captured) > k0 else ()
         sent = _delivered_mkis(ls, i)
         if strict:
@@ -337,8 +461,8 @@ def _run(
                 break
             t0 = ls.now
             ls.advance(_DT)
-            if ls.now == t0 and _active_mki(ls) == start:
-                break  # held at a synchronised UE's fetch time
+            if ls.now == t0 and _active_mki(ls) == start and not _late_advance(ls):
+                break  # held at a synchronised UE's fetch time, its grace used up
         now_active = _active_mki(ls)
         if now_active == start:
             pending = ls.store.teks(ls.service, "pending")
@@ -418,6 +542,8 @@ def _run(
         assert i is not None
         ls.regain_coverage(i)
         note(op)
+    elif op.kind == "attack":
+        _attack(op, ls, res, strict, packet_of, note)
     elif op.kind == "replay":
         assert i is not None and op.tek is not None
         mki = op.tek + 1
@@ -438,6 +564,253 @@ def _run(
         )
     else:
         raise CounterexampleReplayError(f"unknown operation {op.kind}")
+
+
+_EPS: Final = 1e-3
+
+
+def _late_advance(ls: Lockstep) -> bool:
+    """Time passes although a synchronised UE's fetch time has come: that UE's fetch is
+    late, under way, as long as the BM-SC's grace for it lasts (never to its end, where
+    the BM-SC stops waiting).  False when no time can pass that way."""
+    fetch = ls.synchronised_fetch_times()
+    due = [f for f in fetch if f <= ls.now]
+    if not due:
+        return False
+    limit = min(due) + ls.config.fetch_grace - _EPS
+    ahead = [f for f in fetch if f > ls.now]  # the other UEs still fetch on time
+    if ahead:
+        limit = min(limit, min(ahead))
+    if limit <= ls.now:
+        return False
+    late = ls.now - min(due)
+    ls.now = min(ls.now + _DT, limit)
+    ls._do(f"advance(late fetch: {late:.2f} s past a fetch time)", ls.core.tick(ls.now))
+    return True
+
+
+# -- steps replayed by their effect (the attacker, an insider) ----------------------------------
+
+
+def _collect(ls: Lockstep, res: ReplayResult) -> None:
+    """Colluding UEs hand over what they hold: every KEK they use and their TEKs."""
+    for c in sorted(res.colluding):
+        st = ls.ues[c].services.get(ls.service)
+        keks = list(res.ue_keks.get(c, []))
+        if st is not None and st.kek is not None:
+            keks.append(st.kek)
+        for kek in keks:
+            if kek not in res.att_keks:
+                res.att_keks.append(kek)
+        for mki, held in (st.keys if st is not None else {}).items():
+            if mki not in res.att_teks:
+                res.att_teks[mki] = held.key
+                res.att_how[mki] = f"held by colluding UE{c}"
+
+
+def _open_answers(
+    ls: Lockstep, res: ReplayResult, keks: Sequence[bytes], mki: int, but: int | None = None
+) -> tuple[HeldKey, str] | None:
+    """Open a recorded MIKEY answer carrying ``mki`` (not one to UE ``but``) with the
+    given KEKs, taking any common KEK an answer yields along the way."""
+    ring = list(keks)
+    for v, body in res.answers:
+        if v == but:
+            continue
+        try:
+            parts = split_messages(body)
+        except MikeyError:
+            continue
+        for group_key in (True, False):
+            for part in parts:
+                for kek in list(ring):
+                    try:
+                        d = parse_and_verify(
+                            part, kek, ReplayState(ReplayMode.NONE), ls.now, group_key=group_key
+                        ).delivery
+                    except MikeyError:
+                        continue
+                    for key in d.keys:
+                        if group_key and key.tek not in ring:
+                            ring.append(key.tek)
+                        elif not group_key and int.from_bytes(key.mki or b"", "big") == mki:
+                            return (
+                                HeldKey(ls.service, mki, key.tek, key.salt or b""),
+                                f"opened the MIKEY answer to UE{v} ({len(part)} octets, "
+                                f"{part[:12].hex()}...) with KEK {kek.hex()}",
+                            )
+    return None
+
+
+def _kek_of(ls: Lockstep, v: int) -> bytes | None:
+    """The KEK UE ``v``'s deliveries are protected with now (its latest delivery's, or
+    with a common KEK and no delivery yet, the service's)."""
+    st = ls.ues[v].services.get(ls.service)
+    if st is not None and st.kek is not None:
+        return st.kek
+    return ls.store.get_group_kek(ls.service)
+
+
+def _realise(
+    ls: Lockstep, res: ReplayResult, sym: str, vals: list[int], shown: list[str]
+) -> str | None:
+    """Produce one fact on the real bytes; the reason it cannot be, or ``None``."""
+    if sym == "compromised":
+        res.colluding.add(vals[0])
+        _collect(ls, res)
+        shown.append(f"UE{vals[0]} colludes (hands over its KEKs and TEKs)")
+        return None
+    if sym == "att_kek":
+        (v,) = vals
+        kek = _kek_of(ls, v)
+        if v in res.colluding:
+            shown.append(f"UE{v}'s KEKs come from UE{v} itself")
+            return None
+        if kek is not None and kek in res.att_keks:
+            shown.append(f"the KEK of UE{v}'s deliveries, {kek.hex()}, is one the attacker holds")
+            return None
+        return f"the attacker holds no KEK that protects UE{v}'s deliveries"
+    if sym == "att_tek":
+        (mki,) = vals
+        if mki not in res.att_teks:
+            got = _open_answers(ls, res, res.att_keks, mki)
+            if got is None:
+                return f"no KEK the attacker holds opens a recorded answer carrying MKI {mki}"
+            res.att_teks[mki] = got[0].key
+            res.att_how[mki] = got[1]
+        tek = next((t for t in ls.store.teks(ls.service) if t.mki == mki), None)
+        if tek is None or tek.key != res.att_teks[mki]:
+            return f"the bytes obtained for MKI {mki} are not the BM-SC's TEK"
+        shown.append(f"TEK MKI {mki} = {tek.key.hex()} ({res.att_how[mki]})")
+        return None
+    if sym == "holds":
+        u, mki = vals
+        st = ls.ues[u].state(ls.service)
+        keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
+        got = _open_answers(ls, res, keks, mki, but=u)
+        if got is None:
+            return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
+        held, how = got
+        st.keys.setdefault(mki, held)
+        wire = mki.to_bytes(MKI_LENGTH, "big")
+        if st.receiver is not None and wire not in st.receiver.mkis:
+            st.receiver.add_key(MasterKey(wire, held.key, held.salt))
+        shown.append(f"UE{u} {how} and installs MKI {mki} = {held.key.hex()}")
+        return None
+    return f"no concrete counterpart for {sym}"  # pragma: no cover - plan() rules it out
+
+
+def _attack(
+    op: Op,
+    ls: Lockstep,
+    res: ReplayResult,
+    strict: bool,
+    packet_of: dict[int, int],
+    note: Any,
+) -> None:
+    """A model step replayed by its effect (module docstring)."""
+    _collect(ls, res)
+    shown: list[str] = []
+    missing: list[str] = []
+    units = {u for sym, args in op.facts if sym == "holds" for _s, u in args[:1]}
+    before = {u: _keys(ls, u) for u in units}
+    # a UE colludes first: what it hands over is what the other facts may draw on
+    for sym, args in sorted(op.facts, key=lambda f: f[0] != "compromised"):
+        why = _realise(ls, res, sym, [v for _s, v in args], shown)
+        if why is not None:
+            missing.append(why)
+    targs: list[Any] = []
+    for sort, v in op.args:
+        if sort == Sort.TEK.value:
+            targs.append(ls.mapper.names.teks.get((ls.service, v)))
+        elif sort == Sort.PKT.value:
+            targs.append(packet_of.get(v))
+        elif sort == Sort.BOOL.value:
+            targs.append(bool(v))
+        else:
+            targs.append(v)
+    names = {a.name for a in ls.tracker.model.actions}
+    applied = (
+        op.action in names
+        and None not in targs
+        and not (strict and missing)
+        and ls.tracker.apply(op.action, [tuple(targs)])
+    )
+    if strict and (missing or not applied):
+        raise Unfaithful(
+            op.step,
+            op.what,
+            "; ".join(missing) or "the model following the run does not allow the step",
+        )
+    label = f"{op.action}({', '.join(str(v) for _s, v in op.args)})"
+    ls.steps.append(f"{label} -> {'; '.join(shown + missing)}")
+    if applied:
+        ls.check(ls.steps[-1])
+    u = next(iter(sorted(units)), None)
+    note(
+        op,
+        ok=not missing and bool(applied),
+        note="; ".join(shown + missing),
+        before=before.get(u, ()) if u is not None else (),
+        after=_keys(ls, u) if u is not None else (),
+    )
+
+
+def unrealisable_attack(trace: Trace, profile: Profile, step: int) -> list[str]:
+    """Why model step ``step`` (an attacker's or insider's, 1-based) has no concrete
+    counterpart: the trace's operations before it are run on the implementation and
+    two invariants are checked on what it sent.  (1) Each UE the step gives key material
+    to the attacker through (a colluding UE, an insider) received no answer from the
+    BM-SC and its core holds no KEK; (2) every answer the BM-SC sent opens only with its
+    recipient's own KEK (its first message, with ``kek_scope=common``: the common KEK
+    travels only inside answers to the UE it is for).  Returns the checked statements,
+    or an empty list if an invariant does not hold (the step could be produced)."""
+    model = Model(profile)
+    ops = plan(trace, model)
+    target = next((op for op in ops if op.step == step and op.kind == "attack"), None)
+    if target is None:
+        return []
+    res = execute([op for op in ops if op.step < step], profile)
+    ls = res.ls
+    suppliers = set(res.colluding)
+    for sym, args in target.facts:
+        if sym in ("compromised", "holds"):
+            suppliers.add(args[0][1])
+    out = []
+    for c in sorted(suppliers):
+        st = ls.ues[c].services.get(ls.service)
+        if (st is not None and st.kek is not None) or any(v == c for v, _b in res.answers):
+            return []
+        out.append(f"UE{c} received no answer from the BM-SC and holds no KEK")
+    if not out:
+        return []
+    keks = {}
+    for v, name in enumerate(ls.names):
+        reg = ls.store.get_registration(name, ls.service)
+        if reg is not None:
+            keks[v] = reg.kek
+    for v, body in res.answers:
+        first = split_messages(body)[0]
+        opens = []
+        for w, kek in keks.items():
+            try:
+                parse_and_verify(
+                    first,
+                    kek,
+                    ReplayState(ReplayMode.NONE),
+                    ls.now,
+                    group_key=profile["kek_scope"] == "common",
+                )
+            except MikeyError:
+                continue
+            opens.append(w)
+        if opens != [v]:
+            return []
+    out.append(
+        f"each of the {len(res.answers)} answers the BM-SC sent opens only with its "
+        "recipient's own KEK"
+    )
+    return out
 
 
 def _receive(ls: Lockstep, i: int, p: int) -> PacketOutcome:
@@ -541,31 +914,71 @@ def shortest_counterexample(
     return f.trace if f is not None else None
 
 
+_SETUP: Final = ("Generate", "Activate", "Generate")
+"""The first steps of every schedulable trace: the BM-SC creates a service with its first
+TEK active and the next one generated before anything else can happen to it."""
+
+SCHEDULE_ACTIONS: Final = frozenset(
+    {"Subscribe", "Authenticate", "Register", "DeliveryLost", "Generate", "Activate"}
+)
+"""The steps that build a key schedule and registrations (see
+:func:`schedulable_counterexample`'s ``like``)."""
+
+
 def schedulable_counterexample(
-    model: Model, number: int, universe: Universe, depth: int = 12
+    model: Model, number: int, universe: Universe, depth: int = 12, like: Trace | None = None
 ) -> Trace | None:
     """A shortest counterexample to property ``number`` among the traces whose key
-    schedule the BM-SC can produce: a registration only while a next TEK exists, and
-    once a TEK is active every state without a next TEK is followed by ``Generate`` (the
-    BM-SC generates the next TEK in the same step as an activation or a withdrawal)."""
+    schedule the BM-SC can produce and whose attacker steps the implementation's keys
+    support: the service created first (its first TEK generated and active, the next
+    one generated); a registration only while a next TEK exists; once a TEK is active, every
+    state without a next TEK (while the universe has a TEK left to generate) is followed
+    by ``Generate`` (the BM-SC generates the next TEK in the same step as an activation
+    or a withdrawal); with ``kek_scope=common``, a UE compromised (or acting in a step
+    outside the honest mapping) holds a key, so it has received the common KEK, which
+    the BM-SC gives only with a delivery.  With ``like`` (a counterexample found
+    without these constraints), the search uses only the kinds of steps that trace uses
+    and :data:`SCHEDULE_ACTIONS`, which keeps deeper searches cheap."""
     prop = model.prop(number)
     unr = Unrolling(model, universe)
     index = {a.name: k for k, a in enumerate(model.actions)}
     svc = unr.sorts.elements[Sort.SVC][0]
+    teks = unr.sorts.elements[Sort.TEK]
+    common = model.profile["kek_scope"] == "common"
+    insiders = [
+        k
+        for k, a in enumerate(model.actions)
+        if a.name == "Compromise" or (a.name not in _HONEST and a.name not in ("Leak", "Eavesdrop"))
+    ]
+    kinds = None
+    if like is not None:
+        names = SCHEDULE_ACTIONS | {st.action for st in like.steps}
+        kinds = [index[a] for a in sorted(names) if a in index]
     for k in range(depth + 1):
         if k > 0:
             unr.extend()
             pre = unr.states[k - 1]
             sel = unr.selectors[k - 1]
+            if kinds is not None:
+                unr.solver.add(z3.Or(*[sel == a for a in kinds]))
+            if k <= len(_SETUP) and _SETUP[k - 1] in index:
+                unr.solver.add(sel == index[_SETUP[k - 1]])
             regs = [sel == index[a] for a in ("Register", "DeliveryLost") if a in index]
             unr.solver.add(z3.Implies(z3.Or(*regs), pre.get("has_next", svc)))
             if "Generate" in index:
+                left = z3.Or(*[z3.Not(pre.get("generated", t)) for t in teks])
                 unr.solver.add(
                     z3.Implies(
-                        z3.And(pre.get("has_active", svc), z3.Not(pre.get("has_next", svc))),
+                        z3.And(pre.get("has_active", svc), z3.Not(pre.get("has_next", svc)), left),
                         sel == index["Generate"],
                     )
                 )
+            for a in insiders if common else []:
+                stp = unr.steps[k - 1][a]
+                for p, c in zip(stp.action.params, stp.params, strict=True):
+                    if p.sort is Sort.UE:
+                        held = z3.Or(*[pre.get("holds", c, t) for t in teks])
+                        unr.solver.add(z3.Implies(sel == a, held))
         cond = unr.violation(prop, k)
         if cond is None:
             continue
@@ -651,12 +1064,12 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                 )
     elif number == 8:
         for r in res.receipts:
-            if r.op.kind == "replay" and r.ok:
+            if r.op.kind in ("replay", "attack") and r.ok:
                 new = sorted(set(r.after) - set(r.before))
                 if new and r.before and min(new) < max(r.before):
                     out.append(
-                        f"UE{r.op.ue} re-installed MKI(s) {new} from replayed MIKEY "
-                        f"bytes {r.wire[:24].hex()}... while holding newer MKI "
+                        f"UE{r.op.ue} re-installed MKI(s) {new} from MIKEY bytes "
+                        f"{r.wire[:24].hex()}... while holding newer MKI "
                         f"{max(r.before)} ({r.note})"
                     )
     elif number == 4:
@@ -681,6 +1094,29 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                 )
     elif number == 9:
         out += _probe_recovery(res)
+    elif number == 1:
+        for r in res.receipts:
+            if r.op.kind != "receive" or not r.ok or r.op.ue is None or not r.mkis:
+                continue
+            name = ls.names[r.op.ue]
+            tek = next(t for t in ls.store.teks(ls.service) if t.mki == r.mkis[0])
+            if not ls.store.was_delivered(name, tek.id) and r.payload is not None:
+                out.append(
+                    f"UE{r.op.ue} decrypted {r.wire.hex()} under MKI {tek.mki} to "
+                    f"{r.payload[_HEADER:]!r}; the BM-SC never delivered that TEK to it"
+                )
+    elif number == 5:
+        for mki, key in sorted(res.att_teks.items()):
+            row = next((t for t in ls.store.teks(ls.service) if t.mki == mki), None)
+            if row is None or row.key != key:
+                continue
+            if not any(ls.store.was_delivered(ls.names[c], row.id) for c in res.colluding):
+                out.append(
+                    f"the attacker holds TEK MKI {mki} = {key.hex()}, the BM-SC's key, "
+                    f"which it delivered to no colluding UE "
+                    f"({', '.join(f'UE{c}' for c in sorted(res.colluding)) or 'none'}): "
+                    f"{res.att_how[mki]}"
+                )
     else:
         raise CounterexampleReplayError(f"no concrete evidence defined for property {number}")
     return out

@@ -63,6 +63,7 @@ from mbmssec.impl.protocols.mikey import (
     parse_message,
     serialise_key_data_chain,
     serialise_message,
+    split_messages,
 )
 from mbmssec.impl.protocols.mikey_crypto import (
     TgkConstant,
@@ -786,3 +787,40 @@ def test_non_tek_key_types_are_refused_in_a_tek_delivery() -> None:
         parse_and_verify(
             serialise_message(forged), kek, ReplayState(ReplayMode.NONE), NOW, allow_null_mac=True
         )
+
+
+def test_group_key_delivery_round_trip_and_key_types() -> None:
+    """A group key (a KEK shared by UEs) travels as Key data type TGK; a group key
+    delivery must carry exactly that, and a TEK delivery never a TGK."""
+    kek, group = os.urandom(16), os.urandom(16)
+    d = _delivery(keys=[TekKey(group, group_key=True)])
+    msg = build_tek_delivery(d, kek)
+    chain = parse_message(msg)
+    assert isinstance(chain.payloads[-1], KemacPayload)
+    got = parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW, group_key=True)
+    assert got.keys == (TekKey(group, None, None, group_key=True),)
+    with pytest.raises(UnsupportedError, match="TGK in a TEK delivery"):
+        parse_and_verify(msg, kek, ReplayState(ReplayMode.NONE), NOW)
+    teks = build_tek_delivery(_delivery(), kek)
+    with pytest.raises(UnsupportedError, match="in a group key delivery"):
+        parse_and_verify(teks, kek, ReplayState(ReplayMode.NONE), NOW, group_key=True)
+    two = _delivery(keys=[TekKey(group, group_key=True), TekKey(group, group_key=True)])
+    with pytest.raises(UnsupportedError, match="2 keys in a group key delivery"):
+        parse_and_verify(
+            build_tek_delivery(two, kek), kek, ReplayState(ReplayMode.NONE), NOW, group_key=True
+        )
+
+
+def test_split_messages_cuts_a_concatenation_at_message_ends() -> None:
+    kek = os.urandom(16)
+    a = build_tek_delivery(_delivery(), kek)
+    b = build_tek_delivery(_delivery(encr_alg=EncrAlg.NULL), kek)
+    assert split_messages(a + b) == (a, b)
+    assert split_messages(a) == (a,)
+    with pytest.raises(MikeyParseError) as info:
+        split_messages(a + b[:-3])
+    assert info.value.reason.startswith("message 2:") and info.value.offset >= len(a)
+    with pytest.raises(MikeyParseError, match="no MIKEY message"):
+        split_messages(b"")
+    with pytest.raises(MikeyParseError, match="trailing"):
+        parse_message(a + b)  # one whole message only

@@ -26,6 +26,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
 from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
+from mbmssec.impl.net.tls import TlsFiles, client_context, ensure_tls_files, server_context
 from mbmssec.impl.protocols.digest import parse_challenge
 from mbmssec.impl.service.bmsc import (
     BmscConfig,
@@ -70,6 +71,7 @@ async def bed(
     stream: bool = True,
     sqn_ms: dict[int, int] | None = None,
     capture: TrafficCapture | None = None,
+    tls: TlsFiles | None = None,
 ) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
     core = BmscCore(
@@ -87,7 +89,13 @@ async def bed(
         core.add_subscriber(name, k, opc)
         log.emit_all(core.subscribe(name, S, now))
         ues.append(UeCore(name, k, opc, profile, sqn_ms=(sqn_ms or {}).get(i, 0)))
-    server = BmscServer(core, log=log, stream=stream, capture=capture)
+    server = BmscServer(
+        core,
+        log=log,
+        stream=stream,
+        capture=capture,
+        ssl_context=server_context(tls) if tls is not None else None,
+    )
     url = await server.start()
     try:
         yield Bed(server, core, log, log_path, url, ues, keys)
@@ -348,6 +356,67 @@ def test_streaming_rekey_and_decryption(tmp_path: Path) -> None:
             assert len(protos) == 2
             path = tmp_path / "run.pcap"
             assert capture.write(path) == len(capture.packets) and path.stat().st_size > 0
+
+    asyncio.run(main())
+
+
+def test_common_kek_and_tek_over_tls_end_to_end(tmp_path: Path) -> None:
+    """kek_scope=common and tek_protection=tls on the real BM-SC and UEs: registration
+    over HTTPS on loopback (the UEs verify the BM-SC against the project's CA), the
+    common KEK shared by both UEs, SRTP decrypted under a TEK activated during the run;
+    a client trusting another CA gets no TEK."""
+
+    async def main() -> None:
+        tls = ensure_tls_files(tmp_path / "tls")
+        for path in (tls.ca, tls.server_cert, tls.server_key, tls.directory / "ca.key"):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+        other_ca = ensure_tls_files(tmp_path / "other").ca
+        overrides = {"kek_scope": "common", "tek_protection": "tls"}
+        async with (
+            bed(tmp_path, overrides, n=3, period=0.4, tls=tls) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            assert b.url.startswith("https://127.0.0.1:")
+            with pytest.raises(UeClientError, match="must be https"):
+                UeClient(b.ues[0], b.url.replace("https", "http"), http)
+            with pytest.raises(UeClientError, match="needs the CA"):
+                UeClient(b.ues[0], b.url, http)
+            ctx = client_context(tls.ca)
+            clients = [UeClient(ue, b.url, http, log=b.log, ssl_context=ctx) for ue in b.ues[:2]]
+            for client in clients:
+                await client.add_service(S)
+                client.start()
+            start = len(b.events("Activate"))
+            assert await _until(lambda: len(b.events("Activate")) >= start + 2, 6)
+            await asyncio.sleep(0.15)
+            for client in clients:
+                await client.stop()
+            # a UE that trusts another CA refuses the BM-SC's certificate: no delivery
+            stranger = UeClient(
+                b.ues[2], b.url, http, log=b.log, ssl_context=client_context(other_ca)
+            )
+            await stranger.add_service(S, 40009)
+            assert not await stranger.register(S)
+            error = stranger.svcs[S].last_error
+            assert error is not None and "certificate" in error.lower(), error
+            await stranger.stop()
+            assert b.ues[2].state(S).keys == {}
+            # plain HTTP to the HTTPS port gets no TEK delivery either
+            reply = await _raw(b.server.port, b"GET /mbms/register HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"application/mikey" not in reply
+            events = b.events()
+            activated = [e["mki"] for e in events if e["event"] == "Activate"][start:]
+            group = b.core.store.get_group_kek(S)
+            for client in clients[:2]:
+                st = client.core.state(S)
+                assert st.kek == group  # the one KEK of the service
+                mkis = {
+                    e["mki"]
+                    for e in events
+                    if e["event"] == "Receive" and e["ue"] == client.ue and e["ok"]
+                }
+                assert activated[0] in mkis, (client.ue, activated, mkis)
+            assert not b.server.errors
 
     asyncio.run(main())
 

@@ -58,14 +58,24 @@ def test_serve_refuses_a_non_loopback_host(
     assert "fetch_window" in capsys.readouterr().err
 
 
+# The processes run the two options the BM-SC implements with extra parts: a common KEK,
+# and TEK delivery over HTTPS with the CA that serve creates at its first start.
+OPTIONS = ("--option", "kek_scope=common", "--option", "tek_protection=tls")
+
+
 def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "b.db"
-    assert _admin(capsys, db, "add-subscriber", UE, "--k", K, "--opc", OPC)[0] == 0
-    assert _admin(capsys, db, "add-service", S, "--period", "0.5")[0] == 0
-    server = Serve(db, free_port(), tmp_path / "bmsc.jsonl", "--period", "0.5")
+    assert _admin(capsys, db, *OPTIONS, "add-subscriber", UE, "--k", K, "--opc", OPC)[0] == 0
+    assert _admin(capsys, db, *OPTIONS, "add-service", S, "--period", "0.5")[0] == 0
+    server = Serve(db, free_port(), tmp_path / "bmsc.jsonl", "--period", "0.5", *OPTIONS)
+    ca = server.ready["ca"]
+    assert server.url.startswith("https://") and ca == str(tmp_path / "b.db.tls" / "ca.pem")
+    assert (Path(ca).parent / "server.key").stat().st_mode & 0o777 == 0o600
     try:
+        code = cli_main(["bmsc-admin", "--url", server.url, "show"])
+        assert code == 2 and "needs --ca" in capsys.readouterr().err
         # Subscribe through the running BM-SC's admin endpoint.
-        code = cli_main(["bmsc-admin", "--url", server.url, "subscribe", UE, S])
+        code = cli_main(["bmsc-admin", "--url", server.url, "--ca", ca, "subscribe", UE, S])
         assert code == 0 and json.loads(capsys.readouterr().out)["ok"]
         ue = subprocess.run(
             [
@@ -88,6 +98,9 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
                 "--json",
                 "--log",
                 str(tmp_path / "ue.jsonl"),
+                "--ca",
+                ca,
+                *OPTIONS,
             ],
             capture_output=True,
             text=True,
@@ -96,7 +109,7 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert ue.returncode == 0, ue.stderr
         row = json.loads(ue.stdout)[0]
         assert row["registrations"] >= 3 and row["decrypted"] > 50
-        code = cli_main(["bmsc-admin", "--url", server.url, "show"])
+        code = cli_main(["bmsc-admin", "--url", server.url, "--ca", ca, "show"])
         state = json.loads(capsys.readouterr().out)
         assert code == 0 and state["registrations"][0]["ue"] == UE
     finally:

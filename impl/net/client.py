@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,8 @@ class UeClient:
     ``receive=False`` opens no UDP socket (``port`` is then announced as given but
     nothing listens), for load tests of the control plane.  ``log_receives=False``
     keeps per-packet ``Receive`` events out of the log (counters still count).
+    ``ssl_context`` verifies an ``https`` BM-SC (:func:`mbmssec.impl.net.tls.client_context`:
+    only the project's CA is trusted); with ``tek_protection=tls`` the URL must be https.
     """
 
     core: UeCore
@@ -131,6 +134,7 @@ class UeClient:
     receive: bool = True
     log_receives: bool = True
     config: ClientConfig = field(default_factory=ClientConfig)
+    ssl_context: ssl.SSLContext | None = None
     covered: bool = field(default=True, init=False)
     svcs: dict[str, _Svc] = field(default_factory=dict, init=False)
 
@@ -138,6 +142,18 @@ class UeClient:
         url = URL(self.base_url)
         if url.host not in ("127.0.0.1", "localhost", "::1"):
             raise UeClientError(f"the UE talks to a BM-SC on loopback only, not {url.host!r}")
+        if url.scheme == "https" and self.ssl_context is None:
+            raise UeClientError(
+                "an https BM-SC needs the CA to verify it against (mbmssec.impl.net.tls)"
+            )
+        if self.core.profile["tek_protection"] == "tls" and url.scheme != "https":
+            raise UeClientError(
+                "tek_protection=tls: TEKs come without MIKEY encryption, so the BM-SC "
+                f"URL must be https, not {self.base_url!r}"
+            )
+        self._ssl: ssl.SSLContext | bool = (
+            self.ssl_context if self.ssl_context is not None else True
+        )
         self.base_url = self.base_url.rstrip("/")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -261,7 +277,9 @@ class UeClient:
                 svc.status = "offline"
                 return False
             try:
-                async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                async with self.session.get(
+                    url, headers=headers, timeout=timeout, ssl=self._ssl
+                ) as resp:
                     status = resp.status
                     body = await resp.read()
                     www = resp.headers.get("WWW-Authenticate")
@@ -359,6 +377,7 @@ class UeClient:
                 data=message,
                 headers={"Content-Type": "application/mikey"},
                 timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
+                ssl=self._ssl,
             ) as resp:
                 status = resp.status
                 body = await resp.read()

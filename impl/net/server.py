@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import math
+import ssl
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -194,7 +195,8 @@ class BmscServer:
     collects traffic for a pcap; ``stream`` turns the data plane on; ``packet_rate`` is
     SRTP packets per second per service; ``clock`` gives Unix seconds.
     ``record_arrivals`` keeps the arrival time of every registration request (for the
-    benchmark's request-rate figures).
+    benchmark's request-rate figures).  ``ssl_context`` makes it answer over HTTPS
+    (:mod:`mbmssec.impl.net.tls`); it is required with ``tek_protection=tls``.
     """
 
     def __init__(
@@ -210,9 +212,16 @@ class BmscServer:
         clock: Callable[[], float] = time.time,
         log_sends: bool = True,
         record_arrivals: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
             raise ServerError("packet_rate, tick or payload_size out of range")
+        if core.profile["tek_protection"] == "tls" and ssl_context is None:
+            raise ServerError(
+                "tek_protection=tls sends TEKs without MIKEY encryption: the BM-SC must "
+                "answer over HTTPS (give it a TLS context, mbmssec.impl.net.tls)"
+            )
+        self.ssl_context = ssl_context
         self.core = core
         self.log = log
         self.capture = capture
@@ -257,7 +266,9 @@ class BmscServer:
         _ParserErrors.install(self)
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, host, port, reuse_address=True, ssl_context=self.ssl_context
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -265,7 +276,8 @@ class BmscServer:
             raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self.port = int(self._runner.addresses[0][1])
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://{shown}:{self.port}"
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)

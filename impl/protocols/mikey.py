@@ -120,6 +120,7 @@ __all__ = [
     "parse_message",
     "serialise_key_data_chain",
     "serialise_message",
+    "split_messages",
 ]
 
 MIKEY_VERSION = 1
@@ -1265,6 +1266,47 @@ def parse_message(data: bytes) -> MikeyMessage:
     Only structure is checked here; authentication and semantics are for
     :mod:`mbmssec.impl.protocols.mikey_messages`.
     """
+    msg, end = _parse_prefix(data)
+    if end != len(data):
+        prev = msg.payloads[-1].NAME if msg.payloads else "HDR"
+        raise MikeyParseError(
+            f"{len(data) - end} trailing bytes after the last payload", offset=end, payload=prev
+        )
+    return msg
+
+
+def split_messages(data: bytes) -> tuple[bytes, ...]:
+    """Cut a concatenation of whole MIKEY messages into its messages.
+
+    A MIKEY message carries no length field; each ends with the payload whose Next
+    payload is Last (RFC 3830 6.1), so the parse of one tells where the next begins.
+    A truncated or malformed message, or no message at all, is a
+    :class:`MikeyParseError` (offsets are within ``data``).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MikeyParseError("MIKEY messages must be bytes", offset=0, payload="HDR")
+    raw = bytes(data)
+    if not raw:
+        raise MikeyParseError("no MIKEY message", offset=0, payload="HDR")
+    out: list[bytes] = []
+    at = 0
+    while at < len(raw):
+        try:
+            _msg, end = _parse_prefix(raw[at:])
+        except MikeyParseError as exc:
+            raise MikeyParseError(
+                f"message {len(out) + 1}: {exc.reason}",
+                offset=at + exc.offset,
+                payload=exc.payload,
+                error_no=exc.error_no,
+            ) from None
+        out.append(raw[at : at + end])
+        at += end
+    return tuple(out)
+
+
+def _parse_prefix(data: bytes) -> tuple[MikeyMessage, int]:
+    """The MIKEY message at the start of ``data`` and where it ends."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MikeyParseError("MIKEY message must be bytes", offset=0, payload="HDR")
     r = _Reader(bytes(data))
@@ -1290,13 +1332,7 @@ def parse_message(data: bytes) -> MikeyMessage:
         payloads.append(payload)
         offsets.append(at)
         prev = payload.NAME
-    if r.remaining():
-        raise MikeyParseError(
-            f"{r.remaining()} trailing bytes after the last payload",
-            offset=r.offset,
-            payload=prev,
-        )
-    return MikeyMessage(header, tuple(payloads), tuple(offsets))
+    return MikeyMessage(header, tuple(payloads), tuple(offsets)), r.offset
 
 
 def _parse_key_data(r: _Reader) -> tuple[KeyDataPayload, int]:

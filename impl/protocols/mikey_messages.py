@@ -143,20 +143,29 @@ class TekKey:
     """One delivered TEK: key, optional SRTP master salt, optional MKI (key validity SPI/MKI).
 
     Sent as a Key data sub-payload (RFC 3830 6.13) of type TEK, or TEK+SALT when a
-    salt is given. ``repr`` hides the secrets.
+    salt is given.  ``group_key`` marks instead a key that protects further TEK
+    deliveries (a KEK shared by a group of UEs), sent with type TGK (TGK+SALT with a
+    salt), the RFC 3830 type for a key from which a receiver obtains TEKs.  ``repr``
+    hides the secrets.
     """
 
     tek: bytes
     salt: bytes | None = None
     mki: bytes | None = None
+    group_key: bool = False
 
     def __repr__(self) -> str:
-        return f"TekKey(<{len(self.tek)}-byte TEK>, mki={self.mki!r})"
+        kind = "group key" if self.group_key else "TEK"
+        return f"TekKey(<{len(self.tek)}-byte {kind}>, mki={self.mki!r})"
 
     def to_key_data(self) -> KeyDataPayload:
         """The Key data sub-payload carrying this key."""
+        if self.group_key:
+            key_type = KeyDataType.TGK_SALT if self.salt is not None else KeyDataType.TGK
+        else:
+            key_type = KeyDataType.TEK_SALT if self.salt is not None else KeyDataType.TEK
         return KeyDataPayload(
-            KeyDataType.TEK_SALT if self.salt is not None else KeyDataType.TEK,
+            key_type,
             self.tek,
             self.salt,
             SpiValidity(self.mki) if self.mki is not None else NullValidity(),
@@ -376,6 +385,7 @@ def parse_and_verify(
     now: float,
     *,
     allow_null_mac: bool = False,
+    group_key: bool = False,
 ) -> VerifiedTekDelivery:
     """Verify a TEK delivery I_MESSAGE with ``kek`` and return the delivered keys.
 
@@ -384,6 +394,8 @@ def parse_and_verify(
     check (:class:`MikeyReplayError`), then decryption and the Key data chain. A Mac alg
     of NULL is an authentication failure unless ``allow_null_mac``. Nothing is
     returned, and the replay state does not advance, unless every check passes.
+    With ``group_key`` the message must carry exactly one group key (Key data type
+    TGK or TGK+SALT, see :class:`TekKey`) instead of TEKs.
     """
     msg = parse_message(message)
     data = bytes(message)
@@ -438,10 +450,21 @@ def parse_and_verify(
     if not chain:
         raise MikeyParseError("KEMAC carries no key", offset=encr_at, payload="KEMAC")
     tek_keys = []
+    wanted = (
+        (KeyDataType.TGK, KeyDataType.TGK_SALT)
+        if group_key
+        else (KeyDataType.TEK, KeyDataType.TEK_SALT)
+    )
+    if group_key and len(chain) != 1:
+        raise UnsupportedError(
+            f"{len(chain)} keys in a group key delivery (one expected)",
+            offset=encr_at,
+            payload="KEY DATA",
+        )
     for kd in chain:
-        if kd.key_type not in (KeyDataType.TEK, KeyDataType.TEK_SALT):
+        if kd.key_type not in wanted:
             raise UnsupportedError(
-                f"key type {kd.key_type.name} in a TEK delivery",
+                f"key type {kd.key_type.name} in a {'group key' if group_key else 'TEK'} delivery",
                 offset=encr_at,
                 payload="KEY DATA",
             )
@@ -455,7 +478,7 @@ def parse_and_verify(
                 offset=encr_at,
                 payload="KEY DATA",
             )
-        tek_keys.append(TekKey(kd.key, kd.salt, mki))
+        tek_keys.append(TekKey(kd.key, kd.salt, mki, group_key=group_key))
 
     fetch_ext: TekFetchExtension | None = None
     other_exts = []

@@ -48,8 +48,15 @@ activated after the UE's first subscription; ``both``; ``never``);
 ``fetch_spreading`` (``none``: every UE at the window start; ``random_interval``:
 uniform in the window; ``scheduled_slots``: evenly by join order; ``multi_key``:
 ``multi_key_depth`` next TEKs per delivery, fetched once per that many periods, at a
-random point of the window).  ``kek_scope=common`` and ``tek_protection=tls`` are not
-implemented and rejected by :func:`check_profile`.
+random point of the window); ``kek_scope`` (``per_ue``: each delivery is protected
+with the UE's own KEK; ``common``: the service has one KEK, created with it and kept in
+the store, under which every UE's TEK deliveries are protected; each registration's
+answer is two MIKEY messages, the common KEK under the UE's own KEK, then the TEK
+delivery under the common KEK, see :meth:`BmscCore._deliver`); ``tek_protection``
+(``mikey_kek``: the Key data is encrypted under the KEK; ``tls``: MIKEY encryption is
+NULL and the confidentiality of the TEKs rests on the HTTPS connection the server
+answers on, :mod:`mbmssec.impl.net.tls`; the MIKEY MAC under the KEK still binds the
+delivery to the UE's authentication and carries the replay protection).
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ from mbmssec.impl.protocols.digest import (
     verify_resync,
 )
 from mbmssec.impl.protocols.mikey import (
+    EncrAlg,
     FetchAtSrtpIndex,
     FetchAtTime,
     IdPayload,
@@ -126,7 +134,6 @@ __all__ = [
     "REGISTER_PATH",
     "RESPONSE_PATH",
     "TRIGGERS",
-    "UNSUPPORTED",
     "BmscConfig",
     "BmscCore",
     "BmscError",
@@ -156,12 +163,6 @@ MAX_BODY: Final = 4096
 TRIGGERS: Final = ("initial", "fetch_time", "unknown_mki", "retry")
 """Why a UE registers (the ``reason`` query parameter)."""
 
-UNSUPPORTED: Final[Mapping[str, frozenset[str]]] = {
-    "kek_scope": frozenset({"common"}),
-    "tek_protection": frozenset({"tls"}),
-}
-"""Option values (of spec/options.toml) the running BM-SC and UE do not implement; every
-other value of every option is implemented."""
 
 _UE_RE = re.compile(r"[0-9A-Za-z._@+-]{1,64}")
 _SERVICE_RE = re.compile(r"[0-9A-Za-z.:_-]{1,64}")
@@ -213,19 +214,20 @@ class BmscError(MbmssecError):
 
 
 def check_profile(profile: Mapping[str, str]) -> None:
-    """Reject option values the implementation does not support, naming each and the
-    values of that option (from spec/options.toml) it does support."""
+    """Reject a profile that does not give every option of spec/options.toml one of its
+    declared values (the BM-SC and the UE implement every declared value), naming each
+    offending option and its values."""
     spec = profile.spec if isinstance(profile, Profile) else load_spec()
     bad = []
-    for name, refused in UNSUPPORTED.items():
-        if profile[name] in refused:
-            supported = [v for v in spec.options[name].values if v not in refused]
-            bad.append(f"{name}={profile[name]} (supported: {', '.join(supported)})")
+    for name, opt in spec.options.items():
+        value = profile.get(name)
+        if value not in opt.values:
+            bad.append(f"{name}={value} (declared: {', '.join(opt.values)})")
     if bad:
         raise BmscError(
             Refusal.MALFORMED,
-            "unsupported_profile",
-            "the running BM-SC/UE does not implement " + "; ".join(bad),
+            "bad_profile",
+            "the profile gives options undeclared values: " + "; ".join(bad),
         )
 
 
@@ -480,6 +482,8 @@ class BmscCore:
                 period=float(period),
                 now=now,
             )
+            if self._opt("kek_scope") == "common":
+                self.store.put_group_kek(service, self.rand(16))
             return self._advance(service, now)
 
     def subscribe(self, ue: str, service: str, now: float) -> list[Event]:
@@ -935,20 +939,40 @@ class BmscCore:
         id_i = IdPayload(IdType.URI, self.config.bmsc_uri.encode())
         id_r = IdPayload(IdType.NAI, ue.encode())
         roc = self._stream_index(svc) >> 16
+        counter = ctr if self._opt("replay_protection") == "counter" else None
+        encr = EncrAlg.NULL if self._opt("tek_protection") == "tls" else EncrAlg.AES_CM_128
         delivery = new_tek_delivery(
             csb_id=svc.csb_id,
             keys=[TekKey(t.key, t.salt, t.mki.to_bytes(MKI_LENGTH, "big")) for t in keys],
             now=now,
             rand=self.rand,
-            counter=ctr if self._opt("replay_protection") == "counter" else None,
+            counter=counter,
             cs_map=(SrtpCs(0, svc.ssrc, roc & 0xFFFFFFFF),),
             id_i=id_i,
             id_r=id_r,
             fetch=fetch,
             lifetime=lifetime,
+            encr_alg=encr,
             request_verification=v_flag,
         )
-        body = build_tek_delivery(delivery, kek)
+        if self._opt("kek_scope") == "common":
+            # The common KEK, under the UE's own KEK, then the TEKs under the common KEK;
+            # both messages carry the same T, which ties them together.
+            group_kek = self._group_kek(service)
+            carrier = new_tek_delivery(
+                csb_id=svc.csb_id,
+                keys=[TekKey(group_kek, group_key=True)],
+                now=now,
+                rand=self.rand,
+                counter=counter,
+                cs_map=delivery.cs_map,
+                id_i=id_i,
+                id_r=id_r,
+                encr_alg=encr,
+            )
+            body = build_tek_delivery(carrier, kek) + build_tek_delivery(delivery, group_kek)
+        else:
+            body = build_tek_delivery(delivery, kek)
         self.store.put_registration(
             Registration(
                 ue=ue,
@@ -981,6 +1005,15 @@ class BmscCore:
         if fetch_index is not None:
             extra["fetch_index"] = fetch_index
         return body, Event("Deliver", now, ue=ue, service=service, mki=keys[-1].mki, extra=extra)
+
+    def _group_kek(self, service: str) -> bytes:
+        """Inside a transaction: the service's common KEK (created if a service made
+        before has none)."""
+        kek = self.store.get_group_kek(service)
+        if kek is None:
+            kek = self.rand(16)
+            self.store.put_group_kek(service, kek)
+        return kek
 
     def fetch_time(self, svc: Service, ue: str, pending: list[TekRow], now: float) -> float:
         """When the UE is to fetch again: in the window after the last next TEK it now

@@ -40,6 +40,9 @@ Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter k
 ``registrations`` (ue, service, registered, port, fetch_time, kek, ...)
     The UE's registration: its loopback UDP port for the stream, its next fetch time,
     the KEK of its latest delivery and what the MIKEY response must be checked against.
+``group_keks`` (service, kek)
+    With ``kek_scope=common`` only: the one KEK of the service that every UE's TEK
+    deliveries are protected with (created with the service, never changed).
 ``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc)
     Digest AKA challenges issued and their use (``pending``, ``verified``, ``used``,
     ``failed``); kept so a restarted BM-SC still recognises a nonce it issued.
@@ -149,6 +152,10 @@ CREATE TABLE IF NOT EXISTS registrations (
     delivered TEXT NOT NULL,
     t REAL NOT NULL,
     PRIMARY KEY (ue, service)
+);
+CREATE TABLE IF NOT EXISTS group_keks (
+    service TEXT PRIMARY KEY REFERENCES services(service),
+    kek BLOB NOT NULL CHECK (length(kek) = 16)
 );
 CREATE TABLE IF NOT EXISTS challenges (
     nonce TEXT PRIMARY KEY,
@@ -499,6 +506,15 @@ class Store:
     def services(self) -> list[Service]:
         """All services, by name."""
         return [Service(**dict(r)) for r in self._all("SELECT * FROM services ORDER BY service")]
+
+    def get_group_kek(self, service: str) -> bytes | None:
+        """The service's common KEK (``kek_scope=common``), if one was created."""
+        row = self._one("SELECT kek FROM group_keks WHERE service = ?", (service,))
+        return None if row is None else bytes(row["kek"])
+
+    def put_group_kek(self, service: str, kek: bytes) -> None:
+        """Record the service's common KEK; a service has at most one."""
+        self._write("INSERT INTO group_keks(service, kek) VALUES (?, ?)", (service, kek))
 
     def take_mki(self, service: str) -> int:
         """Take the service's next unused MKI (the counter only grows)."""

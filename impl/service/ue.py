@@ -16,6 +16,10 @@ takes the bytes received and the time ``now``; randomness comes from an injected
   (:func:`~mbmssec.impl.protocols.aka.derive_kek`, per ``kek_derivation``) and the replay state
   (``replay_protection``), and its TEKs, MKIs, fetch time (as a time or an SRTP index)
   and lifetime are installed; the MIKEY response (step 4b) is built when the V flag asks.
+  With ``kek_scope=common`` the answer first carries the service's common KEK under the
+  UE's own KEK (the UE keeps it) and the TEKs come under the common KEK.  Keys sent
+  unencrypted (MIKEY Encr alg NULL) are accepted only with ``tek_protection=tls``, where
+  the HTTPS connection protects them.
 * :meth:`UeCore.on_packet`: an SRTP packet is decrypted with the TEK its MKI names
   (6.2.2 step 7); after a packet under a newer TEK the UE switches to it and drops the
   older TEKs of the service (6.2.3.3); an unknown MKI is reported, and with
@@ -52,7 +56,16 @@ from mbmssec.impl.protocols.digest import (
     respond_resync,
     serialise_authorization,
 )
-from mbmssec.impl.protocols.mikey import FetchAtSrtpIndex, FetchAtTime, IdType, MikeyError
+from mbmssec.impl.protocols.mikey import (
+    EncrAlg,
+    FetchAtSrtpIndex,
+    FetchAtTime,
+    IdType,
+    MikeyError,
+    MikeyParseError,
+    TimestampPayload,
+    split_messages,
+)
 from mbmssec.impl.protocols.mikey_messages import (
     ReplayMode,
     ReplayState,
@@ -142,6 +155,9 @@ class ServiceState:
     lifetime: int | None = None
     ssrc: int | None = None
     receiver: SrtpReceiver | None = None
+    kek: bytes | None = field(default=None, repr=False)
+    """The KEK the latest TEK delivery was protected with (the UE's own, or with
+    ``kek_scope=common`` the service's common KEK, which the UE keeps)."""
     saw_unknown: bool = False
     registered: bool = False
     decrypted: int = 0
@@ -311,11 +327,21 @@ class UeCore:
         kek = derive_kek(
             self.profile["kek_derivation"], self.auth.ck, self.auth.ik, self.ue, service
         )
+        delivery_kek, tek_message = kek, body
+        carrier_ts: TimestampPayload | None = None
         try:
-            verified = parse_and_verify(body, kek, self.replay, now)
+            if self.profile["kek_scope"] == "common":
+                delivery_kek, tek_message, carrier_ts = self._open_group_kek(body, kek, now)
+            verified = parse_and_verify(tek_message, delivery_kek, self.replay, now)
         except MikeyError as exc:
             raise UeError("bad_delivery", f"MIKEY TEK delivery rejected: {exc}") from None
         d = verified.delivery
+        if carrier_ts is not None and d.timestamp != carrier_ts:
+            raise UeError(
+                "bad_delivery",
+                "the common KEK and the TEK delivery carry different T payloads (not one answer)",
+            )
+        self._check_encryption(d.encr_alg)
         if d.id_r is not None and (
             d.id_r.id_type is not IdType.NAI or d.id_r.data != self.ue.encode()
         ):
@@ -333,6 +359,7 @@ class UeCore:
         if self.profile["second_service_auth"] == "reauthenticate":
             self.auth = None  # one authentication, one registration
         st = self.state(service)
+        st.kek = delivery_kek
         stream = d.cs_map[0]
         new_stream = st.ssrc != stream.ssrc
         st.ssrc = stream.ssrc
@@ -383,6 +410,41 @@ class UeCore:
         return DeliveryOutcome(
             service, tuple(k.mki for k in keys), st.fetch_time, st.fetch_index, verification, event
         )
+
+    def _open_group_kek(
+        self, body: bytes, kek: bytes, now: float
+    ) -> tuple[bytes, bytes, TimestampPayload]:
+        """``kek_scope=common``: the answer is the service's common KEK under the UE's
+        own KEK, then the TEK delivery under the common KEK.  Returns the common KEK,
+        the TEK delivery message (verified by the caller, with the replay state) and
+        the first message's T, which the TEK delivery must repeat."""
+        parts = split_messages(body)
+        if len(parts) != 2:
+            raise MikeyParseError(
+                f"{len(parts)} MIKEY message(s); kek_scope=common sends the common KEK "
+                "and the TEK delivery",
+                offset=0,
+                payload="HDR",
+            )
+        carrier = parse_and_verify(parts[0], kek, ReplayState(ReplayMode.NONE), now, group_key=True)
+        self._check_encryption(carrier.delivery.encr_alg)
+        group = carrier.keys[0]
+        if len(group.tek) != 16 or group.salt is not None:
+            raise MikeyParseError(
+                "the common KEK must be 16 octets without salt", offset=0, payload="KEY DATA"
+            )
+        return group.tek, parts[1], carrier.delivery.timestamp
+
+    def _check_encryption(self, encr: EncrAlg) -> None:
+        """Under ``tek_protection=mikey_kek`` keys must come encrypted under the KEK; a
+        NULL-encrypted delivery (keys in the clear) is refused.  Under ``tls`` the
+        HTTPS connection protects them and MIKEY encryption may be NULL."""
+        if encr is EncrAlg.NULL and self.profile["tek_protection"] == "mikey_kek":
+            raise UeError(
+                "bad_delivery",
+                "MIKEY delivery carries its keys unencrypted (Encr alg NULL), but "
+                "tek_protection=mikey_kek",
+            )
 
     # -- SRTP (step 7, 6.2.3.3) ---------------------------------------------------------------
 

@@ -23,7 +23,10 @@ A live table (per UE: state, keys held, packets decrypted, failures) is drawn on
 when it is a terminal; a summary follows on stdout (``--json`` for machines).  The event
 log (JSON lines, :mod:`mbmssec.impl.service.events`) is always written (``--log FILE``, else
 into the run's temporary directory), and ``--pcap FILE`` writes the HTTP and SRTP
-traffic for Wireshark.  Exit status 0 when every check holds, 1 otherwise.
+traffic for Wireshark.  With ``tek_protection=tls`` the BM-SC answers over HTTPS with a
+certificate of a CA made for the run (in its temporary directory) and the UEs verify
+it; the pcap then shows the HTTP exchanges as the endpoints see them, inside TLS.
+Exit status 0 when every check holds, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from mbmssec.commands.serve import add_profile_arguments, positive, profile_from
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.client import UeClient
 from mbmssec.impl.net.server import BmscServer, TrafficCapture
+from mbmssec.impl.net.tls import client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
 from mbmssec.impl.service.events import DEMO, Event, EventLog, read_events
 from mbmssec.impl.service.store import Store
@@ -208,14 +212,20 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
         cores.append(
             UeCore(name, k, opc, profile, sqn_ms=_RESYNC_SQN_MS if name == roles.resync else 0)
         )
-    server = BmscServer(core, log=log, capture=capture, packet_rate=options.rate)
+    server_tls = client_tls = None
+    if profile["tek_protection"] == "tls":  # HTTPS with the demo's own CA
+        tls_files = ensure_tls_files(workdir / "tls")
+        server_tls, client_tls = server_context(tls_files), client_context(tls_files.ca)
+    server = BmscServer(
+        core, log=log, capture=capture, packet_rate=options.rate, ssl_context=server_tls
+    )
     url = await server.start()
     started = time.time()
-    connector = aiohttp.TCPConnector(limit=64)
+    connector = aiohttp.TCPConnector(limit=64, ssl=client_tls if client_tls is not None else True)
     timeline: dict[str, float] = {}
     problems: list[str] = []
     async with aiohttp.ClientSession(connector=connector) as session:
-        clients = [UeClient(c, url, session, log=log) for c in cores]
+        clients = [UeClient(c, url, session, log=log, ssl_context=client_tls) for c in cores]
         by_name = {c.ue: c for c in clients}
         for client in clients:
             await client.add_service(SERVICE)

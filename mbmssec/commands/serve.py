@@ -8,6 +8,11 @@ database at PATH.  When it is listening it prints one JSON line on stdout
 SIGINT.  The event log (:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by
 default ``PATH.events.jsonl``.
 Killed at any moment, it restarts from the same database without losing state.
+With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certificate for
+127.0.0.1/localhost issued by the project's own CA, created at the first start in
+``--tls-dir`` (default ``PATH.tls`` next to the database, files mode 0600; see
+:mod:`mbmssec.impl.net.tls`); the JSON line then names the CA file (``"ca"``), which
+``mbmssec ue --ca`` and ``bmsc-admin --ca`` verify the BM-SC against.
 
 ``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
 (safe while the BM-SC runs: SQLite serialises writers, and the BM-SC reads the
@@ -39,6 +44,7 @@ from typing import Any
 
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.server import LOOPBACK_HOSTS, BmscServer
+from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
 from mbmssec.impl.service.events import EventLog
 from mbmssec.impl.service.store import DURABILITY, Store
@@ -154,6 +160,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=50.0,
         help="SRTP packets per second per service (default 50)",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="answer over HTTPS (implied by tek_protection=tls)",
+    )
+    p.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="TLS material (CA and server certificate), created if absent "
+        "(default: DB.tls next to the database)",
+    )
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
     p.add_argument(
         "--no-send-log",
@@ -178,6 +195,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where = a.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="operate on the database directly")
     where.add_argument("--url", help="operate through a running BM-SC's admin endpoints")
+    a.add_argument("--ca", type=Path, help="CA file to verify an https --url against")
     actions = a.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = actions.add_parser("add-subscriber", help="provision a subscriber in the HSS/AuC")
     s.add_argument("ue")
@@ -209,6 +227,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--port must be 0..65535")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
+    tls_files = None
+    if args.tls or args.tls_dir is not None or profile["tek_protection"] == "tls":
+        try:
+            tls_files = ensure_tls_files(args.tls_dir or args.db.with_name(args.db.name + ".tls"))
+        except TlsError as exc:
+            raise UsageError(str(exc)) from None
+    args.tls_files = tls_files
     core = open_core(args.db, profile, config, args.durability)
     log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
     log = None if args.no_log else EventLog(log_path)
@@ -235,6 +260,7 @@ async def _run_server(
         stream=not args.no_stream,
         packet_rate=args.rate,
         log_sends=not args.no_send_log,
+        ssl_context=server_context(args.tls_files) if args.tls_files is not None else None,
     )
     await server.start(args.host, args.port)
     stop = asyncio.Event()
@@ -251,6 +277,7 @@ async def _run_server(
                 "pid": os.getpid(),
                 "db": str(args.db),
                 "log": None if log is None else str(log_path),
+                "ca": None if args.tls_files is None else str(args.tls_files.ca),
             }
         ),
         flush=True,
@@ -330,8 +357,16 @@ def _admin_http(args: argparse.Namespace) -> int:
         method="POST" if data else "GET",
         headers={"Content-Type": "application/json"},
     )
+    context = None
+    if base.startswith("https:"):
+        if args.ca is None:
+            raise UsageError("an https --url needs --ca (the CA file serve printed)")
+        try:
+            context = client_context(args.ca)
+        except TlsError as exc:
+            raise UsageError(str(exc)) from None
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             print(response.read().decode())
             return 0
     except urllib.error.HTTPError as exc:

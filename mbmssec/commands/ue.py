@@ -24,6 +24,7 @@ import aiohttp
 from mbmssec.commands.serve import add_profile_arguments, hex16, profile_from_args
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.client import UeClient, UeClientError
+from mbmssec.impl.net.tls import TlsError, client_context
 from mbmssec.impl.service.bmsc import BmscError, validate_service, validate_ue
 from mbmssec.impl.service.events import EventLog
 from mbmssec.impl.service.ue import UeCore
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
     )
     p.add_argument("--url", required=True, help="the BM-SC, e.g. http://127.0.0.1:8080")
+    p.add_argument(
+        "--ca",
+        type=Path,
+        help="CA file to verify an https BM-SC against (the one serve printed); "
+        "required with https, which tek_protection=tls requires",
+    )
     p.add_argument("--ue", required=True, help="the UE identity (IMSI)")
     p.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
     p.add_argument("--opc", required=True, help="OPc (32 hex digits)")
@@ -105,10 +112,16 @@ async def _main(
 ) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         try:
+            ctx = client_context(args.ca) if args.ca is not None else None
             client = UeClient(
-                core, args.url, session, log=log, log_receives=not args.no_receive_log
+                core,
+                args.url,
+                session,
+                log=log,
+                log_receives=not args.no_receive_log,
+                ssl_context=ctx,
             )
-        except UeClientError as exc:
+        except (UeClientError, TlsError) as exc:
             raise UsageError(str(exc)) from None
         for service in args.service:
             await client.add_service(service)
