@@ -48,6 +48,7 @@ MODULES: Final = (
     "mbmssec.bench.bmsc_bench",
     "mbmssec.bench.proof_bench",
     "mbmssec.bench.refinement_bench",
+    "mbmssec.bench.tracecheck_bench",
 )
 
 _PROJECT: Final = "mbmssec"

@@ -28,22 +28,43 @@ What the log does not record
 * **State shared by every candidate.**  The timing never changes the effect of an
   action on the other symbols, only whether it is enabled; so all candidates share one
   *core* state and the search is over timings only.
-* **Authentication reused.**  With ``second_service_auth=authorise_only`` a registration
-  reusing a verified nonce logs no ``Authenticate``; if the model needs one, an unlogged
-  ``Authenticate`` is inserted.
+* **Authentication reused.**  With ``second_service_auth=authorise_only`` the model
+  keeps a UE authenticated across deliveries, so a delivery reusing an earlier Digest AKA
+  run needs no step of its own; such deliveries are named in the verdict.  Under
+  ``reauthenticate`` every delivery needs a successful ``Authenticate`` of its own.
+
+Nothing is invented
+-------------------
+No model step is taken that the log does not show, with one exception: an activation
+the model refuses only because registered, synchronised UEs lack the TEK is explained by
+those UEs' late fetches (the model's UE out of synchronisation: ``LoseCoverage`` then
+``RegainCoverage``) when the log shows each of them late.  Under strict timing (the
+default) that means its logged fetch time is more than the BM-SC's fetch grace
+(``fetch_grace`` in the BM-SC's ``Start`` event, the BM-SC's own rule for not waiting on
+a UE) before the activation; under lenient timing, that the fetch time has passed.
+Each late fetch is listed in the verdict.
 
 Event to model step
 -------------------
 UEs, services, TEKs (by ``(service, MKI)`` in order of ``Generate``) and packets (by
 ``(service, seq)`` in order of ``Send``) are numbered in order of first appearance.  A
-``Deliver`` (bmsc) is the model's ``Register`` when the UE's next event for that service
-is a successful ``Register``, else ``DeliveryLost``; the model step happens at the
-``Deliver`` and the UE's ``Register`` is checked against it (same MKIs).  Outcomes are
-checked: the delivered MKIs and counter, the MKI of every ``Send`` (the active TEK's),
-every ``Activate`` and ``Generate`` (the next TEK, the next fresh MKI), the withdrawn
-TEKs of a ``Revoke``, and every ``Receive`` (decrypted, or refused as unknown MKI /
-authentication failure) against the model's ``decrypted`` and ``saw_unknown``.
+``Deliver`` (bmsc) is paired with the UE's next ``Register``, ``DeliveryLost`` or
+``Rejected`` (ue) for that service before the BM-SC's next ``Deliver`` to it: the model's
+``Register`` if that is a successful ``Register``, else ``DeliveryLost``.  The model
+step happens at the ``Deliver``; the UE's event must be the pending delivery's (a UE
+event with no pending ``Deliver`` is a verdict), and a successful ``Register`` must carry
+the ``Deliver``'s MKIs, TEK identities, counter and fetch time.  A ``Deliver`` with no
+UE outcome before the next delivery to that UE is a verdict; one with none before the log
+ends is read as not installed (named in the verdict).  Outcomes are checked: the
+delivered MKIs against the model's BM-SC and the UE's installed keys, the counter, the
+MKI of every ``Send`` (the active TEK's), every ``Activate`` and ``Generate`` (the next
+TEK, the next fresh MKI), the withdrawn TEKs of a ``Revoke``, the MKI and TEK of every
+``Receive`` against its ``Send``, and its outcome (decrypted, or refused as unknown MKI /
+authentication failure) against the model's ``decrypted`` and ``saw_unknown``; a UE
+decrypting a packet twice is a verdict (SRTP replay protection refuses the second).
 ``Rejected`` with reason ``not_subscribed`` must be a UE the model has unsubscribed.
+Timestamps never decrease per source (each UE, the BM-SC, the demo), and a ``Start``
+event's declared profile must be the one checked.
 """
 
 from __future__ import annotations
@@ -95,13 +116,20 @@ class Unexplained(MbmssecError):
         why: str,
         candidates: list[dict[str, Any]],
         timing_only: bool = False,
+        *,
+        line: int | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(f"event {index} ({describe_event(event)}): {why}")
         self.timing_only = timing_only
         self.index = index
+        self.line = index + 1 if line is None else line
+        """The event's 1-based line in the log (``index`` is its place in the run)."""
         self.event = dict(event)
         self.why = why
         self.candidates = candidates
+        self.state = state
+        """The candidate state keyed by the log's identities (:func:`state_view`)."""
 
 
 def describe_event(e: Mapping[str, Any]) -> str:
@@ -415,11 +443,53 @@ class Tracker:
 
 # -- the checker ---------------------------------------------------------------------------
 
+LateFetchRule = str
+"""When an activation the model refuses may be explained by late fetches: ``"never"``
+(the lockstep driver), ``"grace"`` (strict timing: every blocking UE's logged fetch time
+is more than the BM-SC's logged fetch grace before the activation, the BM-SC's own rule)
+or ``"fetch_time"`` (lenient timing: every blocking UE is past its logged fetch time)."""
+
+LATE_FETCH_RULES: Final = ("never", "grace", "fetch_time")
+
+FETCH_TIME_TOLERANCE: Final = 1e-3
+"""Seconds by which a UE's logged fetch time may differ from the BM-SC's (both are
+rounded to microseconds, and the UE reads it from a 64-bit NTP timestamp)."""
+
+OUTCOMES: Final = frozenset({"Register", "DeliveryLost"})
+"""UE events that say what became of a delivery (a UE's ``Rejected`` for the service
+does too: the request failed on its side)."""
+
+
+@dataclass(frozen=True)
+class LateFetch:
+    """An activation explained by a UE that had not fetched by its fetch time: the model
+    takes that UE out of synchronisation (``LoseCoverage`` then ``RegainCoverage``, steps
+    the log does not record; the only unlogged steps the checker ever takes)."""
+
+    index: int
+    ue: str
+    service: str
+    mki: int
+    fetch_time: float
+    activated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "ue": self.ue,
+            "service": self.service,
+            "mki": self.mki,
+            "fetch_time": self.fetch_time,
+            "activated_at": self.activated_at,
+            "late_by": round(self.activated_at - self.fetch_time, 6),
+        }
+
 
 @dataclass
 class TraceResult:
-    """The verdict: ``ok``, how many events were explained, model steps taken, the first
-    unexplained event (index, event, why) and the candidates at that point."""
+    """The verdict: ``ok``, how many events were explained, model steps taken, what was
+    read into the log (late fetches, reused authentications, deliveries whose outcome the
+    UE never logged) and, on failure, the first unexplained event."""
 
     ok: bool
     events: int
@@ -427,8 +497,13 @@ class TraceResult:
     model_steps: int
     pruned: int
     universe: Universe
-    late_fetches: int = 0
+    late_fetches: list[LateFetch] = field(default_factory=list)
     failure: Unexplained | None = None
+    profile: Mapping[str, str] = field(default_factory=dict)
+    timing: str = "strict"
+    fetch_grace: float | None = None
+    reused_auth: list[int] = field(default_factory=list)
+    unanswered: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         u = self.universe
@@ -437,103 +512,375 @@ class TraceResult:
             "events": self.events,
             "explained": self.explained,
             "model_steps": self.model_steps,
-            "pruned": self.pruned,
-            "late_fetches": self.late_fetches,
+            "profile": dict(self.profile),
+            "timing": self.timing,
+            "fetch_grace": self.fetch_grace,
+            "late_fetches": [lf.to_json() for lf in self.late_fetches],
+            "reused_authentications": list(self.reused_auth),
+            "unanswered_deliveries": list(self.unanswered),
             "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
         }
         if self.failure is not None:
             f = self.failure
             out["first_unexplained"] = {
                 "index": f.index,
+                "line": f.line,
                 "event": f.event,
                 "why": f.why,
                 "timing_only": f.timing_only,
+                "state": f.state,
                 "candidates": f.candidates,
             }
         return out
 
-    def render(self) -> str:
-        if self.ok:
-            return (
-                f"trace-check: OK: {self.explained} of {self.events} events explained by "
-                f"{self.model_steps} model steps"
-                + (
-                    f"; {self.late_fetches} late fetch(es) assumed before activations"
-                    if self.late_fetches
-                    else ""
-                )
-                + (f" (beam cut {self.pruned} timings)" if self.pruned else "")
+    def _notes(self) -> list[str]:
+        notes = []
+        if self.reused_auth:
+            notes.append(
+                f"{len(self.reused_auth)} deliveries reused an earlier authentication "
+                "(second_service_auth=authorise_only)"
             )
+        for lf in self.late_fetches:
+            notes.append(
+                f"late fetch: UE {lf.ue} had not fetched MKI {lf.mki} "
+                f"{lf.activated_at - lf.fetch_time:.3f} s after its fetch time when the "
+                "TEK was activated: taken out of synchronisation (unlogged LoseCoverage, "
+                "RegainCoverage)"
+            )
+        if self.unanswered:
+            notes.append(
+                f"{len(self.unanswered)} deliveries with no outcome logged by the UE before "
+                "the log ends: read as not installed"
+            )
+        return notes
+
+    def render(self) -> str:
+        timing = (
+            self.timing
+            + " timing"
+            + (f", fetch grace {self.fetch_grace:g} s" if self.fetch_grace is not None else "")
+        )
+        if self.ok:
+            lines = [
+                f"trace-check: OK: {self.explained} of {self.events} events explained by "
+                f"{self.model_steps} model steps ({timing})"
+            ]
+            lines += ["  " + n for n in self._notes()]
+            return "\n".join(lines)
         assert self.failure is not None
         f = self.failure
         lines = [
-            f"trace-check: FORBIDDEN: event {f.index} ({describe_event(f.event)}): {f.why}",
-            f"  {self.explained} earlier events were explained"
-            + (
-                f" (beam cut {self.pruned} timings: the verdict may be an artefact of the cut)"
-                if self.pruned
-                else ""
-            ),
+            f"trace-check: FORBIDDEN: line {f.line}: {describe_event(f.event)}: {f.why}",
+            f"  {self.explained} earlier events were explained ({timing})",
         ]
-        if f.candidates:
-            lines.append(
-                f"  candidate model states at that point ({len(f.candidates)} "
-                "shown, non-default entries):"
-            )
-            for cand in f.candidates:
-                lines.append("    " + _short(cand))
+        lines += ["  " + n for n in self._notes()]
+        lines += render_state(f.state, f.event)
         return "\n".join(lines)
 
 
-def _short(state: Mapping[str, Any], limit: int = 1200) -> str:
-    text = "; ".join(f"{k}={v}" for k, v in state.items())
-    return text if len(text) <= limit else text[:limit] + " ..."
+# -- the candidate state, keyed by the log's identities --------------------------------------
+
+
+def state_view(
+    tracker: Tracker,
+    names: Naming,
+    fetch_at: Mapping[tuple[int, int], float],
+    packets: Sequence[tuple[str, int]] | None = None,
+) -> dict[str, Any]:
+    """The core model state and a witness timing as tables keyed by IMSI, service, MKI and
+    sequence number (``packets``: the (service, seq) rows wanted; all when None)."""
+    core = tracker.core
+    offsets = dict(tracker.witness())
+    svc_name = {i: n for n, i in names.services.items()}
+    tek_key = {i: k for k, i in names.teks.items()}
+
+    def mki_of(t: int | None) -> int | None:
+        return None if t is None or t not in tek_key else tek_key[t][1]
+
+    ues = []
+    for imsi, u in names.ues.items():
+        for service, s in names.services.items():
+            holds = sorted(
+                tek_key[t][1]
+                for t in range(tracker.universe.tek)
+                if t in tek_key and tek_key[t][0] == service and core.get("holds", u, t)
+            )
+            pair = (u, s)
+            ues.append(
+                {
+                    "imsi": imsi,
+                    "service": service,
+                    "subscribed": bool(core.get("subscribed", u, s)),
+                    "registered": bool(core.get("registered", u, s)),
+                    "authenticated": bool(core.get("authenticated", u)),
+                    "covered": bool(core.get("covered", u)),
+                    "in_sync": bool(
+                        core.get("registered", u, s)
+                        and core.get("covered", u)
+                        and not core.get("dropped", u, s)
+                    ),
+                    "holds": holds,
+                    "current": mki_of(core.get("current", u, s))
+                    if core.get("has_current", u, s)
+                    else None,
+                    "saw_unknown": bool(core.get("saw_unknown", u, s)),
+                    "counter": int(core.get("ctr", u)),
+                    "ue_counter": int(core.get("ue_ctr", u)),
+                    "fetch_offset": offsets.get(pair),
+                    "logged_fetch_time": fetch_at.get(pair),
+                }
+            )
+    teks = []
+    for (service, mki), t in names.teks.items():
+        s = names.services[service]
+        if core.get("has_active", s) and core.get("active", s) == t:
+            role = "active"
+        elif core.get("has_next", s) and core.get("next", s) == t:
+            role = "next"
+        elif core.get("withdrawn", t):
+            role = "withdrawn"
+        elif core.get("activated", t):
+            role = "retired"
+        else:
+            role = "generated"
+        teks.append(
+            {
+                "service": service,
+                "mki": mki,
+                "state": role,
+                "holders": sorted(i for i, u in names.ues.items() if core.get("holds", u, t)),
+            }
+        )
+    pkts = []
+    for (service, seq), p in names.packets.items():
+        if packets is not None and (service, seq) not in packets:
+            continue
+        pkts.append(
+            {
+                "service": service,
+                "seq": seq,
+                "mki": mki_of(core.get("pkt_tek", p)),
+                "decrypted_by": sorted(
+                    i for i, u in names.ues.items() if core.get("decrypted", u, p)
+                ),
+            }
+        )
+    return {
+        "services": {n: svc_name[i] for n, i in names.services.items()},
+        "ues": ues,
+        "teks": teks,
+        "packets": pkts,
+    }
+
+
+MAX_WIDTH: Final = 100
+MAX_ROWS: Final = 12
+
+
+def _cell(value: Any, width: int) -> str:
+    if isinstance(value, bool):
+        text = "yes" if value else "-"
+    elif value is None:
+        text = "-"
+    elif isinstance(value, list):
+        text = ",".join(str(v) for v in value) or "-"
+    elif isinstance(value, float):
+        text = f"{value:.3f}"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _table(
+    title: str, columns: Sequence[tuple[str, str, int]], rows: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """``columns``: (key, header, maximum width); every line at most MAX_WIDTH wide."""
+    widths = []
+    for key, head, cap in columns:
+        w = max([len(head)] + [len(_cell(r.get(key), cap)) for r in rows])
+        widths.append(min(cap, w))
+    out = [f"  {title}"]
+    out.append(
+        ("    " + "  ".join(h.ljust(w) for (_, h, _), w in zip(columns, widths, strict=True)))[
+            :MAX_WIDTH
+        ]
+    )
+    for r in rows:
+        line = "    " + "  ".join(
+            _cell(r.get(k), w).ljust(w) for (k, _, _), w in zip(columns, widths, strict=True)
+        )
+        out.append(line.rstrip()[:MAX_WIDTH])
+    return out
+
+
+def render_state(state: Mapping[str, Any] | None, event: Mapping[str, Any]) -> list[str]:
+    """The candidate state as tables (at most :data:`MAX_WIDTH` columns): the UEs (the
+    event's first), the TEKs and the event's packet."""
+    if not state:
+        return []
+    many_svcs = len(state["services"]) > 1
+    ue_rows = sorted(
+        state["ues"],
+        key=lambda r: (r["imsi"] != event.get("ue"), r["service"] != event.get("service")),
+    )
+    cols: list[tuple[str, str, int]] = [("imsi", "IMSI", 20)]
+    if many_svcs:
+        cols.append(("service", "service", 15))
+    cols += [
+        ("subscribed", "subscr", 6),
+        ("registered", "reg", 3),
+        ("authenticated", "auth", 4),
+        ("covered", "cov", 3),
+        ("in_sync", "sync", 4),
+        ("holds", "holds MKIs", 14),
+        ("current", "cur", 5),
+        ("counter", "ctr", 5),
+        ("ue_counter", "ue_ctr", 6),
+        ("logged_fetch_time", "fetch time", 17),
+    ]
+    lines = ["  candidate model state (a witness timing; --json has all of it):"]
+    lines += _table("UEs", cols, ue_rows[:MAX_ROWS])
+    if len(ue_rows) > MAX_ROWS:
+        lines.append(f"    ... {len(ue_rows) - MAX_ROWS} more rows")
+    tek_cols: list[tuple[str, str, int]] = []
+    if many_svcs:
+        tek_cols.append(("service", "service", 15))
+    tek_cols += [("mki", "MKI", 10), ("state", "state", 9), ("holders", "held by (IMSI)", 60)]
+    teks = state["teks"]
+    lines += _table("TEKs", tek_cols, teks[-MAX_ROWS:])
+    pkts = [
+        p
+        for p in state["packets"]
+        if p["service"] == event.get("service") and p["seq"] == event.get("seq")
+    ]
+    if pkts:
+        lines += _table(
+            "packet",
+            [("seq", "seq", 6), ("mki", "MKI", 10), ("decrypted_by", "decrypted by (IMSI)", 60)],
+            pkts,
+        )
+    return lines
+
+
+# -- event to model step ----------------------------------------------------------------------
+
+
+def _source(e: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Who emitted the event: each UE is its own clock, the BM-SC and the demo one each."""
+    src = str(e.get("source"))
+    return (src, e.get("ue") if src == "ue" else None)
+
+
+def outcome_after(
+    events: Sequence[Mapping[str, Any]], i: int, order: Sequence[int] | None = None
+) -> int | None:
+    """The position of the UE's event that says what became of the ``Deliver`` at ``i``
+    (``Register``, ``DeliveryLost``, or the UE's ``Rejected`` for that service), looked
+    for up to the BM-SC's next ``Deliver`` to the same UE and service; None if none.
+    Positions are in ``order`` (indices into ``events``) when given."""
+    seq: Sequence[int] = range(len(events)) if order is None else order
+    d = events[seq[i]]
+    for k in range(i + 1, len(seq)):
+        r = events[seq[k]]
+        if r.get("ue") != d.get("ue") or r.get("service") != d.get("service"):
+            continue
+        if r["event"] == "Deliver":
+            return None
+        if r["event"] in OUTCOMES or (r["event"] == "Rejected" and r.get("source") == "ue"):
+            return k
+    return None
 
 
 class EventMapper:
     """Maps log events to model steps on a :class:`Tracker` and checks their outcomes.
 
     Used by :func:`check_events` on a whole log and, batch by batch, by the lockstep
-    refinement tests (``feed``).
+    refinement tests (``feed``).  ``late_fetch`` is one of :data:`LATE_FETCH_RULES`;
+    ``fetch_grace`` the BM-SC's (a ``Start`` event that logs one replaces it).
     """
 
     def __init__(
-        self, tracker: Tracker, naming: Naming | None = None, *, allow_late_fetch: bool = False
+        self,
+        tracker: Tracker,
+        naming: Naming | None = None,
+        *,
+        late_fetch: LateFetchRule = "never",
+        fetch_grace: float | None = None,
     ) -> None:
+        if late_fetch not in LATE_FETCH_RULES:
+            raise TraceCheckError(f"late_fetch must be one of {LATE_FETCH_RULES}")
         self.tr = tracker
         self.model = tracker.model
         self.profile: Profile = tracker.model.profile
         self.names = naming or Naming()
         self.index = 0
+        self.line = 0
         self.explained = 0
         self.mki_base: dict[int, int] = {}
-        self.allow_late_fetch = allow_late_fetch
-        self.late_fetches = 0
+        self.late_fetch = late_fetch
+        self.fetch_grace = fetch_grace
+        self.late_fetches: list[LateFetch] = []
         self.fetch_at: dict[tuple[int, int], float] = tracker.hint
+        self.pending: dict[tuple[int, int], tuple[int, Mapping[str, Any]]] = {}
+        """(UE, service) -> (index of the UE's outcome event, the BM-SC's Deliver)."""
+        self.sent: dict[tuple[str, int], Mapping[str, Any]] = {}
+        self.fresh_auth: set[int] = set()
+        self.reused_auth: list[int] = []
+        self.unanswered: list[int] = []
+        self.last_t: dict[tuple[str, str | None], float] = {}
+        self.backwards: dict[int, str] = {}
+        self.lines: Sequence[int] | None = None
 
     # helpers
     def _u(self, e: Mapping[str, Any]) -> int:
         if e.get("ue") is None:
-            raise TraceCheckError(f"{e['event']} without a UE")
+            raise TraceCheckError(f"line {self.line}: {e['event']} without a UE")
         return self.names.ue(e["ue"], self.tr.universe)
 
     def _s(self, e: Mapping[str, Any]) -> int:
         if e.get("service") is None:
-            raise TraceCheckError(f"{e['event']} without a service")
+            raise TraceCheckError(f"line {self.line}: {e['event']} without a service")
         return self.names.svc(e["service"], self.tr.universe)
 
-    def _tek(self, service: str, mki: int) -> int:
+    def _tek(self, e: Mapping[str, Any], service: str, mki: Any) -> int:
         key = (service, mki)
         if key not in self.names.teks:
-            raise TraceCheckError(f"TEK {service}/{mki} was never generated")
+            raise self._fail(e, f"MKI {mki} of {service} was never generated by the BM-SC")
         return self.names.teks[key]
 
     def _fail(self, e: Mapping[str, Any], why: str, timing_only: bool = False) -> Unexplained:
-        return Unexplained(self.index, e, why, self.tr.snapshot(), timing_only)
+        view = state_view(self.tr, self.names, self.fetch_at)
+        return Unexplained(
+            self.index, e, why, self.tr.snapshot(), timing_only, line=self.line, state=view
+        )
+
+    def _readable(self, e: Mapping[str, Any]) -> str:
+        """Why the model refuses the event's step, in the log's terms, where a guard on
+        the authorisation database, coverage or the packet explains it."""
+        core, name = self.tr.core, e["event"]
+        u = self.names.ues.get(str(e.get("ue")))
+        s = self.names.services.get(str(e.get("service")))
+        if u is not None and s is not None:
+            if name in ("Deliver", "Revoke") and not core.get("subscribed", u, s):
+                why = "the UE is not subscribed to the service"
+                return why + (
+                    " (its subscription was revoked)" if core.get("revoked", u, s) else ""
+                )
+            if name == "Subscribe" and core.get("subscribed", u, s):
+                return "the UE is already subscribed to the service"
+        if u is not None:
+            covered = core.get("covered", u)
+            if name in ("Deliver", "Receive", "LoseCoverage", "Authenticate") and not covered:
+                return "the UE is out of coverage"
+            if name == "RegainCoverage" and covered:
+                return "the UE is in coverage already"
+        if name == "Send" and (str(e.get("service")), e.get("seq")) in self.sent:
+            return f"packet seq {e.get('seq')} was sent before"
+        return "no candidate state enables it"
 
     def _step(self, e: Mapping[str, Any], action: str, *alts: tuple[Any, ...]) -> None:
         if not self.tr.apply(action, list(alts)):
-            why = f"model action {action}{alts[0]} is not enabled in any candidate state"
+            why = f"the model's {action} is not enabled: {self._readable(e)}"
             timing_only = self.tr.fails_on_timing_only(action, list(alts))
             if timing_only:
                 why += (
@@ -547,66 +894,141 @@ class EventMapper:
         model transition explains.  ``start`` is the index of the first (for reports)."""
         for i, e in enumerate(events):
             self.index = start + i
-            self._one(e, events[i + 1 :])
+            self.line = (self.lines[self.index] if self.lines is not None else self.index) + 1
+            self._one(e, events, i)
             self.explained += 1
 
-    def _one(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
+    def _one(self, e: Mapping[str, Any], events: Sequence[Mapping[str, Any]], i: int) -> None:
+        why = self.backwards.get(self.line - 1)
+        if why is not None:
+            raise self._fail(e, why)
         name = e["event"]
         handler = getattr(self, "_ev_" + name, None)
         if handler is None:
-            return  # Start, Stop, Challenge, Resync: no model counterpart
-        handler(e, rest)
+            return  # Stop, Challenge, Resync: no model counterpart
+        handler(e, events, i)
+
+    def check_clock(self, e: Mapping[str, Any], position: int) -> None:
+        """Timestamps never decrease per source (each UE, the BM-SC, the demo): an event
+        at ``position`` (in the log's own order) earlier than its source's previous one
+        is reported when the run reaches it."""
+        src = _source(e)
+        t = float(e["t"])
+        last = self.last_t.get(src)
+        if last is not None and t < last and not self.backwards:
+            who = src[1] if src[1] is not None else src[0]
+            self.backwards[position] = (
+                f"time goes backwards: t={t:.6f} is {last - t:.6f} s before the previous "
+                f"event of {who}"
+            )
+        self.last_t[src] = max(t, last) if last is not None else t
+
+    # -- the run's declaration
+    def _ev_Start(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        declared = e.get("profile")
+        if isinstance(declared, Mapping):
+            wrong = [
+                f"{k}={v} (checked: {self.profile.get(k, 'unknown option')})"
+                for k, v in sorted(declared.items())
+                if k not in self.profile or str(v) != self.profile[k]
+            ]
+            if wrong:
+                raise self._fail(
+                    e,
+                    "the log declares a profile other than the one checked: "
+                    + ", ".join(wrong)
+                    + " (name the profile to check with -o NAME=VALUE or --profile)",
+                )
+        grace = e.get("fetch_grace")
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+                raise TraceCheckError(f"line {self.line}: fetch_grace must be seconds >= 0")
+            self.fetch_grace = float(grace)
 
     # -- authorisation database
-    def _ev_Subscribe(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Subscribe(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         self._step(e, "Subscribe", (self._u(e), self._s(e)))
 
-    def _ev_Revoke(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Revoke(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         u, s = self._u(e), self._s(e)
         before = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
+        logged = {self._tek(e, e["service"], m) for m in e.get("withdrawn", [])}
         self._step(e, "Revoke", (u, s))
         after = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
-        logged = {self._tek(e["service"], m) for m in e.get("withdrawn", [])}
         if after - before != logged:
             raise self._fail(
                 e,
-                f"withdrawn TEKs {sorted(logged)} but the model withdraws {sorted(after - before)}",
+                f"withdrawn MKIs {sorted(e.get('withdrawn', []))} but the model withdraws "
+                f"{self._mkis(e['service'], after - before)}",
             )
 
-    def _ev_Authenticate(self, e: Mapping[str, Any], rest: Any) -> None:
-        self._step(e, "Authenticate", (self._u(e),))
+    def _mkis(self, service: str, teks: Any) -> list[int]:
+        by_t = {t: m for (sv, m), t in self.names.teks.items() if sv == service}
+        return sorted(by_t[t] for t in teks if t in by_t)
 
-    def _ev_Rejected(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Authenticate(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if not e["ok"]:
+            return  # a failed authentication: no model step, and the UE gains nothing
+        u = self._u(e)
+        self._step(e, "Authenticate", (u,))
+        self.fresh_auth.add(u)
+
+    def _ev_Rejected(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if e.get("ue") is None or e.get("service") is None:
+            return
+        if e.get("source") == "ue":
+            pair = (self._u(e), self._s(e))
+            got = self.pending.get(pair)
+            if got is not None and got[0] == self.index:
+                del self.pending[pair]  # the UE's request failed: nothing installed
+            return
         if (
             e.get("reason") == "not_subscribed"
             and e.get("source") == "bmsc"
-            and e.get("ue") is not None
-            and e.get("service") is not None
             and self.tr.core.get("subscribed", self._u(e), self._s(e))
         ):
             raise self._fail(e, "refused as not subscribed, but the model has the UE subscribed")
 
     # -- registration
-    def _ev_Deliver(self, e: Mapping[str, Any], rest: Sequence[Mapping[str, Any]]) -> None:
+    def _ev_Deliver(
+        self, e: Mapping[str, Any], events: Sequence[Mapping[str, Any]], i: int
+    ) -> None:
         u, s = self._u(e), self._s(e)
-        outcome = next(
-            (
-                r
-                for r in rest
-                if r.get("ue") == e["ue"]
+        pair = (u, s)
+        k = outcome_after(events, i)
+        if k is None:
+            later = any(
+                r["event"] == "Deliver"
+                and r.get("ue") == e["ue"]
                 and r.get("service") == e["service"]
-                and r["event"] in ("Register", "DeliveryLost")
-            ),
-            None,
-        )
+                for r in events[i + 1 :]
+            )
+            if later:
+                raise self._fail(
+                    e,
+                    "the UE logged no outcome of this delivery (Register, DeliveryLost or "
+                    "Rejected) before the BM-SC's next delivery to it",
+                )
+            self.unanswered.append(self.index)
+        outcome = None if k is None else events[k]
         installed = outcome is not None and outcome["event"] == "Register" and outcome["ok"]
-        if not self.tr.core.get("authenticated", u):
-            self._step(e, "Authenticate", (u,))  # reused authentication, not logged
+        core = self.tr.core
+        if not core.get("authenticated", u):
+            raise self._fail(
+                e,
+                "a delivery to a UE that is not authenticated: no successful Authenticate of "
+                f"the UE precedes it (second_service_auth={self.profile['second_service_auth']})",
+            )
+        if u not in self.fresh_auth:
+            self.reused_auth.append(self.index)
+        self.fresh_auth.discard(u)
+        logged = {self._tek(e, e["service"], m) for m in e.get("mkis", [])}
+        expected = self._goes_out(u, s)
         action = "Register" if installed else "DeliveryLost"
-        if e.get("fetch_time") is not None:
-            self.fetch_at[(u, s)] = float(e["fetch_time"])
-        ctr_before = self.tr.core.get("ctr", u)
+        ctr_before = core.get("ctr", u)
         self._step(e, action, (u, s, 1))  # the fetch offset is left to the timing zone
+        if e.get("fetch_time") is not None:
+            self.fetch_at[pair] = float(e["fetch_time"])
         core = self.tr.core
         if e.get("counter") is not None and core.get("ctr", u) != e["counter"]:
             raise self._fail(
@@ -614,29 +1036,85 @@ class EventMapper:
                 f"MIKEY counter {e['counter']}, the model's is "
                 f"{core.get('ctr', u)} (was {ctr_before})",
             )
+        if expected is not None and expected != logged:
+            raise self._fail(
+                e,
+                f"delivered MKIs {sorted(e.get('mkis', []))} but the model delivers "
+                f"{self._mkis(e['service'], expected)}",
+            )
         if installed:
             got = {
                 t
                 for t in range(self.tr.universe.tek)
                 if core.get("dlv_ctr", u, t) == core.get("ctr", u) and core.get("holds", u, t)
             }
-            logged = {self._tek(e["service"], m) for m in e.get("mkis", [])}
             if got != logged:
                 raise self._fail(
-                    e, f"delivered TEKs {sorted(logged)} but the model delivers {sorted(got)}"
+                    e,
+                    f"the UE installs MKIs {sorted(e.get('mkis', []))} but the model's UE "
+                    f"installs {self._mkis(e['service'], got)}",
                 )
+        if k is not None:
+            self.pending[pair] = (self.index + (k - i), e)
 
-    def _ev_Register(self, e: Mapping[str, Any], rest: Any) -> None:
-        pass  # the model step was taken at the BM-SC's Deliver
+    def _goes_out(self, u: int, s: int) -> set[int] | None:
+        """The TEKs the model's BM-SC puts in a delivery to ``u`` for ``s`` now: a trial
+        ``DeliveryLost`` from the current state with ``u``'s ``delivered`` row cleared
+        (a ghost no guard of a delivery reads) and its fetch time reached; None if the
+        model refuses the delivery (the step itself then reports why)."""
+        pre = self.tr.full(tuple((p, o) for p, o in self.tr.witness() if p != (u, s)))
+        tables = dict(pre.tables)
+        tables["delivered"] = {k: v for k, v in pre.tables["delivered"].items() if k[0] != u}
+        trial = self.model.step(State(pre.vocab, pre.universe, tables), "DeliveryLost", (u, s, 1))
+        if trial is None:
+            return None
+        return {t for t in range(self.tr.universe.tek) if trial.get("delivered", u, t)}
 
-    def _ev_DeliveryLost(self, e: Mapping[str, Any], rest: Any) -> None:
-        pass  # likewise
+    def _paired(self, e: Mapping[str, Any]) -> Mapping[str, Any]:
+        pair = (self._u(e), self._s(e))
+        got = self.pending.get(pair)
+        if got is None or got[0] != self.index:
+            raise self._fail(
+                e,
+                "the UE logs the outcome of a delivery the BM-SC did not make: no Deliver "
+                "to this UE and service is waiting for it",
+            )
+        del self.pending[pair]
+        return got[1]
 
-    def _ev_Acknowledge(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Register(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        d = self._paired(e)  # the model step was taken at the BM-SC's Deliver
+        if not e["ok"]:
+            return  # the UE refused the delivery: nothing installed (DeliveryLost step)
+        diffs = []
+        # the UE logs the MIKEY replay field it read: the BM-SC's counter only under
+        # replay_protection=counter (a timestamp, or nothing checked, otherwise)
+        keys = ["mkis", "mki", "tek", "fetch_index"]
+        if self.profile["replay_protection"] == "counter":
+            keys.append("counter")
+        for key in keys:
+            if key in e and e.get(key) != d.get(key):
+                diffs.append(f"{key} {e.get(key)} (Deliver: {d.get(key)})")
+        # the fetch time as the UE read it: seconds, or an SRTP index when the profile
+        # gives fetch times as sequence numbers (then the UE logs no seconds)
+        ft, dft = e.get("fetch_time"), d.get("fetch_time")
+        if ft is not None and (dft is None or abs(float(ft) - float(dft)) > FETCH_TIME_TOLERANCE):
+            diffs.append(f"fetch_time {ft} (Deliver: {dft})")
+        if ft is None and e.get("fetch_index") is None and dft is not None:
+            diffs.append(f"no fetch time (Deliver: {dft})")
+        if diffs:
+            raise self._fail(
+                e, "the UE installed other keys than the BM-SC delivered: " + "; ".join(diffs)
+            )
+
+    def _ev_DeliveryLost(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        self._paired(e)  # the model's DeliveryLost was taken at the Deliver
+
+    def _ev_Acknowledge(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         self._step(e, "Acknowledge", (self._u(e), self._s(e)))
 
     # -- key schedule
-    def _ev_Generate(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Generate(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         s = self._s(e)
         key = (e["service"], e["mki"])
         if key in self.names.teks:
@@ -654,37 +1132,48 @@ class EventMapper:
                 f"{self.tr.core.get('mki', t) + base}",
             )
 
-    def _ev_Activate(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Activate(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         s = self._s(e)
-        t = self._tek(e["service"], e["mki"])
+        t = self._tek(e, e["service"], e["mki"])
         core = self.tr.core
         if not core.get("has_next", s) or core.get("next", s) != t:
-            raise self._fail(e, f"activates T{t}, which is not the service's next TEK")
+            raise self._fail(e, f"activates MKI {e['mki']}, which is not the service's next TEK")
         if self.tr.apply("Activate", [(s,)]):
             return
-        late = self._late_blockers(e, s, t) if self.allow_late_fetch else None
+        late, why = self._late_blockers(e, s, t)
         if late:
-            # Each blocking UE is past its logged fetch time without having fetched: in
-            # the model that UE is out of synchronisation (its fetch is late, as if out of
-            # coverage for a moment), which is not recorded in the log.
+            # Each blocking UE is past its logged fetch time (and, strictly, the BM-SC's
+            # grace) without having fetched: in the model that UE is out of
+            # synchronisation (its fetch is late, as if out of coverage for a moment).
             for v in late:
                 self._step(e, "LoseCoverage", (v,))
                 self._step(e, "RegainCoverage", (v,))
-            self.late_fetches += len(late)
             if self.tr.apply("Activate", [(s,)]):
+                names = {i: n for n, i in self.names.ues.items()}
+                for v in late:
+                    self.late_fetches.append(
+                        LateFetch(
+                            self.line - 1,
+                            names[v],
+                            e["service"],
+                            e["mki"],
+                            self.fetch_at[(v, s)],
+                            float(e["t"]),
+                        )
+                    )
                 return
         raise self._fail(
             e,
-            f"model action Activate({s},) is not enabled in any candidate "
-            "state: a registered, synchronised UE has not received "
-            f"T{t} and is not past its fetch time",
+            "activation before every registered, synchronised UE has the TEK: " + why,
         )
 
-    def _late_blockers(self, e: Mapping[str, Any], s: int, t: int) -> list[int] | None:
-        """UEs holding up activation in the model that the log shows past their fetch
-        time at the activation; None if some blocker is not past it."""
+    def _late_blockers(self, e: Mapping[str, Any], s: int, t: int) -> tuple[list[int], str]:
+        """UEs holding up activation in the model, if the log shows each of them late
+        (per :attr:`late_fetch`); else ``[]`` and why not."""
         core = self.tr.core
         evidence = "acked" if self.profile["activation"] == "after_acks" else "delivered"
+        names = {i: n for n, i in self.names.ues.items()}
+        now = float(e["t"])
         out = []
         for v in range(self.tr.universe.ue):
             if not (
@@ -696,105 +1185,186 @@ class EventMapper:
             ):
                 continue
             due = self.fetch_at.get((v, s))
-            if due is None or due >= float(e["t"]):
-                return None
+            who = f"UE {names.get(v, v)}"
+            if self.late_fetch == "never":
+                return [], f"{who} lacks it (late fetches are not explained here)"
+            if due is None:
+                return [], f"{who} lacks it and its fetch time is not logged"
+            if self.late_fetch == "fetch_time":
+                if due >= now:
+                    return [], f"{who} lacks it and is not past its fetch time ({due:.6f})"
+            else:
+                if self.fetch_grace is None:
+                    return [], (
+                        f"{who} lacks it; no Start event logs the BM-SC's fetch grace, so a "
+                        "late fetch cannot be judged (--lenient-timing accepts any fetch "
+                        "time before the activation)"
+                    )
+                if due + self.fetch_grace >= now + 1e-6:
+                    return [], (
+                        f"{who} lacks it and its fetch time ({due:.6f}) is "
+                        f"{now - due:.3f} s before the activation, within the BM-SC's "
+                        f"fetch grace of {self.fetch_grace:g} s"
+                    )
             out.append(v)
-        return out
+        return out, "no UE is late"
 
-    def _ev_Withdraw(self, e: Mapping[str, Any], rest: Any) -> None:
-        if not self.tr.core.get("withdrawn", self._tek(e["service"], e["mki"])):
+    def _ev_Withdraw(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if not self.tr.core.get("withdrawn", self._tek(e, e["service"], e["mki"])):
             raise self._fail(e, "the model did not withdraw this TEK")
 
     # -- data plane
-    def _ev_Send(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Send(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         s = self._s(e)
-        t = self._tek(e["service"], e["mki"])
+        t = self._tek(e, e["service"], e["mki"])
         if not self.tr.core.get("has_active", s) or self.tr.core.get("active", s) != t:
-            raise self._fail(e, f"packet under T{t}, which is not the active TEK")
-        p = self.names.packet(e["service"], int(e.get("seq", 0)), self.tr.universe)
+            raise self._fail(e, f"packet under MKI {e['mki']}, which is not the active TEK")
+        seq = int(e.get("seq", 0))
+        p = self.names.packet(e["service"], seq, self.tr.universe)
         self._step(e, "Send", (s, p, bool(e.get("mki_in_packet", True))))
+        self.sent[(e["service"], seq)] = e
 
-    def _ev_Receive(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_Receive(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         u, s = self._u(e), self._s(e)
         key = (e["service"], int(e.get("seq", -1)))
-        if key not in self.names.packets:
+        sent = self.sent.get(key)
+        if key not in self.names.packets or sent is None:
             raise self._fail(e, "received a packet that was never sent")
+        for field_ in ("mki", "tek"):
+            if e.get(field_) is not None and e.get(field_) != sent.get(field_):
+                raise self._fail(
+                    e,
+                    f"{field_} {e.get(field_)}, but the BM-SC sent this packet under "
+                    f"{sent.get(field_)}",
+                )
         if not e["ok"] and e.get("reason") in ("replay", "malformed"):
             return  # refused below the key layer: no model step
         p = self.names.packets[key]
         before = self.tr.core.get("decrypted", u, p)
+        if e["ok"] and before:
+            raise self._fail(
+                e,
+                "the UE decrypts a packet it decrypted before: SRTP replay protection "
+                "(RFC 3711 3.3.2) refuses a replayed packet",
+            )
         self._step(e, "Receive", (u, p))
         core = self.tr.core
         decrypted = core.get("decrypted", u, p) and not before
-        if e["ok"] and not decrypted and not before:
+        if e["ok"] and not decrypted:
             raise self._fail(
                 e,
-                f"the UE decrypted P{p} (under T{core.get('pkt_tek', p)}), "
-                "which the model forbids: it has no authorised TEK for it",
+                f"the UE decrypted seq {key[1]} (MKI {sent.get('mki')}), which the model "
+                "forbids: it has no authorised TEK for it",
             )
         if not e["ok"] and decrypted:
             raise self._fail(
-                e, f"the UE failed ({e.get('reason')}) on P{p}, which the model decrypts"
+                e, f"the UE failed ({e.get('reason')}) on seq {key[1]}, which the model decrypts"
             )
         if not e["ok"] and e.get("reason") == "unknown_mki" and not core.get("saw_unknown", u, s):
             raise self._fail(e, "unknown MKI reported, but the model knows the MKI")
 
     # -- environment
-    def _ev_LoseCoverage(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_LoseCoverage(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         self._step(e, "LoseCoverage", (self._u(e),))
 
-    def _ev_RegainCoverage(self, e: Mapping[str, Any], rest: Any) -> None:
+    def _ev_RegainCoverage(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         self._step(e, "RegainCoverage", (self._u(e),))
+
+
+KNOWN_EVENTS: Final = frozenset(
+    {
+        "Subscribe",
+        "Revoke",
+        "Authenticate",
+        "Register",
+        "DeliveryLost",
+        "Acknowledge",
+        "Generate",
+        "Activate",
+        "Send",
+        "Receive",
+        "LoseCoverage",
+        "RegainCoverage",
+        "Deliver",
+        "Rejected",
+        "Challenge",
+        "Resync",
+        "Withdraw",
+        "Start",
+        "Stop",
+    }
+)
 
 
 def check_events(
     events: Sequence[Mapping[str, Any]],
     profile: Profile,
     *,
+    strict_timing: bool = True,
     width: int = DEFAULT_WIDTH,
     universe: Universe | None = None,
-    allow_late_fetch: bool = True,
 ) -> TraceResult:
-    """Search for a model run explaining ``events`` (see the module docstring).
+    """Search for a model run under ``profile`` explaining ``events`` (see the module
+    docstring).
 
-    ``allow_late_fetch``: an ``Activate`` the model forbids only because synchronised
-    UEs lack the TEK is explained, if the log shows each of them past its fetch time,
-    by unlogged ``LoseCoverage``/``RegainCoverage`` steps of those UEs (a late fetch is,
-    to the model, a UE out of synchronisation); the result counts them
-    (``late_fetches``).  With ``False`` such a log is rejected.
+    Raises :class:`TraceCheckError` for a log that is not a run's log at all (empty, no
+    ``Start`` event, an unknown event name).  Every other problem is a verdict: the first
+    event no model transition explains.  ``strict_timing`` (the default): an activation
+    the model forbids only because synchronised UEs lack the TEK is explained by their
+    late fetches only if each one's logged fetch time is more than the BM-SC's fetch grace
+    (logged in its ``Start`` event) before the activation, the BM-SC's own rule; without
+    it, being past the fetch time is enough.
     """
+    if not events:
+        raise TraceCheckError("the event log is empty: there is no run to check")
+    unknown = sorted({str(e["event"]) for e in events} - KNOWN_EVENTS)
+    if unknown:
+        raise TraceCheckError(f"unknown event name(s) in the log: {', '.join(unknown)}")
+    if not any(e["event"] == "Start" for e in events):
+        raise TraceCheckError(
+            "the event log has no Start event: it does not declare the run's profile and "
+            "timing (is it a whole log of mbmssec demo, serve or ue?)"
+        )
     uni, naming = naming_for(events)
     uni = universe or uni
     model = Model(profile)
     tracker = Tracker(model, uni, width)
-    mapper = EventMapper(tracker, naming, allow_late_fetch=allow_late_fetch)
-    ordered = causal_order(events)
+    mapper = EventMapper(tracker, naming, late_fetch="grace" if strict_timing else "fetch_time")
+    order = causal_order_indices(events)
+    mapper.lines = order
+    failure: Unexplained | None = None
+    for i, e in enumerate(events):  # the log's own order: per-source clocks
+        mapper.check_clock(e, i)
     try:
-        mapper.feed(ordered)
+        mapper.feed([events[k] for k in order])
     except Unexplained as exc:
-        return TraceResult(
-            False,
-            len(ordered),
-            mapper.explained,
-            len(tracker.steps),
-            tracker.pruned,
-            uni,
-            mapper.late_fetches,
-            exc,
-        )
+        failure = exc
     return TraceResult(
-        True,
-        len(ordered),
+        failure is None,
+        len(events),
         mapper.explained,
         len(tracker.steps),
         tracker.pruned,
         uni,
         mapper.late_fetches,
+        failure,
+        profile=profile.overrides,
+        timing="strict" if strict_timing else "lenient",
+        fetch_grace=mapper.fetch_grace,
+        reused_auth=mapper.reused_auth,
+        unanswered=mapper.unanswered,
     )
 
 
 def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The log in an order the atomic model ``Register`` can follow.
+    """The log in an order the atomic model ``Register`` can follow
+    (see :func:`causal_order_indices`)."""
+    return [events[k] for k in causal_order_indices(events)]
+
+
+def causal_order_indices(events: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The positions of the log's events in an order the atomic model ``Register`` can
+    follow.
 
     A delivery is one model step, but in a real run the BM-SC's ``Deliver`` and the UE's
     ``Register`` are apart by the response's transit time; a packet the UE receives in
@@ -803,32 +1373,23 @@ def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     and no ``Activate`` lies between: sending and delivering touch disjoint state, so
     they commute).  Every other event keeps its place.
     """
-    out = list(events)
+    out = list(range(len(events)))
     i = 0
     while i < len(out):
-        e = out[i]
+        e = events[out[i]]
         if e["event"] != "Deliver" or e.get("ue") is None:
             i += 1
             continue
-        j = next(
-            (
-                k
-                for k in range(i + 1, len(out))
-                if out[k].get("ue") == e["ue"]
-                and out[k].get("service") == e["service"]
-                and out[k]["event"] in ("Register", "DeliveryLost")
-            ),
-            None,
-        )
+        j = outcome_after(events, i, out)
         if j is None:
             i += 1
             continue
-        moved: list[Mapping[str, Any]] = []
+        moved: list[int] = []
         k = i + 1
         while k < j:
-            r = out[k]
+            r = events[out[k]]
             if r["event"] == "Receive" and r.get("ue") == e["ue"]:
-                send = _send_between(out, i, k, r)
+                send = _send_between(events, out, i, k, r)
                 if send is None:
                     moved.append(out.pop(k))
                     j -= 1
@@ -845,20 +1406,22 @@ def causal_order(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     return out
 
 
-def _send_between(out: list[Mapping[str, Any]], i: int, k: int, r: Mapping[str, Any]) -> int | None:
+def _send_between(
+    events: Sequence[Mapping[str, Any]], out: list[int], i: int, k: int, r: Mapping[str, Any]
+) -> int | None:
     """Where the ``Send`` of ``r``'s packet is relative to the ``Deliver`` at ``i``:
     None if before it; its index if between ``i`` and ``k`` and movable; -1 if it
     cannot move (an ``Activate`` of the service precedes it)."""
     for m in range(k - 1, i, -1):
-        x = out[m]
+        x = events[out[m]]
         if (
             x["event"] == "Send"
             and x.get("service") == r.get("service")
             and x.get("seq") == r.get("seq")
         ):
             blocked = any(
-                out[n]["event"] in ("Activate", "Generate")
-                and out[n].get("service") == r.get("service")
+                events[out[n]]["event"] in ("Activate", "Generate")
+                and events[out[n]].get("service") == r.get("service")
                 for n in range(i + 1, m)
             )
             return -1 if blocked else m

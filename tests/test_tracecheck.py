@@ -1,19 +1,28 @@
-"""``mbmssec trace-check``: demo logs are explained; an edited log with a forbidden event is
-rejected, naming that event."""
+"""``mbmssec trace-check``: demo logs are explained; every edit of a demo log that makes it
+describe a forbidden run is rejected, naming an event no earlier than the edit; edits
+that keep it a possible run are accepted; bad input is exit 2."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from log_mutations import benign_edits, bug_edits
 
+from mbmssec.cli import main as cli_main
 from mbmssec.impl.service.events import read_events
 from mbmssec.model.vocabulary import FETCH_WINDOW
-from mbmssec.refinement.tracecheck import causal_order, check_events
+from mbmssec.refinement.tracecheck import (
+    MAX_WIDTH,
+    TraceCheckError,
+    causal_order,
+    check_events,
+)
 from mbmssec.spec.loader import load_spec
 
 
@@ -46,24 +55,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
 
 
 def test_demo_runs_trace_check(demo: tuple[dict[str, Any], Path]) -> None:
-    summary, _ = demo
+    summary, log = demo
     assert summary["checks"]["trace_check"]["ok"]
     assert summary["trace_check"]["ok"] and summary["trace_check"]["explained"] > 100
+    # strict timing by default, judged against the fetch grace the BM-SC logged
+    bmsc = next(e for e in read_events(log) if e["event"] == "Start" and e["source"] == "bmsc")
+    assert summary["trace_check"]["timing"] == "strict"
+    assert summary["trace_check"]["fetch_grace"] == bmsc["fetch_grace"] > 0
+    assert len(causal_order(read_events(log))) == len(read_events(log))
 
 
-def test_cli_accepts_demo_log(demo: tuple[dict[str, Any], Path]) -> None:
-    _, log = demo
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "trace-check", str(log), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout
-    assert json.loads(proc.stdout)["ok"]
-
-
-def _forbidden_edit(events: list[dict[str, Any]]) -> int:
+def _revoked_ue_decrypts(events: list[dict[str, Any]]) -> int:
     """Turn the revoked UE's first refused packet under a TEK activated after its
     revocation into a decryption; returns its index."""
     start = next(e for e in events if e["event"] == "Start" and e.get("roles"))
@@ -85,98 +87,261 @@ def _forbidden_edit(events: list[dict[str, Any]]) -> int:
     return i
 
 
-def test_cli_rejects_revoked_ue_decrypting_after_rekey(
-    demo: tuple[dict[str, Any], Path], tmp_path: Path
-) -> None:
+def _write(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_cli_exit_codes(demo: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    """The command as a process: 1 for a forbidden edit (with the JSON verdict), 2 for a
+    log with no Start event (0 for the demo's own log: in-process, below)."""
     _, log = demo
     events = read_events(log)
-    i = _forbidden_edit(events)
-    edited = tmp_path / "edited.jsonl"
-    edited.write_text("".join(json.dumps(e) + "\n" for e in events))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "trace-check", str(edited), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    i = _revoked_ue_decrypts(events)
+    edited = _write(tmp_path / "edited.jsonl", events)
+    nostart = _write(tmp_path / "nostart.jsonl", [e for e in events if e["event"] != "Start"])
+    codes = {}
+    for name, path in (("edited", edited), ("nostart", nostart)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "mbmssec", "trace-check", str(path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        codes[name] = proc.returncode
+        if name == "edited":
+            bad = json.loads(proc.stdout)["first_unexplained"]
+        if name == "nostart":
+            assert "no Start event" in proc.stderr
+    assert codes == {"edited": 1, "nostart": 2}
+    assert bad["line"] == i + 1 and bad["event"]["seq"] == events[i]["seq"]
+    assert "forbids" in bad["why"]
+    assert {r["imsi"] for r in bad["state"]["ues"]} == {
+        e["ue"] for e in events if e["event"] == "Subscribe"
+    }
+
+
+def test_verdict_is_one_line_then_tables(
+    demo: tuple[dict[str, Any], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, log = demo
+    assert cli_main(["trace-check", str(log)]) == 0
+    assert capsys.readouterr().out.startswith("trace-check: OK: ")
+    events = read_events(log)
+    i = _revoked_ue_decrypts(events)
+    assert cli_main(["trace-check", str(_write(tmp_path / "e.jsonl", events))]) == 1
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        f"trace-check: FORBIDDEN: line {i + 1}: Receive ue={events[i]['ue']}"
     )
-    assert proc.returncode == 1
-    verdict = json.loads(proc.stdout)
-    bad = verdict["first_unexplained"]
-    assert bad["event"]["event"] == "Receive" and bad["event"]["ue"] == events[i]["ue"]
-    assert bad["event"]["seq"] == events[i]["seq"] and bad["event"]["ok"] is True
-    assert "forbids" in bad["why"] and bad["candidates"]
-    text = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "trace-check", str(edited)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    assert "FORBIDDEN" in text and f"seq={events[i]['seq']}" in text
+    assert f"seq={events[i]['seq']}" in lines[0]
+    assert all(len(line) <= MAX_WIDTH for line in lines[1:])  # the tables
+    header = next(k for k, line in enumerate(lines) if line.split()[:1] == ["IMSI"])
+    assert lines[header + 1].split()[0] == events[i]["ue"]  # the event's UE first
+    assert any(line.split()[:1] == ["MKI"] for line in lines)
+    assert any(line.split()[:1] == ["seq"] for line in lines)
 
 
-def test_strict_timing_and_causal_order_are_exercised(demo: tuple[dict[str, Any], Path]) -> None:
+def test_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json}\n{}\n")
+    assert cli_main(["trace-check", str(bad)]) == 2
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli_main(["trace-check", str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err
+    with pytest.raises(TraceCheckError, match="no Start event"):
+        check_events([_ev("Generate", mki=1)], load_spec().baseline())
+    with pytest.raises(TraceCheckError, match="unknown event name"):
+        check_events([_start(), _ev("Teleport")], load_spec().baseline())
+
+
+def test_mutation_catalogue(demo: tuple[dict[str, Any], Path]) -> None:
+    """Bug edits derived from the demo's log are each rejected (a verdict, never bad
+    input) at or after the edit; benign edits are each accepted."""
     _, log = demo
     events = read_events(log)
     profile = load_spec().baseline()
-    result = check_events(events, profile)
-    assert result.ok
-    # The demo revokes a UE; the replacement TEK is activated once the last UE is past
-    # its fetch time, which the model explains only as a late fetch of that UE.
-    if result.late_fetches:
-        assert not check_events(events, profile, allow_late_fetch=False).ok
-    assert len(causal_order(events)) == len(events)
+    assert check_events(events, profile).ok
+    bugs, benign = list(bug_edits(events)), list(benign_edits(events))
+    per_category = Counter(b.category for b in bugs)
+    assert len(bugs) >= 30 and len(benign) >= 5
+    assert set(per_category) == {
+        "auth",
+        "rollback",
+        "foreign_mki",
+        "receive_mki",
+        "early_activation",
+        "revoked",
+        "unsubscribed",
+        "duplicate",
+        "deleted",
+        "reordered",
+        "time",
+    }, per_category
+    accepted = []
+    for edit in bugs:
+        verdict = check_events(edit.events, profile)  # TraceCheckError would be exit 2
+        if verdict.ok:
+            accepted.append(edit.label)
+            continue
+        assert verdict.failure is not None
+        assert verdict.failure.line - 1 >= edit.touched, (edit.label, verdict.render())
+    assert accepted == []
+    rejected = [e.label for e in benign if not check_events(e.events, profile).ok]
+    assert rejected == []
 
 
-def test_bad_input_exit_2(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("{not json}\n{}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "trace-check", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+# -- small hand-written logs ----------------------------------------------------------------
+
+SVC = "239.255.0.1"
+
+
+def _ev(event: str, **kw: Any) -> dict[str, Any]:
+    base = {
+        "t": 0.0,
+        "event": event,
+        "service": SVC,
+        "ue": None,
+        "mki": None,
+        "tek": None,
+        "ok": True,
+        "reason": None,
+        "source": "bmsc",
+    }
+    return {**base, **kw}
+
+
+def _start(grace: float | None = 0.2, options: dict[str, str] | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"profile": dict(load_spec().profile(options or {}))}
+    if grace is not None:
+        extra["fetch_grace"] = grace
+    return _ev("Start", service=None, reason="bmsc", **extra)
+
+
+def _fetch(
+    ue: str, t: float, mkis: list[int], ctr: int, due: float, auth: bool = True
+) -> list[dict[str, Any]]:
+    out = [_ev("Authenticate", ue=ue, t=t)] if auth else []
+    common = {"ue": ue, "mki": mkis[-1], "mkis": mkis, "counter": ctr, "fetch_time": due}
+    return [
+        *out,
+        _ev("Deliver", t=t, **common),
+        _ev("Register", t=t + 0.01, source="ue", **common),
+    ]
+
+
+def _late_fetch_log(activate_at: float, grace: float | None = 0.2) -> list[dict[str, Any]]:
+    """UE A fetches MKIs 1 and 2 (fetch time 10.0); MKI 2 is activated, MKI 3 generated,
+    and MKI 3 activated at ``activate_at`` although A never fetched it."""
+    return [
+        _start(grace),
+        _ev("Generate", mki=1),
+        _ev("Activate", mki=1),
+        _ev("Generate", mki=2),
+        _ev("Subscribe", ue="A"),
+        *_fetch("A", 1.0, [1, 2], 1, 10.0),
+        _ev("Activate", mki=2, t=5.0),
+        _ev("Generate", mki=3, t=5.0),
+        _ev("Activate", mki=3, t=activate_at),
+    ]
+
+
+def test_late_fetch_honours_the_fetch_grace() -> None:
+    profile = load_spec().baseline()
+    within = check_events(_late_fetch_log(10.1), profile)
+    assert not within.ok and within.failure is not None
+    assert (
+        within.failure.line == 11
+        and "within the BM-SC's fetch grace of 0.2 s" in within.failure.why
     )
-    assert proc.returncode == 2
+    lenient = check_events(_late_fetch_log(10.1), profile, strict_timing=False)
+    assert lenient.ok and [lf.ue for lf in lenient.late_fetches] == ["A"]
+    past = check_events(_late_fetch_log(10.3), profile)
+    assert past.ok and past.to_json()["late_fetches"][0]["late_by"] == pytest.approx(0.3)
+    assert "late fetch: UE A" in past.render()
+    unlogged = check_events(_late_fetch_log(10.3, grace=None), profile)
+    assert not unlogged.ok and unlogged.failure is not None
+    assert "no Start event logs the BM-SC's fetch grace" in unlogged.failure.why
+    assert check_events(_late_fetch_log(10.3, grace=None), profile, strict_timing=False).ok
+
+
+def _two_fetches(second_auth: bool, **options: str) -> list[dict[str, Any]]:
+    return [
+        _start(options=options),
+        _ev("Generate", mki=1),
+        _ev("Activate", mki=1),
+        _ev("Generate", mki=2),
+        _ev("Subscribe", ue="A"),
+        *_fetch("A", 1.0, [1, 2], 1, 2.0),
+        *_fetch("A", 2.0, [1, 2], 2, 3.0, auth=second_auth),
+    ]
+
+
+def test_reused_authentication_only_where_the_profile_allows_it() -> None:
+    reuse = load_spec().profile({"second_service_auth": "authorise_only"})
+    verdict = check_events(_two_fetches(False, second_service_auth="authorise_only"), reuse)
+    assert verdict.ok and verdict.reused_auth == [8]
+    assert "1 deliveries reused an earlier authentication" in verdict.render()
+    strict = check_events(_two_fetches(False), load_spec().baseline())
+    assert not strict.ok and strict.failure is not None and strict.failure.line == 9
+    assert "no successful Authenticate" in strict.failure.why
+    assert check_events(_two_fetches(True), load_spec().baseline()).reused_auth == []
+
+
+def test_declared_profile_is_compared_with_the_checked_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _write(tmp_path / "p.jsonl", _two_fetches(True, activation="immediate"))
+    assert cli_main(["trace-check", str(log)]) == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("trace-check: FORBIDDEN: line 1: Start")
+    assert "activation=immediate (checked: after_fetch_window)" in first
+    assert cli_main(["trace-check", str(log), "-o", "activation=immediate"]) == 0
+
+
+def test_register_must_match_a_delivery() -> None:
+    profile = load_spec().baseline()
+    events = _two_fetches(True)
+    assert check_events(events, profile).ok
+    unpaired = [*events, {**events[-1], "t": 3.0}]
+    verdict = check_events(unpaired, profile)
+    assert not verdict.ok and verdict.failure is not None and verdict.failure.line == 12
+    assert "no Deliver to this UE and service" in verdict.failure.why
+    late_ft = [*events[:-1], {**events[-1], "fetch_time": 3.5}]
+    verdict = check_events(late_ft, profile)
+    assert not verdict.ok and verdict.failure is not None
+    assert "fetch_time 3.5 (Deliver: 3.0)" in verdict.failure.why
 
 
 def _nested_fetches(inner: int) -> list[dict[str, Any]]:
     """UE A registers; UE B registers next and then re-fetches ``inner`` times (each at
     its fetch time) before A re-fetches.  B's re-fetches each need a tick of their own,
     all while the clock may not pass A's fetch time."""
-    svc = "239.255.0.1"
+    ctr = {"A": 0, "B": 0}
 
-    def ev(event: str, **kw: Any) -> dict[str, Any]:
-        return {
-            "event": event,
-            "service": svc,
-            "ue": None,
-            "mki": None,
-            "ok": True,
-            "reason": None,
-            "source": "bmsc",
-            **kw,
-        }
-
-    def fetch(ue: str, trigger: str) -> list[dict[str, Any]]:
-        return [
-            ev("Authenticate", ue=ue),
-            ev("Deliver", ue=ue, mki=2, mkis=[1, 2], trigger=trigger),
-            ev("Register", ue=ue, mki=2, mkis=[1, 2], trigger=trigger, source="ue"),
-        ]
+    def fetch(ue: str) -> list[dict[str, Any]]:
+        ctr[ue] += 1
+        return _fetch(ue, 0.0, [1, 2], ctr[ue], 1.0)
 
     out = [
-        ev("Generate", mki=1),
-        ev("Activate", mki=1),
-        ev("Generate", mki=2),
-        ev("Subscribe", ue="A"),
-        ev("Subscribe", ue="B"),
-        *fetch("A", "initial"),
-        *fetch("B", "initial"),
+        _start(),
+        _ev("Generate", mki=1),
+        _ev("Activate", mki=1),
+        _ev("Generate", mki=2),
+        _ev("Subscribe", ue="A"),
+        _ev("Subscribe", ue="B"),
+        *fetch("A"),
+        *fetch("B"),
     ]
     for _ in range(inner):
-        out += fetch("B", "fetch_time")
-    out += fetch("A", "fetch_time")
-    return [{"t": float(i), **e} for i, e in enumerate(out)]
+        out += fetch("B")
+    out += fetch("A")
+    return [
+        {**e, "t": float(i)} | ({"source": "ue"} if e["event"] == "Register" else {})
+        for i, e in enumerate(out)
+    ]
 
 
 def test_refetches_nested_in_a_long_fetch_delay_are_explained() -> None:

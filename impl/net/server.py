@@ -284,9 +284,16 @@ class BmscServer:
         )
         self._udp = transport
         self.udp_port = int(transport.get_extra_info("sockname")[1])
-        self._emit(
-            [Event("Start", self.clock(), reason="bmsc", extra={"source": BMSC, "url": self.url})]
-        )
+        # The Start event declares what a trace checker needs to judge the log: the
+        # profile the BM-SC runs and how long it waits past a UE's fetch time before
+        # activating without that UE (BmscConfig.fetch_grace).
+        start = {
+            "source": BMSC,
+            "url": self.url,
+            "profile": dict(self.core.profile),
+            "fetch_grace": self.core.config.fetch_grace,
+        }
+        self._emit([Event("Start", self.clock(), reason="bmsc", extra=start)])
         self._emit(self.core.tick(self.clock()))
         self._tasks.append(asyncio.create_task(self._ticker()))
         if self.stream:

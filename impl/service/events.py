@@ -66,6 +66,10 @@ Names with no model action:
 * ``Resync`` (bmsc): an AUTS resynchronisation moved the subscriber's SQN (``sqn_ms``).
 * ``Withdraw`` (bmsc): a next TEK was discarded before activation (re-key on leave).
 * ``Start`` / ``Stop`` (any): a component started or stopped (``reason`` says which).
+  The BM-SC's ``Start`` declares its ``profile`` (option name -> value) and its
+  ``fetch_grace`` (seconds it waits past a UE's fetch time before activating without
+  that UE); the demo's declares its ``profile`` and ``roles``.  A trace checker needs a
+  ``Start`` event to judge a log.
 
 A log cut short by a crash may end with a partial line; :func:`read_events` can skip it.
 """

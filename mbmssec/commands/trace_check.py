@@ -2,13 +2,18 @@
 
 Reads a JSON-lines event log of the BM-SC and UEs (``mbmssec demo --log``, ``serve``,
 ``ue``; format in :mod:`mbmssec.impl.service.events`) and searches for a sequence of model
-transitions that explains it, allowing for what the log does not record (time, late
-fetches, reused authentications; see :mod:`mbmssec.refinement.tracecheck`).  Prints OK, or
-the first event no transition explains with the candidate model states at that point.
+transitions that explains every event of it, choosing only what the log does not record
+(the model clock and fetch times; see :mod:`mbmssec.refinement.tracecheck`).  Prints OK,
+or the first event no transition explains (its line, in one line) and the candidate
+model state as tables keyed by IMSI, MKI and sequence number.
 
-The profile is ``--profile FILE`` / ``-o NAME=VALUE``; without either, the one recorded
-in the log's ``Start`` event, else the baseline.  Exit status: 0 explained, 1 a
-forbidden event, 2 bad input (unreadable log, unknown option).
+The profile checked is the one given here (``--profile FILE`` / ``-o NAME=VALUE``, else
+the baseline); a log whose ``Start`` event declares another profile fails.  Timing is
+strict by default: an activation is explained by a UE's late fetch only when that UE's
+fetch time is more than the BM-SC's fetch grace (logged in its ``Start`` event) before
+the activation; ``--lenient-timing`` accepts any fetch time before the activation.
+Exit status: 0 explained, 1 an event no model run explains, 2 bad input (unreadable or
+empty log, no ``Start`` event, unknown option).
 """
 
 from __future__ import annotations
@@ -42,37 +47,31 @@ def register(subparsers: Any) -> None:
         "--width",
         type=int,
         default=DEFAULT_WIDTH,
-        help=f"candidate timings kept (default {DEFAULT_WIDTH})",
+        help="unused: the timing search is exact (kept for compatibility)",
     )
-    p.add_argument(
+    timing = p.add_mutually_exclusive_group()
+    timing.add_argument(
+        "--lenient-timing",
+        action="store_true",
+        help="explain an activation by late fetches of UEs merely past their fetch time, "
+        "ignoring the BM-SC's fetch grace",
+    )
+    timing.add_argument(
         "--strict-timing",
         action="store_true",
-        help="do not explain an activation past a UE's fetch time by a late fetch of that UE",
+        help="strict timing (the default; accepted for compatibility)",
     )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
 
 
-def profile_for(
-    events: list[dict[str, Any]], profile_file: Path | None, options: list[str]
-) -> Profile:
-    """The profile named on the command line, else the log's, else the baseline."""
+def profile_for(profile_file: Path | None, options: list[str]) -> Profile:
+    """The profile named on the command line (a file, then ``-o`` overrides), else the
+    baseline.  The log's own declaration is never taken: it is checked against this."""
     spec = load_spec()
     base: dict[str, str] = {}
     if profile_file is not None:
         base = dict(load_profile(profile_file, spec).overrides)
-    elif not options:
-        recorded = next(
-            (
-                e["profile"]
-                for e in events
-                if e["event"] == "Start" and isinstance(e.get("profile"), dict)
-            ),
-            None,
-        )
-        if recorded is not None:
-            baseline = spec.baseline()
-            base = {k: str(v) for k, v in recorded.items() if baseline[k] != v}
     for item in options:
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
@@ -82,28 +81,17 @@ def profile_for(
 
 
 def check_log(
-    path: Path,
-    profile: Profile | None = None,
-    *,
-    width: int = DEFAULT_WIDTH,
-    allow_late_fetch: bool = True,
+    path: Path, profile: Profile | None = None, *, strict_timing: bool = True
 ) -> TraceResult:
-    """Read and check one log (the profile defaults as for the command)."""
+    """Read and check one log (against the baseline unless a profile is given)."""
     events = read_events(path)
-    return check_events(
-        events,
-        profile or profile_for(events, None, []),
-        width=width,
-        allow_late_fetch=allow_late_fetch,
-    )
+    return check_events(events, profile or profile_for(None, []), strict_timing=strict_timing)
 
 
 def run(args: argparse.Namespace) -> int:
+    profile = profile_for(args.profile, args.option)
     events = read_events(args.log)
-    profile = profile_for(events, args.profile, args.option)
-    result = check_events(
-        events, profile, width=args.width, allow_late_fetch=not args.strict_timing
-    )
+    result = check_events(events, profile, strict_timing=not args.lenient_timing)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
