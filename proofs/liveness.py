@@ -303,10 +303,12 @@ def find_lasso(
     depth: int = LASSO_DEPTH,
     universe: Universe = LASSO_UNIVERSE,
     progress: Callable[[str], None] | None = None,
+    start: tuple[str, ...] = (),
 ) -> LassoSearch:
     """A shortest fair lasso refuting ``prop`` over ``universe`` (prefix plus loop at
     most ``depth`` steps, integer parameters such as fetch-time offsets at most
-    :data:`MAX_PARAM`), or none within the bound.
+    :data:`MAX_PARAM`), or none within the bound.  With ``start``, only lassos whose
+    first steps are those actions (e.g. the BM-SC's own set-up of a service).
 
     Each candidate must also be a fair, goal-free run of its loop :data:`FAR_TURN`
     turns later (a linear condition): a loop whose integers drift apart, for instance
@@ -355,6 +357,8 @@ def find_lasso(
     incomplete: list[int] = []
     for n in range(1, depth + 1):
         unr.extend()
+        if n <= len(start):
+            unr.solver.add(unr.selectors[n - 1] == names.index(start[n - 1]))
         for stp in unr.steps[-1]:
             for p, c in zip(stp.action.params, stp.params, strict=True):
                 if p.sort is Sort.INT:
@@ -362,12 +366,12 @@ def find_lasso(
         enabled.append(guards_at(unr.states[n]))
         say(f"lasso search depth {n}/{depth}")
         loop = z3.Int(f"lasso.loop@{n}{unr.tag}")
-        start = z3.Int(f"lasso.premise@{n}{unr.tag}")
-        cond = [z3.And(start >= 0, start <= loop, loop < n)]
+        since = z3.Int(f"lasso.premise@{n}{unr.tag}")
+        cond = [z3.And(since >= 0, since <= loop, loop < n)]
         for j in range(n + 1):
             st = unr.states[j]
-            cond.append(z3.Implies(start == j, as_z3(prop.premise(ops, st, u, s))))
-            cond.append(z3.Implies(start <= j, z3.Not(as_z3(prop.goal(ops, st, u, s)))))
+            cond.append(z3.Implies(since == j, as_z3(prop.premise(ops, st, u, s))))
+            cond.append(z3.Implies(since <= j, z3.Not(as_z3(prop.goal(ops, st, u, s)))))
         end = unr.states[n]
         for j in range(n):
             st = unr.states[j]
@@ -427,7 +431,7 @@ def find_lasso(
                 break
             tr = unr.trace(m, n, violates=(prop.number,))
             lp = m.eval(loop, model_completion=True).as_long()
-            pa = m.eval(start, model_completion=True).as_long()
+            pa = m.eval(since, model_completion=True).as_long()
             ue = unr._index[Sort.UE][str(m.eval(u, model_completion=True))]
             sv = unr._index[Sort.SVC][str(m.eval(s, model_completion=True))]
             lasso = _validate(model, prop, tr, lp, pa, ue, sv, instances, n, t0)

@@ -91,7 +91,7 @@ LOCKSTEP_UNIVERSE: Final = Universe(ue=2, svc=1, tek=7, pkt=4)
 """Universe of the lockstep model following the concrete run (the BM-SC generates TEKs
 ahead, so it needs more TEKs than the counterexample's universe)."""
 
-REALISABLE: Final = frozenset({"compromised", "att_kek", "att_tek", "holds"})
+REALISABLE: Final = frozenset({"compromised", "att_kek", "att_tek", "holds", "overheard"})
 """Symbols whose new facts a model step outside the honest mapping may make true: each
 is produced on the real bytes (see the module docstring)."""
 
@@ -195,6 +195,8 @@ class ReplayResult:
     att_teks: dict[int, bytes] = field(default_factory=dict)
     """TEK bytes the attacker obtained, by MKI."""
     att_how: dict[int, str] = field(default_factory=dict)
+    #: TEKs a UE read from another UE's recorded answer: (UE, MKI) -> (key, how)
+    overheard: dict[tuple[int, int], tuple[bytes, str]] = field(default_factory=dict)
     """How the attacker obtained each TEK (by MKI)."""
 
     @property
@@ -697,6 +699,20 @@ def _realise(
             st.receiver.add_key(MasterKey(wire, held.key, held.salt))
         shown.append(f"UE{u} {how} and installs MKI {mki} = {held.key.hex()}")
         return None
+    if sym == "overheard":
+        u, mki = vals
+        st = ls.ues[u].state(ls.service)
+        keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
+        got = _open_answers(ls, res, keks, mki, but=u)
+        if got is None:
+            return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
+        held, how = got
+        tek = next((t for t in ls.store.teks(ls.service) if t.mki == mki), None)
+        if tek is None or tek.key != held.key:
+            return f"the bytes UE{u} read for MKI {mki} are not the BM-SC's TEK"
+        res.overheard[(u, mki)] = (held.key, how)
+        shown.append(f"UE{u} {how} and reads MKI {mki} = {held.key.hex()}")
+        return None
     return f"no concrete counterpart for {sym}"  # pragma: no cover - plan() rules it out
 
 
@@ -906,9 +922,22 @@ def _check_initial_schedule(trace: Trace, model: Model) -> None:
 def shortest_counterexample(
     model: Model, number: int, universe: Universe, depth: int = 12
 ) -> Trace | None:
-    """The bounded search's shortest counterexample to property ``number``."""
+    """The bounded search's shortest counterexample to property ``number``; for a
+    liveness property, the prefix of the shortest fair lasso that starts as the BM-SC's
+    schedule does (:data:`_SETUP`).  The lasso's loop repeats only while the BM-SC's key
+    schedule stands still, which the model allows and the implementation's timer does
+    not do, so on real code the evidence is the prefix followed by the UE's recovery
+    attempt, which leaves it without the active TEK (:func:`evidence`)."""
     from mbmssec.proofs.bmc import search
 
+    prop = model.prop(number)
+    if prop.kind == "liveness":
+        from mbmssec.proofs.liveness import find_lasso
+
+        got = find_lasso(model, prop, start=_SETUP, depth=depth).lasso
+        if got is None:
+            return None
+        return Trace(got.trace.steps[: got.loop], got.trace.universe, (number,))
     found = search(model, props=[model.prop(number)], depth=depth, universe=universe)
     f = found.violations.get(number)
     return f.trace if f is not None else None
@@ -1045,6 +1074,15 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                         f"{tek.act_ev}) after its revocation (event {rev.revoke_ev}): it "
                         "can decrypt the service's traffic after leaving"
                     )
+                read = res.overheard.get((i, tek.mki))
+                if read is not None and (
+                    tek.gen_ev > rev.revoke_ev or (tek.act_ev or 0) > rev.revoke_ev
+                ):
+                    out.append(
+                        f"revoked UE{i} {read[1]} and read MKI {tek.mki} = {read[0].hex()}, "
+                        f"a TEK generated (event {tek.gen_ev}) after its revocation (event "
+                        f"{rev.revoke_ev}): one KEK for all UEs lets a leaver read later keys"
+                    )
         for r in res.receipts:
             if r.op.kind != "receive" or not r.ok:
                 continue
@@ -1092,7 +1130,7 @@ def evidence(number: int, res: ReplayResult) -> list[str]:
                     f"UE{i} decrypted a packet under MKI {newest} and still holds "
                     f"older MKI(s) {older} of the service (it holds {list(_keys(ls, i))})"
                 )
-    elif number == 9:
+    elif number in (9, 12):
         out += _probe_recovery(res)
     elif number == 1:
         for r in res.receipts:

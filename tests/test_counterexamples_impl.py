@@ -55,6 +55,9 @@ SEARCH_UNIVERSE = Universe(ue=1, svc=1, tek=2, pkt=1)
 TWO_UES = Universe(ue=2, svc=1, tek=2, pkt=1)
 """With a common KEK, what one UE holds is used against another UE: two UEs."""
 
+BOUNDED_FORM = 12
+"""The bounded form of the liveness property 9, which a finite run can violate."""
+
 SPEC = load_spec()
 BASELINE = SPEC.baseline()
 REKEY_ON_JOIN = SPEC.profile({"membership_rekey": "join"})
@@ -129,15 +132,18 @@ def test_counterexample_replays_on_the_implementation(
     if isinstance(res, list):  # an attacker step with no concrete counterpart, and why
         assert res and which == "attack"
         return
-    # the model following the concrete run step by step violates the property too
-    assert number in res.model_violations(), (which, trace.render_text(model))
+    # the model following the concrete run step by step violates the property too; for
+    # the liveness property (no finite run violates it) the lasso's prefix violates its
+    # bounded form, and the evidence shows the UE's recovery attempt failing
+    judged = BOUNDED_FORM if model.prop(number).kind == "liveness" else number
+    assert judged in res.model_violations(), (which, trace.render_text(model))
     shown = evidence(number, res)
     assert shown, (which, trace.render_text(model), res.ls.steps)
     # the same concrete operations under a profile forbidding the violation
     other = execute(plan(trace, model), forbidding)
     # (under the baseline the BM-SC holds back an activation a late fetch still awaits)
     assert all("Activate" in s for s in other.skipped), other.skipped
-    assert number not in other.model_violations()
+    assert judged not in other.model_violations()
     assert evidence(number, other) == [], other.ls.steps
 
 
