@@ -664,13 +664,24 @@ class Store:
     ) -> list[str]:
         """Registered UEs of the service that neither have ``tek`` (delivered or acked, per
         ``evidence``) nor have passed their fetch time: what holds up activation
-        (TS 33.246 6.2.3.3: UEs have fetched the new TEK before it is activated)."""
-        table = {"delivered": "deliveries", "acked": "acks"}[evidence]
+        (TS 33.246 6.2.3.3: UEs have fetched the new TEK before it is activated).
+
+        ``now`` is the moment the caller's grace reaches back to: a fetch time after it
+        still holds up activation, and a delivery counts only once it was sent by then
+        (the answer may still be on its way to the UE, and a packet under the new TEK
+        must not overtake it).  An acknowledgement counts at once: the UE has the key."""
+        if evidence == "delivered":
+            have = "SELECT 1 FROM deliveries d WHERE d.ue = r.ue AND d.tek = ? AND d.t <= ?"
+            args: tuple[Any, ...] = (service, now, tek, now, limit)
+        elif evidence == "acked":
+            have = "SELECT 1 FROM acks d WHERE d.ue = r.ue AND d.tek = ?"
+            args = (service, now, tek, limit)
+        else:
+            raise StoreError(f"unknown activation evidence {evidence!r}")
         rows = self._all(
             "SELECT r.ue FROM registrations r WHERE r.service = ? AND r.registered = 1 "
-            "AND r.fetch_time >= ? AND NOT EXISTS (SELECT 1 FROM " + table + " d "
-            "WHERE d.ue = r.ue AND d.tek = ?) ORDER BY r.ue LIMIT ?",
-            (service, now, tek, limit),
+            "AND r.fetch_time >= ? AND NOT EXISTS (" + have + ") ORDER BY r.ue LIMIT ?",
+            args,
         )
         return [str(r["ue"]) for r in rows]
 
