@@ -687,12 +687,18 @@ class StreamMapper(EventMapper):
         return {t for (v, t), on in last.writes.get("delivered", {}).items() if v == u and on}
 
     def _ev_Activate(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        core = self.live.core
+        s = self._s(e)
+        old = core.get("active", s) if core.get("has_active", s) else None
         before = len(self.late_fetches)
         super()._ev_Activate(e, events, i)
         self.late_count += len(self.late_fetches) - before
         del self.late_fetches[MAX_LISTED:]
-        # the TEK activated is no longer next: its delivered/acked/dlv_ctr are dead
-        self.live.core.retire(self.live.core.get("active", self._s(e)))
+        # neither the TEK activated nor the one it replaces is next: their delivered,
+        # acked and dlv_ctr entries are dead (a re-fetch writes the active one's again)
+        core.retire(core.get("active", s))
+        if old is not None:
+            core.retire(old)
 
     def _ev_Revoke(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         before = self._withdrawn()
