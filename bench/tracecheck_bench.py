@@ -10,6 +10,11 @@ Each size is timed on a prefix of its log that doubles until one check takes at 
 ``budget`` seconds (a prefix of a log is a log), so the run stays short however slow the
 checker is.  The target is 20,000 events/s at every size.
 
+Memory: at the largest size, a log of ``periods`` and one of ``memory_factor`` times as
+many periods are each generated period by period and checked as a stream (never a list),
+under :mod:`tracemalloc`; the peak of each is reported (MiB).  With memory bounded by the
+live state the longer log peaks no higher than the shorter one.
+
 Run ``python -m mbmssec.bench.tracecheck_bench [--quick] [--json]``.
 """
 
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import sys
 import time
+import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -36,13 +43,15 @@ GRACE: Final = 0.2
 
 @dataclass(frozen=True)
 class TraceSize:
-    """Population sizes, periods per log, events aimed at per log, and the seconds of
-    checking after which a prefix is long enough to time."""
+    """Population sizes, periods per log, events aimed at per log, the seconds of
+    checking after which a prefix is long enough to time, and how many times longer the
+    second log of the memory measurement is."""
 
     ues: tuple[int, ...]
     periods: int
     events: int
     budget: float
+    memory_factor: int = 4
 
 
 def _ev(t: float, event: str, **kw: Any) -> dict[str, Any]:
@@ -65,14 +74,29 @@ def _ev(t: float, event: str, **kw: Any) -> dict[str, Any]:
 
 def synthesise(ues: int, periods: int, events: int) -> list[dict[str, Any]]:
     """A log of ``ues`` UEs over ``periods`` re-key periods with about ``events`` events."""
+    return list(generate(ues, periods, events / periods))
+
+
+def generate(ues: int, periods: int, per_period: float) -> Iterator[dict[str, Any]]:
+    """The events of a log of ``ues`` UEs over ``periods`` re-key periods with about
+    ``per_period`` events each, in time order, one period at a time (every event of a
+    period lies within it, so sorting each period sorts the log)."""
     profile = dict(load_spec().baseline())
     names = [f"00101{i:010d}" for i in range(1, ues + 1)]
-    packets = max(2, round((events / periods - 3 * ues) / (ues + 1)))
+    packets = max(2, round((per_period - 3 * ues) / (ues + 1)))
     t0 = 1_800_000_000.0
     out: list[tuple[float, int, dict[str, Any]]] = []
+    order = 0
 
     def add(e: dict[str, Any]) -> None:
-        out.append((e["t"], len(out), e))
+        nonlocal order
+        out.append((e["t"], order, e))
+        order += 1
+
+    def flush() -> Iterator[dict[str, Any]]:
+        out.sort(key=lambda x: (x[0], x[1]))
+        yield from (e for _, _, e in out)
+        out.clear()
 
     add(_ev(t0, "Start", service=None, reason="demo", source="demo", profile=profile))
     add(_ev(t0, "Start", service=None, reason="bmsc", profile=profile, fetch_grace=GRACE))
@@ -119,8 +143,7 @@ def synthesise(ues: int, periods: int, events: int) -> list[dict[str, Any]]:
                     )
                 )
             seq += 1
-    out.sort(key=lambda x: (x[0], x[1]))
-    return [e for _, _, e in out]
+        yield from flush()
 
 
 def _rate(log: list[dict[str, Any]], budget: float) -> tuple[int, float]:
@@ -129,13 +152,32 @@ def _rate(log: list[dict[str, Any]], budget: float) -> tuple[int, float]:
     n = min(len(log), 500)
     while True:
         t0 = time.perf_counter()
-        verdict = check_events(log[:n], profile)
+        verdict = check_events(iter(log[:n]), profile)
         took = time.perf_counter() - t0
         if not verdict.ok:
             raise AssertionError(f"synthetic log rejected: {verdict.render().splitlines()[0]}")
         if took >= budget or n == len(log):
             return n, took
         n = min(len(log), 2 * n)
+
+
+def peak_memory(ues: int, periods: int, per_period: float) -> dict[str, Any]:
+    """Peak traced memory (MiB) of checking a generated log as a stream."""
+    profile = load_spec().baseline()
+    tracemalloc.start()
+    try:
+        verdict = check_events(generate(ues, periods, per_period), profile)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if not verdict.ok:
+        raise AssertionError(f"synthetic log rejected: {verdict.render().splitlines()[0]}")
+    return {
+        "ues": ues,
+        "periods": periods,
+        "events": verdict.events,
+        "peak_mib": round(peak / 2**20, 3),
+    }
 
 
 def measure(size: TraceSize) -> dict[str, Any]:
@@ -152,12 +194,24 @@ def measure(size: TraceSize) -> dict[str, Any]:
                 "events_per_s": round(n / took, 1),
             }
         )
-    return {"name": "tracecheck", "target_events_per_s": TARGET, "sizes": rows}
+    per_period = size.events / size.periods
+    big = max(size.ues)
+    memory = [
+        peak_memory(big, periods, per_period)
+        for periods in (size.periods, size.memory_factor * size.periods)
+    ]
+    return {
+        "name": "tracecheck",
+        "target_events_per_s": TARGET,
+        "sizes": rows,
+        "memory": memory,
+    }
 
 
 def figures(r: Result) -> list[Figure]:
-    """Events/s at each population size against the target."""
-    return [
+    """Events/s at each population size against the target; peak memory of the longer
+    log against the shorter one's (same run)."""
+    out = [
         Figure(
             f"trace-check, {row['ues']} UEs",
             float(row["events_per_s"]),
@@ -169,6 +223,21 @@ def figures(r: Result) -> list[Figure]:
         )
         for row in r["sizes"]
     ]
+    memory = r.get("memory") or []
+    if len(memory) == 2:
+        short, long = memory
+        out.append(
+            Figure(
+                f"trace-check peak memory, {long['ues']} UEs, {long['events']:,} events",
+                float(long["peak_mib"]),
+                "MiB",
+                f"{short['events']:,} events",
+                float(short["peak_mib"]),
+                "measured",
+                False,
+            )
+        )
+    return out
 
 
 def check(r: Result) -> str | None:
@@ -199,9 +268,8 @@ BENCHMARK: Final = Benchmark(
     name="tracecheck",
     description="trace-check events/s against the number of UEs (5 to 1,000)",
     measure=measure,
-    # quick: small populations only (the checker is still far from the target at 1,000
-    # UEs, where one prefix takes tens of seconds); full: 5 to 1,000 UEs
-    quick=TraceSize(ues=(5, 20, 100), periods=3, events=6_000, budget=0.5),
+    # quick: 5 to 1,000 UEs on short logs; full: longer logs and a longer budget
+    quick=TraceSize(ues=(5, 20, 100, 1000), periods=3, events=9_000, budget=0.5),
     full=TraceSize(ues=(5, 20, 100, 300, 1000), periods=4, events=20_000, budget=2.0),
     figures=figures,
     plots=(Plot("tracecheck_rate.png", "trace-check events/s against UEs", _plot),),

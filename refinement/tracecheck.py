@@ -69,7 +69,7 @@ event's declared profile must be the one checked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -86,6 +86,7 @@ __all__ = [
     "Tracker",
     "Unexplained",
     "check_events",
+    "check_events_reference",
     "naming_for",
 ]
 
@@ -504,6 +505,12 @@ class TraceResult:
     fetch_grace: float | None = None
     reused_auth: list[int] = field(default_factory=list)
     unanswered: list[int] = field(default_factory=list)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """How many reused authentications, deliveries without outcome and late fetches there
+    were, where the lists above keep only the first ones (the streaming checker)."""
+
+    def _count(self, what: str, listed: Sequence[Any]) -> int:
+        return self.counts.get(what, len(listed))
 
     def to_json(self) -> dict[str, Any]:
         u = self.universe
@@ -519,6 +526,11 @@ class TraceResult:
             "reused_authentications": list(self.reused_auth),
             "unanswered_deliveries": list(self.unanswered),
             "universe": {"ue": u.ue, "svc": u.svc, "tek": u.tek, "pkt": u.pkt},
+            "counts": {
+                "late_fetches": self._count("late_fetches", self.late_fetches),
+                "reused_authentications": self._count("reused_auth", self.reused_auth),
+                "unanswered_deliveries": self._count("unanswered", self.unanswered),
+            },
         }
         if self.failure is not None:
             f = self.failure
@@ -537,9 +549,10 @@ class TraceResult:
         notes = []
         if self.reused_auth:
             notes.append(
-                f"{len(self.reused_auth)} deliveries reused an earlier authentication "
-                "(second_service_auth=authorise_only)"
+                f"{self._count('reused_auth', self.reused_auth)} deliveries reused an earlier "
+                "authentication (second_service_auth=authorise_only)"
             )
+        more = self._count("late_fetches", self.late_fetches) - len(self.late_fetches)
         for lf in self.late_fetches:
             notes.append(
                 f"late fetch: UE {lf.ue} had not fetched MKI {lf.mki} "
@@ -547,10 +560,12 @@ class TraceResult:
                 "TEK was activated: taken out of synchronisation (unlogged LoseCoverage, "
                 "RegainCoverage)"
             )
+        if more > 0:
+            notes.append(f"... and {more} more late fetches (--json lists the first ones)")
         if self.unanswered:
             notes.append(
-                f"{len(self.unanswered)} deliveries with no outcome logged by the UE before "
-                "the log ends: read as not installed"
+                f"{self._count('unanswered', self.unanswered)} deliveries with no outcome "
+                "logged by the UE before the log ends: read as not installed"
             )
         return notes
 
@@ -951,10 +966,10 @@ class EventMapper:
 
     def _ev_Revoke(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         u, s = self._u(e), self._s(e)
-        before = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
+        before = self._withdrawn()
         logged = {self._tek(e, e["service"], m) for m in e.get("withdrawn", [])}
         self._step(e, "Revoke", (u, s))
-        after = {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
+        after = self._withdrawn()
         if after - before != logged:
             raise self._fail(
                 e,
@@ -979,7 +994,7 @@ class EventMapper:
         if e.get("source") == "ue":
             pair = (self._u(e), self._s(e))
             got = self.pending.get(pair)
-            if got is not None and got[0] == self.index:
+            if got is not None and got[0] == self._key():
                 del self.pending[pair]  # the UE's request failed: nothing installed
             return
         if (
@@ -993,16 +1008,30 @@ class EventMapper:
     def _ev_Deliver(
         self, e: Mapping[str, Any], events: Sequence[Mapping[str, Any]], i: int
     ) -> None:
+        k = outcome_after(events, i)
+        later = k is None and any(
+            r["event"] == "Deliver" and r.get("ue") == e["ue"] and r.get("service") == e["service"]
+            for r in events[i + 1 :]
+        )
+        if k is None:
+            self.deliver(e, None, -1, later)
+        else:
+            self.deliver(e, events[k], self.index + (k - i), False)
+
+    def _key(self) -> int:
+        """Identifies the event being explained, for pairing a UE's outcome with its
+        ``Deliver``: its place in the run here."""
+        return self.index
+
+    def deliver(
+        self, e: Mapping[str, Any], outcome: Mapping[str, Any] | None, key: int, later: bool
+    ) -> None:
+        """Explain the BM-SC's ``Deliver`` ``e`` whose UE outcome is ``outcome`` (identified
+        by ``key``, see :meth:`_key`), or None: then ``later`` says whether the BM-SC
+        delivers to the UE again (a verdict) or the log ends first (read as not installed)."""
         u, s = self._u(e), self._s(e)
         pair = (u, s)
-        k = outcome_after(events, i)
-        if k is None:
-            later = any(
-                r["event"] == "Deliver"
-                and r.get("ue") == e["ue"]
-                and r.get("service") == e["service"]
-                for r in events[i + 1 :]
-            )
+        if outcome is None:
             if later:
                 raise self._fail(
                     e,
@@ -1010,7 +1039,6 @@ class EventMapper:
                     "Rejected) before the BM-SC's next delivery to it",
                 )
             self.unanswered.append(self.index)
-        outcome = None if k is None else events[k]
         installed = outcome is not None and outcome["event"] == "Register" and outcome["ok"]
         core = self.tr.core
         if not core.get("authenticated", u):
@@ -1036,6 +1064,7 @@ class EventMapper:
                 f"MIKEY counter {e['counter']}, the model's is "
                 f"{core.get('ctr', u)} (was {ctr_before})",
             )
+        expected = self._expected_after(u, expected)
         if expected is not None and expected != logged:
             raise self._fail(
                 e,
@@ -1043,19 +1072,33 @@ class EventMapper:
                 f"{self._mkis(e['service'], expected)}",
             )
         if installed:
-            got = {
-                t
-                for t in range(self.tr.universe.tek)
-                if core.get("dlv_ctr", u, t) == core.get("ctr", u) and core.get("holds", u, t)
-            }
+            got = self._installed(u)
             if got != logged:
                 raise self._fail(
                     e,
                     f"the UE installs MKIs {sorted(e.get('mkis', []))} but the model's UE "
                     f"installs {self._mkis(e['service'], got)}",
                 )
-        if k is not None:
-            self.pending[pair] = (self.index + (k - i), e)
+        if outcome is not None:
+            self.pending[pair] = (key, e)
+
+    def _expected_after(self, u: int, expected: set[int] | None) -> set[int] | None:
+        """The TEKs the BM-SC sends, as found before the delivery's step (a hook)."""
+        return expected
+
+    def _installed(self, u: int) -> set[int]:
+        """The TEKs the model's UE installed in the delivery just taken: those it holds
+        with the delivery's counter."""
+        core = self.tr.core
+        return {
+            t
+            for t in range(self.tr.universe.tek)
+            if core.get("dlv_ctr", u, t) == core.get("ctr", u) and core.get("holds", u, t)
+        }
+
+    def _withdrawn(self) -> set[int]:
+        """The TEKs the model has withdrawn so far."""
+        return {t for t in range(self.tr.universe.tek) if self.tr.core.get("withdrawn", t)}
 
     def _goes_out(self, u: int, s: int) -> set[int] | None:
         """The TEKs the model's BM-SC puts in a delivery to ``u`` for ``s`` now: a trial
@@ -1073,7 +1116,7 @@ class EventMapper:
     def _paired(self, e: Mapping[str, Any]) -> Mapping[str, Any]:
         pair = (self._u(e), self._s(e))
         got = self.pending.get(pair)
-        if got is None or got[0] != self.index:
+        if got is None or got[0] != self._key():
             raise self._fail(
                 e,
                 "the UE logs the outcome of a delivery the BM-SC did not make: no Deliver "
@@ -1297,6 +1340,32 @@ KNOWN_EVENTS: Final = frozenset(
 
 
 def check_events(
+    events: Iterable[Mapping[str, Any]],
+    profile: Profile,
+    *,
+    strict_timing: bool = True,
+    width: int = DEFAULT_WIDTH,
+    lookahead: int | None = None,
+    packet_window: int | None = None,
+) -> TraceResult:
+    """The trace checker every command uses: :func:`check_events_reference`'s verdict,
+    streamed, in time linear in the log and memory bounded by the live state
+    (:func:`mbmssec.refinement.streamcheck.check_stream`; ``width`` is unused).
+    ``lookahead`` and ``packet_window`` (None: the defaults) bound what it holds."""
+    from mbmssec.refinement import streamcheck
+
+    return streamcheck.check_stream(
+        events,
+        profile,
+        strict_timing=strict_timing,
+        lookahead=streamcheck.DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
+        packet_window=(
+            streamcheck.DEFAULT_PACKET_WINDOW if packet_window is None else packet_window
+        ),
+    )
+
+
+def check_events_reference(
     events: Sequence[Mapping[str, Any]],
     profile: Profile,
     *,
@@ -1305,7 +1374,10 @@ def check_events(
     universe: Universe | None = None,
 ) -> TraceResult:
     """Search for a model run under ``profile`` explaining ``events`` (see the module
-    docstring).
+    docstring): the reference checker, on the executable model's :class:`State` over a
+    universe sized for the whole log (every step copies the tables it changes, so its
+    cost per event grows with the population and the log).  :func:`check_events` gives
+    its verdicts streamed; the tests compare the two.
 
     Raises :class:`TraceCheckError` for a log that is not a run's log at all (empty, no
     ``Start`` event, an unknown event name).  Every other problem is a verdict: the first

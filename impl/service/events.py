@@ -81,7 +81,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -99,6 +99,7 @@ __all__ = [
     "Event",
     "EventLog",
     "EventLogError",
+    "iter_events",
     "read_events",
     "tek_id",
     "validate_event",
@@ -228,27 +229,38 @@ def read_events(path: str | Path, *, allow_partial_tail: bool = True) -> list[di
     With ``allow_partial_tail`` a last line without its newline that does not parse
     (a writer killed mid-line) is skipped; any other bad line is an error.
     """
+    return list(iter_events(path, allow_partial_tail=allow_partial_tail))
+
+
+def iter_events(path: str | Path, *, allow_partial_tail: bool = True) -> Iterator[dict[str, Any]]:
+    """The events of a JSON-lines log, read and validated one line at a time (memory does
+    not grow with the log); errors and the partial last line as :func:`read_events`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as stream:
+            yield from _parse(stream, str(path), allow_partial_tail)
     except OSError as exc:
         raise EventLogError(0, f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise EventLogError(0, f"{path} is not UTF-8 at byte {exc.start}") from None
-    lines = text.split("\n")
-    complete = text.endswith("\n")
-    out: list[dict[str, Any]] = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        last = number == len(lines)
+
+
+def _parse(
+    stream: Iterable[bytes], path: str, allow_partial_tail: bool
+) -> Iterator[dict[str, Any]]:
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
         try:
-            obj = json.loads(raw)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventLogError(0, f"{path} is not UTF-8 at byte {offset + exc.start}") from None
+        offset += len(raw)
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            if last and not complete and allow_partial_tail:
-                break
+            if not text.endswith("\n") and allow_partial_tail:
+                return  # the last line, cut short
             raise EventLogError(number, f"not JSON: {exc.msg} at column {exc.colno}") from None
-        out.append(validate_event(obj, number))
-    return out
+        yield validate_event(obj, number)
 
 
 class EventLog:

@@ -12,8 +12,13 @@ the baseline); a log whose ``Start`` event declares another profile fails.  Timi
 strict by default: an activation is explained by a UE's late fetch only when that UE's
 fetch time is more than the BM-SC's fetch grace (logged in its ``Start`` event) before
 the activation; ``--lenient-timing`` accepts any fetch time before the activation.
+The log is read one line at a time and checked as it is read, in time linear in the
+log and memory bounded by the live state (:mod:`mbmssec.refinement.streamcheck`): a
+``Deliver`` waits for the UE's outcome among the next ``--lookahead`` events, and a
+``Receive`` must be of one of the last ``--packet-window`` packets of its service; a log
+beyond either bound is exit 2 with a message naming it, never accepted.
 Exit status: 0 explained, 1 an event no model run explains, 2 bad input (unreadable or
-empty log, no ``Start`` event, unknown option).
+empty log, no ``Start`` event, unknown option, a bound exceeded).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
-from mbmssec.impl.service.events import read_events
+from mbmssec.impl.service.events import iter_events
+from mbmssec.refinement.streamcheck import DEFAULT_LOOKAHEAD, DEFAULT_PACKET_WINDOW
 from mbmssec.refinement.tracecheck import DEFAULT_WIDTH, TraceResult, check_events
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
@@ -61,6 +67,20 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="strict timing (the default; accepted for compatibility)",
     )
+    p.add_argument(
+        "--lookahead",
+        type=int,
+        default=DEFAULT_LOOKAHEAD,
+        metavar="N",
+        help=f"events a Deliver may wait for the UE's outcome (default {DEFAULT_LOOKAHEAD:,})",
+    )
+    p.add_argument(
+        "--packet-window",
+        type=int,
+        default=DEFAULT_PACKET_WINDOW,
+        metavar="N",
+        help=f"packets of a service kept for a later Receive (default {DEFAULT_PACKET_WINDOW:,})",
+    )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
 
@@ -83,15 +103,21 @@ def profile_for(profile_file: Path | None, options: list[str]) -> Profile:
 def check_log(
     path: Path, profile: Profile | None = None, *, strict_timing: bool = True
 ) -> TraceResult:
-    """Read and check one log (against the baseline unless a profile is given)."""
-    events = read_events(path)
-    return check_events(events, profile or profile_for(None, []), strict_timing=strict_timing)
+    """Check one log as it is read (against the baseline unless a profile is given)."""
+    return check_events(
+        iter_events(path), profile or profile_for(None, []), strict_timing=strict_timing
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     profile = profile_for(args.profile, args.option)
-    events = read_events(args.log)
-    result = check_events(events, profile, strict_timing=not args.lenient_timing)
+    result = check_events(
+        iter_events(args.log),
+        profile,
+        strict_timing=not args.lenient_timing,
+        lookahead=args.lookahead,
+        packet_window=args.packet_window,
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
