@@ -4,6 +4,10 @@ changes, implementation and tests), and the index of every statement."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from typing import Any
+
 from mbmssec.docgen.fragments import (
     STATUS_ROLES,
     action_source,
@@ -16,6 +20,7 @@ from mbmssec.docgen.fragments import (
 from mbmssec.docgen.inputs import STATUSES, clause_status
 from mbmssec.docgen.needs import action_need_id, clause_need_id, option_need_id, property_need_id
 from mbmssec.docgen.page_proposals import difference_text
+from mbmssec.docgen.paths import DOCS_DIR, rel
 from mbmssec.docgen.rst import esc, heading, list_table, need, status_role
 from mbmssec.docgen.site import Site
 from mbmssec.spec.loader import Clause
@@ -71,6 +76,8 @@ def _statement_section(site: Site, c: Clause) -> str:
         )
     out.append(_actions(site, c))
     out.append(_properties(site, c))
+    if c.kind == "normative":
+        out.append(_mutation_section(c))
     out.append(_proposed_changes(site, c))
     out.append(_code(site, c))
     return "".join(out)
@@ -119,6 +126,54 @@ def _properties(site: Site, c: Clause) -> str:
         if res is not None and v is not None and v.verdict == "refuted":
             out.append(site.charts.block(1, None, v, res.baseline))
     return "".join(out)
+
+
+MUTANTS_FILE = DOCS_DIR / "mutants.json"
+"""Results of ``mbmssec mutate --out docs/mutants.json`` (committed: the full catalogue
+takes too long to run at every documentation build)."""
+
+
+@cache
+def _mutation_results() -> tuple[dict[str, Any] | None, str]:
+    """The mutation results and, if they cannot be used, why."""
+    from mbmssec.proofs.mutate import source_hash
+
+    if not MUTANTS_FILE.is_file():
+        return None, f"no mutation results ({rel(MUTANTS_FILE)} is missing)"
+    try:
+        data = json.loads(MUTANTS_FILE.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"{rel(MUTANTS_FILE)} is unreadable ({exc})"
+    if data.get("model_source") != source_hash():
+        return None, (
+            f"the mutation results in {rel(MUTANTS_FILE)} are stale (the model's actions "
+            "changed since): run ``mbmssec mutate --out docs/mutants.json``"
+        )
+    return data, ""
+
+
+def _mutation_section(c: Clause) -> str:
+    """Which properties the mutants of this clause's actions break (mutation analysis):
+    the guarantees that rest on this sentence of the text."""
+    out = [heading("Guarantees resting on this statement", "~")]
+    data, why = _mutation_results()
+    if data is None:
+        return out[0] + f"Not known: {why}.\n\n"
+    entry = next((e for e in data.get("clauses", []) if e.get("clause") == c.id), None)
+    if entry is None or not entry.get("mutants"):
+        return out[0] + "No mutant is derived from the actions that encode this statement.\n\n"
+    props = entry.get("properties", [])
+    counts = f"{entry['killed']} of {entry['mutants']} mutants of its actions are killed"
+    if not props:
+        return out[0] + (
+            f"**No property depends on it**: {counts}, none by a property (only by a lost "
+            "witness, or they survive or are equivalent). Either the text is redundant "
+            "here or a property is missing.\n\n"
+        )
+    return out[0] + (
+        f"Breaking the model where it encodes this statement breaks "
+        f"{', '.join(props)} ({counts}; ``mbmssec mutate``).\n\n"
+    )
 
 
 def _proposed_changes(site: Site, c: Clause) -> str:

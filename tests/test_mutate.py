@@ -118,6 +118,14 @@ def test_cli_errors_are_exit_2() -> None:
     assert proc.returncode == 2
     assert "no such mutant: no:such:1" in proc.stderr
     proc = subprocess.run(
+        [sys.executable, "-m", "mbmssec", "mutate", "--out", "/no/such/dir/m.json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "--out /no/such/dir/m.json: folder /no/such/dir does not exist" in proc.stderr
+    proc = subprocess.run(
         [sys.executable, "-m", "mbmssec", "mutate", "--list", "--json"],
         capture_output=True,
         text=True,
@@ -127,9 +135,11 @@ def test_cli_errors_are_exit_2() -> None:
 
 
 @pytest.mark.slow
-def test_cli_reports_killed_and_equivalent_mutants_as_json() -> None:
+def test_cli_reports_killed_and_equivalent_mutants_as_json(tmp_path: Path) -> None:
     """Two mutants through the whole pipeline (the full catalogue is `mbmssec mutate`):
-    the delivery without authentication is killed, the re-subscription is equivalent."""
+    the delivery without authentication is killed, the re-subscription is equivalent;
+    ``--out`` writes the same document."""
+    out = tmp_path / "mutants.json"
     proc = subprocess.run(
         [
             sys.executable,
@@ -144,6 +154,8 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json() -> None:
             "_bmsc_delivery:guard-drop:2",
             "--only",
             "subscribe:guard-drop:1",
+            "--out",
+            str(out),
         ],
         capture_output=True,
         text=True,
@@ -158,3 +170,4 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json() -> None:
     eq = by_id["subscribe:guard-drop:1"]
     assert eq["verdict"] == "equivalent" and "event counter" in eq["reason"]
     assert doc["counts"] == {"killed": 1, "equivalent": 1, "survived": 0, "stale": 0}
+    assert json.loads(out.read_text()) == doc

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import MbmssecError
@@ -53,6 +54,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--list", action="store_true", help="list the mutants without checking")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="also write the JSON document to FILE (the documentation reads "
+        "docs/mutants.json: each clause's page lists the properties its mutants break)",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,6 +90,9 @@ def _by_clause(results: list[MutantResult]) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise MbmssecError(f"--jobs must be at least 1 (got {args.jobs})")
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None and not out_path.parent.is_dir():
+        raise MbmssecError(f"--out {args.out}: folder {out_path.parent} does not exist")
     all_sites = sites()
     known = {s.id for s in all_sites}
     unknown = [i for i in args.only if i not in known]
@@ -125,22 +136,23 @@ def run(args: argparse.Namespace) -> int:
         v: sum(r.verdict == v for r in results)
         for v in ("killed", "equivalent", "survived", "stale")
     }
+    document = {
+        "model_source": source_hash(),
+        "operators": OPERATORS,
+        "seconds": round(seconds, 1),
+        "jobs": args.jobs,
+        "counts": counts,
+        "mutants": [r.to_json() for r in results],
+        "clauses": _by_clause(results) if not args.only else [],
+    }
+    if out_path is not None:
+        try:
+            out_path.write_text(json.dumps(document, indent=2) + "\n")
+        except OSError as exc:
+            raise MbmssecError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "model_source": source_hash(),
-                    "operators": OPERATORS,
-                    "seconds": round(seconds, 1),
-                    "jobs": args.jobs,
-                    "counts": counts,
-                    "mutants": [r.to_json() for r in results],
-                    "clauses": _by_clause(results) if not args.only else [],
-                },
-                indent=2,
-            )
-        )
-    else:
+        print(json.dumps(document, indent=2))
+    if not args.json:
         for r in results:
             what = ", ".join(r.killed_by) if r.killed_by else r.reason
             if r.shortest is not None:

@@ -1,0 +1,52 @@
+"""Clause pages list the properties their mutants break (docs/mutants.json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mbmssec.docgen import page_clauses
+from mbmssec.proofs.mutate import source_hash
+from mbmssec.spec.loader import Clause, load_spec
+
+
+@pytest.fixture
+def mutants_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "mutants.json"
+    monkeypatch.setattr(page_clauses, "MUTANTS_FILE", path)
+    page_clauses._mutation_results.cache_clear()
+    yield path
+    page_clauses._mutation_results.cache_clear()
+
+
+def _clause(cid: str) -> Clause:
+    return load_spec().clauses[cid]
+
+
+def _write(path: Path, clauses: list[dict[str, object]], source: str | None = None) -> None:
+    doc = {"model_source": source or source_hash(), "mutants": [], "clauses": clauses}
+    path.write_text(json.dumps(doc))
+
+
+def test_a_clause_lists_the_properties_its_mutants_break(mutants_file: Path) -> None:
+    cid = "6.2.2/AUTH-BEFORE-TEK"
+    _write(mutants_file, [{"clause": cid, "mutants": 9, "killed": 7, "properties": ["P1", "P2"]}])
+    text = page_clauses._mutation_section(_clause(cid))
+    assert "breaks P1, P2 (7 of 9 mutants of its actions are killed" in text
+
+
+def test_a_clause_no_property_depends_on_is_flagged(mutants_file: Path) -> None:
+    cid = "6.2.2/STEP4B"
+    _write(mutants_file, [{"clause": cid, "mutants": 3, "killed": 0, "properties": []}])
+    assert "**No property depends on it**" in page_clauses._mutation_section(_clause(cid))
+
+
+def test_stale_or_missing_results_are_said_so(mutants_file: Path) -> None:
+    cid = "6.2.2/STEP4B"
+    assert "is missing" in page_clauses._mutation_section(_clause(cid))
+    page_clauses._mutation_results.cache_clear()
+    _write(mutants_file, [], source="0" * 64)
+    assert "are stale" in page_clauses._mutation_section(_clause(cid))
