@@ -31,6 +31,30 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "-o", "activation"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
     assert main(["explore", "--property", "42"]) == 2
+    # a liveness property has no finite counterexample for exploration to find
+    assert main(["explore", "--property", "9"]) == 2
+    assert "liveness property" in capsys.readouterr().err
+    # meaningless depths and an unwritable output are refused before any work
+    assert main(["check", "--depth", "0"]) == 2
+    assert "--depth: expected 1..40 (got 0)" in capsys.readouterr().err
+    assert main(["matrix", "--depth", "-1"]) == 2
+    assert "--depth: expected 1..40 (got -1)" in capsys.readouterr().err
+    assert main(["check", "--out", "/proc/no-such/out"]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_every_command_with_a_profile_takes_o() -> None:
+    """`-o NAME=VALUE` is accepted wherever a profile is chosen."""
+    parser = build_parser()
+    for argv in (
+        ["explore", "-o", "activation=immediate"],
+        ["trace-check", "log.jsonl", "-o", "activation=immediate"],
+        ["demo", "-o", "activation=immediate"],
+        ["serve", "--db", "bmsc.db", "-o", "activation=immediate"],
+        ["demo", "--option", "activation=immediate"],
+    ):
+        args = parser.parse_args(argv)
+        assert args.option == ["activation=immediate"], argv
 
 
 def test_explore_json_reports_a_violation_and_exit_1() -> None:
@@ -71,3 +95,17 @@ def test_bad_profile_file_names_file_and_field(
     assert main(["explore", "--profile", str(f)]) == 2
     err = capsys.readouterr().err
     assert "p.toml" in err and "options.kek_scope" in err
+
+
+def test_explore_expects_what_the_matching_proposal_breaks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`explore -o activation=immediate` is the shipped proposal activate_immediately,
+    which breaks property 4: its violation is expected, not a surprise."""
+    code = main(
+        ["explore", "-o", "activation=immediate", "--property", "4", "--examples", "60", "--json"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    (row,) = doc["properties"]
+    assert row["expected"] == "violated" and row["result"] == "violated"
+    assert code == 0

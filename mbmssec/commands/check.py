@@ -10,6 +10,7 @@ the model sources), and each counterexample as JSON, SVG chart and pytest file.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -111,9 +112,20 @@ class Progress:
             )
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot be written before any work is done."""
+    probe = out if out.exists() else out.parent
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: not a folder")
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write there ({probe} is not a writable folder)")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.depth < 0 or args.depth > 40:
-        raise UsageError("--depth: expected 0..40")
+    if args.depth < 1 or args.depth > 40:
+        raise UsageError(f"--depth: expected 1..40 (got {args.depth})")
+    if args.out is not None:
+        _check_writable(Path(args.out))
     if args.rlimit <= 0:
         raise UsageError("--rlimit: expected a positive number of solver steps")
     universe = parse_universe(args.universe)

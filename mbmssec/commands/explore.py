@@ -76,7 +76,24 @@ def _profile(args: argparse.Namespace) -> tuple[Profile, frozenset[int] | None]:
         overrides[name.strip()] = value.strip()
     if args.option:
         title = ""
-    return spec.profile(overrides, title=title, source=str(args.profile or "--option")), expect
+    profile = spec.profile(overrides, title=title, source=str(args.profile or "--option"))
+    if expect is None and profile.overrides:
+        expect = _proposal_expectation(profile)
+    return profile, expect
+
+
+def _proposal_expectation(profile: Profile) -> frozenset[int] | None:
+    """What the shipped proposal making exactly this change expects to break (verified
+    against the checker by the tests), on top of what the baseline already violates;
+    ``None`` when no shipped proposal makes this change."""
+    from mbmssec.model.properties import PROPERTIES
+    from mbmssec.proofs.check import shipped_proposals
+
+    for prop in shipped_proposals(profile.spec):
+        if dict(prop.profile.overrides) == dict(profile.overrides):
+            base = {p.number for p in PROPERTIES if not p.holds_in_baseline}
+            return frozenset((base | set(prop.expect_broken)) - set(prop.expect_fixed))
+    return None
 
 
 def _universe(text: str | None) -> Universe:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from mbmssec.commands.check import parse_universe
+from mbmssec.errors import UsageError
 from mbmssec.proofs.bmc import DEFAULT_DEPTH
 from mbmssec.proofs.check import (
     Comparison,
@@ -55,6 +56,10 @@ def _label(change: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.depth < 1 or args.depth > 40:
+        raise UsageError(f"--depth: expected 1..40 (got {args.depth})")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected at least 1 (got {args.jobs})")
     universe = parse_universe(args.universe)
     changes = single_changes()
     if args.pairwise:

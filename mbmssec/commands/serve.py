@@ -69,11 +69,12 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         help="profile TOML file (title + [options]); default: the baseline",
     )
     parser.add_argument(
+        "-o",
         "--option",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set one option of the profile (repeatable), e.g. activation=after_acks",
+        help="set one option of the profile (repeatable), e.g. -o activation=after_acks",
     )
 
 
