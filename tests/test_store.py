@@ -195,6 +195,54 @@ def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
         store.snapshot("challenges")
 
 
+def test_a_delivery_holds_up_activation_until_it_is_old_enough(tmp_path: Path) -> None:
+    """A registered UE sent the next TEK at t=10 still holds up its activation for a
+    grace reaching back past 10 (the answer may be in transit), not for one reaching
+    back to 10 or later; a second delivery of the same TEK keeps the first time."""
+    store = _store(tmp_path)
+    svc = "239.0.0.1"
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+        store.add_service(svc, ssrc=1, csb_id=2, period=1.0, now=0.0)
+        store.put_subscription(Subscription("001", svc, True, 1, None))
+        tek = store.insert_tek(
+            service=svc,
+            mki=1,
+            key=K,
+            salt=b"s" * 14,
+            state="pending",
+            gen_ev=1,
+            gen_t=0.0,
+            planned=20.0,
+        )
+        reg = Registration(
+            "001",
+            svc,
+            True,
+            40000,
+            30.0,
+            K,
+            2,
+            b"r" * 16,
+            2,
+            7,
+            b"i",
+            b"r",
+            False,
+            (tek.id,),
+            10.0,
+        )
+        store.put_registration(reg)
+        store.record_delivery("001", tek.id, 1, 10.0)
+    assert store.blocking_ues(svc, tek.id, 9.9, "delivered") == ["001"]
+    assert store.blocking_ues(svc, tek.id, 10.0, "delivered") == []
+    with store.transaction():
+        store.record_delivery("001", tek.id, 2, 15.0)
+    assert store.blocking_ues(svc, tek.id, 10.0, "delivered") == []
+    with pytest.raises(StoreError, match="unknown activation evidence"):
+        store.blocking_ues(svc, tek.id, 10.0, "heard")
+
+
 _WRITER = r"""
 import sys
 from mbmssec.impl.service.store import Store

@@ -644,10 +644,12 @@ class Store:
     # -- deliveries and acknowledgements ---------------------------------------------------
 
     def record_delivery(self, ue: str, tek: int, ctr: int, t: float) -> None:
-        """Note that ``tek`` was sent to ``ue`` in the delivery with counter ``ctr``."""
+        """Note that ``tek`` was sent to ``ue`` in the delivery with counter ``ctr``; ``t``
+        stays the time it was first sent (a UE re-fetching the same TEK again and again
+        must not keep holding up its activation, see :meth:`blocking_ues`)."""
         self._write(
             "INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr, t = excluded.t",
+            "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr",
             (ue, tek, ctr, t),
         )
 
