@@ -99,7 +99,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mbmssec.model.concrete import Universe
 from mbmssec.model.dsl import Action, Disabled, Sort
@@ -115,6 +115,9 @@ from mbmssec.refinement.tracecheck import (
     Unexplained,
 )
 from mbmssec.spec.loader import Profile
+
+if TYPE_CHECKING:
+    from mbmssec.refinement.wirecheck import WireCheck
 
 __all__ = [
     "DEFAULT_LOOKAHEAD",
@@ -618,6 +621,8 @@ class StreamMapper(EventMapper):
         self.reused_auth: _Capped = _Capped()
         self.unanswered: _Capped = _Capped()
         self.late_count = 0
+        self.wire: WireCheck | None = None
+        """The capture's packets, checked at each ``Send`` (``--pcap``)."""
         naming.on_service = tracker.core.services.append
 
     def _key(self) -> int:
@@ -708,6 +713,17 @@ class StreamMapper(EventMapper):
 
     def _ev_Send(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         super()._ev_Send(e, events, i)
+        if self.wire is not None:
+            # the model's active TEK of the service, which the step above took: the
+            # Send's own MKI names it (a Send under another TEK is refused before)
+            core = self.live.core
+            active = core.get("active", self._s(e))
+            mki = e["mki"]
+            if self.names.teks.get((e["service"], mki)) != active:
+                raise TraceCheckError(f"line {self.line}: the Send's MKI is not the active TEK")
+            why = self.wire.explain_send(self.line - 1, e, int(mki))
+            if why is not None:
+                raise self._fail(e, why)
         service, seq = e["service"], int(e.get("seq", 0))
         kept = self.window.setdefault(service, deque())
         kept.append((seq, self.names.packets[(service, seq)]))
@@ -727,6 +743,10 @@ class StreamMapper(EventMapper):
                 "service (raise it with --packet-window)"
             )
         super()._ev_Receive(e, events, i)
+        if self.wire is not None:
+            why = self.wire.explain_receive(self.line - 1)
+            if why is not None:
+                raise self._fail(e, why)
 
 
 # -- the stream ---------------------------------------------------------------------------------
@@ -765,6 +785,8 @@ class _Reader:
         pos = self.count
         self.count += 1
         self.mapper.check_clock(e, pos)
+        if self.mapper.wire is not None:
+            self.mapper.wire.read(pos, e)
         return pos, e
 
     def drain(self) -> None:
@@ -940,12 +962,15 @@ def check_stream(
     strict_timing: bool = True,
     lookahead: int = DEFAULT_LOOKAHEAD,
     packet_window: int = DEFAULT_PACKET_WINDOW,
+    wire: WireCheck | None = None,
 ) -> TraceResult:
     """The verdict of the reference checker on ``events`` (any iterable, read once), in
     time linear in the log and memory bounded by the live state (see the module
     docstring).  Raises :class:`TraceCheckError` for a log that is not a run's log (empty,
     no ``Start`` event, an unknown event name) or that needs more than ``lookahead`` held
-    events or ``packet_window`` kept packets."""
+    events or ``packet_window`` kept packets.  With ``wire`` the SRTP packets of a capture
+    are checked too, against each ``Send`` and the model's active TEK
+    (:mod:`mbmssec.refinement.wirecheck`)."""
     if lookahead < 1 or packet_window < 1:
         raise TraceCheckError("the look-ahead and the packet window must be at least 1")
     model = Model(profile)
@@ -957,12 +982,15 @@ def check_stream(
         late_fetch="grace" if strict_timing else "fetch_time",
         packet_window=packet_window,
     )
+    mapper.wire = wire
     reader = _Reader(events, mapper)
     failure: Unexplained | None = None
     try:
         _Holder(reader, mapper, lookahead).run()
     except Unexplained as exc:
         failure = exc
+    if failure is not None:
+        mapper.wire = None  # the capture is not read past a verdict
     reader.drain()  # the rest is still read: its names, its count, a Start event
     if reader.count == 0:
         raise TraceCheckError("the event log is empty: there is no run to check")
@@ -971,6 +999,11 @@ def check_stream(
             "the event log has no Start event: it does not declare the run's profile and "
             "timing (is it a whole log of mbmssec demo, serve or ue?)"
         )
+    if failure is None and wire is not None:
+        problem = wire.finish()
+        if problem is not None:
+            mapper._at(problem.pos)
+            failure = mapper._fail(problem.event, problem.why)
     late: list[LateFetch] = mapper.late_fetches
     result = TraceResult(
         failure is None,
@@ -991,5 +1024,6 @@ def check_stream(
             "reused_auth": mapper.reused_auth.total,
             "unanswered": mapper.unanswered.total,
         },
+        wire=None if wire is None else wire.summary(),
     )
     return result

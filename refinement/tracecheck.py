@@ -71,12 +71,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mbmssec.errors import MbmssecError
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import Profile
+
+if TYPE_CHECKING:
+    from mbmssec.refinement.wirecheck import WireCheck
 
 __all__ = [
     "CLOCK_ACTIONS",
@@ -508,6 +511,8 @@ class TraceResult:
     counts: Mapping[str, int] = field(default_factory=dict)
     """How many reused authentications, deliveries without outcome and late fetches there
     were, where the lists above keep only the first ones (the streaming checker)."""
+    wire: Mapping[str, Any] | None = None
+    """What was checked of a capture's SRTP packets (``--pcap``), if one was given."""
 
     def _count(self, what: str, listed: Sequence[Any]) -> int:
         return self.counts.get(what, len(listed))
@@ -532,6 +537,8 @@ class TraceResult:
                 "unanswered_deliveries": self._count("unanswered", self.unanswered),
             },
         }
+        if self.wire is not None:
+            out["capture"] = dict(self.wire)
         if self.failure is not None:
             f = self.failure
             out["first_unexplained"] = {
@@ -566,6 +573,18 @@ class TraceResult:
             notes.append(
                 f"{self._count('unanswered', self.unanswered)} deliveries with no outcome "
                 "logged by the UE before the log ends: read as not installed"
+            )
+        if self.wire is not None:
+            w = self.wire
+            keys = (
+                f"; {w['keys_checked']} authenticated and decrypted under their TEK's key"
+                if w["keys"]
+                else "; keys not checked (no TEK keys given)"
+            )
+            notes.append(
+                f"capture {w['pcap']}: {w['packets_matched']} SRTP packets matched "
+                f"{w['sends_on_wire']} Send events ({w['sends_outside_capture']} Send "
+                f"events outside the capture){keys}"
             )
         return notes
 
@@ -1347,11 +1366,13 @@ def check_events(
     width: int = DEFAULT_WIDTH,
     lookahead: int | None = None,
     packet_window: int | None = None,
+    wire: WireCheck | None = None,
 ) -> TraceResult:
     """The trace checker every command uses: :func:`check_events_reference`'s verdict,
     streamed, in time linear in the log and memory bounded by the live state
     (:func:`mbmssec.refinement.streamcheck.check_stream`; ``width`` is unused).
-    ``lookahead`` and ``packet_window`` (None: the defaults) bound what it holds."""
+    ``lookahead`` and ``packet_window`` (None: the defaults) bound what it holds; ``wire``
+    checks a capture's SRTP packets too (:mod:`mbmssec.refinement.wirecheck`)."""
     from mbmssec.refinement import streamcheck
 
     return streamcheck.check_stream(
@@ -1362,6 +1383,7 @@ def check_events(
         packet_window=(
             streamcheck.DEFAULT_PACKET_WINDOW if packet_window is None else packet_window
         ),
+        wire=wire,
     )
 
 

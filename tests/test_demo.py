@@ -5,7 +5,9 @@ properties of the acceptance criteria are evaluated by code written in this file
 pcap file is handed to tshark (an independent dissector): it must find the Digest AKA
 challenges naming AKAv1-MD5, the MIKEY messages in the HTTP bodies and the RTP/SRTP
 stream, and the MKIs carried in the captured SRTP packets must be exactly the TEKs the
-log says were active.
+log says were active.  The streamer's packets in the pcap are also checked against the
+model (``trace-check --pcap``): each matched with its ``Send``, carrying the MKI of the
+model's active TEK, and authenticating under that TEK's key in the BM-SC's database.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 
 from mbmssec.cli import main as cli_main
 from mbmssec.commands.demo import DemoOptions, run_demo
-from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, read_events
+from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, iter_events, read_events
+from mbmssec.refinement.tracecheck import check_events
+from mbmssec.refinement.wirecheck import WireCheck, keys_from_store
 from mbmssec.spec.loader import load_spec
 
 pytestmark = pytest.mark.slow
@@ -143,6 +147,28 @@ def test_acceptance_from_the_log(demo20: tuple[int, dict[str, Any], Path, Path])
         ),
         True,
     )
+
+
+def test_streamer_packets_checked_against_the_model(
+    demo20: tuple[int, dict[str, Any], Path, Path],
+) -> None:
+    """Every SRTP packet the BM-SC's streamer sent in the demo is explained: its Send, the
+    model's active TEK's MKI, and its key (from the BM-SC's store, never in the log)."""
+    _, summary, log, pcap = demo20
+    profile = load_spec().profile({})
+    wire = WireCheck(pcap, profile, keys=keys_from_store(summary["db"]))
+    result = check_events(iter_events(log), profile, wire=wire)
+    assert result.ok, result.render()
+    assert result.wire is not None
+    counts = dict(result.wire)
+    events = read_events(log)
+    sends = sum(e["event"] == "Send" for e in events)
+    ues = sum(e["event"] == "Subscribe" for e in events)
+    assert counts["sends_on_wire"] + counts["sends_outside_capture"] == sends
+    assert counts["ports"] == ues == 20
+    # once every UE has registered, each Send reaches all 20 ports
+    assert counts["packets_matched"] > 15 * counts["sends_on_wire"]
+    assert counts["keys_checked"] == counts["packets_matched"] == counts["udp_datagrams"]
 
 
 @pytest.mark.interop

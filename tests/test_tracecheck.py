@@ -1,6 +1,9 @@
 """``mbmssec trace-check``: demo logs are explained; every edit of a demo log that makes it
 describe a forbidden run is rejected, naming an event no earlier than the edit; edits
-that keep it a possible run are accepted; bad input is exit 2."""
+that keep it a possible run are accepted; bad input is exit 2.  The demo's capture of the
+BM-SC's SRTP packets (``--pcap``) is explained with its keys, and edits of it (an MKI
+changed, a packet dropped or repeated, a packet re-encrypted under a TEK that is not
+active) are rejected naming the packet."""
 
 from __future__ import annotations
 
@@ -15,7 +18,10 @@ import pytest
 from log_mutations import Edit, benign_edits, bug_edits
 
 from mbmssec.cli import main as cli_main
-from mbmssec.impl.service.events import read_events
+from mbmssec.impl.protocols.pcap import Datagram, Packet, udp_datagrams, write_pcap
+from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpReceiver, SrtpSender
+from mbmssec.impl.service.events import iter_events, read_events
+from mbmssec.impl.service.store import Store
 from mbmssec.model.vocabulary import FETCH_WINDOW
 from mbmssec.refinement.tracecheck import (
     MAX_WIDTH,
@@ -25,6 +31,7 @@ from mbmssec.refinement.tracecheck import (
     check_events,
     check_events_reference,
 )
+from mbmssec.refinement.wirecheck import WireCheck, keys_from_store
 from mbmssec.spec.loader import load_spec
 
 
@@ -46,6 +53,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
             "--json",
             "--log",
             str(log),
+            "--pcap",
+            str(log.with_suffix(".pcap")),
         ],
         capture_output=True,
         text=True,
@@ -370,3 +379,163 @@ def test_refetches_nested_in_a_long_fetch_delay_are_explained() -> None:
         verdict = check_events(_nested_fetches(inner), profile, width=1)
         assert verdict.ok, verdict.render()
         assert verdict.pruned == 0
+
+
+# -- the BM-SC's SRTP packets on the wire (--pcap) ---------------------------------------------
+
+
+def _udp_frames(pcap: Path) -> int:
+    """The capture's UDP frames, counted from the bytes (Ethernet, IPv4 protocol 17)."""
+    data = pcap.read_bytes()
+    offset, count = 24, 0
+    while offset < len(data):
+        caplen = int.from_bytes(data[offset + 8 : offset + 12], "little")
+        frame = data[offset + 16 : offset + 16 + caplen]
+        count += frame[12:14] == b"\x08\x00" and frame[14 + 9] == 17
+        offset += 16 + caplen
+    return count
+
+
+def _wire_check(
+    log: Path, pcap: Path, keys: Any = None
+) -> TraceResult:  # keys: a KeySource or None
+    profile = load_spec().profile({})
+    return check_events(iter_events(log), profile, wire=WireCheck(pcap, profile, keys=keys))
+
+
+def test_streamer_packets_explained_with_their_keys(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, log = demo
+    pcap = Path(summary["pcap"])
+    result = _wire_check(log, pcap, keys_from_store(summary["db"]))
+    assert result.ok, result.render()
+    wire = result.wire
+    assert wire is not None
+    sends = [e for e in read_events(log) if e["event"] == "Send"]
+    assert wire["sends_on_wire"] + wire["sends_outside_capture"] == len(sends)
+    assert wire["sends_on_wire"] > len(sends) // 2
+    udp = _udp_frames(pcap)
+    assert udp > 0 and wire["packets_matched"] == wire["keys_checked"] == udp
+    assert "authenticated and decrypted under their TEK's key" in result.render()
+
+
+@pytest.fixture(scope="module")
+def wire_edits(
+    demo: tuple[dict[str, Any], Path],
+) -> tuple[list[Datagram], dict[int, tuple[bytes, bytes]], dict[int, dict[str, Any]], int]:
+    """The demo's SRTP packets, its TEK keys by MKI, its Send events by sequence number,
+    and the position of a packet in the middle (whose TEK has a successor generated)."""
+    summary, log = demo
+    packets = list(udp_datagrams(summary["pcap"]))
+    store = Store(summary["db"])
+    try:
+        keys = {t.mki: (t.key, t.salt) for t in store.teks(summary["service"])}
+    finally:
+        store.close()
+    sends = {e["seq"]: e for e in read_events(log) if e["event"] == "Send"}
+    mid = len(packets) // 2
+    while sends[int.from_bytes(packets[mid].payload[2:4], "big")]["mki"] + 1 not in keys:
+        mid -= 1
+    return packets, keys, sends, mid
+
+
+def _run_edit(log: Path, tmp_path: Path, packets: list[Datagram]) -> TraceResult:
+    pcap = tmp_path / "edited.pcap"
+    write_pcap(pcap, [Packet(d.timestamp, d.src_port, d.dst_port, d.payload) for d in packets])
+    return _wire_check(log, pcap)
+
+
+def _reprotect(d: Datagram, send: dict[str, Any], keys: Any, key_mki: int, wire_mki: int) -> bytes:
+    """The packet decrypted under its own TEK and protected again under TEK ``key_mki``'s
+    key, carrying MKI ``wire_mki``, at the same index."""
+    ssrc, roc = int.from_bytes(d.payload[8:12], "big"), send["index"] >> 16
+    own = MasterKey(send["mki"].to_bytes(4, "big"), *keys[send["mki"]])
+    rx = SrtpReceiver(SrtpPolicy(), [own])
+    rx.set_roc(ssrc, roc)
+    rtp = rx.unprotect(d.payload)
+    tx = SrtpSender(SrtpPolicy(), [MasterKey(wire_mki.to_bytes(4, "big"), *keys[key_mki])])
+    tx.switch_to(wire_mki.to_bytes(4, "big"))
+    tx.set_roc(ssrc, roc)
+    return tx.protect(rtp)
+
+
+def test_streamer_capture_edits_rejected(
+    demo: tuple[dict[str, Any], Path],
+    wire_edits: tuple[list[Datagram], dict[int, tuple[bytes, bytes]], dict[int, Any], int],
+    tmp_path: Path,
+) -> None:
+    """Each edit names the edited packet (frame numbers of the rewritten capture count
+    its packets from 1); the unedited rewrite is explained."""
+    _, log = demo
+    packets, keys, sends, mid = wire_edits
+    d = packets[mid]
+    seq = int.from_bytes(d.payload[2:4], "big")
+    send = sends[seq]
+    active, other = send["mki"], send["mki"] + 1
+    frame = mid + 1
+
+    assert _run_edit(log, tmp_path, packets).ok
+
+    def rejected(edited: list[Datagram]) -> str:
+        result = _run_edit(log, tmp_path, edited)
+        assert not result.ok and result.failure is not None
+        return result.failure.why
+
+    def replaced(payload: bytes) -> list[Datagram]:
+        return [*packets[:mid], d._replace(payload=payload), *packets[mid + 1 :]]
+
+    changed = d.payload[:-14] + other.to_bytes(4, "big") + d.payload[-10:]
+    why = rejected(replaced(changed))
+    assert f"frame {frame} (seq {seq}, MKI {other}" in why and "not active" in why
+
+    why = rejected([*packets[:mid], *packets[mid + 1 :]])  # dropped
+    assert f"seq {seq}" in why and (
+        "no packet of it reached the UE's port" in why or "missing from the wire" in why
+    )
+
+    why = rejected([*packets[: mid + 1], d, *packets[mid + 1 :]])  # repeated
+    assert f"frame {frame + 1} (seq {seq}, MKI {active}" in why and f"frame {frame}:" in why
+
+    why = rejected(replaced(_reprotect(d, send, keys, other, other)))
+    assert f"frame {frame} (seq {seq}, MKI {other}" in why and "not active" in why
+
+    # the active TEK's MKI on a packet protected under another TEK's key: only the key
+    # check sees it (without keys the capture is explained)
+    wrong_key = replaced(_reprotect(d, send, keys, other, active))
+    pcap = tmp_path / "wrong_key.pcap"
+    write_pcap(pcap, [Packet(x.timestamp, x.src_port, x.dst_port, x.payload) for x in wrong_key])
+    assert _wire_check(log, pcap).ok
+    result = _wire_check(log, pcap, lambda service, mki: keys.get(mki))
+    assert not result.ok and result.failure is not None
+    assert f"frame {frame} (seq {seq}, MKI {active}" in result.failure.why
+    assert f"does not authenticate under the key of MKI {active}" in result.failure.why
+
+
+def test_trace_check_pcap_cli(
+    demo: tuple[dict[str, Any], Path],
+    wire_edits: tuple[list[Datagram], dict[int, tuple[bytes, bytes]], dict[int, Any], int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--pcap`` and ``--db`` on the command line: 0, 1 with the packet named in the JSON
+    verdict, 2 for a file that is not a capture and for ``--db`` without ``--pcap``."""
+    summary, log = demo
+    packets, _, _, mid = wire_edits
+    args = ["trace-check", str(log), "--pcap", summary["pcap"], "--db", summary["db"]]
+    assert cli_main(args) == 0
+    assert "SRTP packets matched" in capsys.readouterr().out
+    edited = tmp_path / "dup.pcap"
+    write_pcap(
+        edited,
+        [Packet(x.timestamp, x.src_port, x.dst_port, x.payload) for x in packets[: mid + 1]]
+        + [Packet(x.timestamp, x.src_port, x.dst_port, x.payload) for x in packets[mid:]],
+    )
+    assert cli_main(["trace-check", str(log), "--pcap", str(edited), "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert f"frame {mid + 2} " in verdict["first_unexplained"]["why"]
+    assert verdict["first_unexplained"]["event"]["event"] == "Send"
+    not_pcap = tmp_path / "log.pcap"
+    not_pcap.write_bytes(log.read_bytes()[:4096])
+    assert cli_main(["trace-check", str(log), "--pcap", str(not_pcap)]) == 2
+    assert "is not that of a libpcap capture" in capsys.readouterr().err
+    assert cli_main(["trace-check", str(log), "--db", summary["db"]]) == 2
+    assert "--db" in capsys.readouterr().err

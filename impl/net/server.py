@@ -667,6 +667,7 @@ class BmscServer:
                         "source": BMSC,
                         "seq": index & 0xFFFF,
                         "index": index,
+                        "ssrc": stream.ssrc,
                         "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory",
                     },
                 )

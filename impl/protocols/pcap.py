@@ -12,12 +12,19 @@ sequence and acknowledgement numbers of each connection (identified by the port
 pair), optionally prefixes a new connection with the three-way handshake, and
 splits payloads larger than ``mss`` into several segments, so a dissector can
 reassemble the stream. Nothing is sent on any network; only a file is written.
+
+The reader (:func:`read_pcap`, :func:`udp_datagrams`) takes a classic libpcap file back
+apart, one frame at a time (memory does not grow with the file): either byte order,
+microsecond or nanosecond timestamps, link types Ethernet, BSD loopback, raw IP and Linux
+cooked capture, IPv4 and UDP.  A file that is not such a capture, or is cut short or
+inconsistent (a record running past the end of the file, a length field contradicting
+the frame) is a :class:`PcapFormatError` naming the frame and the byte offset.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -28,12 +35,17 @@ from mbmssec.errors import MbmssecError
 __all__ = [
     "LINKTYPE_ETHERNET",
     "PCAP_MAGIC",
+    "CapturedFrame",
+    "Datagram",
     "Packet",
     "PcapError",
+    "PcapFormatError",
     "Proto",
     "frame",
     "internet_checksum",
     "pcap_bytes",
+    "read_pcap",
+    "udp_datagrams",
     "write_pcap",
 ]
 
@@ -49,6 +61,20 @@ _TCP_FIN, _TCP_SYN, _TCP_PSH, _TCP_ACK = 0x01, 0x02, 0x08, 0x10
 
 class PcapError(MbmssecError):
     """A packet that cannot be framed (bad port, payload too large, bad timestamp, ...)."""
+
+
+class PcapFormatError(PcapError):
+    """A file that is not a readable classic libpcap capture, or a frame in it that is cut
+    short or contradicts its own length fields; ``frame`` is the 1-based frame number (0
+    for the file header) and ``offset`` the byte offset in the file."""
+
+    def __init__(self, path: str, frame: int, offset: int, problem: str) -> None:
+        where = f"frame {frame} (byte {offset})" if frame else f"byte {offset}"
+        super().__init__(f"pcap {path}: {where}: {problem}")
+        self.path = path
+        self.frame = frame
+        self.offset = offset
+        self.problem = problem
 
 
 class Proto(IntEnum):
@@ -251,3 +277,209 @@ def write_pcap(
     of at most ``mss`` bytes.
     """
     Path(path).write_bytes(pcap_bytes(packets, tcp_handshake=tcp_handshake, mss=mss))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_MAGIC = 0x0A0D0D0A
+LINKTYPE_NULL = 0
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+_LINKTYPES = {
+    LINKTYPE_NULL: "BSD loopback",
+    LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_RAW: "raw IP",
+    LINKTYPE_LINUX_SLL: "Linux cooked capture",
+}
+_ETHERTYPE_IPV4 = 0x0800
+
+
+class CapturedFrame(NamedTuple):
+    """One record of a capture: its 1-based number, timestamp (Unix seconds), the byte
+    offset of its record header, the link type and the captured bytes."""
+
+    number: int
+    timestamp: float
+    offset: int
+    linktype: int
+    data: bytes
+
+
+class Datagram(NamedTuple):
+    """One IPv4 UDP datagram of a capture (addresses as dotted quads)."""
+
+    frame: int
+    timestamp: float
+    src: str
+    src_port: int
+    dst: str
+    dst_port: int
+    payload: bytes
+
+
+def read_pcap(path: str | Path) -> Iterator[CapturedFrame]:
+    """The frames of the classic libpcap file at ``path``, read one at a time.
+
+    Raises :class:`PcapFormatError` for a file that cannot be read, is not a classic
+    libpcap capture (pcapng is named as such), has an unknown link type, or whose record
+    runs past the end of the file or declares more bytes than the snapshot length.
+    """
+    name = str(path)
+    try:
+        stream = Path(path).open("rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise PcapFormatError(name, 0, 0, f"cannot read the file: {exc.strerror}") from None
+    with stream:
+        head = stream.read(24)
+        if len(head) < 24:
+            raise PcapFormatError(
+                name, 0, 0, f"{len(head)} bytes: shorter than the 24-byte pcap file header"
+            )
+        magic_le = struct.unpack_from("<I", head)[0]
+        magic_be = struct.unpack_from(">I", head)[0]
+        if PCAPNG_MAGIC in (magic_le, magic_be):
+            raise PcapFormatError(
+                name,
+                0,
+                0,
+                "a pcapng file; only classic libpcap captures are read "
+                "(convert it with: editcap -F pcap IN OUT)",
+            )
+        endian = ""
+        for order, value in (("<", magic_le), (">", magic_be)):
+            if value in (PCAP_MAGIC, PCAP_MAGIC_NS):
+                endian, nano = order, value == PCAP_MAGIC_NS
+        if not endian:
+            raise PcapFormatError(
+                name, 0, 0, f"magic number 0x{magic_le:08x} is not that of a libpcap capture"
+            )
+        major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
+            endian + "HHiIII", head, 4
+        )
+        if major != 2:
+            raise PcapFormatError(name, 0, 4, f"pcap format version {major}, expected 2")
+        linktype &= 0x0FFF_FFFF  # the upper bits carry FCS information
+        if linktype not in _LINKTYPES:
+            raise PcapFormatError(
+                name,
+                0,
+                20,
+                f"link type {linktype} is not one of "
+                + ", ".join(f"{k} ({v})" for k, v in sorted(_LINKTYPES.items())),
+            )
+        record = struct.Struct(endian + "IIII")
+        divisor = 1e9 if nano else 1e6
+        offset, number = 24, 0
+        limit = max(snaplen, SNAPLEN) if snaplen else 1 << 31
+        while True:
+            rec = stream.read(16)
+            if not rec:
+                return
+            number += 1
+            if len(rec) < 16:
+                raise PcapFormatError(
+                    name, number, offset, f"record header cut short ({len(rec)} of 16 bytes)"
+                )
+            sec, frac, caplen, origlen = record.unpack(rec)
+            if frac >= divisor:
+                raise PcapFormatError(
+                    name, number, offset, f"timestamp fraction {frac} is not below {divisor:.0f}"
+                )
+            if caplen > limit:
+                raise PcapFormatError(
+                    name,
+                    number,
+                    offset,
+                    f"record of {caplen} bytes exceeds the snapshot length {snaplen}",
+                )
+            data = stream.read(caplen)
+            if len(data) < caplen:
+                raise PcapFormatError(
+                    name,
+                    number,
+                    offset,
+                    f"record cut short: {len(data)} of {caplen} bytes before the end of the file",
+                )
+            if caplen < origlen:
+                raise PcapFormatError(
+                    name,
+                    number,
+                    offset,
+                    f"only {caplen} of the frame's {origlen} bytes were captured "
+                    "(capture with a larger snapshot length)",
+                )
+            yield CapturedFrame(number, sec + frac / divisor, offset, linktype, data)
+            offset += 16 + caplen
+
+
+def _ipv4_packet(f: CapturedFrame) -> bytes | None:
+    """The IPv4 packet a frame carries, or None for another network protocol."""
+    data = f.data
+    if f.linktype == LINKTYPE_ETHERNET:
+        if len(data) < 14:
+            return None
+        return data[14:] if struct.unpack_from(">H", data, 12)[0] == _ETHERTYPE_IPV4 else None
+    if f.linktype == LINKTYPE_NULL:
+        if len(data) < 4:
+            return None
+        family = int.from_bytes(data[:4], "little")
+        if family != 2:
+            family = int.from_bytes(data[:4], "big")
+        return data[4:] if family == 2 else None
+    if f.linktype == LINKTYPE_LINUX_SLL:
+        if len(data) < 16:
+            return None
+        return data[16:] if struct.unpack_from(">H", data, 14)[0] == _ETHERTYPE_IPV4 else None
+    return data if data and data[0] >> 4 == 4 else None  # raw IP
+
+
+def udp_datagrams(path: str | Path) -> Iterator[Datagram]:
+    """The IPv4 UDP datagrams of the capture at ``path``, in capture order, one at a time.
+
+    Frames of other protocols (TCP, IPv6, ARP) and IP fragments after the first are
+    skipped; an IPv4 header or UDP header whose lengths contradict the frame is a
+    :class:`PcapFormatError` naming the frame.
+    """
+    name = str(path)
+    for f in read_pcap(path):
+        ip = _ipv4_packet(f)
+        if ip is None:
+            continue
+
+        def bad(problem: str, f: CapturedFrame = f) -> PcapFormatError:
+            return PcapFormatError(name, f.number, f.offset, problem)
+
+        if len(ip) < 20:
+            raise bad(f"IPv4 header cut short ({len(ip)} bytes)")
+        ihl = (ip[0] & 0x0F) * 4
+        total = struct.unpack_from(">H", ip, 2)[0]
+        if ihl < 20 or total < ihl or total > len(ip):
+            raise bad(
+                f"IPv4 lengths contradict the frame (header {ihl}, total {total}, "
+                f"{len(ip)} bytes captured)"
+            )
+        if ip[9] != Proto.UDP:
+            continue
+        flags_fragment = struct.unpack_from(">H", ip, 6)[0]
+        if flags_fragment & 0x1FFF:
+            continue  # a later fragment: no UDP header
+        if flags_fragment & 0x2000:
+            raise bad("a fragmented UDP datagram (fragments are not reassembled)")
+        udp = ip[ihl:total]
+        if len(udp) < 8:
+            raise bad(f"UDP header cut short ({len(udp)} bytes)")
+        # The UDP checksum is not verified: captures on loopback often hold checksums
+        # the kernel never filled in (offload).
+        src_port, dst_port, length = struct.unpack_from(">HHH", udp)
+        if length < 8 or length > len(udp):
+            raise bad(f"UDP length {length} contradicts the {len(udp)} bytes of the IP payload")
+        yield Datagram(
+            f.number,
+            f.timestamp,
+            ".".join(str(b) for b in ip[12:16]),
+            src_port,
+            ".".join(str(b) for b in ip[16:20]),
+            dst_port,
+            bytes(udp[8:length]),
+        )

@@ -19,6 +19,8 @@ Public surface:
 * Errors: :class:`SrtpError` and its subclasses :class:`SrtpParseError`,
   :class:`UnknownMkiError`, :class:`SrtpAuthError`, :class:`SrtpReplayError`,
   :class:`KeyLifetimeError`, :class:`SrtpConfigError`.
+* :func:`parse_srtp` - the clear fields of a protected packet (sequence number, SSRC,
+  MKI) without any key, for checking what went on the wire.
 * Building blocks checked against RFC 3711 Appendix B: :func:`aes_cm_keystream`,
   :func:`derive_session_key`, :func:`srtp_iv`, :func:`estimate_index`.
 
@@ -62,6 +64,7 @@ __all__ = [
     "SrtpAuthError",
     "SrtpConfigError",
     "SrtpError",
+    "SrtpFields",
     "SrtpParseError",
     "SrtpPolicy",
     "SrtpReceiver",
@@ -71,6 +74,7 @@ __all__ = [
     "aes_cm_keystream",
     "derive_session_key",
     "estimate_index",
+    "parse_srtp",
     "srtp_iv",
 ]
 
@@ -348,6 +352,36 @@ def _rtp_header(packet: bytes, end: int) -> tuple[int, int, int]:
     if length > end:
         raise SrtpParseError("RTP header runs past the payload", end)
     return length, seq, ssrc
+
+
+@dataclass(frozen=True)
+class SrtpFields:
+    """The fields of an SRTP packet that are readable without a key (RFC 3711 §3.1)."""
+
+    seq: int
+    ssrc: int
+    header_length: int
+    mki: bytes
+    tag: bytes
+
+    @property
+    def mki_value(self) -> int | None:
+        """The MKI as a big-endian integer, or None when the packet carries none."""
+        return int.from_bytes(self.mki, "big") if self.mki else None
+
+
+def parse_srtp(packet: bytes, policy: SrtpPolicy) -> SrtpFields:
+    """Split an SRTP packet protected under ``policy`` into its clear fields: the RTP
+    header's sequence number and SSRC, the MKI (``policy.mki_length`` octets, empty when
+    0) and the authentication tag.  Raises :class:`SrtpParseError` for a packet too short
+    to hold them or whose RTP header is malformed; nothing is verified."""
+    n = _check_length(packet, MAX_PACKET_LENGTH)
+    tag_len = int(policy.rtp_auth_tag)
+    end = n - policy.mki_length - tag_len
+    head_len, seq, ssrc = _rtp_header(packet, end)
+    return SrtpFields(
+        seq, ssrc, head_len, bytes(packet[end : n - tag_len]), bytes(packet[n - tag_len :])
+    )
 
 
 def _check_length(packet: bytes, limit: int) -> int:

@@ -32,8 +32,10 @@ Optional keys: ``source`` (``"bmsc"``, ``"ue"`` or ``"demo"``: who emitted the e
 refused request), ``message`` (human-readable detail), ``fetch_time`` (Unix seconds),
 ``fetch_index`` (SRTP packet index when the fetch time is given as a sequence number),
 ``counter`` (MIKEY replay counter), ``seq`` (RTP sequence number), ``index`` (SRTP
-packet index), ``nc`` (Digest nonce count), ``withdrawn`` (list of MKIs discarded by a
-revocation), ``activation`` (the activation rule), ``trigger`` (why a UE registered).
+packet index), ``ssrc`` (the RTP SSRC of a ``Send``'s stream), ``port`` (the loopback
+UDP port a ``Deliver`` registered for the UE's stream), ``nc`` (Digest nonce count),
+``withdrawn`` (list of MKIs discarded by a revocation), ``activation`` (the activation
+rule), ``trigger`` (why a UE registered).
 
 Event names
 -----------

@@ -17,8 +17,23 @@ log and memory bounded by the live state (:mod:`mbmssec.refinement.streamcheck`)
 ``Deliver`` waits for the UE's outcome among the next ``--lookahead`` events, and a
 ``Receive`` must be of one of the last ``--packet-window`` packets of its service; a log
 beyond either bound is exit 2 with a message naming it, never accepted.
-Exit status: 0 explained, 1 an event no model run explains, 2 bad input (unreadable or
-empty log, no ``Start`` event, unknown option, a bound exceeded).
+
+``--pcap FILE`` also checks the BM-SC's SRTP packets on the wire: every UDP datagram of
+the capture (classic libpcap, as ``mbmssec demo --pcap`` writes it or as taken on the
+loopback interface with a filter on the BM-SC's UDP port) is decoded as an SRTP packet
+(sequence number, SSRC, the MKI field of the profile's length) and matched with the
+``Send`` of its stream and index: each packet must carry the MKI of the model's active
+TEK at that ``Send``; a packet with no ``Send``, a packet sent twice to one port, a packet
+to a port no ``Deliver`` registered, or a ``Send`` missing from the wire while the capture
+covers it (every registered port gets every packet once the stream's first packet is
+captured) is a verdict naming the frame number, sequence number and MKI and the event.
+With ``--db FILE`` (the BM-SC's database, which holds the TEKs' keys; they are never in
+the log) each packet must also authenticate and decrypt under its TEK's key with the
+``Send``'s rollover counter.  See :mod:`mbmssec.refinement.wirecheck`.
+
+Exit status: 0 explained, 1 an event or packet no model run explains, 2 bad input
+(unreadable or empty log, no ``Start`` event, unknown option, a bound exceeded, a pcap
+that is not a readable capture).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ from mbmssec.errors import UsageError
 from mbmssec.impl.service.events import iter_events
 from mbmssec.refinement.streamcheck import DEFAULT_LOOKAHEAD, DEFAULT_PACKET_WINDOW
 from mbmssec.refinement.tracecheck import DEFAULT_WIDTH, TraceResult, check_events
+from mbmssec.refinement.wirecheck import DEFAULT_HOLD, WireCheck, keys_from_store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 
@@ -81,6 +97,29 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help=f"packets of a service kept for a later Receive (default {DEFAULT_PACKET_WINDOW:,})",
     )
+    p.add_argument(
+        "--pcap",
+        type=Path,
+        metavar="FILE",
+        help="also check the SRTP packets of this capture (classic libpcap) against the "
+        "log's Send events and the model's active TEK: MKI, sequence number, index, one "
+        "packet per Send and registered port",
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="with --pcap: the BM-SC's database, whose TEK keys each packet must "
+        "authenticate and decrypt under",
+    )
+    p.add_argument(
+        "--pcap-hold",
+        type=int,
+        default=DEFAULT_HOLD,
+        metavar="N",
+        help=f"with --pcap: captured packets held ahead of the log's Send events "
+        f"(default {DEFAULT_HOLD:,})",
+    )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
 
@@ -111,12 +150,19 @@ def check_log(
 
 def run(args: argparse.Namespace) -> int:
     profile = profile_for(args.profile, args.option)
+    if args.db is not None and args.pcap is None:
+        raise UsageError("--db gives the keys of the packets of --pcap: give --pcap too")
+    wire = None
+    if args.pcap is not None:
+        keys = keys_from_store(args.db) if args.db is not None else None
+        wire = WireCheck(args.pcap, profile, keys=keys, hold=args.pcap_hold)
     result = check_events(
         iter_events(args.log),
         profile,
         strict_timing=not args.lenient_timing,
         lookahead=args.lookahead,
         packet_window=args.packet_window,
+        wire=wire,
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
