@@ -350,6 +350,7 @@ class Lockstep:
         self.record = Record()
         self.wire: list[bytes] = []
         self.captured: list[tuple[int, bytes, tuple[int, ...]]] = []  # (ue, body, MKIs)
+        self.captured_kek: list[bytes | None] = []  # the KEK each capture was made under
         self.authorizations: list[tuple[int, str, str]] = []  # (ue, uri, header) sent
         self.key_of: dict[int, tuple[int, bytes, bytes]] = {}  # TEK -> (MKI, key, salt)
         self.fetch_sent: dict[int, tuple[float, int | None]] = {}
@@ -617,6 +618,7 @@ class Lockstep:
                     for mki in out.mkis:
                         self.record.dlv_ctr[(name, self.service, mki)] = counter
                     self.captured.append((i, reply.mikey, out.mkis))
+                    self.captured_kek.append(ue.services[self.service].kek)
                     if out.verification is not None:
                         r2 = self.core.mikey_response(
                             name, self.service, out.verification, self.now
@@ -806,6 +808,12 @@ class Lockstep:
 
         i, body, mkis = self.captured[k]
         ue = self.ues[i]
+        st_kek = None
+        if ue.auth is not None:  # the KEK the UE would open a delivery with now
+            from mbmssec.impl.protocols.aka import derive_kek
+
+            derivation = self.profile["kek_derivation"]
+            st_kek = derive_kek(derivation, ue.auth.ck, ue.auth.ik, ue.ue, self.service)
         try:
             out = ue.accept_delivery(self.service, body, self.now, "replay")
             result = f"accepted {list(out.mkis)}"
@@ -817,9 +825,11 @@ class Lockstep:
         model_accepts = self.profile["replay_protection"] == "none" or any(
             core.get("dlv_ctr", i, t) > core.get("ue_ctr", i) for t in teks
         )
-        # A UE with no KEK (under reauthenticate it drops it after each registration)
-        # cannot open the message at all, which the model's Replay does not represent.
-        if model_accepts != result.startswith("accepted") and result != "rejected (no_kek)":
+        # The model's Replay does not represent the KEK: a UE that no longer has the KEK
+        # the delivery was made under (under reauthenticate it drops it after each
+        # registration) cannot open it, so only a UE still holding that KEK is judged.
+        same_kek = st_kek is not None and st_kek == self.captured_kek[k]
+        if same_kek and model_accepts != result.startswith("accepted"):
             raise Divergence(
                 f"after steps {self.steps[-5:]}: the UE {result}, the model's UE "
                 f"{'accepts' if model_accepts else 'rejects'} it (its counter is "

@@ -134,18 +134,18 @@ class OneMkiPerDelivery(BmscCore):
     """BM-SC labelling every TEK of a delivery with the first TEK's MKI (MKI reuse)."""
 
     def _deliver(self, *args: Any, **kwargs: Any) -> Any:
-        real = bmsc.new_tek_delivery
+        real = getattr(bmsc, "new_tek_delivery")  # noqa: B009 (not in the module's __all__)
 
         def same_mki(**kw: Any) -> Any:
             keys = kw["keys"]
             kw["keys"] = [dataclasses.replace(k, mki=keys[0].mki) for k in keys]
             return real(**kw)
 
-        bmsc.new_tek_delivery = same_mki  # type: ignore[assignment]
+        setattr(bmsc, "new_tek_delivery", same_mki)  # noqa: B010
         try:
             return super()._deliver(*args, **kwargs)
         finally:
-            bmsc.new_tek_delivery = real
+            setattr(bmsc, "new_tek_delivery", real)  # noqa: B010
 
 
 class IgnoresFetchTime(UeCore):
@@ -252,7 +252,10 @@ MUTANTS: dict[str, Mutant] = {
     "mki_reused_within_delivery": Mutant("baseline", {"bmsc_factory": OneMkiPerDelivery}),
     "ue_ignores_fetch_time": Mutant("baseline", {"ue_factory": IgnoresFetchTime}),
     "ue_misreads_fetch_time": Mutant("baseline", {"ue_factory": MisreadsFetchTime}),
-    "ue_accepts_older_counter": Mutant("baseline", {"ue_factory": AcceptsOlderCounter}),
+    # under reauthenticate a UE has no KEK left to open a replay with: searched where it keeps it
+    "ue_accepts_older_counter": Mutant(
+        "second_service_no_reauth", {"ue_factory": AcceptsOlderCounter}
+    ),
     "ue_keeps_older_keys_on_switch": Mutant("baseline", {"ue_factory": KeepsOlderKeys}),
     "ue_installs_wrong_salt": Mutant("baseline", {"ue_factory": SharesOneSalt}),
     "bmsc_accepts_wrong_res": Mutant(

@@ -26,11 +26,38 @@ sys.path.insert(0, str(Path(__file__).parent))
 from refinement_variants import MUTANTS
 from test_refinement import PROFILES, machine_for
 
+pytestmark = pytest.mark.slow
+
 BUDGET = 60
 """Examples a mutant's search may take (each of up to test_refinement.STEPS steps)."""
 
-EXAMPLES_NEEDED: dict[str, int] = {}
-"""Examples each search needed when measured (PYTHONHASHSEED=0, derandomised)."""
+EXAMPLES_NEEDED: dict[str, int] = {
+    "bmsc_accepts_wrong_res": 6,
+    "bmsc_skips_authorisation": 15,
+    "mki_reused_after_restart": 2,
+    "mki_reused_within_delivery": 2,
+    "replacement_tek_reuses_withdrawn_key": 15,
+    "revocation_keeps_next_tek": 15,
+    "srtp_ignores_mki": 15,
+    "ue_accepts_older_counter": 2,
+    "ue_accepts_replayed_mikey": 2,
+    "ue_ignores_fetch_time": 2,
+    "ue_installs_wrong_salt": 2,
+    "ue_keeps_older_keys_on_switch": 15,
+    "ue_misreads_fetch_time": 2,
+}
+"""Examples each search needed when measured (PYTHONHASHSEED=0, derandomised; Hypothesis
+counts the examples it generates, a few more than ``max_examples`` allows when it stops)."""
+
+SURVIVORS: dict[str, str] = {
+    "activation_ignores_fetch_grace": "needs a synchronised UE lacking a replacement TEK "
+    "whose fetch time is at or after the planned activation: not reached within the budget",
+    "activation_timeout_after_fetch_window": "likewise, and the UE late within the grace",
+    "bmsc_activates_early": "likewise (a revocation re-key with the other UE not yet fetched)",
+    "bmsc_accepts_replayed_nonce_count": "not caught within the budget; not yet explained",
+}
+"""Mutants the search does not catch yet (strict expected failures: a catch fails the
+test, so the list cannot go stale)."""
 
 
 def search(name: str) -> tuple[int, str | None]:
@@ -59,10 +86,18 @@ def search(name: str) -> tuple[int, str | None]:
 
 def test_catalogue_size() -> None:
     assert len(MUTANTS) >= 12
-    assert set(EXAMPLES_NEEDED) <= set(MUTANTS)
+    assert set(EXAMPLES_NEEDED) | set(SURVIVORS) == set(MUTANTS)
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SURVIVORS[n]))
+        if n in SURVIVORS
+        else n
+        for n in sorted(MUTANTS)
+    ],
+)
 def test_mutant_is_caught_by_random_search(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for module, attr, replacement in MUTANTS[name].patches:
         monkeypatch.setattr(module, attr, replacement)
