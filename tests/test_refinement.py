@@ -4,9 +4,14 @@ A Hypothesis state machine applies concrete operations (subscribe, revoke, regis
 through real Digest AKA and MIKEY bytes, a lost delivery, time passing with the BM-SC's
 timer, SRTP packets under the active TEK's MKI, reception through the UE's SRTP
 receiver, coverage loss and regain, replay of a captured MIKEY delivery, a BM-SC
-restart); each step's events are replayed on the model and the abstraction of the
-concrete state must equal the model state on the observed symbols
-(:mod:`mbmssec.refinement.abstraction`).  It runs for the baseline and every shipped proposal
+restart, re-fetches when each UE core's own ``due`` says so, a UE fetching late within
+and beyond the BM-SC's fetch grace, time advanced to the next planned activation, and an
+attacker registering with a wrong RES or a stolen Authorization header); each step's
+events are replayed on the model and the abstraction of the concrete state must equal
+the model state on the observed symbols, with key bytes, salts, MKIs and fetch times
+(:mod:`mbmssec.refinement.abstraction`).  Every profile's run must reach each model action
+and driver operation, a key switch and, where a revocation re-keys, a revocation re-key
+(:func:`required`).  It runs for the baseline and every shipped proposal
 the implementation can be configured for (``kek_scope=common`` and
 ``tek_protection=tls`` are refused by the implementation and skipped).
 """
