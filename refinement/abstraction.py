@@ -38,6 +38,7 @@ the store's deliveries and the recorded receptions).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -47,7 +48,16 @@ from mbmssec.impl.service.ue import UeCore
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.vocabulary import VOCABULARY
 
-__all__ = ["OBSERVED", "ORDERED_STAMPS", "Record", "abstract", "difference", "stamp_order"]
+__all__ = [
+    "OBSERVED",
+    "ORDERED_STAMPS",
+    "Divergence",
+    "Lockstep",
+    "Record",
+    "abstract",
+    "difference",
+    "stamp_order",
+]
 
 OBSERVED: Final = (
     "subscribed",
@@ -250,6 +260,15 @@ def stamp_order(
 
 # -- the lockstep driver ---------------------------------------------------------------------
 
+FETCH_TIME_TOLERANCE: Final = 1e-3
+"""Seconds by which the UE's reading of a fetch time may differ from the BM-SC's (the UE
+reads it from a 64-bit NTP timestamp)."""
+
+IMPERSONATIONS: Final = ("wrong_res", "replayed_authorization", "foreign_authorization")
+"""How :meth:`Lockstep.impersonate` tries to register as a UE without its key: answering
+a fresh challenge with a wrong RES, replaying an Authorization header the UE sent
+(its nonce and nonce count), or presenting another UE's header under the victim's name."""
+
 
 class Divergence(AssertionError):
     """The implementation did something the model does not (step, states, difference)."""
@@ -261,9 +280,33 @@ class Lockstep:
     the model (:class:`~mbmssec.refinement.tracecheck.EventMapper`) and ``abstract(...)``
     compared with the model state after every step.
 
+    Besides the model's symbols, :meth:`check` compares what the model leaves abstract:
+
+    * **key bytes.**  Each TEK of the model stands for one MKI, key and salt for the
+      whole run (fixed when the BM-SC generates it): the BM-SC's row must keep them, a new
+      TEK must not repeat an earlier TEK's MKI, key or salt (a replacement reusing a
+      withdrawn key is a divergence), and every key a UE holds must be the BM-SC's bytes
+      for that MKI.
+    * **fetch times.**  A delivery's fetch time is after the delivery (the model's offset
+      is at least one tick) and is the one the BM-SC recorded; the UE's reading of its
+      latest installed delivery's fetch time (or SRTP index) is the BM-SC's; and the UE's
+      own :meth:`~mbmssec.impl.service.ue.UeCore.due` says a service is due exactly when
+      that fetch time has come (with ``fetch_time_unit=sequence_number`` the UE is due by
+      SRTP index, which the few packets here never reach: the driver then re-fetches at
+      the BM-SC's fetch time and compares only the index).
+
+    Time follows the model: it never passes the fetch time of a synchronised UE (the
+    model's ``Tick``) except through :meth:`delay`, which makes a UE late on purpose:
+    within the BM-SC's fetch grace the UE is still synchronised (its request is in
+    transit, so no TEK it lacks may be activated), beyond it the UE is out of
+    synchronisation (the model's ``LoseCoverage`` and ``RegainCoverage``, which the
+    driver logs as what it did).
+
     ``bmsc_factory``/``ue_factory`` build the cores (broken variants substitute their
     own).  Every operation returns the events it produced; :meth:`check` raises
-    :class:`Divergence`.
+    :class:`Divergence`.  :attr:`reached` counts the operations and model steps taken,
+    key switches (a UE decrypting under a TEK activated during the run) and revocation
+    re-keys (a replacement for a TEK a revocation withdrew is activated).
     """
 
     profile: Any
@@ -277,6 +320,7 @@ class Lockstep:
     fetch_grace: float | None = None
     """The BM-SC's fetch grace (s); ``None``: :class:`BmscConfig`'s default."""
     steps: list[str] = field(default_factory=list)
+    reached: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         import random
@@ -306,6 +350,15 @@ class Lockstep:
         self.record = Record()
         self.wire: list[bytes] = []
         self.captured: list[tuple[int, bytes, tuple[int, ...]]] = []  # (ue, body, MKIs)
+        self.captured_kek: list[bytes | None] = []  # the KEK each capture was made under
+        self.authorizations: list[tuple[int, str, str]] = []  # (ue, uri, header) sent
+        self.key_of: dict[int, tuple[int, bytes, bytes]] = {}  # TEK -> (MKI, key, salt)
+        self.fetch_sent: dict[int, tuple[float, int | None]] = {}
+        """UE -> (fetch time, SRTP index) of the latest delivery it installed, as the
+        BM-SC recorded them."""
+        self.retry: set[int] = set()  # UEs whose latest request got no delivery to them
+        self.first_mki: int | None = None
+        self.withdrawn_at: int | None = None  # highest MKI withdrawn by a revocation
         self._sender: Any = None
         self._sender_mki: int | None = None
         self.observed = observed_for(self.profile)
@@ -322,6 +375,7 @@ class Lockstep:
         objs = [e.to_json() if hasattr(e, "to_json") else dict(e) for e in events]
         from mbmssec.refinement.tracecheck import Unexplained
 
+        taken = len(self.tracker.steps)
         try:
             self.mapper.feed(objs, self.n_events)
         except Unexplained as exc:
@@ -330,23 +384,92 @@ class Lockstep:
                 f"state: {exc.candidates[:1]}"
             ) from None
         self.n_events += len(objs)
+        for action, _args in self.tracker.steps[taken:]:
+            self.reached[action] += 1
+        for o in objs:
+            if o["event"] == "Revoke" and o.get("withdrawn"):
+                self.withdrawn_at = max(o["withdrawn"])
+            elif (
+                o["event"] == "Activate"
+                and self.withdrawn_at is not None
+                and o["mki"] > self.withdrawn_at
+            ):
+                self.reached["revocation re-key"] += 1
+                self.withdrawn_at = None
+            if o["event"] == "Activate" and self.first_mki is None:
+                self.first_mki = o["mki"]
 
     def abstraction(self) -> State:
         return abstract(self.store, self.ues, [self.service], self.record, self.universe)
 
     def check(self, step: str) -> None:
-        """Compare the abstraction with the model on the observed symbols and stamps."""
+        """Compare the abstraction with the model on the observed symbols and stamps, then
+        the key bytes and fetch times (see the class docstring)."""
         conc = self.abstraction()
         mod = self.tracker.core
         diff = difference(mod, conc, self.observed)
         if not diff and stamp_order(mod) != stamp_order(conc):
             diff = [f"stamp order: model {stamp_order(mod)} impl {stamp_order(conc)}"]
+        if not diff:
+            diff = self._key_bytes() + self._fetch_times()
         if diff:
             raise Divergence(
                 f"step {len(self.steps)} ({step}) diverges; steps so far: "
                 f"{self.steps}\n  difference: {diff[:8]}\n  model: "
                 f"{mod.as_dict()}\n  impl: {conc.as_dict()}"
             )
+
+    def _key_bytes(self) -> list[str]:
+        """Each model TEK is one (MKI, key, salt) for the whole run, fresh when generated;
+        every key a UE holds is the BM-SC's for its MKI."""
+        out = []
+        rows = sorted(self.store.teks(self.service), key=lambda t: t.id)
+        for n, t in enumerate(rows):
+            got = (t.mki, t.key, t.salt)
+            fixed = self.key_of.get(n)
+            if fixed is not None:
+                if fixed != got:
+                    out.append(f"T{n}: the BM-SC's MKI, key or salt changed (MKI {fixed[0]})")
+                continue
+            for k, (mki, key, salt) in self.key_of.items():
+                if mki == t.mki or key == t.key or salt == t.salt:
+                    out.append(f"T{n} (MKI {t.mki}) repeats the MKI, key or salt of T{k}")
+            self.key_of[n] = got
+        by_mki = {mki: (key, salt) for mki, key, salt in self.key_of.values()}
+        for i, ue in enumerate(self.ues):
+            st = ue.services.get(self.service)
+            if st is None:
+                continue
+            for mki, held in st.keys.items():
+                want = by_mki.get(mki)
+                if want is None:
+                    out.append(f"UE{i} holds MKI {mki}, which the BM-SC never generated")
+                elif (held.key, held.salt) != want:
+                    out.append(f"UE{i} holds other key or salt bytes than the BM-SC's MKI {mki}")
+        return out
+
+    def _fetch_times(self) -> list[str]:
+        out = []
+        by_index = self.profile["fetch_time_unit"] == "sequence_number"
+        for i, ue in enumerate(self.ues):
+            st = ue.services.get(self.service)
+            sent = self.fetch_sent.get(i)
+            if st is None or sent is None:
+                continue
+            if by_index:
+                if st.fetch_index != sent[1]:
+                    out.append(f"UE{i} fetches at SRTP index {st.fetch_index}, sent {sent[1]}")
+                continue
+            if st.fetch_time is None or abs(st.fetch_time - sent[0]) > FETCH_TIME_TOLERANCE:
+                out.append(f"UE{i} fetches at {st.fetch_time}, the BM-SC sent {sent[0]:.6f}")
+                continue
+            due = self.service in ue.due(self.now)
+            if due != (st.fetch_time <= self.now):
+                out.append(
+                    f"UE{i} {'is' if due else 'is not'} due at {self.now:.6f}, its fetch time "
+                    f"is {st.fetch_time:.6f}"
+                )
+        return out
 
     def _do(self, label: str, events: Sequence[Any]) -> None:
         self.steps.append(label)
@@ -357,34 +480,58 @@ class Lockstep:
     def teks_used(self) -> int:
         return len(self.store.teks(self.service))
 
-    def synchronised_fetch_times(self) -> list[float]:
-        out = []
-        for reg in self.store.registrations(self.service):
-            sub = self.store.get_subscription(reg.ue, self.service)
-            if (
-                reg.registered
-                and sub is not None
-                and sub.subscribed
-                and self.record.covered.get(reg.ue, True)
-                and not self.record.dropped.get((reg.ue, self.service), False)
-            ):
-                out.append(reg.fetch_time)
-        return out
+    def synchronised(self, i: int) -> bool:
+        """The model's synchronised pair: registered, subscribed, covered, not dropped."""
+        name = self.names[i]
+        reg = self.store.get_registration(name, self.service)
+        sub = self.store.get_subscription(name, self.service)
+        return bool(
+            reg is not None
+            and reg.registered
+            and sub is not None
+            and sub.subscribed
+            and self.record.covered.get(name, True)
+            and not self.record.dropped.get((name, self.service), False)
+        )
 
-    def may_register(self, i: int) -> bool:
-        """The UE's client would register now: not registered, due, or (refetch) after an
-        unknown MKI; and it is in coverage."""
+    def fetch_limit(self, i: int) -> float:
+        """When a synchronised UE fetches: the BM-SC's fetch time, or the UE's reading of
+        it if later (time may reach both)."""
+        reg = self.store.get_registration(self.names[i], self.service)
+        assert reg is not None
+        st = self.ues[i].services.get(self.service)
+        mine = st.fetch_time if st is not None and st.fetch_time is not None else reg.fetch_time
+        return max(reg.fetch_time, mine)
+
+    def synchronised_fetch_times(self, but: int | None = None) -> list[float]:
+        return [
+            self.fetch_limit(i) for i in range(len(self.ues)) if i != but and self.synchronised(i)
+        ]
+
+    def wants_register(self, i: int) -> str | None:
+        """Why the UE's client would register now, or None: it has not registered, its own
+        core says the service is due, it saw an unknown MKI (``refetch``), or its latest
+        request got no delivery and the BM-SC's fetch time has come (the model's guard);
+        and it is in coverage."""
         name = self.names[i]
         if not self.record.covered.get(name, True):
-            return False
-        reg = self.store.get_registration(name, self.service)
-        if reg is None or not reg.registered:
-            return True
+            return None
         st = self.ues[i].services.get(self.service)
-        early = (
-            st is not None and st.saw_unknown and self.profile["unknown_mki_resync"] == "refetch"
-        )
-        return reg.fetch_time <= self.now or early
+        if st is None or not st.registered:
+            return "initial"
+        by_index = self.profile["fetch_time_unit"] == "sequence_number"
+        reg = self.store.get_registration(name, self.service)
+        bmsc_due = reg is not None and reg.fetch_time <= self.now
+        if (bmsc_due and by_index) or self.service in self.ues[i].due(self.now):
+            return "fetch_time"
+        if st.saw_unknown and self.profile["unknown_mki_resync"] == "refetch":
+            return "unknown_mki"
+        if i in self.retry and (reg is None or not reg.registered or bmsc_due):
+            return "retry"
+        return None
+
+    def may_register(self, i: int) -> bool:
+        return self.wants_register(i) is not None
 
     # -- operations
     def subscribe(self, i: int) -> None:
@@ -393,16 +540,19 @@ class Lockstep:
     def revoke(self, i: int) -> None:
         self._do(f"revoke(UE{i})", self.core.revoke(self.names[i], self.service, self.now))
 
-    def register(self, i: int, lost: bool = False) -> None:
+    def register(self, i: int, lost: bool = False, trigger: str | None = None) -> None:
         from mbmssec.impl.net.client import register_uri
         from mbmssec.impl.service.bmsc import RegisterRequest, Result
         from mbmssec.impl.service.events import UE, Event
+        from mbmssec.impl.service.ue import UeError
 
         ue, name = self.ues[i], self.names[i]
-        trigger = "initial"
+        trigger = trigger or self.wants_register(i) or "initial"
         uri = register_uri(name, self.service, 40000 + i, trigger)
         events: list[Any] = []
         auth = ue.preemptive_authorization(uri)
+        if auth is not None:
+            self.authorizations.append((i, uri, auth))
         reply = self.core.register(
             RegisterRequest(name, self.service, 40000 + i, trigger, auth, "GET", uri), self.now
         )
@@ -411,13 +561,28 @@ class Lockstep:
         while reply.challenge is not None and rounds < 3:
             rounds += 1
             answer = ue.answer_challenge(reply.challenge, uri)
+            self.authorizations.append((i, uri, answer))
             reply = self.core.register(
                 RegisterRequest(name, self.service, 40000 + i, trigger, answer, "GET", uri),
                 self.now,
             )
             events += reply.events
+        self.retry.add(i)
         if reply.result is Result.DELIVERED:
-            counter = next(e.extra["counter"] for e in reply.events if e.event == "Deliver")
+            deliver = next(e for e in reply.events if e.event == "Deliver")
+            counter = deliver.extra["counter"]
+            reg = self.store.get_registration(name, self.service)
+            assert reg is not None
+            if (
+                reg.fetch_time <= self.now
+                or abs(reg.fetch_time - deliver.extra["fetch_time"]) > 1e-6
+            ):
+                self.steps.append(f"register(UE{i})")
+                raise Divergence(
+                    f"after steps {self.steps[-5:]}: fetch time {deliver.extra['fetch_time']} "
+                    f"logged, {reg.fetch_time:.6f} recorded, at {self.now:.6f}: a fetch time "
+                    "must be the recorded one and after the delivery"
+                )
             if lost:
                 self.record.dropped[(name, self.service)] = True
                 events.append(
@@ -430,23 +595,141 @@ class Lockstep:
                     )
                 )
             else:
-                out = ue.accept_delivery(self.service, reply.mikey, self.now, trigger)
-                events.append(out.event)
-                self.record.dropped[(name, self.service)] = False
-                for mki in out.mkis:
-                    self.record.dlv_ctr[(name, self.service, mki)] = counter
-                self.captured.append((i, reply.mikey, out.mkis))
-                if out.verification is not None:
-                    r2 = self.core.mikey_response(name, self.service, out.verification, self.now)
-                    events += r2.events
-        self._do(f"register(UE{i}{', lost' if lost else ''})", events)
+                try:
+                    out = ue.accept_delivery(self.service, reply.mikey, self.now, trigger)
+                except UeError as exc:
+                    self.record.dropped[(name, self.service)] = True
+                    events.append(
+                        Event(
+                            "Rejected",
+                            self.now,
+                            ue=name,
+                            service=self.service,
+                            ok=False,
+                            reason=exc.code,
+                            extra={"source": UE},
+                        )
+                    )
+                else:
+                    events.append(out.event)
+                    self.retry.discard(i)
+                    self.record.dropped[(name, self.service)] = False
+                    self.fetch_sent[i] = (reg.fetch_time, deliver.extra.get("fetch_index"))
+                    for mki in out.mkis:
+                        self.record.dlv_ctr[(name, self.service, mki)] = counter
+                    self.captured.append((i, reply.mikey, out.mkis))
+                    self.captured_kek.append(ue.services[self.service].kek)
+                    if out.verification is not None:
+                        r2 = self.core.mikey_response(
+                            name, self.service, out.verification, self.now
+                        )
+                        events += r2.events
+        self.reached[f"register:{trigger}"] += 1
+        self._do(f"register(UE{i}, {trigger}{', lost' if lost else ''})", events)
+
+    def _move_clock(self, label: str, target: float, but: int | None = None) -> None:
+        """Time passes up to ``target`` but not beyond a synchronised UE's fetch time (UEs
+        fetch on time; ``but`` is a UE made late), and the BM-SC's timer runs."""
+        limit = min(self.synchronised_fetch_times(but), default=target)
+        self.now = max(self.now, min(target, limit))
+        self._do(label, self.core.tick(self.now))
 
     def advance(self, dt: float) -> None:
-        """Time passes (not beyond a synchronised UE's fetch time: UEs fetch on time),
-        and the BM-SC's timer runs (generation, activation)."""
-        limit = min(self.synchronised_fetch_times(), default=self.now + dt)
-        self.now = max(self.now, min(self.now + dt, limit))
-        self._do(f"advance({dt:.2f})", self.core.tick(self.now))
+        """Time passes by up to ``dt`` (see :meth:`_move_clock`)."""
+        self.reached["advance"] += 1
+        self._move_clock(f"advance({dt:.2f})", self.now + dt)
+
+    def next_activation(self) -> float | None:
+        """The planned activation time of the service's next TEK."""
+        pending = self.store.teks(self.service, "pending")
+        return pending[0].planned if pending else None
+
+    def advance_to_activation(self) -> None:
+        """Time passes to the next TEK's planned activation (see :meth:`_move_clock`)."""
+        target = self.next_activation()
+        if target is None:
+            return
+        self.reached["advance to activation"] += 1
+        self._move_clock(f"advance to activation ({target:.3f})", target)
+
+    def delay(self, i: int, beyond: bool) -> None:
+        """UE ``i`` (synchronised) fetches late: time passes its fetch time by half the
+        BM-SC's fetch grace, or beyond the grace by half of it.  Beyond the grace the UE is
+        out of synchronisation first (the model's ``LoseCoverage``, ``RegainCoverage``)."""
+        from mbmssec.impl.service.events import UE, Event
+
+        name = self.names[i]
+        late = self.fetch_limit(i) + (1.5 if beyond else 0.5) * self.config.fetch_grace
+        events = []
+        if beyond:
+            self.record.dropped[(name, self.service)] = True
+            events = [
+                Event(kind, self.now, ue=name, extra={"source": UE, "late_fetch": True})
+                for kind in ("LoseCoverage", "RegainCoverage")
+            ]
+        limit = min(self.synchronised_fetch_times(but=i), default=late)
+        self.now = max(self.now, min(late, limit))
+        self.reached["delay beyond grace" if beyond else "delay within grace"] += 1
+        label = f"delay(UE{i}, {'beyond' if beyond else 'within'} grace)"
+        self._do(label, events + list(self.core.tick(self.now)))
+
+    def impersonate(self, i: int, kind: str, k: int = 0) -> None:
+        """An attacker without UE ``i``'s key registers as it (see :data:`IMPERSONATIONS`;
+        ``k`` picks a captured Authorization header).  The BM-SC must refuse: the model
+        has no step for it, so a delivery or authentication in answer, or any change of
+        the abstraction, is a divergence."""
+        from mbmssec.impl.net.client import register_uri
+        from mbmssec.impl.protocols.digest import parse_challenge, respond, serialise_authorization
+        from mbmssec.impl.service.bmsc import RegisterRequest
+
+        self._do("timer", self.core.tick(self.now))  # the BM-SC's own steps come first
+        name, port = self.names[i], 40000 + i
+        uri = register_uri(name, self.service, port, "initial")
+        events: list[Any] = []
+        if kind == "wrong_res":
+            reply = self.core.register(
+                RegisterRequest(name, self.service, port, "initial", None, "GET", uri), self.now
+            )
+            events += reply.events
+            if reply.challenge is None:  # refused before any challenge (not subscribed)
+                self._refused(f"impersonate(UE{i}, {kind})", reply, events)
+                return
+            cred = respond(
+                parse_challenge(reply.challenge),
+                username=name,
+                res=self.rng.randbytes(8),
+                method="GET",
+                uri=uri,
+                rand=self.rng.randbytes,
+            )
+            header = serialise_authorization(cred)
+        else:
+            j, uri, header = self.authorizations[k % len(self.authorizations)]
+            if kind == "replayed_authorization":
+                i, name, port = j, self.names[j], 40000 + j
+            elif j == i:
+                return
+        reply = self.core.register(
+            RegisterRequest(name, self.service, port, "initial", header, "GET", uri), self.now
+        )
+        events += reply.events
+        self._refused(f"impersonate(UE{i}, {kind})", reply, events)
+        self.reached[f"impersonate:{kind}"] += 1
+
+    def _refused(self, label: str, reply: Any, events: list[Any]) -> None:
+        """The attacker's request must be refused with no model step (see
+        :meth:`impersonate`)."""
+        from mbmssec.impl.service.bmsc import Result
+
+        self.steps.append(label)
+        taken = len(self.tracker.steps)
+        accepted = [e.event for e in events if e.event in ("Deliver", "Authenticate")]
+        if reply.result is not Result.REFUSED or accepted:
+            raise Divergence(f"after steps {self.steps[-5:]}: the BM-SC answered {accepted}")
+        self._feed(events)
+        if len(self.tracker.steps) != taken:
+            raise Divergence(f"after steps {self.steps[-5:]}: the impersonation moved the model")
+        self.check(label)
 
     def send(self) -> None:
         import struct
@@ -493,6 +776,8 @@ class Lockstep:
         out = self.ues[i].on_packet(self.service, self.wire[p], self.now)
         if out.ok:
             self.record.decrypted.add((self.names[i], p))
+            if self.record.packets[p][1] != self.first_mki:
+                self.reached["key switch"] += 1
         self._do(f"receive(UE{i}, P{p}) -> {'ok' if out.ok else out.reason}", [out.event])
 
     def lose_coverage(self, i: int) -> None:
@@ -523,16 +808,38 @@ class Lockstep:
 
         i, body, mkis = self.captured[k]
         ue = self.ues[i]
+        st_kek = None
+        if ue.auth is not None:  # the KEK the UE would open a delivery with now
+            from mbmssec.impl.protocols.aka import derive_kek
+
+            derivation = self.profile["kek_derivation"]
+            st_kek = derive_kek(derivation, ue.auth.ck, ue.auth.ik, ue.ue, self.service)
         try:
             out = ue.accept_delivery(self.service, body, self.now, "replay")
             result = f"accepted {list(out.mkis)}"
         except UeError as exc:
             result = f"rejected ({exc.code})"
         self.steps.append(f"replay(UE{i}, delivery {k}) -> {result}")
+        core = self.tracker.core
+        teks = [self.mapper.names.teks[(self.service, mki)] for mki in mkis]
+        model_accepts = self.profile["replay_protection"] == "none" or any(
+            core.get("dlv_ctr", i, t) > core.get("ue_ctr", i) for t in teks
+        )
+        # The model's Replay does not represent the KEK: a UE that no longer has the KEK
+        # the delivery was made under (under reauthenticate it drops it after each
+        # registration) cannot open it, so only a UE still holding that KEK is judged.
+        same_kek = st_kek is not None and st_kek == self.captured_kek[k]
+        if same_kek and model_accepts != result.startswith("accepted"):
+            raise Divergence(
+                f"after steps {self.steps[-5:]}: the UE {result}, the model's UE "
+                f"{'accepts' if model_accepts else 'rejects'} it (its counter is "
+                f"{core.get('ue_ctr', i)})"
+            )
         for mki in mkis:
             t = self.mapper.names.teks[(self.service, mki)]
             if not self.tracker.apply("Replay", [(i, t)]):
                 raise Divergence(f"model Replay(UE{i}, T{t}) not enabled; steps {self.steps}")
+            self.reached["Replay"] += 1
         self.check(self.steps[-1])
 
     def restart(self) -> None:
@@ -544,4 +851,5 @@ class Lockstep:
                 self.store, self.profile, self.config, rand=self.rng.randbytes
             )
             events = []
+        self.reached["restart"] += 1
         self._do("restart", events)

@@ -1,17 +1,22 @@
-"""Deliberately broken implementation variants the refinement tests must catch.
+"""Deliberately broken implementation variants (mutants) the refinement tests must catch.
 
 Each variant is a set of keyword arguments for :class:`mbmssec.refinement.abstraction.Lockstep`
-(core factories substituting a broken subclass); none changes the shipped code.
+(core factories substituting a broken subclass), and :data:`MUTANTS` adds, per planted bug,
+the profile it is searched under and any module attribute patched for the run; none
+changes the shipped code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
+from mbmssec.impl.protocols.digest import DigestAuthError, verify_response
+from mbmssec.impl.service import bmsc
 from mbmssec.impl.service.bmsc import BmscCore
-from mbmssec.impl.service.store import Store
-from mbmssec.impl.service.ue import PacketOutcome, UeCore
+from mbmssec.impl.service.store import Service, Store, TekRow
+from mbmssec.impl.service.ue import DeliveryOutcome, PacketOutcome, UeCore
 
 
 class NoAuthorisationCheck(BmscCore):
@@ -69,3 +74,195 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bmsc_activates_early": {"bmsc_factory": EarlyActivation},
     "mki_reused_after_restart": {"restart_factory": _restart_losing_mkis},
 }
+
+
+# -- the mutant catalogue -------------------------------------------------------------------
+
+
+class ReusesWithdrawnKey(BmscCore):
+    """BM-SC generating a replacement TEK with the key and salt of a withdrawn one."""
+
+    def _generate(self, svc: Service, planned: float, now: float) -> Any:
+        withdrawn = self.store.teks(svc.service, "withdrawn")
+        if not withdrawn:
+            return super()._generate(svc, planned, now)
+        queue = [withdrawn[-1].key, withdrawn[-1].salt]
+        rand = self.rand
+        self.rand = lambda n: queue.pop(0) if queue else rand(n)
+        try:
+            return super()._generate(svc, planned, now)
+        finally:
+            self.rand = rand
+
+
+class IgnoresFetchGrace(BmscCore):
+    """BM-SC that stops waiting for a UE at its fetch time (no grace for the request's
+    transit)."""
+
+    def _may_activate(self, service: str, tek: TekRow, now: float) -> bool:
+        if self._opt("activation") == "immediate":
+            return True
+        evidence = "delivered" if self._opt("activation") == "after_fetch_window" else "acked"
+        return not self.store.blocking_ues(service, tek.id, now, evidence, limit=1)
+
+
+class ActivationTimeout(BmscCore):
+    """BM-SC giving up on late UEs once the fetch window after the planned time is over."""
+
+    def _may_activate(self, service: str, tek: TekRow, now: float) -> bool:
+        window = self.config.fetch_delay + self.config.fetch_window * self.config.period
+        return now >= tek.planned + window or super()._may_activate(service, tek, now)
+
+
+class RevokeKeepsNextTek(BmscCore):
+    """BM-SC not re-keying on a leave: the leaver's next TEK stays scheduled."""
+
+    def revoke(self, ue: str, service: str, now: float) -> Any:
+        opt = self._opt
+
+        def without_leave(name: str) -> str:
+            return "never" if name == "membership_rekey" else opt(name)
+
+        self._opt = without_leave  # type: ignore[method-assign]
+        try:
+            return super().revoke(ue, service, now)
+        finally:
+            del self._opt
+
+
+class OneMkiPerDelivery(BmscCore):
+    """BM-SC labelling every TEK of a delivery with the first TEK's MKI (MKI reuse)."""
+
+    def _deliver(self, *args: Any, **kwargs: Any) -> Any:
+        real = getattr(bmsc, "new_tek_delivery")  # noqa: B009 (not in the module's __all__)
+
+        def same_mki(**kw: Any) -> Any:
+            keys = kw["keys"]
+            kw["keys"] = [dataclasses.replace(k, mki=keys[0].mki) for k in keys]
+            return real(**kw)
+
+        setattr(bmsc, "new_tek_delivery", same_mki)  # noqa: B010
+        try:
+            return super()._deliver(*args, **kwargs)
+        finally:
+            setattr(bmsc, "new_tek_delivery", real)  # noqa: B010
+
+
+class IgnoresFetchTime(UeCore):
+    """UE whose client treats every registered service as due (its fetch time unread)."""
+
+    def due(self, now: float) -> list[str]:
+        return [s.service for s in self.services.values() if s.registered]
+
+
+class MisreadsFetchTime(UeCore):
+    """UE that installs the fetch time half a period late."""
+
+    def accept_delivery(
+        self, service: str, body: bytes, now: float, trigger: str = "initial"
+    ) -> DeliveryOutcome:
+        out = super().accept_delivery(service, body, now, trigger)
+        st = self.state(service)
+        if st.fetch_time is not None:
+            st.fetch_time += 0.5
+        return out
+
+
+class AcceptsOlderCounter(UeCore):
+    """UE that keeps its highest MIKEY counter but accepts a delivery with a lower one."""
+
+    def accept_delivery(
+        self, service: str, body: bytes, now: float, trigger: str = "initial"
+    ) -> DeliveryOutcome:
+        last = self.replay.last_counter
+        self.replay = dataclasses.replace(self.replay, last_counter=None, recent=frozenset())
+        try:
+            return super().accept_delivery(service, body, now, trigger)
+        finally:
+            got = self.replay.last_counter
+            top = (
+                max(c for c in (last, got) if c is not None)
+                if (last, got) != (None, None)
+                else None
+            )
+            self.replay = dataclasses.replace(self.replay, last_counter=top)
+
+
+class KeepsOlderKeys(UeCore):
+    """UE that does not drop older TEKs after switching to a newer one."""
+
+    def on_packet(self, service: str, data: bytes, now: float) -> PacketOutcome:
+        before = dict(self.state(service).keys)
+        out = super().on_packet(service, data, now)
+        self.state(service).keys.update(before)
+        return out
+
+
+class SharesOneSalt(UeCore):
+    """UE installing every TEK of a delivery with the first TEK's salt."""
+
+    def accept_delivery(
+        self, service: str, body: bytes, now: float, trigger: str = "initial"
+    ) -> DeliveryOutcome:
+        out = super().accept_delivery(service, body, now, trigger)
+        st = self.state(service)
+        first = st.keys[out.mkis[0]]
+        for mki in out.mkis[1:]:
+            st.keys[mki] = dataclasses.replace(st.keys[mki], salt=first.salt)
+        return out
+
+
+def _accept_wrong_res(cred: Any, **kw: Any) -> int:
+    """``verify_response`` that lets a wrong RES through (the digest is not compared)."""
+    try:
+        return verify_response(cred, **kw)
+    except DigestAuthError:
+        return int(cred.nc or 1)
+
+
+def _ignore_nonce_count(cred: Any, **kw: Any) -> int:
+    """``verify_response`` whose nonce count never grows (a replay passes the count check)."""
+    verify_response(cred, **kw)
+    return 10**9
+
+
+Patch = tuple[Any, str, Callable[..., Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One planted bug: the profile (a shipped proposal's name, or ``baseline``) it is
+    searched under, the Lockstep keyword arguments and module attributes it patches."""
+
+    profile: str
+    variant: dict[str, Any] = dataclasses.field(default_factory=dict)
+    patches: tuple[Patch, ...] = ()
+
+
+MUTANTS: dict[str, Mutant] = {
+    **{name: Mutant("baseline", variant) for name, variant in VARIANTS.items()},
+    "replacement_tek_reuses_withdrawn_key": Mutant(
+        "baseline", {"bmsc_factory": ReusesWithdrawnKey}
+    ),
+    "activation_ignores_fetch_grace": Mutant("baseline", {"bmsc_factory": IgnoresFetchGrace}),
+    "activation_timeout_after_fetch_window": Mutant(
+        "baseline", {"bmsc_factory": ActivationTimeout}
+    ),
+    "revocation_keeps_next_tek": Mutant("baseline", {"bmsc_factory": RevokeKeepsNextTek}),
+    "mki_reused_within_delivery": Mutant("baseline", {"bmsc_factory": OneMkiPerDelivery}),
+    "ue_ignores_fetch_time": Mutant("baseline", {"ue_factory": IgnoresFetchTime}),
+    "ue_misreads_fetch_time": Mutant("baseline", {"ue_factory": MisreadsFetchTime}),
+    # under reauthenticate a UE has no KEK left to open a replay with: searched where it keeps it
+    "ue_accepts_older_counter": Mutant(
+        "second_service_no_reauth", {"ue_factory": AcceptsOlderCounter}
+    ),
+    "ue_keeps_older_keys_on_switch": Mutant("baseline", {"ue_factory": KeepsOlderKeys}),
+    "ue_installs_wrong_salt": Mutant("baseline", {"ue_factory": SharesOneSalt}),
+    "bmsc_accepts_wrong_res": Mutant(
+        "baseline", patches=((bmsc, "verify_response", _accept_wrong_res),)
+    ),
+    "bmsc_accepts_replayed_nonce_count": Mutant(
+        "second_service_no_reauth", patches=((bmsc, "verify_response", _ignore_nonce_count),)
+    ),
+}
+"""The implementation-mutant catalogue searched by tests/test_refinement_mutants.py."""
