@@ -383,6 +383,7 @@ def _record_answers(ls: Lockstep, res: ReplayResult) -> None:
             res.answers.append((ls.names.index(req.ue), out.mikey))
         return out
 
+    # wrap this one core instance's method (the recording tap), not the class
     core.register = register  # type: ignore[method-assign]
 
 
@@ -653,6 +654,19 @@ def _kek_of(ls: Lockstep, v: int) -> bytes | None:
     return ls.store.get_group_kek(ls.service)
 
 
+def _read_from_others(
+    ls: Lockstep, res: ReplayResult, u: int, mki: int
+) -> tuple[HeldKey, str] | str:
+    """An insider UE ``u`` opens a recorded answer to another UE carrying ``mki`` with
+    its own KEKs: the key and how, or why it cannot."""
+    st = ls.ues[u].state(ls.service)
+    keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
+    got = _open_answers(ls, res, keks, mki, but=u)
+    if got is None:
+        return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
+    return got
+
+
 def _realise(
     ls: Lockstep, res: ReplayResult, sym: str, vals: list[int], shown: list[str]
 ) -> str | None:
@@ -687,12 +701,11 @@ def _realise(
         return None
     if sym == "holds":
         u, mki = vals
+        read = _read_from_others(ls, res, u, mki)
+        if isinstance(read, str):
+            return read
+        held, how = read
         st = ls.ues[u].state(ls.service)
-        keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
-        got = _open_answers(ls, res, keks, mki, but=u)
-        if got is None:
-            return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
-        held, how = got
         st.keys.setdefault(mki, held)
         wire = mki.to_bytes(MKI_LENGTH, "big")
         if st.receiver is not None and wire not in st.receiver.mkis:
@@ -701,12 +714,10 @@ def _realise(
         return None
     if sym == "overheard":
         u, mki = vals
-        st = ls.ues[u].state(ls.service)
-        keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
-        got = _open_answers(ls, res, keks, mki, but=u)
-        if got is None:
-            return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
-        held, how = got
+        read = _read_from_others(ls, res, u, mki)
+        if isinstance(read, str):
+            return read
+        held, how = read
         tek = next((t for t in ls.store.teks(ls.service) if t.mki == mki), None)
         if tek is None or tek.key != held.key:
             return f"the bytes UE{u} read for MKI {mki} are not the BM-SC's TEK"
@@ -840,6 +851,7 @@ def _receive(ls: Lockstep, i: int, p: int) -> PacketOutcome:
         seen.append(out)
         return out
 
+    # wrap this one UE core's method (the recording tap), not the class
     ue.on_packet = on_packet  # type: ignore[method-assign]
     try:
         ls.receive(i, p)

@@ -101,6 +101,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from mbmssec.impl.service.events import MODEL_EVENTS
 from mbmssec.model.concrete import Universe
 from mbmssec.model.dsl import Action, Disabled, Sort
 from mbmssec.model.machine import Model
@@ -160,22 +161,7 @@ TEKs the BM-SC sends (compared by identity)."""
 
 PACKET_TABLES: Final = ("sent", "pkt_tek", "pkt_has_mki", "pkt_ev")
 
-LOGGED_ACTIONS: Final = frozenset(
-    {
-        "Subscribe",
-        "Revoke",
-        "Authenticate",
-        "Register",
-        "DeliveryLost",
-        "Acknowledge",
-        "Generate",
-        "Activate",
-        "Send",
-        "Receive",
-        "LoseCoverage",
-        "RegainCoverage",
-    }
-)
+LOGGED_ACTIONS: Final = MODEL_EVENTS
 """The actions a log's events map to (the attacker's and ``Tick`` never are)."""
 
 
@@ -611,6 +597,8 @@ class StreamMapper(EventMapper):
         late_fetch: str,
         packet_window: int,
     ) -> None:
+        # LiveTracker/StreamNaming offer the parts of Tracker/Naming the base class uses
+        # (duck-typed, not subclasses)
         super().__init__(tracker, naming, late_fetch=late_fetch)  # type: ignore[arg-type]
         self.live = tracker
         self.packet_window = packet_window

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import Profile
@@ -1333,29 +1334,7 @@ class EventMapper:
         self._step(e, "RegainCoverage", (self._u(e),))
 
 
-KNOWN_EVENTS: Final = frozenset(
-    {
-        "Subscribe",
-        "Revoke",
-        "Authenticate",
-        "Register",
-        "DeliveryLost",
-        "Acknowledge",
-        "Generate",
-        "Activate",
-        "Send",
-        "Receive",
-        "LoseCoverage",
-        "RegainCoverage",
-        "Deliver",
-        "Rejected",
-        "Challenge",
-        "Resync",
-        "Withdraw",
-        "Start",
-        "Stop",
-    }
-)
+KNOWN_EVENTS: Final = MODEL_EVENTS | OTHER_EVENTS
 
 
 def check_events(
