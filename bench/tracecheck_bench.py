@@ -8,7 +8,7 @@ for more UEs), so the rate shows how the cost of an event depends on the populat
 Every synthetic log is first checked to be accepted (a rejected one fails the benchmark).
 Each size is timed on a prefix of its log that doubles until one check takes at least
 ``budget`` seconds (a prefix of a log is a log), so the run stays short however slow the
-checker is.  The target is 20,000 events/s at every size.
+checker is; that prefix is checked :data:`REPEATS` times and the fastest counts.  The target is 20,000 events/s at every size.
 
 Memory: at the largest size, a log of ``periods`` and one of ``memory_factor`` times as
 many periods are each generated period by period and checked as a stream (never a list),
@@ -20,6 +20,7 @@ Run ``python -m mbmssec.bench.tracecheck_bench [--quick] [--json]``.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 import tracemalloc
@@ -146,19 +147,40 @@ def generate(ues: int, periods: int, per_period: float) -> Iterator[dict[str, An
         yield from flush()
 
 
+REPEATS: Final = 5
+"""Timings of the chosen prefix; the fastest is reported (as :mod:`timeit` advises: the
+slower ones measure the machine's other work, not the checker)."""
+
+
 def _rate(log: list[dict[str, Any]], budget: float) -> tuple[int, float]:
-    """Events and seconds of the shortest doubling prefix that takes ``budget`` seconds."""
+    """Events and seconds of the shortest doubling prefix that takes ``budget`` seconds
+    (the fastest of :data:`REPEATS` checks of it).  The synthetic log is kept in memory
+    only to be timed without its generation: it is frozen out of the garbage collector's
+    scans first (:func:`gc.freeze`), as a streamed log, never held, would be."""
     profile = load_spec().baseline()
-    n = min(len(log), 500)
-    while True:
-        t0 = time.perf_counter()
-        verdict = check_events(iter(log[:n]), profile)
-        took = time.perf_counter() - t0
-        if not verdict.ok:
-            raise AssertionError(f"synthetic log rejected: {verdict.render().splitlines()[0]}")
-        if took >= budget or n == len(log):
-            return n, took
-        n = min(len(log), 2 * n)
+    gc.collect()
+    gc.freeze()
+    try:
+        n = min(len(log), 500)
+        while True:
+            took = _time(log[:n], profile)
+            if took >= budget or n == len(log):
+                break
+            n = min(len(log), 2 * n)
+        for _ in range(REPEATS - 1):
+            took = min(took, _time(log[:n], profile))
+        return n, took
+    finally:
+        gc.unfreeze()
+
+
+def _time(log: list[dict[str, Any]], profile: Any) -> float:
+    t0 = time.perf_counter()
+    verdict = check_events(iter(log), profile)
+    took = time.perf_counter() - t0
+    if not verdict.ok:
+        raise AssertionError(f"synthetic log rejected: {verdict.render().splitlines()[0]}")
+    return took
 
 
 def peak_memory(ues: int, periods: int, per_period: float) -> dict[str, Any]:

@@ -238,8 +238,17 @@ class LiveState:
             if a.name in LOGGED_ACTIONS
         }
 
+        self.getter: dict[str, tuple[Any, Any]] = {}
+        """Symbol -> its table's ``get`` and its default (one lookup per read)."""
+        self.refresh_getters()
+
+    def refresh_getters(self) -> None:
+        """Rebuild :attr:`getter` (after a table object is replaced)."""
+        self.getter = {n: (t.get, self.defaults[n]) for n, t in self.tables.items()}
+
     def get(self, name: str, *args: Any) -> Any:
-        return self.tables[name].get(args, self.defaults[name])
+        table_get, default = self.getter[name]
+        return table_get(args, default)
 
     def synced(self, u: int, s: int) -> bool:
         """Registered, subscribed, in coverage, no delivery lost since (``Tick``'s guard)."""
@@ -392,18 +401,18 @@ class ProjectedStep:
     """:class:`~mbmssec.model.dsl.Step` reading the live state (the pre-state) and
     collecting writes; ``set_all`` ranges over the support."""
 
-    __slots__ = ("action", "defaults", "live", "support", "tables", "writes")
+    __slots__ = ("action", "getter", "live", "support", "writes")
 
     def __init__(self, live: LiveState, action: Action, support: Support) -> None:
         self.live = live
-        self.tables = live.tables
-        self.defaults = live.defaults
+        self.getter = live.getter
         self.action = action
         self.support = support
         self.writes: dict[str, dict[tuple[Any, ...], Any]] = {}
 
     def get(self, name: str, *args: Any) -> Any:
-        return self.tables[name].get(args, self.defaults[name])
+        table_get, default = self.getter[name]
+        return table_get(args, default)
 
     def _table(self, name: str) -> dict[tuple[Any, ...], Any]:
         table = self.writes.get(name)
@@ -420,7 +429,7 @@ class ProjectedStep:
         if table is None:
             table = self._table(name)
         if name not in UNSTORED:
-            table[tuple(args)] = value
+            table[args] = value
 
     def set_all(self, name: str, value: Callable[..., Any]) -> None:
         table = self._table(name)

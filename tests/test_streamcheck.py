@@ -33,6 +33,7 @@ def _live(model: Model, state: State) -> LiveState:
     live.commit({n: dict(t) for n, t in state.tables.items() if n not in ("clock", "fetch_time")})
     live.tables["clock"] = dict(state.tables["clock"])
     live.tables["fetch_time"] = dict(state.tables["fetch_time"])
+    live.refresh_getters()
     live.services.extend(range(UNIVERSE.svc))
     return live
 
