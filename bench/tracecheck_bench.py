@@ -8,7 +8,8 @@ for more UEs), so the rate shows how the cost of an event depends on the populat
 Every synthetic log is first checked to be accepted (a rejected one fails the benchmark).
 Each size is timed on a prefix of its log that doubles until one check takes at least
 ``budget`` seconds (a prefix of a log is a log), so the run stays short however slow the
-checker is; that prefix is checked :data:`REPEATS` times and the fastest counts.  The target is 20,000 events/s at every size.
+checker is; that prefix is checked :data:`REPEATS` times and the fastest counts.  The
+target is 20,000 events/s at every size.
 
 Memory: at the largest size, a log of ``periods`` and one of ``memory_factor`` times as
 many periods are each generated period by period and checked as a stream (never a list),
