@@ -37,7 +37,7 @@ mbmssec_results = os.environ.get(
     "MBMSSEC_RESULTS", str(Path(__file__).resolve().parent / "_build" / "results")
 )
 # Plain data (not the parser itself), so Sphinx can keep it in its environment.
-mbmssec_cli = describe_parser(build_parser(), origin="mbmssec.cli.build_parser")
+mbmssec_cli = describe_parser(build_parser(rst=True), origin="mbmssec.cli.build_parser")
 
 # sphinx-needs: object types, fields and links come from the generator, which is the
 # only place that writes objects of these types.

@@ -10,15 +10,44 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Callable
 
 from mbmssec import __version__, commands
 from mbmssec.errors import MbmssecError
 
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_INTERPRETED = re.compile(r"`([^`]+)`")
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every discovered sub-command registered."""
+
+def plain(text: str) -> str:
+    """Help text for a terminal: reStructuredText roles and literals (kept for the
+    docs, which render them) reduced to their words, e.g. ``:mod:`a.b``` -> ``a.b``."""
+    return _INTERPRETED.sub(r"\1", _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text)))
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    if parser.description:
+        parser.description = plain(parser.description)
+    if parser.epilog:
+        parser.epilog = plain(parser.epilog)
+    for act in parser._actions:
+        if isinstance(act.help, str):
+            act.help = plain(act.help)
+        if isinstance(act, argparse._SubParsersAction):
+            for choice in act._choices_actions:
+                if isinstance(choice.help, str):
+                    choice.help = plain(choice.help)
+            for sub in act.choices.values():
+                _plain_help(sub)
+
+
+def build_parser(*, rst: bool = False) -> argparse.ArgumentParser:
+    """The full parser, with every discovered sub-command registered.  Help texts are
+    plain text for a terminal; ``rst=True`` keeps their reStructuredText markup (the
+    docs' command-line page renders it)."""
     parser = argparse.ArgumentParser(
         prog="mbmssec",
         description="Executable, formally checked specification of MBMS key management.",
@@ -31,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    if not rst:
+        _plain_help(parser)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import pkgutil
@@ -109,3 +110,21 @@ def test_explore_expects_what_the_matching_proposal_breaks(
     (row,) = doc["properties"]
     assert row["expected"] == "violated" and row["result"] == "violated"
     assert code == 0
+
+
+def _help_texts(parser: argparse.ArgumentParser) -> list[str]:
+    out = [parser.format_help()]
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            out += [t for sub in act.choices.values() for t in _help_texts(sub)]
+    return out
+
+
+def test_terminal_help_has_no_markup() -> None:
+    """reStructuredText roles and literals are for the docs page, not the terminal; the
+    docs' parser keeps them (so the test cannot pass by there being none)."""
+    plain = "\n".join(_help_texts(build_parser()))
+    assert "`" not in plain
+    assert "mbmssec.refinement.tracecheck" in plain  # a role's words are kept
+    rst = "\n".join(_help_texts(build_parser(rst=True)))
+    assert ":mod:`" in rst and "``" in rst
