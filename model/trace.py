@@ -125,26 +125,40 @@ class Trace:
         return f"{st.action}({', '.join(parts)})"
 
     def render_text(self, model: Model) -> str:
-        """A numbered message sequence: BM-SC, UE and attacker columns."""
-        cols = ("BM-SC", "UE / network", "attacker")
-        width = 34
-        lines = ["  #  " + "".join(c.ljust(width) for c in cols), "  " + "-" * (3 + width * 3)]
+        """A numbered message sequence, one column per actor that takes a step (BM-SC,
+        UE / network, attacker; a lane with no step is left out), the last step of a
+        counterexample marked; lanes as narrow as their cells allow (at most 34 columns),
+        so that a three-lane chart fits 100 columns when indented by eight."""
+        lane_of = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}
+        names = ("BM-SC", "UE / network", "attacker")
         states = self.replay(model)
+        rows: list[tuple[int, str]] = []
         for i, st in enumerate(self.steps, start=1):
             act = model.action(st.action)
-            col = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}[act.actor]
             text = self.describe(model, st)
             note = effect_note(model, states[i - 1], states[i], st)
-            cell = text + (f"  {note}" if note else "")
+            rows.append((lane_of[act.actor], text + (f"  {note}" if note else "")))
+        used = sorted({lane for lane, _ in rows}) or [0]
+        col = {lane: k for k, lane in enumerate(used)}
+        inner = [len(c) for lane, c in rows if col[lane] < len(used) - 1]
+        inner += [len(names[lane]) for lane in used[:-1]]
+        width = min(34, max(inner, default=0) + 2)
+        last = len(self.steps) if self.violates and self.loop is None else None
+        header = "".join(names[lane].ljust(width) for lane in used).rstrip()
+        lines = ["  #  " + header, "  " + "-" * (3 + len(header))]
+        for i, (lane, cell) in enumerate(rows, start=1):
             mark = " " if self.loop is None or i <= self.loop else "|"
             if self.loop is not None and i == self.loop + 1:
                 lines.append("     --- loop: the steps below repeat forever ---")
-            lines.append(f"{i:>3}{mark} " + " " * (width * col) + cell)
+            if i == last:
+                mark = ">"
+            lines.append(f"{i:>3}{mark} " + " " * (width * col[lane]) + cell)
         if self.loop is not None:
             lines.append(f"     --- back to step {self.loop + 1} ---")
         if self.violates:
             verb = "never reaches the goal of" if self.loop is not None else "violates"
-            lines.append(f"  => {verb} property {', '.join(map(str, self.violates))}")
+            where = f" at step {last} (marked >)" if last else ""
+            lines.append(f"  => {verb} property {', '.join(map(str, self.violates))}{where}")
         return "\n".join(lines)
 
 

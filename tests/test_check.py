@@ -216,3 +216,16 @@ def test_cli_check_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.test_trace_replays_and_violates_property_7()
+
+
+@pytest.mark.slow
+def test_check_text_fits_100_columns(checker_results: CheckerResults) -> None:
+    """Every line of ``mbmssec check --all``'s text (verdicts, lemma lists, every
+    counterexample chart and lasso of the shipped proposals) fits 100 columns, and a
+    counterexample's violating step is marked."""
+    from mbmssec.commands.check import render_text
+
+    text = render_text(checker_results.baseline, checker_results.comparisons)
+    long = [line for line in text.splitlines() if len(line) > 100]
+    assert long == [], long[:3]
+    assert "(marked >)" in text and "attacker" in text  # charts were rendered

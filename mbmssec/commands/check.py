@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -204,12 +205,11 @@ def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str
             continue
         v = report.verdicts[n]
         qs = sum(q.seconds for q in v.queries)
-        lines.append(
-            f"  P{n} {v.name:<30} {v.verdict.upper():<8} {v.how}"
-            + (f" [{len(v.queries)} queries, {qs:.2f} s]" if v.queries else "")
-        )
+        lines.append(f"  P{n:<3} {v.name:<30} {v.verdict.upper()}")
+        how = v.how + (f" [{len(v.queries)} queries, {qs:.2f} s]" if v.queries else "")
+        lines += _wrap(how, "        ")
         if v.lemmas:
-            lines.append(f"      lemmas: {', '.join(v.lemmas)}")
+            lines += _wrap("lemmas: " + ", ".join(v.lemmas), "        ", "          ")
         if v.trace is not None:
             lines += ["      " + x for x in v.trace.render_text(model).splitlines()]
         if v.cti is not None and v.verdict == "unknown":
@@ -219,34 +219,40 @@ def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str
 
 def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
     u = baseline.universe
-    lines = [
+    lines = _wrap(
         f"{baseline.title}: {baseline.seconds:.1f} s (induction "
         f"{baseline.induction.seconds:.1f} s, bounded search {baseline.bmc_seconds:.1f} s "
         f"to depth {baseline.depth} over {u.ue} UE, {u.svc} service, {u.tek} TEK, "
-        f"{u.pkt} packets)"
-    ]
+        f"{u.pkt} packets)",
+        "",
+        "  ",
+    )
     missing = [a for a, w in baseline.witnesses.items() if w is None]
-    lines.append(
-        "  vacuity: initial states satisfiable; "
+    lines += _wrap(
+        "vacuity: initial states satisfiable; "
         + (
             "every action enabled in a reachable state (witnesses up to "
             f"{max(len(w.steps) for w in baseline.witnesses.values() if w)} steps)"
             if not missing
             else f"NOT SHOWN for {', '.join(missing)}"
-        )
+        ),
+        "  ",
+        "    ",
     )
     lines += _verdict_lines(baseline)
     for c in comparisons:
         assert c.proposal is not None
         lines.append("")
-        lines.append(
+        lines += _wrap(
             f"Proposal {c.proposal.name}: {c.proposal.title} "
             f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
-            f"{c.report.seconds:.1f} s)"
+            f"{c.report.seconds:.1f} s)",
+            "",
+            "  ",
         )
         missing = [a for a, w in c.report.witnesses.items() if w is None]
         if missing:
-            lines.append(f"  vacuity NOT shown for {', '.join(missing)}")
+            lines += _wrap(f"vacuity NOT shown for {', '.join(missing)}", "  ", "    ")
         lines.append(f"  newly broken: {_names(c.broken) or 'none'}")
         lines += _verdict_lines(c.report, c.broken)
         if c.weakened:
@@ -256,8 +262,22 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
         lines += _verdict_lines(c.report, c.fixed)
         lines.append(f"  unchanged: {_names(c.unchanged) or 'none'}")
         for err in c.expectation_errors():
-            lines.append(f"  note: {err}")
+            lines += _wrap(f"note: {err}", "  ", "    ")
     return "\n".join(lines)
+
+
+TEXT_WIDTH = 100
+"""Columns of every line ``check`` prints (counterexample charts are sized to fit too)."""
+
+
+def _wrap(text: str, first: str, rest: str | None = None) -> list[str]:
+    return textwrap.wrap(
+        text,
+        TEXT_WIDTH,
+        initial_indent=first,
+        subsequent_indent=first if rest is None else rest,
+        break_on_hyphens=False,
+    )
 
 
 def _names(numbers: list[int]) -> str:
