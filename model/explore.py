@@ -182,10 +182,19 @@ class ExploreResult:
     not_applicable: tuple[str, ...]
     total_steps: int
     seconds: float
+    budget_spent: bool = True
+    """Did a search run its whole budget without a violation?  When every searched
+    property was violated, the search stopped early, so an action it never reached says
+    nothing about the model."""
 
     @property
     def never_executed(self) -> list[str]:
         return [a for a, n in self.action_counts.items() if n == 0]
+
+    @property
+    def coverage_problem(self) -> list[str]:
+        """Actions never executed in a search that ran its whole budget."""
+        return self.never_executed if self.budget_spent else []
 
     @property
     def ok(self) -> bool:
@@ -215,6 +224,7 @@ class ExploreResult:
             ],
             "action_counts": self.action_counts,
             "never_executed": self.never_executed,
+            "budget_spent": self.budget_spent,
             "not_applicable": list(self.not_applicable),
         }
 
@@ -281,6 +291,7 @@ def explore(
     traces: dict[int, Trace] = {}
     found_at: dict[int, float] = {}
     start = time.perf_counter()
+    spent = False
     while remaining:
         if progress:
             progress(
@@ -298,6 +309,7 @@ def explore(
             shrink=shrink,
         )
         if trace is None:
+            spent = True
             break
         number = trace.violates[0]
         trace.replay(model)  # a counterexample is believed only once it replays
@@ -334,4 +346,5 @@ def explore(
         na,
         rec.steps,
         time.perf_counter() - start,
+        spent,
     )

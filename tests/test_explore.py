@@ -65,3 +65,26 @@ def test_switching_an_option_breaks_its_property(option: str, value: str, prop: 
         assert prop not in r.trace.violations(base)
     except Exception as exc:  # disabled step in the baseline
         assert "not enabled" in str(exc)
+
+
+@pytest.mark.slow
+def test_readme_example_reports_the_expected_break_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``explore -o activation=immediate --property 4`` (the README's example): the break
+    is expected (the matrix says so), the search stops at it, and actions it had not
+    reached by then are reported as such, not as a coverage problem (exit 0)."""
+    from mbmssec.cli import main
+
+    assert main(["explore", "-o", "activation=immediate", "--property", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "violated  VIOLATED" in out and "<-- unexpected" not in out
+    assert "PROBLEM" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_never_executed_actions_are_a_problem_only_after_the_whole_budget() -> None:
+    model = Model(load_spec().baseline())
+    result = explore(model, examples=2, steps=3, seed_value=0, only=frozenset({1}))
+    assert result.budget_spent  # nothing violated: the whole budget ran
+    assert result.never_executed and result.coverage_problem == result.never_executed

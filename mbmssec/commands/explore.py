@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from mbmssec.errors import UsageError
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(render(result, model))
-    return 0 if result.ok and not result.never_executed else 1
+    return 0 if result.ok and not result.coverage_problem else 1
 
 
 def render(result: ExploreResult, model: Model) -> str:
@@ -177,11 +178,24 @@ def render(result: ExploreResult, model: Model) -> str:
         if bound is not None and r.held:
             out[-1] += f"  [bound: {bound} steps]"
     counts = ", ".join(f"{k} {v}" for k, v in result.action_counts.items())
-    out += ["", "Actions executed: " + counts]
+    out += ["", *textwrap.wrap("Actions executed: " + counts, 100, subsequent_indent="  ")]
     if result.not_applicable:
-        out.append("Not in this profile: " + ", ".join(result.not_applicable))
-    if result.never_executed:
-        out.append("PROBLEM: actions never executed: " + ", ".join(result.never_executed))
+        out += textwrap.wrap(
+            "Not in this profile: " + ", ".join(result.not_applicable), 100, subsequent_indent="  "
+        )
+    if result.coverage_problem:
+        out += textwrap.wrap(
+            "PROBLEM: actions never executed: " + ", ".join(result.coverage_problem),
+            100,
+            subsequent_indent="  ",
+        )
+    elif result.never_executed:
+        out += textwrap.wrap(
+            "Not reached before the search stopped at its last violation (not a problem: "
+            "the search did not run its whole budget): " + ", ".join(result.never_executed),
+            100,
+            subsequent_indent="  ",
+        )
     for r in result.results:
         if r.trace is not None:
             out += [
