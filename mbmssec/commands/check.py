@@ -10,7 +10,6 @@ the model sources), and each counterexample as JSON, SVG chart and pytest file.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from typing import Any
 from mbmssec.errors import UsageError
 from mbmssec.model.concrete import Universe
 from mbmssec.model.machine import Model
+from mbmssec.outdir import check_writable
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH
 from mbmssec.proofs.check import (
     Comparison,
@@ -113,20 +113,11 @@ class Progress:
             )
 
 
-def _check_writable(out: Path) -> None:
-    """Refuse an output folder that cannot be written before any work is done."""
-    probe = out if out.exists() else out.parent
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: not a folder")
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot write there ({probe} is not a writable folder)")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.depth < 1 or args.depth > 40:
         raise UsageError(f"--depth: expected 1..40 (got {args.depth})")
     if args.out is not None:
-        _check_writable(Path(args.out))
+        check_writable(Path(args.out))
     if args.rlimit <= 0:
         raise UsageError("--rlimit: expected a positive number of solver steps")
     universe = parse_universe(args.universe)

@@ -5,7 +5,8 @@ Makes sure the proof results are those of the current model (runs ``mbmssec chec
 model hash), generates the pages from ``spec/``, ``model/`` and the results
 (:mod:`mbmssec.docgen.sphinx_ext`), and builds them with ``sphinx-build -W --keep-going -n
 -b html``.  Exit status: 0 built, 1 the strict build failed (the warnings name the clause,
-property or stale result), 2 bad input (no docs folder, unusable results folder).
+property or stale result), 2 bad input (no docs folder, an output or results folder that
+cannot be written, checked before any work) or a Sphinx error that is not a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mbmssec.docgen.links import load_junit
 from mbmssec.docgen.paths import DOCS_DIR
 from mbmssec.docgen.results import results_state
 from mbmssec.errors import UsageError
+from mbmssec.outdir import check_writable
 from mbmssec.proofs.results import RESULTS_FILE
 
 
@@ -81,8 +83,9 @@ def register(subparsers: Any) -> None:
 
 
 def _refresh_results(results: Path) -> None:
-    """Run ``mbmssec check --all --out results`` in this process (its report goes to
-    stderr; its exit status 1 only says that some shipped proposal breaks a property)."""
+    """Run ``mbmssec check --all --out results`` in this process, its progress streamed
+    to stderr (its report is not shown; its exit status 1 only says that some shipped
+    proposal breaks a property)."""
     from mbmssec.cli import main as cli_main
 
     print(
@@ -92,7 +95,7 @@ def _refresh_results(results: Path) -> None:
     )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = cli_main(["check", "--all", "--out", str(results), "--quiet"])
+        status = cli_main(["check", "--all", "--out", str(results)])
     if status not in (0, 1):
         sys.stderr.write(out.getvalue())
         raise UsageError(f"`mbmssec check --all --out {results}` failed with status {status}")
@@ -109,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
     results: Path = (args.results or DOCS_DIR / "_build" / "results").resolve()
     if results.exists() and not results.is_dir():
         raise UsageError(f"--results: {results} is not a folder")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is not a folder")
+    check_writable(out)
     junit: Path | None = args.junit.resolve() if args.junit else None
     if junit is not None:
         load_junit(junit)  # a DocsError (exit 2) names the file if it is no report
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"mbmssec docs: the results are {state.status} ({state.reason})", file=sys.stderr)
+            check_writable(results, "--results")
             _refresh_results(results)
     cmd = [
         sys.executable,
@@ -148,6 +151,14 @@ def run(args: argparse.Namespace) -> int:
     env.pop("MBMSSEC_RESULTS", None)
     proc = subprocess.run(cmd, env=env, check=False)
     seconds = time.monotonic() - t0
+    if proc.returncode not in (0, 1):
+        print(
+            f"mbmssec docs: sphinx-build stopped with status {proc.returncode} after "
+            f"{seconds:.1f} s: an error, not a warning of the strict build (its message is "
+            "above)",
+            file=sys.stderr,
+        )
+        return 2
     if proc.returncode != 0:
         print(
             f"mbmssec docs: the strict build failed after {seconds:.1f} s (the warnings "
