@@ -34,8 +34,16 @@ from mbmssec.spec.loader import Clause, Spec, SpecError, load_spec
 if TYPE_CHECKING:
     from mbmssec.proofs.check import Proposal
 
-STATUSES = ("proved", "refuted", "unknown", "tested only", "FFS", "not modelled")
-"""The status of a clause, as the clause pages and the matrix show it."""
+STATUSES = (
+    "properties proved",
+    "supports a refuted property",
+    "property not proved",
+    "tested only",
+    "FFS",
+    "not modelled",
+)
+"""The status of a clause, as the clause pages and the matrix show it.  Each says what
+it is about: a clause is not itself proved or refuted; the properties it supports are."""
 
 
 @dataclass
@@ -249,20 +257,22 @@ def _status_from_verdicts(verdicts: dict[int, VerdictResult | None]) -> tuple[st
     refuted = [n for n, v in verdicts.items() if v is not None and v.verdict == "refuted"]
     missing = [n for n, v in verdicts.items() if v is None]
     if refuted:
-        return "refuted", (
+        return "supports a refuted property", (
             "Property "
             + ", ".join(f"P{n}" for n in refuted)
             + " that supports it is refuted in the baseline."
         )
     if missing:
-        return "unknown", "No proof result for " + ", ".join(f"P{n}" for n in missing) + "."
+        return "property not proved", "No proof result for " + ", ".join(
+            f"P{n}" for n in missing
+        ) + "."
     if all(v is not None and v.verdict == "proved" for v in verdicts.values()):
-        return "proved", (
+        return "properties proved", (
             "Every property that supports it ("
             + ", ".join(f"P{n}" for n in verdicts)
             + ") is proved."
         )
-    return "unknown", "Some supporting property is neither proved nor refuted."
+    return "property not proved", "Some supporting property is neither proved nor refuted."
 
 
 def profile_title(proposal: str | None) -> str:
