@@ -61,6 +61,11 @@ EQUIVALENTS_FILE = SPEC_DIR / "equivalent_mutants.toml"
 MUTANT_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
 MUTANT_DEPTH = 8
 
+#: How deep the properties that induction no longer proves are searched when the first
+#: search finds no violation (the checker's own depth): a broken replay or counter
+#: check needs a longer run (two registrations, a newer key, then the replay).
+DEEP_DEPTH = 12
+
 #: How deep the unmutated model is searched for a step of each action that changes the
 #: state (the deepest needed by the shipped profiles is 7).
 EFFECT_DEPTH = 9
@@ -474,6 +479,21 @@ def _original_proved(name: str) -> frozenset[int]:
 
 
 @cache
+def _original_refuted(name: str) -> dict[int, int]:
+    """The safety properties the unmutated model violates under the profile within
+    :data:`DEEP_DEPTH` steps on the mutant universe, with the shortest length of each."""
+    from mbmssec.proofs.bmc import search
+
+    model = Model(dict(profiles_to_try())[name])
+    proved = _original_proved(name)
+    props = [p for p in model.properties if p.number not in proved and p.kind != "liveness"]
+    if not props:
+        return {}
+    found = search(model, props=props, depth=DEEP_DEPTH, universe=MUTANT_UNIVERSE)
+    return {n: f.depth for n, f in found.violations.items()}
+
+
+@cache
 def _original_effective(name: str) -> dict[str, int]:
     """The actions that change the state in some reachable step of the unmutated model
     under the profile (within the default depth)."""
@@ -550,11 +570,31 @@ def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str],
     missing = [a for a in had if a not in wit.witnesses]
     if missing:
         return [f"witness:{a}" for a in missing], None, ""
+    # a counterexample of the unmutated model that the mutant no longer has: the mutant
+    # removes behaviour (e.g. an attacker step it disables), so it is not equivalent
+    refuted = _original_refuted(name)
+    if refuted:
+        props = [p for p in model.properties if p.number in refuted]
+        still = search(model, props=props, depth=max(refuted.values()), universe=MUTANT_UNIVERSE)
+        gone = sorted(n for n in refuted if n not in still.violations)
+        if gone:
+            return [f"counterexample-gone:P{n}" for n in gone], refuted[gone[0]], ""
+    if safety:  # last, as the costliest: deeper, for the lost properties only
+        found = search(
+            model,
+            props=safety,
+            depth=DEEP_DEPTH,
+            universe=MUTANT_UNIVERSE,
+            first_depth_only=True,
+        )
+        if found.violations:
+            depth = min(f.depth for f in found.violations.values())
+            return [f"P{n}" for n in sorted(found.violations)], depth, ""
     if lost:
         return (
             [],
             None,
-            f"no longer proved but not refuted within {MUTANT_DEPTH} steps "
+            f"no longer proved but not refuted within {DEEP_DEPTH} steps "
             f"({_sizes(MUTANT_UNIVERSE)}): {', '.join(f'P{p.number}' for p in lost)}",
         )
     return [], None, "every verdict unchanged"
