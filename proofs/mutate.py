@@ -36,6 +36,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import re
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -535,7 +536,28 @@ def _callees(fn: Callable[..., Any]) -> frozenset[str]:
 
 
 def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str], int | None, str]:
-    """Try to kill the mutant under one profile: (killed by, shortest, why not)."""
+    """Try to kill the mutant under one profile: (killed by, shortest, why not).
+
+    A counterexample that the solver finds but the executable model cannot replay
+    (:class:`~mbmssec.proofs.bmc.ToolBug`) kills the mutant too, as
+    ``undefined-read:Pn``: the mutant reads a symbol before anything set it (one with no
+    initial value, such as a service's next TEK before one is generated), which the
+    unmutated model's guards never allow; the solver's reading lets that value be
+    anything, the executable model's takes its default, so the mutant has no single
+    meaning.  The unmutated model's counterexamples always replay (checked by every
+    search), so this never hides a bug of the tool on the model itself."""
+    from mbmssec.proofs.bmc import ToolBug
+
+    try:
+        return _kill_under_checked(name, profile, mutant)
+    except ToolBug as exc:
+        m = re.search(r"property (\d+)", str(exc))
+        return [f"undefined-read:P{m.group(1)}" if m else "undefined-read"], None, ""
+
+
+def _kill_under_checked(
+    name: str, profile: Profile, mutant: Mutant
+) -> tuple[list[str], int | None, str]:
     from mbmssec.proofs.bmc import search
     from mbmssec.proofs.induction import prove
 

@@ -72,14 +72,15 @@ def _by_clause(results: list[MutantResult]) -> list[dict[str, Any]]:
         if clause.kind != "normative":
             continue
         mine = [r for r in results if cid in clauses_of(r.site.function)]
-        # a property its mutants break, or whose counterexample they take away (the
-        # verdict depends on the clause either way); a lost witness names no property
+        # a property its mutants break (directly, through a read of an unset value, or by
+        # taking away its counterexample: its verdict depends on the clause either way);
+        # a lost witness names no property
         props = sorted(
             {
                 k.rsplit(":", 1)[-1]
                 for r in mine
                 for k in r.killed_by
-                if not k.startswith("witness:")
+                if k[-1].isdigit() and not k.startswith("witness:")
             },
             key=lambda k: int(k[1:]),
         )
