@@ -241,6 +241,23 @@ def p12_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     return st.get("holds", u, st.get("active", s))
 
 
+def p13_premise(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """The UE is registered for the service, still subscribed and in coverage, the
+    service has an active TEK, and the UE's fetch time has come."""
+    return ops.and_(
+        st.get("registered", u, s),
+        st.get("subscribed", u, s),
+        st.get("covered", u),
+        st.get("has_active", s),
+        st.get("fetch_time", u, s) <= st.get("clock"),
+    )
+
+
+def p13_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
+    """The UE fetched: its next fetch time lies in the future."""
+    return st.get("fetch_time", u, s) > st.get("clock")
+
+
 def p9_pending(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     """Proof certificate of property 9: the UE is subscribed, in coverage, lacks the
     active TEK and has noted an unknown MKI, so it may re-register at once."""
@@ -425,6 +442,20 @@ PROPERTIES: tuple[Property, ...] = (
         "response",
         premise=p9_premise,
         goal=p12_goal,
+        plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
+    ),
+    Property(
+        13,
+        "fetch_when_due",
+        "A UE whose fetch time has come can fetch",
+        ("6.2.2/STEP4-FETCH-TIME", "6.2.3.2/REREGISTER", "6.2.3.2/P2P"),
+        "From any reachable state in which a registered UE, subscribed and in coverage, "
+        "has reached its fetch time, the UE can authenticate and re-register at once and "
+        "is given a fetch time in the future: the BM-SC never turns away a UE that comes "
+        "back when it was told to (and time, which waits for that UE, can go on).",
+        "response",
+        premise=p13_premise,
+        goal=p13_goal,
         plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
     ),
 )
