@@ -223,6 +223,20 @@ def _conjuncts(model: Model, sorts: Sorts, lemmas: Iterable[Lemma]) -> list[_Con
     return out
 
 
+def invariant_formula(
+    model: Model,
+    result: InductionResult,
+    sorts: Sorts,
+    state: Any,
+    lemmas: Iterable[Lemma] | None = None,
+) -> z3.BoolRef:
+    """The inductive invariant ``result`` proved for ``model`` (the conjunction of its
+    surviving lemmas and invariant properties), on ``state``."""
+    lems = tuple(lemmas) if lemmas is not None else lemmas_for(model.profile)
+    alive = set(result.surviving)
+    return z3.And(*[c.build(state) for c in _conjuncts(model, sorts, lems) if c.name in alive])
+
+
 def _reads(conj: _Conjunct, state: SymbolicState) -> frozenset[str]:
     rec = _Recorder(state)
     conj.build(rec)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
 from mbmssec.model import actions as actions_module
@@ -622,6 +622,72 @@ def _kill_under_checked(
     return [], None, "every verdict unchanged"
 
 
+@cache
+def _original_induction(name: str) -> Any:
+    from mbmssec.proofs.induction import prove
+
+    return prove(Model(dict(profiles_to_try())[name]))
+
+
+def proved_equivalent(name: str, mutant: Mutant) -> bool:
+    """Is the mutant proved to take exactly the unmutated model's steps from every state
+    satisfying the unmutated model's inductive invariant, under the profile?  For every
+    action, with the same parameters, Z3 shows under the invariant that the guards agree
+    and, when they hold, every symbol the action may write has the same value afterwards
+    (over unbounded sorts: every population size).  The initial states are the same, so
+    the mutant then reaches exactly the unmutated model's states and steps: it is
+    equivalent, proved rather than declared.  ``unknown`` counts as not proved."""
+    import z3
+
+    from mbmssec.model.dsl import Sort
+    from mbmssec.model.symbolic import Sorts, SymbolicState, Z3Ops, param_consts, transition
+    from mbmssec.proofs.induction import DEFAULT_RLIMIT, as_z3, invariant_formula
+
+    profile = dict(profiles_to_try())[name]
+    model = Model(profile)
+    mutated = Model(profile, all_actions=mutant.actions)
+    if [a.name for a in model.actions] != [a.name for a in mutated.actions]:
+        return False
+    sorts = Sorts.unbounded("_equiv")
+    ops = Z3Ops(sorts)
+    pre = SymbolicState(model.vocab, sorts, "equiv")
+    inv = invariant_formula(model, _original_induction(name), sorts, pre)
+    for act, mut in zip(model.actions, mutated.actions, strict=True):
+        args = param_consts(act, sorts, "equiv")
+        orig = transition(act, profile, pre, sorts, params=args, tag="equiv")
+        other = transition(mut, profile, pre, sorts, params=args, tag="equiv")
+        same: list[Any] = []
+        for sym in model.vocab.symbols:
+            if sym.name not in act.modifies and sym.name not in mut.modifies:
+                continue
+            if not sym.args:
+                same.append(as_z3(orig.post.get(sym.name)) == as_z3(other.post.get(sym.name)))
+            elif all(a is not Sort.INT for a in sym.args):
+                same.append(
+                    ops.forall_n(
+                        sym.args,
+                        lambda *xs, n=sym.name, a=orig.post, b=other.post: (
+                            as_z3(a.get(n, *xs)) == as_z3(b.get(n, *xs))
+                        ),
+                    )
+                )
+            else:
+                return False
+        goal = z3.And(orig.guard == other.guard, z3.Implies(orig.guard, z3.And(*same)))
+        solver = z3.Solver()
+        solver.set("rlimit", DEFAULT_RLIMIT)
+        solver.add(inv, z3.Not(goal))
+        if solver.check() != z3.unsat:
+            return False
+    return True
+
+
+PROVED_EQUIVALENT: Final = (
+    "proved equivalent: under the unmutated model's inductive invariant every action "
+    "takes the same steps (guards and writes), every population size (Z3)"
+)
+
+
 def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantResult:
     """Build one mutant and check it under each profile in which its code runs (baseline
     first, then the shipped proposals), until one kills it: induction first; the
@@ -658,6 +724,10 @@ def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantRes
         first_why = first_why or why
     if not tried:
         return result("survived", "-", [], None, "its code runs under no shipped profile")
+    if all(proved_equivalent(name, mutant) for name in tried):
+        return MutantResult(
+            site, "equivalent", tried[0], [], None, PROVED_EQUIVALENT, time.perf_counter() - t0
+        )
     return result(
         "survived",
         tried[0],

@@ -171,3 +171,15 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(tmp_path: Path) -> No
     assert eq["verdict"] == "equivalent" and "event counter" in eq["reason"]
     assert doc["counts"] == {"killed": 1, "equivalent": 1, "survived": 0, "stale": 0}
     assert json.loads(out.read_text()) == doc
+
+
+def test_equivalence_is_proved_not_declared_where_z3_can() -> None:
+    """``counter > ue_ctr`` made ``>=`` in Register: the lemma counters_ordered (the UE's
+    counter never passes the BM-SC's) makes both comparisons true for a fresh delivery,
+    so under the invariant every step is the same: proved equivalent.  A mutant that
+    changes a step (the UE's counter not updated, which the checker kills) is not."""
+    from mbmssec.proofs.mutate import build, proved_equivalent, sites
+
+    by_id = {s.id: s for s in sites()}
+    assert proved_equivalent("baseline", build(by_id["register:compare-flip:1"]))
+    assert not proved_equivalent("baseline", build(by_id["register:update-drop:3"]))
