@@ -152,6 +152,59 @@ def _mutation_results() -> tuple[dict[str, Any] | None, str]:
     return data, ""
 
 
+def write_mutation_page(site: Site) -> None:
+    """``mutation``: the mutation score and every mutant with its verdict (from
+    docs/mutants.json, the committed output of ``mbmssec mutate``)."""
+    site.write("mutation.rst", mutation_page())
+
+
+def mutation_page() -> str:
+    """The text of the ``mutation`` page."""
+    out = [heading("Mutation analysis", "=")]
+    out.append(
+        "Every mutant ``mbmssec mutate`` derives from the model's actions (a guard dropped "
+        "or negated, a conjunct dropped, an update dropped, a constant flipped, ``<`` and "
+        "``<=`` exchanged, an option test negated) and what the checker says of it: "
+        "**killed** (a property the model proves is refuted, a counterexample the model "
+        "has disappears, or an action loses its last effect), **equivalent** (proved "
+        "equivalent by Z3 under the model's inductive invariant, or declared in "
+        "``spec/equivalent_mutants.toml`` with the reason) or **survived** (a gap: no "
+        "property notices the change).\n\n"
+    )
+    data, why = _mutation_results()
+    if data is None:
+        return "".join(out) + f"Not known: {why}.\n"
+    mutants = data.get("mutants", [])
+    counts = data.get("counts", {})
+    n = len(mutants) or 1
+    out.append(
+        f"**{len(mutants)} mutants**: {counts.get('killed', 0)} killed, "
+        f"{counts.get('equivalent', 0)} equivalent "
+        f"({100 * counts.get('equivalent', 0) / n:.1f} %), {counts.get('survived', 0)} "
+        f"survived, {counts.get('stale', 0)} stale declarations; "
+        f"{data.get('seconds', 0):.0f} s on {data.get('jobs', '?')} worker processes.\n\n"
+    )
+    rows = [
+        [
+            f"``{esc(m['id'])}``",
+            m["verdict"],
+            esc(m.get("profile", "")),
+            esc(", ".join(m.get("killed_by", [])))
+            + (f" ({m['shortest']} steps)" if m.get("shortest") else ""),
+            esc(m.get("reason", "")),
+        ]
+        for m in mutants
+    ]
+    out.append(
+        list_table(
+            ["mutant", "verdict", "profile", "killed by", "reason"],
+            rows,
+            widths=[22, 9, 14, 20, 35],
+        )
+    )
+    return "".join(out)
+
+
 def _mutation_section(c: Clause) -> str:
     """Which properties the mutants of this clause's actions break (mutation analysis):
     the guarantees that rest on this sentence of the text."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbmssec.docgen.inputs import collect
-from mbmssec.docgen.page_clauses import write_clause_pages
+from mbmssec.docgen.page_clauses import write_clause_pages, write_mutation_page
 from mbmssec.docgen.page_cli import CliReference, write_cli_page
 from mbmssec.docgen.page_code import write_implementation_page, write_traceability_page
 from mbmssec.docgen.page_measured import write_measured_pages
@@ -61,6 +61,7 @@ def write_pages(site: Site, cli: CliReference | None) -> None:
     write_option_pages(site)
     write_proposal_pages(site)
     write_clause_pages(site)
+    write_mutation_page(site)
     write_implementation_page(site)
     write_proofs_page(site)
     write_traceability_page(site)

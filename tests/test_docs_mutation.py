@@ -50,3 +50,56 @@ def test_stale_or_missing_results_are_said_so(mutants_file: Path) -> None:
     page_clauses._mutation_results.cache_clear()
     _write(mutants_file, [], source="0" * 64)
     assert "are stale" in page_clauses._mutation_section(_clause(cid))
+
+
+def test_the_mutation_page_shows_the_score_and_every_mutant(mutants_file: Path) -> None:
+    doc = {
+        "model_source": source_hash(),
+        "seconds": 61.0,
+        "jobs": 2,
+        "counts": {"killed": 2, "equivalent": 1, "survived": 1, "stale": 0},
+        "mutants": [
+            {
+                "id": "a:guard-drop:1",
+                "verdict": "killed",
+                "profile": "baseline",
+                "killed_by": ["P1"],
+                "shortest": 5,
+                "reason": "",
+            },
+            {
+                "id": "b:update-drop:1",
+                "verdict": "killed",
+                "profile": "replay_none",
+                "killed_by": ["counterexample-gone:P8"],
+                "shortest": 10,
+                "reason": "",
+            },
+            {
+                "id": "c:compare-flip:1",
+                "verdict": "equivalent",
+                "profile": "baseline",
+                "killed_by": [],
+                "shortest": None,
+                "reason": "proved equivalent",
+            },
+            {
+                "id": "d:const-flip:1",
+                "verdict": "survived",
+                "profile": "baseline",
+                "killed_by": [],
+                "shortest": None,
+                "reason": "every verdict unchanged",
+            },
+        ],
+        "clauses": [],
+    }
+    mutants_file.write_text(json.dumps(doc))
+    text = page_clauses.mutation_page()
+    assert "**4 mutants**: 2 killed, 1 equivalent (25.0 %), 1 survived" in text
+    for m in doc["mutants"]:
+        assert f"``{m['id']}``" in text
+    assert "counterexample-gone:P8 (10 steps)" in text
+    page_clauses._mutation_results.cache_clear()
+    mutants_file.unlink()
+    assert "Not known" in page_clauses.mutation_page()
