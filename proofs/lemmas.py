@@ -134,28 +134,48 @@ def acked_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
 
 @_lemma("delivered_generated")
 def delivered_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
-    """Only generated TEKs were delivered, and only to UEs once subscribed to their service."""
+    """Only generated TEKs were delivered."""
+    return for_all(
+        ops,
+        (UE, TEK),
+        lambda u, t: ops.implies(st.get("delivered", u, t), st.get("generated", t)),
+    )
+
+
+@_lemma("delivered_once_subscribed")
+def delivered_once_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A TEK was delivered only to a UE once subscribed to its service."""
     return for_all(
         ops,
         (UE, TEK),
         lambda u, t: ops.implies(
-            st.get("delivered", u, t),
-            ops.and_(st.get("generated", t), st.get("ever_sub", u, st.get("tek_svc", t))),
+            st.get("delivered", u, t), st.get("ever_sub", u, st.get("tek_svc", t))
         ),
     )
 
 
 @_lemma("activated_generated")
 def activated_generated(ops: Ops, st: Reader, prof: Prof) -> Any:
-    """An activated TEK was generated first, and is no newer than its service's active TEK."""
+    """An activated TEK was generated first."""
+    return for_all(
+        ops,
+        (TEK,),
+        lambda t: ops.implies(
+            st.get("activated", t),
+            ops.and_(st.get("generated", t), st.get("gen_ev", t) < st.get("act_ev", t)),
+        ),
+    )
+
+
+@_lemma("activated_not_newer")
+def activated_not_newer(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """An activated TEK is no newer than its service's active TEK."""
 
     def body(t: Any) -> Any:
         s = st.get("tek_svc", t)
         return ops.implies(
             st.get("activated", t),
             ops.and_(
-                st.get("generated", t),
-                st.get("gen_ev", t) < st.get("act_ev", t),
                 st.get("has_active", s),
                 st.get("gen_ev", t) <= st.get("gen_ev", st.get("active", s)),
             ),
@@ -170,10 +190,17 @@ def registered_subscribed(ops: Ops, st: Reader, prof: Prof) -> Any:
     return for_all(
         ops,
         (UE, SVC),
-        lambda u, s: ops.and_(
-            ops.implies(st.get("registered", u, s), st.get("subscribed", u, s)),
-            ops.implies(st.get("subscribed", u, s), st.get("ever_sub", u, s)),
-        ),
+        lambda u, s: ops.implies(st.get("registered", u, s), st.get("subscribed", u, s)),
+    )
+
+
+@_lemma("subscribed_recorded")
+def subscribed_recorded(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A subscribed UE's subscription is on record."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(st.get("subscribed", u, s), st.get("ever_sub", u, s)),
     )
 
 
@@ -308,12 +335,15 @@ def stamps_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
 
 @_lemma("counters_ordered")
 def counters_ordered(ops: Ops, st: Reader, prof: Prof) -> Any:
-    """The UE's MIKEY counter never passes the BM-SC's, and every accepted delivery's
-    counter is at most the UE's (so a replay is never fresh)."""
-    return ops.and_(
-        for_all(ops, (UE,), lambda u: st.get("ue_ctr", u) <= st.get("ctr", u)),
-        for_all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u)),
-    )
+    """The UE's MIKEY counter never passes the BM-SC's."""
+    return for_all(ops, (UE,), lambda u: st.get("ue_ctr", u) <= st.get("ctr", u))
+
+
+@_lemma("accepted_counters_seen")
+def accepted_counters_seen(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """Every accepted delivery's counter is at most the UE's (so a replay is never
+    fresh)."""
+    return for_all(ops, (UE, TEK), lambda u, t: st.get("dlv_ctr", u, t) <= st.get("ue_ctr", u))
 
 
 @_lemma("uncovered_dropped")
@@ -540,8 +570,11 @@ LEMMAS: tuple[Lemma, ...] = (
     accepted_auth_delivered,
     acked_delivered,
     delivered_generated,
+    delivered_once_subscribed,
     activated_generated,
+    activated_not_newer,
     registered_subscribed,
+    subscribed_recorded,
     mki_below_next,
     next_fresh,
     next_newest,
@@ -550,6 +583,7 @@ LEMMAS: tuple[Lemma, ...] = (
     delivered_pending,
     stamps_in_past,
     counters_ordered,
+    accepted_counters_seen,
     uncovered_dropped,
     fetch_time_ahead,
     synchronised_holds_next,
