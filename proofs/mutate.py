@@ -63,9 +63,9 @@ MUTANT_UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
 MUTANT_DEPTH = 8
 
 #: How deep the properties that induction no longer proves are searched when the first
-#: search finds no violation (the checker's own depth): a broken replay or counter
-#: check needs a longer run (two registrations, a newer key, then the replay).
-DEEP_DEPTH = 12
+#: search finds no violation: a broken replay or counter check needs a longer run (two
+#: registrations, a newer key, then the replay: 10 steps).
+DEEP_DEPTH = 10
 
 #: How deep the unmutated model is searched for a step of each action that changes the
 #: state (the deepest needed by the shipped profiles is 7).
@@ -535,8 +535,11 @@ def _callees(fn: Callable[..., Any]) -> frozenset[str]:
     )
 
 
-def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str], int | None, str]:
+def _kill_under(
+    name: str, profile: Profile, mutant: Mutant, *, deep: bool = True
+) -> tuple[list[str], int | None, str]:
     """Try to kill the mutant under one profile: (killed by, shortest, why not).
+    ``deep=False`` (a declared equivalent) skips the deeper search of lost properties.
 
     A counterexample that the solver finds but the executable model cannot replay
     (:class:`~mbmssec.proofs.bmc.ToolBug`) kills the mutant too, as
@@ -549,14 +552,14 @@ def _kill_under(name: str, profile: Profile, mutant: Mutant) -> tuple[list[str],
     from mbmssec.proofs.bmc import ToolBug
 
     try:
-        return _kill_under_checked(name, profile, mutant)
+        return _kill_under_checked(name, profile, mutant, deep)
     except ToolBug as exc:
         m = re.search(r"property (\d+)", str(exc))
         return [f"undefined-read:P{m.group(1)}" if m else "undefined-read"], None, ""
 
 
 def _kill_under_checked(
-    name: str, profile: Profile, mutant: Mutant
+    name: str, profile: Profile, mutant: Mutant, deep: bool
 ) -> tuple[list[str], int | None, str]:
     from mbmssec.proofs.bmc import search
     from mbmssec.proofs.induction import prove
@@ -601,7 +604,7 @@ def _kill_under_checked(
         gone = sorted(n for n in refuted if n not in still.violations)
         if gone:
             return [f"counterexample-gone:P{n}" for n in gone], refuted[gone[0]], ""
-    if safety:  # last, as the costliest: deeper, for the lost properties only
+    if safety and deep:  # last, as the costliest: deeper, for the lost properties only
         found = search(
             model,
             props=safety,
@@ -710,6 +713,14 @@ def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantRes
             site, verdict, profile, killed_by, shortest, reason, time.perf_counter() - t0
         )
 
+    # a proof of equivalence first: it is cheap, and no search can kill such a mutant
+    first = next((n for n, p in profiles_to_try(site) if reached_under(mutant, p)), None)
+    if first is not None and all(
+        proved_equivalent(n, mutant) for n, p in profiles_to_try(site) if reached_under(mutant, p)
+    ):
+        return MutantResult(
+            site, "equivalent", first, [], None, PROVED_EQUIVALENT, time.perf_counter() - t0
+        )
     tried: list[str] = []
     first_why = ""
     for name, profile in profiles_to_try(site):
@@ -717,17 +728,13 @@ def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantRes
             break  # a declared equivalent is checked under its first profile only
         if not reached_under(mutant, profile):
             continue
-        killed_by, shortest, why = _kill_under(name, profile, mutant)
+        killed_by, shortest, why = _kill_under(name, profile, mutant, deep=declared is None)
         if killed_by:
             return result("killed", name, killed_by, shortest, "")
         tried.append(name)
         first_why = first_why or why
     if not tried:
         return result("survived", "-", [], None, "its code runs under no shipped profile")
-    if all(proved_equivalent(name, mutant) for name in tried):
-        return MutantResult(
-            site, "equivalent", tried[0], [], None, PROVED_EQUIVALENT, time.perf_counter() - t0
-        )
     return result(
         "survived",
         tried[0],
