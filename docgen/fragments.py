@@ -18,6 +18,10 @@ from mbmssec.proofs.results import ProfileResult, VerdictResult
 STATUS_ROLES = role_declarations(
     (
         *STATUSES,
+        # a property's verdict (a clause's status names the properties it supports)
+        "proved",
+        "refuted",
+        "unknown",
         "no result",
         "not checked",
         "breaks",
