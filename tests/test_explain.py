@@ -7,6 +7,7 @@ evaluated directly on the replayed states, not from the explanation code.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from mbmssec.model.concrete import ConcreteOps, Universe
 from mbmssec.model.explain import explain
 from mbmssec.model.machine import Model
 from mbmssec.model.trace import Trace, TraceStep
+from mbmssec.proofs.check import Report
 from mbmssec.spec.loader import load_spec
 
 U = Universe(ue=2, svc=1, tek=3, pkt=2)
@@ -29,6 +31,40 @@ def _first(trace: Trace, action: str, match: Any) -> int:
     return next(
         i for i, st in enumerate(trace.steps, start=1) if st.action == action and match(st.args)
     )
+
+
+@pytest.mark.xdist_group("checker")
+def test_the_baseline_late_joiner_is_explained_with_its_ue_packet_and_steps(
+    baseline_report: Report,
+) -> None:
+    """Property 7 of the baseline: the sentence names the UE that decrypts, the packet,
+    the step that sent it and the TEK, and the step at which the UE first subscribed."""
+    verdict = baseline_report.verdicts[7]
+    trace = verdict.trace
+    assert trace is not None and verdict.explanation is not None
+    model = Model(load_spec().baseline())
+    receive = trace.steps[-1]
+    assert receive.action == "Receive"
+    u, p = receive.args
+    sent = _first(trace, "Send", lambda a: a[1] == p)
+    states = trace.replay(model)
+    t = states[sent].get("pkt_tek", p)  # the TEK the Send step protected the packet with
+    s = trace.steps[_first(trace, "Generate", lambda a: a[1] == t) - 1].args[0]
+    joined = _first(trace, "Subscribe", lambda a: a == (u, s))
+    assert sent < joined < len(trace.steps)
+    assert verdict.explanation == (
+        f"UE{u} decrypts P{p} at step {len(trace.steps)}, a packet sent at step {sent} "
+        f"under T{t}, but UE{u} first subscribed to S{s} at step {joined}."
+    )
+    # without the property's own wording: the failing instance and the facts it reads
+    plain = dataclasses.replace(model.prop(7), why=None)
+    generic = explain(dataclasses.replace(model, properties=(plain,)), trace, 7)
+    assert generic.startswith(
+        f"After step {len(trace.steps)} the property fails for UE{u} and P{p}:"
+    )
+    assert f"decrypted(UE{u}, P{p}) = true (since step {len(trace.steps)})" in generic
+    assert f"pkt_tek(P{p}) = T{t} (since step {sent})" in generic
+    assert f"joined_ev(UE{u}, S{s}) = " in generic and f"(since step {joined})" in generic
 
 
 def test_a_step_property_names_the_step_and_what_it_changes() -> None:

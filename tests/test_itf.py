@@ -3,8 +3,9 @@ Trace.from_itf): every state of the file is the executable model's replay, read 
 a decoder of the format's own, the document reads back to the same trace, and a
 malformed document is refused naming the field.
 
-The lasso is written out here (the fair lasso ``mbmssec check`` finds against property 9
-under ``membership_rekey=join``).
+The counterexample is the baseline's, from the session-wide checker result
+(tests/conftest.py); the lasso is written out here (the fair lasso ``mbmssec check``
+finds against property 9 under ``membership_rekey=join``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 
 import pytest
 
+from mbmssec.commands.check import write_out
 from mbmssec.model import itf
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.dsl import Sort
 from mbmssec.model.itf import ItfError, load_itf, read_itf
 from mbmssec.model.machine import Model
 from mbmssec.model.trace import Trace, TraceStep
+from mbmssec.proofs.check import Report
 from mbmssec.spec.loader import load_spec
 
 PREFIX = {Sort.UE: "UE", Sort.SVC: "S", Sort.TEK: "T", Sort.PKT: "P"}
@@ -91,6 +94,30 @@ def _assert_states_are_the_replay(doc: dict[str, Any], trace: Trace, model: Mode
                 args: state.get(sym.name, *args) for args in trace.universe.tuples(sym.args)
             }
             assert table == expected, (i, sym.name)
+
+
+@pytest.mark.xdist_group("checker")
+def test_every_state_of_the_written_file_is_the_replay(
+    baseline_report: Report, tmp_path: Path
+) -> None:
+    """``check --out`` writes the baseline's counterexample as ``baseline-P7.itf.json``;
+    each of its states is the state the executable model reaches by replaying the trace
+    written beside it, entry by entry."""
+    files = write_out(tmp_path, baseline_report, [], "ab" * 32)
+    assert "baseline-P7.itf.json" in files
+    doc = json.loads((tmp_path / "baseline-P7.itf.json").read_text())
+    trace = Trace.from_json(json.loads((tmp_path / "baseline-P7.json").read_text()))
+    model = Model(load_spec().baseline())
+    _assert_states_are_the_replay(doc, trace, model)
+    assert "loop" not in doc
+    assert doc["#meta"]["violates"] == [7]
+    # the step as the chart shows it, and its arguments by name
+    last = doc["states"][-1]["#meta"]
+    u, p = trace.steps[-1].args
+    assert trace.steps[-1].action == "Receive"
+    assert last["step"] == f"Receive(UE{u}, P{p})"
+    assert last["args"] == [f"UE{u}", f"P{p}"]
+    assert last["effect"].startswith("decrypts")
 
 
 def test_a_lasso_has_every_state_and_its_loop() -> None:
