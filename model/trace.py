@@ -16,6 +16,10 @@ from mbmssec.model.concrete import State, Universe
 from mbmssec.model.dsl import ModelError, Sort, Vocabulary
 from mbmssec.model.machine import Model
 
+#: Columns of a chart line after its step number and mark (five columns), so that a
+#: chart indented by eight fits 100 columns.
+_CHART_COLUMNS = 100 - 8 - 5
+
 
 @dataclass(frozen=True)
 class TraceStep:
@@ -192,8 +196,10 @@ class Trace:
     def render_text(self, model: Model) -> str:
         """A numbered message sequence, one column per actor that takes a step (BM-SC,
         UE / network, attacker; a lane with no step is left out), the last step of a
-        counterexample marked; lanes as narrow as their cells allow (at most 34 columns),
-        so that a three-lane chart fits 100 columns when indented by eight."""
+        counterexample marked; lanes as narrow as their cells allow (at most 34 columns,
+        and narrower when the last lane's longest cell would not fit otherwise: each row
+        holds one cell, so a cell may reach into the next lane), so that a chart fits 100
+        columns when indented by eight."""
         lane_of = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}
         names = ("BM-SC", "UE / network", "attacker")
         states = self.replay(model)
@@ -208,6 +214,10 @@ class Trace:
         inner = [len(c) for lane, c in rows if col[lane] < len(used) - 1]
         inner += [len(names[lane]) for lane in used[:-1]]
         width = min(34, max(inner, default=0) + 2)
+        last_lane = [len(c) for lane, c in rows if col[lane] == len(used) - 1]
+        if len(used) > 1 and last_lane:
+            room = (_CHART_COLUMNS - max(last_lane)) // (len(used) - 1)
+            width = max(min(width, room), max(len(names[lane]) for lane in used[:-1]) + 2)
         last = len(self.steps) if self.violates and self.loop is None else None
         header = "".join(names[lane].ljust(width) for lane in used).rstrip()
         lines = ["  #  " + header, "  " + "-" * (3 + len(header))]
