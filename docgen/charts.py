@@ -1,5 +1,7 @@
 """Counterexample charts: each refuted property's trace drawn as a message sequence chart
-(SVG, inlined in the pages), with the trace as JSON and as a pytest file that replays it.
+(SVG, inlined in the pages), with the sentence of why it violates the property, the trace
+as JSON, with its states in the Informal Trace Format (ITF JSON), and as a pytest file
+that replays it.
 
 A chart is drawn by replaying the trace on the current model; a trace that no longer
 replays means the results are stale, which is a :class:`Problem`.
@@ -15,6 +17,7 @@ from mbmssec.docgen.needs import proof_need_id, slug, trace_need_id
 from mbmssec.docgen.problems import Problem
 from mbmssec.docgen.rst import esc, need
 from mbmssec.docgen.writer import PageWriter
+from mbmssec.model import itf
 from mbmssec.model.dsl import ModelError
 from mbmssec.model.machine import Model
 from mbmssec.model.trace import Trace
@@ -74,6 +77,8 @@ class Charts:
         stem = chart_stem(proposal, v.number)
         self.writer.write(f"msc/{stem}.svg", svg)
         self.writer.write(f"msc/{stem}.json", v.trace.dumps() + "\n")
+        if v.itf is not None:
+            self.writer.write(f"msc/{stem}.itf.json", itf.dumps(v.itf))
         self.writer.write(
             f"msc/test_{slug(stem)}.py",
             pytest_source(v.trace, profile.overrides, v.number, v.name),
@@ -90,12 +95,20 @@ class Charts:
             return ""
         up = "../" * page_depth
         stem = Path(chart).stem
+        why = f"**Why:** {esc(v.explanation)}\n\n" if v.explanation else ""
+        states = (
+            f":download:`states (ITF JSON) <{up}msc/{stem}.itf.json>`, "
+            if v.itf is not None
+            else ""
+        )
         return (
             f".. container:: mbmssec-msc\n\n"
             f"   .. raw:: html\n      :file: {up}{chart}\n\n"
+            f"{why}"
             f"Counterexample to P{v.number} under {esc(profile_title(proposal))}"
             f" ({len(v.trace.steps)} steps; :need:`{trace_need_id(proposal, v.number)}`): "
             f":download:`trace JSON <{up}msc/{stem}.json>`, "
+            f"{states}"
             f":download:`SVG <{up}{chart}>`, "
             f":download:`pytest replay <{up}msc/test_{slug(stem)}.py>`.\n\n"
         )

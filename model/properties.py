@@ -22,11 +22,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mbmssec.model.dsl import Ops, Reader, Sort
 
 UE, SVC, TEK, PKT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT
+
+
+class Why(Protocol):
+    """What a property's ``why`` renderer reads about a trace's violating state
+    (see :mod:`mbmssec.model.explain`)."""
+
+    def get(self, name: str, *args: Any) -> Any:
+        """The value of ``name(args)`` in the violating state."""
+        ...
+
+    def name(self, sort: Sort, element: Any) -> str:
+        """The element's name in traces and charts (``UE0``, ``P1``)."""
+        ...
+
+    def since(self, name: str, *args: Any) -> int:
+        """The step after which ``name(args)`` has had its value (0: from the start)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,11 @@ class Property:
     ready: Callable[..., Any] | None = None
     enabler: tuple[str, tuple[tuple[str, str | int], ...]] | None = None
     helpful: tuple[str, tuple[tuple[str, str | int], ...]] | None = None
+    #: invariants and step properties: ``why(w, *instance)`` words why the formula fails
+    #: for a failing instance of the quantifiers over the sorts ``why_over`` (``w`` a
+    #: :class:`Why`); without it, the explanation lists the facts the instance reads
+    why: Callable[..., str] | None = None
+    why_over: tuple[Sort, ...] = ()
 
     @property
     def bound(self) -> int | None:
@@ -193,6 +215,22 @@ def p7_backward_secrecy(ops: Ops, st: Reader) -> Any:
             st.get("decrypted", u, p),
             st.get("pkt_ev", p) > st.get("joined_ev", u, st.get("tek_svc", st.get("pkt_tek", p))),
         ),
+    )
+
+
+def p7_why(w: Why, u: Any, p: Any) -> str:
+    """The late joiner: which packet the UE decrypted, when it was sent and under which
+    TEK, and when the UE first subscribed to that TEK's service."""
+    t = w.get("pkt_tek", p)
+    s = w.get("tek_svc", t)
+    ue, joined = w.name(UE, u), w.since("joined_ev", u, s)
+    svc = w.name(SVC, s)
+    first = (
+        f"first subscribed to {svc} at step {joined}" if joined else f"never subscribed to {svc}"
+    )
+    return (
+        f"{ue} decrypts {w.name(PKT, p)} at step {w.since('decrypted', u, p)}, a packet sent "
+        f"at step {w.since('pkt_ev', p)} under {w.name(TEK, t)}, but {ue} {first}"
     )
 
 
@@ -380,6 +418,8 @@ PROPERTIES: tuple[Property, ...] = (
         "invariant",
         body=p7_backward_secrecy,
         holds_in_baseline=False,
+        why=p7_why,
+        why_over=(UE, PKT),
     ),
     Property(
         8,

@@ -11,11 +11,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mbmssec.model import itf
 from mbmssec.model.concrete import State, Universe
-from mbmssec.model.dsl import ModelError, Sort
+from mbmssec.model.dsl import ModelError, Sort, Vocabulary
 from mbmssec.model.machine import Model
 
-_PREFIX = {Sort.UE: "UE", Sort.SVC: "S", Sort.TEK: "T", Sort.PKT: "P"}
+#: Columns of a chart line after its step number and mark (five columns), so that a
+#: chart indented by eight fits 100 columns.
+_CHART_COLUMNS = 100 - 8 - 5
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,72 @@ class Trace:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
 
+    # -- the Informal Trace Format -------------------------------------------------------
+
+    def to_itf(self, model: Model, description: str = "") -> dict[str, Any]:
+        """The trace with the full state at every step, in the Informal Trace Format (see
+        :mod:`mbmssec.model.itf`): the initial state and the state after each step, as
+        the executable model's replay gives them."""
+        states = self.replay(model)
+        u = self.universe
+        meta: dict[str, Any] = {
+            "format": "ITF",
+            "format-description": itf.FORMAT_DESCRIPTION,
+            "source": "mbmssec",
+            "description": description or self._itf_description(),
+            "profile": model.profile.title,
+            "universe": itf.universe_meta(u),
+            "violates": list(self.violates),
+        }
+        out: dict[str, Any] = {
+            "#meta": meta,
+            "vars": [*model.vocab.names(), itf.ACTION_VAR],
+            "states": [],
+        }
+        for i, state in enumerate(states):
+            smeta: dict[str, Any] = {"index": i}
+            action = itf.INIT
+            if i > 0:
+                st = self.steps[i - 1]
+                act = model.action(st.action)
+                action = st.action
+                smeta["step"] = self.describe(model, st)
+                note = effect_note(model, states[i - 1], state, st)
+                if note:
+                    smeta["effect"] = note
+                smeta["args"] = [
+                    itf.encode_value(p.sort, v) for p, v in zip(act.params, st.args, strict=True)
+                ]
+            out["states"].append(
+                {"#meta": smeta, itf.ACTION_VAR: action, **itf.encode_state(model.vocab, state)}
+            )
+        if self.loop is not None:
+            out["loop"] = self.loop
+        return out
+
+    def _itf_description(self) -> str:
+        props = ", ".join(map(str, self.violates))
+        if self.loop is not None:
+            return (
+                f"fair lasso against property {props}: the steps from state {self.loop} "
+                "on repeat forever"
+            )
+        if self.violates:
+            return (
+                f"counterexample to property {props}: the last state (for a step property, "
+                "the last step) violates it"
+            )
+        return "a run of the model"
+
+    @classmethod
+    def from_itf(cls, data: Any, vocab: Vocabulary | None = None, source: str = "ITF") -> Trace:
+        """The trace an ITF document written by :meth:`to_itf` records (its steps, universe,
+        violated properties and loop); :class:`~mbmssec.model.itf.ItfError` names the
+        field of a malformed document."""
+        run = itf.read_itf(data, vocab, source)
+        steps = tuple(TraceStep(s.action, s.args) for s in run.steps)
+        return cls(steps, run.universe, run.violates, run.loop)
+
     # -- rendering ---------------------------------------------------------------------
 
     @staticmethod
@@ -117,7 +186,7 @@ class Trace:
         parts = []
         for p, v in zip(act.params, st.args, strict=True):
             if p.sort.is_element:
-                parts.append(f"{_PREFIX[p.sort]}{v}")
+                parts.append(itf.element_name(p.sort, v))
             elif p.sort is Sort.BOOL:
                 parts.append(f"{p.name}={'yes' if v else 'no'}")
             else:
@@ -127,8 +196,10 @@ class Trace:
     def render_text(self, model: Model) -> str:
         """A numbered message sequence, one column per actor that takes a step (BM-SC,
         UE / network, attacker; a lane with no step is left out), the last step of a
-        counterexample marked; lanes as narrow as their cells allow (at most 34 columns),
-        so that a three-lane chart fits 100 columns when indented by eight."""
+        counterexample marked; lanes as narrow as their cells allow (at most 34 columns,
+        and narrower when the last lane's longest cell would not fit otherwise: each row
+        holds one cell, so a cell may reach into the next lane), so that a chart fits 100
+        columns when indented by eight."""
         lane_of = {"BM-SC": 0, "UE": 1, "net": 1, "attacker": 2}
         names = ("BM-SC", "UE / network", "attacker")
         states = self.replay(model)
@@ -143,6 +214,10 @@ class Trace:
         inner = [len(c) for lane, c in rows if col[lane] < len(used) - 1]
         inner += [len(names[lane]) for lane in used[:-1]]
         width = min(34, max(inner, default=0) + 2)
+        last_lane = [len(c) for lane, c in rows if col[lane] == len(used) - 1]
+        if len(used) > 1 and last_lane:
+            room = (_CHART_COLUMNS - max(last_lane)) // (len(used) - 1)
+            width = max(min(width, room), max(len(names[lane]) for lane in used[:-1]) + 2)
         last = len(self.steps) if self.violates and self.loop is None else None
         header = "".join(names[lane].ljust(width) for lane in used).rstrip()
         lines = ["  #  " + header, "  " + "-" * (3 + len(header))]

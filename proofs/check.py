@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.model.concrete import Universe
+from mbmssec.model.explain import explain
 from mbmssec.model.machine import Model
 from mbmssec.model.properties import Property
 from mbmssec.model.trace import Trace
@@ -183,6 +184,11 @@ class Verdict:
     trace: Trace | None = None
     cti: Cti | None = None
     bound: int | None = None
+    #: for a counterexample or lasso: one sentence of why it violates the property
+    #: (:func:`mbmssec.model.explain.explain`) and the trace with its states in the
+    #: Informal Trace Format (:meth:`mbmssec.model.trace.Trace.to_itf`)
+    explanation: str | None = None
+    itf: dict[str, Any] | None = None
 
     def to_result(self) -> VerdictResult:
         """The verdict as the results document records it (times rounded)."""
@@ -198,6 +204,8 @@ class Verdict:
             queries=tuple(_query_result(q) for q in self.queries),
             trace=self.trace,
             cti=None if self.cti is None else _cti_result(self.cti),
+            explanation=self.explanation,
+            itf=self.itf,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -313,6 +321,10 @@ def check_profile(
         verdicts[prop.number] = _verdict(
             prop, ind, found.violations.get(prop.number), nonvacuous, depth
         )
+    for v in verdicts.values():
+        if v.trace is not None:
+            v.explanation = explain(model, v.trace, v.number)
+            v.itf = v.trace.to_itf(model)
     return Report(
         title=model.profile.title,
         overrides=model.profile.overrides,

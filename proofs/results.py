@@ -13,7 +13,7 @@ something else, and the remedy is the same as for stale results, running the che
 
 Layout (every key is always written; ``null`` only where a field says "or null")::
 
-    {"format": 1, "model_hash": str, "files": [str],
+    {"format": 2, "model_hash": str, "files": [str],
      "baseline": PROFILE,
      "proposals": [{"proposal": {"name", "path", "title", "rationale": str,
                                  "clauses": [str], "options": {str: str},
@@ -30,15 +30,22 @@ Layout (every key is always written; ``null`` only where a field says "or null")
                "bound": int or null, "query_seconds": number,
                "queries": [{"action", "conjunct", "verdict": str, "seconds": number,
                             "core": [str], "reason": str}],
-               "trace": TRACE or null,
+               "trace": TRACE or null, "itf": ITF or null, "explanation": str or null,
                "cti": {"conjunct", "action": str, "pre", "post": [str], "text": str} or null}
 
-``TRACE`` is a counterexample as :meth:`mbmssec.model.trace.Trace.to_json` writes it.
+``TRACE`` is a counterexample (or a fair lasso) as :meth:`mbmssec.model.trace.Trace.to_json`
+writes it; ``ITF`` is the same trace with the full state at every step, in the Informal
+Trace Format (:meth:`mbmssec.model.trace.Trace.to_itf`, read by
+:func:`mbmssec.model.itf.read_itf`), and ``explanation`` one sentence of why it violates
+the property (:func:`mbmssec.model.explain.explain`).  A verdict has all three or none.
+
+Format 2 added ``itf`` and ``explanation``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +54,10 @@ from typing import Any
 from mbmssec.errors import MbmssecError
 from mbmssec.model.concrete import Universe
 from mbmssec.model.dsl import ModelError
+from mbmssec.model.itf import ItfError
 from mbmssec.model.trace import Trace
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The version of the document layout; raised whenever a field is added, removed or
 changes meaning, so that older documents are refused instead of misread."""
 
@@ -131,6 +139,10 @@ class VerdictResult:
     queries: tuple[QueryResult, ...]
     trace: Trace | None
     cti: CtiResult | None
+    explanation: str | None = None
+    """Why the trace violates the property, in one sentence (with ``trace`` only)."""
+    itf: dict[str, Any] | None = None
+    """The trace with its states, as an ITF document (with ``trace`` only)."""
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as the document stores it."""
@@ -145,6 +157,8 @@ class VerdictResult:
             "query_seconds": self.query_seconds,
             "queries": [q.to_json() for q in self.queries],
             "trace": None if self.trace is None else self.trace.to_json(),
+            "itf": self.itf,
+            "explanation": self.explanation,
             "cti": None if self.cti is None else self.cti.to_json(),
         }
 
@@ -282,8 +296,22 @@ class Results:
         }
 
     def dumps(self) -> str:
-        """The document as the text of a ``results.json`` file."""
-        return json.dumps(self.to_json(), indent=2) + "\n"
+        """The document as the text of a ``results.json`` file: indented, but each ITF
+        document on one line (indenting every entry of every state would make it several
+        times longer)."""
+        data = self.to_json()
+        compact: dict[str, str] = {}
+        profiles = [data["baseline"]] + [p["report"] for p in data["proposals"]]
+        for profile in profiles:
+            for verdict in profile["properties"]:
+                if verdict["itf"] is not None:
+                    token = f"@itf-{len(compact)}@"
+                    compact[json.dumps(token)] = json.dumps(verdict["itf"], separators=(",", ":"))
+                    verdict["itf"] = token
+        text = json.dumps(data, indent=2)
+        if compact:
+            text = re.sub(r'"@itf-[0-9]+@"', lambda m: compact[m.group(0)], text)
+        return text + "\n"
 
     @classmethod
     def from_json(cls, data: Any, source: str = RESULTS_FILE) -> Results:
@@ -482,13 +510,42 @@ _VERDICT_FIELDS = (
     "query_seconds",
     "queries",
     "trace",
+    "itf",
+    "explanation",
     "cti",
 )
 
 
+def _itf(node: _Node, trace: Trace) -> dict[str, Any]:
+    """An ITF document, validated, whose steps, universe and loop are the trace's."""
+    data = node.fields()
+    try:
+        run = Trace.from_itf(data, source=node.source)
+    except ItfError as exc:
+        raise ResultsError(
+            node.source, f"{node.path}.{exc.where}" if exc.where else node.path, exc.problem
+        ) from None
+    if (run.steps, run.universe, run.loop) != (trace.steps, trace.universe, trace.loop):
+        raise node.fail("its steps, universe or loop differ from the verdict's trace")
+    return data
+
+
 def _verdict_result(node: _Node) -> VerdictResult:
     node.only(*_VERDICT_FIELDS)
-    trace = node.nullable("trace")
+    trace_node = node.nullable("trace")
+    trace = None if trace_node is None else _trace(trace_node)
+    itf = node.nullable("itf")
+    explanation = node.nullable("explanation")
+    if trace is not None:
+        for name, part in (("itf", itf), ("explanation", explanation)):
+            if part is None:
+                raise node.fail(
+                    f"a verdict with a trace needs its {name}", where=f"{node.path}.{name}"
+                )
+    else:
+        for part in (itf, explanation):
+            if part is not None:
+                raise part.fail("only a verdict with a trace has one")
     cti = node.nullable("cti")
     return VerdictResult(
         number=node.key("number").integer(),
@@ -500,8 +557,10 @@ def _verdict_result(node: _Node) -> VerdictResult:
         bound=_optional_int(node, "bound"),
         query_seconds=node.key("query_seconds").number(),
         queries=tuple(_query_result(q) for q in node.key("queries").items()),
-        trace=None if trace is None else _trace(trace),
+        trace=trace,
         cti=None if cti is None else _cti_result(cti),
+        explanation=None if explanation is None else explanation.text(),
+        itf=None if itf is None or trace is None else _itf(itf, trace),
     )
 
 

@@ -210,6 +210,12 @@ def test_cli_check_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[
     ET.parse(out / "baseline-P7.svg")  # well-formed SVG
     trace = json.loads((out / "baseline-P7.json").read_text())
     assert len(trace["steps"]) == 7
+    # the same counterexample with its states, and in the JSON output with why
+    states = json.loads((out / "baseline-P7.itf.json").read_text())
+    assert Trace.from_itf(states) == Trace.from_json(trace)
+    p7 = data["baseline"]["properties"][6]
+    assert p7["verdict"] == "refuted" and p7["itf"] == states
+    assert p7["explanation"].startswith("UE") and " decrypts P" in p7["explanation"]
     # the exported pytest file replays the counterexample on its own
     spec = importlib.util.spec_from_file_location("exported", out / "test_baseline_p7.py")
     assert spec is not None and spec.loader is not None
@@ -229,3 +235,15 @@ def test_check_text_fits_100_columns(checker_results: CheckerResults) -> None:
     long = [line for line in text.splitlines() if len(line) > 100]
     assert long == [], long[:3]
     assert "(marked >)" in text and "attacker" in text  # charts were rendered
+    # every chart is followed by the sentence of why (lassos included)
+    refuted = [
+        v
+        for report in [checker_results.baseline] + [c.report for c in checker_results.comparisons]
+        for v in report.verdicts.values()
+        if v.trace is not None
+    ]
+    assert all(v.explanation for v in refuted)
+    assert any(v.trace is not None and v.trace.loop is not None for v in refuted)
+    lines = text.splitlines()
+    charts = [i for i, line in enumerate(lines) if line.startswith("        => ")]
+    assert charts and all(lines[i + 1].startswith("      why: ") for i in charts)

@@ -14,6 +14,7 @@ import pytest
 
 from mbmssec import commands
 from mbmssec.cli import build_parser, main
+from mbmssec.model.trace import Trace
 
 
 def test_every_command_module_imports_and_registers() -> None:
@@ -114,6 +115,11 @@ def test_explore_expects_what_the_matching_proposal_breaks(
     (row,) = doc["properties"]
     assert row["expected"] == "violated" and row["result"] == "violated"
     assert code == 0
+    # the counterexample also with its states, and why it breaks property 4
+    trace = Trace.from_json(row["trace"])
+    assert Trace.from_itf(row["itf"]) == trace
+    assert trace.steps[-1].action == "Activate"
+    assert row["explanation"].startswith(f"Step {len(trace.steps)}, Activate(S")
 
 
 def _help_texts(parser: argparse.ArgumentParser) -> list[str]:

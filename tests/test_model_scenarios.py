@@ -146,3 +146,27 @@ def test_action_writing_outside_modifies_is_caught() -> None:
 
     with pytest.raises(ModelError, match="does not list it in modifies"):
         step(bad, model.profile, model.initial(U), ())
+
+
+def test_a_chart_whose_last_lane_has_a_long_cell_fits_100_columns() -> None:
+    """The counterexample to property 8 without replay protection: the attacker's replay,
+    the last lane, carries a note; indented by eight, every line fits 100 columns."""
+    model = Model(load_spec().profile({"replay_protection": "none"}))
+    steps = [
+        ("Generate", (0, 0)),
+        ("Activate", (0,)),
+        ("Generate", (0, 1)),
+        ("Subscribe", (1, 0)),
+        ("Authenticate", (1,)),
+        ("Register", (1, 0, 1)),
+        ("Activate", (0,)),
+        ("Send", (0, 0, True)),
+        ("Receive", (1, 0)),
+        ("Replay", (1, 0)),
+    ]
+    trace = Trace(tuple(TraceStep(a, x) for a, x in steps), U, (8,))
+    assert 8 in trace.violations(model)
+    lines = trace.render_text(model).splitlines()
+    assert max(len(" " * 8 + line) for line in lines) <= 100, lines
+    assert lines[0].split() == ["#", "BM-SC", "UE", "/", "network", "attacker"]
+    assert lines[11].startswith(" 10> ") and lines[11].endswith("Replay(UE1, T0)  installs T0")

@@ -19,6 +19,7 @@ import pytest
 from mbmssec.commands.check import write_out
 from mbmssec.docgen.results import results_state
 from mbmssec.model.concrete import Universe
+from mbmssec.model.dsl import Sort
 from mbmssec.model.machine import Model
 from mbmssec.model.properties import PROPERTIES
 from mbmssec.proofs.check import (
@@ -40,6 +41,8 @@ UNIVERSE = Universe(ue=2, svc=1, tek=2, pkt=1)
 #: Activating a new TEK at once breaks property 4 (documented in its proposal file).
 PROPOSAL = "activate_immediately"
 DIGEST = "ab" * 32
+#: How the traces name the elements of each sort.
+PREFIX = {Sort.UE: "UE", Sort.SVC: "S", Sort.TEK: "T", Sort.PKT: "P"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +107,38 @@ def test_the_counterexample_survives_and_still_replays(checked: Checked, tmp_pat
     assert 7 in trace.violations(Model(load_spec().baseline()))
 
 
+def test_every_refutation_carries_its_states_and_why(checked: Checked) -> None:
+    """Each refuted property, of the baseline and of the proposal, has the ITF states of
+    its trace (the executable model's replay, state by state) and a sentence of why."""
+    document = Results.from_json(
+        json.loads(results_document(checked.baseline, [checked.comparison], DIGEST).dumps())
+    )
+    spec = load_spec()
+    profiles = [document.baseline, document.proposals[PROPOSAL].report]
+    refuted = 0
+    for profile in profiles:
+        model = Model(spec.profile(profile.overrides))
+        for v in profile.verdicts.values():
+            if v.verdict != "refuted":
+                assert v.itf is None and v.explanation is None
+                continue
+            refuted += 1
+            assert v.trace is not None and v.itf is not None and v.explanation
+            states = v.trace.replay(model)
+            assert len(v.itf["states"]) == len(states)
+            for i, state in enumerate(states):
+                for sym in model.vocab.symbols:
+                    entry = v.itf["states"][i][sym.name]
+                    if sym.result is Sort.BOOL and len(sym.args) == 1:
+                        sort = sym.args[0]
+                        expected = [
+                            [f"{PREFIX[sort]}{x}", state.get(sym.name, x)]
+                            for x in range(profile.universe.size(sort))
+                        ]
+                        assert entry == {"#map": expected}, (v.number, i, sym.name)
+    assert refuted >= 3  # P7 in the baseline, P4 and P10 (at least) under the proposal
+
+
 def test_the_proposal_part_round_trips(data: dict[str, Any]) -> None:
     again = Results.from_json(data)
     [entry] = again.proposals.values()
@@ -117,7 +152,7 @@ def test_the_proposal_part_round_trips(data: dict[str, Any]) -> None:
 
 def test_the_document_names_its_format_version(data: dict[str, Any]) -> None:
     assert next(iter(data)) == "format"
-    assert data["format"] == 1  # the first version of the layout
+    assert data["format"] == 2  # format 2 added the ITF states and the explanation
 
 
 def test_a_counterexample_to_induction_round_trips(document: Results) -> None:
@@ -143,6 +178,7 @@ def test_the_check_command_writes_the_document(checked: Checked, tmp_path: Path)
     document = load_results(tmp_path / "results.json")
     assert document.files == tuple(files)
     assert "baseline-P7.json" in files and f"{PROPOSAL}-P4.svg" in files
+    assert "baseline-P7.itf.json" in files and f"{PROPOSAL}-P4.itf.json" in files
     for name in files:
         assert (tmp_path / name).is_file(), name
     assert document.model_hash == DIGEST
@@ -168,16 +204,16 @@ def test_a_document_without_a_format_version_is_refused(data: dict[str, Any]) ->
     assert "re-run `mbmssec check" in str(err)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99])
+@pytest.mark.parametrize("version", [0, 1, 99])
 def test_a_document_of_another_version_is_refused(data: dict[str, Any], version: int) -> None:
     data["format"] = version
     err = _refused(data)
     assert err.where == "format"
-    assert f"format version {version}, but this mbmssec reads format 1" in str(err)
+    assert f"format version {version}, but this mbmssec reads format 2" in str(err)
 
 
 def test_the_version_is_checked_before_any_other_field(data: dict[str, Any]) -> None:
-    data["format"] = 2
+    data["format"] = 1
     data["model_hash"] = 3
     assert _refused(data).where == "format"
 
@@ -242,6 +278,42 @@ _DELETE = object()
             {"steps": []},
             "baseline.properties[6].trace",
             "malformed trace JSON",
+        ),
+        (
+            ["baseline", "properties", 6, "itf", "states", 2, "clock"],
+            True,
+            "baseline.properties[6].itf.states[2].clock",
+            "expected an integer",
+        ),
+        (
+            ["baseline", "properties", 6, "itf", "loop"],
+            0,
+            "baseline.properties[6].itf",
+            "differ from the verdict's trace",
+        ),
+        (
+            ["baseline", "properties", 6, "itf"],
+            None,
+            "baseline.properties[6].itf",
+            "a verdict with a trace needs its itf",
+        ),
+        (
+            ["baseline", "properties", 6, "explanation"],
+            _DELETE,
+            "baseline.properties[6].explanation",
+            "missing",
+        ),
+        (
+            ["baseline", "properties", 6, "explanation"],
+            None,
+            "baseline.properties[6].explanation",
+            "a verdict with a trace needs its explanation",
+        ),
+        (
+            ["baseline", "properties", 0, "explanation"],
+            "why not",
+            "baseline.properties[0].explanation",
+            "only a verdict with a trace has one",
         ),
     ],
 )

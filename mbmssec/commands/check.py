@@ -4,7 +4,9 @@ and for each proposed change, and print what each change breaks or fixes.
 Exit status: 0 if no property that holds in the baseline breaks, 1 if one does (or is
 no longer proved), 2 on bad input (the message names the file and the field).
 Progress goes to stderr; ``--out DIR`` writes ``results.json`` (stamped with a hash of
-the model sources), and each counterexample as JSON, SVG chart and pytest file.
+the model sources), and each counterexample as JSON, as ITF JSON with the state at every
+step (``.itf.json``), as SVG chart and as pytest file.  Under each counterexample's chart,
+one sentence says why it violates the property.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
+from mbmssec.model import itf
 from mbmssec.model.concrete import Universe
 from mbmssec.model.machine import Model
 from mbmssec.outdir import check_writable
@@ -80,7 +83,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write results.json, traces (JSON, SVG, pytest) to DIR",
+        help="write results.json, traces (JSON, ITF JSON, SVG, pytest) to DIR",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
@@ -159,8 +162,8 @@ def _slug(text: str) -> str:
 
 
 def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest: str) -> list[str]:
-    """results.json plus, per counterexample, its JSON, SVG and pytest file; returns the
-    names of the counterexample files."""
+    """results.json plus, per counterexample, its JSON, ITF JSON (with the states), SVG and
+    pytest file; returns the names of the counterexample files."""
     out.mkdir(parents=True, exist_ok=True)
     entries: list[tuple[str, Report]] = [("baseline", baseline)]
     entries += [
@@ -175,6 +178,8 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
                 continue
             stem = f"{name}-P{v.number}"
             (out / f"{stem}.json").write_text(v.trace.dumps() + "\n", encoding="utf-8")
+            states = v.itf if v.itf is not None else v.trace.to_itf(model)
+            (out / f"{stem}.itf.json").write_text(itf.dumps(states), encoding="utf-8")
             (out / f"{stem}.svg").write_text(
                 trace_svg(v.trace, model, f"{report.title}: property {v.number} ({v.name})"),
                 encoding="utf-8",
@@ -182,7 +187,12 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
             write_pytest(
                 out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number, v.name
             )
-            files += [f"{stem}.json", f"{stem}.svg", f"test_{_slug(stem)}.py"]
+            files += [
+                f"{stem}.json",
+                f"{stem}.itf.json",
+                f"{stem}.svg",
+                f"test_{_slug(stem)}.py",
+            ]
     document = results_document(baseline, comparisons, digest, files)
     (out / RESULTS_FILE).write_text(document.dumps(), encoding="utf-8")
     return files
@@ -203,6 +213,8 @@ def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str
             lines += _wrap("lemmas: " + ", ".join(v.lemmas), "        ", "          ")
         if v.trace is not None:
             lines += ["      " + x for x in v.trace.render_text(model).splitlines()]
+        if v.explanation is not None:
+            lines += _wrap("why: " + v.explanation, "      ", "           ")
         if v.cti is not None and v.verdict == "unknown":
             lines += ["      " + x for x in v.cti.render().splitlines()]
     return lines

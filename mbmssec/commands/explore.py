@@ -7,9 +7,11 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from mbmssec.errors import UsageError
 from mbmssec.model.concrete import Universe
+from mbmssec.model.explain import explain
 from mbmssec.model.explore import EXPLORE_UNIVERSE, ExploreResult, explore
 from mbmssec.model.machine import Model
 from mbmssec.model.properties import PROPERTIES
@@ -145,10 +147,22 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps(to_json(result, model), indent=2))
     else:
         print(render(result, model))
     return 0 if result.ok and not result.coverage_problem else 1
+
+
+def to_json(result: ExploreResult, model: Model) -> dict[str, Any]:
+    """The report as JSON: each counterexample also with its states (ITF, see
+    :meth:`~mbmssec.model.trace.Trace.to_itf`) and the sentence of why it violates its
+    property."""
+    doc = result.to_json()
+    for row, r in zip(doc["properties"], result.results, strict=True):
+        if r.trace is not None:
+            row["itf"] = r.trace.to_itf(model)
+            row["explanation"] = explain(model, r.trace, r.number)
+    return doc
 
 
 def render(result: ExploreResult, model: Model) -> str:
@@ -202,6 +216,9 @@ def render(result: ExploreResult, model: Model) -> str:
                 "",
                 f"Counterexample, property {r.number} ({model.prop(r.number).title}):",
                 r.trace.render_text(model),
+                *textwrap.wrap(
+                    "why: " + explain(model, r.trace, r.number), 100, subsequent_indent="     "
+                ),
             ]
     out.append("")
     out.append(
