@@ -183,3 +183,88 @@ def test_equivalence_is_proved_not_declared_where_z3_can() -> None:
     by_id = {s.id: s for s in sites()}
     assert proved_equivalent("baseline", build(by_id["register:compare-flip:1"]))
     assert not proved_equivalent("baseline", build(by_id["register:update-drop:3"]))
+
+
+def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
+    """``--update``: from a complete earlier document (here one whose settled verdicts
+    are made up, to show they are kept as they are), only the survivor is checked again;
+    counts and clauses are recomputed; a partial or foreign document is refused."""
+    from mbmssec.proofs.mutate import load_equivalents, source_hash
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "mbmssec", "mutate", "--list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ids = [m["id"] for m in json.loads(listing.stdout)]
+    open_id = "register:compare-flip:1"
+    declared = load_equivalents()
+
+    def entry(i: str) -> dict[str, object]:
+        if i == open_id:
+            verdict, killed_by, reason = "survived", [], ""
+        elif i in declared:
+            verdict, killed_by, reason = "equivalent", [], declared[i].reason
+        else:
+            verdict, killed_by, reason = "killed", ["P1"], ""
+        return {
+            "id": i,
+            "function": i.split(":")[0],
+            "verdict": verdict,
+            "profile": "baseline",
+            "killed_by": killed_by,
+            "shortest": 3 if killed_by else None,
+            "reason": reason,
+            "seconds": 1.0,
+        }
+
+    doc = {
+        "model_source": source_hash(),
+        "seconds": 100.0,
+        "jobs": 2,
+        "counts": {},
+        "mutants": [entry(i) for i in ids],
+        "clauses": [{"clause": "x", "mutants": 1, "killed": 1, "properties": ["P1"]}],
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mbmssec",
+            "mutate",
+            "--update",
+            str(path),
+            "--jobs",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    new = json.loads(path.read_text())
+    assert new["rechecked"] == [open_id]
+    verdicts = {m["id"]: m["verdict"] for m in new["mutants"]}
+    assert verdicts[open_id] == "equivalent" and len(verdicts) == len(ids)
+    assert new["counts"] == {
+        "killed": len(ids) - 1 - len(declared),
+        "equivalent": 1 + len(declared),
+        "survived": 0,
+        "stale": 0,
+    }
+    assert new["clauses"] and new["seconds"] > 100.0
+    # refused: another model source, a partial document
+    for bad in ({**doc, "model_source": "x"}, {**doc, "clauses": []}):
+        path.write_text(json.dumps(bad))
+        got = subprocess.run(
+            [sys.executable, "-m", "mbmssec", "mutate", "--update", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert got.returncode == 2 and "--update" in got.stderr

@@ -1,14 +1,16 @@
-"""``mbmssec mutate [--json] [--jobs N] [--only ID ...] [--list]``: mutants generated from
-the model's own source, and whether the checker kills each one.
+"""``mbmssec mutate [--json] [--jobs N] [--only ID ...] [--list] [--out FILE] [--update FILE]``:
+mutants generated from the model's own source, and whether the checker kills each one.
 
 Operators: a guard dropped or negated, a conjunct of a guard dropped, an update of a
 design symbol dropped, a Boolean constant flipped, ``<``/``<=`` exchanged, an option
 test negated (see ``mbmssec.proofs.mutate``).  Each mutant runs through the checker,
 in parallel processes, under the first profile (baseline, then the shipped proposals)
 in which its code runs.  A mutant is killed when a property proved for the model is
-refuted (shortest counterexample length given) or an action loses its witness;
-equivalent when ``spec/equivalent_mutants.toml`` declares it with a reason; otherwise
-it survived.
+refuted (shortest counterexample length given), a counterexample the model has is gone,
+or an action loses its witness; equivalent when Z3 proves it takes the model's steps
+from every state of the model's inductive invariant, or when
+``spec/equivalent_mutants.toml`` declares it with a reason; otherwise it survived.
+``--update FILE`` re-checks only what a complete earlier document leaves open.
 
 Exit status: 0 when no mutant survived, 1 when one did (or a declaration is stale),
 2 on bad arguments or declarations.
@@ -28,6 +30,7 @@ from typing import Any
 from mbmssec.errors import MbmssecError
 from mbmssec.proofs.mutate import (
     OPERATORS,
+    PROVED_EQUIVALENT,
     MutantResult,
     check_mutant,
     clauses_of,
@@ -61,25 +64,34 @@ def register(subparsers: Any) -> None:
         help="also write the JSON document to FILE (the documentation reads "
         "docs/mutants.json: each clause's page lists the properties its mutants break)",
     )
+    p.add_argument(
+        "--update",
+        metavar="FILE",
+        default=None,
+        help="re-check only what a complete earlier document FILE (of the same model "
+        "source) leaves open: its survivors and stale declarations, mutants it lacks, "
+        "declared equivalents whose declaration changed, and any --only; keep the other "
+        "verdicts, and write the merged document back to FILE (or to --out)",
+    )
     p.set_defaults(func=run)
 
 
-def _by_clause(results: list[MutantResult]) -> list[dict[str, Any]]:
+def _by_clause(mutants: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For every normative clause: the properties its mutants break."""
     spec = load_spec()
     out = []
     for cid, clause in spec.clauses.items():
         if clause.kind != "normative":
             continue
-        mine = [r for r in results if cid in clauses_of(r.site.function)]
+        mine = [m for m in mutants if cid in clauses_of(m["function"])]
         # a property its mutants break (directly, through a read of an unset value, or by
         # taking away its counterexample: its verdict depends on the clause either way);
         # a lost witness names no property
         props = sorted(
             {
                 k.rsplit(":", 1)[-1]
-                for r in mine
-                for k in r.killed_by
+                for m in mine
+                for k in m["killed_by"]
                 if k[-1].isdigit() and not k.startswith("witness:")
             },
             key=lambda k: int(k[1:]),
@@ -88,12 +100,43 @@ def _by_clause(results: list[MutantResult]) -> list[dict[str, Any]]:
             {
                 "clause": cid,
                 "mutants": len(mine),
-                "killed": sum(r.verdict == "killed" for r in mine),
+                "killed": sum(m["verdict"] == "killed" for m in mine),
                 "properties": props,
                 "no_property_depends": not props,
             }
         )
     return out
+
+
+def _earlier(path: Path) -> dict[str, Any]:
+    """A complete earlier document of the same model source (for ``--update``)."""
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise MbmssecError(f"--update {path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise MbmssecError(f"--update {path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("mutants"), list):
+        raise MbmssecError(f"--update {path}: no 'mutants' list (not an mbmssec mutate document)")
+    if doc.get("model_source") != source_hash():
+        raise MbmssecError(
+            f"--update {path}: made for another model source; run the whole catalogue"
+        )
+    if not doc.get("clauses"):
+        raise MbmssecError(f"--update {path}: a partial document (--only); run the whole catalogue")
+    return doc
+
+
+def _still_settled(m: dict[str, Any], equivalents: dict[str, Any]) -> bool:
+    """Does an earlier verdict stand without a new check?"""
+    if m.get("verdict") == "killed":
+        return m["id"] not in equivalents  # a new declaration must be checked (stale?)
+    if m.get("verdict") == "equivalent":
+        if m.get("reason") == PROVED_EQUIVALENT:
+            return True
+        declared = equivalents.get(m["id"])
+        return declared is not None and declared.reason == m.get("reason")
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,6 +167,19 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{s.id:34} line {s.line:<4} {s.text}")
         return 0
     equivalents = load_equivalents()
+    earlier: dict[str, dict[str, Any]] = {}
+    spent = 0.0
+    if args.update:
+        doc = _earlier(Path(args.update))
+        spent = float(doc.get("seconds", 0.0))
+        earlier = {
+            m["id"]: m
+            for m in doc["mutants"]
+            if m.get("id") in known and m["id"] not in args.only and _still_settled(m, equivalents)
+        }
+        chosen = [s for s in all_sites if s.id not in earlier]
+        if out_path is None:
+            out_path = Path(args.update)
     start = time.monotonic()
     results: list[MutantResult] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -138,22 +194,27 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    order = {s.id: n for n, s in enumerate(chosen)}
+    order = {s.id: n for n, s in enumerate(all_sites)}
     results.sort(key=lambda r: order[r.site.id])
     seconds = time.monotonic() - start
+    mutants = [r.to_json() for r in results] + list(earlier.values())
+    mutants.sort(key=lambda m: order[m["id"]])
     counts = {
-        v: sum(r.verdict == v for r in results)
+        v: sum(m["verdict"] == v for m in mutants)
         for v in ("killed", "equivalent", "survived", "stale")
     }
+    whole = len(mutants) == len(all_sites)
     document = {
         "model_source": source_hash(),
         "operators": OPERATORS,
-        "seconds": round(seconds, 1),
+        "seconds": round(spent + seconds, 1),
         "jobs": args.jobs,
         "counts": counts,
-        "mutants": [r.to_json() for r in results],
-        "clauses": _by_clause(results) if not args.only else [],
+        "mutants": mutants,
+        "clauses": _by_clause(mutants) if whole else [],
     }
+    if args.update:
+        document["rechecked"] = [r.site.id for r in results]
     if out_path is not None:
         try:
             out_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -162,14 +223,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
     if not args.json:
-        for r in results:
-            what = ", ".join(r.killed_by) if r.killed_by else r.reason
-            if r.shortest is not None:
-                what += f" (shortest {r.shortest} steps)"
-            print(f"{r.site.id:34} {r.verdict:10} {r.profile:24} {what}"[:160])
-        n = len(results)
+        for m in mutants:
+            what = ", ".join(m["killed_by"]) if m["killed_by"] else m["reason"]
+            if m["shortest"] is not None:
+                what += f" (shortest {m['shortest']} steps)"
+            print(f"{m['id']:34} {m['verdict']:10} {m['profile']:24} {what}"[:160])
+        n = len(mutants)
         print(
-            f"{n} mutants in {seconds:.0f} s: {counts['killed']} killed, "
+            (f"{len(results)} re-checked; " if args.update else "")
+            + f"{n} mutants in {spent + seconds:.0f} s: {counts['killed']} killed, "
             f"{counts['equivalent']} equivalent, {counts['survived']} survived"
             + (f", {counts['stale']} stale declarations" if counts["stale"] else "")
         )
