@@ -67,6 +67,12 @@ MUTANT_DEPTH = 8
 #: registrations, a newer key, then the replay: 10 steps).
 DEEP_DEPTH = 10
 
+#: A universe with two services, searched (shallowly) for the lost properties when the
+#: one-service universe shows nothing: a mutant that confuses services (a TEK recorded
+#: under the wrong service) cannot show in one service.
+TWO_SERVICES = Universe(ue=1, svc=2, tek=2, pkt=1)
+TWO_SERVICE_DEPTH = 6
+
 #: How deep the unmutated model is searched for a step of each action that changes the
 #: state (the deepest needed by the shipped profiles is 7).
 EFFECT_DEPTH = 9
@@ -604,6 +610,17 @@ def _kill_under_checked(
         gone = sorted(n for n in refuted if n not in still.violations)
         if gone:
             return [f"counterexample-gone:P{n}" for n in gone], refuted[gone[0]], ""
+    if safety:  # two services, shallow
+        found = search(
+            model,
+            props=safety,
+            depth=TWO_SERVICE_DEPTH,
+            universe=TWO_SERVICES,
+            first_depth_only=True,
+        )
+        if found.violations:
+            depth = min(f.depth for f in found.violations.values())
+            return [f"P{n}" for n in sorted(found.violations)], depth, ""
     if safety and deep:  # last, as the costliest: deeper, for the lost properties only
         found = search(
             model,
