@@ -88,7 +88,13 @@ VOCABULARY = Vocabulary(
         _s("active", (SVC,), TEK, "The service's active TEK (when has_active).", None),
         _s("has_next", (SVC,), B, "The service has a generated, not yet active TEK."),
         _s("next", (SVC,), TEK, "The service's next TEK (when has_next).", None),
-        _s("activated", (TEK,), B, "The TEK has been activated at some point."),
+        _s(
+            "activated",
+            (TEK,),
+            B,
+            "The TEK has been activated at some point (history: no action reads it).",
+            role="history",
+        ),
         _s("act_ev", (TEK,), INT, "Event stamp of the TEK's activation (ghost).", 0, ghost=True),
         _s(
             "withdrawn",

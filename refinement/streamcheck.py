@@ -140,9 +140,9 @@ DEFAULT_PACKET_WINDOW: Final = 4_096
 MAX_LISTED: Final = 1_000
 """Entries kept of each list in the verdict (their count is kept in full)."""
 
-CHECKED_HISTORY: Final = frozenset({"revoked", "withdrawn", "decrypted"})
+CHECKED_HISTORY: Final = frozenset({"revoked", "withdrawn", "decrypted", "activated"})
 """History symbols the event mapper reads (in a verdict's reason, a ``Revoke``'s
-withdrawn TEKs, a ``Receive`` decrypting a packet twice)."""
+withdrawn TEKs, a ``Receive`` decrypting a packet twice, a verdict's TEK states)."""
 
 UNSTORED: Final = frozenset(
     {"clock", "fetch_time"}
