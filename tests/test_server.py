@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import make_mocked_request
 
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
 from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
@@ -31,7 +30,6 @@ from mbmssec.impl.protocols.digest import parse_challenge
 from mbmssec.impl.service.bmsc import (
     BmscConfig,
     BmscCore,
-    BmscError,
     Outcome,
     RegisterRequest,
     Result,
@@ -43,6 +41,8 @@ from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"
 S2 = "239.255.0.2"
+ADMIN_TOKEN = "t" * 20 + "0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -95,6 +95,7 @@ async def bed(
         stream=stream,
         capture=capture,
         ssl_context=server_context(tls) if tls is not None else None,
+        admin_token=ADMIN_TOKEN,
     )
     url = await server.start()
     try:
@@ -260,9 +261,12 @@ def test_garbled_mikey_response_over_http(tmp_path: Path) -> None:
 def test_admin_endpoints(tmp_path: Path) -> None:
     async def main() -> None:
         async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            assert b.server.admin_port not in (0, b.server.port)
 
             async def post(path: str, body: Any) -> tuple[int, Any]:
-                async with http.post(b.url + path, data=json.dumps(body).encode()) as resp:
+                async with http.post(
+                    b.server.admin_url + path, data=json.dumps(body).encode(), headers=ADMIN
+                ) as resp:
                     return resp.status, await resp.json()
 
             assert (
@@ -283,29 +287,97 @@ def test_admin_endpoints(tmp_path: Path) -> None:
             assert status == 200 and data["events"][0]["event"] == "Revoke"
             status, data = await post("/admin/subscribe", ["not", "an", "object"])
             assert status == 400 and "JSON object" in data["message"]
-            async with http.post(b.url + "/admin/subscribe", data=b"{") as resp:
+            async with http.post(
+                b.server.admin_url + "/admin/subscribe", data=b"{", headers=ADMIN
+            ) as resp:
                 assert resp.status == 400
-            async with http.get(b.url + "/admin/state") as resp:
+            async with http.get(b.server.admin_url + "/admin/state", headers=ADMIN) as resp:
                 state = await resp.json()
             assert {s["service"] for s in state["services"]} == {S, S2}
             assert all(
                 set(sub) == {"ue", "sqn", "mikey_counter"}  # no key material
                 for sub in state["subscribers"]
             )
-            # A request from a non-loopback address is refused.
-            request = make_mocked_request("GET", "/admin/state", transport=_Transport())
-            with pytest.raises(BmscError, match="loopback"):
-                b.server._admin_guard(request)
+            # Every change made through the admin API is in the BM-SC's event log.
+            logged = [
+                (e["event"], e["ue"], e["service"])
+                for e in b.events()
+                if e["event"] in ("Provision", "Subscribe", "Revoke")
+                or (e["event"] == "Generate" and e["service"] == S2)
+            ]
+            assert ("Provision", "001017", None) in logged
+            assert ("Generate", None, S2) in logged
+            assert logged[-2:] == [("Subscribe", "001017", S2), ("Revoke", "001017", S2)]
+            assert "00" * 16 not in b.log_path.read_text()  # K is never logged
 
     asyncio.run(main())
 
 
-class _Transport:
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("192.0.2.7", 40000) if name == "peername" else default
+def test_admin_api_is_off_the_ue_listener_and_needs_the_token(tmp_path: Path) -> None:
+    """The finding: any UE could POST /admin/subscribe on the UE listener (answered 200)
+    and subscribe itself.  Now the UE listener has no admin path at all, and the admin
+    listener refuses every request without the bearer token, changing nothing."""
 
-    def is_closing(self) -> bool:
-        return False
+    async def main() -> None:
+        async with bed(tmp_path, n=2, stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            ue = b.ues[1].ue
+            attack = json.dumps({"ue": ue, "service": S2}).encode()
+            before = b.core.store.snapshot()
+            for path in ("/admin/subscribe", "/admin/subscribers", "/admin/state"):
+                async with http.post(b.url + path, data=attack) as resp:
+                    assert resp.status == 404, path
+                async with http.get(b.url + path) as resp:
+                    assert resp.status == 404, path
+            wrong = [
+                {},
+                {"Authorization": "Bearer " + "x" * len(ADMIN_TOKEN)},
+                {"Authorization": "Bearer " + ADMIN_TOKEN[:-1]},
+                {"Authorization": "Basic " + ADMIN_TOKEN},
+                {"Authorization": ADMIN_TOKEN},
+            ]
+            for headers in wrong:
+                for path in ("/admin/subscribe", "/admin/nowhere"):
+                    async with http.post(
+                        b.server.admin_url + path, data=attack, headers=headers
+                    ) as resp:
+                        data = await resp.json()
+                        assert resp.status == 401, (headers, path)
+                        assert data["error"] == "unauthorized" and "Bearer" in data["message"]
+                        assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+                async with http.get(b.server.admin_url + "/admin/state", headers=headers) as r:
+                    assert r.status == 401
+            two = [("Authorization", ADMIN["Authorization"])] * 2
+            async with http.get(b.server.admin_url + "/admin/state", headers=two) as resp:
+                assert resp.status == 401
+            assert b.core.store.snapshot() == before
+            refused = [e for e in b.events("Rejected") if e["reason"].startswith("admin_token")]
+            assert len(refused) == 2 * len(wrong) + len(wrong) + 1
+            # With the token, the same request is served, on the admin listener only.
+            async with http.post(
+                b.server.admin_url + "/admin/subscribe", data=attack, headers=ADMIN
+            ) as resp:
+                assert resp.status == 200
+            sub = b.core.store.get_subscription(ue, S2)
+            assert sub is not None and sub.subscribed
+
+    asyncio.run(main())
+
+
+def test_without_a_token_there_is_no_admin_listener(tmp_path: Path) -> None:
+    async def main() -> None:
+        core = BmscCore(Store(tmp_path / "b.db"), load_spec().profile({}))
+        server = BmscServer(core, stream=False)
+        await server.start()
+        try:
+            assert server.admin_url == "" and server.admin_port == 0
+        finally:
+            await server.stop()
+            core.store.close()
+        with pytest.raises(ServerError, match="at least 32"):
+            BmscServer(core, admin_token="short")
+
+    asyncio.run(main())
 
 
 def test_loopback_only() -> None:

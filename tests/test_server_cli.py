@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from test_server_crash import Serve, free_port
 
 from mbmssec.cli import main as cli_main
+from mbmssec.impl.service.events import read_events
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +51,19 @@ def test_admin_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "unknown subscriber 00199" in err
     code, _, err = _admin(capsys, db, "--option", "activation=immediate", "show")
     assert code == 2 and "different profile" in err
+    # Every change reached the BM-SC's event log (the one serve appends to by default),
+    # marked as bmsc-admin's; the refused ones left nothing there.
+    logged = read_events(tmp_path / "b.db.events.jsonl")
+    assert [e["event"] for e in logged] == [
+        "Provision",
+        "Generate",
+        "Activate",
+        "Generate",
+        "Subscribe",
+        "Revoke",
+    ]
+    assert {e["source"] for e in logged} == {"admin"}
+    assert K not in (tmp_path / "b.db.events.jsonl").read_text()
 
 
 def test_serve_refuses_a_non_loopback_host(
@@ -71,11 +88,16 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ca = server.ready["ca"]
     assert server.url.startswith("https://") and ca == str(tmp_path / "b.db.tls" / "ca.pem")
     assert (Path(ca).parent / "server.key").stat().st_mode & 0o777 == 0o600
+    admin = ["bmsc-admin", "--url", server.ready["admin_url"]]
+    token = ["--token-file", server.ready["admin_token_file"]]
+    assert server.ready["admin_token_file"] == str(tmp_path / "b.db.admin-token")
     try:
-        code = cli_main(["bmsc-admin", "--url", server.url, "show"])
+        code = cli_main([*admin, "show"])
+        assert code == 2 and "needs --token-file" in capsys.readouterr().err
+        code = cli_main([*admin, *token, "show"])
         assert code == 2 and "needs --ca" in capsys.readouterr().err
-        # Subscribe through the running BM-SC's admin endpoint.
-        code = cli_main(["bmsc-admin", "--url", server.url, "--ca", ca, "subscribe", UE, S])
+        # Subscribe through the running BM-SC's admin listener.
+        code = cli_main([*admin, *token, "--ca", ca, "subscribe", UE, S])
         assert code == 0 and json.loads(capsys.readouterr().out)["ok"]
         ue = subprocess.run(
             [
@@ -109,7 +131,7 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert ue.returncode == 0, ue.stderr
         row = json.loads(ue.stdout)[0]
         assert row["registrations"] >= 3 and row["decrypted"] > 50
-        code = cli_main(["bmsc-admin", "--url", server.url, "--ca", ca, "show"])
+        code = cli_main([*admin, *token, "--ca", ca, "show"])
         state = json.loads(capsys.readouterr().out)
         assert code == 0 and state["registrations"][0]["ue"] == UE
     finally:
@@ -138,3 +160,69 @@ def test_serve_and_ue_processes(tmp_path: Path, capsys: pytest.CaptureFixture[st
         timeout=60,
     )
     assert wrong.returncode == 2 and "loopback only" in wrong.stderr
+
+
+def test_trace_check_of_the_servers_own_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's log is complete: changes made with ``bmsc-admin --db`` before and
+    while it runs, and through its admin listener, are all in it, so ``trace-check``
+    explains the whole log of a UE's run, across a SIGKILL and restart of the BM-SC."""
+    db, log = tmp_path / "b.db", tmp_path / "b.db.events.jsonl"
+    ue2 = "001010000000002"
+    for name in (UE, ue2):
+        assert _admin(capsys, db, "add-subscriber", name, "--k", K, "--opc", OPC)[0] == 0
+    assert _admin(capsys, db, "add-service", S, "--period", "0.5")[0] == 0
+    assert _admin(capsys, db, "subscribe", UE, S)[0] == 0
+    port = free_port()
+    # The UE process starts with the BM-SC (each takes seconds to start); it retries until
+    # the BM-SC listens, and runs until it is stopped by its PID.
+    ue = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "mbmssec", "ue", "--url", f"http://127.0.0.1:{port}"),
+            *("--ue", UE, "--k", K, "--opc", OPC, "--service", S, "--log", str(log)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Serve(db, port, log, "--period", "0.5")
+    second: Serve | None = None
+
+    def registered(after: int) -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            events = read_events(log)
+            if any(e["event"] == "Register" and e["ok"] for e in events[after:]):
+                return True
+            time.sleep(0.05)
+        return False
+
+    try:
+        assert registered(0)
+        assert _admin(capsys, db, "subscribe", ue2, S)[0] == 0  # on the database, live
+        token = ["--token-file", server.ready["admin_token_file"]]
+        code = cli_main(
+            ["bmsc-admin", "--url", server.ready["admin_url"], *token, "revoke", ue2, S]
+        )
+        assert code == 0, capsys.readouterr().err
+        assert _admin(capsys, db, "add-service", "239.255.0.2", "--period", "0.5")[0] == 0
+        time.sleep(0.3)
+        server.kill()
+        second = Serve(db, port, log, "--period", "0.5")
+        assert registered(len(read_events(log)))
+    finally:
+        if ue.poll() is None:
+            os.kill(ue.pid, signal.SIGTERM)
+        ue.wait(15)
+        server.stop()
+        if second is not None:
+            assert second.stop() == 0
+    events = read_events(log)
+    names = [(e["event"], e.get("source")) for e in events]
+    assert names.count(("Start", "bmsc")) == 2
+    for change in ("Provision", "Subscribe", "Generate", "Activate"):
+        assert (change, "admin") in names, change
+    assert ("Revoke", "bmsc") in names and ("Register", "ue") in names
+    capsys.readouterr()
+    assert cli_main(["trace-check", str(log)]) == 0, capsys.readouterr().out

@@ -1,36 +1,49 @@
-"""The BM-SC service: HTTP registration and admin endpoints, TEK schedule, SRTP fan-out.
+"""The BM-SC service: HTTP registration and admin listeners, TEK schedule, SRTP fan-out.
 
-This puts :class:`~mbmssec.impl.service.bmsc.BmscCore` on the network, on loopback only:
+This puts :class:`~mbmssec.impl.service.bmsc.BmscCore` on the network, on loopback only,
+on two listeners.
+
+The **UE listener** serves the UE API and nothing else:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
   response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
-* ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b);
-* ``/admin/...`` (requests from a loopback address only): ``GET /admin/state``,
-  ``POST /admin/subscribers`` ``{"ue", "k", "opc", "sqn"}`` (hex keys),
-  ``POST /admin/services`` ``{"service", "period"}``, ``POST /admin/subscribe`` and
-  ``POST /admin/revoke`` ``{"ue", "service"}``;
-* a ticker that runs the TEK schedule (generation, activation) every ``tick`` seconds;
-* the data plane (step 7, 6.2.3.3): per service an RTP stream protected with SRTP
-  under the active TEK, its MKI in every packet (unless ``mki_in_srtp=optional``),
-  sent as one UDP datagram to each registered UE's port on 127.0.0.1, which stands in
-  for the multicast bearer.  Nothing is ever sent to a multicast group or to an
-  address other than 127.0.0.1.
+* ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b).
+
+The **admin listener** is a second loopback port, started only when the server is given
+an admin token (:func:`ensure_admin_token` keeps it in a 0600 file next to the
+database); every request must carry ``Authorization: Bearer <token>`` (else ``401``,
+whatever the path): ``GET /admin/state``, ``POST /admin/subscribers``
+``{"ue", "k", "opc", "sqn"}`` (hex keys), ``POST /admin/services`` ``{"service",
+"period"}``, ``POST /admin/subscribe`` and ``POST /admin/revoke`` ``{"ue", "service"}``.
+A port with a token rather than a Unix socket: the admin client keeps an ordinary
+``http(s)://127.0.0.1:PORT`` URL (over the same TLS as the UE listener when there is
+one), and no socket path has to fit the 108 octets of ``sun_path``.  Every change made
+there is in the event log, like the BM-SC's own steps.
+
+Besides, a ticker runs the TEK schedule (generation, activation) every ``tick``
+seconds, and the data plane (step 7, 6.2.3.3) sends per service an RTP stream protected
+with SRTP under the active TEK, its MKI in every packet (unless
+``mki_in_srtp=optional``), as one UDP datagram to each registered UE's port on
+127.0.0.1, which stands in for the multicast bearer.  Nothing is ever sent to a
+multicast group or to an address other than 127.0.0.1.
 
 Refusals are JSON ``{"status", "error", "message"}`` with the matching HTTP status;
 aiohttp itself answers malformed HTTP with ``400`` and bodies above the configured limit
 with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.service.events.EventLog`, and
-the HTTP exchanges and SRTP datagrams can be captured for a pcap file
-(:class:`TrafficCapture`).
+the UE listener's HTTP exchanges and the SRTP datagrams can be captured for a pcap file
+(:class:`TrafficCapture`; the admin listener's, which carry keys and the token, never).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
+import secrets
 import ssl
 import struct
 import time
@@ -64,25 +77,75 @@ from mbmssec.impl.service.bmsc import (
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
+from mbmssec.impl.service.files import PrivateFileError, create_private, require_private
 
 __all__ = [
+    "ADMIN_PATHS",
     "LOOPBACK",
     "LOOPBACK_HOSTS",
     "BmscServer",
     "ServerError",
     "TrafficCapture",
+    "ensure_admin_token",
     "http_bytes_request",
     "http_bytes_response",
+    "read_admin_token",
 ]
 
 LOOPBACK: Final = "127.0.0.1"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_CLIENT_BODY: Final = 64 * 1024  # aiohttp answers 413 above this
 _TARGET_REFRESH: Final = 0.1  # seconds between reads of the fan-out list
+_TOKEN_OCTETS: Final = 32  # random octets of an admin token (256 bits)
+_MIN_TOKEN: Final = 32  # characters an admin token has at least
+_ADMIN_REALM: Final = "mbmssec-admin"
+
+ADMIN_PATHS: Final = (
+    "/admin/state",
+    "/admin/subscribers",
+    "/admin/services",
+    "/admin/subscribe",
+    "/admin/revoke",
+)
+"""The admin API's paths (on the admin listener only)."""
 
 
 class ServerError(MbmssecError):
     """The BM-SC service cannot start or was misconfigured."""
+
+
+def _check_token(token: str, where: str) -> str:
+    if len(token) < _MIN_TOKEN or not token.isascii() or not token.isprintable() or " " in token:
+        raise ServerError(
+            f"{where}: an admin token is at least {_MIN_TOKEN} printable ASCII characters "
+            "without spaces"
+        )
+    return token
+
+
+def read_admin_token(path: str | Path) -> str:
+    """The admin token kept in ``path``; the file must be its owner's only (0600)."""
+    try:
+        require_private(path, what="the BM-SC's admin token")
+        text = Path(path).read_text(encoding="ascii").strip()
+    except PrivateFileError as exc:
+        raise ServerError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise ServerError(f"cannot read the admin token {path}: {reason}") from None
+    return _check_token(text, str(path))
+
+
+def ensure_admin_token(path: str | Path) -> str:
+    """The admin token in ``path``, created at the first start (256 random bits, file
+    mode 0600, never replaced); an existing file must be the owner's only."""
+    try:
+        create_private(path, (secrets.token_urlsafe(_TOKEN_OCTETS) + "\n").encode("ascii"))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerError(f"cannot create the admin token {path}: {exc.strerror}") from None
+    return read_admin_token(path)
 
 
 def http_bytes_request(
@@ -197,6 +260,8 @@ class BmscServer:
     ``record_arrivals`` keeps the arrival time of every registration request (for the
     benchmark's request-rate figures).  ``ssl_context`` makes it answer over HTTPS
     (:mod:`mbmssec.impl.net.tls`); it is required with ``tek_protection=tls``.
+    ``admin_token`` turns the admin listener on (see the module docstring); without
+    one there is no admin API at all.
     """
 
     def __init__(
@@ -213,7 +278,10 @@ class BmscServer:
         log_sends: bool = True,
         record_arrivals: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        admin_token: str | None = None,
     ) -> None:
+        if admin_token is not None:
+            _check_token(admin_token, "admin_token")
         if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
             raise ServerError("packet_rate, tick or payload_size out of range")
         if core.profile["tek_protection"] == "tls" and ssl_context is None:
@@ -232,10 +300,14 @@ class BmscServer:
         self.clock = clock
         self.log_sends = log_sends
         self.arrivals: list[float] | None = [] if record_arrivals else None
+        self._admin_token = admin_token.encode("ascii") if admin_token is not None else None
         self.port = 0
         self.udp_port = 0
         self.url = ""
+        self.admin_port = 0
+        self.admin_url = ""
         self._runner: web.AppRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[str, _Stream] = {}
@@ -245,13 +317,22 @@ class BmscServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        """The aiohttp application (routes and middlewares), without starting anything."""
+        """The UE listener's application (routes and middlewares), without starting it:
+        the UE API only."""
         app = web.Application(
             client_max_size=_MAX_CLIENT_BODY,
             middlewares=[self._errors_middleware, self._capture_middleware],
         )
         app.router.add_get(REGISTER_PATH, self._register)
         app.router.add_post(RESPONSE_PATH, self._mikey_response)
+        return app
+
+    def make_admin_app(self) -> web.Application:
+        """The admin listener's application: every request needs the bearer token."""
+        app = web.Application(
+            client_max_size=_MAX_CLIENT_BODY,
+            middlewares=[self._errors_middleware, self._admin_auth_middleware],
+        )
         app.router.add_get("/admin/state", self._admin_state)
         app.router.add_post("/admin/subscribers", self._admin_subscriber)
         app.router.add_post("/admin/services", self._admin_service)
@@ -259,25 +340,40 @@ class BmscServer:
         app.router.add_post("/admin/revoke", self._admin_revoke)
         return app
 
-    async def start(self, host: str = LOOPBACK, port: int = 0) -> str:
-        """Listen on ``host:port`` (loopback only) and start ticker and streamer."""
-        if host not in LOOPBACK_HOSTS:
-            raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
-        _ParserErrors.install(self)
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, host, port, reuse_address=True, ssl_context=self.ssl_context
-        )
+    async def _listen(self, app: web.Application, host: str, port: int) -> web.AppRunner:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
-            await self._runner.cleanup()
+            await runner.cleanup()
             raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        self.port = int(self._runner.addresses[0][1])
+        return runner
+
+    def _url(self, host: str, port: int) -> str:
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self.ssl_context is not None else "http"
-        self.url = f"{scheme}://{shown}:{self.port}"
+        return f"{scheme}://{shown}:{port}"
+
+    async def start(self, host: str = LOOPBACK, port: int = 0, admin_port: int = 0) -> str:
+        """Listen on ``host:port`` (loopback only), and on ``host:admin_port`` for the
+        admin API when there is an admin token; start ticker and streamer."""
+        if host not in LOOPBACK_HOSTS:
+            raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
+        _ParserErrors.install(self)
+        self._runner = await self._listen(self.make_app(), host, port)
+        self.port = int(self._runner.addresses[0][1])
+        self.url = self._url(host, self.port)
+        if self._admin_token is not None:
+            try:
+                self._admin_runner = await self._listen(self.make_admin_app(), host, admin_port)
+            except ServerError:
+                await self._runner.cleanup()
+                self._runner = None
+                raise
+            self.admin_port = int(self._admin_runner.addresses[0][1])
+            self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
@@ -290,6 +386,7 @@ class BmscServer:
         start = {
             "source": BMSC,
             "url": self.url,
+            "admin_url": self.admin_url or None,
             "profile": dict(self.core.profile),
             "fetch_grace": self.core.config.fetch_grace,
         }
@@ -311,9 +408,10 @@ class BmscServer:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in (self._admin_runner, self._runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._admin_runner = None
         _ParserErrors.uninstall(self)
         self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
 
@@ -353,6 +451,46 @@ class BmscServer:
             )
             self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+        return response
+
+    @web.middleware
+    async def _admin_auth_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        given = request.headers.getall("Authorization", [])
+        scheme, _, token = given[0].partition(" ") if len(given) == 1 else ("", "", "")
+        expected = self._admin_token
+        if (
+            expected is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected)
+        ):
+            return await handler(request)
+        reason = "admin_token_missing" if not given else "admin_token_wrong"
+        self._emit(
+            [
+                Event(
+                    "Rejected",
+                    self.clock(),
+                    ok=False,
+                    reason=reason,
+                    extra={"source": BMSC, "status": 401, "path": request.path[:100]},
+                )
+            ]
+        )
+        response = web.Response(
+            status=401,
+            body=error_body(
+                401,
+                "unauthorized",
+                "the admin API needs 'Authorization: Bearer <token>' with the BM-SC's admin "
+                "token (the file serve names as admin_token_file)",
+            ),
+            content_type=JSON_CONTENT_TYPE,
+        )
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{_ADMIN_REALM}"'
         return response
 
     @web.middleware
@@ -496,14 +634,7 @@ class BmscServer:
 
     # -- admin --------------------------------------------------------------------------------
 
-    def _admin_guard(self, request: web.Request) -> None:
-        if request.remote not in ("127.0.0.1", "::1"):
-            raise BmscError(
-                Refusal.FORBIDDEN, "forbidden", "admin endpoints answer loopback clients only"
-            )
-
     async def _admin_json(self, request: web.Request) -> dict[str, Any]:
-        self._admin_guard(request)
         try:
             data = json.loads(await request.read() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -529,10 +660,6 @@ class BmscServer:
         )
 
     async def _admin_state(self, request: web.Request) -> web.Response:
-        try:
-            self._admin_guard(request)
-        except BmscError as exc:
-            return self._respond(refusal_answer(exc))
         return web.json_response(self.core.state_view())
 
     @staticmethod
@@ -562,10 +689,13 @@ class BmscServer:
             sqn = data.get("sqn", 0)
             if isinstance(sqn, bool) or not isinstance(sqn, int):
                 raise BmscError(Refusal.MALFORMED, "bad_sqn", "field 'sqn' must be an integer")
-            self.core.add_subscriber(
-                self._field(data, "ue"), self._hex16(data, "k"), self._hex16(data, "opc"), sqn
+            return self.core.add_subscriber(
+                self._field(data, "ue"),
+                self._hex16(data, "k"),
+                self._hex16(data, "opc"),
+                sqn,
+                now,
             )
-            return []
 
         return await self._admin(request, act)
 

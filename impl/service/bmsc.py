@@ -445,8 +445,11 @@ class BmscCore:
 
     # -- administration -----------------------------------------------------------------
 
-    def add_subscriber(self, ue: str, k: bytes, opc: bytes, sqn: int = 0) -> None:
-        """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN)."""
+    def add_subscriber(
+        self, ue: str, k: bytes, opc: bytes, sqn: int = 0, now: float = 0.0
+    ) -> list[Event]:
+        """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN); the
+        ``Provision`` event names the UE and SQN, never a key."""
         validate_ue(ue)
         if not (
             isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes) and len(opc) == 16
@@ -458,6 +461,7 @@ class BmscCore:
             if self.store.get_subscriber(ue) is not None:
                 raise BmscError(Refusal.CONFLICT, "exists", f"subscriber {ue} already exists")
             self.store.add_subscriber(ue, k, opc, sqn)
+        return [Event("Provision", now, ue=ue, extra={"source": BMSC, "sqn": sqn})]
 
     def add_service(self, service: str, now: float, period: float | None = None) -> list[Event]:
         """Create a service with its first (active) TEK and the next one(s)."""

@@ -6,7 +6,8 @@ subscriber's AKA sequence number backwards (TS 33.102 6.3.2: an SQN the USIM has
 again would be refused, and reusing one would replay an authentication vector).  This
 module is the storage layer that makes that hold:
 
-* every table lives in one SQLite database in WAL mode;
+* every table lives in one SQLite database in WAL mode, created with mode 0600 (its
+  ``-wal`` and ``-shm`` files take the same mode): it holds K, OPc and every key;
 * every change the BM-SC makes is one :meth:`Store.transaction` (``BEGIN IMMEDIATE``
   ... ``COMMIT``), and nothing is answered to a client before its transaction has
   committed, so a process killed at any moment (SIGKILL) leaves either all or none of a
@@ -58,6 +59,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.files import create_private
 
 __all__ = [
     "DURABILITY",
@@ -337,6 +339,17 @@ class Store:
                 f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
             )
         self.path = str(path)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            # Created for its owner only before SQLite opens it: SQLite gives the -wal and
+            # -shm files the database file's mode.
+            try:
+                create_private(self.path, b"")
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path}: cannot create the database: {exc.strerror}"
+                ) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
             self._db.row_factory = sqlite3.Row

@@ -4,10 +4,16 @@
 127.0.0.1: HTTP Digest AKA registration with MIKEY TEK delivery, the TEK schedule and
 the SRTP fan-out (see :mod:`mbmssec.impl.net.server`), with all state in the SQLite
 database at PATH.  When it is listening it prints one JSON line on stdout
-(``{"url", "port", "udp_port", "pid", "db", "log"}``); it runs until SIGTERM or
-SIGINT.  The event log (:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by
-default ``PATH.events.jsonl``.
+(``{"url", "port", "admin_url", "admin_port", "admin_token_file", "udp_port", "pid",
+"db", "log", "ca"}``); it runs until SIGTERM or SIGINT.  The event log
+(:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by default
+``PATH.events.jsonl``.
 Killed at any moment, it restarts from the same database without losing state.
+The UE listener (``--port``) serves the UE API only.  The admin API has its own
+loopback port (``--admin-port``, default any free one, printed as ``admin_url``) and
+answers only requests carrying ``Authorization: Bearer TOKEN``, with the token created
+at the first start in ``--admin-token-file`` (default ``PATH.admin-token`` next to the
+database, mode 0600).
 With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certificate for
 127.0.0.1/localhost issued by the project's own CA, created at the first start in
 ``--tls-dir`` (default ``PATH.tls`` next to the database, files mode 0600; see
@@ -16,10 +22,14 @@ With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certific
 
 ``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
 (safe while the BM-SC runs: SQLite serialises writers, and the BM-SC reads the
-database on every step), or, with ``--url``, goes through the running BM-SC's admin
-endpoints.  Actions: ``add-subscriber UE --k HEX --opc HEX [--sqn N]``,
-``add-service SERVICE [--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``,
-``show``.
+database on every step) and appends each change to the BM-SC's event log (``--log
+FILE``, by default ``PATH.events.jsonl`` as for ``serve``; ``--no-log`` for none) before
+the change commits, with ``source`` ``admin``, so that ``mbmssec trace-check`` of the
+server's log sees every change; or, with ``--url ADMIN_URL --token-file FILE`` (the
+``admin_url`` and ``admin_token_file`` serve printed), it goes through the running
+BM-SC's admin listener, which logs the change itself.  Actions: ``add-subscriber UE
+[--sqn N]``, ``add-service SERVICE [--period S]``, ``subscribe UE SERVICE``, ``revoke UE
+SERVICE``, ``show``.
 
 The profile (the values of the open options of the proposal) comes from ``--profile
 FILE`` and ``--option NAME=VALUE``; a database remembers the profile it was created
@@ -31,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -43,10 +54,16 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
-from mbmssec.impl.net.server import LOOPBACK_HOSTS, BmscServer
+from mbmssec.impl.net.server import (
+    LOOPBACK_HOSTS,
+    BmscServer,
+    ServerError,
+    ensure_admin_token,
+    read_admin_token,
+)
 from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
-from mbmssec.impl.service.events import EventLog
+from mbmssec.impl.service.events import ADMIN, Event, EventLog
 from mbmssec.impl.service.store import DURABILITY, Store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
@@ -128,7 +145,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    p.add_argument("--port", type=int, default=0, help="TCP port of the UE API (0: any free port)")
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=0,
+        help="TCP port of the admin API, which needs the bearer token (0: any free port)",
+    )
+    p.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="the admin API's bearer token, created (mode 0600) if absent "
+        "(default: DB.admin-token next to the database)",
+    )
     p.add_argument(
         "--log",
         type=Path,
@@ -195,8 +224,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     where = a.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="operate on the database directly")
-    where.add_argument("--url", help="operate through a running BM-SC's admin endpoints")
+    where.add_argument(
+        "--url", help="operate through a running BM-SC's admin listener (its admin_url)"
+    )
+    a.add_argument(
+        "--token-file",
+        type=Path,
+        help="with --url: the admin token file (serve's admin_token_file)",
+    )
     a.add_argument("--ca", type=Path, help="CA file to verify an https --url against")
+    a.add_argument(
+        "--log",
+        type=Path,
+        help="with --db: append each change to the BM-SC's event log FILE "
+        "(default: DB.events.jsonl next to the database, as serve)",
+    )
+    a.add_argument("--no-log", action="store_true", help="with --db: log no change")
     actions = a.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = actions.add_parser("add-subscriber", help="provision a subscriber in the HSS/AuC")
     s.add_argument("ue")
@@ -224,8 +267,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _serve(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK_HOSTS:
         raise UsageError(f"--host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})")
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be 0..65535")
+    if not (0 <= args.port <= 65535 and 0 <= args.admin_port <= 65535):
+        raise UsageError("--port and --admin-port must be 0..65535")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
     tls_files = None
@@ -235,6 +278,13 @@ def _serve(args: argparse.Namespace) -> int:
         except TlsError as exc:
             raise UsageError(str(exc)) from None
     args.tls_files = tls_files
+    args.admin_token_file = args.admin_token_file or args.db.with_name(
+        args.db.name + ".admin-token"
+    )
+    try:
+        args.admin_token = ensure_admin_token(args.admin_token_file)
+    except ServerError as exc:
+        raise UsageError(str(exc)) from None
     core = open_core(args.db, profile, config, args.durability)
     log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
     log = None if args.no_log else EventLog(log_path)
@@ -262,8 +312,9 @@ async def _run_server(
         packet_rate=args.rate,
         log_sends=not args.no_send_log,
         ssl_context=server_context(args.tls_files) if args.tls_files is not None else None,
+        admin_token=args.admin_token,
     )
-    await server.start(args.host, args.port)
+    await server.start(args.host, args.port, args.admin_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -274,6 +325,9 @@ async def _run_server(
             {
                 "url": server.url,
                 "port": server.port,
+                "admin_url": server.admin_url,
+                "admin_port": server.admin_port,
+                "admin_token_file": str(args.admin_token_file),
                 "udp_port": server.udp_port,
                 "pid": os.getpid(),
                 "db": str(args.db),
@@ -302,27 +356,50 @@ async def _run_server(
 def _admin(args: argparse.Namespace) -> int:
     if args.url is not None:
         return _admin_http(args)
+    if args.token_file is not None:
+        raise UsageError("--token-file goes with --url (the admin listener)")
     profile = profile_from_args(args) if (args.profile or args.option) else None
     core = open_core(args.db, profile, BmscConfig())
-    now = time.time()
+    log: EventLog | None = None
     try:
-        if args.action == "add-subscriber":
-            core.add_subscriber(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"), args.sqn)
-            result: Any = {"ok": True}
-        elif args.action == "add-service":
-            result = [e.to_json() for e in core.add_service(args.service, now, args.period)]
-        elif args.action == "subscribe":
-            result = [e.to_json() for e in core.subscribe(args.ue, args.service, now)]
-        elif args.action == "revoke":
-            result = [e.to_json() for e in core.revoke(args.ue, args.service, now)]
+        if args.action != "show" and not args.no_log:
+            log = EventLog(args.log or args.db.with_name(args.db.name + ".events.jsonl"))
+        if args.action == "show":
+            result: Any = core.state_view()
         else:
-            result = core.state_view()
+            # One transaction around the change and its events: they reach the log while
+            # the change is not yet visible to the BM-SC, so the log never shows the
+            # BM-SC acting on a change before the change itself; a failed append rolls the
+            # change back.
+            with core.store.transaction():
+                now = time.time()
+                events = _admin_change(core, args, now)
+                if log is not None:
+                    log.emit_all(events)
+            result = [e.to_json() for e in events]
     except BmscError as exc:
         raise UsageError(exc.message) from None
     finally:
+        if log is not None:
+            log.close()
         core.store.close()
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _admin_change(core: BmscCore, args: argparse.Namespace, now: float) -> list[Event]:
+    """Make one change through the core; its events, marked as ``bmsc-admin``'s."""
+    if args.action == "add-subscriber":
+        events = core.add_subscriber(
+            args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"), args.sqn, now
+        )
+    elif args.action == "add-service":
+        events = core.add_service(args.service, now, args.period)
+    elif args.action == "subscribe":
+        events = core.subscribe(args.ue, args.service, now)
+    else:
+        events = core.revoke(args.ue, args.service, now)
+    return [dataclasses.replace(e, extra={**e.extra, "source": ADMIN}) for e in events]
 
 
 def hex16(text: str, name: str) -> bytes:
@@ -341,6 +418,14 @@ def _admin_http(args: argparse.Namespace) -> int:
     host = urllib.parse.urlparse(base).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise UsageError("--url must point at a BM-SC on loopback")
+    if args.token_file is None:
+        raise UsageError("--url needs --token-file (the admin_token_file serve printed)")
+    if args.log is not None or args.no_log:
+        raise UsageError("--log and --no-log go with --db: the BM-SC logs what --url changes")
+    try:
+        token = read_admin_token(args.token_file)
+    except ServerError as exc:
+        raise UsageError(str(exc)) from None
     path, body = "/admin/state", None
     if args.action == "add-subscriber":
         path, body = (
@@ -356,7 +441,7 @@ def _admin_http(args: argparse.Namespace) -> int:
         base + path,
         data=data,
         method="POST" if data else "GET",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     context = None
     if base.startswith("https:"):
@@ -371,7 +456,10 @@ def _admin_http(args: argparse.Namespace) -> int:
             print(response.read().decode())
             return 0
     except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+        text = exc.read().decode(errors="replace")
+        if exc.code == 404:
+            text += "\n(is --url the admin_url serve printed, not its UE url?)"
+        print(text, file=sys.stderr)
         return 2
     except urllib.error.URLError as exc:
         raise UsageError(f"cannot reach {base}: {exc.reason}") from None
