@@ -11,8 +11,10 @@ bits, else a :class:`PrivateFileError` that says which ``chmod`` fixes it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -24,8 +26,8 @@ __all__ = [
     "PrivateFileError",
     "create_private",
     "exposed_bits",
+    "private_umask",
     "require_private",
-    "restrict_umask",
 ]
 
 PRIVATE_MODE: Final = 0o600
@@ -39,10 +41,16 @@ class PrivateFileError(MbmssecError):
     """A file that holds secrets is readable by others, or cannot be created privately."""
 
 
-def restrict_umask() -> int:
-    """Set the process umask to :data:`PRIVATE_UMASK` (before any secret file is opened:
-    SQLite creates the ``-wal`` and ``-shm`` files itself); returns the previous one."""
-    return os.umask(PRIVATE_UMASK)
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Run the block under the umask :data:`PRIVATE_UMASK` (set before any secret file is
+    opened: SQLite creates the ``-wal`` and ``-shm`` files itself), then restore the
+    previous umask."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def exposed_bits(path: str | Path) -> int:

@@ -54,6 +54,7 @@ from mbmssec.impl.net.server import BmscServer, TrafficCapture
 from mbmssec.impl.net.tls import client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
 from mbmssec.impl.service.events import DEMO, Event, EventLog, read_events
+from mbmssec.impl.service.files import private_umask
 from mbmssec.impl.service.store import Store
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.refinement.tracecheck import check_events as trace_check
@@ -148,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     options = DemoOptions(
         args.ues, args.duration, args.period, args.rate, args.log, args.pcap, args.db, live
     )
-    summary = asyncio.run(run_demo(options, profile))
+    with private_umask():  # the database, log and pcap (TEKs, with tek_protection=tls)
+        summary = asyncio.run(run_demo(options, profile))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

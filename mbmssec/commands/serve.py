@@ -28,8 +28,14 @@ the change commits, with ``source`` ``admin``, so that ``mbmssec trace-check`` o
 server's log sees every change; or, with ``--url ADMIN_URL --token-file FILE`` (the
 ``admin_url`` and ``admin_token_file`` serve printed), it goes through the running
 BM-SC's admin listener, which logs the change itself.  Actions: ``add-subscriber UE
-[--sqn N]``, ``add-service SERVICE [--period S]``, ``subscribe UE SERVICE``, ``revoke UE
-SERVICE``, ``show``.
+--secrets FILE|- [--sqn N]`` (K and OPc from a 0600 TOML file or standard input, never
+from the command line, where every local user could read them), ``add-service SERVICE
+[--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``, ``show``.
+
+Secrets at rest: both commands run under the umask 077, so every file they create (the
+database and its ``-wal`` and ``-shm``, the event log, the admin token, the TLS
+material) is readable by its owner only, and both refuse a database that group or
+others may read (exit 2, naming the ``chmod 600`` that fixes it).
 
 The profile (the values of the open options of the proposal) comes from ``--profile
 FILE`` and ``--option NAME=VALUE``; a database remembers the profile it was created
@@ -47,6 +53,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,16 +71,20 @@ from mbmssec.impl.net.server import (
 from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
 from mbmssec.impl.service.events import ADMIN, Event, EventLog
+from mbmssec.impl.service.files import PrivateFileError, private_umask, require_private
 from mbmssec.impl.service.store import DURABILITY, Store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 __all__ = [
+    "SECRETS_HELP",
     "add_profile_arguments",
     "hex16",
     "open_core",
     "positive",
     "profile_from_args",
+    "read_secrets",
     "register",
+    "require_private_database",
 ]
 
 
@@ -112,7 +123,11 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 def open_core(
     db: Path, profile: Profile | None, config: BmscConfig, durability: str = "full"
 ) -> BmscCore:
-    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one."""
+    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one.
+
+    A database (or its ``-wal`` or ``-shm`` file) that group or others may read is
+    refused, with the ``chmod`` that fixes it (:func:`require_private_database`)."""
+    require_private_database(db)
     store = Store(db, durability=durability)
     if profile is None:
         recorded = store.get_meta("profile")
@@ -123,6 +138,17 @@ def open_core(
             data = json.loads(recorded)
             profile = spec.profile({k: v for k, v in data.items() if v != spec.options[k].baseline})
     return BmscCore(store, profile, config)
+
+
+def require_private_database(db: Path) -> None:
+    """Refuse a database, ``-wal`` or ``-shm`` file that group or others may access: it
+    holds every subscriber's K and OPc; the message names the ``chmod`` that fixes it."""
+    require_private(
+        db,
+        db.with_name(db.name + "-wal"),
+        db.with_name(db.name + "-shm"),
+        what="the subscribers' K and OPc and every TEK and KEK",
+    )
 
 
 def positive(text: str) -> float:
@@ -243,8 +269,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = a.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = actions.add_parser("add-subscriber", help="provision a subscriber in the HSS/AuC")
     s.add_argument("ue")
-    s.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
-    s.add_argument("--opc", required=True, help="OPc (32 hex digits)")
+    s.add_argument("--secrets", required=True, metavar="FILE|-", help=SECRETS_HELP)
     s.add_argument("--sqn", type=int, default=0, help="initial SQN (default 0)")
     s = actions.add_parser("add-service", help="create a service and its first TEKs")
     s.add_argument("service")
@@ -265,12 +290,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Every file the BM-SC creates (database, -wal, -shm, event log, admin token, TLS
+    # material) is its owner's only.
+    with private_umask():
+        return _serve_private(args)
+
+
+def _serve_private(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK_HOSTS:
         raise UsageError(f"--host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})")
     if not (0 <= args.port <= 65535 and 0 <= args.admin_port <= 65535):
         raise UsageError("--port and --admin-port must be 0..65535")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
+    require_private_database(args.db)  # before anything is created next to it
     tls_files = None
     if args.tls or args.tls_dir is not None or profile["tek_protection"] == "tls":
         try:
@@ -356,8 +389,15 @@ async def _run_server(
 def _admin(args: argparse.Namespace) -> int:
     if args.url is not None:
         return _admin_http(args)
+    with private_umask():
+        return _admin_db(args)
+
+
+def _admin_db(args: argparse.Namespace) -> int:
     if args.token_file is not None:
         raise UsageError("--token-file goes with --url (the admin listener)")
+    if args.action == "add-subscriber":
+        args.secrets_read = read_secrets(args.secrets)
     profile = profile_from_args(args) if (args.profile or args.option) else None
     core = open_core(args.db, profile, BmscConfig())
     log: EventLog | None = None
@@ -390,9 +430,8 @@ def _admin(args: argparse.Namespace) -> int:
 def _admin_change(core: BmscCore, args: argparse.Namespace, now: float) -> list[Event]:
     """Make one change through the core; its events, marked as ``bmsc-admin``'s."""
     if args.action == "add-subscriber":
-        events = core.add_subscriber(
-            args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"), args.sqn, now
-        )
+        k, opc = args.secrets_read
+        events = core.add_subscriber(args.ue, k, opc, args.sqn, now)
     elif args.action == "add-service":
         events = core.add_service(args.service, now, args.period)
     elif args.action == "subscribe":
@@ -400,6 +439,49 @@ def _admin_change(core: BmscCore, args: argparse.Namespace, now: float) -> list[
     else:
         events = core.revoke(args.ue, args.service, now)
     return [dataclasses.replace(e, extra={**e.extra, "source": ADMIN}) for e in events]
+
+
+SECRETS_HELP = (
+    'the subscriber\'s K and OPc: a TOML file with k = "<32 hex digits>" and '
+    'opc = "<32 hex digits>", readable by its owner only (chmod 600), or - to read '
+    "that from standard input; never on the command line"
+)
+_MAX_SECRETS = 4096  # octets of a secrets file read at most
+
+
+def read_secrets(source: str) -> tuple[bytes, bytes]:
+    """K and OPc from ``source``: a TOML file (mode 0600: a file others may read is
+    refused) or ``-`` for standard input, holding ``k`` and ``opc`` as 32 hex digits
+    each.  Messages never show a key's value."""
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read(_MAX_SECRETS + 1)
+        else:
+            require_private(source, what="a subscriber's K and OPc")
+            with open(source, "rb") as stream:
+                raw = stream.read(_MAX_SECRETS + 1)
+    except PrivateFileError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--secrets: cannot read {where}: {exc.strerror}") from None
+    if len(raw) > _MAX_SECRETS:
+        raise UsageError(f"--secrets: {where} is larger than {_MAX_SECRETS} octets")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise UsageError(f"--secrets: {where} is not TOML: {reason}") from None
+    unknown = sorted(set(data) - {"k", "opc"})
+    if unknown:
+        raise UsageError(f"--secrets: {where}: unknown key(s) {', '.join(unknown)}")
+    keys = []
+    for name in ("k", "opc"):
+        value = data.get(name)
+        if not isinstance(value, str):
+            raise UsageError(f'--secrets: {where} needs {name} = "<32 hex digits>"')
+        keys.append(hex16(value, f"{name} in {where}"))
+    return keys[0], keys[1]
 
 
 def hex16(text: str, name: str) -> bytes:
@@ -428,9 +510,10 @@ def _admin_http(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     path, body = "/admin/state", None
     if args.action == "add-subscriber":
+        k, opc = read_secrets(args.secrets)
         path, body = (
             "/admin/subscribers",
-            {"ue": args.ue, "k": args.k, "opc": args.opc, "sqn": args.sqn},
+            {"ue": args.ue, "k": k.hex(), "opc": opc.hex(), "sqn": args.sqn},
         )
     elif args.action == "add-service":
         path, body = "/admin/services", {"service": args.service, "period": args.period}
