@@ -10,9 +10,12 @@ and a delivery lost when the UE leaves coverage with a request in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -72,10 +75,14 @@ async def bed(
     sqn_ms: dict[int, int] | None = None,
     capture: TrafficCapture | None = None,
     tls: TlsFiles | None = None,
+    busy_timeout: float = 10.0,
+    **limits: Any,
 ) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
     core = BmscCore(
-        Store(tmp_path / "bmsc.db", durability="normal"), profile, BmscConfig(period=period)
+        Store(tmp_path / "bmsc.db", durability="normal", busy_timeout=busy_timeout),
+        profile,
+        BmscConfig(period=period),
     )
     log_path = tmp_path / "events.jsonl"
     log = EventLog(log_path)
@@ -96,6 +103,7 @@ async def bed(
         capture=capture,
         ssl_context=server_context(tls) if tls is not None else None,
         admin_token=ADMIN_TOKEN,
+        **limits,
     )
     url = await server.start()
     try:
@@ -535,5 +543,194 @@ def test_delivery_lost_when_coverage_goes_mid_request(tmp_path: Path) -> None:
             client.regain_coverage()
             assert await client.register(S, "retry")
             assert b.ues[0].state(S).mkis
+
+    asyncio.run(main())
+
+
+# -- robust HTTP -----------------------------------------------------------------------------
+
+
+def test_json_bodies_are_parsed_within_limits(tmp_path: Path) -> None:
+    """The finding: a deeply nested body or a 4,300-digit integer on an admin endpoint
+    was a 500 carrying the exception's text.  Now each is a 400 naming the limit, with
+    nothing of an exception in the answer and nothing changed."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            ue = b.ues[0].ue
+            huge = "1" + "0" * 4299
+            nested = "[" * 4000 + "]" * 4000
+            cases: list[tuple[str, bytes, str]] = [
+                ("/admin/subscribe", f'{{"ue": {nested}, "service": "{S}"}}'.encode(), "deeper"),
+                ("/admin/services", f'{{"service": "{S2}", "period": {huge}}}'.encode(), "longer"),
+                (
+                    "/admin/services",
+                    f'{{"service": "{S2}", "period": 1e{huge}}}'.encode(),
+                    "longer",
+                ),
+                (
+                    "/admin/subscribers",
+                    f'{{"ue": "001019", "k": "{"00" * 16}", "opc": "{"11" * 16}", '
+                    f'"sqn": {huge}}}'.encode(),
+                    "longer",
+                ),
+                ("/admin/services", f'{{"service": "{S2}", "period": NaN}}'.encode(), "NaN"),
+                ("/admin/revoke", b'{"ue": "' + b"a" * 9000 + b'"}', "at most 8192"),
+                ("/admin/revoke", b"\xff\xfe{}", "not UTF-8"),
+                ("/admin/revoke", b'{"ue": "x",', "not JSON"),
+            ]
+            before = b.core.store.snapshot()
+            for path, body, fragment in cases:
+                async with http.post(b.server.admin_url + path, data=body, headers=ADMIN) as r:
+                    text = await r.text()
+                    assert r.status == 400, (path, body[:40], text)
+                    assert fragment in json.loads(text)["message"], text
+                    for leak in ("Error", "Traceback", "exceed", "recursion"):
+                        assert leak not in text, text
+            assert b.core.store.snapshot() == before
+            assert b.server.errors == []
+            # Within the limits, the same endpoints work.
+            async with http.post(
+                b.server.admin_url + "/admin/revoke",
+                data=json.dumps({"ue": ue, "service": S}).encode(),
+                headers=ADMIN,
+            ) as r:
+                assert r.status == 200
+
+    asyncio.run(main())
+
+
+def test_a_fault_is_a_generic_500_with_a_correlation_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real fault (the database locked by another process beyond the busy timeout):
+    the answer names a correlation id and nothing of the fault (the error class, the
+    database's path); the BM-SC's log and event log carry the id with the details."""
+
+    async def main() -> None:
+        async with (
+            bed(tmp_path, n=1, stream=False, busy_timeout=0.2) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            url = b.url + register_uri(b.ues[0].ue, S, 40000, "initial")
+            locker = sqlite3.connect(tmp_path / "bmsc.db", isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            try:
+                async with http.get(url) as resp:
+                    text = await resp.text()
+                    ref = resp.headers["X-Correlation-Id"]
+                    assert resp.status == 500, text
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            data = json.loads(text)
+            assert data["error"] == "internal" and ref in data["message"]
+            for leak in ("StoreError", "locked", "bmsc.db", str(tmp_path)):
+                assert leak not in text
+            logged = [r for r in caplog.records if r.name == "mbmssec.bmsc" and ref in r.message]
+            assert logged and logged[0].exc_info is not None
+            assert "database is locked" in str(logged[0].exc_info[1])
+            assert any(e.get("correlation_id") == ref for e in b.events("Rejected"))
+            assert any(ref in err and "StoreError" in err for err in b.server.errors)
+            async with http.get(url) as resp:  # the service goes on
+                assert resp.status == 401
+
+    with caplog.at_level(logging.ERROR, logger="mbmssec.bmsc"):
+        asyncio.run(main())
+
+
+async def _closed_after(reader: asyncio.StreamReader, limit: float) -> float:
+    """Seconds until the server closes the connection (reads until end of stream)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with contextlib.suppress(ConnectionError):
+        while await asyncio.wait_for(reader.read(4096), limit):
+            pass
+    return loop.time() - start
+
+
+def test_clients_that_never_finish_a_request_are_disconnected(tmp_path: Path) -> None:
+    """The finding: connections that never finished their headers were held forever.
+    With ``idle_timeout=0.5`` the BM-SC closes a silent connection, one trickling its
+    head a byte at a time, and an idle kept-alive one after 0.5 s, and answers a body
+    that does not come with 408."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False, idle_timeout=0.5) as b:
+            port = b.server.port
+
+            async def silent() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    writer.close()
+
+            async def trickle() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /mbms/register HTTP/1.1\r\nHost: x\r\n")
+
+                async def drip() -> None:
+                    with contextlib.suppress(ConnectionError):
+                        for _ in range(50):
+                            writer.write(b"X")
+                            await writer.drain()
+                            await asyncio.sleep(0.1)
+
+                dripping = asyncio.create_task(drip())
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    dripping.cancel()
+                    writer.close()
+
+            async def kept_alive() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 404")
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    writer.close()
+
+            times = await asyncio.gather(silent(), trickle(), kept_alive())
+            assert all(0.4 <= t <= 2.5 for t in times), times
+            target = f"/mbms/mikey-response?ue={b.ues[0].ue}&service={S}".encode()
+            slow_body = await _raw(
+                port,
+                b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a",
+            )
+            assert slow_body.startswith(b"HTTP/1.1 408")
+            assert b"not received within 0.5 s" in slow_body
+
+    asyncio.run(main())
+
+
+def test_connections_beyond_the_cap_get_503(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            bed(tmp_path, n=1, stream=False, max_connections=4) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            held = [await asyncio.open_connection("127.0.0.1", b.server.port) for _ in range(4)]
+            assert await _until(lambda: b.server.connections == 4, 5)
+            busy = await _raw(b.server.port, b"GET /mbms/register HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert busy.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in busy
+            assert json.loads(busy.split(b"\r\n\r\n", 1)[1])["error"] == "too_many_connections"
+            url = b.url + register_uri(b.ues[0].ue, S, 40000, "initial")
+            async with http.get(url) as resp:
+                assert resp.status == 503
+            assert b.server.refused_connections == 2
+            # The admin listener has a cap of its own: it still answers.
+            async with http.get(b.server.admin_url + "/admin/state", headers=ADMIN) as resp:
+                assert resp.status == 200
+            _, writer = held.pop()
+            writer.close()
+            assert await _until(lambda: b.server.connections == 3, 5)
+            async with http.get(url) as resp:
+                assert resp.status == 401
+            for _, writer in held:
+                writer.close()
 
     asyncio.run(main())

@@ -30,9 +30,16 @@ multicast group or to an address other than 127.0.0.1.
 
 Refusals are JSON ``{"status", "error", "message"}`` with the matching HTTP status;
 aiohttp itself answers malformed HTTP with ``400`` and bodies above the configured limit
-with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.service.events.EventLog`, and
-the UE listener's HTTP exchanges and the SRTP datagrams can be captured for a pcap file
-(:class:`TrafficCapture`; the admin listener's, which carry keys and the token, never).
+with ``413``.  JSON bodies are parsed within limits on size, depth and number length
+(:func:`~mbmssec.impl.net.api.parse_json_object`, ``400`` beyond them).  A fault is a
+generic ``500`` whose body carries only a correlation id, which the BM-SC's log (logger
+``mbmssec.bmsc``) and a ``Rejected`` event repeat with the details.  Each listener holds
+at most a set number of connections (``503`` beyond) and closes a connection that has
+not sent a complete request head within :data:`IDLE_TIMEOUT` seconds of opening or of
+its previous answer.  Every step is recorded in an
+:class:`~mbmssec.impl.service.events.EventLog`, and the UE listener's HTTP exchanges and
+the SRTP datagrams can be captured for a pcap file (:class:`TrafficCapture`; the admin
+listener's, which carry keys and the token, never).
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import math
 import secrets
@@ -57,9 +63,11 @@ from aiohttp import web
 from mbmssec.errors import MbmssecError
 from mbmssec.impl.net.api import (
     JSON_CONTENT_TYPE,
+    MAX_JSON_BODY,
     HttpAnswer,
     answer,
     error_body,
+    parse_json_object,
     refusal_answer,
 )
 from mbmssec.impl.protocols.pcap import Packet, Proto, write_pcap
@@ -81,8 +89,11 @@ from mbmssec.impl.service.files import PrivateFileError, create_private, require
 
 __all__ = [
     "ADMIN_PATHS",
+    "IDLE_TIMEOUT",
     "LOOPBACK",
     "LOOPBACK_HOSTS",
+    "MAX_ADMIN_CONNECTIONS",
+    "MAX_CONNECTIONS",
     "BmscServer",
     "ServerError",
     "TrafficCapture",
@@ -97,6 +108,20 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_CLIENT_BODY: Final = 64 * 1024  # aiohttp answers 413 above this
 _TARGET_REFRESH: Final = 0.1  # seconds between reads of the fan-out list
 _TOKEN_OCTETS: Final = 32  # random octets of an admin token (256 bits)
+
+IDLE_TIMEOUT: Final = 20.0
+"""Seconds a connection may take to send a complete request head, from its start or
+its previous answer (then it is closed), or a request body (then ``408``), or to finish
+a TLS handshake.  Above the 15 s for which aiohttp clients keep an idle connection, so
+a client never sends on a connection the BM-SC is closing."""
+
+MAX_CONNECTIONS: Final = 1024
+"""Connections the UE listener holds at once; one more is answered ``503`` and closed."""
+
+MAX_ADMIN_CONNECTIONS: Final = 16
+"""Connections the admin listener holds at once."""
+
+logger = logging.getLogger("mbmssec.bmsc")
 _MIN_TOKEN: Final = 32  # characters an admin token has at least
 _ADMIN_REALM: Final = "mbmssec-admin"
 
@@ -251,6 +276,128 @@ class _ParserErrors(logging.Filter):
         return True
 
 
+def _busy_answer() -> bytes:
+    body = error_body(
+        503,
+        "too_many_connections",
+        "the BM-SC holds as many connections as it serves at once; try again shortly",
+    )
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        f"Content-Type: {JSON_CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Listener:
+    """One aiohttp application on one loopback TCP port, holding at most ``cap``
+    connections at once.
+
+    A connection beyond the cap is answered ``503`` (``Retry-After: 1``) and closed at
+    once, before any of its bytes are read.  A connection that has not sent a complete
+    request head within ``idle_timeout`` seconds of opening, or of its previous answer,
+    is closed (aiohttp's keep-alive timer, which runs from the connection's start and
+    closes it while no request is being handled); so is a TLS handshake not finished in
+    that time.  Only public aiohttp interfaces are used: the runner's ``Server`` is the
+    protocol factory, wrapped by :class:`_Counted`.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        cap: int,
+        idle_timeout: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.cap = cap
+        self.idle_timeout = idle_timeout
+        self.ssl_context = ssl_context
+        self.active = 0
+        self.refused = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.idle_timeout)
+        await self._runner.setup()
+        handlers = self._runner.server
+        assert handlers is not None
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: _Counted(self, handlers()),
+                host,
+                port,
+                reuse_address=True,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.idle_timeout if self.ssl_context else None,
+                backlog=min(self.cap, 1024),
+            )
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the connections
+            self._runner = None
+
+
+class _Counted(asyncio.Protocol):
+    """An aiohttp request handler, counted against its listener's cap (the count is
+    taken when the connection is made, so a burst of accepts cannot overshoot it)."""
+
+    def __init__(self, listener: _Listener, inner: asyncio.Protocol) -> None:
+        self.listener = listener
+        self.inner = inner
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self.listener
+        if listener.active >= listener.cap:
+            listener.refused += 1
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(_busy_answer())
+            transport.close()
+            return
+        listener.active += 1
+        self.counted = True
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            self.listener.active -= 1
+            self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.counted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.counted else None
+
+    def pause_writing(self) -> None:
+        if self.counted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.counted:
+            self.inner.resume_writing()
+
+
 class BmscServer:
     """The BM-SC on 127.0.0.1: HTTP app, schedule ticker and SRTP streamer.
 
@@ -261,7 +408,10 @@ class BmscServer:
     benchmark's request-rate figures).  ``ssl_context`` makes it answer over HTTPS
     (:mod:`mbmssec.impl.net.tls`); it is required with ``tek_protection=tls``.
     ``admin_token`` turns the admin listener on (see the module docstring); without
-    one there is no admin API at all.
+    one there is no admin API at all.  ``idle_timeout``: seconds a connection may take
+    to send a complete request head (from its start or its previous answer) or a body,
+    and a TLS handshake; ``max_connections`` / ``max_admin_connections``: connections
+    each listener holds at once (more are answered ``503`` and closed).
     """
 
     def __init__(
@@ -279,9 +429,19 @@ class BmscServer:
         record_arrivals: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         admin_token: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_admin_connections: int = MAX_ADMIN_CONNECTIONS,
     ) -> None:
         if admin_token is not None:
             _check_token(admin_token, "admin_token")
+        if not (0 < idle_timeout <= 3600 and max_connections >= 1 and max_admin_connections >= 1):
+            raise ServerError(
+                "idle_timeout must be 0..3600 seconds, and connection caps at least 1"
+            )
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_admin_connections = max_admin_connections
         if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
             raise ServerError("packet_rate, tick or payload_size out of range")
         if core.profile["tek_protection"] == "tls" and ssl_context is None:
@@ -306,8 +466,8 @@ class BmscServer:
         self.url = ""
         self.admin_port = 0
         self.admin_url = ""
-        self._runner: web.AppRunner | None = None
-        self._admin_runner: web.AppRunner | None = None
+        self._listener: _Listener | None = None
+        self._admin_listener: _Listener | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[str, _Stream] = {}
@@ -340,16 +500,23 @@ class BmscServer:
         app.router.add_post("/admin/revoke", self._admin_revoke)
         return app
 
-    async def _listen(self, app: web.Application, host: str, port: int) -> web.AppRunner:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=self.ssl_context)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        return runner
+    async def _listen(
+        self, app: web.Application, host: str, port: int, cap: int
+    ) -> tuple[_Listener, int]:
+        listener = _Listener(
+            app, cap=cap, idle_timeout=self.idle_timeout, ssl_context=self.ssl_context
+        )
+        return listener, await listener.start(host, port)
+
+    @property
+    def connections(self) -> int:
+        """Connections the UE listener holds now."""
+        return self._listener.active if self._listener is not None else 0
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered ``503`` because a listener held its cap."""
+        return sum(x.refused for x in (self._listener, self._admin_listener) if x is not None)
 
     def _url(self, host: str, port: int) -> str:
         shown = f"[{host}]" if ":" in host else host
@@ -362,17 +529,19 @@ class BmscServer:
         if host not in LOOPBACK_HOSTS:
             raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
         _ParserErrors.install(self)
-        self._runner = await self._listen(self.make_app(), host, port)
-        self.port = int(self._runner.addresses[0][1])
+        self._listener, self.port = await self._listen(
+            self.make_app(), host, port, self.max_connections
+        )
         self.url = self._url(host, self.port)
         if self._admin_token is not None:
             try:
-                self._admin_runner = await self._listen(self.make_admin_app(), host, admin_port)
+                self._admin_listener, self.admin_port = await self._listen(
+                    self.make_admin_app(), host, admin_port, self.max_admin_connections
+                )
             except ServerError:
-                await self._runner.cleanup()
-                self._runner = None
+                await self._listener.stop()
+                self._listener = None
                 raise
-            self.admin_port = int(self._admin_runner.addresses[0][1])
             self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
@@ -408,10 +577,10 @@ class BmscServer:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        for runner in (self._admin_runner, self._runner):
-            if runner is not None:
-                await runner.cleanup()
-        self._runner = self._admin_runner = None
+        for listener in (self._admin_listener, self._listener):
+            if listener is not None:
+                await listener.stop()
+        self._listener = self._admin_listener = None
         _ParserErrors.uninstall(self)
         self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
 
@@ -444,14 +613,49 @@ class BmscServer:
                 if name in exc.headers:
                     response.headers[name] = exc.headers[name]
         except Exception as exc:  # a fault must not take the service down
-            response = web.Response(
-                status=500,
-                body=error_body(500, "internal", f"{type(exc).__name__}: {exc}"),
-                content_type=JSON_CONTENT_TYPE,
-            )
-            self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
+            response = self._internal_error(request, exc)
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
         return response
+
+    def _internal_error(self, request: web.Request, exc: Exception) -> web.Response:
+        """A generic ``500``: the answer carries a correlation id and nothing of the
+        fault; the fault and its traceback go to the BM-SC's log (``mbmssec.bmsc``
+        logger, stderr of ``serve``) under that id, and a ``Rejected`` event names it."""
+        ref = secrets.token_hex(8)
+        logger.error(
+            "internal error %s answering %s %s", ref, request.method, request.path, exc_info=exc
+        )
+        self.errors.append(f"{ref} {request.path}: {type(exc).__name__}: {exc}")
+        event = Event(
+            "Rejected",
+            self.clock(),
+            ok=False,
+            reason="internal_error",
+            extra={"source": BMSC, "status": 500, "correlation_id": ref},
+        )
+        with contextlib.suppress(MbmssecError):
+            self._emit([event])
+        response = web.Response(
+            status=500,
+            body=error_body(
+                500,
+                "internal",
+                f"internal error; reference {ref} (the BM-SC's log has the details)",
+            ),
+            content_type=JSON_CONTENT_TYPE,
+        )
+        response.headers["X-Correlation-Id"] = ref
+        return response
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The request body, if it arrives within the idle timeout (else ``408``)."""
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(
+                text=f"request body not received within {self.idle_timeout:g} s"
+            ) from None
 
     @web.middleware
     async def _admin_auth_middleware(
@@ -504,7 +708,7 @@ class BmscServer:
         t = self.clock()
         body = b""
         with contextlib.suppress(web.HTTPException):
-            body = await request.read()
+            body = await self._body(request)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         client_port = int(peer[1]) if peer else 0
         self.capture.add(
@@ -627,7 +831,7 @@ class BmscServer:
                 ]
             )
             return self._respond(refusal_answer(exc))
-        body = await request.read()
+        body = await self._body(request)
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
         self._emit(reply.events)
         return self._respond(reply)
@@ -635,15 +839,19 @@ class BmscServer:
     # -- admin --------------------------------------------------------------------------------
 
     async def _admin_json(self, request: web.Request) -> dict[str, Any]:
+        """The request's JSON object, within the limits of :func:`parse_json_object`."""
+        too_large = BmscError(
+            Refusal.MALFORMED,
+            "json_too_large",
+            f"a JSON body is at most {MAX_JSON_BODY} octets",
+        )
+        if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+            raise too_large
         try:
-            data = json.loads(await request.read() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BmscError(
-                Refusal.MALFORMED, "bad_json", f"request body is not JSON: {exc}"
-            ) from None
-        if not isinstance(data, dict):
-            raise BmscError(Refusal.MALFORMED, "bad_json", "request body must be a JSON object")
-        return data
+            raw = await self._body(request)
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+        return parse_json_object(raw)
 
     async def _admin(
         self, request: web.Request, action: Callable[[dict[str, Any], float], list[Event]]

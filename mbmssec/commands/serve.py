@@ -49,6 +49,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -62,7 +63,10 @@ from typing import Any
 
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.server import (
+    IDLE_TIMEOUT,
     LOOPBACK_HOSTS,
+    MAX_ADMIN_CONNECTIONS,
+    MAX_CONNECTIONS,
     BmscServer,
     ServerError,
     ensure_admin_token,
@@ -227,6 +231,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="TLS material (CA and server certificate), created if absent "
         "(default: DB.tls next to the database)",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=positive,
+        default=IDLE_TIMEOUT,
+        help="seconds a connection may take to send a complete request head (from its "
+        f"start or its previous answer) or a body (default {IDLE_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help=f"connections the UE port holds at once; more get 503 (default {MAX_CONNECTIONS})",
+    )
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
     p.add_argument(
         "--no-send-log",
@@ -301,6 +318,10 @@ def _serve_private(args: argparse.Namespace) -> int:
         raise UsageError(f"--host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})")
     if not (0 <= args.port <= 65535 and 0 <= args.admin_port <= 65535):
         raise UsageError("--port and --admin-port must be 0..65535")
+    if not (MAX_ADMIN_CONNECTIONS <= args.max_connections <= 1_000_000):
+        raise UsageError(f"--max-connections must be {MAX_ADMIN_CONNECTIONS}..1000000")
+    if args.idle_timeout > 3600:
+        raise UsageError("--idle-timeout must be at most 3600 seconds")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
     require_private_database(args.db)  # before anything is created next to it
@@ -338,6 +359,10 @@ def _serve_private(args: argparse.Namespace) -> int:
 async def _run_server(
     core: BmscCore, args: argparse.Namespace, log: EventLog | None, log_path: Path
 ) -> int:
+    # The BM-SC's log: warnings and errors (with the correlation id of a 500) on stderr.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
     server = BmscServer(
         core,
         log=log,
@@ -346,6 +371,8 @@ async def _run_server(
         log_sends=not args.no_send_log,
         ssl_context=server_context(args.tls_files) if args.tls_files is not None else None,
         admin_token=args.admin_token,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
     )
     await server.start(args.host, args.port, args.admin_port)
     stop = asyncio.Event()
