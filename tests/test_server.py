@@ -29,7 +29,7 @@ import pytest
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
 from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
 from mbmssec.impl.net.tls import TlsFiles, client_context, ensure_tls_files, server_context
-from mbmssec.impl.protocols.digest import parse_challenge
+from mbmssec.impl.protocols.digest import parse_challenge, respond, serialise_authorization
 from mbmssec.impl.service.bmsc import (
     BmscConfig,
     BmscCore,
@@ -197,9 +197,6 @@ def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
                 ("/mbms/register?service=x&port=1", 400, "missing_parameter"),
                 (f"/mbms/register?ue={ue}&service={S}&port=99999", 400, "bad_port"),
                 (f"/mbms/register?ue={ue}&ue={ue}&service={S}&port=1", 400, "bad_parameter"),
-                (f"/mbms/register?ue=001019&service={S}&port=1", 404, "unknown_ue"),
-                (f"/mbms/register?ue={ue}&service=239.9.9.9&port=1", 404, "unknown_service"),
-                (f"/mbms/register?ue={ue}&service={S2}&port=1", 403, "not_subscribed"),
                 ("/nowhere", 404, "not_found"),
             ]
             for path, status, code in cases:
@@ -225,6 +222,11 @@ def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
             ) as resp:
                 assert resp.status == 404  # mikey_response=none: the endpoint is unused
             assert b.core.store.snapshot() == before
+            # Unknown UE, unknown or unsubscribed service: a challenge, like any UE before
+            # it authenticates (test_no_work_before_authentication).
+            for query in (f"ue=001019&service={S}", f"ue={ue}&service=239.9.9.9"):
+                async with http.get(f"{b.url}/mbms/register?{query}&port=1") as resp:
+                    assert resp.status == 401 and "WWW-Authenticate" in resp.headers
 
     asyncio.run(main())
 
@@ -732,5 +734,82 @@ def test_connections_beyond_the_cap_get_503(tmp_path: Path) -> None:
                 assert resp.status == 401
             for _, writer in held:
                 writer.close()
+
+    asyncio.run(main())
+
+
+# -- no work before authentication ----------------------------------------------------------
+
+
+def test_no_work_before_authentication(tmp_path: Path) -> None:
+    """The findings, against the real server: requests without credentials (GET and
+    HEAD) each took an SQN and wrote a row (500 of them moved an SQN by 500); the
+    status told a subscribed UE (401), an unsubscribed one (403) and an unknown UE or
+    service (404) apart; and one wrong answer cancelled the UE's pending nonce."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            ue = b.ues[0]
+
+            def sqn() -> int:
+                sub = b.core.store.get_subscriber(ue.ue)
+                assert sub is not None
+                return sub.sqn
+
+            def rows() -> int:
+                with contextlib.closing(sqlite3.connect(tmp_path / "bmsc.db")) as con:
+                    return int(con.execute("SELECT count(*) FROM challenges").fetchone()[0])
+
+            sqn0, rows0 = sqn(), rows()
+            targets = {
+                "subscribed": register_uri(ue.ue, S, 40000, "initial"),
+                "unsubscribed": register_uri(ue.ue, S2, 40000, "initial"),
+                "unknown UE": register_uri("001019", S, 40000, "initial"),
+                "unknown service": register_uri(ue.ue, "239.9.9.9", 40000, "initial"),
+            }
+            seen: dict[str, str] = {}
+            for name, target in targets.items():
+                async with http.get(b.url + target) as resp:
+                    body = await resp.read()
+                    www = resp.headers["WWW-Authenticate"]
+                    ch = parse_challenge(www)
+                    assert ch.opaque is not None
+                    shape = (
+                        resp.status,
+                        sorted(k.lower() for k in resp.headers),
+                        json.loads(body),
+                        len(body),
+                        (ch.realm, ch.algorithm, ch.qop, ch.stale, len(ch.nonce), len(ch.opaque)),
+                    )
+                    assert resp.status == 401, name
+                    seen[name] = repr(shape)
+            assert len(set(seen.values())) == 1, seen
+            # 20 more, GET and HEAD: the same challenge; the SQN moved once in all.
+            nonces = set()
+            for i in range(20):
+                method = http.get if i % 2 else http.head
+                async with method(b.url + targets["subscribed"]) as resp:
+                    assert resp.status == 401
+                    nonces.add(parse_challenge(resp.headers["WWW-Authenticate"]).nonce)
+            assert len(nonces) == 1
+            assert sqn() == sqn0 + 1 and rows() == rows0 + 1
+            # An observer answers that challenge wrongly: refused, and the UE's own
+            # registration still goes through on the same challenge.
+            forged = respond(
+                parse_challenge(resp.headers["WWW-Authenticate"]),
+                username=ue.ue,
+                res=bytes(8),
+                method="GET",
+                uri=targets["subscribed"],
+                rand=os.urandom,
+            )
+            header = {"Authorization": serialise_authorization(forged)}
+            async with http.get(b.url + targets["subscribed"], headers=header) as resp:
+                assert resp.status == 403 and (await resp.json())["error"] == "auth_failed"
+            client = UeClient(ue, b.url, http, log=b.log, receive=False)
+            await client.add_service(S, 40000)
+            assert await client.register(S)
+            assert sqn() == sqn0 + 1 and ue.resyncs == 0
 
     asyncio.run(main())

@@ -832,6 +832,7 @@ class BmscServer:
             )
             return self._respond(refusal_answer(exc))
         body = await self._body(request)
+        now = self.clock()  # after the body: events logged meanwhile are not later than it
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
         self._emit(reply.events)
         return self._respond(reply)
@@ -856,10 +857,11 @@ class BmscServer:
     async def _admin(
         self, request: web.Request, action: Callable[[dict[str, Any], float], list[Event]]
     ) -> web.Response:
-        now = self.clock()
         try:
             data = await self._admin_json(request)
-            events = action(data, now)
+            # The time of the change is taken once the body is in: while it was read the
+            # ticker may have logged later events, and the log's times never go back.
+            events = action(data, self.clock())
         except BmscError as exc:
             return self._respond(refusal_answer(exc))
         self._emit(events)

@@ -44,9 +44,10 @@ Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter k
 ``group_keks`` (service, kek)
     With ``kek_scope=common`` only: the one KEK of the service that every UE's TEK
     deliveries are protected with (created with the service, never changed).
-``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc)
+``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc, failures)
     Digest AKA challenges issued and their use (``pending``, ``verified``, ``used``,
-    ``failed``); kept so a restarted BM-SC still recognises a nonce it issued.
+    ``failed``) and the wrong answers counted against them; kept so a restarted BM-SC
+    still recognises a nonce it issued.
 """
 
 from __future__ import annotations
@@ -170,10 +171,15 @@ CREATE TABLE IF NOT EXISTS challenges (
     sqn INTEGER NOT NULL,
     issued REAL NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'verified', 'used', 'failed')),
-    max_nc INTEGER NOT NULL DEFAULT 0
+    max_nc INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS challenges_by_time ON challenges(issued);
 """
+
+_CHALLENGES_BY_UE: Final = (
+    "CREATE INDEX IF NOT EXISTS challenges_by_ue ON challenges(ue, state, issued)"
+)
 
 
 class StoreError(MbmssecError):
@@ -281,9 +287,13 @@ class Challenge:
     issued: float
     state: str
     max_nc: int
+    failures: int = 0
 
     def __repr__(self) -> str:
-        return f"Challenge({self.ue!r}, sqn={self.sqn}, {self.state}, nc={self.max_nc})"
+        return (
+            f"Challenge({self.ue!r}, sqn={self.sqn}, {self.state}, nc={self.max_nc}, "
+            f"failures={self.failures})"
+        )
 
 
 def _tek(row: sqlite3.Row) -> TekRow:
@@ -359,6 +369,12 @@ class Store:
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(challenges)")}
+            if "failures" not in columns:  # a database made before failures were counted
+                self._db.execute(
+                    "ALTER TABLE challenges ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"
+                )
+            self._db.execute(_CHALLENGES_BY_UE)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         self._depth = 0
@@ -795,6 +811,27 @@ class Store:
         """An issued challenge by its nonce."""
         row = self._one("SELECT * FROM challenges WHERE nonce = ?", (nonce,))
         return None if row is None else Challenge(**dict(row))
+
+    def outstanding_challenge(self, ue: str, issued_since: float) -> Challenge | None:
+        """The UE's latest challenge still ``pending`` (issued, never answered right,
+        not invalidated) and issued at ``issued_since`` or later, if any (reads only)."""
+        row = self._one(
+            "SELECT * FROM challenges WHERE ue = ? AND state = 'pending' AND issued >= ? "
+            "ORDER BY issued DESC, sqn DESC LIMIT 1",
+            (ue, issued_since),
+        )
+        return None if row is None else Challenge(**dict(row))
+
+    def record_failure(self, nonce: str, limit: int) -> int:
+        """Count one wrong answer to a pending challenge; at ``limit`` wrong answers it
+        becomes ``failed``.  Returns the failures counted."""
+        row = self._write(
+            "UPDATE challenges SET failures = failures + 1, state = CASE WHEN failures + 1 "
+            ">= ? THEN 'failed' ELSE state END WHERE nonce = ? AND state = 'pending' "
+            "RETURNING failures",
+            (limit, nonce),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def update_challenge(self, nonce: str, state: str, max_nc: int) -> None:
         """Record a challenge's use."""
