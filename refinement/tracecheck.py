@@ -63,8 +63,8 @@ TEK, the next fresh MKI), the withdrawn TEKs of a ``Revoke``, the MKI and TEK of
 authentication failure) against the model's ``decrypted`` and ``saw_unknown``; a UE
 decrypting a packet twice is a verdict (SRTP replay protection refuses the second).
 ``Rejected`` with reason ``not_subscribed`` must be a UE the model has unsubscribed.
-Timestamps never decrease per source (each UE, the BM-SC, the demo), and a ``Start``
-event's declared profile must be the one checked.
+Timestamps never decrease per source (each UE, the BM-SC, the demo, ``bmsc-admin``), and
+a ``Start`` event's declared profile must be the one checked.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def naming_for(events: Sequence[Mapping[str, Any]]) -> tuple[Universe, Naming]:
     teks: set[tuple[str, int]] = set()
     pkts = 0
     for e in events:
-        if e["event"] in ("Start", "Stop", "Challenge", "Resync"):
+        if e["event"] in ("Start", "Stop", "Challenge", "Resync", "Provision"):
             continue
         if e.get("ue") is not None:
             ues.add(e["ue"])

@@ -37,7 +37,6 @@ from mbmssec.impl.protocols.milenage import Milenage
 from mbmssec.impl.protocols.srtp import MasterKey, SrtpPolicy, SrtpSender
 from mbmssec.impl.service.bmsc import (
     MKI_LENGTH,
-    REGISTER_PATH,
     BmscConfig,
     BmscCore,
     BmscError,
@@ -303,32 +302,158 @@ def test_wrong_res_is_refused_and_state_unchanged(tmp_path: Path) -> None:
     assert h.core.store.snapshot() == before
 
 
-@pytest.mark.parametrize(
-    "ue,service,code,status",
-    [
-        ("999999", S, "unknown_ue", 404),
-        (None, "239.9.9.9", "unknown_service", 404),
-    ],
-)
-def test_unknown_ue_or_service(
-    tmp_path: Path, ue: str | None, service: str, code: str, status: int
-) -> None:
-    h = Harness(tmp_path)
-    name = ue or h.ue(0).ue
-    before = h.core.store.snapshot()
-    reply = h.core.register(RegisterRequest(name, service, 40000, uri=REGISTER_PATH), h.now)
-    assert (_status(reply), reply.code) == (status, code)
-    assert h.core.store.snapshot() == before
-
-
-def test_unsubscribed_service_refused_before_any_vector(tmp_path: Path) -> None:
+def test_pre_authentication_answers_tell_nothing(tmp_path: Path) -> None:
+    """Before authentication a subscribed UE, an unsubscribed one, an unknown UE and an
+    unknown service all get the same answer: a Digest AKA challenge of one shape.  The
+    unknown UE's is a decoy, the same on every request in the reuse window, and nothing
+    is stored for it."""
     h = Harness(tmp_path)
     h.core.add_service(S2, h.now)
+    subscribed, _ = h.request(h.ue(0))
     before = h.core.store.snapshot()
-    reply, _ = h.request(h.ue(0), S2)
+    challenges = _challenge_rows(h)
+    replies = {
+        "subscribed": h.request(h.ue(0))[0],
+        "unsubscribed": h.request(h.ue(1), S2)[0],
+        "unknown service": h.request(h.ue(2), "239.9.9.9")[0],
+        "unknown UE": h.core.register(RegisterRequest("999999", S, 40000), h.now),
+    }
+    shapes = set()
+    for name, reply in replies.items():
+        assert (_status(reply), reply.code, reply.message) == (
+            401,
+            "challenge",
+            "authentication required (HTTP Digest AKA, RFC 3310)",
+        ), name
+        ch = parse_challenge(_challenge(reply))
+        assert ch.opaque is not None
+        shapes.add((ch.realm, ch.algorithm, ch.qop, ch.stale, len(ch.nonce), len(ch.opaque)))
+        decode_aka_nonce(ch.nonce)  # RAND || AUTN || issue time, as a real one
+    assert len(shapes) == 1
+    assert replies["subscribed"].challenge == subscribed.challenge  # answered again
+    # UE 1 and UE 2 had no outstanding challenge: one new vector each, nothing for
+    # the unknown UE, whose decoy is the same when it asks again.
+    assert _challenge_rows(h) == challenges + 2
+    after = h.core.store.snapshot()
+    sqn = {r["ue"]: r["sqn"] for r in after["subscribers"]}
+    assert sqn == {r["ue"]: r["sqn"] + (r["ue"] != h.ue(0).ue) for r in before["subscribers"]}
+    again = h.core.register(RegisterRequest("999999", S, 40000), h.now + 1)
+    assert again.challenge == replies["unknown UE"].challenge
+    other = h.core.register(RegisterRequest("999998", S, 40000), h.now)
+    assert other.challenge != again.challenge
+    assert _challenge_rows(h) == challenges + 2
+    # An answer to the decoy is refused as a wrong answer to a real challenge is.
+    impostor = UeCore("999999", bytes(16), bytes(16), h.profile, rand=h.rng.randbytes)
+    uri = register_uri("999999", S, 40000, "initial")
+    with pytest.raises(UeError, match="network failed"):
+        impostor.answer_challenge(_challenge(again), uri)
+    forged = _forged_answer(h, "999999", _challenge(again), uri)
+    reply = h.core.register(
+        RegisterRequest("999999", S, 40000, "initial", forged, "GET", uri), h.now
+    )
+    assert (_status(reply), reply.code, reply.message) == (
+        403,
+        "auth_failed",
+        "authentication failed: the response does not match (wrong RES)",
+    )
+    tables = ("subscribers", "subscriptions", "registrations", "deliveries", "acks")
+    assert h.core.store.snapshot(*tables) == {t: after[t] for t in tables}
+    assert _challenge_rows(h) == challenges + 2
+
+
+def _challenge_rows(h: Harness) -> int:
+    return int(h.core.store._one("SELECT count(*) AS n FROM challenges")["n"])  # type: ignore[index]
+
+
+def _forged_answer(h: Harness, ue: str, header: str, uri: str) -> str:
+    """A well-formed Digest AKA answer to ``header`` with a wrong RES."""
+    from mbmssec.impl.protocols.digest import respond, serialise_authorization
+
+    return serialise_authorization(
+        respond(
+            parse_challenge(header),
+            username=ue,
+            res=bytes(8),
+            method="GET",
+            uri=uri,
+            rand=h.rng.randbytes,
+        )
+    )
+
+
+def test_unsubscribed_or_unknown_service_refused_only_after_authentication(
+    tmp_path: Path,
+) -> None:
+    """Authorisation is checked once the UE has authenticated, and no TEK goes out: an
+    unsubscribed service is 403, an unknown one 404; nothing is delivered or recorded.
+    The nonce is spent all the same, so the authenticated request cannot be replayed
+    once the UE is authorised."""
+    h = Harness(tmp_path)
+    h.core.add_service(S2, h.now)
+    before = h.core.store.snapshot("registrations", "deliveries", "subscriptions", "teks")
+    uri = register_uri(h.ue(0).ue, S2, 40000, "initial")
+    first, _ = h.request(h.ue(0), S2)
+    answer = h.ue(0).answer_challenge(_challenge(first), uri)
+    reply, _ = h.request(h.ue(0), S2, answer)
     assert _status(reply) == 403 and reply.code == "not_subscribed"
     assert "not authorised" in reply.message
-    assert h.core.store.snapshot() == before  # no SQN spent
+    assert [e.event for e in reply.events] == ["Rejected"]  # no Authenticate, no Deliver
+    reply, _ = h.register(0, "239.9.9.9")
+    assert _status(reply) == 404 and reply.code == "unknown_service"
+    assert h.core.store.snapshot(*before) == before
+    h.events += h.core.subscribe(h.ue(0).ue, S2, h.now)
+    replayed, _ = h.request(h.ue(0), S2, answer)
+    assert _status(replayed) == 401 and replayed.code == "nonce_used"
+    reply, out = h.register(0, S2)
+    assert _status(reply) == 200 and out is not None and h.ue(0).resyncs == 0
+
+
+def test_outstanding_challenge_answered_again_without_work(tmp_path: Path) -> None:
+    """The finding: every request without credentials took an SQN and wrote a row.  Now
+    20 of them move the SQN by one and write one challenge; a new one is made only once
+    that one was used, or half a nonce lifetime after it was issued."""
+    h = Harness(tmp_path, config=BmscConfig(period=1.0, nonce_lifetime=10.0))
+    sqn0 = h.core.store.get_subscriber(h.ue(0).ue).sqn  # type: ignore[union-attr]
+    rows0 = _challenge_rows(h)
+    replies = [h.request(h.ue(0))[0] for _ in range(20)]
+    assert len({r.challenge for r in replies}) == 1
+    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn0 + 1  # type: ignore[union-attr]
+    assert _challenge_rows(h) == rows0 + 1
+    assert [e.event for r in replies for e in r.events] == ["Challenge"]
+    reply, out = h.register(0)  # the UE answers it: used
+    assert _status(reply) == 200 and out is not None
+    fresh = h.request(h.ue(0))[0]
+    assert fresh.challenge not in {r.challenge for r in replies}
+    h.now += 4.9
+    assert h.request(h.ue(0))[0].challenge == fresh.challenge
+    h.now += 0.2  # past half the lifetime: a UE might not answer it in time
+    later = h.request(h.ue(0))[0]
+    assert later.challenge != fresh.challenge
+    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn0 + 3  # type: ignore[union-attr]
+
+
+def test_wrong_answers_do_not_cancel_the_ues_nonce(tmp_path: Path) -> None:
+    """The finding: one wrong answer from an observer burnt the UE's pending nonce.  Now
+    wrong answers are counted: below ``nonce_failures`` (3) the UE's own answer still
+    works; at 3 the nonce is invalidated and the UE is challenged anew."""
+    h = Harness(tmp_path)
+    for wrong, delivered in ((2, True), (3, False)):
+        first, uri = h.request(h.ue(0))
+        header = _challenge(first)
+        for _ in range(wrong):
+            forged = _forged_answer(h, h.ue(0).ue, header, uri)
+            reply, _ = h.request(h.ue(0), auth=forged)
+            assert _status(reply) == 403 and reply.code == "auth_failed"
+        nonce = parse_challenge(header).nonce
+        rec = h.core.store.get_challenge(nonce)
+        assert rec is not None and rec.failures == wrong
+        assert rec.state == ("pending" if delivered else "failed")
+        reply, _ = h.request(h.ue(0), auth=h.ue(0).answer_challenge(header, uri))
+        if delivered:
+            assert _status(reply) == 200
+        else:
+            assert _status(reply) == 401 and reply.code == "nonce_used"
+            assert parse_challenge(_challenge(reply)).nonce != nonce
 
 
 def test_stale_nonce_rechallenged(tmp_path: Path) -> None:

@@ -10,9 +10,12 @@ and a delivery lost when the UE leaves coverage with a request in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,16 +25,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import make_mocked_request
 
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
 from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
 from mbmssec.impl.net.tls import TlsFiles, client_context, ensure_tls_files, server_context
-from mbmssec.impl.protocols.digest import parse_challenge
+from mbmssec.impl.protocols.digest import parse_challenge, respond, serialise_authorization
 from mbmssec.impl.service.bmsc import (
     BmscConfig,
     BmscCore,
-    BmscError,
     Outcome,
     RegisterRequest,
     Result,
@@ -43,6 +44,8 @@ from mbmssec.spec.loader import load_spec
 
 S = "239.255.0.1"
 S2 = "239.255.0.2"
+ADMIN_TOKEN = "t" * 20 + "0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -72,10 +75,14 @@ async def bed(
     sqn_ms: dict[int, int] | None = None,
     capture: TrafficCapture | None = None,
     tls: TlsFiles | None = None,
+    busy_timeout: float = 10.0,
+    **limits: Any,
 ) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
     core = BmscCore(
-        Store(tmp_path / "bmsc.db", durability="normal"), profile, BmscConfig(period=period)
+        Store(tmp_path / "bmsc.db", durability="normal", busy_timeout=busy_timeout),
+        profile,
+        BmscConfig(period=period),
     )
     log_path = tmp_path / "events.jsonl"
     log = EventLog(log_path)
@@ -95,6 +102,8 @@ async def bed(
         stream=stream,
         capture=capture,
         ssl_context=server_context(tls) if tls is not None else None,
+        admin_token=ADMIN_TOKEN,
+        **limits,
     )
     url = await server.start()
     try:
@@ -188,9 +197,6 @@ def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
                 ("/mbms/register?service=x&port=1", 400, "missing_parameter"),
                 (f"/mbms/register?ue={ue}&service={S}&port=99999", 400, "bad_port"),
                 (f"/mbms/register?ue={ue}&ue={ue}&service={S}&port=1", 400, "bad_parameter"),
-                (f"/mbms/register?ue=001019&service={S}&port=1", 404, "unknown_ue"),
-                (f"/mbms/register?ue={ue}&service=239.9.9.9&port=1", 404, "unknown_service"),
-                (f"/mbms/register?ue={ue}&service={S2}&port=1", 403, "not_subscribed"),
                 ("/nowhere", 404, "not_found"),
             ]
             for path, status, code in cases:
@@ -216,6 +222,11 @@ def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
             ) as resp:
                 assert resp.status == 404  # mikey_response=none: the endpoint is unused
             assert b.core.store.snapshot() == before
+            # Unknown UE, unknown or unsubscribed service: a challenge, like any UE before
+            # it authenticates (test_no_work_before_authentication).
+            for query in (f"ue=001019&service={S}", f"ue={ue}&service=239.9.9.9"):
+                async with http.get(f"{b.url}/mbms/register?{query}&port=1") as resp:
+                    assert resp.status == 401 and "WWW-Authenticate" in resp.headers
 
     asyncio.run(main())
 
@@ -260,9 +271,12 @@ def test_garbled_mikey_response_over_http(tmp_path: Path) -> None:
 def test_admin_endpoints(tmp_path: Path) -> None:
     async def main() -> None:
         async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            assert b.server.admin_port not in (0, b.server.port)
 
             async def post(path: str, body: Any) -> tuple[int, Any]:
-                async with http.post(b.url + path, data=json.dumps(body).encode()) as resp:
+                async with http.post(
+                    b.server.admin_url + path, data=json.dumps(body).encode(), headers=ADMIN
+                ) as resp:
                     return resp.status, await resp.json()
 
             assert (
@@ -283,29 +297,97 @@ def test_admin_endpoints(tmp_path: Path) -> None:
             assert status == 200 and data["events"][0]["event"] == "Revoke"
             status, data = await post("/admin/subscribe", ["not", "an", "object"])
             assert status == 400 and "JSON object" in data["message"]
-            async with http.post(b.url + "/admin/subscribe", data=b"{") as resp:
+            async with http.post(
+                b.server.admin_url + "/admin/subscribe", data=b"{", headers=ADMIN
+            ) as resp:
                 assert resp.status == 400
-            async with http.get(b.url + "/admin/state") as resp:
+            async with http.get(b.server.admin_url + "/admin/state", headers=ADMIN) as resp:
                 state = await resp.json()
             assert {s["service"] for s in state["services"]} == {S, S2}
             assert all(
                 set(sub) == {"ue", "sqn", "mikey_counter"}  # no key material
                 for sub in state["subscribers"]
             )
-            # A request from a non-loopback address is refused.
-            request = make_mocked_request("GET", "/admin/state", transport=_Transport())
-            with pytest.raises(BmscError, match="loopback"):
-                b.server._admin_guard(request)
+            # Every change made through the admin API is in the BM-SC's event log.
+            logged = [
+                (e["event"], e["ue"], e["service"])
+                for e in b.events()
+                if e["event"] in ("Provision", "Subscribe", "Revoke")
+                or (e["event"] == "Generate" and e["service"] == S2)
+            ]
+            assert ("Provision", "001017", None) in logged
+            assert ("Generate", None, S2) in logged
+            assert logged[-2:] == [("Subscribe", "001017", S2), ("Revoke", "001017", S2)]
+            assert "00" * 16 not in b.log_path.read_text()  # K is never logged
 
     asyncio.run(main())
 
 
-class _Transport:
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("192.0.2.7", 40000) if name == "peername" else default
+def test_admin_api_is_off_the_ue_listener_and_needs_the_token(tmp_path: Path) -> None:
+    """The finding: any UE could POST /admin/subscribe on the UE listener (answered 200)
+    and subscribe itself.  Now the UE listener has no admin path at all, and the admin
+    listener refuses every request without the bearer token, changing nothing."""
 
-    def is_closing(self) -> bool:
-        return False
+    async def main() -> None:
+        async with bed(tmp_path, n=2, stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            ue = b.ues[1].ue
+            attack = json.dumps({"ue": ue, "service": S2}).encode()
+            before = b.core.store.snapshot()
+            for path in ("/admin/subscribe", "/admin/subscribers", "/admin/state"):
+                async with http.post(b.url + path, data=attack) as resp:
+                    assert resp.status == 404, path
+                async with http.get(b.url + path) as resp:
+                    assert resp.status == 404, path
+            wrong = [
+                {},
+                {"Authorization": "Bearer " + "x" * len(ADMIN_TOKEN)},
+                {"Authorization": "Bearer " + ADMIN_TOKEN[:-1]},
+                {"Authorization": "Basic " + ADMIN_TOKEN},
+                {"Authorization": ADMIN_TOKEN},
+            ]
+            for headers in wrong:
+                for path in ("/admin/subscribe", "/admin/nowhere"):
+                    async with http.post(
+                        b.server.admin_url + path, data=attack, headers=headers
+                    ) as resp:
+                        data = await resp.json()
+                        assert resp.status == 401, (headers, path)
+                        assert data["error"] == "unauthorized" and "Bearer" in data["message"]
+                        assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+                async with http.get(b.server.admin_url + "/admin/state", headers=headers) as r:
+                    assert r.status == 401
+            two = [("Authorization", ADMIN["Authorization"])] * 2
+            async with http.get(b.server.admin_url + "/admin/state", headers=two) as resp:
+                assert resp.status == 401
+            assert b.core.store.snapshot() == before
+            refused = [e for e in b.events("Rejected") if e["reason"].startswith("admin_token")]
+            assert len(refused) == 2 * len(wrong) + len(wrong) + 1
+            # With the token, the same request is served, on the admin listener only.
+            async with http.post(
+                b.server.admin_url + "/admin/subscribe", data=attack, headers=ADMIN
+            ) as resp:
+                assert resp.status == 200
+            sub = b.core.store.get_subscription(ue, S2)
+            assert sub is not None and sub.subscribed
+
+    asyncio.run(main())
+
+
+def test_without_a_token_there_is_no_admin_listener(tmp_path: Path) -> None:
+    async def main() -> None:
+        core = BmscCore(Store(tmp_path / "b.db"), load_spec().profile({}))
+        server = BmscServer(core, stream=False)
+        await server.start()
+        try:
+            assert server.admin_url == "" and server.admin_port == 0
+        finally:
+            await server.stop()
+            core.store.close()
+        with pytest.raises(ServerError, match="at least 32"):
+            BmscServer(core, admin_token="short")
+
+    asyncio.run(main())
 
 
 def test_loopback_only() -> None:
@@ -463,5 +545,271 @@ def test_delivery_lost_when_coverage_goes_mid_request(tmp_path: Path) -> None:
             client.regain_coverage()
             assert await client.register(S, "retry")
             assert b.ues[0].state(S).mkis
+
+    asyncio.run(main())
+
+
+# -- robust HTTP -----------------------------------------------------------------------------
+
+
+def test_json_bodies_are_parsed_within_limits(tmp_path: Path) -> None:
+    """The finding: a deeply nested body or a 4,300-digit integer on an admin endpoint
+    was a 500 carrying the exception's text.  Now each is a 400 naming the limit, with
+    nothing of an exception in the answer and nothing changed."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            ue = b.ues[0].ue
+            huge = "1" + "0" * 4299
+            nested = "[" * 4000 + "]" * 4000
+            cases: list[tuple[str, bytes, str]] = [
+                ("/admin/subscribe", f'{{"ue": {nested}, "service": "{S}"}}'.encode(), "deeper"),
+                ("/admin/services", f'{{"service": "{S2}", "period": {huge}}}'.encode(), "longer"),
+                (
+                    "/admin/services",
+                    f'{{"service": "{S2}", "period": 1e{huge}}}'.encode(),
+                    "longer",
+                ),
+                (
+                    "/admin/subscribers",
+                    f'{{"ue": "001019", "k": "{"00" * 16}", "opc": "{"11" * 16}", '
+                    f'"sqn": {huge}}}'.encode(),
+                    "longer",
+                ),
+                ("/admin/services", f'{{"service": "{S2}", "period": NaN}}'.encode(), "NaN"),
+                ("/admin/revoke", b'{"ue": "' + b"a" * 9000 + b'"}', "at most 8192"),
+                ("/admin/revoke", b"\xff\xfe{}", "not UTF-8"),
+                ("/admin/revoke", b'{"ue": "x",', "not JSON"),
+            ]
+            before = b.core.store.snapshot()
+            for path, body, fragment in cases:
+                async with http.post(b.server.admin_url + path, data=body, headers=ADMIN) as r:
+                    text = await r.text()
+                    assert r.status == 400, (path, body[:40], text)
+                    assert fragment in json.loads(text)["message"], text
+                    for leak in ("Error", "Traceback", "exceed", "recursion"):
+                        assert leak not in text, text
+            assert b.core.store.snapshot() == before
+            assert b.server.errors == []
+            # Within the limits, the same endpoints work.
+            async with http.post(
+                b.server.admin_url + "/admin/revoke",
+                data=json.dumps({"ue": ue, "service": S}).encode(),
+                headers=ADMIN,
+            ) as r:
+                assert r.status == 200
+
+    asyncio.run(main())
+
+
+def test_a_fault_is_a_generic_500_with_a_correlation_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real fault (the database locked by another process beyond the busy timeout):
+    the answer names a correlation id and nothing of the fault (the error class, the
+    database's path); the BM-SC's log and event log carry the id with the details."""
+
+    async def main() -> None:
+        async with (
+            bed(tmp_path, n=1, stream=False, busy_timeout=0.2) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            url = b.url + register_uri(b.ues[0].ue, S, 40000, "initial")
+            locker = sqlite3.connect(tmp_path / "bmsc.db", isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            try:
+                async with http.get(url) as resp:
+                    text = await resp.text()
+                    ref = resp.headers["X-Correlation-Id"]
+                    assert resp.status == 500, text
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            data = json.loads(text)
+            assert data["error"] == "internal" and ref in data["message"]
+            for leak in ("StoreError", "locked", "bmsc.db", str(tmp_path)):
+                assert leak not in text
+            logged = [r for r in caplog.records if r.name == "mbmssec.bmsc" and ref in r.message]
+            assert logged and logged[0].exc_info is not None
+            assert "database is locked" in str(logged[0].exc_info[1])
+            assert any(e.get("correlation_id") == ref for e in b.events("Rejected"))
+            assert any(ref in err and "StoreError" in err for err in b.server.errors)
+            async with http.get(url) as resp:  # the service goes on
+                assert resp.status == 401
+
+    with caplog.at_level(logging.ERROR, logger="mbmssec.bmsc"):
+        asyncio.run(main())
+
+
+async def _closed_after(reader: asyncio.StreamReader, limit: float) -> float:
+    """Seconds until the server closes the connection (reads until end of stream)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with contextlib.suppress(ConnectionError):
+        while await asyncio.wait_for(reader.read(4096), limit):
+            pass
+    return loop.time() - start
+
+
+def test_clients_that_never_finish_a_request_are_disconnected(tmp_path: Path) -> None:
+    """The finding: connections that never finished their headers were held forever.
+    With ``idle_timeout=0.5`` the BM-SC closes a silent connection, one trickling its
+    head a byte at a time, and an idle kept-alive one after 0.5 s, and answers a body
+    that does not come with 408."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False, idle_timeout=0.5) as b:
+            port = b.server.port
+
+            async def silent() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    writer.close()
+
+            async def trickle() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /mbms/register HTTP/1.1\r\nHost: x\r\n")
+
+                async def drip() -> None:
+                    with contextlib.suppress(ConnectionError):
+                        for _ in range(50):
+                            writer.write(b"X")
+                            await writer.drain()
+                            await asyncio.sleep(0.1)
+
+                dripping = asyncio.create_task(drip())
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    dripping.cancel()
+                    writer.close()
+
+            async def kept_alive() -> float:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 404")
+                try:
+                    return await _closed_after(reader, 5)
+                finally:
+                    writer.close()
+
+            times = await asyncio.gather(silent(), trickle(), kept_alive())
+            assert all(0.4 <= t <= 2.5 for t in times), times
+            target = f"/mbms/mikey-response?ue={b.ues[0].ue}&service={S}".encode()
+            slow_body = await _raw(
+                port,
+                b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a",
+            )
+            assert slow_body.startswith(b"HTTP/1.1 408")
+            assert b"not received within 0.5 s" in slow_body
+
+    asyncio.run(main())
+
+
+def test_connections_beyond_the_cap_get_503(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            bed(tmp_path, n=1, stream=False, max_connections=4) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            held = [await asyncio.open_connection("127.0.0.1", b.server.port) for _ in range(4)]
+            assert await _until(lambda: b.server.connections == 4, 5)
+            busy = await _raw(b.server.port, b"GET /mbms/register HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert busy.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in busy
+            assert json.loads(busy.split(b"\r\n\r\n", 1)[1])["error"] == "too_many_connections"
+            url = b.url + register_uri(b.ues[0].ue, S, 40000, "initial")
+            async with http.get(url) as resp:
+                assert resp.status == 503
+            assert b.server.refused_connections == 2
+            # The admin listener has a cap of its own: it still answers.
+            async with http.get(b.server.admin_url + "/admin/state", headers=ADMIN) as resp:
+                assert resp.status == 200
+            _, writer = held.pop()
+            writer.close()
+            assert await _until(lambda: b.server.connections == 3, 5)
+            async with http.get(url) as resp:
+                assert resp.status == 401
+            for _, writer in held:
+                writer.close()
+
+    asyncio.run(main())
+
+
+# -- no work before authentication ----------------------------------------------------------
+
+
+def test_no_work_before_authentication(tmp_path: Path) -> None:
+    """The findings, against the real server: requests without credentials (GET and
+    HEAD) each took an SQN and wrote a row (500 of them moved an SQN by 500); the
+    status told a subscribed UE (401), an unsubscribed one (403) and an unknown UE or
+    service (404) apart; and one wrong answer cancelled the UE's pending nonce."""
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            b.core.add_service(S2, time.time())
+            ue = b.ues[0]
+
+            def sqn() -> int:
+                sub = b.core.store.get_subscriber(ue.ue)
+                assert sub is not None
+                return sub.sqn
+
+            def rows() -> int:
+                with contextlib.closing(sqlite3.connect(tmp_path / "bmsc.db")) as con:
+                    return int(con.execute("SELECT count(*) FROM challenges").fetchone()[0])
+
+            sqn0, rows0 = sqn(), rows()
+            targets = {
+                "subscribed": register_uri(ue.ue, S, 40000, "initial"),
+                "unsubscribed": register_uri(ue.ue, S2, 40000, "initial"),
+                "unknown UE": register_uri("001019", S, 40000, "initial"),
+                "unknown service": register_uri(ue.ue, "239.9.9.9", 40000, "initial"),
+            }
+            seen: dict[str, str] = {}
+            for name, target in targets.items():
+                async with http.get(b.url + target) as resp:
+                    body = await resp.read()
+                    www = resp.headers["WWW-Authenticate"]
+                    ch = parse_challenge(www)
+                    assert ch.opaque is not None
+                    shape = (
+                        resp.status,
+                        sorted(k.lower() for k in resp.headers),
+                        json.loads(body),
+                        len(body),
+                        (ch.realm, ch.algorithm, ch.qop, ch.stale, len(ch.nonce), len(ch.opaque)),
+                    )
+                    assert resp.status == 401, name
+                    seen[name] = repr(shape)
+            assert len(set(seen.values())) == 1, seen
+            # 20 more, GET and HEAD: the same challenge; the SQN moved once in all.
+            nonces = set()
+            for i in range(20):
+                method = http.get if i % 2 else http.head
+                async with method(b.url + targets["subscribed"]) as resp:
+                    assert resp.status == 401
+                    nonces.add(parse_challenge(resp.headers["WWW-Authenticate"]).nonce)
+            assert len(nonces) == 1
+            assert sqn() == sqn0 + 1 and rows() == rows0 + 1
+            # An observer answers that challenge wrongly: refused, and the UE's own
+            # registration still goes through on the same challenge.
+            forged = respond(
+                parse_challenge(resp.headers["WWW-Authenticate"]),
+                username=ue.ue,
+                res=bytes(8),
+                method="GET",
+                uri=targets["subscribed"],
+                rand=os.urandom,
+            )
+            header = {"Authorization": serialise_authorization(forged)}
+            async with http.get(b.url + targets["subscribed"], headers=header) as resp:
+                assert resp.status == 403 and (await resp.json())["error"] == "auth_failed"
+            client = UeClient(ue, b.url, http, log=b.log, receive=False)
+            await client.add_service(S, 40000)
+            assert await client.register(S)
+            assert sqn() == sqn0 + 1 and ue.resyncs == 0
 
     asyncio.run(main())

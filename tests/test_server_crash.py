@@ -2,7 +2,7 @@
 
 The BM-SC runs as its own process (started here, killed by its PID) with a 0.4 s TEK
 period, so its 20 UEs re-register several times a second while subscriptions are
-granted and withdrawn through the admin endpoint.  At a random moment the process is
+granted and withdrawn through the admin listener.  At a random moment the process is
 SIGKILLed, then started again on the same database and port.  Afterwards:
 
 * no lost subscription: every subscribe/revoke the admin endpoint acknowledged before
@@ -82,6 +82,9 @@ class Serve:
             raise AssertionError(f"serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
         self.ready: dict[str, Any] = json.loads(line)
         self.url: str = self.ready["url"]
+        self.admin_url: str = self.ready["admin_url"]
+        token = Path(self.ready["admin_token_file"]).read_text().strip()
+        self.admin_headers = {"Authorization": f"Bearer {token}"}
 
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -154,7 +157,9 @@ def test_sigkill_during_rekey_storm_and_restart(tmp_path: Path) -> None:
                     in_flight.add(ue)
                     try:
                         async with http.post(
-                            f"{first.url}/admin/{action}", json={"ue": ue, "service": S}
+                            f"{first.admin_url}/admin/{action}",
+                            json={"ue": ue, "service": S},
+                            headers=first.admin_headers,
                         ) as resp:
                             if resp.status == 200:
                                 acknowledged[ue] = action == "subscribe"

@@ -5,6 +5,11 @@ status and renders refusals as JSON ``{"status", "error", "message"}``; the serv
 the tests read the mapping from here.  A TEK delivery is answered ``200`` with the MIKEY
 message as ``application/mikey``, an accepted MIKEY response ``204``, and a refusal that
 carries a Digest AKA challenge (RFC 3310) ``401`` with ``WWW-Authenticate``.
+
+JSON request bodies are read with :func:`parse_json_object`, within limits on size,
+nesting depth and the length of a number, so that no body can make the parser recurse
+or compute without bound (a deeply nested array, a 4,300-digit integer): a body beyond
+them is a ``400`` naming the limit.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from mbmssec.impl.service.bmsc import BmscError, Outcome, Refusal, Result
 
@@ -74,3 +79,100 @@ def answer(outcome: Outcome) -> HttpAnswer:
 def refusal_answer(exc: BmscError) -> HttpAnswer:
     """The HTTP answer to a refusal raised outside a core request (query checks, admin)."""
     return answer(Outcome.refused(exc))
+
+
+MAX_JSON_BODY: Final = 8192
+"""Octets of a JSON request body at most (an admin request is under 200)."""
+
+MAX_JSON_DEPTH: Final = 8
+"""Nesting of arrays and objects in a JSON body at most (the admin API's are flat)."""
+
+MAX_JSON_DIGITS: Final = 24
+"""Characters of one JSON number at most (an SQN has at most 15 digits)."""
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_JSON_DIGITS:
+            raise _NumberTooLong(text[:8])
+        return kind(text)
+
+    return parse
+
+
+def _not_a_number(text: str) -> Any:
+    raise json.JSONDecodeError(f"{text} is not a JSON number", text, 0)
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """The deepest nesting of arrays and objects in ``text`` (strings skipped); the scan
+    stops as soon as it passes ``limit``, so it never costs more than one pass."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON request body that must be an object, parsed within the limits
+    :data:`MAX_JSON_BODY`, :data:`MAX_JSON_DEPTH` and :data:`MAX_JSON_DIGITS`; anything
+    else is a :attr:`Refusal.MALFORMED` :class:`BmscError` (``400``) saying why."""
+    if len(raw) > MAX_JSON_BODY:
+        raise BmscError(
+            Refusal.MALFORMED,
+            "json_too_large",
+            f"a JSON body is at most {MAX_JSON_BODY} octets (this one has {len(raw)})",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BmscError(Refusal.MALFORMED, "bad_json", "request body is not UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise BmscError(
+            Refusal.MALFORMED,
+            "json_too_deep",
+            f"request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+        )
+    try:
+        data = json.loads(
+            text or "null",
+            parse_int=_number(int),
+            parse_float=_number(float),
+            parse_constant=_not_a_number,
+        )
+    except _NumberTooLong:
+        raise BmscError(
+            Refusal.MALFORMED,
+            "json_number_too_long",
+            f"a number in the request body is longer than {MAX_JSON_DIGITS} characters",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BmscError(
+            Refusal.MALFORMED,
+            "bad_json",
+            f"request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        ) from None
+    if not isinstance(data, dict):
+        raise BmscError(Refusal.MALFORMED, "bad_json", "request body must be a JSON object")
+    return data

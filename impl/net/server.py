@@ -1,36 +1,55 @@
-"""The BM-SC service: HTTP registration and admin endpoints, TEK schedule, SRTP fan-out.
+"""The BM-SC service: HTTP registration and admin listeners, TEK schedule, SRTP fan-out.
 
-This puts :class:`~mbmssec.impl.service.bmsc.BmscCore` on the network, on loopback only:
+This puts :class:`~mbmssec.impl.service.bmsc.BmscCore` on the network, on loopback only,
+on two listeners.
+
+The **UE listener** serves the UE API and nothing else:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
   response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
-* ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b);
-* ``/admin/...`` (requests from a loopback address only): ``GET /admin/state``,
-  ``POST /admin/subscribers`` ``{"ue", "k", "opc", "sqn"}`` (hex keys),
-  ``POST /admin/services`` ``{"service", "period"}``, ``POST /admin/subscribe`` and
-  ``POST /admin/revoke`` ``{"ue", "service"}``;
-* a ticker that runs the TEK schedule (generation, activation) every ``tick`` seconds;
-* the data plane (step 7, 6.2.3.3): per service an RTP stream protected with SRTP
-  under the active TEK, its MKI in every packet (unless ``mki_in_srtp=optional``),
-  sent as one UDP datagram to each registered UE's port on 127.0.0.1, which stands in
-  for the multicast bearer.  Nothing is ever sent to a multicast group or to an
-  address other than 127.0.0.1.
+* ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b).
+
+The **admin listener** is a second loopback port, started only when the server is given
+an admin token (:func:`ensure_admin_token` keeps it in a 0600 file next to the
+database); every request must carry ``Authorization: Bearer <token>`` (else ``401``,
+whatever the path): ``GET /admin/state``, ``POST /admin/subscribers``
+``{"ue", "k", "opc", "sqn"}`` (hex keys), ``POST /admin/services`` ``{"service",
+"period"}``, ``POST /admin/subscribe`` and ``POST /admin/revoke`` ``{"ue", "service"}``.
+A port with a token rather than a Unix socket: the admin client keeps an ordinary
+``http(s)://127.0.0.1:PORT`` URL (over the same TLS as the UE listener when there is
+one), and no socket path has to fit the 108 octets of ``sun_path``.  Every change made
+there is in the event log, like the BM-SC's own steps.
+
+Besides, a ticker runs the TEK schedule (generation, activation) every ``tick``
+seconds, and the data plane (step 7, 6.2.3.3) sends per service an RTP stream protected
+with SRTP under the active TEK, its MKI in every packet (unless
+``mki_in_srtp=optional``), as one UDP datagram to each registered UE's port on
+127.0.0.1, which stands in for the multicast bearer.  Nothing is ever sent to a
+multicast group or to an address other than 127.0.0.1.
 
 Refusals are JSON ``{"status", "error", "message"}`` with the matching HTTP status;
 aiohttp itself answers malformed HTTP with ``400`` and bodies above the configured limit
-with ``413``.  Every step is recorded in an :class:`~mbmssec.impl.service.events.EventLog`, and
-the HTTP exchanges and SRTP datagrams can be captured for a pcap file
-(:class:`TrafficCapture`).
+with ``413``.  JSON bodies are parsed within limits on size, depth and number length
+(:func:`~mbmssec.impl.net.api.parse_json_object`, ``400`` beyond them).  A fault is a
+generic ``500`` whose body carries only a correlation id, which the BM-SC's log (logger
+``mbmssec.bmsc``) and a ``Rejected`` event repeat with the details.  Each listener holds
+at most a set number of connections (``503`` beyond) and closes a connection that has
+not sent a complete request head within :data:`IDLE_TIMEOUT` seconds of opening or of
+its previous answer.  Every step is recorded in an
+:class:`~mbmssec.impl.service.events.EventLog`, and the UE listener's HTTP exchanges and
+the SRTP datagrams can be captured for a pcap file (:class:`TrafficCapture`; the admin
+listener's, which carry keys and the token, never).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hmac
 import logging
 import math
+import secrets
 import ssl
 import struct
 import time
@@ -44,9 +63,11 @@ from aiohttp import web
 from mbmssec.errors import MbmssecError
 from mbmssec.impl.net.api import (
     JSON_CONTENT_TYPE,
+    MAX_JSON_BODY,
     HttpAnswer,
     answer,
     error_body,
+    parse_json_object,
     refusal_answer,
 )
 from mbmssec.impl.protocols.pcap import Packet, Proto, write_pcap
@@ -64,25 +85,92 @@ from mbmssec.impl.service.bmsc import (
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
+from mbmssec.impl.service.files import PrivateFileError, create_private, require_private
 
 __all__ = [
+    "ADMIN_PATHS",
+    "IDLE_TIMEOUT",
     "LOOPBACK",
     "LOOPBACK_HOSTS",
+    "MAX_ADMIN_CONNECTIONS",
+    "MAX_CONNECTIONS",
     "BmscServer",
     "ServerError",
     "TrafficCapture",
+    "ensure_admin_token",
     "http_bytes_request",
     "http_bytes_response",
+    "read_admin_token",
 ]
 
 LOOPBACK: Final = "127.0.0.1"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_CLIENT_BODY: Final = 64 * 1024  # aiohttp answers 413 above this
 _TARGET_REFRESH: Final = 0.1  # seconds between reads of the fan-out list
+_TOKEN_OCTETS: Final = 32  # random octets of an admin token (256 bits)
+
+IDLE_TIMEOUT: Final = 20.0
+"""Seconds a connection may take to send a complete request head, from its start or
+its previous answer (then it is closed), or a request body (then ``408``), or to finish
+a TLS handshake.  Above the 15 s for which aiohttp clients keep an idle connection, so
+a client never sends on a connection the BM-SC is closing."""
+
+MAX_CONNECTIONS: Final = 1024
+"""Connections the UE listener holds at once; one more is answered ``503`` and closed."""
+
+MAX_ADMIN_CONNECTIONS: Final = 16
+"""Connections the admin listener holds at once."""
+
+logger = logging.getLogger("mbmssec.bmsc")
+_MIN_TOKEN: Final = 32  # characters an admin token has at least
+_ADMIN_REALM: Final = "mbmssec-admin"
+
+ADMIN_PATHS: Final = (
+    "/admin/state",
+    "/admin/subscribers",
+    "/admin/services",
+    "/admin/subscribe",
+    "/admin/revoke",
+)
+"""The admin API's paths (on the admin listener only)."""
 
 
 class ServerError(MbmssecError):
     """The BM-SC service cannot start or was misconfigured."""
+
+
+def _check_token(token: str, where: str) -> str:
+    if len(token) < _MIN_TOKEN or not token.isascii() or not token.isprintable() or " " in token:
+        raise ServerError(
+            f"{where}: an admin token is at least {_MIN_TOKEN} printable ASCII characters "
+            "without spaces"
+        )
+    return token
+
+
+def read_admin_token(path: str | Path) -> str:
+    """The admin token kept in ``path``; the file must be its owner's only (0600)."""
+    try:
+        require_private(path, what="the BM-SC's admin token")
+        text = Path(path).read_text(encoding="ascii").strip()
+    except PrivateFileError as exc:
+        raise ServerError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise ServerError(f"cannot read the admin token {path}: {reason}") from None
+    return _check_token(text, str(path))
+
+
+def ensure_admin_token(path: str | Path) -> str:
+    """The admin token in ``path``, created at the first start (256 random bits, file
+    mode 0600, never replaced); an existing file must be the owner's only."""
+    try:
+        create_private(path, (secrets.token_urlsafe(_TOKEN_OCTETS) + "\n").encode("ascii"))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerError(f"cannot create the admin token {path}: {exc.strerror}") from None
+    return read_admin_token(path)
 
 
 def http_bytes_request(
@@ -188,6 +276,128 @@ class _ParserErrors(logging.Filter):
         return True
 
 
+def _busy_answer() -> bytes:
+    body = error_body(
+        503,
+        "too_many_connections",
+        "the BM-SC holds as many connections as it serves at once; try again shortly",
+    )
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        f"Content-Type: {JSON_CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Listener:
+    """One aiohttp application on one loopback TCP port, holding at most ``cap``
+    connections at once.
+
+    A connection beyond the cap is answered ``503`` (``Retry-After: 1``) and closed at
+    once, before any of its bytes are read.  A connection that has not sent a complete
+    request head within ``idle_timeout`` seconds of opening, or of its previous answer,
+    is closed (aiohttp's keep-alive timer, which runs from the connection's start and
+    closes it while no request is being handled); so is a TLS handshake not finished in
+    that time.  Only public aiohttp interfaces are used: the runner's ``Server`` is the
+    protocol factory, wrapped by :class:`_Counted`.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        cap: int,
+        idle_timeout: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.cap = cap
+        self.idle_timeout = idle_timeout
+        self.ssl_context = ssl_context
+        self.active = 0
+        self.refused = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.idle_timeout)
+        await self._runner.setup()
+        handlers = self._runner.server
+        assert handlers is not None
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: _Counted(self, handlers()),
+                host,
+                port,
+                reuse_address=True,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.idle_timeout if self.ssl_context else None,
+                backlog=min(self.cap, 1024),
+            )
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the connections
+            self._runner = None
+
+
+class _Counted(asyncio.Protocol):
+    """An aiohttp request handler, counted against its listener's cap (the count is
+    taken when the connection is made, so a burst of accepts cannot overshoot it)."""
+
+    def __init__(self, listener: _Listener, inner: asyncio.Protocol) -> None:
+        self.listener = listener
+        self.inner = inner
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self.listener
+        if listener.active >= listener.cap:
+            listener.refused += 1
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(_busy_answer())
+            transport.close()
+            return
+        listener.active += 1
+        self.counted = True
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            self.listener.active -= 1
+            self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.counted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.counted else None
+
+    def pause_writing(self) -> None:
+        if self.counted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.counted:
+            self.inner.resume_writing()
+
+
 class BmscServer:
     """The BM-SC on 127.0.0.1: HTTP app, schedule ticker and SRTP streamer.
 
@@ -197,6 +407,11 @@ class BmscServer:
     ``record_arrivals`` keeps the arrival time of every registration request (for the
     benchmark's request-rate figures).  ``ssl_context`` makes it answer over HTTPS
     (:mod:`mbmssec.impl.net.tls`); it is required with ``tek_protection=tls``.
+    ``admin_token`` turns the admin listener on (see the module docstring); without
+    one there is no admin API at all.  ``idle_timeout``: seconds a connection may take
+    to send a complete request head (from its start or its previous answer) or a body,
+    and a TLS handshake; ``max_connections`` / ``max_admin_connections``: connections
+    each listener holds at once (more are answered ``503`` and closed).
     """
 
     def __init__(
@@ -213,7 +428,20 @@ class BmscServer:
         log_sends: bool = True,
         record_arrivals: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        admin_token: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_admin_connections: int = MAX_ADMIN_CONNECTIONS,
     ) -> None:
+        if admin_token is not None:
+            _check_token(admin_token, "admin_token")
+        if not (0 < idle_timeout <= 3600 and max_connections >= 1 and max_admin_connections >= 1):
+            raise ServerError(
+                "idle_timeout must be 0..3600 seconds, and connection caps at least 1"
+            )
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_admin_connections = max_admin_connections
         if not (0 < packet_rate <= 10_000 and 0 < tick <= 10 and 12 <= payload_size <= 1400):
             raise ServerError("packet_rate, tick or payload_size out of range")
         if core.profile["tek_protection"] == "tls" and ssl_context is None:
@@ -232,10 +460,14 @@ class BmscServer:
         self.clock = clock
         self.log_sends = log_sends
         self.arrivals: list[float] | None = [] if record_arrivals else None
+        self._admin_token = admin_token.encode("ascii") if admin_token is not None else None
         self.port = 0
         self.udp_port = 0
         self.url = ""
-        self._runner: web.AppRunner | None = None
+        self.admin_port = 0
+        self.admin_url = ""
+        self._listener: _Listener | None = None
+        self._admin_listener: _Listener | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[str, _Stream] = {}
@@ -245,13 +477,22 @@ class BmscServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        """The aiohttp application (routes and middlewares), without starting anything."""
+        """The UE listener's application (routes and middlewares), without starting it:
+        the UE API only."""
         app = web.Application(
             client_max_size=_MAX_CLIENT_BODY,
             middlewares=[self._errors_middleware, self._capture_middleware],
         )
         app.router.add_get(REGISTER_PATH, self._register)
         app.router.add_post(RESPONSE_PATH, self._mikey_response)
+        return app
+
+    def make_admin_app(self) -> web.Application:
+        """The admin listener's application: every request needs the bearer token."""
+        app = web.Application(
+            client_max_size=_MAX_CLIENT_BODY,
+            middlewares=[self._errors_middleware, self._admin_auth_middleware],
+        )
         app.router.add_get("/admin/state", self._admin_state)
         app.router.add_post("/admin/subscribers", self._admin_subscriber)
         app.router.add_post("/admin/services", self._admin_service)
@@ -259,25 +500,49 @@ class BmscServer:
         app.router.add_post("/admin/revoke", self._admin_revoke)
         return app
 
-    async def start(self, host: str = LOOPBACK, port: int = 0) -> str:
-        """Listen on ``host:port`` (loopback only) and start ticker and streamer."""
+    async def _listen(
+        self, app: web.Application, host: str, port: int, cap: int
+    ) -> tuple[_Listener, int]:
+        listener = _Listener(
+            app, cap=cap, idle_timeout=self.idle_timeout, ssl_context=self.ssl_context
+        )
+        return listener, await listener.start(host, port)
+
+    @property
+    def connections(self) -> int:
+        """Connections the UE listener holds now."""
+        return self._listener.active if self._listener is not None else 0
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered ``503`` because a listener held its cap."""
+        return sum(x.refused for x in (self._listener, self._admin_listener) if x is not None)
+
+    def _url(self, host: str, port: int) -> str:
+        shown = f"[{host}]" if ":" in host else host
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{shown}:{port}"
+
+    async def start(self, host: str = LOOPBACK, port: int = 0, admin_port: int = 0) -> str:
+        """Listen on ``host:port`` (loopback only), and on ``host:admin_port`` for the
+        admin API when there is an admin token; start ticker and streamer."""
         if host not in LOOPBACK_HOSTS:
             raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
         _ParserErrors.install(self)
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, host, port, reuse_address=True, ssl_context=self.ssl_context
+        self._listener, self.port = await self._listen(
+            self.make_app(), host, port, self.max_connections
         )
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        self.port = int(self._runner.addresses[0][1])
-        shown = f"[{host}]" if ":" in host else host
-        scheme = "https" if self.ssl_context is not None else "http"
-        self.url = f"{scheme}://{shown}:{self.port}"
+        self.url = self._url(host, self.port)
+        if self._admin_token is not None:
+            try:
+                self._admin_listener, self.admin_port = await self._listen(
+                    self.make_admin_app(), host, admin_port, self.max_admin_connections
+                )
+            except ServerError:
+                await self._listener.stop()
+                self._listener = None
+                raise
+            self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
@@ -290,6 +555,7 @@ class BmscServer:
         start = {
             "source": BMSC,
             "url": self.url,
+            "admin_url": self.admin_url or None,
             "profile": dict(self.core.profile),
             "fetch_grace": self.core.config.fetch_grace,
         }
@@ -311,9 +577,10 @@ class BmscServer:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for listener in (self._admin_listener, self._listener):
+            if listener is not None:
+                await listener.stop()
+        self._listener = self._admin_listener = None
         _ParserErrors.uninstall(self)
         self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
 
@@ -346,13 +613,88 @@ class BmscServer:
                 if name in exc.headers:
                     response.headers[name] = exc.headers[name]
         except Exception as exc:  # a fault must not take the service down
-            response = web.Response(
-                status=500,
-                body=error_body(500, "internal", f"{type(exc).__name__}: {exc}"),
-                content_type=JSON_CONTENT_TYPE,
-            )
-            self.errors.append(f"{request.path}: {type(exc).__name__}: {exc}")
+            response = self._internal_error(request, exc)
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+        return response
+
+    def _internal_error(self, request: web.Request, exc: Exception) -> web.Response:
+        """A generic ``500``: the answer carries a correlation id and nothing of the
+        fault; the fault and its traceback go to the BM-SC's log (``mbmssec.bmsc``
+        logger, stderr of ``serve``) under that id, and a ``Rejected`` event names it."""
+        ref = secrets.token_hex(8)
+        logger.error(
+            "internal error %s answering %s %s", ref, request.method, request.path, exc_info=exc
+        )
+        self.errors.append(f"{ref} {request.path}: {type(exc).__name__}: {exc}")
+        event = Event(
+            "Rejected",
+            self.clock(),
+            ok=False,
+            reason="internal_error",
+            extra={"source": BMSC, "status": 500, "correlation_id": ref},
+        )
+        with contextlib.suppress(MbmssecError):
+            self._emit([event])
+        response = web.Response(
+            status=500,
+            body=error_body(
+                500,
+                "internal",
+                f"internal error; reference {ref} (the BM-SC's log has the details)",
+            ),
+            content_type=JSON_CONTENT_TYPE,
+        )
+        response.headers["X-Correlation-Id"] = ref
+        return response
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The request body, if it arrives within the idle timeout (else ``408``)."""
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(
+                text=f"request body not received within {self.idle_timeout:g} s"
+            ) from None
+
+    @web.middleware
+    async def _admin_auth_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        given = request.headers.getall("Authorization", [])
+        scheme, _, token = given[0].partition(" ") if len(given) == 1 else ("", "", "")
+        expected = self._admin_token
+        if (
+            expected is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected)
+        ):
+            return await handler(request)
+        reason = "admin_token_missing" if not given else "admin_token_wrong"
+        self._emit(
+            [
+                Event(
+                    "Rejected",
+                    self.clock(),
+                    ok=False,
+                    reason=reason,
+                    extra={"source": BMSC, "status": 401, "path": request.path[:100]},
+                )
+            ]
+        )
+        response = web.Response(
+            status=401,
+            body=error_body(
+                401,
+                "unauthorized",
+                "the admin API needs 'Authorization: Bearer <token>' with the BM-SC's admin "
+                "token (the file serve names as admin_token_file)",
+            ),
+            content_type=JSON_CONTENT_TYPE,
+        )
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{_ADMIN_REALM}"'
         return response
 
     @web.middleware
@@ -366,7 +708,7 @@ class BmscServer:
         t = self.clock()
         body = b""
         with contextlib.suppress(web.HTTPException):
-            body = await request.read()
+            body = await self._body(request)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         client_port = int(peer[1]) if peer else 0
         self.capture.add(
@@ -489,38 +831,37 @@ class BmscServer:
                 ]
             )
             return self._respond(refusal_answer(exc))
-        body = await request.read()
+        body = await self._body(request)
+        now = self.clock()  # after the body: events logged meanwhile are not later than it
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
         self._emit(reply.events)
         return self._respond(reply)
 
     # -- admin --------------------------------------------------------------------------------
 
-    def _admin_guard(self, request: web.Request) -> None:
-        if request.remote not in ("127.0.0.1", "::1"):
-            raise BmscError(
-                Refusal.FORBIDDEN, "forbidden", "admin endpoints answer loopback clients only"
-            )
-
     async def _admin_json(self, request: web.Request) -> dict[str, Any]:
-        self._admin_guard(request)
+        """The request's JSON object, within the limits of :func:`parse_json_object`."""
+        too_large = BmscError(
+            Refusal.MALFORMED,
+            "json_too_large",
+            f"a JSON body is at most {MAX_JSON_BODY} octets",
+        )
+        if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+            raise too_large
         try:
-            data = json.loads(await request.read() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BmscError(
-                Refusal.MALFORMED, "bad_json", f"request body is not JSON: {exc}"
-            ) from None
-        if not isinstance(data, dict):
-            raise BmscError(Refusal.MALFORMED, "bad_json", "request body must be a JSON object")
-        return data
+            raw = await self._body(request)
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+        return parse_json_object(raw)
 
     async def _admin(
         self, request: web.Request, action: Callable[[dict[str, Any], float], list[Event]]
     ) -> web.Response:
-        now = self.clock()
         try:
             data = await self._admin_json(request)
-            events = action(data, now)
+            # The time of the change is taken once the body is in: while it was read the
+            # ticker may have logged later events, and the log's times never go back.
+            events = action(data, self.clock())
         except BmscError as exc:
             return self._respond(refusal_answer(exc))
         self._emit(events)
@@ -529,10 +870,6 @@ class BmscServer:
         )
 
     async def _admin_state(self, request: web.Request) -> web.Response:
-        try:
-            self._admin_guard(request)
-        except BmscError as exc:
-            return self._respond(refusal_answer(exc))
         return web.json_response(self.core.state_view())
 
     @staticmethod
@@ -562,10 +899,13 @@ class BmscServer:
             sqn = data.get("sqn", 0)
             if isinstance(sqn, bool) or not isinstance(sqn, int):
                 raise BmscError(Refusal.MALFORMED, "bad_sqn", "field 'sqn' must be an integer")
-            self.core.add_subscriber(
-                self._field(data, "ue"), self._hex16(data, "k"), self._hex16(data, "opc"), sqn
+            return self.core.add_subscriber(
+                self._field(data, "ue"),
+                self._hex16(data, "k"),
+                self._hex16(data, "opc"),
+                sqn,
+                now,
             )
-            return []
 
         return await self._admin(request, act)
 

@@ -18,8 +18,13 @@ Roles
   :attr:`Refusal.UNAUTHENTICATED` outcome carrying it, which
   :mod:`mbmssec.impl.net.api` turns into ``401`` + ``WWW-Authenticate``); the answer is
   verified, the authorisation database is checked, and the outcome carries the MIKEY TEK
-  delivery (RFC 3830 pre-shared-key I_MESSAGE under
-  the UE's KEK): the active TEK and the next one(s), each with its MKI, the time (or
+  delivery.  No work before authentication: a request without credentials gets the
+  UE's outstanding challenge again if it has one (no SQN taken, nothing written), an
+  unknown UE a decoy of the same shape (nothing stored), and whether the service exists
+  or the UE may use it is answered only once the UE has authenticated; a wrong answer
+  is counted against its nonce, which only ``nonce_failures`` of them invalidate.  The
+  delivery is an RFC 3830 pre-shared-key I_MESSAGE under
+  the UE's KEK: the active TEK and the next one(s), each with its MKI, the time (or
   SRTP index) to fetch the next TEK and, if configured, a TEK lifetime.
 * **MIKEY response** (step 4b): ``POST /mbms/mikey-response?ue=..&service=..`` with the
   verification message; recorded as an acknowledgement of the delivered TEKs.
@@ -61,12 +66,14 @@ delivery to the UE's authentication and carries the replay protection).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -87,6 +94,7 @@ from mbmssec.impl.protocols.digest import (
     DigestChallenge,
     DigestParseError,
     DigestStaleError,
+    encode_aka_nonce,
     make_aka_challenge,
     parse_authorization,
     serialise_challenge,
@@ -150,6 +158,8 @@ __all__ = [
 
 REGISTER_PATH: Final = "/mbms/register"
 """HTTP path of registration and re-registration (6.2.2 step 2, 6.2.3.2)."""
+
+_WRONG_RES: Final = "authentication failed: the response does not match (wrong RES)"
 
 RESPONSE_PATH: Final = "/mbms/mikey-response"
 """HTTP path of the MIKEY response (6.2.2 step 4b)."""
@@ -267,7 +277,9 @@ class BmscConfig:
     never overtaken by the activation (the model's assumption that synchronised UEs
     fetch at their fetch time, 6.2.3.3).  ``packet_rate``: SRTP
     packets per second, to turn a fetch time into an SRTP index.  ``amf``: the AMF of
-    vectors.  ``bmsc_uri``: the BM-SC's MIKEY identity (IDi).
+    vectors.  ``bmsc_uri``: the BM-SC's MIKEY identity (IDi).  ``nonce_failures``: wrong
+    answers a pending challenge survives before it is invalidated (so one wrong answer
+    from an observer does not cancel the UE's authentication).
     """
 
     realm: str = "bmsc.mbms.example"
@@ -281,6 +293,7 @@ class BmscConfig:
     amf: bytes = b"\x00\x00"
     timestamp_skew: float = 30.0
     fetch_grace: float = 0.2
+    nonce_failures: int = 3
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fetch_grace) and 0.0 <= self.fetch_grace <= self.period):
@@ -307,6 +320,8 @@ class BmscConfig:
             )
         if len(self.amf) != 2:
             raise BmscError(Refusal.MALFORMED, "bad_config", "amf must be 2 octets")
+        if not 1 <= self.nonce_failures <= 100:
+            raise BmscError(Refusal.MALFORMED, "bad_config", "nonce_failures must be 1 .. 100")
 
 
 @dataclass(frozen=True)
@@ -410,6 +425,7 @@ class BmscCore:
     rand: Rand = os.urandom
     _positions: dict[str, _StreamPosition] = field(default_factory=dict, init=False)
     _purged: float = field(default=0.0, init=False)
+    _decoy_key: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
@@ -445,8 +461,11 @@ class BmscCore:
 
     # -- administration -----------------------------------------------------------------
 
-    def add_subscriber(self, ue: str, k: bytes, opc: bytes, sqn: int = 0) -> None:
-        """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN)."""
+    def add_subscriber(
+        self, ue: str, k: bytes, opc: bytes, sqn: int = 0, now: float = 0.0
+    ) -> list[Event]:
+        """Provision a subscriber in the HSS/AuC (K, OPc: 16 octets; initial SQN); the
+        ``Provision`` event names the UE and SQN, never a key."""
         validate_ue(ue)
         if not (
             isinstance(k, bytes) and len(k) == 16 and isinstance(opc, bytes) and len(opc) == 16
@@ -458,6 +477,7 @@ class BmscCore:
             if self.store.get_subscriber(ue) is not None:
                 raise BmscError(Refusal.CONFLICT, "exists", f"subscriber {ue} already exists")
             self.store.add_subscriber(ue, k, opc, sqn)
+        return [Event("Provision", now, ue=ue, extra={"source": BMSC, "sqn": sqn})]
 
     def add_service(self, service: str, now: float, period: float | None = None) -> list[Event]:
         """Create a service with its first (active) TEK and the next one(s)."""
@@ -559,6 +579,9 @@ class BmscCore:
         validate_service(service)
         if self.store.get_subscriber(ue) is None:
             raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
+        self._known_service(service)
+
+    def _known_service(self, service: str) -> None:
         if self.store.get_service(service) is None:
             raise BmscError(Refusal.UNKNOWN, "unknown_service", f"unknown service {service}")
 
@@ -702,10 +725,90 @@ class BmscCore:
     def _challenge_error(
         self, ue: str, now: float, code: str, message: str, *, stale: bool = False
     ) -> BmscError:
+        """The challenge a request without (usable) credentials is answered with.
+
+        No work before authentication: the UE's outstanding challenge (pending, issued
+        less than half a nonce lifetime ago, and the newest vector, so that its SQN is
+        still fresh for the USIM) is answered again, with no new SQN and nothing
+        written; only without one is a new vector taken (:meth:`_challenge`).  An
+        unknown UE gets a decoy of the same shape (:meth:`_decoy`) and nothing is
+        stored, so the answer tells nothing about who is a subscriber."""
+        sub = self.store.get_subscriber(ue)
+        if sub is None:
+            note = Event(
+                "Rejected",
+                now,
+                ue=ue,
+                ok=False,
+                reason="unknown_ue",
+                extra={
+                    "source": BMSC,
+                    "refusal": Refusal.UNKNOWN.value,
+                    "message": f"unknown subscriber {ue}: answered with a decoy challenge",
+                },
+            )
+            decoy = serialise_challenge(self._decoy(ue, now, stale))
+            return BmscError(Refusal.UNAUTHENTICATED, code, message, decoy, (note,))
+        rec = self.store.outstanding_challenge(ue, now - self._reuse_window)
+        if rec is not None and rec.sqn == sub.sqn:
+            again = replace(self._stored_challenge(rec), stale=stale)
+            return BmscError(Refusal.UNAUTHENTICATED, code, message, serialise_challenge(again))
         challenge, event = self._challenge(ue, now, stale=stale)
         return BmscError(
             Refusal.UNAUTHENTICATED, code, message, serialise_challenge(challenge), (event,)
         )
+
+    @property
+    def _reuse_window(self) -> float:
+        """How long an outstanding challenge is answered again (half its lifetime, so a
+        UE always has time to answer it)."""
+        return self.config.nonce_lifetime / 2
+
+    def _stored_challenge(self, rec: Challenge) -> DigestChallenge:
+        return DigestChallenge(
+            realm=self.config.realm,
+            nonce=rec.nonce,
+            qop=(QOP_AUTH,),
+            opaque=rec.opaque,
+            algorithm=ALGORITHM_AKAV1_MD5,
+        )
+
+    def _decoy_octets(self, ue: str, epoch: int) -> bytes:
+        """48 octets that stand for RAND, AUTN and opaque of an unknown UE's decoy in one
+        reuse window: an HMAC under a key of this core, so the same UE asking again in
+        the window gets the same decoy (as a subscriber gets the same challenge)."""
+        if self._decoy_key is None:
+            self._decoy_key = self.rand(32)
+        data = f"{ue}\x00{epoch}".encode()
+        first = hmac.new(self._decoy_key, b"1" + data, hashlib.sha256).digest()
+        second = hmac.new(self._decoy_key, b"2" + data, hashlib.sha256).digest()
+        return first + second[:16]
+
+    def _decoy(self, ue: str, now: float, stale: bool) -> DigestChallenge:
+        """A challenge for an unknown UE, shaped as a real one (a nonce of RAND, AUTN and
+        an issue time within the reuse window, an opaque of 16 octets); nothing stored."""
+        epoch = int(now // self._reuse_window)
+        octets = self._decoy_octets(ue, epoch)
+        issued = int(epoch * self._reuse_window).to_bytes(8, "big")
+        return DigestChallenge(
+            realm=self.config.realm,
+            nonce=encode_aka_nonce(octets[:16], octets[16:32], issued),
+            qop=(QOP_AUTH,),
+            opaque=octets[32:].hex(),
+            algorithm=ALGORITHM_AKAV1_MD5,
+            stale=stale,
+        )
+
+    def _is_decoy(self, ue: str, nonce: str, now: float) -> bool:
+        """Whether ``nonce`` is a decoy this core gave the unknown UE within a nonce
+        lifetime (answered as a real challenge answered wrongly would be)."""
+        epoch = int(now // self._reuse_window)
+        for back in range(3):
+            octets = self._decoy_octets(ue, epoch - back)
+            issued = int((epoch - back) * self._reuse_window).to_bytes(8, "big")
+            if nonce == encode_aka_nonce(octets[:16], octets[16:32], issued):
+                return True
+        return False
 
     # -- registration (6.2.2 steps 2-4, 6.2.3.2) --------------------------------------------
 
@@ -737,9 +840,10 @@ class BmscCore:
             return Outcome.refused(exc, tuple(events))
 
     def _register(self, req: RegisterRequest, now: float, events: list[Event]) -> Outcome:
+        # No work before authentication: whether the UE is a subscriber, the service
+        # exists or the UE may use it is told only to the authenticated UE; before that
+        # every well-formed request is answered with a challenge (see _challenge_error).
         ue, service = validate_ue(req.ue), validate_service(req.service)
-        self._known(ue, service)
-        self._check_subscribed(ue, service)
         if req.authorization is None:
             raise self._challenge_error(
                 ue, now, "challenge", "authentication required (HTTP Digest AKA, RFC 3310)"
@@ -757,6 +861,12 @@ class BmscCore:
                 "the Digest username does not match the 'ue' parameter",
             )
         rec = self.store.get_challenge(cred.nonce)
+        if (
+            rec is None
+            and self.store.get_subscriber(ue) is None
+            and self._is_decoy(ue, cred.nonce, now)
+        ):
+            raise BmscError(Refusal.FORBIDDEN, "auth_failed", _WRONG_RES)
         if rec is None or rec.ue != ue:
             raise self._challenge_error(
                 ue,
@@ -765,13 +875,7 @@ class BmscCore:
                 "the nonce was not issued to this UE by this BM-SC; answer the new challenge",
                 stale=False,
             )
-        challenge = DigestChallenge(
-            realm=self.config.realm,
-            nonce=rec.nonce,
-            qop=(QOP_AUTH,),
-            opaque=rec.opaque,
-            algorithm=ALGORITHM_AKAV1_MD5,
-        )
+        challenge = self._stored_challenge(rec)
         if cred.auts is not None:
             return self._resync(ue, rec, challenge, req, cred, now, events)
         if rec.state in ("used", "failed"):
@@ -799,13 +903,12 @@ class BmscCore:
                 f"credentials do not match the challenge or request: {exc}",
             ) from None
         except DigestAuthError:
-            with self.store.transaction():
-                self.store.update_challenge(rec.nonce, "failed", rec.max_nc)
-            raise BmscError(
-                Refusal.FORBIDDEN,
-                "auth_failed",
-                "authentication failed: the response does not match (wrong RES)",
-            ) from None
+            # Counted, not fatal at once: a wrong answer from anyone who saw the nonce
+            # must not cancel the UE's own authentication; nonce_failures of them do.
+            if rec.state == "pending":
+                with self.store.transaction():
+                    self.store.record_failure(rec.nonce, self.config.nonce_failures)
+            raise BmscError(Refusal.FORBIDDEN, "auth_failed", _WRONG_RES) from None
         except DigestStaleError as exc:
             raise self._challenge_error(
                 ue,
@@ -825,9 +928,18 @@ class BmscCore:
                     "nonce_count_replayed",
                     f"nonce count {nc} not above {rec.max_nc}: a replayed request",
                 )
+        # Authenticated: now the authorisation.  A refusal still spends the nonce (or
+        # this nonce count), so the request cannot be replayed once the UE is authorised.
+        reuse = self._opt("second_service_auth") == "authorise_only"
+        try:
+            self._known_service(service)
+            self._check_subscribed(ue, service)
+        except BmscError:
+            with self.store.transaction():
+                self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
+            raise
         with self.store.transaction():
             self._check_subscribed(ue, service)
-            reuse = self._opt("second_service_auth") == "authorise_only"
             self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
             if fresh:
                 events.append(
@@ -1060,11 +1172,14 @@ class BmscCore:
                 "not_used",
                 "this BM-SC does not use MIKEY responses (mikey_response=none)",
             )
-        self._known(ue, service)
+        validate_ue(ue)
+        validate_service(service)
         if len(body) > MAX_BODY:
             raise BmscError(
                 Refusal.TOO_LARGE, "too_large", f"a MIKEY response is at most {MAX_BODY} octets"
             )
+        # Only the MIKEY MAC authenticates this request: before it verifies, an unknown
+        # UE or service is answered as a known one with no delivery awaiting a response.
         reg = self.store.get_registration(ue, service)
         if reg is None or not reg.awaiting_ack:
             raise BmscError(
@@ -1072,7 +1187,6 @@ class BmscCore:
                 "no_delivery_pending",
                 f"no TEK delivery to {ue} for {service} awaits a response",
             )
-        self._check_subscribed(ue, service)
         delivery = TekDelivery(
             csb_id=reg.csb_id,
             keys=(),
@@ -1093,6 +1207,7 @@ class BmscCore:
             raise BmscError(
                 Refusal.MALFORMED, "bad_mikey", f"MIKEY response malformed: {exc}"
             ) from None
+        self._check_subscribed(ue, service)
         with self.store.transaction():
             mkis = []
             for tek_ref in reg.delivered:

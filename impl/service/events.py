@@ -27,7 +27,8 @@ Each line is one JSON object with at least these keys:
 ``reason`` (str or null)
     Why a step failed (or what triggered it), as a short code.
 
-Optional keys: ``source`` (``"bmsc"``, ``"ue"`` or ``"demo"``: who emitted the event),
+Optional keys: ``source`` (``"bmsc"``, ``"ue"``, ``"demo"``, or ``"admin"``:
+``mbmssec bmsc-admin --db`` changing the database directly; who emitted the event),
 ``mkis`` (list of int: the MKIs a delivery carried), ``status`` (HTTP status of a
 refused request), ``message`` (human-readable detail), ``fetch_time`` (Unix seconds),
 ``fetch_index`` (SRTP packet index when the fetch time is given as a sequence number),
@@ -42,8 +43,9 @@ Event names
 Names equal to the model's action names (:data:`mbmssec.model.actions.ACTIONS`) mean
 that action happened:
 
-* ``Subscribe`` / ``Revoke`` (bmsc): the operator authorised / withdrew a UE for a
-  service.  ``Revoke`` lists the ``withdrawn`` next-TEK MKIs (re-key on leave).
+* ``Subscribe`` / ``Revoke`` (bmsc, or admin when made on the database directly): the
+  operator authorised / withdrew a UE for a service.  ``Revoke`` lists the ``withdrawn``
+  next-TEK MKIs (re-key on leave).
 * ``Authenticate`` (bmsc): a fresh HTTP Digest AKA run succeeded (``nc`` 1).
 * ``Register`` (ue): the UE verified and installed a MIKEY TEK delivery; ``mkis`` are
   the MKIs delivered, ``fetch_time`` its next fetch time, ``trigger`` why it registered
@@ -52,8 +54,8 @@ that action happened:
 * ``DeliveryLost`` (ue): the BM-SC answered a registration but the UE never got the
   answer (it lost coverage with the request in flight).
 * ``Acknowledge`` (bmsc): the BM-SC verified the UE's MIKEY response (step 4b).
-* ``Generate`` / ``Activate`` (bmsc): a TEK was created with a fresh MKI / the service
-  switched to it (packets now carry its MKI).
+* ``Generate`` / ``Activate`` (bmsc or admin): a TEK was created with a fresh MKI / the
+  service switched to it (packets now carry its MKI).
 * ``Send`` (bmsc): one SRTP packet of the service left the BM-SC under ``mki``.
 * ``Receive`` (ue): the UE got an SRTP packet: ``ok`` true = decrypted; otherwise
   ``reason`` is ``unknown_mki``, ``auth_failed``, ``replay`` or ``malformed``.
@@ -65,6 +67,8 @@ Names with no model action:
   ``counter``); the UE's ``Register`` or ``DeliveryLost`` says whether it arrived.
 * ``Rejected`` (bmsc or ue): a refused request, with ``status`` (HTTP) and ``reason``.
 * ``Challenge`` (bmsc): a Digest AKA challenge was issued with a new vector (``sqn``).
+* ``Provision`` (bmsc or admin): a subscriber was provisioned in the HSS/AuC with its
+  initial ``sqn`` (K and OPc are never logged).
 * ``Resync`` (bmsc): an AUTS resynchronisation moved the subscriber's SQN (``sqn_ms``).
 * ``Withdraw`` (bmsc): a next TEK was discarded before activation (re-key on leave).
 * ``Start`` / ``Stop`` (any): a component started or stopped (``reason`` says which).
@@ -89,8 +93,10 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.files import PRIVATE_MODE
 
 __all__ = [
+    "ADMIN",
     "BMSC",
     "DEMO",
     "MODEL_EVENTS",
@@ -110,6 +116,7 @@ __all__ = [
 BMSC: Final = "bmsc"
 UE: Final = "ue"
 DEMO: Final = "demo"
+ADMIN: Final = "admin"
 
 MODEL_EVENTS: Final = frozenset(
     {
@@ -134,6 +141,7 @@ OTHER_EVENTS: Final = frozenset(
         "Deliver",
         "Rejected",
         "Challenge",
+        "Provision",
         "Resync",
         "Withdraw",
         "Start",
@@ -269,9 +277,11 @@ class EventLog:
     """Writes events as JSON lines and passes them to listeners.
 
     ``sink`` is a path (opened for appending, so a restarted process continues the same
-    log), an open text stream, or ``None`` (no file: listeners only).  Every line is
-    flushed when written so that a process killed at any moment leaves every earlier
-    event on disk.  Safe to call from several threads.
+    log; created with mode 0600), an open text stream, or ``None`` (no file: listeners
+    only).  Every line goes to a file in one ``write`` on a descriptor opened with
+    ``O_APPEND``, so a process killed at any moment leaves every earlier event on disk,
+    and several processes appending to one log (the BM-SC and ``bmsc-admin --db``) never
+    interleave within a line.  Safe to call from several threads.
     """
 
     def __init__(
@@ -281,17 +291,16 @@ class EventLog:
         clock: Callable[[], float] | None = None,
         keep: bool = False,
     ) -> None:
-        self._own = False
-        self._stream: IO[str] | None
-        if sink is None:
-            self._stream = None
-        elif isinstance(sink, str | Path):
+        self._fd: int | None = None
+        self._stream: IO[str] | None = None
+        if isinstance(sink, str | Path):
             try:
-                self._stream = open(sink, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+                self._fd = os.open(
+                    sink, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE
+                )
             except OSError as exc:
                 raise EventLogError(0, f"cannot open {sink}: {exc.strerror}") from None
-            self._own = True
-        else:
+        elif sink is not None:
             self._stream = sink
         self._clock = clock
         self._lock = threading.Lock()
@@ -310,7 +319,14 @@ class EventLog:
             self.counts[event.event] = self.counts.get(event.event, 0) + 1
             if self.kept is not None:
                 self.kept.append(event)
-            if self._stream is not None:
+            if self._fd is not None:
+                data = (line + "\n").encode("utf-8")
+                try:
+                    while data:
+                        data = data[os.write(self._fd, data) :]
+                except OSError as exc:
+                    raise EventLogError(0, f"cannot append to the log: {exc.strerror}") from None
+            elif self._stream is not None:
                 self._stream.write(line + "\n")
                 self._stream.flush()
         for listener in self._listeners:
@@ -358,10 +374,11 @@ class EventLog:
     def close(self) -> None:
         """Flush and, if the log opened the file itself, close it."""
         with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
             if self._stream is not None:
                 self._stream.flush()
-                if self._own:
-                    with contextlib.suppress(OSError):
-                        os.fsync(self._stream.fileno())
-                    self._stream.close()
                 self._stream = None

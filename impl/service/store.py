@@ -6,7 +6,8 @@ subscriber's AKA sequence number backwards (TS 33.102 6.3.2: an SQN the USIM has
 again would be refused, and reusing one would replay an authentication vector).  This
 module is the storage layer that makes that hold:
 
-* every table lives in one SQLite database in WAL mode;
+* every table lives in one SQLite database in WAL mode, created with mode 0600 (its
+  ``-wal`` and ``-shm`` files take the same mode): it holds K, OPc and every key;
 * every change the BM-SC makes is one :meth:`Store.transaction` (``BEGIN IMMEDIATE``
   ... ``COMMIT``), and nothing is answered to a client before its transaction has
   committed, so a process killed at any moment (SIGKILL) leaves either all or none of a
@@ -43,9 +44,10 @@ Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter k
 ``group_keks`` (service, kek)
     With ``kek_scope=common`` only: the one KEK of the service that every UE's TEK
     deliveries are protected with (created with the service, never changed).
-``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc)
+``challenges`` (nonce, ue, rand, xres, ck, ik, opaque, issued, state, max_nc, failures)
     Digest AKA challenges issued and their use (``pending``, ``verified``, ``used``,
-    ``failed``); kept so a restarted BM-SC still recognises a nonce it issued.
+    ``failed``) and the wrong answers counted against them; kept so a restarted BM-SC
+    still recognises a nonce it issued.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.files import create_private
 
 __all__ = [
     "DURABILITY",
@@ -168,10 +171,15 @@ CREATE TABLE IF NOT EXISTS challenges (
     sqn INTEGER NOT NULL,
     issued REAL NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'verified', 'used', 'failed')),
-    max_nc INTEGER NOT NULL DEFAULT 0
+    max_nc INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS challenges_by_time ON challenges(issued);
 """
+
+_CHALLENGES_BY_UE: Final = (
+    "CREATE INDEX IF NOT EXISTS challenges_by_ue ON challenges(ue, state, issued)"
+)
 
 
 class StoreError(MbmssecError):
@@ -279,9 +287,13 @@ class Challenge:
     issued: float
     state: str
     max_nc: int
+    failures: int = 0
 
     def __repr__(self) -> str:
-        return f"Challenge({self.ue!r}, sqn={self.sqn}, {self.state}, nc={self.max_nc})"
+        return (
+            f"Challenge({self.ue!r}, sqn={self.sqn}, {self.state}, nc={self.max_nc}, "
+            f"failures={self.failures})"
+        )
 
 
 def _tek(row: sqlite3.Row) -> TekRow:
@@ -337,6 +349,17 @@ class Store:
                 f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
             )
         self.path = str(path)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            # Created for its owner only before SQLite opens it: SQLite gives the -wal and
+            # -shm files the database file's mode.
+            try:
+                create_private(self.path, b"")
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path}: cannot create the database: {exc.strerror}"
+                ) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
             self._db.row_factory = sqlite3.Row
@@ -346,6 +369,12 @@ class Store:
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(challenges)")}
+            if "failures" not in columns:  # a database made before failures were counted
+                self._db.execute(
+                    "ALTER TABLE challenges ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"
+                )
+            self._db.execute(_CHALLENGES_BY_UE)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         self._depth = 0
@@ -782,6 +811,27 @@ class Store:
         """An issued challenge by its nonce."""
         row = self._one("SELECT * FROM challenges WHERE nonce = ?", (nonce,))
         return None if row is None else Challenge(**dict(row))
+
+    def outstanding_challenge(self, ue: str, issued_since: float) -> Challenge | None:
+        """The UE's latest challenge still ``pending`` (issued, never answered right,
+        not invalidated) and issued at ``issued_since`` or later, if any (reads only)."""
+        row = self._one(
+            "SELECT * FROM challenges WHERE ue = ? AND state = 'pending' AND issued >= ? "
+            "ORDER BY issued DESC, sqn DESC LIMIT 1",
+            (ue, issued_since),
+        )
+        return None if row is None else Challenge(**dict(row))
+
+    def record_failure(self, nonce: str, limit: int) -> int:
+        """Count one wrong answer to a pending challenge; at ``limit`` wrong answers it
+        becomes ``failed``.  Returns the failures counted."""
+        row = self._write(
+            "UPDATE challenges SET failures = failures + 1, state = CASE WHEN failures + 1 "
+            ">= ? THEN 'failed' ELSE state END WHERE nonce = ? AND state = 'pending' "
+            "RETURNING failures",
+            (limit, nonce),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def update_challenge(self, nonce: str, state: str, max_nc: int) -> None:
         """Record a challenge's use."""

@@ -39,6 +39,7 @@ from typing import Final
 
 from mbmssec.errors import MbmssecError
 from mbmssec.impl.protocols.aka import (
+    AkaResponse,
     MacFailure,
     Rand,
     SyncFailure,
@@ -211,6 +212,8 @@ class UeCore:
     services: dict[str, ServiceState] = field(default_factory=dict, init=False)
     auth: AuthContext | None = field(default=None, init=False)
     resyncs: int = field(default=0, init=False)
+    _answered: tuple[str, AkaResponse] | None = field(default=None, init=False, repr=False)
+    """The last challenge the USIM accepted (its nonce) and the USIM's answer."""
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
@@ -274,8 +277,16 @@ class UeCore:
         except DigestError as exc:
             raise UeError("bad_challenge", f"nonce is not an AKA nonce: {exc}") from None
         self.auth = None
+        answered = self._answered
         try:
-            answer, self.usim = usim_authenticate(self._mil, self.usim, nonce.rand, nonce.autn)
+            if answered is not None and answered[0] == challenge.nonce:
+                # The same challenge served again (the BM-SC answers a request without
+                # credentials with the UE's outstanding challenge): the USIM accepted its
+                # AUTN already and would now see the SQN as replayed; answer it again.
+                answer = answered[1]
+            else:
+                answer, self.usim = usim_authenticate(self._mil, self.usim, nonce.rand, nonce.autn)
+                self._answered = (challenge.nonce, answer)
         except SyncFailure as sync:
             self.resyncs += 1
             try:

@@ -8,7 +8,7 @@ own UDP port on 127.0.0.1.  The scenario:
 
 1. every UE registers (the first UE's USIM is ahead in SQN, so it goes through AUTS
    resynchronisation first);
-2. the last UE is revoked through the BM-SC's admin endpoint, and at the same moment
+2. the last UE is revoked through the BM-SC's admin listener, and at the same moment
    the second-to-last UE leaves coverage;
 3. after two TEK activations the UE comes back into coverage: it sees an unknown MKI
    in the stream and re-fetches (6.2.3.3);
@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -53,6 +54,7 @@ from mbmssec.impl.net.server import BmscServer, TrafficCapture
 from mbmssec.impl.net.tls import client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore
 from mbmssec.impl.service.events import DEMO, Event, EventLog, read_events
+from mbmssec.impl.service.files import private_umask
 from mbmssec.impl.service.store import Store
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.refinement.tracecheck import check_events as trace_check
@@ -147,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     options = DemoOptions(
         args.ues, args.duration, args.period, args.rate, args.log, args.pcap, args.db, live
     )
-    summary = asyncio.run(run_demo(options, profile))
+    with private_umask():  # the database, log and pcap (TEKs, with tek_protection=tls)
+        summary = asyncio.run(run_demo(options, profile))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -203,23 +206,31 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     for name in names:
         k, opc = os.urandom(16), os.urandom(16)
         if core.store.get_subscriber(name) is None:
-            core.add_subscriber(name, k, opc)
+            log.emit_all(core.add_subscriber(name, k, opc, now=now))
         else:
             sub = core.store.get_subscriber(name)
             assert sub is not None
             k, opc = sub.k, sub.opc
-        log.emit_all(core.subscribe(name, SERVICE, now))
         cores.append(
             UeCore(name, k, opc, profile, sqn_ms=_RESYNC_SQN_MS if name == roles.resync else 0)
         )
+    for name in names:
+        log.emit_all(core.subscribe(name, SERVICE, now))
     server_tls = client_tls = None
     if profile["tek_protection"] == "tls":  # HTTPS with the demo's own CA
         tls_files = ensure_tls_files(workdir / "tls")
         server_tls, client_tls = server_context(tls_files), client_context(tls_files.ca)
+    admin_token = secrets.token_urlsafe(32)  # the run's own: it never leaves the process
     server = BmscServer(
-        core, log=log, capture=capture, packet_rate=options.rate, ssl_context=server_tls
+        core,
+        log=log,
+        capture=capture,
+        packet_rate=options.rate,
+        ssl_context=server_tls,
+        admin_token=admin_token,
     )
     url = await server.start()
+    admin = _Admin(server.admin_url, admin_token)
     started = time.time()
     connector = aiohttp.TCPConnector(limit=64, ssl=client_tls if client_tls is not None else True)
     timeline: dict[str, float] = {}
@@ -232,7 +243,7 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
             client.start()
         table = asyncio.create_task(_live_table(options.live, clients, roles, started))
         try:
-            await _scenario(options, session, url, by_name, roles, watch, timeline, problems)
+            await _scenario(options, session, admin, by_name, roles, watch, timeline, problems)
             remaining = options.duration - (time.time() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
@@ -297,10 +308,21 @@ async def run_demo(options: DemoOptions, profile: Profile) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Admin:
+    """The BM-SC's admin listener and its bearer token."""
+
+    url: str
+    token: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 async def _scenario(
     options: DemoOptions,
     session: aiohttp.ClientSession,
-    url: str,
+    admin: _Admin,
     clients: dict[str, UeClient],
     roles: _Roles,
     watch: _Watch,
@@ -316,7 +338,9 @@ async def _scenario(
         problems.append(f"{len(missing)} UE(s) never registered, e.g. {missing[0]}")
     timeline["registered"] = time.time()
     async with session.post(
-        url + "/admin/revoke", json={"ue": roles.revoked, "service": SERVICE}
+        admin.url + "/admin/revoke",
+        json={"ue": roles.revoked, "service": SERVICE},
+        headers=admin.headers(),
     ) as resp:
         if resp.status != 200:
             problems.append(f"admin revoke answered {resp.status}")

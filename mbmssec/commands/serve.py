@@ -4,10 +4,16 @@
 127.0.0.1: HTTP Digest AKA registration with MIKEY TEK delivery, the TEK schedule and
 the SRTP fan-out (see :mod:`mbmssec.impl.net.server`), with all state in the SQLite
 database at PATH.  When it is listening it prints one JSON line on stdout
-(``{"url", "port", "udp_port", "pid", "db", "log"}``); it runs until SIGTERM or
-SIGINT.  The event log (:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by
-default ``PATH.events.jsonl``.
+(``{"url", "port", "admin_url", "admin_port", "admin_token_file", "udp_port", "pid",
+"db", "log", "ca"}``); it runs until SIGTERM or SIGINT.  The event log
+(:mod:`mbmssec.impl.service.events`) is appended to ``--log FILE``, by default
+``PATH.events.jsonl``.
 Killed at any moment, it restarts from the same database without losing state.
+The UE listener (``--port``) serves the UE API only.  The admin API has its own
+loopback port (``--admin-port``, default any free one, printed as ``admin_url``) and
+answers only requests carrying ``Authorization: Bearer TOKEN``, with the token created
+at the first start in ``--admin-token-file`` (default ``PATH.admin-token`` next to the
+database, mode 0600).
 With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certificate for
 127.0.0.1/localhost issued by the project's own CA, created at the first start in
 ``--tls-dir`` (default ``PATH.tls`` next to the database, files mode 0600; see
@@ -16,10 +22,20 @@ With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certific
 
 ``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
 (safe while the BM-SC runs: SQLite serialises writers, and the BM-SC reads the
-database on every step), or, with ``--url``, goes through the running BM-SC's admin
-endpoints.  Actions: ``add-subscriber UE --k HEX --opc HEX [--sqn N]``,
-``add-service SERVICE [--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``,
-``show``.
+database on every step) and appends each change to the BM-SC's event log (``--log
+FILE``, by default ``PATH.events.jsonl`` as for ``serve``; ``--no-log`` for none) before
+the change commits, with ``source`` ``admin``, so that ``mbmssec trace-check`` of the
+server's log sees every change; or, with ``--url ADMIN_URL --token-file FILE`` (the
+``admin_url`` and ``admin_token_file`` serve printed), it goes through the running
+BM-SC's admin listener, which logs the change itself.  Actions: ``add-subscriber UE
+--secrets FILE|- [--sqn N]`` (K and OPc from a 0600 TOML file or standard input, never
+from the command line, where every local user could read them), ``add-service SERVICE
+[--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``, ``show``.
+
+Secrets at rest: both commands run under the umask 077, so every file they create (the
+database and its ``-wal`` and ``-shm``, the event log, the admin token, the TLS
+material) is readable by its owner only, and both refuse a database that group or
+others may read (exit 2, naming the ``chmod 600`` that fixes it).
 
 The profile (the values of the open options of the proposal) comes from ``--profile
 FILE`` and ``--option NAME=VALUE``; a database remembers the profile it was created
@@ -31,11 +47,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,20 +62,33 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import UsageError
-from mbmssec.impl.net.server import LOOPBACK_HOSTS, BmscServer
+from mbmssec.impl.net.server import (
+    IDLE_TIMEOUT,
+    LOOPBACK_HOSTS,
+    MAX_ADMIN_CONNECTIONS,
+    MAX_CONNECTIONS,
+    BmscServer,
+    ServerError,
+    ensure_admin_token,
+    read_admin_token,
+)
 from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
-from mbmssec.impl.service.events import EventLog
+from mbmssec.impl.service.events import ADMIN, Event, EventLog
+from mbmssec.impl.service.files import PrivateFileError, private_umask, require_private
 from mbmssec.impl.service.store import DURABILITY, Store
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 __all__ = [
+    "SECRETS_HELP",
     "add_profile_arguments",
     "hex16",
     "open_core",
     "positive",
     "profile_from_args",
+    "read_secrets",
     "register",
+    "require_private_database",
 ]
 
 
@@ -95,7 +127,11 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 def open_core(
     db: Path, profile: Profile | None, config: BmscConfig, durability: str = "full"
 ) -> BmscCore:
-    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one."""
+    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one.
+
+    A database (or its ``-wal`` or ``-shm`` file) that group or others may read is
+    refused, with the ``chmod`` that fixes it (:func:`require_private_database`)."""
+    require_private_database(db)
     store = Store(db, durability=durability)
     if profile is None:
         recorded = store.get_meta("profile")
@@ -106,6 +142,17 @@ def open_core(
             data = json.loads(recorded)
             profile = spec.profile({k: v for k, v in data.items() if v != spec.options[k].baseline})
     return BmscCore(store, profile, config)
+
+
+def require_private_database(db: Path) -> None:
+    """Refuse a database, ``-wal`` or ``-shm`` file that group or others may access: it
+    holds every subscriber's K and OPc; the message names the ``chmod`` that fixes it."""
+    require_private(
+        db,
+        db.with_name(db.name + "-wal"),
+        db.with_name(db.name + "-shm"),
+        what="the subscribers' K and OPc and every TEK and KEK",
+    )
 
 
 def positive(text: str) -> float:
@@ -128,7 +175,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    p.add_argument("--port", type=int, default=0, help="TCP port of the UE API (0: any free port)")
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=0,
+        help="TCP port of the admin API, which needs the bearer token (0: any free port)",
+    )
+    p.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="the admin API's bearer token, created (mode 0600) if absent "
+        "(default: DB.admin-token next to the database)",
+    )
     p.add_argument(
         "--log",
         type=Path,
@@ -172,6 +231,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="TLS material (CA and server certificate), created if absent "
         "(default: DB.tls next to the database)",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=positive,
+        default=IDLE_TIMEOUT,
+        help="seconds a connection may take to send a complete request head (from its "
+        f"start or its previous answer) or a body (default {IDLE_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help=f"connections the UE port holds at once; more get 503 (default {MAX_CONNECTIONS})",
+    )
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
     p.add_argument(
         "--no-send-log",
@@ -195,13 +267,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     where = a.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="operate on the database directly")
-    where.add_argument("--url", help="operate through a running BM-SC's admin endpoints")
+    where.add_argument(
+        "--url", help="operate through a running BM-SC's admin listener (its admin_url)"
+    )
+    a.add_argument(
+        "--token-file",
+        type=Path,
+        help="with --url: the admin token file (serve's admin_token_file)",
+    )
     a.add_argument("--ca", type=Path, help="CA file to verify an https --url against")
+    a.add_argument(
+        "--log",
+        type=Path,
+        help="with --db: append each change to the BM-SC's event log FILE "
+        "(default: DB.events.jsonl next to the database, as serve)",
+    )
+    a.add_argument("--no-log", action="store_true", help="with --db: log no change")
     actions = a.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = actions.add_parser("add-subscriber", help="provision a subscriber in the HSS/AuC")
     s.add_argument("ue")
-    s.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
-    s.add_argument("--opc", required=True, help="OPc (32 hex digits)")
+    s.add_argument("--secrets", required=True, metavar="FILE|-", help=SECRETS_HELP)
     s.add_argument("--sqn", type=int, default=0, help="initial SQN (default 0)")
     s = actions.add_parser("add-service", help="create a service and its first TEKs")
     s.add_argument("service")
@@ -222,12 +307,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Every file the BM-SC creates (database, -wal, -shm, event log, admin token, TLS
+    # material) is its owner's only.
+    with private_umask():
+        return _serve_private(args)
+
+
+def _serve_private(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK_HOSTS:
         raise UsageError(f"--host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})")
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be 0..65535")
+    if not (0 <= args.port <= 65535 and 0 <= args.admin_port <= 65535):
+        raise UsageError("--port and --admin-port must be 0..65535")
+    if not (MAX_ADMIN_CONNECTIONS <= args.max_connections <= 1_000_000):
+        raise UsageError(f"--max-connections must be {MAX_ADMIN_CONNECTIONS}..1000000")
+    if args.idle_timeout > 3600:
+        raise UsageError("--idle-timeout must be at most 3600 seconds")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
+    require_private_database(args.db)  # before anything is created next to it
     tls_files = None
     if args.tls or args.tls_dir is not None or profile["tek_protection"] == "tls":
         try:
@@ -235,6 +332,13 @@ def _serve(args: argparse.Namespace) -> int:
         except TlsError as exc:
             raise UsageError(str(exc)) from None
     args.tls_files = tls_files
+    args.admin_token_file = args.admin_token_file or args.db.with_name(
+        args.db.name + ".admin-token"
+    )
+    try:
+        args.admin_token = ensure_admin_token(args.admin_token_file)
+    except ServerError as exc:
+        raise UsageError(str(exc)) from None
     core = open_core(args.db, profile, config, args.durability)
     log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
     log = None if args.no_log else EventLog(log_path)
@@ -255,6 +359,10 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_server(
     core: BmscCore, args: argparse.Namespace, log: EventLog | None, log_path: Path
 ) -> int:
+    # The BM-SC's log: warnings and errors (with the correlation id of a 500) on stderr.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
     server = BmscServer(
         core,
         log=log,
@@ -262,8 +370,11 @@ async def _run_server(
         packet_rate=args.rate,
         log_sends=not args.no_send_log,
         ssl_context=server_context(args.tls_files) if args.tls_files is not None else None,
+        admin_token=args.admin_token,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
     )
-    await server.start(args.host, args.port)
+    await server.start(args.host, args.port, args.admin_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -274,6 +385,9 @@ async def _run_server(
             {
                 "url": server.url,
                 "port": server.port,
+                "admin_url": server.admin_url,
+                "admin_port": server.admin_port,
+                "admin_token_file": str(args.admin_token_file),
                 "udp_port": server.udp_port,
                 "pid": os.getpid(),
                 "db": str(args.db),
@@ -302,27 +416,99 @@ async def _run_server(
 def _admin(args: argparse.Namespace) -> int:
     if args.url is not None:
         return _admin_http(args)
+    with private_umask():
+        return _admin_db(args)
+
+
+def _admin_db(args: argparse.Namespace) -> int:
+    if args.token_file is not None:
+        raise UsageError("--token-file goes with --url (the admin listener)")
+    if args.action == "add-subscriber":
+        args.secrets_read = read_secrets(args.secrets)
     profile = profile_from_args(args) if (args.profile or args.option) else None
     core = open_core(args.db, profile, BmscConfig())
-    now = time.time()
+    log: EventLog | None = None
     try:
-        if args.action == "add-subscriber":
-            core.add_subscriber(args.ue, hex16(args.k, "--k"), hex16(args.opc, "--opc"), args.sqn)
-            result: Any = {"ok": True}
-        elif args.action == "add-service":
-            result = [e.to_json() for e in core.add_service(args.service, now, args.period)]
-        elif args.action == "subscribe":
-            result = [e.to_json() for e in core.subscribe(args.ue, args.service, now)]
-        elif args.action == "revoke":
-            result = [e.to_json() for e in core.revoke(args.ue, args.service, now)]
+        if args.action != "show" and not args.no_log:
+            log = EventLog(args.log or args.db.with_name(args.db.name + ".events.jsonl"))
+        if args.action == "show":
+            result: Any = core.state_view()
         else:
-            result = core.state_view()
+            # One transaction around the change and its events: they reach the log while
+            # the change is not yet visible to the BM-SC, so the log never shows the
+            # BM-SC acting on a change before the change itself; a failed append rolls the
+            # change back.
+            with core.store.transaction():
+                now = time.time()
+                events = _admin_change(core, args, now)
+                if log is not None:
+                    log.emit_all(events)
+            result = [e.to_json() for e in events]
     except BmscError as exc:
         raise UsageError(exc.message) from None
     finally:
+        if log is not None:
+            log.close()
         core.store.close()
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _admin_change(core: BmscCore, args: argparse.Namespace, now: float) -> list[Event]:
+    """Make one change through the core; its events, marked as ``bmsc-admin``'s."""
+    if args.action == "add-subscriber":
+        k, opc = args.secrets_read
+        events = core.add_subscriber(args.ue, k, opc, args.sqn, now)
+    elif args.action == "add-service":
+        events = core.add_service(args.service, now, args.period)
+    elif args.action == "subscribe":
+        events = core.subscribe(args.ue, args.service, now)
+    else:
+        events = core.revoke(args.ue, args.service, now)
+    return [dataclasses.replace(e, extra={**e.extra, "source": ADMIN}) for e in events]
+
+
+SECRETS_HELP = (
+    'the subscriber\'s K and OPc: a TOML file with k = "<32 hex digits>" and '
+    'opc = "<32 hex digits>", readable by its owner only (chmod 600), or - to read '
+    "that from standard input; never on the command line"
+)
+_MAX_SECRETS = 4096  # octets of a secrets file read at most
+
+
+def read_secrets(source: str) -> tuple[bytes, bytes]:
+    """K and OPc from ``source``: a TOML file (mode 0600: a file others may read is
+    refused) or ``-`` for standard input, holding ``k`` and ``opc`` as 32 hex digits
+    each.  Messages never show a key's value."""
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read(_MAX_SECRETS + 1)
+        else:
+            require_private(source, what="a subscriber's K and OPc")
+            with open(source, "rb") as stream:
+                raw = stream.read(_MAX_SECRETS + 1)
+    except PrivateFileError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--secrets: cannot read {where}: {exc.strerror}") from None
+    if len(raw) > _MAX_SECRETS:
+        raise UsageError(f"--secrets: {where} is larger than {_MAX_SECRETS} octets")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise UsageError(f"--secrets: {where} is not TOML: {reason}") from None
+    unknown = sorted(set(data) - {"k", "opc"})
+    if unknown:
+        raise UsageError(f"--secrets: {where}: unknown key(s) {', '.join(unknown)}")
+    keys = []
+    for name in ("k", "opc"):
+        value = data.get(name)
+        if not isinstance(value, str):
+            raise UsageError(f'--secrets: {where} needs {name} = "<32 hex digits>"')
+        keys.append(hex16(value, f"{name} in {where}"))
+    return keys[0], keys[1]
 
 
 def hex16(text: str, name: str) -> bytes:
@@ -341,11 +527,20 @@ def _admin_http(args: argparse.Namespace) -> int:
     host = urllib.parse.urlparse(base).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise UsageError("--url must point at a BM-SC on loopback")
+    if args.token_file is None:
+        raise UsageError("--url needs --token-file (the admin_token_file serve printed)")
+    if args.log is not None or args.no_log:
+        raise UsageError("--log and --no-log go with --db: the BM-SC logs what --url changes")
+    try:
+        token = read_admin_token(args.token_file)
+    except ServerError as exc:
+        raise UsageError(str(exc)) from None
     path, body = "/admin/state", None
     if args.action == "add-subscriber":
+        k, opc = read_secrets(args.secrets)
         path, body = (
             "/admin/subscribers",
-            {"ue": args.ue, "k": args.k, "opc": args.opc, "sqn": args.sqn},
+            {"ue": args.ue, "k": k.hex(), "opc": opc.hex(), "sqn": args.sqn},
         )
     elif args.action == "add-service":
         path, body = "/admin/services", {"service": args.service, "period": args.period}
@@ -356,7 +551,7 @@ def _admin_http(args: argparse.Namespace) -> int:
         base + path,
         data=data,
         method="POST" if data else "GET",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     context = None
     if base.startswith("https:"):
@@ -371,7 +566,10 @@ def _admin_http(args: argparse.Namespace) -> int:
             print(response.read().decode())
             return 0
     except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+        text = exc.read().decode(errors="replace")
+        if exc.code == 404:
+            text += "\n(is --url the admin_url serve printed, not its UE url?)"
+        print(text, file=sys.stderr)
         return 2
     except urllib.error.URLError as exc:
         raise UsageError(f"cannot reach {base}: {exc.reason}") from None

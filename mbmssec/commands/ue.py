@@ -1,7 +1,10 @@
 """``mbmssec ue``: run one UE against a BM-SC on loopback.
 
-The UE registers for each ``--service`` with HTTP Digest AKA (its USIM holds ``--k``
-and ``--opc``), installs the MIKEY TEK deliveries, receives the SRTP stream on its own
+The UE registers for each ``--service`` with HTTP Digest AKA (its USIM holds K and OPc,
+read from ``--secrets FILE``, a TOML file with ``k`` and ``opc`` as 32 hex digits each
+that only its owner may read, or from standard input with ``--secrets -``; never from
+the command line, which every local user can read in ``ps``), installs the MIKEY TEK
+deliveries, receives the SRTP stream on its own
 UDP port on 127.0.0.1, decrypts it by MKI, re-fetches at the fetch times the BM-SC
 gives and on an unknown MKI (TS 33.246 6.2.2-6.2.3.3; see :mod:`mbmssec.impl.net.client`).
 It runs for ``--duration`` seconds (or until SIGINT/SIGTERM with 0) and prints a
@@ -21,12 +24,18 @@ from typing import Any
 
 import aiohttp
 
-from mbmssec.commands.serve import add_profile_arguments, hex16, profile_from_args
+from mbmssec.commands.serve import (
+    SECRETS_HELP,
+    add_profile_arguments,
+    profile_from_args,
+    read_secrets,
+)
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.client import UeClient, UeClientError
 from mbmssec.impl.net.tls import TlsError, client_context
 from mbmssec.impl.service.bmsc import BmscError, validate_service, validate_ue
 from mbmssec.impl.service.events import EventLog
+from mbmssec.impl.service.files import private_umask
 from mbmssec.impl.service.ue import UeCore
 
 __all__ = ["register"]
@@ -47,8 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "required with https, which tek_protection=tls requires",
     )
     p.add_argument("--ue", required=True, help="the UE identity (IMSI)")
-    p.add_argument("--k", required=True, help="subscriber key K (32 hex digits)")
-    p.add_argument("--opc", required=True, help="OPc (32 hex digits)")
+    p.add_argument("--secrets", required=True, metavar="FILE|-", help=SECRETS_HELP)
     p.add_argument(
         "--service",
         action="append",
@@ -80,14 +88,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(exc.message) from None
     if args.duration < 0 or args.sqn_ms < 0:
         raise UsageError("--duration and --sqn-ms must not be negative")
-    core = UeCore(
-        args.ue,
-        hex16(args.k, "--k"),
-        hex16(args.opc, "--opc"),
-        profile_from_args(args),
-        sqn_ms=args.sqn_ms,
-    )
-    log = EventLog(args.log) if args.log else None
+    k, opc = read_secrets(args.secrets)
+    core = UeCore(args.ue, k, opc, profile_from_args(args), sqn_ms=args.sqn_ms)
+    with private_umask():
+        log = EventLog(args.log) if args.log else None
     try:
         summary = asyncio.run(_main(core, args, log))
     finally:
