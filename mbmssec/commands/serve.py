@@ -13,7 +13,10 @@ The UE listener (``--port``) serves the UE API only.  The admin API has its own
 loopback port (``--admin-port``, default any free one, printed as ``admin_url``) and
 answers only requests carrying ``Authorization: Bearer TOKEN``, with the token created
 at the first start in ``--admin-token-file`` (default ``PATH.admin-token`` next to the
-database, mode 0600).
+database, mode 0600).  Each listener closes a connection that has not sent a complete
+request head within ``--idle-timeout`` seconds (default 20) of opening or of its previous
+answer, and holds at most ``--max-connections`` connections (default 1024; the admin
+listener 16), answering ``503`` beyond.
 With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certificate for
 127.0.0.1/localhost issued by the project's own CA, created at the first start in
 ``--tls-dir`` (default ``PATH.tls`` next to the database, files mode 0600; see
