@@ -202,6 +202,7 @@ def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
     declared = load_equivalents()
 
     def entry(i: str) -> dict[str, object]:
+        killed_by: list[str]
         if i == open_id:
             verdict, killed_by, reason = "survived", [], ""
         elif i in declared:
