@@ -55,6 +55,7 @@ def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Compa
         10,
         11,
         12,
+        13,
     }
     assert base.verdicts[9].kind == "liveness"
     assert "every population size" in base.verdicts[9].how
