@@ -564,6 +564,22 @@ def _kill_under(
         return [f"undefined-read:P{m.group(1)}" if m else "undefined-read"], None, ""
 
 
+def _refuted_within(
+    model: Model, props: list[Any], depth: int, universe: Universe
+) -> tuple[list[str], int | None, str] | None:
+    """The properties among ``props`` refuted within ``depth`` steps on ``universe``,
+    stopping at the first depth with a violation, as a kill; None if none is."""
+    from mbmssec.proofs.bmc import search
+
+    if not props:
+        return None
+    found = search(model, props=props, depth=depth, universe=universe, first_depth_only=True)
+    if not found.violations:
+        return None
+    shortest = min(f.depth for f in found.violations.values())
+    return [f"P{n}" for n in sorted(found.violations)], shortest, ""
+
+
 def _kill_under_checked(
     name: str, profile: Profile, mutant: Mutant, deep: bool
 ) -> tuple[list[str], int | None, str]:
@@ -575,17 +591,9 @@ def _kill_under_checked(
     ind = prove(model)
     lost = [p for p in model.properties if p.number in proved and not ind.property_proved(p)]
     safety = [p for p in lost if p.kind != "liveness"]
-    if safety:
-        found = search(
-            model,
-            props=safety,
-            depth=MUTANT_DEPTH,
-            universe=MUTANT_UNIVERSE,
-            first_depth_only=True,
-        )
-        if found.violations:
-            depth = min(f.depth for f in found.violations.values())
-            return [f"P{n}" for n in sorted(found.violations)], depth, ""
+    killed = _refuted_within(model, safety, MUTANT_DEPTH, MUTANT_UNIVERSE)
+    if killed:
+        return killed
     for prop in lost:
         if prop.kind == "liveness":
             from mbmssec.proofs.liveness import find_lasso
@@ -610,28 +618,13 @@ def _kill_under_checked(
         gone = sorted(n for n in refuted if n not in still.violations)
         if gone:
             return [f"counterexample-gone:P{n}" for n in gone], refuted[gone[0]], ""
-    if safety:  # two services, shallow
-        found = search(
-            model,
-            props=safety,
-            depth=TWO_SERVICE_DEPTH,
-            universe=TWO_SERVICES,
-            first_depth_only=True,
-        )
-        if found.violations:
-            depth = min(f.depth for f in found.violations.values())
-            return [f"P{n}" for n in sorted(found.violations)], depth, ""
-    if safety and deep:  # last, as the costliest: deeper, for the lost properties only
-        found = search(
-            model,
-            props=safety,
-            depth=DEEP_DEPTH,
-            universe=MUTANT_UNIVERSE,
-            first_depth_only=True,
-        )
-        if found.violations:
-            depth = min(f.depth for f in found.violations.values())
-            return [f"P{n}" for n in sorted(found.violations)], depth, ""
+    killed = _refuted_within(model, safety, TWO_SERVICE_DEPTH, TWO_SERVICES)  # shallow
+    if killed:
+        return killed
+    if deep:  # last, as the costliest: deeper, for the lost properties only
+        killed = _refuted_within(model, safety, DEEP_DEPTH, MUTANT_UNIVERSE)
+        if killed:
+            return killed
     if lost:
         return (
             [],

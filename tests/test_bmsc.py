@@ -216,11 +216,11 @@ def test_second_service_authorise_only_reuses_the_nonce(tmp_path: Path) -> None:
     h.core.subscribe(h.ue(0).ue, S2, h.now)
     reply, out = h.register(0)
     assert _status(reply) == 200 and out is not None
-    sqn_before = h.core.store.get_subscriber(h.ue(0).ue).sqn  # type: ignore[union-attr]
+    sqn_before = _sqn(h, 0)
     reply, out = h.register(0, S2)
     assert _status(reply) == 200 and out is not None
     assert [e.event for e in reply.events] == ["Deliver"]  # no new challenge, no AKA run
-    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn_before  # type: ignore[union-attr]
+    assert _sqn(h, 0) == sqn_before
     # KEKs differ per service with derived KEKs; with kek=ck they are CK for both.
     auth = h.ue(0).auth
     assert auth is not None and auth.nc == 2
@@ -362,7 +362,15 @@ def test_pre_authentication_answers_tell_nothing(tmp_path: Path) -> None:
 
 
 def _challenge_rows(h: Harness) -> int:
-    return int(h.core.store._one("SELECT count(*) AS n FROM challenges")["n"])  # type: ignore[index]
+    row = h.core.store._one("SELECT count(*) AS n FROM challenges")
+    assert row is not None
+    return int(row["n"])
+
+
+def _sqn(h: Harness, i: int) -> int:
+    sub = h.core.store.get_subscriber(h.ue(i).ue)
+    assert sub is not None, "the harness provisions every UE"
+    return sub.sqn
 
 
 def _forged_answer(h: Harness, ue: str, header: str, uri: str) -> str:
@@ -413,11 +421,11 @@ def test_outstanding_challenge_answered_again_without_work(tmp_path: Path) -> No
     20 of them move the SQN by one and write one challenge; a new one is made only once
     that one was used, or half a nonce lifetime after it was issued."""
     h = Harness(tmp_path, config=BmscConfig(period=1.0, nonce_lifetime=10.0))
-    sqn0 = h.core.store.get_subscriber(h.ue(0).ue).sqn  # type: ignore[union-attr]
+    sqn0 = _sqn(h, 0)
     rows0 = _challenge_rows(h)
     replies = [h.request(h.ue(0))[0] for _ in range(20)]
     assert len({r.challenge for r in replies}) == 1
-    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn0 + 1  # type: ignore[union-attr]
+    assert _sqn(h, 0) == sqn0 + 1
     assert _challenge_rows(h) == rows0 + 1
     assert [e.event for r in replies for e in r.events] == ["Challenge"]
     reply, out = h.register(0)  # the UE answers it: used
@@ -429,7 +437,7 @@ def test_outstanding_challenge_answered_again_without_work(tmp_path: Path) -> No
     h.now += 0.2  # past half the lifetime: a UE might not answer it in time
     later = h.request(h.ue(0))[0]
     assert later.challenge != fresh.challenge
-    assert h.core.store.get_subscriber(h.ue(0).ue).sqn == sqn0 + 3  # type: ignore[union-attr]
+    assert _sqn(h, 0) == sqn0 + 3
 
 
 def test_wrong_answers_do_not_cancel_the_ues_nonce(tmp_path: Path) -> None:
