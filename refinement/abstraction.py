@@ -352,6 +352,7 @@ class Lockstep:
         self.captured: list[tuple[int, bytes, tuple[int, ...]]] = []  # (ue, body, MKIs)
         self.captured_kek: list[bytes | None] = []  # the KEK each capture was made under
         self.authorizations: list[tuple[int, str, str]] = []  # (ue, uri, header) sent
+        self.answered: dict[str, str] = {}  # header -> the BM-SC's answer code to it
         self.key_of: dict[int, tuple[int, bytes, bytes]] = {}  # TEK -> (MKI, key, salt)
         self.fetch_sent: dict[int, tuple[float, int | None]] = {}
         """UE -> (fetch time, SRTP index) of the latest delivery it installed, as the
@@ -508,24 +509,30 @@ class Lockstep:
             self.fetch_limit(i) for i in range(len(self.ues)) if i != but and self.synchronised(i)
         ]
 
+    def next_tek(self) -> Any:
+        """The service's next TEK (the first pending one), or None."""
+        pending = self.store.teks(self.service, "pending")
+        return pending[0] if pending else None
+
     def wants_register(self, i: int) -> str | None:
-        """Why the UE's client would register now, or None: it has not registered, its own
-        core says the service is due, it saw an unknown MKI (``refetch``), or its latest
-        request got no delivery and the BM-SC's fetch time has come (the model's guard);
-        and it is in coverage."""
+        """Why the UE's client would register now, or None: it has not registered, it saw
+        an unknown MKI (``refetch``; the client's trigger for that comes first, as in
+        :mod:`mbmssec.impl.net.client`), its own core says the service is due, or its
+        latest request got no delivery and the BM-SC's fetch time has come (the model's
+        guard); and it is in coverage."""
         name = self.names[i]
         if not self.record.covered.get(name, True):
             return None
         st = self.ues[i].services.get(self.service)
         if st is None or not st.registered:
             return "initial"
+        if st.saw_unknown and self.profile["unknown_mki_resync"] == "refetch":
+            return "unknown_mki"
         by_index = self.profile["fetch_time_unit"] == "sequence_number"
         reg = self.store.get_registration(name, self.service)
         bmsc_due = reg is not None and reg.fetch_time <= self.now
         if (bmsc_due and by_index) or self.service in self.ues[i].due(self.now):
             return "fetch_time"
-        if st.saw_unknown and self.profile["unknown_mki_resync"] == "refetch":
-            return "unknown_mki"
         if i in self.retry and (reg is None or not reg.registered or bmsc_due):
             return "retry"
         return None
@@ -556,6 +563,8 @@ class Lockstep:
         reply = self.core.register(
             RegisterRequest(name, self.service, 40000 + i, trigger, auth, "GET", uri), self.now
         )
+        if auth is not None:
+            self.answered[auth] = reply.code
         events += reply.events
         rounds = 0
         while reply.challenge is not None and rounds < 3:
@@ -566,6 +575,7 @@ class Lockstep:
                 RegisterRequest(name, self.service, 40000 + i, trigger, answer, "GET", uri),
                 self.now,
             )
+            self.answered[answer] = reply.code
             events += reply.events
         self.retry.add(i)
         if reply.result is Result.DELIVERED:
@@ -652,14 +662,17 @@ class Lockstep:
         self.reached["advance to activation"] += 1
         self._move_clock(f"advance to activation ({target:.3f})", target)
 
-    def delay(self, i: int, beyond: bool) -> None:
-        """UE ``i`` (synchronised) fetches late: time passes its fetch time by half the
-        BM-SC's fetch grace, or beyond the grace by half of it.  Beyond the grace the UE is
-        out of synchronisation first (the model's ``LoseCoverage``, ``RegainCoverage``)."""
+    def delay(self, i: int, beyond: bool, share: float = 0.5) -> None:
+        """UE ``i`` (synchronised) fetches late: time passes its fetch time by ``share``
+        (less than one) of the BM-SC's fetch grace, or beyond the grace by ``share`` of
+        it.  Beyond the grace the UE is out of synchronisation first (the model's
+        ``LoseCoverage``, ``RegainCoverage``)."""
         from mbmssec.impl.service.events import UE, Event
 
+        if not 0.0 < share < 1.0:
+            raise ValueError(f"share must be in (0, 1), not {share}")
         name = self.names[i]
-        late = self.fetch_limit(i) + (1.5 if beyond else 0.5) * self.config.fetch_grace
+        late = self.fetch_limit(i) + ((1.0 if beyond else 0.0) + share) * self.config.fetch_grace
         events = []
         if beyond:
             self.record.dropped[(name, self.service)] = True
@@ -713,19 +726,28 @@ class Lockstep:
             RegisterRequest(name, self.service, port, "initial", header, "GET", uri), self.now
         )
         events += reply.events
-        self._refused(f"impersonate(UE{i}, {kind})", reply, events)
+        before = self.answered.get(header)
+        self._refused(
+            f"impersonate(UE{i}, {kind})",
+            reply,
+            events,
+            f" (a header the UE sent, answered {before!r} when the UE sent it)" if before else "",
+        )
         self.reached[f"impersonate:{kind}"] += 1
 
-    def _refused(self, label: str, reply: Any, events: list[Any]) -> None:
+    def _refused(self, label: str, reply: Any, events: list[Any], what: str = "") -> None:
         """The attacker's request must be refused with no model step (see
-        :meth:`impersonate`)."""
+        :meth:`impersonate`; ``what`` describes the header replayed, if one was)."""
         from mbmssec.impl.service.bmsc import Result
 
         self.steps.append(label)
         taken = len(self.tracker.steps)
         accepted = [e.event for e in events if e.event in ("Deliver", "Authenticate")]
         if reply.result is not Result.REFUSED or accepted:
-            raise Divergence(f"after steps {self.steps[-5:]}: the BM-SC answered {accepted}")
+            raise Divergence(
+                f"after steps {self.steps[-5:]}: the BM-SC answered {accepted} to an "
+                f"attacker's request{what}"
+            )
         self._feed(events)
         if len(self.tracker.steps) != taken:
             raise Divergence(f"after steps {self.steps[-5:]}: the impersonation moved the model")
@@ -829,12 +851,23 @@ class Lockstep:
         # the delivery was made under (under reauthenticate it drops it after each
         # registration) cannot open it, so only a UE still holding that KEK is judged.
         same_kek = st_kek is not None and st_kek == self.captured_kek[k]
-        if same_kek and model_accepts != result.startswith("accepted"):
+        accepted = result.startswith("accepted")
+        if same_kek and model_accepts != accepted:
             raise Divergence(
                 f"after steps {self.steps[-5:]}: the UE {result}, the model's UE "
                 f"{'accepts' if model_accepts else 'rejects'} it (its counter is "
                 f"{core.get('ue_ctr', i)})"
             )
+        held = ue.services[self.service].keys if self.service in ue.services else {}
+        if model_accepts and not accepted and not same_kek and not set(mkis) <= set(held):
+            # The UE could not open the message, so it took no step, while the model's
+            # Replay would give it back a TEK it has dropped since: only no step explains
+            # it (the abstraction must not change, as after an impersonation).  Where
+            # the UE still holds every TEK of the delivery, the model's Replay changes
+            # nothing either and is taken.
+            self.reached["replay the UE cannot open"] += 1
+            self.check(self.steps[-1])
+            return
         for mki in mkis:
             t = self.mapper.names.teks[(self.service, mki)]
             if not self.tracker.apply("Replay", [(i, t)]):

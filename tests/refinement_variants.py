@@ -220,10 +220,20 @@ def _accept_wrong_res(cred: Any, **kw: Any) -> int:
         return int(cred.nc or 1)
 
 
-def _ignore_nonce_count(cred: Any, **kw: Any) -> int:
-    """``verify_response`` whose nonce count never grows (a replay passes the count check)."""
-    verify_response(cred, **kw)
-    return 10**9
+_update_challenge = Store.update_challenge
+
+
+def _keep_nonce_count(store: Store, nonce: str, state: str, max_nc: int) -> None:
+    """``Store.update_challenge`` that never raises a nonce's recorded count: a request
+    replayed with a nonce count the BM-SC already accepted passes the count check.
+
+    (A ``verify_response`` reporting one constant count instead would not plant this
+    bug: the BM-SC records that count at the nonce's first use and so refuses every
+    later use, the UE's own included; the UE then answers a new challenge, a
+    re-authentication the model allows, so that BM-SC, more cautious than the shipped
+    one, does nothing the model forbids.)"""
+    rec = store.get_challenge(nonce)
+    _update_challenge(store, nonce, state, rec.max_nc if rec is not None else 0)
 
 
 Patch = tuple[Any, str, Callable[..., Any]]
@@ -232,7 +242,8 @@ Patch = tuple[Any, str, Callable[..., Any]]
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     """One planted bug: the profile (a shipped proposal's name, or ``baseline``) it is
-    searched under, the Lockstep keyword arguments and module attributes it patches."""
+    searched under, the Lockstep keyword arguments (a broken core, and any configuration
+    of the run) and the module attributes it patches."""
 
     profile: str
     variant: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -245,8 +256,11 @@ MUTANTS: dict[str, Mutant] = {
         "baseline", {"bmsc_factory": ReusesWithdrawnKey}
     ),
     "activation_ignores_fetch_grace": Mutant("baseline", {"bmsc_factory": IgnoresFetchGrace}),
+    # the BM-SC gives up at the end of the fetch window, so only a UE drawn late in the
+    # window and late within the grace exposes it: a grace of half a period makes more of
+    # the window exposed (the unmutated cores pass this configuration too)
     "activation_timeout_after_fetch_window": Mutant(
-        "baseline", {"bmsc_factory": ActivationTimeout}
+        "baseline", {"bmsc_factory": ActivationTimeout, "fetch_grace": 0.5}
     ),
     "revocation_keeps_next_tek": Mutant("baseline", {"bmsc_factory": RevokeKeepsNextTek}),
     "mki_reused_within_delivery": Mutant("baseline", {"bmsc_factory": OneMkiPerDelivery}),
@@ -261,8 +275,9 @@ MUTANTS: dict[str, Mutant] = {
     "bmsc_accepts_wrong_res": Mutant(
         "baseline", patches=((bmsc, "verify_response", _accept_wrong_res),)
     ),
+    # a verified nonce is used again only where the authentication is reused
     "bmsc_accepts_replayed_nonce_count": Mutant(
-        "second_service_no_reauth", patches=((bmsc, "verify_response", _ignore_nonce_count),)
+        "second_service_no_reauth", patches=((Store, "update_challenge", _keep_nonce_count),)
     ),
 }
 """The implementation-mutant catalogue searched by tests/test_refinement_mutants.py."""
