@@ -32,14 +32,14 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from mbmssec.impl.service.bmsc import check_profile
 from mbmssec.model.concrete import Universe
 from mbmssec.proofs.check import shipped_proposals
-from mbmssec.refinement.abstraction import IMPERSONATIONS, Divergence, Lockstep
+from mbmssec.refinement.abstraction import IMPERSONATIONS, Lockstep
 from mbmssec.spec.loader import Profile, load_spec
 
 pytestmark = pytest.mark.slow
@@ -458,8 +458,6 @@ def run_machine(
     profile: Profile,
     examples: int,
     reached: Counter[str] | None = None,
-    *,
-    shrink: bool = True,
     **variant: Any,
 ) -> None:
     machine = machine_for(profile, reached, **variant)
@@ -470,7 +468,6 @@ def run_machine(
         derandomize=True,
         suppress_health_check=list(HealthCheck),
         database=None,
-        phases=list(Phase) if shrink else [Phase.generate],
     )
     with same_draws_in_any_process():
         machine.TestCase().runTest()
@@ -514,38 +511,6 @@ def required(profile: Profile) -> set[str]:
 
 PROFILES = implementable_profiles()
 
-REPLAYED_PACKET = "the UE decrypts a packet it decrypted before"
-REPLAYED_REFUSED_REQUEST = "answered 'not_subscribed' when the UE sent it"
-
-IMPLEMENTATION_DIVERGENCES: dict[str, tuple[str, str]] = {
-    "mki_optional": (
-        REPLAYED_PACKET,
-        "the UE core replaces its SRTP receiver, and with it the replay list, on every "
-        "delivery without MKIs (impl/service/ue.py, accept_delivery): after a "
-        "re-registration under the same active TEK it decrypts a packet it decrypted "
-        "before (test_ue_refuses_a_replayed_packet_after_a_delivery_without_mkis)",
-    ),
-    "second_service_no_reauth": (
-        REPLAYED_REFUSED_REQUEST,
-        "the BM-SC refuses a request of an unauthorised UE before it verifies the Digest "
-        "response and records its nonce count (impl/service/bmsc.py, _register): once "
-        "the UE is authorised again, an attacker replaying that request registers as "
-        "the UE (test_bmsc_refuses_a_replayed_request_it_refused_before)",
-    ),
-}
-"""Profiles whose search may find a divergence of the shipped implementation that is
-not fixed yet (the divergence, the reason).  The search is an expected failure, not
-strict (whether it meets the divergence depends on the examples it draws), that fails on
-any other divergence, and runs without shrinking (the divergence is known, and shrinking
-it takes minutes); a scripted scenario of the divergence is a strict expected failure,
-so that a fix is noticed (and the entry removed here)."""
-
-
-def expect_divergence(name: str, strict: bool) -> pytest.MarkDecorator:
-    """The expected-failure mark for a profile of :data:`IMPLEMENTATION_DIVERGENCES`."""
-    reason = IMPLEMENTATION_DIVERGENCES[name][1]
-    return pytest.mark.xfail(strict=strict, raises=Divergence, reason=reason)
-
 
 def test_skipped_profiles_are_the_unimplementable_ones() -> None:
     names = {n for n, _ in PROFILES}
@@ -553,76 +518,50 @@ def test_skipped_profiles_are_the_unimplementable_ones() -> None:
     assert skipped == {"kek_common", "tek_over_tls"}
 
 
-@pytest.mark.parametrize(
-    "name,profile",
-    [
-        pytest.param(n, p, marks=expect_divergence(n, strict=False))
-        if n in IMPLEMENTATION_DIVERGENCES
-        else (n, p)
-        for n, p in PROFILES
-    ],
-    ids=[n for n, _ in PROFILES],
-)
+@pytest.mark.parametrize("name,profile", PROFILES, ids=[n for n, _ in PROFILES])
 def test_lockstep_refinement(name: str, profile: Profile) -> None:
     reached: Counter[str] = Counter()
     examples = BASELINE_EXAMPLES if name == "baseline" else EXAMPLES
-    known = IMPLEMENTATION_DIVERGENCES.get(name)
-    try:
-        run_machine(profile, examples, reached, shrink=known is None)
-    except Divergence as exc:
-        if known is not None and known[0] not in str(exc):
-            pytest.fail(f"{name}: another divergence than the known one: {exc}")
-        raise
+    run_machine(profile, examples, reached)
     missing = sorted(required(profile) - {k for k, n in reached.items() if n > 0})
     assert not missing, f"{name}: never reached {missing} in {reached['examples']} examples"
 
 
-@expect_divergence("mki_optional", strict=True)
 def test_ue_refuses_a_replayed_packet_after_a_delivery_without_mkis() -> None:
-    """The divergence the ``mki_optional`` search finds, as a short scenario: a packet
-    the UE decrypted is replayed to it after it fetched again while the same TEK is
-    still active (a revocation re-key holds the activation up), and it decrypts it again
-    (with MKIs the UE keeps its receiver, and the replay is refused)."""
+    """Found by the ``mki_optional`` search: a packet the UE decrypted is replayed to it
+    after it fetched again while the same TEK is still active (a revocation re-key holds
+    the activation up).  The UE once replaced its SRTP receiver, and with it the replay
+    list, on every delivery without MKIs, and decrypted the packet again; it now keeps
+    the receiver while the key is the same (impl/service/ue.py, accept_delivery).  The
+    driver raises :class:`Divergence` if the implementation decrypts it."""
     ls = Lockstep(dict(PROFILES)["mki_optional"], UNIVERSE, seed=1)
-    try:
-        for i in range(UNIVERSE.ue):
-            ls.subscribe(i)
-            ls.register(i)
-        ls.send()
-        ls.receive(0, 0)
-        ls.revoke(1)  # the replacement TEK keeps the withdrawn one's planned activation
-        ls.advance_to_activation()  # UE0 has not fetched the replacement: no activation
-        while ls.wants_register(0) is None:
-            ls.advance(0.1)
-        ls.register(0)  # UE0 fetches at its fetch time; the first TEK is still active
-    except Divergence as exc:
-        pytest.fail(f"the scenario diverges before the replayed packet: {exc}")
-    try:
-        ls.receive(0, 0)  # the same packet again
-    except Divergence as exc:
-        assert REPLAYED_PACKET in str(exc), exc
-        raise
+    for i in range(UNIVERSE.ue):
+        ls.subscribe(i)
+        ls.register(i)
+    ls.send()
+    ls.receive(0, 0)
+    ls.revoke(1)  # the replacement TEK keeps the withdrawn one's planned activation
+    ls.advance_to_activation()  # UE0 has not fetched the replacement: no activation
+    while ls.wants_register(0) is None:
+        ls.advance(0.1)
+    ls.register(0)  # UE0 fetches at its fetch time; the first TEK is still active
+    ls.receive(0, 0)  # the same packet again: refused by model and implementation
 
 
-@expect_divergence("second_service_no_reauth", strict=True)
 def test_bmsc_refuses_a_replayed_request_it_refused_before() -> None:
-    """The divergence the ``second_service_no_reauth`` search may find, as a short
-    scenario: a revoked UE comes back at its fetch time with the authentication it
-    keeps (the next nonce count), the BM-SC refuses it as not authorised, the UE is
-    authorised again, and an attacker replays the refused request."""
+    """Found by the ``second_service_no_reauth`` search: a revoked UE comes back at its
+    fetch time with the authentication it keeps (the next nonce count), the BM-SC
+    refuses it as not authorised, the UE is authorised again, and an attacker replays
+    the refused request.  The BM-SC once refused before recording the nonce count, so
+    the replay registered as the UE; a refusal now spends the nonce count
+    (impl/service/bmsc.py, _register).  The driver raises :class:`Divergence` if the
+    implementation accepts the replay."""
     ls = Lockstep(dict(PROFILES)["second_service_no_reauth"], UNIVERSE, seed=1)
-    try:
-        ls.subscribe(0)
-        ls.register(0)  # Digest AKA; the nonce stays usable (authorise_only)
-        ls.revoke(0)
-        while ls.wants_register(0) is None:
-            ls.advance(0.1)
-        ls.register(0)  # refused: not authorised (its nonce count is not recorded)
-        ls.subscribe(0)
-    except Divergence as exc:
-        pytest.fail(f"the scenario diverges before the replayed request: {exc}")
-    try:
-        ls.impersonate(0, "replayed_authorization", len(ls.authorizations) - 1)
-    except Divergence as exc:
-        assert REPLAYED_REFUSED_REQUEST in str(exc), exc
-        raise
+    ls.subscribe(0)
+    ls.register(0)  # Digest AKA; the nonce stays usable (authorise_only)
+    ls.revoke(0)
+    while ls.wants_register(0) is None:
+        ls.advance(0.1)
+    ls.register(0)  # refused: not authorised (the nonce count is spent all the same)
+    ls.subscribe(0)
+    ls.impersonate(0, "replayed_authorization", len(ls.authorizations) - 1)

@@ -388,11 +388,23 @@ class UeCore:
                 st.current = keys[0].mki
         else:
             # Without MKIs the only usable key is the current one: the first delivered.
-            st.current = keys[0].mki
-            st.receiver = SrtpReceiver(
-                SrtpPolicy(mki_length=0), [MasterKey(b"", keys[0].key, keys[0].salt)]
+            # A delivery of the key the receiver already uses keeps the receiver, and
+            # with it the replay list (RFC 3711 section 3.3.2): a fresh receiver would
+            # accept again every packet it has already decrypted.
+            held_now = st.keys.get(keys[0].mki)
+            same_key = (
+                st.receiver is not None
+                and not new_stream
+                and st.current == keys[0].mki
+                and held_now is not None
+                and (held_now.key, held_now.salt) == (keys[0].key, keys[0].salt)
             )
-            st.receiver.set_roc(stream.ssrc, stream.roc)
+            st.current = keys[0].mki
+            if not same_key:
+                st.receiver = SrtpReceiver(
+                    SrtpPolicy(mki_length=0), [MasterKey(b"", keys[0].key, keys[0].salt)]
+                )
+                st.receiver.set_roc(stream.ssrc, stream.roc)
         st.fetch_time = st.fetch_index = None
         if isinstance(d.fetch, FetchAtTime):
             st.fetch_time = unix_from_ntp(d.fetch.ntp)
