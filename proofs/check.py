@@ -35,6 +35,7 @@ from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
 from mbmssec.proofs.induction import DEFAULT_RLIMIT, Cti, InductionResult, Query, prove
 from mbmssec.proofs.liveness import LASSO_DEPTH, MAX_PARAM, LassoSearch, find_lasso
 from mbmssec.proofs.results import (
+    Attribution,
     CtiResult,
     ProfileResult,
     ProposalInfo,
@@ -448,6 +449,8 @@ class Comparison:
     weakened: list[int]  # proved in the baseline, unknown now
     fixed: list[int]  # not proved in the baseline, proved now
     unchanged: list[int]
+    #: which of the proposal's values cause each change (filled in by ``check``)
+    attribution: Attribution | None = None
 
     @property
     def breaks(self) -> bool:
@@ -503,6 +506,7 @@ class Comparison:
             unchanged=tuple(self.unchanged),
             expectation_errors=tuple(self.expectation_errors()),
             report=self.report.to_result(),
+            attribution=self.attribution,
         )
 
     def to_json(self) -> dict[str, Any]:
