@@ -1,0 +1,200 @@
+"""Several ``mbmssec serve`` workers sharing one PostgreSQL database (a fleet).
+
+Each worker is its own process (started here, stopped or SIGKILLed by its PID), all on
+one loopback port with SO_REUSEPORT, over a database on the session's PostgreSQL server
+(:func:`conftest.pg_cluster`).  The UEs run in this process and log their events into
+the same database log, so that ``bmsc-admin export-log`` gives one log of the fleet and
+its UEs, in commit order, which ``trace-check`` must explain.
+
+* two workers serve a population that registers and re-keys twice, with no failure,
+  and both serve some of it;
+* the leader is SIGKILLed during a re-key storm: the other worker keeps serving, the UEs
+  retry onto it, it takes the schedule over (activation still waits for the fetch
+  window: ``trace-check`` with strict timing), nothing acknowledged is lost, no MKI is
+  reused and no SQN goes back.
+
+The populations are small (the suite's time budget); ``mbmssec bench`` measures larger
+ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from test_server_crash import free_port
+
+from mbmssec.cli import main as cli_main
+from mbmssec.commands.serve import open_core
+from mbmssec.impl.net.client import ClientConfig, UeClient
+from mbmssec.impl.service.bmsc import BmscConfig
+from mbmssec.impl.service.events import Event, EventLog, read_events
+from mbmssec.impl.service.pgstore import PgStore
+from mbmssec.impl.service.ue import UeCore
+from mbmssec.oracles.pgcluster import PgCluster
+from mbmssec.spec.loader import load_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
+
+S = "239.255.0.1"
+
+
+class Worker:
+    """``mbmssec serve --db URL --reuse-port`` as a child process, stopped by its PID."""
+
+    def __init__(self, url: str, port: int, log: Path, *args: str) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mbmssec", "serve", "--db", url),
+                *("--port", str(port), "--reuse-port", "--log", str(log), *args),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+        self.ready: dict[str, Any] = json.loads(line)
+        self.pid = self.proc.pid
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM; the exit code (0: no internal error), with stderr on failure."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        code = self.proc.wait(15)
+        if code != 0:
+            assert self.proc.stderr is not None
+            print(f"worker {self.pid} exit {code}: {self.proc.stderr.read()[-4000:]}")
+        return code
+
+    def delivered(self) -> int:
+        return sum(1 for e in read_events(self.log) if e["event"] == "Deliver")
+
+
+class UeLogInDb:
+    """The UEs' events, appended to the fleet's database log a few at a time (each
+    after the BM-SC answer it reports, so in an order ``trace-check`` can explain)."""
+
+    def __init__(self, url: str) -> None:
+        self.store = PgStore(url, durability="normal")
+        self.pending: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        if event.event != "Receive":  # the SRTP packets are not logged (--no-send-log)
+            self.pending.append(event)
+
+    def flush(self) -> None:
+        events, self.pending = self.pending, []
+        if events:
+            with self.store.transaction(sync=False):
+                self.store.log_events(events)
+
+    async def run(self) -> None:
+        while True:
+            self.flush()
+            await asyncio.sleep(0.05)
+
+
+def _provision(url: str, n: int, period: float) -> list[UeCore]:
+    profile = load_spec().baseline()
+    core = open_core(url, profile, BmscConfig(period=period))
+    now = time.time()
+    ues = []
+    with core.store.transaction():
+        events = core.add_service(S, now)
+        for i in range(n):
+            name = f"0010100000{i:05d}"
+            k, opc = os.urandom(16), os.urandom(16)
+            events += core.add_subscriber(name, k, opc, 0, now)
+            events += core.subscribe(name, S, now)
+            ues.append(UeCore(name, k, opc, profile))
+        core.store.log_events(events)
+    core.store.close()
+    return ues
+
+
+async def _until(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _export_and_check(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    out = tmp_path / "fleet.jsonl"
+    assert cli_main(["bmsc-admin", "--db", url, "export-log", "--out", str(out)]) == 0
+    capsys.readouterr()
+    code = cli_main(["trace-check", str(out)])
+    assert code == 0, capsys.readouterr().out
+    return read_events(out)
+
+
+def test_two_workers_serve_a_population_through_two_rekeys(
+    pg_cluster: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = pg_cluster.create_database()
+    period = 1.0
+    ues = _provision(url, 40, period)
+    port = free_port()
+    args = ("--period", str(period), "--no-send-log", "--no-stream")
+    workers = [Worker(url, port, tmp_path / f"w{i}.jsonl", *args) for i in range(2)]
+    ue_log = EventLog(None)
+    into_db = UeLogInDb(url)
+    ue_log.add_listener(into_db)
+
+    async def run() -> list[UeClient]:
+        config = ClientConfig(refused_min=0.2, refused_max=0.5, retry_max=0.5)
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            logger = asyncio.create_task(into_db.run())
+            clients = [
+                UeClient(c, f"http://127.0.0.1:{port}", http, log=ue_log, config=config)
+                for c in ues
+            ]
+            for client in clients:
+                await client.add_service(S)
+                client.start()
+            # Every UE registers, then re-keys at least twice.
+            assert await _until(
+                lambda: all(c.summary()[0]["registrations"] >= 3 for c in clients), 20
+            ), [c.summary() for c in clients]
+            for client in clients:
+                await client.stop()
+            logger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await logger
+            into_db.flush()
+            return clients
+
+    try:
+        clients = asyncio.run(run())
+    finally:
+        codes = [w.stop() for w in workers]
+        into_db.store.close()
+    assert codes == [0, 0]
+    assert all(c.summary()[0]["rejected"] == 0 for c in clients)
+    assert all(w.delivered() > 0 for w in workers), "one worker served nobody"
+    events = _export_and_check(url, tmp_path, capsys)
+    assert sum(1 for e in events if e["event"] == "Activate") >= 3
+    assert not [e for e in events if e["event"] == "Rejected" and e.get("source") == "ue"]
