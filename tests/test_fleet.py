@@ -198,3 +198,158 @@ def test_two_workers_serve_a_population_through_two_rekeys(
     events = _export_and_check(url, tmp_path, capsys)
     assert sum(1 for e in events if e["event"] == "Activate") >= 3
     assert not [e for e in events if e["event"] == "Rejected" and e.get("source") == "ue"]
+
+
+def _leader_pid(url: str) -> int | None:
+    store = PgStore(url, durability="normal")
+    try:
+        lease = store.leader()
+    finally:
+        store.close()
+    holder = lease["holder"]
+    if holder is None or lease["age"] is None:
+        return None
+    return int(str(holder).rsplit(":", 1)[1])
+
+
+def test_kill_the_leader_during_a_rekey_storm(
+    pg_cluster: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL of the worker that leads, while its UEs re-key and its admin listener
+    takes subscription changes: the other worker serves the retries, takes the schedule
+    and the stream over, and the fleet's log (with the UEs') is explained by the model."""
+    url = pg_cluster.create_database()
+    period = 0.5
+    ues = _provision(url, 24, period)
+    names = [c.ue for c in ues]
+    churned = set(names[:4])  # four UEs come and go, through the leader's admin listener
+    by_name = {c.ue: c for c in ues}
+    port = free_port()
+    token = tmp_path / "admin-token"
+    args = ("--period", str(period), "--no-send-log", "--rate", "20")
+    args += ("--admin-token-file", str(token))
+    workers = [Worker(url, port, tmp_path / f"w{i}.jsonl", *args) for i in range(2)]
+    leader_pid = _leader_pid(url)
+    leader = next(w for w in workers if w.pid == leader_pid)
+    survivor = next(w for w in workers if w is not leader)
+    headers = {"Authorization": f"Bearer {token.read_text().strip()}"}
+    ue_log = EventLog(None)
+    into_db = UeLogInDb(url)
+    ue_log.add_listener(into_db)
+    keys_seen: dict[int, set[str]] = {}  # MKI -> fingerprints of the keys UEs were given
+
+    def note_keys(event: Event) -> None:
+        if event.event == "Register" and event.ok and event.ue is not None:
+            for held in by_name[event.ue].state(S).keys.values():
+                digest = hashlib.sha256(held.key + held.salt).hexdigest()[:16]
+                keys_seen.setdefault(held.mki, set()).add(digest)
+
+    ue_log.add_listener(note_keys)
+    acknowledged: dict[str, bool] = {}  # UE -> subscribed, per the leader's last answer
+    in_flight: set[str] = set()
+    killed: list[float] = []
+    took_over: list[float] = []
+
+    async def run() -> list[UeClient]:
+        config = ClientConfig(refused_min=0.2, refused_max=0.5, retry_min=0.1, retry_max=0.3)
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            logger = asyncio.create_task(into_db.run())
+            clients = [
+                UeClient(c, f"http://127.0.0.1:{port}", http, log=ue_log, config=config)
+                for c in ues
+            ]
+            for client in clients:
+                await client.add_service(S)
+                client.start()
+
+            async def churn() -> None:  # subscription changes through the leader
+                i = 0
+                while not killed:
+                    ue = names[i % 4]
+                    action = "revoke" if (i // 4) % 2 == 0 else "subscribe"
+                    i += 1
+                    in_flight.add(ue)
+                    try:
+                        async with http.post(
+                            f"{leader.ready['admin_url']}/admin/{action}",
+                            json={"ue": ue, "service": S},
+                            headers=headers,
+                        ) as resp:
+                            if resp.status == 200:
+                                acknowledged[ue] = action == "subscribe"
+                        in_flight.discard(ue)
+                    except aiohttp.ClientError:
+                        return  # the leader is gone: this change's fate is unknown
+                    await asyncio.sleep(0.1)
+
+            churner = asyncio.create_task(churn())
+            assert await _until(
+                lambda: all(c.summary()[0]["registrations"] >= 2 for c in clients), 15
+            )
+            killed.append(time.time())
+            leader.kill()
+            await churner
+            assert await _until(lambda: _leader_pid(url) == survivor.pid, 5)
+            took_over.append(time.time())
+            counts = {c.ue: c.summary()[0]["registrations"] for c in clients}
+
+            def recovered() -> bool:
+                activated = {
+                    e["mki"]
+                    for e in read_events(survivor.log)
+                    if e["event"] == "Activate" and e["t"] > took_over[0]
+                }
+                return all(
+                    c.summary()[0]["registrations"] >= counts[c.ue] + 2
+                    and c.core.state(S).current in activated
+                    for c in clients
+                    if c.ue not in churned
+                )
+
+            assert await _until(recovered, 15), [c.summary() for c in clients]
+            for client in clients:
+                await client.stop()
+            logger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await logger
+            into_db.flush()
+            return clients
+
+    try:
+        clients = asyncio.run(run())
+    finally:
+        code = survivor.stop()
+        into_db.store.close()
+    assert code == 0
+    # The leader was replaced within the poll (0.5 s) plus this test's own polling.
+    assert took_over[0] - killed[0] < 3.0
+    assert len(acknowledged) >= 2
+    store = PgStore(url, durability="normal")
+    try:
+        # Nothing acknowledged is lost.
+        for ue, subscribed in acknowledged.items():
+            if ue not in in_flight:
+                sub = store.get_subscription(ue, S)
+                assert sub is not None and sub.subscribed == subscribed, ue
+        # No MKI reused: one key per MKI at every UE, the database's key, MKIs 1, 2, ...
+        teks = store.teks(S)
+        assert [t.mki for t in teks] == list(range(1, len(teks) + 1))
+        fingerprint = {t.mki: hashlib.sha256(t.key + t.salt).hexdigest()[:16] for t in teks}
+        assert keys_seen and all(fps == {fingerprint[mki]} for mki, fps in keys_seen.items())
+        # No SQN regression, no MIKEY counter regression.
+        for client in clients:
+            sub2 = store.get_subscriber(client.ue)
+            assert sub2 is not None and sub2.sqn >= client.core.usim.sqn_ms
+            assert client.core.resyncs == 0
+    finally:
+        store.close()
+    # The UEs decrypted the survivor's stream under the TEKs it activated (above).
+    events = _export_and_check(url, tmp_path, capsys)
+    starts = [e for e in events if e["event"] == "Start" and e.get("source") == "bmsc"]
+    assert len(starts) == 2
+    assert not [
+        e
+        for e in events
+        if e["event"] == "Rejected" and e.get("reason") in ("network_auth_failed", "bad_delivery")
+    ]

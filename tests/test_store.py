@@ -171,11 +171,33 @@ def test_bad_durability() -> None:
 
 
 def test_wal_mode_and_full_sync(tmp_path: Path) -> None:
+    """WAL mode; with full durability every commit is fsynced (by the store, after it:
+    SQLite writes it with synchronous=NORMAL) except one of only unauthenticated steps;
+    with normal durability none is."""
     store = Store(tmp_path / "b.db")
     db = sqlite3.connect(tmp_path / "b.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    before = store.syncs
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+    assert store.syncs == before + 1
+    with store.transaction(sync=False):
+        store.take_sqn("001")
+    assert store.syncs == before + 1
+    store.group_commits(lambda: None)
+    with store.transaction(sync=False):
+        store.take_sqn("001")
+    with store.transaction():  # one step that needs it: the batch is fsynced
+        store.take_counter("001")
+    assert store.commit_batch() and store.syncs == before + 2
+    store.close()
+    relaxed = Store(tmp_path / "b.db", durability="normal")
+    with relaxed.transaction():
+        relaxed.take_sqn("001")
+    assert relaxed.syncs == 0
+    relaxed.close()
 
 
 def test_registration_and_challenge_round_trip(open_store: Opener) -> None:

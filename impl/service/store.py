@@ -12,9 +12,11 @@ module is the storage layer that makes that hold:
   ... ``COMMIT``), and nothing is answered to a client before its transaction has
   committed, so a process killed at any moment (SIGKILL) leaves either all or none of a
   step on disk;
-* ``durability="full"`` (the default) also fsyncs the WAL at every commit
-  (``synchronous=FULL``), so a committed step survives a power cut as well;
-  ``"normal"`` survives a killed process but may lose the last commits on a power cut;
+* ``durability="full"`` (the default) also fsyncs the WAL at every commit that needs it
+  (what ``synchronous=FULL`` does, done by the store after the commit so that a batch of
+  only unauthenticated steps can go without, see :class:`Store`), so a committed step
+  survives a power cut as well; ``"normal"`` survives a killed process but may lose the
+  last commits on a power cut;
 * MKIs come from a per-service counter that only grows and is committed together with
   the TEK that uses it (``UNIQUE(service, mki)`` guards the rule as well), SQNs from a
   per-subscriber counter that only grows, MIKEY replay counters likewise;
@@ -53,6 +55,7 @@ Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter k
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -395,7 +398,11 @@ class Store:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
-            self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            # Commits are written (not fsynced) by SQLite; a commit that needs it is made
+            # durable by an fsync of the WAL afterwards (_commit), so that one batch of
+            # unauthenticated steps goes without (SQLite cannot change its own safety
+            # level inside a transaction, where a batch's need is known).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             columns = {r["name"] for r in self._db.execute("PRAGMA table_info(challenges)")}
@@ -415,6 +422,9 @@ class Store:
         self._grouping: Callable[[], None] | None = None  # group commit: called at a batch's start
         self._batch_sync = False  # the open batch holds a step that needs an fsync
         self._events: list[Event] = []  # events to append at the commit (keeps_log)
+        self._wal_fd: int | None = None
+        self.syncs = 0
+        """Commits made durable with an fsync (SQLite: of the WAL)."""
 
     def _check_schema(self) -> None:
         with self.transaction():
@@ -432,6 +442,9 @@ class Store:
     def close(self) -> None:
         """Close the connection (a transaction still open is rolled back)."""
         self._db.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
 
     @contextmanager
     def transaction(self, *, sync: bool = True) -> Iterator[Store]:
@@ -557,17 +570,29 @@ class Store:
             raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from None
 
     def _commit(self, sync: bool) -> None:
-        relax = not sync and self.durability == "full"
         try:
-            if relax:  # WAL: the commit is written, not fsynced; a later fsync covers it
-                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
-        finally:
-            if relax:
-                self._db.execute("PRAGMA synchronous=FULL")
+        if sync and self.durability == "full":
+            self._sync_wal()
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL (what ``synchronous=FULL`` does at every commit): every commit
+        so far is then on disk, this one's and the unsynced ones' before it."""
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            return
+        if self._wal_fd is None:
+            try:
+                self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return  # nothing written through the WAL yet
+        try:
+            os.fdatasync(self._wal_fd)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
+        self.syncs += 1
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
