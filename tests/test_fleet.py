@@ -65,12 +65,16 @@ class Worker:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.pid = self.proc.pid
+        self.ready: dict[str, Any] = {}
+
+    def wait_ready(self) -> None:
+        """Read the JSON line ``serve`` prints once it listens."""
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
             raise AssertionError(f"serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
-        self.ready: dict[str, Any] = json.loads(line)
-        self.pid = self.proc.pid
+        self.ready = json.loads(line)
 
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -88,6 +92,14 @@ class Worker:
 
     def delivered(self) -> int:
         return sum(1 for e in read_events(self.log) if e["event"] == "Deliver")
+
+
+def _workers(url: str, port: int, tmp_path: Path, *args: str) -> list[Worker]:
+    """Two workers on one port, started at once (each logs its events to a file too)."""
+    workers = [Worker(url, port, tmp_path / f"w{i}.jsonl", *args) for i in range(2)]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
 
 
 class UeLogInDb:
@@ -154,11 +166,10 @@ def test_two_workers_serve_a_population_through_two_rekeys(
     pg_cluster: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = pg_cluster.create_database()
-    period = 1.0
-    ues = _provision(url, 40, period)
+    period = 0.6
+    ues = _provision(url, 24, period)
     port = free_port()
-    args = ("--period", str(period), "--no-send-log", "--no-stream")
-    workers = [Worker(url, port, tmp_path / f"w{i}.jsonl", *args) for i in range(2)]
+    workers = _workers(url, port, tmp_path, "--period", str(period), "--no-send-log", "--no-stream")
     ue_log = EventLog(None)
     into_db = UeLogInDb(url)
     ue_log.add_listener(into_db)
@@ -226,9 +237,9 @@ def test_kill_the_leader_during_a_rekey_storm(
     by_name = {c.ue: c for c in ues}
     port = free_port()
     token = tmp_path / "admin-token"
-    args = ("--period", str(period), "--no-send-log", "--rate", "20")
-    args += ("--admin-token-file", str(token))
-    workers = [Worker(url, port, tmp_path / f"w{i}.jsonl", *args) for i in range(2)]
+    args = ["--period", str(period), "--no-send-log", "--rate", "20"]
+    args += ["--admin-token-file", str(token)]
+    workers = _workers(url, port, tmp_path, *args)
     leader_pid = _leader_pid(url)
     leader = next(w for w in workers if w.pid == leader_pid)
     survivor = next(w for w in workers if w is not leader)
