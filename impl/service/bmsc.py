@@ -538,6 +538,7 @@ class BmscCore:
             sub = self.store.get_subscription(ue, service)
             if sub is None or not sub.subscribed:
                 return []
+            self.store.lock_service(service)  # the schedule changes with the leave
             ev = self.store.next_ev()
             self.store.put_subscription(Subscription(ue, service, False, sub.join_ev, ev))
             self.store.set_registered(ue, service, False)
@@ -588,8 +589,11 @@ class BmscCore:
     # -- TEK schedule ---------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Event]:
-        """Generate and activate TEKs that are due (6.2.3.1-6.2.3.3); purge old nonces."""
+        """Generate and activate TEKs that are due (6.2.3.1-6.2.3.3); purge old nonces.
+        Only in the process that runs the schedule (:meth:`Store.leads`)."""
         events: list[Event] = []
+        if not self.store.leads():
+            return events
         for svc in self.store.services():
             if self._due(svc, now):
                 with self.store.transaction():
@@ -640,6 +644,7 @@ class BmscCore:
 
     def _advance(self, service: str, now: float) -> list[Event]:
         """Inside a transaction: bring one service's schedule up to ``now``."""
+        self.store.lock_service(service)
         svc = self.store.get_service(service)
         assert svc is not None
         events: list[Event] = []
@@ -689,8 +694,9 @@ class BmscCore:
     def _challenge(
         self, ue: str, now: float, *, stale: bool = False
     ) -> tuple[DigestChallenge, Event]:
-        """Take the next SQN, build a vector and a challenge, and store it (one commit)."""
-        with self.store.transaction():
+        """Take the next SQN, build a vector and a challenge, and store it (one commit,
+        not fsynced: it is the unauthenticated path, see :class:`Store`)."""
+        with self.store.transaction(sync=False):
             sub = self.store.get_subscriber(ue)
             if sub is None:
                 raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
@@ -906,7 +912,7 @@ class BmscCore:
             # Counted, not fatal at once: a wrong answer from anyone who saw the nonce
             # must not cancel the UE's own authentication; nonce_failures of them do.
             if rec.state == "pending":
-                with self.store.transaction():
+                with self.store.transaction(sync=False):  # before authentication
                     self.store.record_failure(rec.nonce, self.config.nonce_failures)
             raise BmscError(Refusal.FORBIDDEN, "auth_failed", _WRONG_RES) from None
         except DigestStaleError as exc:
@@ -940,20 +946,27 @@ class BmscCore:
             raise
         with self.store.transaction():
             self._check_subscribed(ue, service)
-            self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
-            if fresh:
-                events.append(
-                    Event(
-                        "Authenticate",
-                        now,
-                        ue=ue,
-                        service=service,
-                        extra={"source": BMSC, "nc": nc, "sqn": rec.sqn},
+            # The nonce (count) is spent atomically: of two requests carrying the same
+            # answer, perhaps at two BM-SC processes at once, only one is served.
+            won = self.store.claim_challenge(rec.nonce, "verified" if reuse else "used", nc)
+            if won:
+                if fresh:
+                    events.append(
+                        Event(
+                            "Authenticate",
+                            now,
+                            ue=ue,
+                            service=service,
+                            extra={"source": BMSC, "nc": nc, "sqn": rec.sqn},
+                        )
                     )
-                )
-            kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
-            body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
-            events.append(event)
+                kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
+                body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
+                events.append(event)
+        if not won:
+            raise self._challenge_error(
+                ue, now, "nonce_used", "the nonce was used meanwhile; answer the new challenge"
+            )
         return Outcome(Result.DELIVERED, "ok", "TEK delivered", body, events=tuple(events))
 
     def _check_subscribed(self, ue: str, service: str) -> None:
@@ -1018,6 +1031,7 @@ class BmscCore:
         self, ue: str, service: str, port: int, kek: bytes, trigger: str, now: float
     ) -> tuple[bytes, Event]:
         """Inside a transaction: build the MIKEY TEK delivery and record it (step 4)."""
+        self.store.lock_service(service, shared=True)  # the schedule stays as read
         svc = self.store.get_service(service)
         sub = self.store.get_subscription(ue, service)
         assert svc is not None and sub is not None

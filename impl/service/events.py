@@ -314,28 +314,35 @@ class EventLog:
 
     def emit(self, event: Event) -> None:
         """Record one event."""
-        line = json.dumps(event.to_json(), separators=(",", ":"), sort_keys=False)
+        self.emit_all((event,))
+
+    def emit_all(self, events: Iterable[Event]) -> None:
+        """Record several events in order, with one append to the file (a batch's
+        events are written together, never interleaved with another writer's)."""
+        batch = list(events)
+        if not batch:
+            return
+        text = "".join(
+            json.dumps(e.to_json(), separators=(",", ":"), sort_keys=False) + "\n" for e in batch
+        )
         with self._lock:
-            self.counts[event.event] = self.counts.get(event.event, 0) + 1
+            for event in batch:
+                self.counts[event.event] = self.counts.get(event.event, 0) + 1
             if self.kept is not None:
-                self.kept.append(event)
+                self.kept.extend(batch)
             if self._fd is not None:
-                data = (line + "\n").encode("utf-8")
+                data = text.encode("utf-8")
                 try:
                     while data:
                         data = data[os.write(self._fd, data) :]
                 except OSError as exc:
                     raise EventLogError(0, f"cannot append to the log: {exc.strerror}") from None
             elif self._stream is not None:
-                self._stream.write(line + "\n")
+                self._stream.write(text)
                 self._stream.flush()
-        for listener in self._listeners:
-            listener(event)
-
-    def emit_all(self, events: Iterable[Event]) -> None:
-        """Record several events in order."""
-        for event in events:
-            self.emit(event)
+        for event in batch:
+            for listener in self._listeners:
+                listener(event)
 
     def now(self) -> float:
         """The log's clock (the injected one, or wall-clock time)."""
