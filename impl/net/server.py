@@ -7,7 +7,8 @@ The **UE listener** serves the UE API and nothing else:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
-  response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
+  response (``application/mikey``, with the address and port the stream comes from in
+  ``MBMS-Stream-Source``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
 * ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b).
 
 The **admin listener** is a second loopback port, started only when the server is given
@@ -64,9 +65,11 @@ from mbmssec.errors import MbmssecError
 from mbmssec.impl.net.api import (
     JSON_CONTENT_TYPE,
     MAX_JSON_BODY,
+    STREAM_SOURCE_HEADER,
     HttpAnswer,
     answer,
     error_body,
+    format_stream_source,
     parse_json_object,
     refusal_answer,
 )
@@ -82,6 +85,7 @@ from mbmssec.impl.service.bmsc import (
     Outcome,
     Refusal,
     RegisterRequest,
+    Result,
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
@@ -984,7 +988,11 @@ class BmscServer:
         )
         reply = self.core.register(req, now)
         self._emit(reply.events)
-        return await self._answer_durable(reply)
+        response = await self._answer_durable(reply)
+        if reply.result is Result.DELIVERED and response.status == 200:
+            # the UE's source filter for the stream
+            response.headers[STREAM_SOURCE_HEADER] = format_stream_source(LOOPBACK, self.udp_port)
+        return response
 
     async def _mikey_response(self, request: web.Request) -> web.Response:
         now = self.clock()
