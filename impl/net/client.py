@@ -100,8 +100,8 @@ class ClientConfig:
     longer one ends the registration, and the service is held back until then);
     ``refused_min`` / ``refused_max``: how long a ``403`` or
     ``404`` holds the service back (doubling); ``resume_grace``: see the module doc;
-    ``max_rounds``: challenges answered in one registration; ``request_timeout``: one
-    HTTP request at most."""
+    ``max_rounds``: challenges answered in one registration; ``request_timeout``: the
+    longest wait for a connection to the BM-SC or for the next part of its answer."""
 
     retry_min: float = 0.2
     retry_max: float = 2.0
@@ -315,7 +315,7 @@ class UeClient:
         if pre is not None:
             headers["Authorization"] = pre
         svc.status = "registering"
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
+        timeout = self._timeout()
         rounds = retries = 0
         while True:
             if not self.covered:
@@ -382,6 +382,13 @@ class UeClient:
                 extra["status"] = status
             self._event("Retry", service=service, ok=False, reason=code, extra=extra)
             await asyncio.sleep(delay)
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        """``request_timeout`` for connecting to the BM-SC and for each wait for its
+        answer; the time a request waits for a free connection of the session's pool
+        (shared by many UEs in one process) is not the BM-SC's and does not count."""
+        limit = self.config.request_timeout
+        return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=limit, sock_read=limit)
 
     async def _install(
         self, service: str, svc: _Svc, body: bytes, source: Source | None, now: float, trigger: str
@@ -461,7 +468,7 @@ class UeClient:
                 url,
                 data=message,
                 headers={"Content-Type": "application/mikey"},
-                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
+                timeout=self._timeout(),
                 ssl=self._ssl,
             ) as resp:
                 status = resp.status
