@@ -17,13 +17,14 @@ TS 33.246 6.2.2-6.2.3.3 describe the UE:
   unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3) as the core's
   :class:`~mbmssec.impl.service.ue.RefetchPolicy` allows (back-off with jitter and a cap
   per minute that injected packets cannot reset);
-* a request that fails in a way worth repeating (the BM-SC unreachable or too slow, a
-  ``5xx`` or ``429`` answer) is sent again after an exponential back-off with full
-  jitter (a random delay between 0 and ``retry_min * 2^k``, at most ``retry_max``;
-  never before the ``Retry-After`` of a ``429`` or ``503``), each retry logged as a
-  ``Retry`` event, at most ``max_retries`` times; then (or at once when the BM-SC asks
-  to wait longer than ``max_wait``) the registration fails (``Rejected``) and the
-  background task tries again later, no earlier than a ``Retry-After`` asked;
+* a request (a registration's or a MIKEY response) that fails in a way worth repeating
+  (the BM-SC unreachable or too slow, a ``5xx`` or ``429`` answer) is sent again after
+  an exponential back-off with full jitter (a random delay between 0 and
+  ``retry_min * 2^k``, at most ``retry_max``; never before the ``Retry-After`` of a
+  ``429`` or ``503``), each retry logged as a ``Retry`` event, at most ``max_retries``
+  times; then (or at once when the BM-SC asks to wait longer than ``max_wait``) the
+  request fails (``Rejected``), and a registration is tried again later by the
+  background task, no earlier than a ``Retry-After`` asked;
   a ``403``/``404`` refusal holds the service back with a growing delay;
 * :meth:`UeClient.lose_coverage` / :meth:`UeClient.regain_coverage` simulate radio
   coverage: out of coverage the UE sends nothing and drops every datagram, and an
@@ -365,22 +366,12 @@ class UeClient:
                         service, svc, code, message, status=status, refused=status in (403, 404)
                     )
             # worth repeating: the BM-SC unreachable or slow, 5xx, 429
-            cap = self.config.retry_min * 2**retries
-            delay = self.jitter() * min(self.config.retry_max, cap)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            if retries >= self.config.max_retries or delay > self.config.max_wait:
+            delay = self._retry_delay(retries, retry_after)
+            if delay is None:
                 return self._failed(service, svc, code, message, status=status, hold=retry_after)
             retries += 1
             svc.retries += 1
-            extra: dict[str, Any] = {
-                "attempt": retries,
-                "delay": round(delay, 3),
-                "message": message,
-            }
-            if status is not None:
-                extra["status"] = status
-            self._event("Retry", service=service, ok=False, reason=code, extra=extra)
+            self._retry_event(service, code, message, retries, delay, status)
             await asyncio.sleep(delay)
 
     def _timeout(self) -> aiohttp.ClientTimeout:
@@ -462,35 +453,61 @@ class UeClient:
         return False
 
     async def _send_verification(self, service: str, message: bytes) -> None:
+        """Post the MIKEY response (step 4b), retried as a registration request is."""
         url = URL(self.base_url + mikey_response_uri(self.ue, service), encoded=True)
-        try:
-            async with self.session.post(
-                url,
-                data=message,
-                headers={"Content-Type": "application/mikey"},
-                timeout=self._timeout(),
-                ssl=self._ssl,
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._event(
-                "Rejected",
-                service=service,
-                ok=False,
-                reason="unreachable",
-                extra={"message": f"MIKEY response not delivered: {exc}"},
-            )
-            return
-        if status != 204:
-            code, text = _error_of(body, status)
-            self._event(
-                "Rejected",
-                service=service,
-                ok=False,
-                reason=code,
-                extra={"status": status, "message": f"MIKEY response: {text}"},
-            )
+        retries = 0
+        while True:
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                async with self.session.post(
+                    url,
+                    data=message,
+                    headers={"Content-Type": "application/mikey"},
+                    timeout=self._timeout(),
+                    ssl=self._ssl,
+                ) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                code, text = "unreachable", f"{type(exc).__name__}: {exc}"
+            else:
+                if status == 204:
+                    return
+                code, text = _error_of(body, status)
+                if not (status == 429 or status >= 500):
+                    break
+            delay = self._retry_delay(retries, retry_after)
+            if delay is None:
+                break
+            retries += 1
+            self._retry_event(service, code, f"MIKEY response: {text}", retries, delay, status)
+            await asyncio.sleep(delay)
+        extra: dict[str, Any] = {"message": f"MIKEY response not accepted: {text}"}
+        if status is not None:
+            extra["status"] = status
+        self._event("Rejected", service=service, ok=False, reason=code, extra=extra)
+
+    def _retry_delay(self, retries: int, retry_after: float | None) -> float | None:
+        """The wait before retry number ``retries + 1``: a random share (full jitter) of
+        ``retry_min * 2^retries``, at most ``retry_max``, and no less than a
+        ``Retry-After``; ``None`` when no retry is left or the wait is over ``max_wait``."""
+        cap = min(self.config.retry_max, self.config.retry_min * 2.0**retries)
+        delay = self.jitter() * cap
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if retries >= self.config.max_retries or delay > self.config.max_wait:
+            return None
+        return delay
+
+    def _retry_event(
+        self, service: str, code: str, message: str, attempt: int, delay: float, status: int | None
+    ) -> None:
+        extra: dict[str, Any] = {"attempt": attempt, "delay": round(delay, 3), "message": message}
+        if status is not None:
+            extra["status"] = status
+        self._event("Retry", service=service, ok=False, reason=code, extra=extra)
 
     # -- the fetch loop -------------------------------------------------------------------------
 

@@ -547,35 +547,13 @@ class UeCore:
         classified as the module docstring says."""
         st = self.state(service)
         seq = int.from_bytes(data[2:4], "big") if len(data) >= 12 else None
-        mki: int | None = None
-        reason: str | None = None
         payload: bytes | None = None
         switched = refetch = False
-        fields: SrtpFields | None = None
-        index: int | None = None
-        if source is not None and source != st.source:
-            reason = "foreign_source"
-        else:
-            try:
-                fields = parse_srtp(data, self._policy)
-            except SrtpError:
-                reason = "malformed"
-        if fields is not None:
-            mki = fields.mki_value
-            if st.ssrc is not None and fields.ssrc != st.ssrc:
-                reason = "foreign_ssrc"
-            elif st.receiver is not None:
-                try:
-                    index = st.receiver.replay_check(fields.ssrc, fields.seq)
-                except SrtpReplayError:
-                    reason = "replay"
-                except SrtpError:
-                    reason = "malformed"
-        if reason is not None:
-            pass
-        elif st.receiver is None:
+        reason, fields, index = self._unkeyed_refusal(st, data, source)
+        mki = fields.mki_value if fields is not None else None
+        if reason is None and st.receiver is None:
             reason = "unknown_mki" if self._with_mki else "auth_failed"
-        else:
+        elif reason is None and st.receiver is not None:
             try:
                 payload = st.receiver.unprotect(data)
             except UnknownMkiError:
@@ -627,6 +605,28 @@ class UeCore:
         return PacketOutcome(
             payload is not None, mki, reason, refetch, seq, payload, switched, event
         )
+
+    def _unkeyed_refusal(
+        self, st: ServiceState, data: bytes, source: Source | None
+    ) -> tuple[str | None, SrtpFields | None, int | None]:
+        """Why a datagram is refused before any key is looked up (or ``None``), its clear
+        SRTP fields if it has them, and its index if the replay list was consulted."""
+        if source is not None and source != st.source:
+            return "foreign_source", None, None
+        try:
+            fields = parse_srtp(data, self._policy)
+        except SrtpError:
+            return "malformed", None, None
+        if st.ssrc is not None and fields.ssrc != st.ssrc:
+            return "foreign_ssrc", fields, None
+        if st.receiver is None:
+            return None, fields, None
+        try:
+            return None, fields, st.receiver.replay_check(fields.ssrc, fields.seq)
+        except SrtpReplayError:
+            return "replay", fields, None
+        except SrtpError:  # the 48-bit index space exhausted
+            return "malformed", fields, None
 
     def _may_refetch(
         self, st: ServiceState, mki: int | None, index: int | None, now: float
