@@ -43,7 +43,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 
 S = "239.255.0.1"
 N_UES = 1000
-PERIOD = 8.0
+PERIOD = 16.0
+"""TEK period: a registration costs the BM-SC and the UE about 9 ms of CPU together, so
+1,000 UEs fetching once a period take about a core for 9 s, which the machine has to
+spare beside the hog in 16 s but not in 8 s (UEs then fall further behind each period)."""
 WINDOW = 0.85
 
 
