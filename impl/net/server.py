@@ -519,6 +519,11 @@ class BmscServer:
     to send a complete request head (from its start or its previous answer) or a body,
     and a TLS handshake; ``max_connections`` / ``max_admin_connections``: connections
     each listener holds at once (more are answered ``503`` and closed).
+    ``stream_port``: the UDP port the SRTP stream is sent from, which every delivery
+    announces to the UE as the stream's only source; ``None``: with ``reuse_port`` the UE
+    listener's port number, shared (SO_REUSEPORT) by every worker on it, so that the
+    stream keeps its source whichever worker leads; else any free port.  Workers behind a
+    load balancer on ports of their own must be given one ``stream_port``.
     """
 
     def __init__(
@@ -542,7 +547,11 @@ class BmscServer:
         reuse_port: bool = False,
         lease_poll: float = LEASE_POLL,
         lease_ttl: float | None = None,
+        stream_port: int | None = None,
     ) -> None:
+        if stream_port is not None and not 1 <= stream_port <= 65535:
+            raise ServerError("stream_port must be a UDP port 1 .. 65535")
+        self.stream_port = stream_port
         if admin_token is not None:
             _check_token(admin_token, "admin_token")
         if not (0 < idle_timeout <= 3600 and max_connections >= 1 and max_admin_connections >= 1):
@@ -667,9 +676,22 @@ class BmscServer:
                 raise
             self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
-        )
+        shared = self.reuse_port or self.stream_port is not None
+        udp_port = self.stream_port or (self.port if self.reuse_port else 0)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol,
+                local_addr=(LOOPBACK, udp_port),
+                reuse_port=shared or None,
+            )
+        except OSError as exc:
+            for listener in (self._admin_listener, self._listener):
+                if listener is not None:
+                    await listener.stop()
+            self._listener = self._admin_listener = None
+            raise ServerError(
+                f"cannot send the stream from {LOOPBACK}:{udp_port}: {exc.strerror}"
+            ) from None
         self._udp = transport
         self.udp_port = int(transport.get_extra_info("sockname")[1])
         # The Start event declares what a trace checker needs to judge the log: the
