@@ -430,3 +430,28 @@ def test_a_mikey_response_is_retried_until_the_bmsc_takes_it(tmp_path: Path) -> 
             assert not [e for e in b.events("Rejected") if e["ue"] == b.ues[0].ue]
 
     asyncio.run(main())
+
+
+def test_each_delivery_announces_the_streams_source(tmp_path: Path) -> None:
+    """The source the UE accepts the stream from is the one the BM-SC sends it from:
+    any free port by default, or the one it is given (as the workers of a fleet behind
+    a load balancer must be, so that the source holds whichever worker leads)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        chosen = int(probe.getsockname()[1])
+
+    async def main() -> None:
+        async with (
+            bed(tmp_path, n=1, stream_port=chosen) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            assert b.server.udp_port == chosen
+            client = UeClient(b.ues[0], b.url, http, log=b.log, log_receives=False)
+            await client.add_service(S)
+            client.start()
+            st = b.ues[0].state(S)
+            assert await _until(lambda: st.decrypted >= 3, 10)
+            assert st.source == ("127.0.0.1", chosen)
+            await client.stop()
+
+    asyncio.run(main())
