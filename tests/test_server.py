@@ -76,13 +76,14 @@ async def bed(
     capture: TrafficCapture | None = None,
     tls: TlsFiles | None = None,
     busy_timeout: float = 10.0,
+    config: BmscConfig | None = None,
     **limits: Any,
 ) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
     core = BmscCore(
         Store(tmp_path / "bmsc.db", durability="normal", busy_timeout=busy_timeout),
         profile,
-        BmscConfig(period=period),
+        config or BmscConfig(period=period),
     )
     log_path = tmp_path / "events.jsonl"
     log = EventLog(log_path)

@@ -7,7 +7,8 @@ The **UE listener** serves the UE API and nothing else:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
-  response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
+  response (``application/mikey``, with the address and port the stream comes from in
+  ``MBMS-Stream-Source``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
 * ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b).
 
 The **admin listener** is a second loopback port, started only when the server is given
@@ -64,9 +65,11 @@ from mbmssec.errors import MbmssecError
 from mbmssec.impl.net.api import (
     JSON_CONTENT_TYPE,
     MAX_JSON_BODY,
+    STREAM_SOURCE_HEADER,
     HttpAnswer,
     answer,
     error_body,
+    format_stream_source,
     parse_json_object,
     refusal_answer,
 )
@@ -82,6 +85,7 @@ from mbmssec.impl.service.bmsc import (
     Outcome,
     Refusal,
     RegisterRequest,
+    Result,
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
@@ -515,6 +519,11 @@ class BmscServer:
     to send a complete request head (from its start or its previous answer) or a body,
     and a TLS handshake; ``max_connections`` / ``max_admin_connections``: connections
     each listener holds at once (more are answered ``503`` and closed).
+    ``stream_port``: the UDP port the SRTP stream is sent from, which every delivery
+    announces to the UE as the stream's only source; ``None``: with ``reuse_port`` the UE
+    listener's port number, shared (SO_REUSEPORT) by every worker on it, so that the
+    stream keeps its source whichever worker leads; else any free port.  Workers behind a
+    load balancer on ports of their own must be given one ``stream_port``.
     """
 
     def __init__(
@@ -538,7 +547,11 @@ class BmscServer:
         reuse_port: bool = False,
         lease_poll: float = LEASE_POLL,
         lease_ttl: float | None = None,
+        stream_port: int | None = None,
     ) -> None:
+        if stream_port is not None and not 1 <= stream_port <= 65535:
+            raise ServerError("stream_port must be a UDP port 1 .. 65535")
+        self.stream_port = stream_port
         if admin_token is not None:
             _check_token(admin_token, "admin_token")
         if not (0 < idle_timeout <= 3600 and max_connections >= 1 and max_admin_connections >= 1):
@@ -663,9 +676,22 @@ class BmscServer:
                 raise
             self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
-        )
+        shared = self.reuse_port or self.stream_port is not None
+        udp_port = self.stream_port or (self.port if self.reuse_port else 0)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol,
+                local_addr=(LOOPBACK, udp_port),
+                reuse_port=shared or None,
+            )
+        except OSError as exc:
+            for listener in (self._admin_listener, self._listener):
+                if listener is not None:
+                    await listener.stop()
+            self._listener = self._admin_listener = None
+            raise ServerError(
+                f"cannot send the stream from {LOOPBACK}:{udp_port}: {exc.strerror}"
+            ) from None
         self._udp = transport
         self.udp_port = int(transport.get_extra_info("sockname")[1])
         # The Start event declares what a trace checker needs to judge the log: the
@@ -984,7 +1010,11 @@ class BmscServer:
         )
         reply = self.core.register(req, now)
         self._emit(reply.events)
-        return await self._answer_durable(reply)
+        response = await self._answer_durable(reply)
+        if reply.result is Result.DELIVERED and response.status == 200:
+            # the UE's source filter for the stream
+            response.headers[STREAM_SOURCE_HEADER] = format_stream_source(LOOPBACK, self.udp_port)
+        return response
 
     async def _mikey_response(self, request: web.Request) -> web.Response:
         now = self.clock()

@@ -293,6 +293,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "with a PostgreSQL --db, the kernel spreads connections over the workers)",
     )
     p.add_argument(
+        "--stream-port",
+        type=int,
+        default=None,
+        help="UDP port the SRTP stream is sent from and announced to the UEs as its "
+        "source (default: with --reuse-port the --port number, shared by the workers; "
+        "else any free port); workers behind a load balancer need one",
+    )
+    p.add_argument(
         "--lease-ttl",
         type=positive,
         default=DEFAULT_LEASE_TTL,
@@ -464,6 +472,7 @@ async def _run_server(
         max_connections=args.max_connections,
         reuse_port=args.reuse_port,
         lease_ttl=args.lease_ttl,
+        stream_port=args.stream_port,
     )
     await server.start(args.host, args.port, args.admin_port)
     stop = asyncio.Event()
