@@ -351,9 +351,24 @@ def machine_for(
             return self.timer_safe() and self.done["impersonate"] < MAX_IMPERSONATIONS
 
         def impersonate(self, data: st.DataObject) -> None:
+            """An attacker registers as a UE: with a wrong RES, or with an Authorization
+            header a UE sent, half the time (where there is one) one the BM-SC refused
+            after authenticating it (the UE was not authorised then: replayed once it
+            is, it must still be refused)."""
             i = data.draw(st.integers(0, UNIVERSE.ue - 1), label="ue")
             kind = data.draw(st.sampled_from(IMPERSONATIONS), label="kind")
             k = data.draw(st.integers(0, 7), label="authorization")
+            refused = [
+                n
+                for n, (_, _, header) in enumerate(self.ls.authorizations)
+                if self.ls.answered.get(header) == "not_subscribed"
+            ]
+            if (
+                kind == "replayed_authorization"
+                and refused
+                and data.draw(st.booleans(), label="a refused one")
+            ):
+                k = refused[k % len(refused)]
             if kind == "wrong_res" or self.ls.authorizations:
                 self.done["impersonate"] += 1
                 self.ls.impersonate(i, kind, k)
