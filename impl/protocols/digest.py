@@ -38,8 +38,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NamedTuple, NoReturn
 
 from cryptography.hazmat.primitives import hashes
 
@@ -111,9 +112,8 @@ _TIME_LEN = 8  # server data of nonces made here: the issue time, 8 octets big-e
 _RES_MIN = 4  # RES is 32..128 bits (TS 33.102 6.3.7)
 _RES_MAX = 16
 
-_TCHAR: Final = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+_TCHARS: Final = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TCHAR: Final = frozenset(_TCHARS)
 _LHEX: Final = frozenset("0123456789abcdef")
 _WS = " \t"
 
@@ -242,12 +242,30 @@ class AkaNonce:
 # ------------------------------------------------------------------------ parsing
 
 
-@dataclass(frozen=True)
-class _Param:
+class _Param(NamedTuple):
     name: str  # lower case
     value: str  # unquoted
     quoted: bool
     position: int  # offset of the name
+
+
+# The auth-param grammar of the module docstring as regular expressions: a header that
+# they match whole, within the limits, is split by them in a few calls of C; any other
+# is read by :class:`_Scanner`, which says where and why it is malformed (so both
+# readings accept the same headers, and the errors are the scanner's).
+_TOKEN_CHARS: Final = re.escape(_TCHARS)  # for a character class
+_SCHEME = re.compile(rf"[ \t]*([{_TOKEN_CHARS}]+) +")
+_AUTH_PARAM = re.compile(
+    rf"([{_TOKEN_CHARS}]+)[ \t]*=[ \t]*"  # name BWS "=" BWS
+    rf"(?:([{_TOKEN_CHARS}]+)"  # token
+    r'|"((?:[\t !#-\[\]-~]|\\[\t -~])*)")'  # or quoted-string: qdtext / quoted-pair
+    r"[ \t]*"  # OWS
+)
+_LIST_SEPARATOR = re.compile(r",[ \t]*")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_IS_TOKEN = re.compile(rf"[{_TOKEN_CHARS}]+").fullmatch
+_IS_LHEX = re.compile(r"[0-9a-f]+").fullmatch
+_IS_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=]*").fullmatch
 
 
 class _Scanner:
@@ -317,6 +335,54 @@ class _Scanner:
 
 def _parse_params(header: object) -> tuple[str, list[_Param], int]:
     """Split a Digest header field value into its auth-params (syntax only)."""
+    if isinstance(header, str) and len(header) <= MAX_HEADER_CHARS:
+        found = _match_params(header)
+        if found is not None:
+            return found
+    return _scan_params(header)
+
+
+def _match_params(header: str) -> tuple[str, list[_Param], int] | None:
+    """:func:`_scan_params` by the regular expressions; ``None`` for any header they do
+    not split whole within the limits (the scanner then reads it)."""
+    start = _SCHEME.match(header)
+    if start is None or start.group(1).lower() != "digest" or start.end(1) > MAX_VALUE_CHARS:
+        return None
+    scheme = start.group(1)
+    params: list[_Param] = []
+    seen: set[str] = set()
+    pos, end = start.end(), len(header)
+    while True:
+        m = _AUTH_PARAM.match(header, pos)
+        if m is None:
+            return None
+        name, token, quoted = m.group(1, 2, 3)
+        name = name.lower()
+        if name in seen or len(params) >= MAX_PARAMS or len(name) > MAX_VALUE_CHARS:
+            return None
+        seen.add(name)
+        if quoted is None:
+            if len(token) > MAX_VALUE_CHARS:
+                return None
+            params.append(_Param(name, token, False, pos))
+        else:
+            if "\\" in quoted:
+                quoted = _QUOTED_PAIR.sub(r"\1", quoted)
+            if len(quoted) > MAX_VALUE_CHARS:
+                return None
+            params.append(_Param(name, quoted, True, pos))
+        pos = m.end()
+        if pos == end:
+            return scheme, params, end
+        m = _LIST_SEPARATOR.match(header, pos)
+        if m is None:
+            return None
+        pos = m.end()
+
+
+def _scan_params(header: object) -> tuple[str, list[_Param], int]:
+    """Split a Digest header field value into its auth-params, character by character,
+    with the position and reason of any error."""
     if not isinstance(header, str):
         raise DigestParseError(0, "header value must be a str")
     if len(header) > MAX_HEADER_CHARS:
@@ -365,7 +431,7 @@ def _need_quoted(p: _Param) -> str:
 
 def _need_token(p: _Param) -> str:
     # Token-valued directives may arrive quoted; the content must still be a token.
-    if not p.value or any(c not in _TCHAR for c in p.value):
+    if not _IS_TOKEN(p.value):
         raise DigestParseError(p.position, "value must be a token", p.name)
     return p.value
 
@@ -373,9 +439,18 @@ def _need_token(p: _Param) -> str:
 def _qop_list(p: _Param) -> tuple[str, ...]:
     items = [item.strip(_WS) for item in _need_quoted(p).split(",")]
     for item in items:
-        if not item or any(c not in _TCHAR for c in item):
+        if not _IS_TOKEN(item):
             raise DigestParseError(p.position, "qop-options must be a list of tokens", p.name)
     return tuple(items)
+
+
+_CHALLENGE_DIRECTIVES: Final = frozenset(
+    {"realm", "nonce", "qop", "opaque", "algorithm", "stale", "domain"}
+)
+_CREDENTIAL_DIRECTIVES: Final = frozenset(
+    {"username", "realm", "nonce", "uri", "response", "algorithm"}
+    | {"cnonce", "opaque", "qop", "nc", "auts"}
+)
 
 
 def parse_challenge(header: str) -> DigestChallenge:
@@ -396,7 +471,7 @@ def parse_challenge(header: str) -> DigestChallenge:
         if word not in ("true", "false"):
             raise DigestParseError(p.position, "must be true or false", "stale")
         stale = word == "true"
-    known = {"realm", "nonce", "qop", "opaque", "algorithm", "stale", "domain"}
+    known = _CHALLENGE_DIRECTIVES
     return DigestChallenge(
         realm=_need_quoted(fields["realm"]),
         nonce=_need_quoted(fields["nonce"]),
@@ -411,7 +486,7 @@ def parse_challenge(header: str) -> DigestChallenge:
 
 def _lhex(p: _Param, digits: int) -> str:
     value = _need_token(p) if not p.quoted else p.value
-    if len(value) != digits or any(c not in _LHEX for c in value):
+    if len(value) != digits or not _IS_LHEX(value):
         raise DigestParseError(p.position, f"must be {digits} lower-case hex digits", p.name)
     return value
 
@@ -449,19 +524,7 @@ def parse_authorization(header: str) -> DigestAuthorization:
             raise DigestParseError(p.position, "not valid base64", "auts") from exc
         if len(auts) != AUTS_LEN:
             raise DigestParseError(p.position, f"AUTS must be {AUTS_LEN} octets", "auts")
-    known = {
-        "username",
-        "realm",
-        "nonce",
-        "uri",
-        "response",
-        "algorithm",
-        "cnonce",
-        "opaque",
-        "qop",
-        "nc",
-        "auts",
-    }
+    known = _CREDENTIAL_DIRECTIVES
     return DigestAuthorization(
         username=_need_quoted(fields["username"]),
         realm=_need_quoted(fields["realm"]),
@@ -702,9 +765,10 @@ def decode_aka_nonce(nonce: str) -> AkaNonce:
     limit = 4 * ((_RAND_LEN + _AUTN_LEN + MAX_SERVER_DATA + 2) // 3)
     if len(nonce) > limit:
         raise DigestParseError(limit, "nonce too long", "nonce")
-    for index, char in enumerate(nonce):
-        if not (char.isascii() and (char.isalnum() or char in "+/=")):
-            raise DigestParseError(index, "character not in the base64 alphabet", "nonce")
+    if not _IS_BASE64_TEXT(nonce):
+        for index, char in enumerate(nonce):
+            if not (char.isascii() and (char.isalnum() or char in "+/=")):
+                raise DigestParseError(index, "character not in the base64 alphabet", "nonce")
     try:
         raw = base64.b64decode(nonce.encode("ascii"), validate=True)
     except (binascii.Error, ValueError) as exc:

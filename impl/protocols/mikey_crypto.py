@@ -88,23 +88,53 @@ class PskConstant(IntEnum):
     SALT = 0x29B88916
 
 
+_PSK_ENCR = PskConstant.ENCR.to_bytes(4, "big")
+_PSK_AUTH = PskConstant.AUTH.to_bytes(4, "big")
+_PSK_SALT = PskConstant.SALT.to_bytes(4, "big")
+
+
+_SHA1 = hashes.SHA1()
+
+
 def _hmac_sha1(key: bytes, data: bytes) -> bytes:
-    h = hmac.HMAC(key, hashes.SHA1())
+    h = hmac.HMAC(key, _SHA1)
     h.update(data)
     return h.finalize()
 
 
-def _p(s: bytes, label: bytes, m: int) -> bytes:
-    """P(s, label, m) of RFC 3830 4.1.2.
+def _keyed(inkey: bytes) -> list[hmac.HMAC]:
+    """HMAC-SHA-1 keyed with each 256-bit piece s_1..s_n of ``inkey`` (4.1.2), to copy."""
+    return [hmac.HMAC(inkey[i : i + _PRF_BLOCK], _SHA1) for i in range(0, len(inkey), _PRF_BLOCK)]
+
+
+def _p(s: hmac.HMAC, label: bytes, m: int) -> bytes:
+    """P(s, label, m) of RFC 3830 4.1.2, ``s`` given as HMAC keyed with it.
 
     HMAC(s, A_1 || label) || ... || HMAC(s, A_m || label), A_0 = label, A_i = HMAC(s, A_(i-1)).
     """
-    out = bytearray()
+    out = []
     a = label  # A_0
     for _ in range(m):
-        a = _hmac_sha1(s, a)
-        out += _hmac_sha1(s, a + label)
-    return bytes(out)
+        h = s.copy()
+        h.update(a)
+        a = h.finalize()
+        h = s.copy()
+        h.update(a + label)
+        out.append(h.finalize())
+    return b"".join(out)
+
+
+def _prf(pieces: list[hmac.HMAC], label: bytes, out_len: int) -> bytes:
+    """PRF(inkey, label) of 4.1.2 from the pieces of ``inkey`` (:func:`_keyed`)."""
+    if not pieces:
+        raise EncodeError("PRF input key is empty")
+    m = -(-out_len // _SHA1_LEN)
+    if len(pieces) == 1:
+        return _p(pieces[0], label, m)[:out_len]
+    acc = 0
+    for s in pieces:
+        acc ^= int.from_bytes(_p(s, label, m), "big")
+    return acc.to_bytes(m * _SHA1_LEN, "big")[:out_len]
 
 
 def prf(inkey: bytes, label: bytes, out_len: int) -> bytes:
@@ -113,15 +143,9 @@ def prf(inkey: bytes, label: bytes, out_len: int) -> bytes:
     The input key is split into 256-bit pieces s_1..s_n (the last may be shorter)
     and the outputs P(s_j, label, m), m = ceil(out_len*8 / 160), are XORed.
     """
-    if not inkey:
-        raise EncodeError("PRF input key is empty")
     if out_len < 0:
         raise EncodeError("PRF output length is negative")
-    m = -(-out_len // _SHA1_LEN)
-    acc = 0
-    for i in range(0, len(inkey), _PRF_BLOCK):
-        acc ^= int.from_bytes(_p(inkey[i : i + _PRF_BLOCK], label, m), "big")
-    return acc.to_bytes(m * _SHA1_LEN, "big")[:out_len]
+    return _prf(_keyed(inkey), label, out_len)
 
 
 def _label(constant: int, cs_id: int, csb_id: int, rand: bytes) -> bytes:
@@ -163,13 +187,17 @@ def derive_message_keys(
     """
     if not 0 <= csb_id < 1 << 32:
         raise EncodeError("CSB ID must fit 32 bits")
+    # One keyed HMAC per piece of the pre-shared key serves every derivation below, and
+    # every label is its constant followed by the same 0xFF || CSB ID || RAND.
+    pieces = _keyed(psk)
+    tail = _label(0, 0xFF, csb_id, rand)[4:]
     encr_key = salt_key = auth_key = b""
     if encr_alg in (EncrAlg.AES_CM_128, EncrAlg.AES_KW_128):
-        encr_key = prf(psk, _label(PskConstant.ENCR, 0xFF, csb_id, rand), ENCR_KEY_LEN)
+        encr_key = _prf(pieces, _PSK_ENCR + tail, ENCR_KEY_LEN)
     if encr_alg is EncrAlg.AES_CM_128:
-        salt_key = prf(psk, _label(PskConstant.SALT, 0xFF, csb_id, rand), AES_CM_SALT_LEN)
+        salt_key = _prf(pieces, _PSK_SALT + tail, AES_CM_SALT_LEN)
     if mac_alg is MacAlg.HMAC_SHA_1_160:
-        auth_key = prf(psk, _label(PskConstant.AUTH, 0xFF, csb_id, rand), AUTH_KEY_LEN)
+        auth_key = _prf(pieces, _PSK_AUTH + tail, AUTH_KEY_LEN)
     return MessageKeys(encr_key, auth_key, salt_key)
 
 
@@ -181,8 +209,10 @@ def aes_cm_iv(salt_key: bytes, csb_id: int, ts_value: bytes) -> bytes:
     """
     if len(salt_key) != AES_CM_SALT_LEN or len(ts_value) > 8:
         raise EncodeError("AES-CM IV needs a 14-byte salt and a TS value of at most 8 bytes")
-    block = b"\x00\x00" + csb_id.to_bytes(4, "big") + ts_value.rjust(8, b"\x00")
-    return bytes(a ^ b for a, b in zip(salt_key, block, strict=True)) + b"\x00\x00"
+    # 0x0000 || CSB ID || T as a 112-bit number: CSB ID above the 64 bits of T.
+    block = (csb_id << 64) | int.from_bytes(ts_value, "big")
+    iv = int.from_bytes(salt_key, "big") ^ block
+    return iv.to_bytes(AES_CM_SALT_LEN, "big") + b"\x00\x00"
 
 
 def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:

@@ -25,6 +25,15 @@ and a UE asked for it (V flag) answers with the verification message::
 * :func:`build_error_message` / :func:`parse_error_message` handle the (unauthenticated)
   error message ``HDR, T, {ERR}`` (RFC 3830 5.1.2).
 
+Building and verifying cost little beyond their cryptography. A delivery is encoded
+with precompiled structs and no payload objects; deliveries of one shape (the kinds and
+lengths of what they carry: every delivery of a service, for every UE) are one pack of
+their values between the bytes the first one of the shape left. A delivery is verified
+from :func:`~mbmssec.impl.protocols.mikey.read_message` (one unpack once its layout is
+known), with the checks of its structure made once per layout; the objects it returns
+that recur from delivery to delivery and are not secret (identities, the CS map entry,
+the SRTP policy) are made once. Each of these memos keeps at most a few dozen entries.
+
 Everything is sans-I/O: callers pass bytes, ``now`` (Unix seconds, UTC) and a
 random source; nothing here reads a clock.
 """
@@ -32,12 +41,19 @@ random source; nothing here reads a clock.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
+from itertools import chain, compress
+from operator import attrgetter, is_not, itemgetter
+from typing import Any, Final, NamedTuple
 
 from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
+    TS_VALUE_LENGTH,
+    At,
     CommonHeader,
     DataType,
     EncodeError,
@@ -47,9 +63,11 @@ from mbmssec.impl.protocols.mikey import (
     FetchHint,
     GeneralExtensionPayload,
     IdPayload,
-    KemacPayload,
+    IdType,
     KeyDataPayload,
     KeyDataType,
+    KvType,
+    Layout,
     MacAlg,
     MikeyAuthError,
     MikeyMessage,
@@ -57,21 +75,36 @@ from mbmssec.impl.protocols.mikey import (
     MikeyReplayError,
     NullValidity,
     Payload,
-    RandPayload,
-    SecurityPolicyPayload,
+    PayloadType,
+    ProtType,
+    RawPayload,
     SpiValidity,
     SrtpCs,
     SrtpPolicy,
-    TekFetchExtension,
     TimestampPayload,
     TsType,
     UnsupportedError,
     VerificationPayload,
-    mac_length,
-    parse_key_data_chain,
+    checked_instance,
+    decode_fetch_data,
+    encode_ext,
+    encode_fetch_data,
+    encode_header,
+    encode_id,
+    encode_kemac,
+    encode_key_data,
+    encode_rand,
+    encode_sp,
+    encode_timestamp,
+    join_payloads,
     parse_message,
-    serialise_key_data_chain,
+    payload_name,
+    read_key_data_chain,
+    read_message,
+    scan_message,
     serialise_message,
+    symbolic_key_data_chain,
+    symbolic_message,
 )
 from mbmssec.impl.protocols.mikey_crypto import (
     compute_mac,
@@ -108,6 +141,23 @@ NTP_UNIX_OFFSET = 2_208_988_800
 """Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01)."""
 
 DEFAULT_RAND_LEN = 16  # RFC 3830 6.11: RAND SHOULD be at least 128 bits
+
+# Payload types and key validity types as plain values, for fast comparisons.
+_T, _RAND, _ID, _SP, _EXT, _KEMAC, _V, _KEY_DATA, _LAST = (
+    int(t)
+    for t in (
+        PayloadType.T,
+        PayloadType.RAND,
+        PayloadType.ID,
+        PayloadType.SP,
+        PayloadType.GENERAL_EXT,
+        PayloadType.KEMAC,
+        PayloadType.V,
+        PayloadType.KEY_DATA,
+        PayloadType.LAST,
+    )
+)
+_NULL, _SPI, _INTERVAL = KvType.NULL, KvType.SPI, KvType.INTERVAL
 
 
 def ntp_from_unix(t: float) -> int:
@@ -158,14 +208,17 @@ class TekKey:
         kind = "group key" if self.group_key else "TEK"
         return f"TekKey(<{len(self.tek)}-byte {kind}>, mki={self.mki!r})"
 
+    @property
+    def key_type(self) -> KeyDataType:
+        """The Key data type this key is sent as (TEK or TGK, with or without salt)."""
+        if self.group_key:
+            return KeyDataType.TGK_SALT if self.salt is not None else KeyDataType.TGK
+        return KeyDataType.TEK_SALT if self.salt is not None else KeyDataType.TEK
+
     def to_key_data(self) -> KeyDataPayload:
         """The Key data sub-payload carrying this key."""
-        if self.group_key:
-            key_type = KeyDataType.TGK_SALT if self.salt is not None else KeyDataType.TGK
-        else:
-            key_type = KeyDataType.TEK_SALT if self.salt is not None else KeyDataType.TEK
         return KeyDataPayload(
-            key_type,
+            self.key_type,
             self.tek,
             self.salt,
             SpiValidity(self.mki) if self.mki is not None else NullValidity(),
@@ -297,72 +350,278 @@ def new_tek_delivery(
     )
 
 
+_KEPT: Final = 64
+"""Entries kept by each of this module's memos and caches; one past that starts again."""
+
+
+# A delivery's message up to its MAC is the same bytes around the same kinds of values for
+# every delivery of one shape (the kinds and lengths of what it carries); so is its Key
+# data chain.  The first of a shape is encoded field by field with the checked encoders;
+# the bytes between its values are then kept with one Struct (:class:`_Between`), and a
+# later one of that shape is one pack of its values between them.  A value that does not
+# fit its field fails the pack, and the checked encoders then say which one.
+
+
+class _Between(NamedTuple):
+    """The constant bytes before each value of a shape and after the last, and the pack
+    of ``before[0], value[0], before[1], ..., after``."""
+
+    before: tuple[bytes, ...]
+    after: bytes
+    pack: Callable[..., bytes]
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        return self.pack(*chain.from_iterable(zip(self.before, values, strict=True)), self.after)
+
+
+def _between(
+    encoded: bytes, fields: Sequence[tuple[int, str]], values: Sequence[Any]
+) -> _Between | None:
+    """The :class:`_Between` of ``encoded`` whose values (``values``) are at ``fields``
+    (offset, Struct code); ``None`` if it does not give ``encoded`` back."""
+    before = []
+    formats = [">"]
+    end = 0
+    for offset, code in fields:
+        before.append(encoded[end:offset])
+        formats.append(f"{offset - end}s{code}")
+        end = offset + struct.calcsize(">" + code)
+    formats.append(f"{len(encoded) - end}s")
+    found = _Between(tuple(before), encoded[end:], struct.Struct("".join(formats)).pack)
+    return found if found.encode(values) == encoded else None
+
+
+def _remember(cache: dict[Any, _Between], shape: Any, found: _Between | None) -> None:
+    if found is not None:
+        if len(cache) >= _KEPT:
+            cache.clear()
+        cache[shape] = found
+
+
+_DELIVERY_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
+_CHAIN_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
+
+
+_TEK_SALT_MKI = attrgetter("tek", "salt", "mki")
+_GROUP_KEY = attrgetter("group_key")
+_IS_NOT_NONE = partial(is_not, None)
+
+
+def _key_chain(keys: Sequence[TekKey]) -> bytes:
+    """The Key data chain (6.13) of the delivered keys, the plaintext of KEMAC."""
+    # The shape, and the values in wire order, in a few passes of C: each key's TEK, salt
+    # and MKI, which of them are present, their lengths, and whether it is a group key.
+    fields = list(chain.from_iterable(map(_TEK_SALT_MKI, keys)))
+    present = tuple(map(_IS_NOT_NONE, fields))
+    values = list(compress(fields, present))
+    shape = (tuple(map(_GROUP_KEY, keys)), present, tuple(map(len, values)))
+    known = _CHAIN_ENCODINGS.get(shape)
+    if known is not None:
+        try:
+            return known.encode(values)
+        except struct.error:
+            pass  # a value that does not fit: the checked encoder below names it
+    last = len(keys) - 1
+    parts = []
+    fields = []
+    at = 0
+    for i, k in enumerate(keys):
+        kv = _SPI if k.mki is not None else _NULL
+        part = encode_key_data(
+            _KEY_DATA if i < last else _LAST, k.key_type, k.tek, k.salt, kv, k.mki or b""
+        )
+        # Key data: next, type | KV, key len (4), key, [salt len (2), salt], [MKI len, MKI].
+        fields.append((at + 4, f"{len(k.tek)}s"))
+        spot = at + 4 + len(k.tek)
+        if k.salt is not None:
+            fields.append((spot + 2, f"{len(k.salt)}s"))
+            spot += 2 + len(k.salt)
+        if k.mki is not None:
+            fields.append((spot + 1, f"{len(k.mki)}s"))
+        parts.append(part)
+        at += len(part)
+    chain_bytes = b"".join(parts)
+    _remember(_CHAIN_ENCODINGS, shape, _between(chain_bytes, fields, values))
+    return chain_bytes
+
+
+def _encode_delivery(
+    d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
+) -> bytes:
+    """The I_MESSAGE of ``d`` up to its MAC field (HDR, T, RAND, IDs, SPs, EXTs, KEMAC)."""
+    id_i, id_r, exts = d.id_i, d.id_r, d.extensions
+    shape = (
+        len(d.cs_map),
+        d.timestamp.ts_type,
+        len(d.rand),
+        None if id_i is None else (id_i.id_type, len(id_i.data)),
+        None if id_r is None else (id_r.id_type, len(id_r.data)),
+        tuple([len(p) for p in policies]),
+        None if fetch is None else len(fetch),
+        tuple([(e.ext_type, len(e.data)) for e in exts]),
+        len(encr_data),
+        d.encr_alg,
+        d.mac_alg,
+        d.v_flag,
+    )
+    values: list[Any] = [d.csb_id]
+    for cs in d.cs_map:
+        values += (cs.policy_no, cs.ssrc, cs.roc)
+    values += (d.timestamp.value, d.rand)
+    if id_i is not None:
+        values.append(id_i.data)
+        if id_r is not None:
+            values.append(id_r.data)
+    for policy, params in zip(d.policies, policies, strict=True):
+        values += (policy.policy_no, params)
+    if fetch is not None:
+        values.append(fetch)
+    values += [e.data for e in exts]
+    values.append(encr_data)
+    known = _DELIVERY_ENCODINGS.get(shape)
+    if known is not None:
+        try:
+            return known.encode(values)
+        except struct.error:
+            pass  # a value that does not fit: the checked encoders below name it
+    body, fields = _encode_delivery_checked(d, policies, fetch, encr_data)
+    _remember(_DELIVERY_ENCODINGS, shape, _between(body, fields, values))
+    return body
+
+
+def _encode_delivery_checked(
+    d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
+) -> tuple[bytes, list[tuple[int, str]]]:
+    """:func:`_encode_delivery` with the checked encoders, payload by payload, and where
+    each of its values is (offset, Struct code), in the order that function lists them."""
+    ts = d.timestamp
+    header = encode_header(DataType.PSK_INIT, _T, d.csb_id, d.cs_map, v_flag=d.v_flag)
+    fields = [(4, "I")]  # CSB ID
+    for k in range(len(d.cs_map)):
+        fields += ((10 + 9 * k, "B"), (11 + 9 * k, "I"), (15 + 9 * k, "I"))
+    types = [_T, _RAND]
+    bodies = [encode_timestamp(ts.ts_type, ts.value), encode_rand(d.rand)]
+    # Where each payload's values are, from the payload's start (its Next payload field).
+    inside: list[list[tuple[int, str]]] = [
+        [(2, "Q" if TS_VALUE_LENGTH[ts.ts_type] == 8 else "I")],
+        [(2, f"{len(d.rand)}s")],
+    ]
+    for id_p in (d.id_i, d.id_r):
+        if id_p is not None:
+            types.append(_ID)
+            bodies.append(encode_id(id_p.id_type, id_p.data))
+            inside.append([(4, f"{len(id_p.data)}s")])
+    for policy, params in zip(d.policies, policies, strict=True):
+        types.append(_SP)
+        bodies.append(encode_sp(policy.policy_no, ProtType.SRTP, params))
+        inside.append([(1, "B"), (5, f"{len(params)}s")])
+    if fetch is not None:
+        types.append(_EXT)
+        bodies.append(encode_ext(MBMS_TEK_FETCH_EXT_TYPE, fetch))
+        inside.append([(4, f"{len(fetch)}s")])
+    for ext in d.extensions:
+        types.append(_EXT)
+        bodies.append(encode_ext(ext.ext_type, ext.data))
+        inside.append([(4, f"{len(ext.data)}s")])
+    types.append(_KEMAC)
+    bodies.append(encode_kemac(d.encr_alg, encr_data, d.mac_alg))
+    inside.append([(4, f"{len(encr_data)}s")])
+    at = len(header)
+    for payload, spots in zip(bodies, inside, strict=True):
+        fields += [(at + offset, code) for offset, code in spots]
+        at += 1 + len(payload)
+    return join_payloads(header, types, bodies), fields
+
+
+_POLICY_PARAMS: dict[SrtpPolicy, bytes] = {}
+
+
+def _policy_params(policy: SrtpPolicy) -> bytes:
+    """:meth:`SrtpPolicy.param_bytes`, remembered: a service's deliveries repeat its policy."""
+    params = _POLICY_PARAMS.get(policy)
+    if params is None:
+        params = policy.param_bytes()
+        if len(_POLICY_PARAMS) >= _KEPT:
+            _POLICY_PARAMS.clear()
+        _POLICY_PARAMS[policy] = params
+    return params
+
+
 def build_tek_delivery(delivery: TekDelivery, kek: bytes) -> bytes:
-    """Encode, encrypt and MAC the TEK delivery I_MESSAGE for the UE holding ``kek``."""
-    if not delivery.keys:
+    """Encode, encrypt and MAC the TEK delivery I_MESSAGE for the UE holding ``kek``.
+
+    One pass over the delivery with the raw encoders of
+    :mod:`~mbmssec.impl.protocols.mikey`: no payload objects are made.
+    """
+    d = delivery
+    if not d.keys:
         raise EncodeError("a TEK delivery needs at least one key")
-    if delivery.id_r is not None and delivery.id_i is None:
+    if d.id_r is not None and d.id_i is None:
         raise EncodeError("IDr without IDi cannot be told apart from IDi on the wire")
     if not kek:
         raise EncodeError("empty KEK")
-    payloads: list[Payload] = [delivery.timestamp, RandPayload(delivery.rand)]
-    payloads += [i for i in (delivery.id_i, delivery.id_r) if i is not None]
-    payloads += [p.to_payload() for p in delivery.policies]
-    if delivery.fetch is not None or delivery.lifetime is not None:
-        payloads.append(TekFetchExtension(delivery.fetch, delivery.lifetime).to_payload())
-    payloads += list(delivery.extensions)
-    keys = derive_message_keys(
-        kek, delivery.csb_id, delivery.rand, delivery.encr_alg, delivery.mac_alg
+    policies = [_policy_params(p) for p in d.policies]
+    fetch = (
+        encode_fetch_data(d.fetch, d.lifetime)
+        if d.fetch is not None or d.lifetime is not None
+        else None
     )
-    plaintext = serialise_key_data_chain([k.to_key_data() for k in delivery.keys])
-    encr_data = kemac_encrypt(
-        delivery.encr_alg, keys, plaintext, delivery.csb_id, delivery.timestamp.value_bytes()
-    )
-    mac_len = mac_length(delivery.mac_alg)
-    # The MAC covers the whole message except the MAC field itself (RFC 3830 5.2,
-    # 6.2); KEMAC is last, so encode with a placeholder and MAC the prefix.
-    payloads.append(KemacPayload(delivery.encr_alg, encr_data, delivery.mac_alg, bytes(mac_len)))
-    header = CommonHeader(
-        data_type=DataType.PSK_INIT,
-        csb_id=delivery.csb_id,
-        cs_map=delivery.cs_map,
-        v_flag=delivery.v_flag,
-    )
-    wire = serialise_message(MikeyMessage(header, tuple(payloads)))
-    if mac_len == 0:
-        return wire
-    body = wire[:-mac_len]
-    return body + compute_mac(delivery.mac_alg, keys.auth_key, body)
+    keys = derive_message_keys(kek, d.csb_id, d.rand, d.encr_alg, d.mac_alg)
+    plaintext = _key_chain(d.keys)
+    ts = d.timestamp
+    encr_data = kemac_encrypt(d.encr_alg, keys, plaintext, d.csb_id, ts.value_bytes())
+    # The MAC covers the whole message up to the MAC field, which ends it (RFC 3830 5.2,
+    # 6.2): KEMAC is last.
+    body = _encode_delivery(d, policies, fetch, encr_data)
+    if d.mac_alg is MacAlg.NULL:
+        return body
+    return body + compute_mac(d.mac_alg, keys.auth_key, body)
 
 
 # --------------------------------------------------------------------------- verify
 
 
-def _check_replay(state: ReplayState, ts: TimestampPayload, rand: bytes, now: float) -> ReplayState:
+def _check_replay(
+    state: ReplayState, ts_type: TsType, value: int, rand: bytes, now: float
+) -> ReplayState:
     if state.mode is ReplayMode.NONE:
         return state
     if state.mode is ReplayMode.COUNTER:
-        if ts.ts_type is not TsType.COUNTER:
-            raise MikeyReplayError(f"expected a COUNTER timestamp, got {ts.ts_type.name}")
-        if state.last_counter is not None and ts.value <= state.last_counter:
+        if ts_type is not TsType.COUNTER:
+            raise MikeyReplayError(f"expected a COUNTER timestamp, got {ts_type.name}")
+        if state.last_counter is not None and value <= state.last_counter:
             raise MikeyReplayError(
-                f"counter {ts.value} not above the last accepted {state.last_counter}"
+                f"counter {value} not above the last accepted {state.last_counter}"
             )
-        return replace(state, last_counter=ts.value)
-    if ts.ts_type is TsType.COUNTER:
+        return ReplayState(state.mode, value, state.max_skew, state.recent)
+    if ts_type is TsType.COUNTER:
         raise MikeyReplayError("expected an NTP timestamp, got COUNTER")
-    sent = unix_from_ntp(ts.value)
+    sent = unix_from_ntp(value)
     if abs(sent - now) > state.max_skew:
         raise MikeyReplayError(
             f"timestamp {sent - now:+.3f} s from now, outside +/-{state.max_skew} s"
         )
-    entry = (ts.value, rand)
+    entry = (value, rand)
     if entry in state.recent:
         raise MikeyReplayError("message already accepted (replay cache)")
     horizon = now - state.max_skew
     kept = {e for e in state.recent if unix_from_ntp(e[0]) >= horizon}
     kept.add(entry)
-    return replace(state, recent=frozenset(kept))
+    return ReplayState(state.mode, state.last_counter, state.max_skew, frozenset(kept))
+
+
+def _not_allowed(raw: RawPayload, where: str) -> MikeyParseError:
+    name = payload_name(PayloadType(raw[0]))
+    return MikeyParseError(f"{name} payload not allowed in {where}", offset=raw[1], payload=name)
+
+
+def _one(found: list[RawPayload], name: str) -> RawPayload:
+    """The only payload of a kind that must occur exactly once."""
+    if len(found) > 1:
+        raise MikeyParseError(f"more than one {name} payload", offset=found[1][1], payload=name)
+    if not found:
+        raise MikeyParseError(f"{name} payload missing", offset=0, payload="HDR")
+    return found[0]
 
 
 def _only(
@@ -376,6 +635,174 @@ def _only(
             raise MikeyParseError(f"{name} payload missing", offset=0, payload="HDR")
         return None
     return found[0][0]
+
+
+_DELIVERY: Final = "TEK delivery"
+"""The memo key of a message layout's :class:`_DeliveryPlan`."""
+_TEK_TYPES = frozenset({KeyDataType.TEK, KeyDataType.TEK_SALT})
+_GROUP_KEY_TYPES = frozenset({KeyDataType.TGK, KeyDataType.TGK_SALT})
+
+
+_IDENTITIES: dict[tuple[IdType, bytes], IdPayload] = {}
+_CRYPTO_SESSIONS: dict[tuple[int, int, int], SrtpCs] = {}
+
+
+def _identity(id_type: IdType, data: bytes) -> IdPayload:
+    """The ID payload of these fields, one object per identity (a BM-SC's and a UE's
+    identities recur in every delivery between them)."""
+    found = _IDENTITIES.get((id_type, data))
+    if found is None:
+        found = checked_instance(IdPayload, id_type=id_type, data=data)
+        if len(_IDENTITIES) >= _KEPT:
+            _IDENTITIES.clear()
+        _IDENTITIES[id_type, data] = found
+    return found
+
+
+def _crypto_session(fields: tuple[int, int, int]) -> SrtpCs:
+    """The CS map entry of these fields (policy no, SSRC, ROC), one object per entry (a
+    service's stream recurs in every delivery)."""
+    found = _CRYPTO_SESSIONS.get(fields)
+    if found is None:
+        policy_no, ssrc, roc = fields
+        found = checked_instance(SrtpCs, policy_no=policy_no, ssrc=ssrc, roc=roc)
+        if len(_CRYPTO_SESSIONS) >= _KEPT:
+            _CRYPTO_SESSIONS.clear()
+        _CRYPTO_SESSIONS[fields] = found
+    return found
+
+
+_POLICIES: dict[tuple[int, ProtType, tuple[tuple[int, bytes], ...]], SrtpPolicy] = {}
+
+
+def _policy(
+    policy_no: int, prot: ProtType, params: tuple[tuple[int, bytes], ...], at: int
+) -> SrtpPolicy:
+    """:meth:`SrtpPolicy.from_params`, remembered: a service's deliveries repeat its policy,
+    and a policy (immutable) is a function of the SP payload's fields alone."""
+    key = (policy_no, prot, params)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = SrtpPolicy.from_params(policy_no, prot, params, at)
+        if len(_POLICIES) >= _KEPT:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
+    return policy
+
+
+class _DeliveryPlan(NamedTuple):
+    """What a TEK delivery of one layout is made of, from its structure alone: where its
+    varying values are in ``values + consts`` and the structural fields themselves."""
+
+    values: Callable[[Sequence[Any]], tuple[Any, ...]]
+    """csb_id, TS value, RAND, Encr data, MAC."""
+    cs_map: tuple[Callable[[Sequence[Any]], tuple[int, int, int]], ...]
+    v_flag: bool
+    ts_type: TsType
+    ts_field: slice
+    """The TS value field of T in the message (the AES-CM IV takes it as sent)."""
+    encr_alg: EncrAlg
+    mac_alg: MacAlg
+    encr_at: int
+    ids: tuple[tuple[IdType, int], ...]
+    policies: tuple[tuple[int, ProtType, tuple[tuple[int, int], ...], int], ...]
+    """Per SP: index of the policy no, prot type, (type, value) indices, offset."""
+    exts: tuple[tuple[int, int, int], ...]
+    """Per General Extension: index of its type, index of its data, offset."""
+
+
+def _at(value: object) -> int:
+    assert isinstance(value, At), "a varying value of the layout"
+    return value.at
+
+
+def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
+    """The checks of an I_MESSAGE's structure (RFC 3830 3.1: HDR, T, RAND, [IDi], [IDr],
+    {SP}, {EXT}, KEMAC) on a layout, in the order :func:`parse_and_verify` documents."""
+    hdr, raws = symbolic_message(layout)
+    if hdr.data_type is not DataType.PSK_INIT:
+        raise UnsupportedError(
+            f"expected a pre-shared-key I_MESSAGE, got data type {hdr.data_type.name}",
+            offset=1,
+            payload="HDR",
+            error_no=ErrorNo.INVALID_DT,
+        )
+    if not raws or raws[-1][0] != _KEMAC:
+        raise MikeyParseError("KEMAC must be the last payload", offset=size, payload="KEMAC")
+    _, kemac_at, encr_alg, encr_data, mac_alg, mac = raws[-1]
+    found_t: list[RawPayload] = []
+    found_rand: list[RawPayload] = []
+    ids: list[RawPayload] = []
+    policies: list[RawPayload] = []
+    exts: list[RawPayload] = []
+    for raw in raws[:-1]:
+        kind = raw[0]
+        if kind == _T:
+            found_t.append(raw)
+        elif kind == _RAND:
+            found_rand.append(raw)
+        elif kind == _ID:
+            ids.append(raw)
+        elif kind == _SP:
+            policies.append(raw)
+        elif kind == _EXT:
+            exts.append(raw)
+        else:
+            raise _not_allowed(raw, "an I_MESSAGE")
+    _, ts_at, ts_type, ts_value, _, _ = _one(found_t, "T")
+    rand = _one(found_rand, "RAND")[2]
+    if len(ids) > 2:
+        raise MikeyParseError("more than two ID payloads", offset=0, payload="ID")
+    return _DeliveryPlan(
+        values=itemgetter(_at(hdr.csb_id), _at(ts_value), _at(rand), _at(encr_data), _at(mac)),
+        cs_map=tuple(itemgetter(*map(_at, cs)) for cs in hdr.cs_map),
+        v_flag=hdr.v_flag,
+        ts_type=ts_type,
+        ts_field=slice(ts_at + 2, ts_at + 2 + TS_VALUE_LENGTH[ts_type]),
+        encr_alg=encr_alg,
+        mac_alg=mac_alg,
+        # Encr data starts 4 bytes into KEMAC (next payload, Encr alg, Encr data len).
+        encr_at=kemac_at + 4,
+        ids=tuple((raw[2], _at(raw[3])) for raw in ids),
+        policies=tuple(
+            (_at(raw[2]), raw[3], tuple((_at(t), _at(v)) for t, v in raw[4]), raw[1])
+            for raw in policies
+        ),
+        exts=tuple((_at(raw[2]), _at(raw[3]), raw[1]) for raw in exts),
+    )
+
+
+def _key_plan(
+    layout: Layout, encr_at: int, group_key: bool
+) -> tuple[tuple[int, int | None, int | None], ...]:
+    """Per key of a Key data chain layout, the indices of key, salt and MKI (``None``:
+    absent), once the key types and validity types are checked."""
+    chain = symbolic_key_data_chain(layout)
+    wanted = _GROUP_KEY_TYPES if group_key else _TEK_TYPES
+    if group_key and len(chain) != 1:
+        raise UnsupportedError(
+            f"{len(chain)} keys in a group key delivery (one expected)",
+            offset=encr_at,
+            payload="KEY DATA",
+        )
+    plan = []
+    for key_type, key, salt, kv, spi, _ in chain:
+        if key_type not in wanted:
+            raise UnsupportedError(
+                f"key type {key_type.name} in a {'group key' if group_key else 'TEK'} delivery",
+                offset=encr_at,
+                payload="KEY DATA",
+            )
+        if kv is _INTERVAL:
+            raise UnsupportedError(
+                "key validity interval in a TEK delivery (MBMS uses SPI/MKI)",
+                offset=encr_at,
+                payload="KEY DATA",
+            )
+        plan.append(
+            (_at(key), None if salt is None else _at(salt), _at(spi) if kv is _SPI else None)
+        )
+    return tuple(plan)
 
 
 def parse_and_verify(
@@ -396,116 +823,97 @@ def parse_and_verify(
     returned, and the replay state does not advance, unless every check passes.
     With ``group_key`` the message must carry exactly one group key (Key data type
     TGK or TGK+SALT, see :class:`TekKey`) instead of TEKs.
+
+    The message is read in one pass, or unpacked in one call when a message of the same
+    layout was read before (:func:`~mbmssec.impl.protocols.mikey.read_message`); the
+    checks of its structure are made once per layout; only the delivery returned is
+    made of objects.
     """
-    msg = parse_message(message)
-    data = bytes(message)
-    hdr = msg.header
-    if hdr.data_type is not DataType.PSK_INIT:
-        raise UnsupportedError(
-            f"expected a pre-shared-key I_MESSAGE, got data type {hdr.data_type.name}",
-            offset=1,
-            payload="HDR",
-            error_no=ErrorNo.INVALID_DT,
-        )
-    if not msg.payloads or not isinstance(msg.payloads[-1], KemacPayload):
-        raise MikeyParseError("KEMAC must be the last payload", offset=len(data), payload="KEMAC")
-    kemac = msg.payloads[-1]
-    kemac_at = msg.offsets[-1]
-    ids: list[IdPayload] = []
-    policies: list[tuple[SecurityPolicyPayload, int]] = []
-    exts: list[tuple[GeneralExtensionPayload, int]] = []
-    for p, at in zip(msg.payloads[:-1], msg.offsets[:-1], strict=True):
-        if isinstance(p, IdPayload):
-            ids.append(p)
-        elif isinstance(p, SecurityPolicyPayload):
-            policies.append((p, at))
-        elif isinstance(p, GeneralExtensionPayload):
-            exts.append((p, at))
-        elif not isinstance(p, TimestampPayload | RandPayload):
-            raise MikeyParseError(
-                f"{p.NAME} payload not allowed in an I_MESSAGE", offset=at, payload=p.NAME
-            )
-    ts = _only(msg, TimestampPayload, "T")
-    rand_p = _only(msg, RandPayload, "RAND")
-    assert isinstance(ts, TimestampPayload) and isinstance(rand_p, RandPayload)
-    if len(ids) > 2:
-        raise MikeyParseError("more than two ID payloads", offset=0, payload="ID")
+    layout, ext = read_message(message)
+    data = message if isinstance(message, bytes) else bytes(message)
+    plan: _DeliveryPlan | None = layout.memo.get(_DELIVERY)
+    if plan is None:
+        plan = layout.memo[_DELIVERY] = _delivery_plan(layout, len(data))
+    csb_id, ts_value, rand, encr_data, mac = plan.values(ext)
+    mac_alg, encr_alg = plan.mac_alg, plan.encr_alg
 
     # Authenticate before touching the encrypted data (RFC 3830 5.2).
-    if kemac.mac_alg is MacAlg.NULL and not allow_null_mac:
-        raise MikeyAuthError()
-    keys = derive_message_keys(kek, hdr.csb_id, rand_p.rand, kemac.encr_alg, kemac.mac_alg)
-    mac_len = len(kemac.mac)
-    if mac_len and not verify_mac(kemac.mac_alg, keys.auth_key, data[:-mac_len], kemac.mac):
+    if mac_alg is MacAlg.NULL:
+        if not allow_null_mac:
+            raise MikeyAuthError()
+        mac = b""
+    keys = derive_message_keys(kek, csb_id, rand, encr_alg, mac_alg)
+    if mac and not verify_mac(mac_alg, keys.auth_key, data[: -len(mac)], mac):
         raise MikeyAuthError()
 
-    next_state = _check_replay(replay, ts, rand_p.rand, now)
+    next_state = _check_replay(replay, plan.ts_type, ts_value, rand, now)
 
-    # Encr data starts 4 bytes into KEMAC (next payload, Encr alg, Encr data len).
-    encr_at = kemac_at + 4
+    encr_at = plan.encr_at
     plaintext = kemac_decrypt(
-        kemac.encr_alg, keys, kemac.encr_data, hdr.csb_id, ts.value_bytes(), offset=encr_at
+        encr_alg, keys, encr_data, csb_id, data[plan.ts_field], offset=encr_at
     )
-    chain = parse_key_data_chain(plaintext, encr_at)
-    if not chain:
+    chain = read_key_data_chain(plaintext, encr_at)
+    if chain is None:
         raise MikeyParseError("KEMAC carries no key", offset=encr_at, payload="KEMAC")
-    tek_keys = []
-    wanted = (
-        (KeyDataType.TGK, KeyDataType.TGK_SALT)
-        if group_key
-        else (KeyDataType.TEK, KeyDataType.TEK_SALT)
+    chain_layout, keys_ext = chain
+    key_plan = chain_layout.memo.get(group_key)
+    if key_plan is None:
+        key_plan = chain_layout.memo[group_key] = _key_plan(chain_layout, encr_at, group_key)
+    tek_keys = tuple(
+        [
+            checked_instance(
+                TekKey,
+                tek=keys_ext[k],
+                salt=None if s is None else keys_ext[s],
+                mki=None if m is None else keys_ext[m],
+                group_key=group_key,
+            )
+            for k, s, m in key_plan
+        ]
     )
-    if group_key and len(chain) != 1:
-        raise UnsupportedError(
-            f"{len(chain)} keys in a group key delivery (one expected)",
-            offset=encr_at,
-            payload="KEY DATA",
-        )
-    for kd in chain:
-        if kd.key_type not in wanted:
-            raise UnsupportedError(
-                f"key type {kd.key_type.name} in a {'group key' if group_key else 'TEK'} delivery",
-                offset=encr_at,
-                payload="KEY DATA",
-            )
-        if isinstance(kd.validity, SpiValidity):
-            mki: bytes | None = kd.validity.spi
-        elif isinstance(kd.validity, NullValidity):
-            mki = None
-        else:
-            raise UnsupportedError(
-                "key validity interval in a TEK delivery (MBMS uses SPI/MKI)",
-                offset=encr_at,
-                payload="KEY DATA",
-            )
-        tek_keys.append(TekKey(kd.key, kd.salt, mki, group_key=group_key))
 
-    fetch_ext: TekFetchExtension | None = None
+    fetch: FetchHint | None = None
+    lifetime: int | None = None
+    seen_fetch = False
     other_exts = []
-    for ext, at in exts:
-        if ext.ext_type == MBMS_TEK_FETCH_EXT_TYPE:
-            if fetch_ext is not None:
+    for type_at, data_at, at in plan.exts:
+        ext_type, ext_data = ext[type_at], ext[data_at]
+        if ext_type == MBMS_TEK_FETCH_EXT_TYPE:
+            if seen_fetch:
                 raise MikeyParseError("more than one TEK fetch extension", offset=at, payload="EXT")
-            fetch_ext = TekFetchExtension.from_payload(ext, at)
+            seen_fetch = True
+            fetch, lifetime = decode_fetch_data(ext_data, at)
         else:
-            other_exts.append(ext)
-    delivery = TekDelivery(
-        csb_id=hdr.csb_id,
-        keys=tuple(tek_keys),
-        timestamp=ts,
-        rand=rand_p.rand,
-        cs_map=hdr.cs_map,
-        policies=tuple(SrtpPolicy.from_payload(p, at) for p, at in policies),
-        id_i=ids[0] if ids else None,
-        id_r=ids[1] if len(ids) > 1 else None,
-        fetch=fetch_ext.fetch if fetch_ext else None,
-        lifetime=fetch_ext.lifetime if fetch_ext else None,
-        encr_alg=kemac.encr_alg,
-        mac_alg=kemac.mac_alg,
-        v_flag=hdr.v_flag,
+            other_exts.append(GeneralExtensionPayload(ext_type, ext_data))
+    ids = plan.ids
+    id_i = id_r = None
+    if ids:
+        id_i = _identity(ids[0][0], ext[ids[0][1]])
+        if len(ids) > 1:
+            id_r = _identity(ids[1][0], ext[ids[1][1]])
+    delivery = checked_instance(
+        TekDelivery,
+        csb_id=csb_id,
+        keys=tek_keys,
+        timestamp=checked_instance(TimestampPayload, ts_type=plan.ts_type, value=ts_value),
+        rand=rand,
+        cs_map=tuple([_crypto_session(get(ext)) for get in plan.cs_map]),
+        policies=tuple(
+            [
+                _policy(ext[p], prot, tuple([(ext[t], ext[v]) for t, v in q]), at)
+                for p, prot, q, at in plan.policies
+            ]
+        ),
+        id_i=id_i,
+        id_r=id_r,
+        fetch=fetch,
+        lifetime=lifetime,
+        encr_alg=encr_alg,
+        mac_alg=mac_alg,
+        v_flag=plan.v_flag,
         extensions=tuple(other_exts),
     )
-    return VerifiedTekDelivery(delivery, next_state)
+    return checked_instance(VerifiedTekDelivery, delivery=delivery, replay_state=next_state)
 
 
 # --------------------------------------------------------------------------- V message
@@ -533,15 +941,17 @@ def build_verification(
     if auth_alg is MacAlg.NULL:
         raise EncodeError("a verification message without a MAC verifies nothing")
     keys = derive_message_keys(kek, delivery.csb_id, delivery.rand, EncrAlg.NULL, auth_alg)
-    header = CommonHeader(
-        data_type=DataType.PSK_RESP, csb_id=delivery.csb_id, cs_map=delivery.cs_map
-    )
-    payloads: list[Payload] = [delivery.timestamp]
+    header = encode_header(DataType.PSK_RESP, _T, delivery.csb_id, delivery.cs_map)
+    ts = delivery.timestamp
+    types = [_T]
+    bodies = [encode_timestamp(ts.ts_type, ts.value)]
     if id_r is not None:
-        payloads.append(id_r)
-    n = mac_length(auth_alg)
-    payloads.append(VerificationPayload(auth_alg, bytes(n)))
-    body = serialise_message(MikeyMessage(header, tuple(payloads)))[:-n]
+        types.append(_ID)
+        bodies.append(encode_id(id_r.id_type, id_r.data))
+    # V is last: the message up to its Ver data is Next payload (Last) and Auth alg.
+    types.append(_V)
+    bodies.append(bytes((auth_alg,)))
+    body = join_payloads(header, types, bodies)
     return body + compute_mac(auth_alg, keys.auth_key, body + _verification_suffix(delivery, id_r))
 
 
@@ -552,9 +962,8 @@ def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> Ve
     mismatched message and :class:`MikeyAuthError` for wrong Ver data (or
     Auth alg NULL).
     """
-    msg = parse_message(message)
-    data = bytes(message)
-    hdr = msg.header
+    hdr, raws, _ = scan_message(message)
+    data = message if isinstance(message, bytes) else bytes(message)
     if hdr.data_type is not DataType.PSK_RESP:
         raise UnsupportedError(
             f"expected a verification message, got data type {hdr.data_type.name}",
@@ -564,26 +973,28 @@ def verify_verification(message: bytes, delivery: TekDelivery, kek: bytes) -> Ve
         )
     if hdr.csb_id != delivery.csb_id:
         raise MikeyParseError("CSB ID differs from the I_MESSAGE's", offset=4, payload="HDR")
-    if not msg.payloads or not isinstance(msg.payloads[-1], VerificationPayload):
+    if not raws or raws[-1][0] != PayloadType.V:
         raise MikeyParseError("V must be the last payload", offset=len(data), payload="V")
-    v = msg.payloads[-1]
+    _, _, auth_alg, ver_data, _, _ = raws[-1]
     id_r: IdPayload | None = None
-    for p, at in zip(msg.payloads[:-1], msg.offsets[:-1], strict=True):
-        if isinstance(p, IdPayload) and id_r is None:
-            id_r = p
-        elif not isinstance(p, TimestampPayload):
-            raise MikeyParseError(
-                f"{p.NAME} payload not allowed in a verification message", offset=at, payload=p.NAME
-            )
-    ts = _only(msg, TimestampPayload, "T")
-    if ts != delivery.timestamp:
-        raise MikeyParseError("T differs from the I_MESSAGE's", offset=msg.offsets[0], payload="T")
-    if v.auth_alg is MacAlg.NULL:
+    found_t: list[RawPayload] = []
+    for raw in raws[:-1]:
+        if raw[0] == PayloadType.ID and id_r is None:
+            id_r = IdPayload(raw[2], raw[3])
+        elif raw[0] == PayloadType.T:
+            found_t.append(raw)
+        else:
+            raise _not_allowed(raw, "a verification message")
+    _, _, ts_type, ts_value, _, _ = _one(found_t, "T")
+    sent = delivery.timestamp
+    if not isinstance(sent, TimestampPayload) or (ts_type, ts_value) != (sent.ts_type, sent.value):
+        raise MikeyParseError("T differs from the I_MESSAGE's", offset=raws[0][1], payload="T")
+    if auth_alg is MacAlg.NULL:
         raise MikeyAuthError()
-    keys = derive_message_keys(kek, delivery.csb_id, delivery.rand, EncrAlg.NULL, v.auth_alg)
-    body = data[: -len(v.ver_data)]
+    keys = derive_message_keys(kek, delivery.csb_id, delivery.rand, EncrAlg.NULL, auth_alg)
+    body = data[: -len(ver_data)]
     if not verify_mac(
-        v.auth_alg, keys.auth_key, body + _verification_suffix(delivery, id_r), v.ver_data
+        auth_alg, keys.auth_key, body + _verification_suffix(delivery, id_r), ver_data
     ):
         raise MikeyAuthError()
     return VerificationResult(hdr.csb_id, id_r if id_r is not None else delivery.id_r)
