@@ -84,6 +84,8 @@ class Symbol:
     initial: bool | int | None = False
     ghost: bool = False
     role: str = "design"
+    #: "" for the model's own symbols; the name of the proposal that declares it otherwise
+    origin: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -170,6 +172,8 @@ class Action:
     doc: str
     body: ActionBody
     applies: Callable[[Any], bool] = field(default=lambda _p: True)
+    #: "" for the model's own actions; the name of the proposal that adds or changes it
+    origin: str = ""
 
 
 @dataclass(frozen=True)

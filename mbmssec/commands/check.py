@@ -169,10 +169,11 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
     entries += [
         (c.proposal.name if c.proposal else _slug(c.report.title), c.report) for c in comparisons
     ]
-    spec = load_spec()
     files: list[str] = []
+    proposals = {c.proposal.name: c.proposal for c in comparisons if c.proposal}
     for name, report in entries:
-        model = Model(spec.profile(report.overrides, title=report.title))
+        proposal = proposals.get(name)
+        model = _model(report, proposal)
         for v in report.verdicts.values():
             if v.trace is None:
                 continue
@@ -185,7 +186,12 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
                 encoding="utf-8",
             )
             write_pytest(
-                out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number, v.name
+                out / f"test_{_slug(stem)}.py",
+                v.trace,
+                report.overrides,
+                v.number,
+                v.name,
+                proposal.reference if proposal and proposal.behaviour else None,
             )
             files += [
                 f"{stem}.json",
@@ -198,9 +204,19 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
     return files
 
 
-def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str]:
+def _model(report: Report, proposal: Proposal | None = None) -> Model:
+    """The model a report was checked on: a proposal's (with its behaviour), or the one
+    its option values give."""
+    if proposal is not None:
+        return Model(proposal.profile)
+    return Model(load_spec().profile(report.overrides, title=report.title))
+
+
+def _verdict_lines(
+    report: Report, numbers: list[int] | None = None, proposal: Proposal | None = None
+) -> list[str]:
     lines = []
-    model = Model(load_spec().profile(report.overrides, title=report.title))
+    model = _model(report, proposal)
     for n in sorted(report.verdicts):
         if numbers is not None and n not in numbers:
             continue
@@ -246,10 +262,9 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
     for c in comparisons:
         assert c.proposal is not None
         lines.append("")
+        p = c.proposal
         lines += _wrap(
-            f"Proposal {c.proposal.name}: {c.proposal.title} "
-            f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
-            f"{c.report.seconds:.1f} s)",
+            f"Proposal {p.name}: {p.title} ({p.summary()}; {c.report.seconds:.1f} s)",
             "",
             "  ",
         )
@@ -257,13 +272,16 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
         if missing:
             lines += _wrap(f"vacuity NOT shown for {', '.join(missing)}", "  ", "    ")
         lines.append(f"  newly broken: {_names(c.broken) or 'none'}")
-        lines += _verdict_lines(c.report, c.broken)
+        lines += _verdict_lines(c.report, c.broken, p)
         if c.weakened:
             lines.append(f"  no longer proved (not refuted): {_names(c.weakened)}")
-            lines += _verdict_lines(c.report, c.weakened)
+            lines += _verdict_lines(c.report, c.weakened, p)
         lines.append(f"  newly fixed: {_names(c.fixed) or 'none'}")
-        lines += _verdict_lines(c.report, c.fixed)
+        lines += _verdict_lines(c.report, c.fixed, p)
         lines.append(f"  unchanged: {_names(c.unchanged) or 'none'}")
+        if c.added:
+            lines.append(f"  added by the proposal: {_names(c.added)}")
+            lines += _verdict_lines(c.report, c.added, p)
         for err in c.expectation_errors():
             lines += _wrap(f"note: {err}", "  ", "    ")
     return "\n".join(lines)
