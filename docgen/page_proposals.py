@@ -137,8 +137,14 @@ def _behaviour(site: Site, p: Proposal, pr: ProposalResult | None) -> str:
     if pr is not None:
         for n in p.added:
             pv = pr.report.verdicts.get(n)
-            if pv is not None and pv.trace is not None:
-                out.append(site.charts.block(1, p.name, pv, pr.report))
+            chart = site.charts.draw(p.name, pv, pr.report) if pv is not None else None
+            if pv is None or chart is None:
+                continue
+            why = f"**Why:** {esc(pv.explanation)}\n\n" if pv.explanation else ""
+            out.append(
+                f".. container:: mbmssec-msc\n\n   .. raw:: html\n      :file: ../{chart}\n\n"
+                f"{why}Counterexample to the added property P{n}.\n\n"
+            )
     return "".join(out)
 
 
