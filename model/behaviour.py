@@ -36,13 +36,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mbmssec.model import lang
-from mbmssec.model.dsl import ROLES, Action, Ops, Param, Reader, Sort, Step, Symbol, Vocabulary
+from mbmssec.model.dsl import (
+    ACTORS,
+    ROLES,
+    Action,
+    Ops,
+    Param,
+    Reader,
+    Sort,
+    Step,
+    Symbol,
+    Vocabulary,
+)
 from mbmssec.model.lang import Node, Scope, Update
 from mbmssec.model.properties import Property
 from mbmssec.spec.loader import SpecError
-
-ACTORS = ("BM-SC", "UE", "net", "attacker")
-"""Who takes an action's step (the lanes of the message sequence charts)."""
 
 KINDS = ("invariant", "step", "response", "liveness")
 

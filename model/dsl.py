@@ -55,6 +55,10 @@ ELEMENT_SORTS: tuple[Sort, ...] = (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT)
 #: Whose state a symbol is (see :class:`Symbol`).
 ROLES: tuple[str, ...] = ("design", "environment", "history")
 
+#: Who takes an action's step (:class:`Action` ``actor``): the BM-SC, a UE, the
+#: environment (radio, time, lost messages) or the attacker.
+ACTORS: tuple[str, ...] = ("BM-SC", "UE", "net", "attacker")
+
 
 @dataclass(frozen=True)
 class Symbol:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mbmssec.model.dsl import ModelError, Ops, Param, Reader, Sort, Vocabulary
+from mbmssec.model.dsl import ELEMENT_SORTS, ModelError, Ops, Param, Reader, Sort, Vocabulary
 from mbmssec.spec.loader import SpecError
 
 KEYWORDS = frozenset(
@@ -62,16 +62,10 @@ KEYWORDS = frozenset(
     }
 )
 
-SORTS: Mapping[str, Sort] = {
-    "UE": Sort.UE,
-    "SVC": Sort.SVC,
-    "TEK": Sort.TEK,
-    "PKT": Sort.PKT,
-    "Bool": Sort.BOOL,
-    "Int": Sort.INT,
-}
+#: The sorts by the names the language writes them (the sorts' own values).
+SORTS: Mapping[str, Sort] = {s.value: s for s in Sort}
 
-ELEMENT_SORT_NAMES = ("UE", "SVC", "TEK", "PKT")
+ELEMENT_SORT_NAMES = tuple(s.value for s in ELEMENT_SORTS)
 
 #: A parameter ``f: Int 1..`` (no upper bound) is tried up to this value by the finite
 #: searches (exploration, enumeration of enabled instances): the model's fetch window.
@@ -80,7 +74,7 @@ DEFAULT_SEARCH_HI = 3
 
 def sort_name(sort: Sort) -> str:
     """The sort as the language writes it."""
-    return {v: k for k, v in SORTS.items()}[sort]
+    return sort.value
 
 
 class LangError(SpecError):

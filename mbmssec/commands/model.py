@@ -73,10 +73,12 @@ def _profile(args: argparse.Namespace) -> Profile:
         if not sep:
             raise UsageError(f"--option expects NAME=VALUE, got {item!r}")
         overrides[name.strip()] = value.strip()
-    profile = spec.profile(overrides, source="--option")
+    title = ""
+    if base is not None:
+        title = base.title + (f" ({', '.join(args.option)})" if args.option else "")
+    profile = spec.profile(overrides, title=title, source="--option")
     if base is not None:
         profile = profile.with_behaviour(base.behaviour)
-        profile.title = base.title
     return profile
 
 
