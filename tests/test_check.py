@@ -270,6 +270,10 @@ def test_four_shipped_proposals_state_behaviour() -> None:
         assert not p.overrides, f"{name} should need no option to say what it says"
         assert BEHAVIOUR[name][0] in p.summary()
         assert p.rationale and p.replacements and (p.expect_broken or p.added)
+        # what makes their shared results (tests/conftest.py, BEHAVIOUR_UNIVERSE) those of
+        # the default universe: no safety property is expected unknown
+        model = Model(p.profile)
+        assert all(model.prop(n).kind == "liveness" for n in p.expect_weakened), name
 
 
 @pytest.mark.slow

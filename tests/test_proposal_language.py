@@ -325,3 +325,61 @@ def test_model_show_prints_actions(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown action 'Regster'" in capsys.readouterr().err
     assert main(["model", "show", "--state"]) == 0
     assert "holds(UE, TEK) : Bool = false" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_added_properties_of_every_kind_are_proved_by_the_checker(tmp_path: Path) -> None:
+    """A step, a response and a liveness property (with its certificate) written in the
+    proposal language go through the inductive proofs like the model's own; an invariant
+    that a reachable state violates is not proved."""
+    from mbmssec.proofs.induction import prove
+
+    path = _write(
+        tmp_path,
+        """
+[[property]]
+name = "clock_moves_by_one"
+title = "The clock moves by at most one"
+kind = "step"
+doc = "d"
+formula = "clock' <= clock + 1 and clock' >= clock"
+expect = "holds"
+
+[[property]]
+name = "can_authenticate"
+title = "A UE in coverage can authenticate at once"
+kind = "response"
+doc = "d"
+premise = "covered(u)"
+goal = "authenticated(u)"
+plan = ["Authenticate(u)"]
+expect = "holds"
+
+[[property]]
+name = "eventually_authenticated"
+title = "A UE in coverage eventually authenticates"
+kind = "liveness"
+doc = "d"
+premise = "covered(u) and not authenticated(u)"
+goal = "authenticated(u) or not covered(u)"
+pending = "covered(u) and not authenticated(u)"
+ready = "true"
+enabler = "Authenticate(u)"
+helpful = "Authenticate(u)"
+expect = "holds"
+
+[[property]]
+name = "nobody_authenticated"
+title = "No UE is authenticated"
+kind = "invariant"
+doc = "d"
+formula = "forall u: UE. not authenticated(u)"
+expect = "violated"
+""",
+    )
+    proposal = load_proposal(path)
+    model = Model(proposal.profile)
+    assert proposal.added == {14: "holds", 15: "holds", 16: "holds", 17: "violated"}
+    ind = prove(model)
+    assert [n for n in (14, 15, 16, 17) if ind.property_proved(model.prop(n))] == [14, 15, 16]
+    assert model.prop(16).kind == "liveness" and model.prop(15).bound == 1
