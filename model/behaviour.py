@@ -164,8 +164,8 @@ class Behaviour:
         out: list[Action] = []
         for act in actions:
             change = by_name.get(act.name)
-            out.append(act if change is None else _changed(act, change, new_vocab, self.name))
-        out += [_new_action(a, new_vocab, self.name) for a in self.actions]
+            out.append(act if change is None else _changed(act, change, self.name))
+        out += [_new_action(a, self.name) for a in self.actions]
         props = (*properties, *(_property(p, self.name) for p in self.properties))
         return new_vocab, tuple(out), props
 
@@ -304,7 +304,7 @@ def _apply_update(w: _Writes, upd: Update, ops: Ops, env: Mapping[str, Any]) -> 
     w.write_all(upd.name, value)
 
 
-def _changed(act: Action, change: Change, vocab: Vocabulary, origin: str) -> Action:
+def _changed(act: Action, change: Change, origin: str) -> Action:
     if change.disable:
         return dataclasses.replace(act, applies=lambda _p: False, origin=origin)
     drop = frozenset(u.name for u in change.replace)
@@ -329,7 +329,7 @@ def _changed(act: Action, change: Change, vocab: Vocabulary, origin: str) -> Act
     )
 
 
-def _new_action(new: NewAction, vocab: Vocabulary, origin: str) -> Action:
+def _new_action(new: NewAction, origin: str) -> Action:
     names = [p.name for p in new.params]
 
     def body(ops: Ops, st: Step, prof: Any, *args: Any) -> None:
