@@ -46,6 +46,7 @@ MODULES: Final = (
     "mbmssec.bench.mikey_bench",
     "mbmssec.bench.load_bench",
     "mbmssec.bench.bmsc_bench",
+    "mbmssec.bench.pg_bench",
     "mbmssec.bench.proof_bench",
     "mbmssec.bench.refinement_bench",
     "mbmssec.bench.tracecheck_bench",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mbmssec.docgen.explorer import state_table
 from mbmssec.docgen.fragments import fmt_universe
 from mbmssec.docgen.inputs import Inputs, profile_title
 from mbmssec.docgen.needs import proof_need_id, slug, trace_need_id
@@ -117,10 +118,12 @@ class Charts:
             if v.itf is not None
             else ""
         )
+        explorer = f".. raw:: html\n\n   {state_table(v.itf)}\n\n" if v.itf is not None else ""
         return (
             f".. container:: mbmssec-msc\n\n"
             f"   .. raw:: html\n      :file: {up}{chart}\n\n"
             f"{why}"
+            f"{explorer}"
             f"Counterexample to P{v.number} under {esc(profile_title(proposal))}"
             f" ({len(v.trace.steps)} steps; :need:`{trace_need_id(proposal, v.number)}`): "
             f":download:`trace JSON <{up}msc/{stem}.json>`, "

@@ -178,7 +178,7 @@ def write_traceability_page(site: Site) -> None:
             ["clause", "status", "actions", "properties", "option", "implementation", "tests"],
             _matrix_rows(site.inp),
             css="mbmssec-trace",
-            widths=[14, 8, 16, 8, 12, 20, 22],
+            widths=[13, 11, 14, 7, 12, 20, 23],
         )
     )
     out.append("The same links as sphinx-needs objects (the incoming links of each clause):\n\n")

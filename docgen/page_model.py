@@ -28,6 +28,7 @@ from mbmssec.docgen.rst import esc, heading, list_table, need, status_role
 from mbmssec.docgen.site import Site
 from mbmssec.model.dsl import Action
 from mbmssec.model.properties import FAIRNESS, Property
+from mbmssec.proofs.lemmas import LEMMAS
 from mbmssec.proofs.results import Results, VerdictResult
 
 # -- actions -------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def _baseline_verdict(site: Site, prop: Property, v: VerdictResult, res: Results
     if v.lemmas:
         out.append(
             "Lemmas the proof used (each itself proved inductive): "
-            + ", ".join(f"``{lm}``" for lm in v.lemmas)
+            + ", ".join(f":ref:`{lm} <{lemma_label(lm)}>`" for lm in v.lemmas)
             + ".\n\n"
         )
     if v.verdict == "refuted":
@@ -231,17 +232,71 @@ def write_properties_index(site: Site) -> None:
         STATUS_ROLES,
         heading("Properties", "="),
         "The key-lifecycle properties of the model (``model/properties.py``) and "
-        "their verdicts in the baseline.\n\n",
+        "their verdicts in the baseline.  The auxiliary invariants their proofs use are "
+        "on the :doc:`lemmas page <lemmas>`.\n\n",
         list_table(["property", "title", "kind", "baseline", "solver time"], rows),
         ".. toctree::\n   :hidden:\n\n",
     ]
     out += [f"   p{p.number}\n" for p in site.inp.properties]
+    out.append("   lemmas\n")
     site.write("properties/index.rst", "".join(out) + "\n")
 
 
+def lemma_label(name: str) -> str:
+    """The reference label of a lemma's section on the lemmas page."""
+    return "lemma-" + name.replace("_", "-")
+
+
+def write_lemmas_page(site: Site) -> None:
+    """``properties/lemmas``: every candidate lemma, what it states, whether the
+    baseline's inductive invariant kept it, and which proofs used it."""
+    res = site.inp.results
+    users: dict[str, list[int]] = {}
+    if res is not None:
+        for n, v in sorted(res.baseline.verdicts.items()):
+            for lm in v.lemmas:
+                users.setdefault(lm, []).append(n)
+    out = [
+        heading("Lemmas", "="),
+        "A property is rarely inductive on its own: an action may break it from a state "
+        "that is not reachable.  The lemmas below are auxiliary invariants "
+        "(``proofs/lemmas.py``) that rule such states out.  The checker proves the "
+        "properties and the lemmas together, as one inductive invariant, dropping any "
+        "candidate that is not inductive (with the reason) until the rest is; a lemma "
+        "is therefore never assumed, only used once proved.  Each lemma below is stated "
+        "in words, with its status in the baseline and the properties whose proof used "
+        "it (the lemmas named by the unsat cores of its induction queries, and those "
+        "named by theirs, in turn).\n\n",
+    ]
+    for lem in LEMMAS:
+        out.append(f".. _{lemma_label(lem.name)}:\n\n")
+        out.append(heading(lem.name, "-"))
+        out.append(esc(lem.doc) + "\n\n")
+        applies = lem.when(site.inp.spec.baseline())
+        if res is None:
+            status = "no results"
+        elif not applies:
+            status = "not a candidate in the baseline (it applies only under some options)"
+        elif lem.name in res.baseline.invariant:
+            status = "part of the baseline's inductive invariant"
+        elif lem.name in res.baseline.dropped:
+            status = "dropped in the baseline: " + esc(res.baseline.dropped[lem.name])
+        else:
+            status = "not in the baseline's results"
+        used = users.get(lem.name, [])
+        out.append(
+            f"Baseline: {status}.  Used by the proof of: "
+            + (", ".join(f":doc:`P{n} <p{n}>`" for n in used) if used else "no property")
+            + ".\n\n"
+        )
+    site.write("properties/lemmas.rst", "".join(out))
+
+
 def write_model_pages(site: Site) -> None:
-    """Every page of the model: actions, each property, the index of properties."""
+    """Every page of the model: actions, each property, the index of properties, the
+    lemmas."""
     write_actions_page(site)
     for prop in site.inp.properties:
         write_property_page(site, prop)
     write_properties_index(site)
+    write_lemmas_page(site)

@@ -38,6 +38,7 @@ from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
 from mbmssec.proofs.induction import DEFAULT_RLIMIT, Cti, InductionResult, Query, prove
 from mbmssec.proofs.liveness import LASSO_DEPTH, MAX_PARAM, LassoSearch, find_lasso
 from mbmssec.proofs.results import (
+    Attribution,
     CtiResult,
     ProfileResult,
     ProposalInfo,
@@ -495,6 +496,8 @@ class Comparison:
     fixed: list[int]  # not proved in the baseline, proved now
     unchanged: list[int]
     added: list[int] = field(default_factory=list)  # properties the proposal adds
+    #: which of the proposal's values cause each change (filled in by ``check``)
+    attribution: Attribution | None = None
 
     @property
     def breaks(self) -> bool:
@@ -560,6 +563,7 @@ class Comparison:
             added=tuple(self.added),
             expectation_errors=tuple(self.expectation_errors()),
             report=self.report.to_result(),
+            attribution=self.attribution,
         )
 
     def to_json(self) -> dict[str, Any]:

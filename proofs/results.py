@@ -13,7 +13,7 @@ something else, and the remedy is the same as for stale results, running the che
 
 Layout (every key is always written; ``null`` only where a field says "or null")::
 
-    {"format": 2, "model_hash": str, "files": [str],
+    {"format": 3, "model_hash": str, "files": [str],
      "baseline": PROFILE,
      "proposals": [{"proposal": {"name", "path", "title", "rationale": str,
                                  "clauses": [str], "options": {str: str},
@@ -22,7 +22,8 @@ Layout (every key is always written; ``null`` only where a field says "or null")
                                  "behaviour": {"state", "change", "action",
                                                "property": [TABLE]}},
                     "broken", "weakened", "fixed", "unchanged", "added": [int],
-                    "expectation_errors": [str], "report": PROFILE}]}
+                    "expectation_errors": [str], "report": PROFILE,
+                    "attribution": ATTRIBUTION or null}]}
     PROFILE = {"title": str, "overrides": {str: str}, "seconds", "bmc_seconds",
                "induction_seconds": number, "depth": int,
                "universe": {"ue", "svc", "tek", "pkt": int},
@@ -45,7 +46,13 @@ the property (:func:`mbmssec.model.explain.explain`).  A verdict has all three o
 when the file has the table; ``{}`` for a proposal of option values only), and ``added``
 the numbers of the properties it adds (their verdicts are in its ``report``).
 
-Format 2 added ``itf`` and ``explanation``; format 3 added ``behaviour`` and ``added``.
+``ATTRIBUTION`` (:class:`Attribution`, computed by :mod:`mbmssec.proofs.attribution`) is
+``{"changes": {P: "broken" | "weakened" | "fixed"}, "causes": {P: [{str: str}]} or null,
+"invalid": [{str: str}], "alternatives": {P: [{"options": {str: str}, "broken",
+"weakened", "fixed": [int]}]}}``, keyed by property numbers written as strings.
+
+Format 2 added ``itf`` and ``explanation``; format 3 added ``attribution``; format 4
+added ``behaviour`` and ``added``.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ from mbmssec.model.trace import Trace
 from mbmssec.model.vocabulary import VOCABULARY
 from mbmssec.spec.loader import SpecError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The version of the document layout; raised whenever a field is added, removed or
 changes meaning, so that older documents are refused instead of misread."""
 
@@ -250,6 +257,90 @@ class ProposalInfo:
         }
 
 
+def label(options: dict[str, str]) -> str:
+    """``a=x, b=y`` in option-name order."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A single-option change and what it does compared with the baseline."""
+
+    options: dict[str, str]
+    broken: tuple[int, ...]
+    weakened: tuple[int, ...]
+    fixed: tuple[int, ...]
+
+    @property
+    def harmless(self) -> bool:
+        """Breaks nothing that holds in the baseline (refutes or weakens no property)."""
+        return not self.broken and not self.weakened
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "options": dict(self.options),
+            "broken": list(self.broken),
+            "weakened": list(self.weakened),
+            "fixed": list(self.fixed),
+        }
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The causes of a proposal's changes and the alternatives for its fixes."""
+
+    changes: dict[int, str]
+    """Each changed property and how (``broken``, ``weakened`` or ``fixed``)."""
+    causes: dict[int, tuple[dict[str, str], ...]] | None
+    """Per changed property, its smallest causes; ``None`` when the proposal has more
+    than :data:`~mbmssec.proofs.attribution.MAX_PARTS` option values (not computed)."""
+    invalid: tuple[dict[str, str], ...]
+    """Subsets of the proposal's values that are not a valid profile on their own."""
+    alternatives: dict[int, tuple[Alternative, ...]]
+    """Per property the proposal fixes, the single-option changes that fix it too."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changes": {str(n): kind for n, kind in sorted(self.changes.items())},
+            "causes": None
+            if self.causes is None
+            else {str(n): [dict(c) for c in causes] for n, causes in sorted(self.causes.items())},
+            "invalid": [dict(s) for s in self.invalid],
+            "alternatives": {
+                str(n): [a.to_json() for a in alts] for n, alts in sorted(self.alternatives.items())
+            },
+        }
+
+    def sentences(self) -> list[str]:
+        """The attribution in words, one sentence per changed property and per fix's
+        alternatives."""
+        out: list[str] = []
+        verb = {"broken": "broken", "weakened": "no longer proved", "fixed": "fixed"}
+        for n, kind in sorted(self.changes.items()):
+            if self.causes is None:
+                continue
+            causes = self.causes.get(n, ())
+            if not causes:
+                continue
+            parts = [label(c) + (" (together)" if len(c) > 1 else " alone") for c in causes[:3]]
+            more = f" and {len(causes) - 3} more" if len(causes) > 3 else ""
+            out.append(f"P{n} {verb[kind]} by " + "; or by ".join(parts) + more + ".")
+        for n, alts in sorted(self.alternatives.items()):
+            if not alts:
+                out.append(f"P{n}: no other value of the proposal's options fixes it.")
+                continue
+            descr = []
+            for a in alts:
+                cost = (
+                    "breaking nothing"
+                    if a.harmless
+                    else "but breaks " + ", ".join(f"P{m}" for m in (*a.broken, *a.weakened))
+                )
+                descr.append(f"{label(a.options)} ({cost})")
+            out.append(f"P{n} is also fixed by " + "; by ".join(descr) + ".")
+        return out
+
+
 @dataclass(frozen=True)
 class ProposalResult:
     """A proposal's verdicts and how they differ from the baseline's."""
@@ -267,6 +358,9 @@ class ProposalResult:
     report: ProfileResult
     added: tuple[int, ...] = ()
     """The properties the proposal adds (not in the baseline)."""
+    attribution: Attribution | None = None
+    """Which of the proposal's values cause each change, and the alternatives for its
+    fixes (:mod:`mbmssec.proofs.attribution`); ``None`` when not computed."""
 
     @property
     def name(self) -> str:
@@ -289,6 +383,7 @@ class ProposalResult:
             "added": list(self.added),
             "expectation_errors": list(self.expectation_errors),
             "report": self.report.to_json(),
+            "attribution": None if self.attribution is None else self.attribution.to_json(),
         }
 
 
@@ -701,9 +796,11 @@ def _proposal_result(node: _Node) -> ProposalResult:
         "added",
         "expectation_errors",
         "report",
+        "attribution",
     )
     info = _proposal_info(node.key("proposal"))
     vocab = Vocabulary((*VOCABULARY.symbols, *info.symbols()))
+    attribution = node.nullable("attribution")
     return ProposalResult(
         proposal=info,
         broken=node.key("broken").integers(),
@@ -713,6 +810,53 @@ def _proposal_result(node: _Node) -> ProposalResult:
         expectation_errors=node.key("expectation_errors").texts(),
         report=_profile_result(node.key("report"), vocab),
         added=node.key("added").integers(),
+        attribution=None if attribution is None else _attribution(attribution),
+    )
+
+
+def _property_map(node: _Node) -> Iterator[tuple[int, _Node]]:
+    """An object keyed by property numbers (as strings)."""
+    for name, value in node.entries():
+        if not name.isdigit():
+            raise value.fail("expected a property number as the key")
+        yield int(name), value
+
+
+def _attribution(node: _Node) -> Attribution:
+    node.only("changes", "causes", "invalid", "alternatives")
+    changes = {}
+    for n, kind in _property_map(node.key("changes")):
+        if kind.text() not in ("broken", "weakened", "fixed"):
+            raise kind.fail("expected 'broken', 'weakened' or 'fixed'")
+        changes[n] = kind.text()
+    causes_node = node.nullable("causes")
+    causes = (
+        None
+        if causes_node is None
+        else {
+            n: tuple(item.text_map() for item in value.items())
+            for n, value in _property_map(causes_node)
+        }
+    )
+    alternatives = {}
+    for n, value in _property_map(node.key("alternatives")):
+        alts = []
+        for item in value.items():
+            item.only("options", "broken", "weakened", "fixed")
+            alts.append(
+                Alternative(
+                    options=item.key("options").text_map(),
+                    broken=item.key("broken").integers(),
+                    weakened=item.key("weakened").integers(),
+                    fixed=item.key("fixed").integers(),
+                )
+            )
+        alternatives[n] = tuple(alts)
+    return Attribution(
+        changes=changes,
+        causes=causes,
+        invalid=tuple(item.text_map() for item in node.key("invalid").items()),
+        alternatives=alternatives,
     )
 
 

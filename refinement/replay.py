@@ -59,7 +59,7 @@ from mbmssec.impl.protocols.mikey import MikeyError, split_messages
 from mbmssec.impl.protocols.mikey_messages import ReplayMode, ReplayState, parse_and_verify
 from mbmssec.impl.protocols.srtp import MasterKey
 from mbmssec.impl.service.bmsc import MKI_LENGTH, Outcome, RegisterRequest, Result
-from mbmssec.impl.service.ue import HeldKey, PacketOutcome, UeError
+from mbmssec.impl.service.ue import HeldKey, PacketOutcome, Source, UeError
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.dsl import ModelError, Sort
 from mbmssec.model.machine import Model
@@ -846,8 +846,10 @@ def _receive(ls: Lockstep, i: int, p: int) -> PacketOutcome:
     seen: list[PacketOutcome] = []
     original = ue.on_packet
 
-    def on_packet(service: str, data: bytes, now: float) -> PacketOutcome:
-        out = original(service, data, now)
+    def on_packet(
+        service: str, data: bytes, now: float, source: Source | None = None
+    ) -> PacketOutcome:
+        out = original(service, data, now, source)
         seen.append(out)
         return out
 

@@ -101,7 +101,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from mbmssec.impl.service.events import MODEL_EVENTS
+from mbmssec.impl.service.events import MODEL_EVENTS, RECEIVE_REFUSED_UNKEYED
 from mbmssec.model.concrete import Universe
 from mbmssec.model.dsl import Action, Disabled, Sort
 from mbmssec.model.machine import Model
@@ -732,6 +732,8 @@ class StreamMapper(EventMapper):
             self.forgotten[service] = max(old_seq, self.forgotten.get(service, old_seq))
 
     def _ev_Receive(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if not e["ok"] and e.get("reason") in RECEIVE_REFUSED_UNKEYED:
+            return  # no model step (see the reference checker)
         service, seq = e.get("service"), int(e.get("seq", -1))
         if (service, seq) not in self.sent and seq <= self.forgotten.get(str(service), -1):
             raise TraceCheckError(

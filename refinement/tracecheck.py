@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS
+from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, RECEIVE_REFUSED_UNKEYED
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import Profile
@@ -1288,6 +1288,10 @@ class EventMapper:
         self.sent[(e["service"], seq)] = e
 
     def _ev_Receive(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if not e["ok"] and e.get("reason") in RECEIVE_REFUSED_UNKEYED:
+            # refused before any key was looked up (a replay, not an SRTP packet, not the
+            # BM-SC's stream): no model step, whatever datagram it was
+            return
         u, s = self._u(e), self._s(e)
         key = (e["service"], int(e.get("seq", -1)))
         sent = self.sent.get(key)
@@ -1300,8 +1304,6 @@ class EventMapper:
                     f"{field_} {e.get(field_)}, but the BM-SC sent this packet under "
                     f"{sent.get(field_)}",
                 )
-        if not e["ok"] and e.get("reason") in ("replay", "malformed"):
-            return  # refused below the key layer: no model step
         p = self.names.packets[key]
         before = self.tr.core.get("decrypted", u, p)
         if e["ok"] and before:

@@ -68,6 +68,7 @@ from mbmssec.impl.protocols.srtp import (
     parse_srtp,
 )
 from mbmssec.impl.service.bmsc import MKI_LENGTH
+from mbmssec.impl.service.events import RECEIVE_REFUSED_UNKEYED
 from mbmssec.impl.service.store import Store
 from mbmssec.refinement.tracecheck import TraceCheckError
 from mbmssec.spec.loader import Profile
@@ -321,7 +322,10 @@ class WireCheck:
 
     def _read_receive(self, pos: int, e: Mapping[str, Any]) -> None:
         """A UE's reception of a packet the capture covers must have a packet to one of
-        the ports the UE registered."""
+        the ports the UE registered (one refused before any key was looked up need not
+        be the BM-SC's: an injected datagram)."""
+        if not e.get("ok") and e.get("reason") in RECEIVE_REFUSED_UNKEYED:
+            return
         service, seq, ue = str(e.get("service")), e.get("seq"), str(e.get("ue"))
         st = self.by_service.get(service)
         if st is None or not isinstance(seq, int):

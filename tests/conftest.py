@@ -18,6 +18,7 @@ pytest-xdist worker (``xdist_group("checker")``) so that they are computed once 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +26,7 @@ from functools import partial
 import pytest
 
 from mbmssec.model.concrete import Universe
+from mbmssec.oracles.pgcluster import PgCluster
 from mbmssec.proofs.check import (
     Comparison,
     Report,
@@ -81,3 +83,24 @@ def checker_results(baseline_report: Report) -> CheckerResults:
             compare(baseline_report, f.result(), p) for p, f in zip(props, futures, strict=True)
         ]
     return CheckerResults(baseline_report, comparisons)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throw-away PostgreSQL server for the test session (initdb into a temporary
+    folder, a Unix socket there, stopped by its PID at the end).  Tests that use it are
+    kept on one pytest-xdist worker (``xdist_group("postgres")``, see :data:`PG`), so
+    that a run starts one server.  The tests kill BM-SC processes, never the database
+    server, so it runs without fsync (the benchmark's server fsyncs)."""
+    with PgCluster(settings={"fsync": "off", "full_page_writes": "off"}) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """The URL of a fresh database on the session's server."""
+    return pg_cluster.create_database()
+
+
+PG = pytest.mark.xdist_group("postgres")
+"""The mark of every test that uses :func:`pg_cluster`."""

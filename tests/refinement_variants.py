@@ -16,7 +16,7 @@ from mbmssec.impl.protocols.digest import DigestAuthError, verify_response
 from mbmssec.impl.service import bmsc
 from mbmssec.impl.service.bmsc import BmscCore
 from mbmssec.impl.service.store import Service, Store, TekRow
-from mbmssec.impl.service.ue import DeliveryOutcome, PacketOutcome, UeCore
+from mbmssec.impl.service.ue import DeliveryOutcome, PacketOutcome, Source, UeCore
 
 
 class NoAuthorisationCheck(BmscCore):
@@ -46,11 +46,13 @@ class AcceptsReplays(UeCore):
 class IgnoresMki(UeCore):
     """SRTP receiver ignoring the MKI: it tries its current key on every packet."""
 
-    def on_packet(self, service: str, data: bytes, now: float) -> PacketOutcome:
+    def on_packet(
+        self, service: str, data: bytes, now: float, source: Source | None = None
+    ) -> PacketOutcome:
         st = self.state(service)
         if st.current is not None and len(data) >= 26:
             data = data[:-14] + st.current.to_bytes(4, "big") + data[-10:]
-        return super().on_packet(service, data, now)
+        return super().on_packet(service, data, now, source)
 
 
 def _restart_losing_mkis(ls: Any) -> tuple[Store, BmscCore, list[Any]]:
@@ -191,9 +193,11 @@ class AcceptsOlderCounter(UeCore):
 class KeepsOlderKeys(UeCore):
     """UE that does not drop older TEKs after switching to a newer one."""
 
-    def on_packet(self, service: str, data: bytes, now: float) -> PacketOutcome:
+    def on_packet(
+        self, service: str, data: bytes, now: float, source: Source | None = None
+    ) -> PacketOutcome:
         before = dict(self.state(service).keys)
-        out = super().on_packet(service, data, now)
+        out = super().on_packet(service, data, now, source)
         self.state(service).keys.update(before)
         return out
 

@@ -33,7 +33,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MBMSSEC = Path(sys.executable).with_name("mbmssec")
 
 #: The project's benchmarks, in the order they run.
-REGISTERED = ["model", "srtp", "mikey", "load", "bmsc", "proof", "refinement", "tracecheck"]
+REGISTERED = ["model", "srtp", "mikey", "load", "bmsc", "pg", "proof", "refinement", "tracecheck"]
 
 SRTP: dict[str, float] = {
     "ours_protect_batch_pps": 200_000.0,

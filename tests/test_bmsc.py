@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mbmssec.impl.net.api import HTTP_STATUS, status_of
+from mbmssec.impl.net.api import HTTP_STATUS, answer, status_of
 from mbmssec.impl.net.client import register_uri
 from mbmssec.impl.protocols.aka import UsimState, derive_kek, usim_authenticate
 from mbmssec.impl.protocols.digest import decode_aka_nonce, parse_challenge
@@ -462,6 +462,63 @@ def test_wrong_answers_do_not_cancel_the_ues_nonce(tmp_path: Path) -> None:
         else:
             assert _status(reply) == 401 and reply.code == "nonce_used"
             assert parse_challenge(_challenge(reply)).nonce != nonce
+
+
+def test_registrations_beyond_the_rate_limit_get_429(tmp_path: Path) -> None:
+    """The finding: the BM-SC had no per-UE rate limit, so a UE driven to re-register
+    (injected SRTP made one do it 49 times in 10 s) cost a full AKA run and a MIKEY
+    delivery each time.  Now beyond ``max_deliveries`` in ``rate_window`` a request of
+    that UE, with or without credentials, is 429 with the seconds until the oldest
+    delivery leaves the window, before any work: no SQN, no challenge, no row."""
+    config = BmscConfig(period=1.0, rate_window=10.0, max_deliveries=3)
+    h = Harness(tmp_path, config=config)
+    for _ in range(3):
+        reply, out = h.register(0, trigger="unknown_mki")
+        assert _status(reply) == 200 and out is not None
+        h.now += 1.0
+    first, uri = h.request(h.ue(1))  # a challenge UE 1 answers later
+    before, rows, sqn = h.core.store.snapshot(), _challenge_rows(h), _sqn(h, 0)
+    bare, _ = h.request(h.ue(0), trigger="unknown_mki")
+    answered = h.request(h.ue(0), auth=_forged_answer(h, h.ue(0).ue, _challenge(first), uri))[0]
+    for reply in (bare, answered):
+        assert (_status(reply), reply.code) == (429, "rate_limited")
+        assert reply.retry_after == pytest.approx(7.0)  # the first delivery was at T0
+        assert ("Retry-After", "7") in answer(reply).headers
+        assert [(e.event, e.reason) for e in reply.events] == [("Rejected", "rate_limited")]
+    assert (h.core.store.snapshot(), _challenge_rows(h), _sqn(h, 0)) == (before, rows, sqn)
+    reply = h.request(h.ue(1), auth=h.ue(1).answer_challenge(_challenge(first), uri))[0]
+    assert _status(reply) == 200  # other UEs are not held back
+    h.now = T0 + 10.0
+    reply, out = h.register(0, trigger="retry")
+    assert _status(reply) == 200 and out is not None
+
+
+def test_challenge_creation_is_rate_limited_per_ue(tmp_path: Path) -> None:
+    """An observer who answers a UE's challenge wrongly ``nonce_failures`` times makes
+    the BM-SC take a new vector (an SQN) for that UE; at most ``max_challenges`` of them
+    within ``rate_window``, then 429 with nothing taken or written."""
+    config = BmscConfig(period=1.0, rate_window=10.0, max_challenges=3)
+    h = Harness(tmp_path, config=config)
+    sqn0, rows0 = _sqn(h, 0), _challenge_rows(h)
+    for _ in range(3):
+        first, uri = h.request(h.ue(0))
+        assert _status(first) == 401
+        for _ in range(config.nonce_failures):
+            forged = _forged_answer(h, h.ue(0).ue, _challenge(first), uri)
+            assert _status(h.request(h.ue(0), auth=forged)[0]) == 403
+        h.now += 1.0
+    assert (_sqn(h, 0), _challenge_rows(h)) == (sqn0 + 3, rows0 + 3)
+    h.tick(0.0)  # the key schedule brought up to now: only the request could change it
+    before = h.core.store.snapshot()
+    limited, _ = h.request(h.ue(0))
+    assert (_status(limited), limited.code, limited.challenge) == (429, "rate_limited", None)
+    assert limited.retry_after == pytest.approx(7.0)
+    assert (h.core.store.snapshot(), _challenge_rows(h)) == (before, rows0 + 3)
+    reply, out = h.register(1)
+    assert _status(reply) == 200 and out is not None
+    h.now = T0 + 10.0
+    reply, out = h.register(0)
+    assert _status(reply) == 200 and out is not None and _sqn(h, 0) == sqn0 + 4
 
 
 def test_stale_nonce_rechallenged(tmp_path: Path) -> None:

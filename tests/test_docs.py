@@ -305,6 +305,55 @@ def test_chromium_renders_the_message_sequence_chart(
     assert lane > 4 * 80 * 18, f"{shot}: the chart's lane headers are not visible ({lane} px)"
 
 
+#: The probe appended to a copy of a page: after layout it records how wide the
+#: document is against the window, in an element that ``--dump-dom`` shows.
+_WIDTH_PROBE = (
+    "<script>window.addEventListener('load', () => {const d = document.createElement('div');"
+    "d.id = 'width-probe'; d.dataset.scroll = document.documentElement.scrollWidth;"
+    "d.dataset.client = document.documentElement.clientWidth; document.body.appendChild(d);"
+    "});</script>"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    "page,must_show",
+    [
+        (f"{GENERATED}/properties/p7.html", "Formal statement"),
+        ("glossary.html", "inductive invariant"),
+        (f"{GENERATED}/traceability.html", "Traceability"),
+        (f"{GENERATED}/properties/lemmas.html", "Used by the proof of"),
+    ],
+)
+def test_pages_fit_1280_pixels_and_are_screenshotted(
+    built: Build, tmp_path: Path, page: str, must_show: str
+) -> None:
+    """Each page shows what it is for and has no horizontal overflow in a 1280-pixel
+    window (measured by Chromium after layout); a screenshot of each is kept in
+    docs/_build/screenshots for a reader to look at."""
+    source = built.html / page
+    assert source.is_file(), f"missing page {page}"
+    html = source.read_text(encoding="utf-8")
+    assert must_show in _text(html), f"{page} does not show {must_show!r}"
+    probe = source.with_name(f"probe-{source.name}")
+    probe.write_text(html.replace("</body>", _WIDTH_PROBE + "</body>"), encoding="utf-8")
+    dom = _chromium(["--window-size=1280,900", "--dump-dom", probe.as_uri()], tmp_path / "p")
+    assert dom.returncode == 0, dom.stderr
+    m = re.search(r'id="width-probe" data-scroll="(\d+)" data-client="(\d+)"', dom.stdout)
+    assert m, f"the width probe did not run on {page}"
+    scroll, client = int(m.group(1)), int(m.group(2))
+    assert client > 1000, f"unexpected window width {client}"
+    assert scroll <= client, f"{page} overflows a 1280-px window: {scroll} px wide > {client}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / (page.replace("/", "_").removesuffix(".html") + ".png")
+    shot.unlink(missing_ok=True)
+    run = _chromium(
+        [f"--screenshot={shot}", "--window-size=1280,2400", source.as_uri()], tmp_path / "p"
+    )
+    assert run.returncode == 0 and shot.is_file(), run.stderr
+
+
 # -- the build fails, naming what is wrong -------------------------------------------------
 
 

@@ -152,8 +152,9 @@ def test_the_proposal_part_round_trips(data: dict[str, Any]) -> None:
 
 def test_the_document_names_its_format_version(data: dict[str, Any]) -> None:
     assert next(iter(data)) == "format"
-    # format 2 added the ITF states and the explanation, format 3 a proposal's behaviour
-    assert data["format"] == 3
+    # format 2 added the ITF states and the explanation, format 3 the attribution,
+    # format 4 a proposal's behaviour and the properties it adds
+    assert data["format"] == 4
 
 
 def test_a_counterexample_to_induction_round_trips(document: Results) -> None:
@@ -205,12 +206,12 @@ def test_a_document_without_a_format_version_is_refused(data: dict[str, Any]) ->
     assert "re-run `mbmssec check" in str(err)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 99])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 99])
 def test_a_document_of_another_version_is_refused(data: dict[str, Any], version: int) -> None:
     data["format"] = version
     err = _refused(data)
     assert err.where == "format"
-    assert f"format version {version}, but this mbmssec reads format 3" in str(err)
+    assert f"format version {version}, but this mbmssec reads format 4" in str(err)
 
 
 def test_the_version_is_checked_before_any_other_field(data: dict[str, Any]) -> None:
@@ -378,3 +379,41 @@ def test_results_state_says_why_results_cannot_be_used(
     assert results_state(tmp_path).status == "stale"
     path.write_text(json.dumps({**data, "model_hash": model_hash()}))
     assert results_state(tmp_path).fresh
+
+
+def _with_attribution(data: dict[str, Any]) -> dict[str, Any]:
+    data["proposals"][0]["attribution"] = {
+        "changes": {"4": "broken"},
+        "causes": {"4": [{"activation": "immediate"}]},
+        "invalid": [],
+        "alternatives": {},
+    }
+    return data
+
+
+def test_an_attribution_round_trips(data: dict[str, Any]) -> None:
+    back = Results.from_json(_with_attribution(data))
+    a = back.proposals[PROPOSAL].attribution
+    assert a is not None
+    assert a.changes == {4: "broken"}
+    assert a.causes == {4: ({"activation": "immediate"},)}
+    assert Results.from_json(json.loads(back.dumps())) == back
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where", "problem"),
+    [
+        (["changes", "x"], "broken", "changes.x", "expected a property number"),
+        (["changes", "4"], "gone", "changes.4", "expected 'broken', 'weakened' or 'fixed'"),
+        (["causes", "4"], "a", "causes.4", "expected list"),
+        (["invalid"], _DELETE, "invalid", "missing"),
+        (["surprise"], 1, "surprise", "unknown field"),
+    ],
+)
+def test_a_bad_attribution_is_refused_naming_the_field(
+    data: dict[str, Any], path: list[Any], value: Any, where: str, problem: str
+) -> None:
+    _set(_with_attribution(data)["proposals"][0]["attribution"], path, value)
+    err = _refused(data)
+    assert err.where == f"proposals[0].attribution.{where}", err.where
+    assert problem in str(err)

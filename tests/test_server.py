@@ -76,13 +76,14 @@ async def bed(
     capture: TrafficCapture | None = None,
     tls: TlsFiles | None = None,
     busy_timeout: float = 10.0,
+    config: BmscConfig | None = None,
     **limits: Any,
 ) -> AsyncIterator[Bed]:
     profile = load_spec().profile(overrides or {})
     core = BmscCore(
         Store(tmp_path / "bmsc.db", durability="normal", busy_timeout=busy_timeout),
         profile,
-        BmscConfig(period=period),
+        config or BmscConfig(period=period),
     )
     log_path = tmp_path / "events.jsonl"
     log = EventLog(log_path)
@@ -615,8 +616,12 @@ def test_a_fault_is_a_generic_500_with_a_correlation_id(
             aiohttp.ClientSession() as http,
         ):
             url = b.url + register_uri(b.ues[0].ue, S, 40000, "initial")
-            locker = sqlite3.connect(tmp_path / "bmsc.db", isolation_level=None)
-            locker.execute("BEGIN EXCLUSIVE")
+            locker = sqlite3.connect(
+                tmp_path / "bmsc.db", isolation_level=None, check_same_thread=False
+            )
+            # Another writer: it waits (off the server's loop) for the server's open
+            # batch, if any, to commit, then holds the database.
+            await asyncio.to_thread(locker.execute, "BEGIN EXCLUSIVE")
             try:
                 async with http.get(url) as resp:
                     text = await resp.text()

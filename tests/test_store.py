@@ -1,4 +1,7 @@
-"""The BM-SC's SQLite store: transactions, monotone counters, and SIGKILL at any moment.
+"""The BM-SC's store: transactions, monotone counters, and SIGKILL at any moment.
+
+The contract tests (``open_store``) run against both backends: SQLite and a PostgreSQL
+server started for the test session (:mod:`mbmssec.oracles.pgcluster`).
 
 The crash test runs a writer in a child process that commits steps in a loop and
 reports each commit on stdout only after COMMIT returned; the parent kills it with
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from mbmssec.impl.service.pgstore import PgStore
 from mbmssec.impl.service.store import (
     Challenge,
     Registration,
@@ -32,12 +36,35 @@ K = bytes(range(16))
 OPC = bytes(range(16, 32))
 
 
-def _store(tmp_path: Path, name: str = "b.db") -> Store:
-    return Store(tmp_path / name, durability="normal")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.xdist_group("postgres"))]
 
 
-def test_counters_grow_and_survive_reopen(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+class Opener:
+    """Opens the test's database by name (the same name: the same database)."""
+
+    def __init__(self, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self.request = request
+        self.urls: dict[str, str] = {}
+
+    def __call__(self, name: str = "b.db") -> Store:
+        if self.backend == "sqlite":
+            return Store(self.tmp_path / name, durability="normal")
+        if name not in self.urls:
+            cluster = self.request.getfixturevalue("pg_cluster")
+            self.urls[name] = cluster.create_database()
+        return PgStore(self.urls[name], durability="normal")
+
+
+@pytest.fixture(params=BACKENDS)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a store of the test's backend."""
+    return Opener(request.param, tmp_path, request)
+
+
+def test_counters_grow_and_survive_reopen(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.add_subscriber("001", K, OPC, sqn=5)
         store.add_service("239.0.0.1", ssrc=7, csb_id=9, period=1.0, now=0.0)
@@ -46,7 +73,7 @@ def test_counters_grow_and_survive_reopen(tmp_path: Path) -> None:
         assert [store.take_counter("001") for _ in range(2)] == [1, 2]
         assert [store.next_ev() for _ in range(2)] == [1, 2]
     store.close()
-    store = _store(tmp_path)
+    store = open_store()
     with store.transaction():
         assert store.take_sqn("001") == 9
         assert store.take_mki("239.0.0.1") == 4
@@ -54,8 +81,8 @@ def test_counters_grow_and_survive_reopen(tmp_path: Path) -> None:
         assert store.next_ev() == 3
 
 
-def test_raise_sqn_never_lowers(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_raise_sqn_never_lowers(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.add_subscriber("001", K, OPC, sqn=100)
         store.raise_sqn("001", 50)
@@ -67,8 +94,8 @@ def test_raise_sqn_never_lowers(tmp_path: Path) -> None:
     assert sub is not None and sub.sqn == 150
 
 
-def test_rollback_leaves_nothing(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_rollback_leaves_nothing(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.add_subscriber("001", K, OPC)
     before = store.snapshot()
@@ -79,14 +106,14 @@ def test_rollback_leaves_nothing(tmp_path: Path) -> None:
     assert store.snapshot() == before
 
 
-def test_write_outside_transaction_is_refused(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_write_outside_transaction_is_refused(open_store: Opener) -> None:
+    store = open_store()
     with pytest.raises(StoreError, match="outside a transaction"):
         store.add_subscriber("001", K, OPC)
 
 
-def test_mki_unique_per_service(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_mki_unique_per_service(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
         store.insert_tek(
@@ -113,8 +140,8 @@ def test_mki_unique_per_service(tmp_path: Path) -> None:
     assert len(store.teks("239.0.0.1")) == 1
 
 
-def test_bad_values_refused_by_schema(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_bad_values_refused_by_schema(open_store: Opener) -> None:
+    store = open_store()
     with pytest.raises(StoreError), store.transaction():
         store.add_subscriber("001", b"short", OPC)
     with pytest.raises(StoreError), store.transaction():
@@ -122,13 +149,13 @@ def test_bad_values_refused_by_schema(tmp_path: Path) -> None:
     assert store.subscribers() == [] and store.services() == []
 
 
-def test_schema_version_checked(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_schema_version_checked(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.set_meta("schema", "999")
     store.close()
     with pytest.raises(StoreError, match="schema version 999"):
-        _store(tmp_path)
+        open_store()
 
 
 def test_not_a_database(tmp_path: Path) -> None:
@@ -144,15 +171,37 @@ def test_bad_durability() -> None:
 
 
 def test_wal_mode_and_full_sync(tmp_path: Path) -> None:
+    """WAL mode; with full durability every commit is fsynced (by the store, after it:
+    SQLite writes it with synchronous=NORMAL) except one of only unauthenticated steps;
+    with normal durability none is."""
     store = Store(tmp_path / "b.db")
     db = sqlite3.connect(tmp_path / "b.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    before = store.syncs
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+    assert store.syncs == before + 1
+    with store.transaction(sync=False):
+        store.take_sqn("001")
+    assert store.syncs == before + 1
+    store.group_commits(lambda: None)
+    with store.transaction(sync=False):
+        store.take_sqn("001")
+    with store.transaction():  # one step that needs it: the batch is fsynced
+        store.take_counter("001")
+    assert store.commit_batch() and store.syncs == before + 2
+    store.close()
+    relaxed = Store(tmp_path / "b.db", durability="normal")
+    with relaxed.transaction():
+        relaxed.take_sqn("001")
+    assert relaxed.syncs == 0
+    relaxed.close()
 
 
-def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_registration_and_challenge_round_trip(open_store: Opener) -> None:
+    store = open_store()
     with store.transaction():
         store.add_subscriber("001", K, OPC)
         store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
@@ -195,11 +244,11 @@ def test_registration_and_challenge_round_trip(tmp_path: Path) -> None:
         store.snapshot("challenges")
 
 
-def test_a_delivery_holds_up_activation_until_it_is_old_enough(tmp_path: Path) -> None:
+def test_a_delivery_holds_up_activation_until_it_is_old_enough(open_store: Opener) -> None:
     """A registered UE sent the next TEK at t=10 still holds up its activation for a
     grace reaching back past 10 (the answer may be in transit), not for one reaching
     back to 10 or later; a second delivery of the same TEK keeps the first time."""
-    store = _store(tmp_path)
+    store = open_store()
     svc = "239.0.0.1"
     with store.transaction():
         store.add_subscriber("001", K, OPC)

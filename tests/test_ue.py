@@ -194,3 +194,124 @@ def test_delivery_checks(tmp_path: Path) -> None:
 def test_register_uri_is_the_digest_uri() -> None:
     uri = register_uri("a@b+c", "239.1.1.1", 4000, "fetch_time")
     assert uri == "/mbms/register?ue=a%40b%2Bc&service=239.1.1.1&port=4000&reason=fetch_time"
+
+
+# -- injected traffic ------------------------------------------------------------------------
+
+
+def _forged(ssrc: int, seq: int, mki: int, size: int = 60) -> bytes:
+    """An SRTP-shaped packet anyone on the bearer can send: the stream's SSRC (it is in
+    the clear), a sequence number near the stream's, an MKI and a tag of its choosing."""
+    head = struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 160, ssrc)
+    return head + bytes(size) + mki.to_bytes(MKI_LENGTH, "big") + bytes(10)
+
+
+BMSC_SOURCE = ("127.0.0.1", 40123)
+
+
+def test_replayed_truncated_and_foreign_packets_are_counted_as_such(tmp_path: Path) -> None:
+    """The finding: replayed old packets and truncated ones were classified as an unknown
+    MKI, and every such packet asked for a re-registration; datagrams were accepted from
+    any source.  Now each is refused before any key is looked up, counted by its reason,
+    and asks for nothing; the model's ``saw_unknown`` is not set."""
+    h = Harness(tmp_path, n=1)
+    h.register(0)
+    active, nxt = h.core.store.teks(S, "active")[0], h.core.store.teks(S, "pending")[0]
+    ue = h.ue(0)
+    ue.announce_source(S, BMSC_SOURCE)
+    sender, ssrc = _sender(h)
+    _use(sender, active)
+    old = _packet(sender, ssrc, 0)
+    assert ue.on_packet(S, old, h.now, BMSC_SOURCE).ok
+    _use(sender, nxt)
+    assert ue.on_packet(S, _packet(sender, ssrc, 1), h.now, BMSC_SOURCE).switched
+    assert ue.state(S).mkis == [nxt.mki]  # the first TEK is gone: its MKI is unknown now
+    st = ue.state(S)
+    before = (st.decrypted, st.keys.copy(), st.current)
+    outcomes = {
+        "replay": [ue.on_packet(S, old, h.now, BMSC_SOURCE)],
+        "malformed": [
+            ue.on_packet(S, old[:n], h.now, BMSC_SOURCE)
+            for n in (0, 2, 11, 12, 12 + MKI_LENGTH + 9)
+        ],
+        "foreign_ssrc": [ue.on_packet(S, _forged(ssrc ^ 1, 2, 999), h.now, BMSC_SOURCE)],
+        "foreign_source": [
+            ue.on_packet(S, _forged(ssrc, 2, 999), h.now, ("127.0.0.1", 40124)),
+            ue.on_packet(S, _packet(sender, ssrc, 2), h.now, ("127.0.0.2", BMSC_SOURCE[1])),
+        ],
+    }
+    for reason, outs in outcomes.items():
+        for out in outs:
+            assert (out.ok, out.reason, out.refetch, out.mki) == (False, reason, False, None)
+            assert out.event.reason == reason
+    assert dict(st.refused) == {r: len(o) for r, o in outcomes.items()}
+    assert not st.saw_unknown and st.refetches == 0
+    assert (st.decrypted, st.keys, st.current) == before
+    # A genuine packet still decrypts (from the announced source, or handed over
+    # without one), and a never-seen packet under the dropped TEK is an unknown MKI.
+    assert ue.on_packet(S, _packet(sender, ssrc, 3), h.now, BMSC_SOURCE).ok
+    _use(sender, active)
+    late = ue.on_packet(S, _packet(sender, ssrc, 4), h.now)
+    assert (late.reason, late.refetch) == ("unknown_mki", True) and st.saw_unknown
+
+
+def test_injected_unknown_mkis_cause_at_most_two_refetches(tmp_path: Path) -> None:
+    """The finding: forged packets with changing unknown MKIs reset the UE's back-off,
+    and 20,000 packets in 10 s caused 49 re-registrations of one UE.  Now, with packets
+    that pass every check an injector can pass (the stream's SSRC, plausible sequence
+    numbers, a new unknown MKI each), the first re-fetch comes at once, the second after
+    the back-off (0.5 to 1 s), and the cap of 2 per minute holds the rest; the MKIs
+    changing reset nothing.  The third comes once the first is a minute old."""
+    h = Harness(tmp_path, n=1)
+    h.register(0)
+    ue = h.ue(0)
+    sender, ssrc = _sender(h)
+    _use(sender, h.core.store.teks(S, "active")[0])
+    assert ue.on_packet(S, _packet(sender, ssrc, 100), h.now).ok
+    t0 = h.now
+    # A packet far beyond the stream (more than RefetchPolicy.ahead) never asks.
+    far = ue.on_packet(S, _forged(ssrc, 100 + 5000, 5_000_000), t0)
+    assert far.reason == "unknown_mki" and not far.refetch
+    asked = []
+    for k in range(20_000):
+        now = t0 + k * 0.0005  # 20,000 packets in 10 s
+        out = ue.on_packet(S, _forged(ssrc, 101 + k % 3000, 10_000 + k), now)
+        assert out.reason == "unknown_mki"
+        if out.refetch:
+            asked.append(now - t0)
+    assert len(asked) == 2 and asked[0] == 0.0
+    assert 0.5 <= asked[1] <= 1.0
+    st = ue.state(S)
+    assert st.refetches == 2 and st.refused["unknown_mki"] == 20_001
+    later = [
+        t for t in (59.9, 60.0, 60.1) if ue.on_packet(S, _forged(ssrc, 102, 7), t0 + t).refetch
+    ]
+    assert later == [60.0]
+    assert st.refetch_gap == 4.0  # 1, 2, 4: doubled after each re-fetch that did not help
+
+
+def test_a_refetch_that_brings_the_mki_resets_the_back_off(tmp_path: Path) -> None:
+    """Only an authenticated packet under the MKI that caused the last re-fetch (the
+    re-fetch did its job) resets back-off and cap; an injected packet never
+    authenticates.  A UE that missed two activations gets the active TEK at once."""
+    h = Harness(tmp_path, n=2)
+    h.register(0)
+    h.register(1)
+    ue = h.ue(0)
+    sender, ssrc = _sender(h)
+    for _ in range(2):  # two activations UE 0 misses (UE 1 keeps fetching)
+        tek = h.core.store.teks(S, "pending")[0]
+        h.tick(tek.planned - h.now + 0.01)
+        h.register(1, trigger="fetch_time")
+    active = h.core.store.teks(S, "active")[0]
+    assert active.mki not in ue.state(S).mkis
+    _use(sender, active)
+    first = ue.on_packet(S, _packet(sender, ssrc, 0), h.now)
+    assert (first.reason, first.refetch) == ("unknown_mki", True)
+    assert not ue.on_packet(S, _forged(ssrc, 1, 999), h.now + 0.01).refetch  # backing off
+    _, out = h.register(0, trigger="unknown_mki")
+    assert out is not None and active.mki in out.mkis
+    assert ue.on_packet(S, _packet(sender, ssrc, 2), h.now + 0.02).ok
+    st = ue.state(S)
+    assert (st.refetch_gap, st.refetch_times, st.refetch_mki) == (0.0, [], None)
+    assert ue.on_packet(S, _forged(ssrc, 3, 999), h.now + 0.03).refetch

@@ -12,6 +12,13 @@ have_lib libsrtp2.so.1 || need_pkgs+=(libsrtp2-1)
 have_cmd tshark || need_pkgs+=(tshark)
 have_cmd chromium || need_pkgs+=(chromium)
 have_cmd curl || need_pkgs+=(curl)
+# PostgreSQL server binaries (initdb, postgres) for the fleet tests and benchmarks: on
+# PATH, or where the Debian package puts them (not on PATH).
+have_pg() {
+  if have_cmd initdb && have_cmd postgres; then return 0; fi
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+have_pg || need_pkgs+=(postgresql)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: need root to install: ${need_pkgs[*]}" >&2

@@ -4,7 +4,11 @@ This is the one place that maps a :class:`~mbmssec.impl.service.bmsc.Refusal` to
 status and renders refusals as JSON ``{"status", "error", "message"}``; the server and
 the tests read the mapping from here.  A TEK delivery is answered ``200`` with the MIKEY
 message as ``application/mikey``, an accepted MIKEY response ``204``, and a refusal that
-carries a Digest AKA challenge (RFC 3310) ``401`` with ``WWW-Authenticate``.
+carries a Digest AKA challenge (RFC 3310) ``401`` with ``WWW-Authenticate``, and a
+request of a UE beyond the BM-SC's rate limits ``429`` with ``Retry-After`` (whole
+seconds, rounded up).  A ``200`` delivery names the address and UDP port the BM-SC
+sends the stream from in :data:`STREAM_SOURCE_HEADER`, so that the UE can refuse
+datagrams from anywhere else.
 
 JSON request bodies are read with :func:`parse_json_object`, within limits on size,
 nesting depth and the length of a number, so that no body can make the parser recurse
@@ -15,8 +19,10 @@ them is a ``400`` naming the limit.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from mbmssec.impl.service.bmsc import BmscError, Outcome, Refusal, Result
@@ -29,10 +35,15 @@ HTTP_STATUS: Final[Mapping[Refusal, int]] = {
     Refusal.CONFLICT: 409,
     Refusal.TOO_LARGE: 413,
     Refusal.UNAVAILABLE: 503,
+    Refusal.RATE_LIMITED: 429,
 }
 """The HTTP status of each refusal kind."""
 
 _SUCCESS: Final[Mapping[Result, int]] = {Result.DELIVERED: 200, Result.ACKNOWLEDGED: 204}
+
+STREAM_SOURCE_HEADER: Final = "MBMS-Stream-Source"
+"""Response header of a TEK delivery: ``ADDRESS:PORT`` the service's SRTP stream comes
+from (the UE's source filter, as an SDP ``a=source-filter`` line would announce it)."""
 
 MIKEY_CONTENT_TYPE: Final = "application/mikey"
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -71,6 +82,8 @@ def answer(outcome: Outcome) -> HttpAnswer:
     headers: tuple[tuple[str, str], ...] = ()
     if outcome.challenge is not None:
         headers = (("WWW-Authenticate", outcome.challenge),)
+    if outcome.retry_after is not None:
+        headers += (("Retry-After", str(max(1, math.ceil(outcome.retry_after)))),)
     return HttpAnswer(
         status, error_body(status, outcome.code, outcome.message), JSON_CONTENT_TYPE, headers
     )
@@ -176,3 +189,45 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BmscError(Refusal.MALFORMED, "bad_json", "request body must be a JSON object")
     return data
+
+
+def format_stream_source(host: str, port: int) -> str:
+    """The :data:`STREAM_SOURCE_HEADER` value for a stream sent from ``host:port``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_stream_source(value: str | None) -> tuple[str, int] | None:
+    """The (address, port) of a :data:`STREAM_SOURCE_HEADER` value, or ``None`` if there
+    is none or it is not ``ADDRESS:PORT`` (``[ADDRESS]:PORT`` for IPv6) with a port
+    1-65535."""
+    if value is None:
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    number = int(port)
+    return (host, number) if 1 <= number <= 65535 else None
+
+
+MAX_RETRY_AFTER: Final = 3600.0
+"""Seconds of ``Retry-After`` a client honours at most (a larger value is taken as this)."""
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """The seconds a ``Retry-After`` value (RFC 9110 10.2.3: delta-seconds or an
+    HTTP-date) asks to wait from ``now``, at most :data:`MAX_RETRY_AFTER`; ``None`` if
+    there is none or it is neither form."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(MAX_RETRY_AFTER, float(int(text[:8])))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - now))

@@ -9,11 +9,23 @@ TS 33.246 6.2.2-6.2.3.3 describe the UE:
   ``second_service_auth=authorise_only``), the MIKEY TEK delivery installed (step 4) and
   the MIKEY response posted when the BM-SC asked for one (step 4b);
 * one UDP socket per service on 127.0.0.1 receives the SRTP stream the BM-SC fans out
-  (step 7); each packet is decrypted by its MKI;
-* a background task re-registers at the fetch time the BM-SC gave (6.2.3.2), at once
-  on an unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3; if the same MKI stays
-  unknown after that, the next attempts back off), and retries with back-off when the
-  BM-SC is unreachable or refuses;
+  (step 7); each packet is decrypted by its MKI; a datagram from anywhere but the
+  source the BM-SC announced with the delivery (``MBMS-Stream-Source``) is refused, as
+  are replayed, truncated and foreign-stream packets
+  (:meth:`~mbmssec.impl.service.ue.UeCore.on_packet` counts each by its reason);
+* a background task re-registers at the fetch time the BM-SC gave (6.2.3.2), and on an
+  unknown MKI when ``unknown_mki_resync=refetch`` (6.2.3.3) as the core's
+  :class:`~mbmssec.impl.service.ue.RefetchPolicy` allows (back-off with jitter and a cap
+  per minute that injected packets cannot reset);
+* a request (a registration's or a MIKEY response) that fails in a way worth repeating
+  (the BM-SC unreachable or too slow, a ``5xx`` or ``429`` answer) is sent again after
+  an exponential back-off with full jitter (a random delay between 0 and
+  ``retry_min * 2^k``, at most ``retry_max``; never before the ``Retry-After`` of a
+  ``429`` or ``503``), each retry logged as a ``Retry`` event, at most ``max_retries``
+  times; then (or at once when the BM-SC asks to wait longer than ``max_wait``) the
+  request fails (``Rejected``), and a registration is tried again later by the
+  background task, no earlier than a ``Retry-After`` asked;
+  a ``403``/``404`` refusal holds the service back with a growing delay;
 * :meth:`UeClient.lose_coverage` / :meth:`UeClient.regain_coverage` simulate radio
   coverage: out of coverage the UE sends nothing and drops every datagram, and an
   answer in flight is lost (``DeliveryLost``).  A fetch missed out of coverage is made
@@ -28,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -39,9 +53,14 @@ import aiohttp
 from yarl import URL
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.net.api import (
+    STREAM_SOURCE_HEADER,
+    parse_retry_after,
+    parse_stream_source,
+)
 from mbmssec.impl.service.bmsc import REGISTER_PATH, RESPONSE_PATH
 from mbmssec.impl.service.events import UE, Event, EventLog
-from mbmssec.impl.service.ue import UeCore, UeError
+from mbmssec.impl.service.ue import Source, UeCore, UeError
 
 __all__ = [
     "ClientConfig",
@@ -52,6 +71,7 @@ __all__ = [
 ]
 
 LOOPBACK: Final = "127.0.0.1"
+_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class UeClientError(MbmssecError):
@@ -73,17 +93,48 @@ def mikey_response_uri(ue: str, service: str) -> str:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Retry and timing behaviour of a UE client (seconds)."""
+    """Retry and timing behaviour of a UE client (seconds).
+
+    ``retry_min`` / ``retry_max``: the back-off of a failed request (the ``k``-th retry
+    waits a random time up to ``min(retry_max, retry_min * 2^(k-1))``), ``max_retries``
+    of them per registration, waiting for a ``Retry-After`` of up to ``max_wait`` (a
+    longer one ends the registration, and the service is held back until then);
+    ``refused_min`` / ``refused_max``: how long a ``403`` or
+    ``404`` holds the service back (doubling); ``resume_grace``: see the module doc;
+    ``max_rounds``: challenges answered in one registration; ``request_timeout``: the
+    longest wait for a connection to the BM-SC or for the next part of its answer."""
 
     retry_min: float = 0.2
     retry_max: float = 2.0
+    max_retries: int = 6
+    max_wait: float = 5.0
     refused_min: float = 1.0
     refused_max: float = 8.0
     resume_grace: float = 0.5
-    unknown_gap: float = 0.2
-    unknown_gap_max: float = 3.2
     max_rounds: int = 4
     request_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        times = (
+            self.retry_min,
+            self.retry_max,
+            self.max_wait,
+            self.refused_min,
+            self.refused_max,
+        )
+        if not (
+            all(math.isfinite(t) and t > 0 for t in times)
+            and self.retry_min <= self.retry_max
+            and self.refused_min <= self.refused_max
+            and 0 <= self.max_retries <= 100
+            and 1 <= self.max_rounds <= 10
+            and 0 < self.request_timeout <= 600
+            and 0 <= self.resume_grace <= 3600
+        ):
+            raise UeClientError(
+                "ClientConfig: delays must be positive with min <= max, max_retries "
+                "0 .. 100, max_rounds 1 .. 10, request_timeout 0 .. 600 s"
+            )
 
 
 @dataclass
@@ -96,13 +147,11 @@ class _Svc:
     failures_in_row: int = 0
     refusals_in_row: int = 0
     hold_until: float = 0.0
-    last_unknown_fetch: float = -1e18
-    last_unknown_mki: int | None = None
-    unknown_gap: float = 0.0
     overdue: bool = False
     inflight: bool = False
     registrations: int = 0
     rejected: int = 0
+    retries: int = 0
     last_error: str | None = None
 
 
@@ -112,7 +161,7 @@ class _Receiver(asyncio.DatagramProtocol):
         self.service = service
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.client._on_datagram(self.service, data)
+        self.client.on_datagram(self.service, data, (str(addr[0]), int(addr[1])))
 
 
 @dataclass
@@ -124,6 +173,7 @@ class UeClient:
     keeps per-packet ``Receive`` events out of the log (counters still count).
     ``ssl_context`` verifies an ``https`` BM-SC (:func:`mbmssec.impl.net.tls.client_context`:
     only the project's CA is trusted); with ``tek_protection=tls`` the URL must be https.
+    ``jitter`` draws the random share of each back-off (uniform in [0, 1)).
     """
 
     core: UeCore
@@ -135,6 +185,7 @@ class UeClient:
     log_receives: bool = True
     config: ClientConfig = field(default_factory=ClientConfig)
     ssl_context: ssl.SSLContext | None = None
+    jitter: Callable[[], float] = random.random
     covered: bool = field(default=True, init=False)
     svcs: dict[str, _Svc] = field(default_factory=dict, init=False)
 
@@ -142,6 +193,7 @@ class UeClient:
         url = URL(self.base_url)
         if url.host not in ("127.0.0.1", "localhost", "::1"):
             raise UeClientError(f"the UE talks to a BM-SC on loopback only, not {url.host!r}")
+
         if url.scheme == "https" and self.ssl_context is None:
             raise UeClientError(
                 "an https BM-SC needs the CA to verify it against (mbmssec.impl.net.tls)"
@@ -224,28 +276,22 @@ class UeClient:
 
     # -- data plane ---------------------------------------------------------------------------
 
-    def _on_datagram(self, service: str, data: bytes) -> None:
+    def on_datagram(self, service: str, data: bytes, source: Source) -> None:
+        """A datagram from ``source`` (address, port) on the service's socket: decrypted
+        by the core (which refuses it unless it comes from the announced source), and a
+        re-fetch started when the core asks for one and nothing holds the service back."""
         if not self.covered:
             return
         now = self.clock()
-        out = self.core.on_packet(service, data, now)
+        out = self.core.on_packet(service, data, now, source)
         if self.log is not None and self.log_receives:
             self.log.emit(out.event)
         svc = self.svcs.get(service)
         if svc is None:
             return
         if out.refetch and not svc.inflight and now >= svc.hold_until:
-            # The same MKI still unknown after a re-fetch (e.g. a TEK this UE may not
-            # have yet): back off instead of asking again at every packet.
-            if out.mki != svc.last_unknown_mki:
-                svc.unknown_gap = self.config.unknown_gap
-            if now - svc.last_unknown_fetch >= svc.unknown_gap:
-                if out.mki == svc.last_unknown_mki:
-                    svc.unknown_gap = min(self.config.unknown_gap_max, 2 * svc.unknown_gap)
-                svc.last_unknown_fetch = now
-                svc.last_unknown_mki = out.mki
-                self._pending_triggers[service] = "unknown_mki"
-                self._wake.set()
+            self._pending_triggers[service] = "unknown_mki"
+            self._wake.set()
         elif self.core.state(service).fetch_index is not None and service in self.core.due(now):
             self._wake.set()
 
@@ -270,12 +316,15 @@ class UeClient:
         if pre is not None:
             headers["Authorization"] = pre
         svc.status = "registering"
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
-        for _ in range(self.config.max_rounds):
+        timeout = self._timeout()
+        rounds = retries = 0
+        while True:
             if not self.covered:
                 svc.overdue = True
                 svc.status = "offline"
                 return False
+            retry_after: float | None = None
+            status: int | None = None
             try:
                 async with self.session.get(
                     url, headers=headers, timeout=timeout, ssl=self._ssl
@@ -283,54 +332,81 @@ class UeClient:
                     status = resp.status
                     body = await resp.read()
                     www = resp.headers.get("WWW-Authenticate")
+                    source = parse_stream_source(resp.headers.get(STREAM_SOURCE_HEADER))
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return self._failed(
-                    service, svc, "unreachable", f"BM-SC unreachable: {type(exc).__name__}: {exc}"
-                )
-            now = self.clock()
-            if not self.covered:
+                code, message = "unreachable", f"BM-SC unreachable: {type(exc).__name__}: {exc}"
+            else:
+                now = self.clock()
+                if not self.covered:
+                    if status == 200:
+                        self._event("DeliveryLost", service=service, extra={"trigger": trigger})
+                    svc.overdue = True
+                    svc.status = "offline"
+                    return False
                 if status == 200:
-                    self._event("DeliveryLost", service=service, extra={"trigger": trigger})
-                svc.overdue = True
-                svc.status = "offline"
-                return False
-            if status == 200:
-                try:
-                    out = self.core.accept_delivery(service, body, now, trigger)
-                except UeError as exc:
-                    self._event(
-                        "Register",
-                        service=service,
-                        ok=False,
-                        reason=exc.code,
-                        extra={"message": exc.message, "trigger": trigger},
+                    return await self._install(service, svc, body, source, now, trigger)
+                if status == 401 and www:
+                    rounds += 1
+                    if rounds >= self.config.max_rounds:
+                        return self._failed(
+                            service,
+                            svc,
+                            "too_many_rounds",
+                            f"no delivery after {self.config.max_rounds} challenge rounds",
+                        )
+                    try:
+                        headers = {"Authorization": self.core.answer_challenge(www, uri)}
+                    except UeError as exc:
+                        return self._failed(service, svc, exc.code, exc.message)
+                    continue
+                code, message = _error_of(body, status)
+                if not (status == 429 or status >= 500):
+                    return self._failed(
+                        service, svc, code, message, status=status, refused=status in (403, 404)
                     )
-                    return self._failed(service, svc, exc.code, exc.message, logged=True)
-                self._emit(out.event)
-                svc.status = "registered"
-                svc.registrations += 1
-                svc.failures_in_row = svc.refusals_in_row = 0
-                svc.retry_at = None
-                svc.last_error = None
-                if out.verification is not None:
-                    await self._send_verification(service, out.verification)
-                return True
-            if status == 401 and www:
-                try:
-                    headers = {"Authorization": self.core.answer_challenge(www, uri)}
-                except UeError as exc:
-                    return self._failed(service, svc, exc.code, exc.message)
-                continue
-            code, message = _error_of(body, status)
-            return self._failed(
-                service, svc, code, message, status=status, refused=status in (403, 404)
+            # worth repeating: the BM-SC unreachable or slow, 5xx, 429
+            delay = self._retry_delay(retries, retry_after)
+            if delay is None:
+                return self._failed(service, svc, code, message, status=status, hold=retry_after)
+            retries += 1
+            svc.retries += 1
+            self._retry_event(service, code, message, retries, delay, status)
+            await asyncio.sleep(delay)
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        """``request_timeout`` for connecting to the BM-SC and for each wait for its
+        answer; the time a request waits for a free connection of the session's pool
+        (shared by many UEs in one process) is not the BM-SC's and does not count."""
+        limit = self.config.request_timeout
+        return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=limit, sock_read=limit)
+
+    async def _install(
+        self, service: str, svc: _Svc, body: bytes, source: Source | None, now: float, trigger: str
+    ) -> bool:
+        """Install a delivery; the stream's source, if the BM-SC named a loopback one."""
+        try:
+            out = self.core.accept_delivery(service, body, now, trigger)
+        except UeError as exc:
+            self._event(
+                "Register",
+                service=service,
+                ok=False,
+                reason=exc.code,
+                extra={"message": exc.message, "trigger": trigger},
             )
-        return self._failed(
-            service,
-            svc,
-            "too_many_rounds",
-            f"no delivery after {self.config.max_rounds} challenge rounds",
-        )
+            return self._failed(service, svc, exc.code, exc.message, logged=True)
+        if source is not None and source[0] in _LOOPBACK_HOSTS:
+            self.core.announce_source(service, source)
+        self._emit(out.event)
+        svc.status = "registered"
+        svc.registrations += 1
+        svc.failures_in_row = svc.refusals_in_row = 0
+        svc.retry_at = None
+        svc.last_error = None
+        if out.verification is not None:
+            await self._send_verification(service, out.verification)
+        return True
 
     def _failed(
         self,
@@ -342,7 +418,10 @@ class UeClient:
         status: int | None = None,
         refused: bool = False,
         logged: bool = False,
+        hold: float | None = None,
     ) -> bool:
+        """Record a failed registration and when to try again: after a growing delay
+        (with jitter), and never before ``hold`` seconds (a ``Retry-After``)."""
         now = self.clock()
         svc.rejected += 1
         svc.last_error = message
@@ -364,41 +443,71 @@ class UeClient:
             delay = min(
                 self.config.retry_max, self.config.retry_min * 2 ** (svc.failures_in_row - 1)
             )
+        delay *= 0.5 + 0.5 * self.jitter()
+        if hold is not None and hold > delay:
+            delay = hold
+            svc.hold_until = now + hold
         svc.retry_at = now + delay
         svc.retry_trigger = "retry"
         self._wake.set()
         return False
 
     async def _send_verification(self, service: str, message: bytes) -> None:
+        """Post the MIKEY response (step 4b), retried as a registration request is."""
         url = URL(self.base_url + mikey_response_uri(self.ue, service), encoded=True)
-        try:
-            async with self.session.post(
-                url,
-                data=message,
-                headers={"Content-Type": "application/mikey"},
-                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
-                ssl=self._ssl,
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._event(
-                "Rejected",
-                service=service,
-                ok=False,
-                reason="unreachable",
-                extra={"message": f"MIKEY response not delivered: {exc}"},
-            )
-            return
-        if status != 204:
-            code, text = _error_of(body, status)
-            self._event(
-                "Rejected",
-                service=service,
-                ok=False,
-                reason=code,
-                extra={"status": status, "message": f"MIKEY response: {text}"},
-            )
+        retries = 0
+        while True:
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                async with self.session.post(
+                    url,
+                    data=message,
+                    headers={"Content-Type": "application/mikey"},
+                    timeout=self._timeout(),
+                    ssl=self._ssl,
+                ) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                code, text = "unreachable", f"{type(exc).__name__}: {exc}"
+            else:
+                if status == 204:
+                    return
+                code, text = _error_of(body, status)
+                if not (status == 429 or status >= 500):
+                    break
+            delay = self._retry_delay(retries, retry_after)
+            if delay is None:
+                break
+            retries += 1
+            self._retry_event(service, code, f"MIKEY response: {text}", retries, delay, status)
+            await asyncio.sleep(delay)
+        extra: dict[str, Any] = {"message": f"MIKEY response not accepted: {text}"}
+        if status is not None:
+            extra["status"] = status
+        self._event("Rejected", service=service, ok=False, reason=code, extra=extra)
+
+    def _retry_delay(self, retries: int, retry_after: float | None) -> float | None:
+        """The wait before retry number ``retries + 1``: a random share (full jitter) of
+        ``retry_min * 2^retries``, at most ``retry_max``, and no less than a
+        ``Retry-After``; ``None`` when no retry is left or the wait is over ``max_wait``."""
+        cap = min(self.config.retry_max, self.config.retry_min * 2.0**retries)
+        delay = self.jitter() * cap
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if retries >= self.config.max_retries or delay > self.config.max_wait:
+            return None
+        return delay
+
+    def _retry_event(
+        self, service: str, code: str, message: str, attempt: int, delay: float, status: int | None
+    ) -> None:
+        extra: dict[str, Any] = {"attempt": attempt, "delay": round(delay, 3), "message": message}
+        if status is not None:
+            extra["status"] = status
+        self._event("Retry", service=service, ok=False, reason=code, extra=extra)
 
     # -- the fetch loop -------------------------------------------------------------------------
 
@@ -420,6 +529,8 @@ class UeClient:
                 svc.transport = None
 
     def _due_now(self, now: float) -> dict[str, str]:
+        """The services to register now and why; a service the BM-SC asked to wait
+        (``Retry-After``) or that was refused waits until its ``hold_until``."""
         due: dict[str, str] = {}
         for service in self.core.due(now):
             due[service] = "fetch_time"
@@ -435,7 +546,18 @@ class UeClient:
         for service, trigger in self._pending_triggers.items():
             due[service] = trigger
         self._pending_triggers.clear()
-        return due
+        return {s: t for s, t in due.items() if self.svcs[s].hold_until <= now}
+
+    def _next_wake(self) -> float | None:
+        """When the loop has something to do next: a fetch time or a retry, each no
+        earlier than its service's ``hold_until``."""
+        times = []
+        for service, svc in self.svcs.items():
+            st = self.core.state(service)
+            for t in (st.fetch_time if st.registered else None, svc.retry_at):
+                if t is not None:
+                    times.append(max(t, svc.hold_until))
+        return min(times) if times else None
 
     async def _loop(self) -> None:
         while True:
@@ -452,12 +574,8 @@ class UeClient:
                     svc.status = "offline"
                     continue
                 await self.register(service, trigger)
-            wake_at = [
-                t
-                for t in (self.core.next_fetch_time(), *(s.retry_at for s in self.svcs.values()))
-                if t is not None
-            ]
-            timeout = 1.0 if not wake_at else min(1.0, max(0.0, min(wake_at) - self.clock()))
+            wake_at = self._next_wake()
+            timeout = 1.0 if wake_at is None else min(1.0, max(0.0, wake_at - self.clock()))
             if self._pending_triggers:
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
@@ -466,7 +584,8 @@ class UeClient:
     # -- inspection -------------------------------------------------------------------------------
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per service: state, keys held, packets decrypted and failed, registrations."""
+        """Per service: state, keys held, packets decrypted and failed (and refused, by
+        reason), registrations, retries and re-fetches after an unknown MKI."""
         out = []
         for service, svc in self.svcs.items():
             st = self.core.state(service)
@@ -482,6 +601,9 @@ class UeClient:
                     "failures": st.failures,
                     "registrations": svc.registrations,
                     "rejected": svc.rejected,
+                    "retries": svc.retries,
+                    "refetches": st.refetches,
+                    "refused": dict(st.refused),
                     "resyncs": self.core.resyncs,
                     "last_error": svc.last_error,
                 }

@@ -7,7 +7,8 @@ The **UE listener** serves the UE API and nothing else:
 
 * ``GET /mbms/register?ue=..&service=..&port=..[&reason=..]``: registration and
   re-registration with HTTP Digest AKA and the MIKEY TEK delivery in the ``200``
-  response (``application/mikey``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
+  response (``application/mikey``, with the address and port the stream comes from in
+  ``MBMS-Stream-Source``), TS 33.246 6.2.2 steps 2-4 and 6.2.3.2;
 * ``POST /mbms/mikey-response?ue=..&service=..``: the MIKEY response (step 4b).
 
 The **admin listener** is a second loopback port, started only when the server is given
@@ -64,9 +65,11 @@ from mbmssec.errors import MbmssecError
 from mbmssec.impl.net.api import (
     JSON_CONTENT_TYPE,
     MAX_JSON_BODY,
+    STREAM_SOURCE_HEADER,
     HttpAnswer,
     answer,
     error_body,
+    format_stream_source,
     parse_json_object,
     refusal_answer,
 )
@@ -82,19 +85,23 @@ from mbmssec.impl.service.bmsc import (
     Outcome,
     Refusal,
     RegisterRequest,
+    Result,
     parse_register_query,
 )
 from mbmssec.impl.service.events import BMSC, Event, EventLog
 from mbmssec.impl.service.files import PrivateFileError, create_private, require_private
+from mbmssec.impl.service.store import Store
 
 __all__ = [
     "ADMIN_PATHS",
     "IDLE_TIMEOUT",
+    "LEASE_POLL",
     "LOOPBACK",
     "LOOPBACK_HOSTS",
     "MAX_ADMIN_CONNECTIONS",
     "MAX_CONNECTIONS",
     "BmscServer",
+    "GroupCommit",
     "ServerError",
     "TrafficCapture",
     "ensure_admin_token",
@@ -120,6 +127,11 @@ MAX_CONNECTIONS: Final = 1024
 
 MAX_ADMIN_CONNECTIONS: Final = 16
 """Connections the admin listener holds at once."""
+
+LEASE_POLL: Final = 0.5
+"""Seconds between a worker's tries to lead and the leader's renewals of its lease: a
+leader that dies is replaced within this (plus the lease's time-to-live for one that
+hangs, :data:`mbmssec.impl.service.pgstore.DEFAULT_LEASE_TTL`)."""
 
 logger = logging.getLogger("mbmssec.bmsc")
 _MIN_TOKEN: Final = 32  # characters an admin token has at least
@@ -217,6 +229,98 @@ class TrafficCapture:
         return len(self.packets)
 
 
+class GroupCommit:
+    """Group commit for one store on one event loop: the writes of every request handled
+    in one turn of the loop are one batch (one transaction, one fsync), and each request
+    is answered only once its batch is durable (:meth:`durable`).
+
+    The first write of a turn opens the batch (:meth:`Store.group_commits`) and schedules
+    :meth:`flush` for the loop's next turn; events emitted meanwhile (:meth:`emit`) are
+    buffered and written after the commit in one append to the event log file (and,
+    where the store keeps the log, into the database inside the same transaction), so
+    the log follows commit order.  Work that must see only committed state (the SRTP
+    streamer: a packet never goes out under an activation or a reserved index that is
+    not yet durable) runs through :meth:`when_durable`, right after a commit."""
+
+    def __init__(self, store: Store, log: EventLog | None) -> None:
+        self.store = store
+        self.log = log
+        self._events: list[Event] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._after: list[Callable[[], None]] = []
+        self._scheduled = False
+        self._flushing = False
+        self.batches = 0
+        """Batches committed."""
+        self.synced = 0
+        """Batches committed with an fsync."""
+        self._loop = asyncio.get_running_loop()
+        store.group_commits(self._schedule)
+
+    def close(self) -> None:
+        """Flush what is pending and turn group commit off."""
+        self.flush()
+        self.store.group_commits(None)
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._flushing:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def emit(self, events: tuple[Event, ...] | list[Event]) -> None:
+        """Log ``events`` with the current batch (after its commit)."""
+        if events:
+            self._events.extend(events)
+            self._schedule()
+
+    async def durable(self) -> None:
+        """Return once everything written or emitted so far is committed and logged;
+        raises the :class:`~mbmssec.errors.MbmssecError` that failed the batch."""
+        if not self._scheduled:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Run ``action`` at once if no batch is open, else right after its commit
+        (before any new batch can open); it must not write to the store."""
+        if not self.store.in_batch:
+            action()
+        else:
+            self._after.append(action)
+
+    def flush(self) -> None:
+        """Commit the open batch, log its events, wake its waiters."""
+        self._flushing = True
+        events, self._events = self._events, []
+        waiters, self._waiters = self._waiters, []
+        after, self._after = self._after, []
+        error: MbmssecError | None = None
+        try:
+            if events and self.store.keeps_log:
+                with self.store.transaction(sync=False):
+                    self.store.log_events(events)
+            if self.store.in_batch:
+                self.synced += self.store.commit_batch()
+                self.batches += 1
+            if self.log is not None and events:
+                self.log.emit_all(events)
+        except MbmssecError as exc:
+            error = exc
+        finally:
+            self._flushing = False
+            self._scheduled = False
+        for action in after:
+            action()
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+
 @dataclass
 class _Stream:
     ssrc: int
@@ -312,7 +416,9 @@ class _Listener:
         cap: int,
         idle_timeout: float,
         ssl_context: ssl.SSLContext | None,
+        reuse_port: bool = False,
     ) -> None:
+        self.reuse_port = reuse_port
         self.app = app
         self.cap = cap
         self.idle_timeout = idle_timeout
@@ -335,6 +441,7 @@ class _Listener:
                 host,
                 port,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
                 ssl=self.ssl_context,
                 ssl_handshake_timeout=self.idle_timeout if self.ssl_context else None,
                 backlog=min(self.cap, 1024),
@@ -412,6 +519,11 @@ class BmscServer:
     to send a complete request head (from its start or its previous answer) or a body,
     and a TLS handshake; ``max_connections`` / ``max_admin_connections``: connections
     each listener holds at once (more are answered ``503`` and closed).
+    ``stream_port``: the UDP port the SRTP stream is sent from, which every delivery
+    announces to the UE as the stream's only source; ``None``: with ``reuse_port`` the UE
+    listener's port number, shared (SO_REUSEPORT) by every worker on it, so that the
+    stream keeps its source whichever worker leads; else any free port.  Workers behind a
+    load balancer on ports of their own must be given one ``stream_port``.
     """
 
     def __init__(
@@ -432,7 +544,14 @@ class BmscServer:
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         max_admin_connections: int = MAX_ADMIN_CONNECTIONS,
+        reuse_port: bool = False,
+        lease_poll: float = LEASE_POLL,
+        lease_ttl: float | None = None,
+        stream_port: int | None = None,
     ) -> None:
+        if stream_port is not None and not 1 <= stream_port <= 65535:
+            raise ServerError("stream_port must be a UDP port 1 .. 65535")
+        self.stream_port = stream_port
         if admin_token is not None:
             _check_token(admin_token, "admin_token")
         if not (0 < idle_timeout <= 3600 and max_connections >= 1 and max_admin_connections >= 1):
@@ -473,6 +592,14 @@ class BmscServer:
         self._streams: dict[str, _Stream] = {}
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []
+        self.reuse_port = reuse_port
+        self.lease_poll = lease_poll
+        self.lease_ttl = lease_ttl
+        self._commits: GroupCommit | None = None
+        self._schedule_tasks: list[asyncio.Task[None]] = []
+        self.leader_since: float | None = None
+        """When this process last became the one running the schedule (None: it does
+        not)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -501,10 +628,14 @@ class BmscServer:
         return app
 
     async def _listen(
-        self, app: web.Application, host: str, port: int, cap: int
+        self, app: web.Application, host: str, port: int, cap: int, reuse_port: bool = False
     ) -> tuple[_Listener, int]:
         listener = _Listener(
-            app, cap=cap, idle_timeout=self.idle_timeout, ssl_context=self.ssl_context
+            app,
+            cap=cap,
+            idle_timeout=self.idle_timeout,
+            ssl_context=self.ssl_context,
+            reuse_port=reuse_port,
         )
         return listener, await listener.start(host, port)
 
@@ -529,8 +660,9 @@ class BmscServer:
         if host not in LOOPBACK_HOSTS:
             raise ServerError(f"the BM-SC listens on loopback only, not {host!r}")
         _ParserErrors.install(self)
+        self._commits = GroupCommit(self.core.store, self.log)
         self._listener, self.port = await self._listen(
-            self.make_app(), host, port, self.max_connections
+            self.make_app(), host, port, self.max_connections, self.reuse_port
         )
         self.url = self._url(host, self.port)
         if self._admin_token is not None:
@@ -544,9 +676,22 @@ class BmscServer:
                 raise
             self.admin_url = self._url(host, self.admin_port)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
-        )
+        shared = self.reuse_port or self.stream_port is not None
+        udp_port = self.stream_port or (self.port if self.reuse_port else 0)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol,
+                local_addr=(LOOPBACK, udp_port),
+                reuse_port=shared or None,
+            )
+        except OSError as exc:
+            for listener in (self._admin_listener, self._listener):
+                if listener is not None:
+                    await listener.stop()
+            self._listener = self._admin_listener = None
+            raise ServerError(
+                f"cannot send the stream from {LOOPBACK}:{udp_port}: {exc.strerror}"
+            ) from None
         self._udp = transport
         self.udp_port = int(transport.get_extra_info("sockname")[1])
         # The Start event declares what a trace checker needs to judge the log: the
@@ -560,14 +705,14 @@ class BmscServer:
             "fetch_grace": self.core.config.fetch_grace,
         }
         self._emit([Event("Start", self.clock(), reason="bmsc", extra=start)])
-        self._emit(self.core.tick(self.clock()))
-        self._tasks.append(asyncio.create_task(self._ticker()))
-        if self.stream:
-            self._tasks.append(asyncio.create_task(self._streamer()))
+        await self._durable()
+        self._try_lead()
+        self._tasks.append(asyncio.create_task(self._leadership()))
         return self.url
 
     async def stop(self) -> None:
-        """Stop the tasks, close the sockets and the HTTP site."""
+        """Stop the tasks, close the sockets and the HTTP site, give the leadership up."""
+        await self._follow()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -583,10 +728,84 @@ class BmscServer:
         self._listener = self._admin_listener = None
         _ParserErrors.uninstall(self)
         self._emit([Event("Stop", self.clock(), reason="bmsc", extra={"source": BMSC})])
+        if self._commits is not None:
+            self._commits.close()
+            self._commits = None
+        self.core.store.resign()
 
     def _emit(self, events: tuple[Event, ...] | list[Event]) -> None:
-        if self.log is not None:
+        """Log events: with the current batch while the server runs (after its commit),
+        else at once."""
+        if self._commits is not None:
+            self._commits.emit(events)
+        elif self.log is not None:
             self.log.emit_all(events)
+
+    async def _durable(self) -> None:
+        """Wait until every write and event so far is committed and logged."""
+        if self._commits is not None:
+            await self._commits.durable()
+
+    async def _answer_durable(self, reply: Outcome | HttpAnswer) -> web.Response:
+        """The answer to a request, once what it wrote is durable; ``503`` if the batch
+        failed to commit (nothing of it happened: the client may retry)."""
+        try:
+            await self._durable()
+        except MbmssecError as exc:
+            logger.warning("a batch failed to commit: %s", exc)
+            self.errors.append(f"commit: {exc}")
+            reply = refusal_answer(
+                BmscError(
+                    Refusal.UNAVAILABLE,
+                    "store_unavailable",
+                    "the BM-SC could not commit the request's state; try again shortly",
+                )
+            )
+        return self._respond(reply)
+
+    # -- leadership: the one process that runs the schedule and the stream --------------
+
+    def _try_lead(self) -> None:
+        store = self.core.store
+        ttl = self.lease_ttl
+        leads = store.leads() or (store.try_lead() if ttl is None else store.try_lead(ttl))
+        if leads and not self._schedule_tasks:
+            self.leader_since = self.clock()
+            self._emit(self.core.tick(self.clock()))
+            self._schedule_tasks.append(asyncio.create_task(self._ticker()))
+            if self.stream:
+                self._schedule_tasks.append(asyncio.create_task(self._streamer()))
+
+    async def _follow(self) -> None:
+        """Stop running the schedule and the stream (the leadership was lost or given
+        up): a later leader reserves a new block of SRTP indices."""
+        tasks, self._schedule_tasks = self._schedule_tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._streams.clear()
+        self.leader_since = None
+
+    async def _leadership(self) -> None:
+        """Every :attr:`lease_poll` seconds: the leader renews its lease, a follower
+        tries to lead (both right after a commit, outside any batch)."""
+        store = self.core.store
+        while True:
+            await asyncio.sleep(self.lease_poll)
+            try:
+                await self._durable()
+                if self._schedule_tasks and not store.renew_lease():
+                    logger.warning("the leadership was lost; following")
+                    await self._follow()
+                if not self._schedule_tasks:
+                    await self._durable()
+                    self._try_lead()
+            except MbmssecError as exc:
+                self.errors.append(f"lead: {exc}")
+                if self._schedule_tasks and not store.leads():
+                    await self._follow()
 
     # -- middlewares ------------------------------------------------------------------------
 
@@ -791,7 +1010,11 @@ class BmscServer:
         )
         reply = self.core.register(req, now)
         self._emit(reply.events)
-        return self._respond(reply)
+        response = await self._answer_durable(reply)
+        if reply.result is Result.DELIVERED and response.status == 200:
+            # the UE's source filter for the stream
+            response.headers[STREAM_SOURCE_HEADER] = format_stream_source(LOOPBACK, self.udp_port)
+        return response
 
     async def _mikey_response(self, request: web.Request) -> web.Response:
         now = self.clock()
@@ -835,7 +1058,7 @@ class BmscServer:
         now = self.clock()  # after the body: events logged meanwhile are not later than it
         reply = self.core.mikey_response(query["ue"], query["service"], body, now)
         self._emit(reply.events)
-        return self._respond(reply)
+        return await self._answer_durable(reply)
 
     # -- admin --------------------------------------------------------------------------------
 
@@ -865,6 +1088,15 @@ class BmscServer:
         except BmscError as exc:
             return self._respond(refusal_answer(exc))
         self._emit(events)
+        try:
+            await self._durable()
+        except MbmssecError as exc:
+            self.errors.append(f"commit: {exc}")
+            return self._respond(
+                refusal_answer(
+                    BmscError(Refusal.UNAVAILABLE, "store_unavailable", "commit failed: try again")
+                )
+            )
         return web.json_response(
             {"status": 200, "ok": True, "events": [e.to_json() for e in events]}
         )
@@ -943,6 +1175,7 @@ class BmscServer:
             await asyncio.sleep(self.tick)
             try:
                 self._emit(self.core.tick(self.clock()))
+                await self._durable()
             except MbmssecError as exc:  # e.g. the database is busy: try again next tick
                 self.errors.append(f"tick: {exc}")
 
@@ -954,9 +1187,28 @@ class BmscServer:
         due = loop.time()
         while True:
             try:
-                now = self.clock()
-                for svc in self.core.store.services():
-                    self._send_one(svc.service, now)
+                services = [svc.service for svc in self.core.store.services()]
+                for service in services:
+                    self._reserve(service)
+                # Packets go out only under committed state: the active TEK and the
+                # reserved indices they use are durable before the first one is sent.
+                sent = loop.create_future()
+
+                def send_all(services: list[str] = services, sent: Any = sent) -> None:
+                    try:
+                        now = self.clock()
+                        out = [self._send_one(service, now) for service in services]
+                        self._transmit([x for x in out if x is not None], now)
+                    except MbmssecError as exc:
+                        self.errors.append(f"stream: {exc}")
+                    sent.set_result(None)
+
+                if self._commits is not None:
+                    await self._commits.durable()
+                    self._commits.when_durable(send_all)
+                else:
+                    send_all()
+                await sent
             except MbmssecError as exc:
                 self.errors.append(f"stream: {exc}")
             due += interval
@@ -973,17 +1225,46 @@ class BmscServer:
         sender.set_roc(ssrc, start >> 16)
         return _Stream(ssrc, sender, start, start + 1)
 
-    def _send_one(self, service: str, now: float) -> None:
+    def _reserve(self, service: str) -> None:
+        """Open the service's stream and reserve its next SRTP indices where needed
+        (written to the store: durable before a packet uses them)."""
         stream = self._streams.get(service)
         if stream is None:
             stream = self._streams[service] = self._open_stream(service)
-        tek = self.core.active_tek(service)
-        if tek is None:
-            return
-        if stream.mki != tek.mki:
-            self._switch_key(stream, tek.mki, tek.key, tek.salt)
         if stream.index >= stream.reserved - 1:
             stream.reserved = self.core.stream_reserve(service, stream.index)
+
+    def _transmit(self, out: list[tuple[Event, bytes, list[tuple[str, int]]]], now: float) -> None:
+        """Log the round's ``Send`` events (committed where the store keeps the log),
+        then send its packets: a UE never logs a packet before its ``Send``."""
+        if self.log_sends and (self.log is not None or self.core.store.keeps_log):
+            if self._commits is not None:
+                self._commits.emit([event for event, _, _ in out])
+                self._commits.flush()
+            elif self.log is not None:
+                self.log.emit_all([event for event, _, _ in out])
+        if self._udp is None:
+            return
+        for _event, packet, targets in out:
+            for _ue, port in targets:
+                if 0 < port < 65536:
+                    self._udp.sendto(packet, (LOOPBACK, port))
+                    if self.capture is not None:
+                        self.capture.add(now, self.udp_port, port, packet, Proto.UDP)
+
+    def _send_one(
+        self, service: str, now: float
+    ) -> tuple[Event, bytes, list[tuple[str, int]]] | None:
+        """Protect the service's next packet: its ``Send`` event, the packet and its
+        targets (None when there is nothing to send)."""
+        stream = self._streams.get(service)
+        if stream is None or stream.index >= stream.reserved:
+            return None  # not yet reserved (a service created since): the next round
+        tek = self.core.active_tek(service)
+        if tek is None:
+            return None
+        if stream.mki != tek.mki:
+            self._switch_key(stream, tek.mki, tek.key, tek.salt)
         if now - stream.targets_at > _TARGET_REFRESH:
             stream.targets = self.core.stream_targets(service)
             stream.targets_at = now
@@ -996,29 +1277,20 @@ class BmscServer:
         stream.index += 1
         stream.sent += 1
         self.core.note_stream_index(service, stream.index, now)
-        if self.log is not None and self.log_sends:
-            self.log.emit(
-                Event(
-                    "Send",
-                    now,
-                    service=service,
-                    mki=tek.mki,
-                    extra={
-                        "source": BMSC,
-                        "seq": index & 0xFFFF,
-                        "index": index,
-                        "ssrc": stream.ssrc,
-                        "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory",
-                    },
-                )
-            )
-        if self._udp is None:
-            return
-        for _ue, port in stream.targets:
-            if 0 < port < 65536:
-                self._udp.sendto(packet, (LOOPBACK, port))
-                if self.capture is not None:
-                    self.capture.add(now, self.udp_port, port, packet, Proto.UDP)
+        event = Event(
+            "Send",
+            now,
+            service=service,
+            mki=tek.mki,
+            extra={
+                "source": BMSC,
+                "seq": index & 0xFFFF,
+                "index": index,
+                "ssrc": stream.ssrc,
+                "mki_in_packet": self.core.profile["mki_in_srtp"] == "mandatory",
+            },
+        )
+        return event, packet, list(stream.targets)
 
     def _switch_key(self, stream: _Stream, mki: int, key: bytes, salt: bytes) -> None:
         sender = stream.sender

@@ -710,6 +710,18 @@ class SrtpReceiver(_Context):
 
     # --- SRTP -------------------------------------------------------------------------
 
+    def replay_check(self, ssrc: int, seq: int) -> int:
+        """The index a packet of stream ``ssrc`` with sequence number ``seq`` would get
+        (RFC 3711 §3.3.1), checked against the replay list (§3.3.2) without a key and
+        without changing any state: raises :class:`SrtpReplayError` for an index already
+        received, older than the replay window or before the start of the stream.  A
+        caller can so tell a replayed packet from one under a key it does not hold
+        before looking the MKI up (which :meth:`unprotect` does first, as §3.3 orders
+        the steps)."""
+        window, index = self._rtp_index({}, ssrc, seq)
+        window.check(index, self.policy.replay_window)
+        return index
+
     def unprotect(self, srtp: bytes) -> bytes:
         """Verify and decrypt one SRTP packet, returning the RTP packet."""
         result = self._unprotect_rtp((srtp,), stop_on_error=True)[0]

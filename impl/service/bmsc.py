@@ -22,7 +22,14 @@ Roles
   UE's outstanding challenge again if it has one (no SQN taken, nothing written), an
   unknown UE a decoy of the same shape (nothing stored), and whether the service exists
   or the UE may use it is answered only once the UE has authenticated; a wrong answer
-  is counted against its nonce, which only ``nonce_failures`` of them invalidate.  The
+  is counted against its nonce, which only ``nonce_failures`` of them invalidate.
+  Per UE, the BM-SC creates at most ``max_challenges`` new vectors and makes at most
+  ``max_deliveries`` TEK deliveries within any ``rate_window`` seconds; beyond either, a
+  request of that UE is refused :attr:`Refusal.RATE_LIMITED` (``429``) with the seconds
+  after which it may come back (``Retry-After``), before any work.  The counts live in
+  memory (a restart forgets them) and only a subscriber's own authenticated deliveries
+  and its challenges count, so no one can hold a UE back by asking in its name more
+  than by burning its challenges.  The
   delivery is an RFC 3830 pre-shared-key I_MESSAGE under
   the UE's KEK: the active TEK and the next one(s), each with its MKI, the time (or
   SRTP index) to fetch the next TEK and, if configured, a TEK lifetime.
@@ -72,6 +79,7 @@ import json
 import math
 import os
 import re
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -200,12 +208,15 @@ class Refusal(StrEnum):
     """The input exceeds a size limit."""
     UNAVAILABLE = "unavailable"
     """The BM-SC cannot serve it now (no TEK yet, SQN space exhausted)."""
+    RATE_LIMITED = "rate_limited"
+    """Too many requests of this UE for now: ``retry_after`` says when to come back."""
 
 
 class BmscError(MbmssecError):
     """A refused request or operation: its ``refusal`` kind, ``code`` (short reason) and
     a message for the user.  ``challenge`` is the serialised Digest AKA challenge (RFC
-    3310) that a :attr:`Refusal.UNAUTHENTICATED` refusal carries."""
+    3310) that a :attr:`Refusal.UNAUTHENTICATED` refusal carries; ``retry_after`` the
+    seconds after which a :attr:`Refusal.RATE_LIMITED` request may come back."""
 
     def __init__(
         self,
@@ -214,6 +225,7 @@ class BmscError(MbmssecError):
         message: str,
         challenge: str | None = None,
         events: tuple[Event, ...] = (),
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.refusal = refusal
@@ -221,6 +233,7 @@ class BmscError(MbmssecError):
         self.message = message
         self.challenge = challenge
         self.events = events
+        self.retry_after = retry_after
 
 
 def check_profile(profile: Mapping[str, str]) -> None:
@@ -279,7 +292,11 @@ class BmscConfig:
     packets per second, to turn a fetch time into an SRTP index.  ``amf``: the AMF of
     vectors.  ``bmsc_uri``: the BM-SC's MIKEY identity (IDi).  ``nonce_failures``: wrong
     answers a pending challenge survives before it is invalidated (so one wrong answer
-    from an observer does not cancel the UE's authentication).
+    from an observer does not cancel the UE's authentication).  ``rate_window``,
+    ``max_deliveries``, ``max_challenges``: per UE, at most that many TEK deliveries and
+    new challenges within any ``rate_window`` seconds (a UE fetching once a period asks
+    for a few each period: the defaults leave room for a period of 0.5 s and several
+    services).
     """
 
     realm: str = "bmsc.mbms.example"
@@ -294,6 +311,9 @@ class BmscConfig:
     timestamp_skew: float = 30.0
     fetch_grace: float = 0.2
     nonce_failures: int = 3
+    rate_window: float = 10.0
+    max_deliveries: int = 40
+    max_challenges: int = 40
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fetch_grace) and 0.0 <= self.fetch_grace <= self.period):
@@ -322,6 +342,18 @@ class BmscConfig:
             raise BmscError(Refusal.MALFORMED, "bad_config", "amf must be 2 octets")
         if not 1 <= self.nonce_failures <= 100:
             raise BmscError(Refusal.MALFORMED, "bad_config", "nonce_failures must be 1 .. 100")
+        if not (
+            math.isfinite(self.rate_window)
+            and 0 < self.rate_window <= 3600
+            and 1 <= self.max_deliveries <= 100_000
+            and 1 <= self.max_challenges <= 100_000
+        ):
+            raise BmscError(
+                Refusal.MALFORMED,
+                "bad_config",
+                "rate_window must be 0 .. 3600 seconds, max_deliveries and max_challenges "
+                "1 .. 100000",
+            )
 
 
 @dataclass(frozen=True)
@@ -395,12 +427,20 @@ class Outcome:
     refusal: Refusal | None = None
     challenge: str | None = None
     events: tuple[Event, ...] = ()
+    retry_after: float | None = None
 
     @staticmethod
     def refused(exc: BmscError, events: tuple[Event, ...] = ()) -> Outcome:
         """The outcome of a refusal."""
         return Outcome(
-            Result.REFUSED, exc.code, exc.message, b"", exc.refusal, exc.challenge, events
+            Result.REFUSED,
+            exc.code,
+            exc.message,
+            b"",
+            exc.refusal,
+            exc.challenge,
+            events,
+            exc.retry_after,
         )
 
 
@@ -408,6 +448,36 @@ class Outcome:
 class _StreamPosition:
     index: int
     t: float
+
+
+@dataclass
+class _RateLimit:
+    """At most ``limit`` events per key within any ``window`` seconds (in memory)."""
+
+    what: str
+    window: float
+    limit: int
+    times: dict[str, deque[float]] = field(default_factory=dict)
+
+    def check(self, key: str, now: float) -> None:
+        """Refuse :attr:`Refusal.RATE_LIMITED` if ``key`` is at its limit now."""
+        times = self.times.get(key)
+        if times is None:
+            return
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            wait = max(0.0, times[0] + self.window - now)
+            raise BmscError(
+                Refusal.RATE_LIMITED,
+                "rate_limited",
+                f"{self.limit} {self.what} for {key} within {self.window:g} s; come back "
+                f"in {math.ceil(wait)} s",
+                retry_after=wait,
+            )
+
+    def record(self, key: str, now: float) -> None:
+        self.times.setdefault(key, deque()).append(now)
 
 
 @dataclass
@@ -429,6 +499,9 @@ class BmscCore:
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
+        cfg = self.config
+        self._delivery_limit = _RateLimit("TEK deliveries", cfg.rate_window, cfg.max_deliveries)
+        self._challenge_limit = _RateLimit("new challenges", cfg.rate_window, cfg.max_challenges)
         wanted = json.dumps(dict(self.profile), sort_keys=True)
         with self.store.transaction():
             recorded = self.store.get_meta("profile")
@@ -538,6 +611,7 @@ class BmscCore:
             sub = self.store.get_subscription(ue, service)
             if sub is None or not sub.subscribed:
                 return []
+            self.store.lock_service(service)  # the schedule changes with the leave
             ev = self.store.next_ev()
             self.store.put_subscription(Subscription(ue, service, False, sub.join_ev, ev))
             self.store.set_registered(ue, service, False)
@@ -588,8 +662,11 @@ class BmscCore:
     # -- TEK schedule ---------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Event]:
-        """Generate and activate TEKs that are due (6.2.3.1-6.2.3.3); purge old nonces."""
+        """Generate and activate TEKs that are due (6.2.3.1-6.2.3.3); purge old nonces.
+        Only in the process that runs the schedule (:meth:`Store.leads`)."""
         events: list[Event] = []
+        if not self.store.leads():
+            return events
         for svc in self.store.services():
             if self._due(svc, now):
                 with self.store.transaction():
@@ -640,6 +717,7 @@ class BmscCore:
 
     def _advance(self, service: str, now: float) -> list[Event]:
         """Inside a transaction: bring one service's schedule up to ``now``."""
+        self.store.lock_service(service)
         svc = self.store.get_service(service)
         assert svc is not None
         events: list[Event] = []
@@ -689,8 +767,9 @@ class BmscCore:
     def _challenge(
         self, ue: str, now: float, *, stale: bool = False
     ) -> tuple[DigestChallenge, Event]:
-        """Take the next SQN, build a vector and a challenge, and store it (one commit)."""
-        with self.store.transaction():
+        """Take the next SQN, build a vector and a challenge, and store it (one commit,
+        not fsynced: it is the unauthenticated path, see :class:`Store`)."""
+        with self.store.transaction(sync=False):
             sub = self.store.get_subscriber(ue)
             if sub is None:
                 raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
@@ -753,7 +832,12 @@ class BmscCore:
         if rec is not None and rec.sqn == sub.sqn:
             again = replace(self._stored_challenge(rec), stale=stale)
             return BmscError(Refusal.UNAUTHENTICATED, code, message, serialise_challenge(again))
+        try:
+            self._challenge_limit.check(ue, now)
+        except BmscError as limited:
+            return limited
         challenge, event = self._challenge(ue, now, stale=stale)
+        self._challenge_limit.record(ue, now)
         return BmscError(
             Refusal.UNAUTHENTICATED, code, message, serialise_challenge(challenge), (event,)
         )
@@ -834,6 +918,11 @@ class BmscCore:
                             "refusal": exc.refusal.value,
                             "message": exc.message,
                             "trigger": req.trigger,
+                            **(
+                                {"retry_after": round(exc.retry_after, 3)}
+                                if exc.retry_after is not None
+                                else {}
+                            ),
                         },
                     )
                 )
@@ -844,6 +933,7 @@ class BmscCore:
         # exists or the UE may use it is told only to the authenticated UE; before that
         # every well-formed request is answered with a challenge (see _challenge_error).
         ue, service = validate_ue(req.ue), validate_service(req.service)
+        self._delivery_limit.check(ue, now)
         if req.authorization is None:
             raise self._challenge_error(
                 ue, now, "challenge", "authentication required (HTTP Digest AKA, RFC 3310)"
@@ -906,7 +996,7 @@ class BmscCore:
             # Counted, not fatal at once: a wrong answer from anyone who saw the nonce
             # must not cancel the UE's own authentication; nonce_failures of them do.
             if rec.state == "pending":
-                with self.store.transaction():
+                with self.store.transaction(sync=False):  # before authentication
                     self.store.record_failure(rec.nonce, self.config.nonce_failures)
             raise BmscError(Refusal.FORBIDDEN, "auth_failed", _WRONG_RES) from None
         except DigestStaleError as exc:
@@ -937,24 +1027,36 @@ class BmscCore:
         except BmscError:
             with self.store.transaction():
                 self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
+            if fresh and reuse:  # the UE did authenticate, and its authentication stays good
+                events.append(self._authenticated(ue, service, nc, rec.sqn, now))
             raise
         with self.store.transaction():
             self._check_subscribed(ue, service)
-            self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
-            if fresh:
-                events.append(
-                    Event(
-                        "Authenticate",
-                        now,
-                        ue=ue,
-                        service=service,
-                        extra={"source": BMSC, "nc": nc, "sqn": rec.sqn},
-                    )
-                )
-            kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
-            body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
-            events.append(event)
+            # The nonce (count) is spent atomically: of two requests carrying the same
+            # answer, perhaps at two BM-SC processes at once, only one is served.
+            won = self.store.claim_challenge(rec.nonce, "verified" if reuse else "used", nc)
+            if won:
+                if fresh:
+                    events.append(self._authenticated(ue, service, nc, rec.sqn, now))
+                kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
+                body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
+                events.append(event)
+        if not won:
+            raise self._challenge_error(
+                ue, now, "nonce_used", "the nonce was used meanwhile; answer the new challenge"
+            )
+        self._delivery_limit.record(ue, now)
         return Outcome(Result.DELIVERED, "ok", "TEK delivered", body, events=tuple(events))
+
+    @staticmethod
+    def _authenticated(ue: str, service: str, nc: int, sqn: int, now: float) -> Event:
+        return Event(
+            "Authenticate",
+            now,
+            ue=ue,
+            service=service,
+            extra={"source": BMSC, "nc": nc, "sqn": sqn},
+        )
 
     def _check_subscribed(self, ue: str, service: str) -> None:
         sub = self.store.get_subscription(ue, service)
@@ -1018,6 +1120,7 @@ class BmscCore:
         self, ue: str, service: str, port: int, kek: bytes, trigger: str, now: float
     ) -> tuple[bytes, Event]:
         """Inside a transaction: build the MIKEY TEK delivery and record it (step 4)."""
+        self.store.lock_service(service, shared=True)  # the schedule stays as read
         svc = self.store.get_service(service)
         sub = self.store.get_subscription(ue, service)
         assert svc is not None and sub is not None

@@ -58,7 +58,11 @@ that action happened:
   service switched to it (packets now carry its MKI).
 * ``Send`` (bmsc): one SRTP packet of the service left the BM-SC under ``mki``.
 * ``Receive`` (ue): the UE got an SRTP packet: ``ok`` true = decrypted; otherwise
-  ``reason`` is ``unknown_mki``, ``auth_failed``, ``replay`` or ``malformed``.
+  ``reason`` is ``unknown_mki``, ``auth_failed``, or one of the refusals below the key
+  layer (:data:`RECEIVE_REFUSED_UNKEYED`, no model step): ``replay`` (the replay list
+  refuses its index), ``malformed`` (too short or no RTP header), ``foreign_source``
+  (not from the source the BM-SC announced) or ``foreign_ssrc`` (not the service's
+  stream).
 * ``LoseCoverage`` / ``RegainCoverage`` (ue): the UE left / came back into coverage.
 
 Names with no model action:
@@ -71,6 +75,10 @@ Names with no model action:
   initial ``sqn`` (K and OPc are never logged).
 * ``Resync`` (bmsc): an AUTS resynchronisation moved the subscriber's SQN (``sqn_ms``).
 * ``Withdraw`` (bmsc): a next TEK was discarded before activation (re-key on leave).
+* ``Retry`` (ue): a registration request failed in a way worth repeating (the BM-SC
+  unreachable, a ``5xx`` or ``429`` answer); the UE sends it again after ``delay``
+  seconds (``attempt`` counts the retries of this registration, ``status`` the HTTP
+  status if there was one).
 * ``Start`` / ``Stop`` (any): a component started or stopped (``reason`` says which).
   The BM-SC's ``Start`` declares its ``profile`` (option name -> value) and its
   ``fetch_grace`` (seconds it waits past a UE's fetch time before activating without
@@ -102,6 +110,7 @@ __all__ = [
     "MODEL_EVENTS",
     "OTHER_EVENTS",
     "RECEIVE_REASONS",
+    "RECEIVE_REFUSED_UNKEYED",
     "REQUIRED_KEYS",
     "UE",
     "Event",
@@ -144,13 +153,21 @@ OTHER_EVENTS: Final = frozenset(
         "Provision",
         "Resync",
         "Withdraw",
+        "Retry",
         "Start",
         "Stop",
     }
 )
 """Event names with no model action."""
 
-RECEIVE_REASONS: Final = frozenset({"unknown_mki", "auth_failed", "replay", "malformed"})
+RECEIVE_REFUSED_UNKEYED: Final = frozenset(
+    {"replay", "malformed", "foreign_source", "foreign_ssrc"}
+)
+"""The ``reason`` values of a ``Receive`` refused before any key was looked up: the
+packet is a replay, is not an SRTP packet, or is not of the service's stream from the
+BM-SC; no model step (the model's packets are the BM-SC's, each received once)."""
+
+RECEIVE_REASONS: Final = frozenset({"unknown_mki", "auth_failed"}) | RECEIVE_REFUSED_UNKEYED
 """The ``reason`` values of a failed ``Receive``."""
 
 REQUIRED_KEYS: Final = ("t", "event", "ue", "service", "mki", "tek", "ok", "reason")
@@ -314,28 +331,35 @@ class EventLog:
 
     def emit(self, event: Event) -> None:
         """Record one event."""
-        line = json.dumps(event.to_json(), separators=(",", ":"), sort_keys=False)
+        self.emit_all((event,))
+
+    def emit_all(self, events: Iterable[Event]) -> None:
+        """Record several events in order, with one append to the file (a batch's
+        events are written together, never interleaved with another writer's)."""
+        batch = list(events)
+        if not batch:
+            return
+        text = "".join(
+            json.dumps(e.to_json(), separators=(",", ":"), sort_keys=False) + "\n" for e in batch
+        )
         with self._lock:
-            self.counts[event.event] = self.counts.get(event.event, 0) + 1
+            for event in batch:
+                self.counts[event.event] = self.counts.get(event.event, 0) + 1
             if self.kept is not None:
-                self.kept.append(event)
+                self.kept.extend(batch)
             if self._fd is not None:
-                data = (line + "\n").encode("utf-8")
+                data = text.encode("utf-8")
                 try:
                     while data:
                         data = data[os.write(self._fd, data) :]
                 except OSError as exc:
                     raise EventLogError(0, f"cannot append to the log: {exc.strerror}") from None
             elif self._stream is not None:
-                self._stream.write(line + "\n")
+                self._stream.write(text)
                 self._stream.flush()
-        for listener in self._listeners:
-            listener(event)
-
-    def emit_all(self, events: Iterable[Event]) -> None:
-        """Record several events in order."""
-        for event in events:
-            self.emit(event)
+        for event in batch:
+            for listener in self._listeners:
+                listener(event)
 
     def now(self) -> float:
         """The log's clock (the injected one, or wall-clock time)."""

@@ -12,9 +12,11 @@ module is the storage layer that makes that hold:
   ... ``COMMIT``), and nothing is answered to a client before its transaction has
   committed, so a process killed at any moment (SIGKILL) leaves either all or none of a
   step on disk;
-* ``durability="full"`` (the default) also fsyncs the WAL at every commit
-  (``synchronous=FULL``), so a committed step survives a power cut as well;
-  ``"normal"`` survives a killed process but may lose the last commits on a power cut;
+* ``durability="full"`` (the default) also fsyncs the WAL at every commit that needs it
+  (what ``synchronous=FULL`` does, done by the store after the commit so that a batch of
+  only unauthenticated steps can go without, see :class:`Store`), so a committed step
+  survives a power cut as well; ``"normal"`` survives a killed process but may lose the
+  last commits on a power cut;
 * MKIs come from a per-service counter that only grows and is committed together with
   the TEK that uses it (``UNIQUE(service, mki)`` guards the rule as well), SQNs from a
   per-subscriber counter that only grows, MIKEY replay counters likewise;
@@ -52,14 +54,17 @@ Tables (all times are Unix seconds; ``ev`` numbers are a logical event counter k
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from mbmssec.errors import MbmssecError
+from mbmssec.impl.service.events import Event
 from mbmssec.impl.service.files import create_private
 
 __all__ = [
@@ -68,6 +73,7 @@ __all__ = [
     "TEK_STATES",
     "Challenge",
     "Registration",
+    "Row",
     "Service",
     "Store",
     "StoreError",
@@ -296,7 +302,7 @@ class Challenge:
         )
 
 
-def _tek(row: sqlite3.Row) -> TekRow:
+def _tek(row: Mapping[str, Any]) -> TekRow:
     return TekRow(
         row["id"],
         row["service"],
@@ -313,7 +319,7 @@ def _tek(row: sqlite3.Row) -> TekRow:
     )
 
 
-def _registration(row: sqlite3.Row) -> Registration:
+def _registration(row: Mapping[str, Any]) -> Registration:
     delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
     return Registration(
         row["ue"],
@@ -334,12 +340,36 @@ def _registration(row: sqlite3.Row) -> Registration:
     )
 
 
-class Store:
-    """The BM-SC database.  One instance per connection; not shared between threads.
+Row = dict[str, Any]
+"""One result row, by column name."""
 
-    Reads may happen anywhere; writes must happen inside :meth:`transaction`.
-    Several processes may open the same file (SQLite serialises the writers).
+
+class Store:
+    """The BM-SC database on SQLite, and the store interface every backend keeps.
+
+    One instance per connection; not shared between threads.  Reads may happen
+    anywhere; writes must happen inside :meth:`transaction`.  Several processes may open
+    the same file (SQLite serialises the writers).
+    :class:`~mbmssec.impl.service.pgstore.PgStore` keeps the same interface on
+    PostgreSQL, for several BM-SC processes sharing one database.
+
+    **Group commit.**  With :meth:`group_commits` on, the first :meth:`transaction` opens
+    a *batch* (one database transaction) and every transaction until
+    :meth:`commit_batch` is a savepoint inside it: a step that raises is rolled back to
+    its savepoint alone, and the batch commits all the others at once, with one fsync.
+    Whoever answers a client for a step must wait until :meth:`commit_batch` returned
+    (:class:`mbmssec.impl.net.server.GroupCommit` does that per event-loop turn).  A
+    transaction declared ``sync=False`` (the unauthenticated path: a challenge's SQN, a
+    wrong answer counted) does not need an fsync: a batch of only such steps commits
+    without one (it survives a killed process, not a power cut; a lost SQN is caught by
+    the USIM's resynchronisation, TS 33.102 6.3.5).
     """
+
+    _GREATEST: ClassVar[str] = "max"
+    """The SQL function of the larger of two values."""
+
+    keeps_log: ClassVar[bool] = False
+    """Whether the event log is kept in the database (:meth:`log_events`)."""
 
     def __init__(
         self, path: str | Path, *, durability: str = "full", busy_timeout: float = 10.0
@@ -349,6 +379,8 @@ class Store:
                 f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
             )
         self.path = str(path)
+        self.durability = durability
+        self._init_transactions()
         if self.path != ":memory:" and not self.path.startswith("file:"):
             # Created for its owner only before SQLite opens it: SQLite gives the -wal and
             # -shm files the database file's mode.
@@ -366,7 +398,11 @@ class Store:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
-            self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            # Commits are written (not fsynced) by SQLite; a commit that needs it is made
+            # durable by an fsync of the WAL afterwards (_commit), so that one batch of
+            # unauthenticated steps goes without (SQLite cannot change its own safety
+            # level inside a transaction, where a batch's need is known).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             columns = {r["name"] for r in self._db.execute("PRAGMA table_info(challenges)")}
@@ -377,7 +413,20 @@ class Store:
             self._db.execute(_CHALLENGES_BY_UE)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        self._depth = 0
+        self._check_schema()
+
+    def _init_transactions(self) -> None:
+        self._depth = 0  # nesting of transaction() blocks
+        self._open = False  # a database transaction is open
+        self._tx_sync = False  # the current step needs an fsync
+        self._grouping: Callable[[], None] | None = None  # group commit: called at a batch's start
+        self._batch_sync = False  # the open batch holds a step that needs an fsync
+        self._events: list[Event] = []  # events to append at the commit (keeps_log)
+        self._wal_fd: int | None = None
+        self.syncs = 0
+        """Commits made durable with an fsync (SQLite: of the WAL)."""
+
+    def _check_schema(self) -> None:
         with self.transaction():
             version = self.get_meta("schema")
             if version is None:
@@ -393,53 +442,195 @@ class Store:
     def close(self) -> None:
         """Close the connection (a transaction still open is rolled back)."""
         self._db.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
 
     @contextmanager
-    def transaction(self) -> Iterator[Store]:
+    def transaction(self, *, sync: bool = True) -> Iterator[Store]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the block raises.
 
         Nested use joins the outer transaction.  Commit happens before the block's
-        caller sees the result, so anything answered afterwards is on disk.
+        caller sees the result, so anything answered afterwards is on disk; under group
+        commit the step is a savepoint of the open batch instead, and on disk once
+        :meth:`commit_batch` returned.  ``sync=False``: the step needs no fsync (see the
+        class docstring); a nested ``sync=True`` step makes the whole one need it.
         """
         if self._depth:
             self._depth += 1
+            self._tx_sync = self._tx_sync or sync
             try:
                 yield self
             finally:
                 self._depth -= 1
             return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from None
+        self._tx_sync = sync
+        if self._grouping is not None:
+            if not self._open:
+                self._begin()
+                self._open = True
+                self._batch_sync = False
+                self._grouping()
+            mark = len(self._events)
+            self._exec("SAVEPOINT step")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self._depth = 0
+                del self._events[mark:]
+                self._exec("ROLLBACK TO SAVEPOINT step")
+                self._exec("RELEASE SAVEPOINT step")
+                raise
+            self._depth = 0
+            self._exec("RELEASE SAVEPOINT step")
+            self._batch_sync = self._batch_sync or self._tx_sync
+            return
+        self._begin()
+        self._open = True
         self._depth = 1
         try:
             yield self
         except BaseException:
             self._depth = 0
-            self._db.execute("ROLLBACK")
+            self._open = False
+            self._events.clear()
+            self._rollback()
             raise
         self._depth = 0
         try:
+            self._commit(self._tx_sync)
+        finally:
+            self._open = False
+            self._events.clear()
+
+    # -- group commit -------------------------------------------------------------------
+
+    def group_commits(self, on_batch: Callable[[], None] | None) -> None:
+        """Turn group commit on (``on_batch`` is called when a batch opens, to schedule
+        its :meth:`commit_batch`) or off (``None``; an open batch is committed first)."""
+        if on_batch is None and self._open and self._grouping is not None:
+            self.commit_batch()
+        self._grouping = on_batch
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether a batch is open (its steps are not yet durable)."""
+        return self._grouping is not None and self._open
+
+    def commit_batch(self) -> bool:
+        """Commit the open batch (if any); returns whether it was fsynced.  On failure
+        the batch is rolled back and :class:`StoreError` raised: none of its steps may
+        be answered as done."""
+        if not self.in_batch or self._depth:
+            return False
+        sync = self._batch_sync
+        try:
+            self._commit(sync)
+        finally:
+            self._open = False
+            self._batch_sync = False
+            self._events.clear()
+        return sync and self.durability == "full"
+
+    def log_events(self, events: Sequence[Event]) -> None:
+        """Inside a transaction: append ``events`` to the database's event log at its
+        commit, in commit order (only where :attr:`keeps_log`)."""
+        raise StoreError(f"{self.path}: this database keeps no event log (SQLite: a file)")
+
+    def leads(self) -> bool:
+        """Whether this process runs the TEK schedule and the SRTP stream.  One SQLite
+        database has one BM-SC process, which always does."""
+        return True
+
+    def try_lead(self, ttl: float = 5.0) -> bool:
+        """Become the process that runs the schedule, if no other one is (SQLite: the
+        one process always is); ``ttl`` is the lease's time-to-live in seconds."""
+        return True
+
+    def renew_lease(self) -> bool:
+        """Renew the leader's lease; False when it was lost (SQLite: never)."""
+        return True
+
+    def resign(self) -> None:
+        """Give the leadership up at a clean stop (SQLite: nothing to give up)."""
+
+    def lock_service(self, service: str, *, shared: bool = False) -> None:
+        """Inside a transaction: hold the service's schedule until the commit against
+        every other writer, or (``shared``) against changes of the schedule only, so a
+        delivery built from it commits before the schedule moves on (SQLite: every
+        transaction holds the write lock)."""
+
+    # -- the connection's primitives (each backend its own) ------------------------------
+
+    def _begin(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from None
+
+    def _commit(self, sync: bool) -> None:
+        try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
+        if sync and self.durability == "full":
+            self._sync_wal()
 
-    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _sync_wal(self) -> None:
+        """fsync the WAL (what ``synchronous=FULL`` does at every commit): every commit
+        so far is then on disk, this one's and the unsynced ones' before it."""
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            return
+        if self._wal_fd is None:
+            try:
+                self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return  # nothing written through the WAL yet
+        try:
+            os.fdatasync(self._wal_fd)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
+        self.syncs += 1
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
+            self._db.execute("ROLLBACK")
+
+    def _exec(self, sql: str) -> None:
+        try:
+            self._db.execute(sql)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {sql} failed: {exc}") from None
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> int:
+        """Run a write inside a transaction; returns the rows it changed."""
         if not self._depth:
             raise StoreError("a write outside a transaction")  # a programming error
         try:
-            return self._db.execute(sql, args)
+            return self._db.execute(sql, args).rowcount
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"refused by the database: {exc}") from None
 
-    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
-        return row
+    def _returning(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
+        """Run a write with ``RETURNING`` inside a transaction; its first row."""
+        if not self._depth:
+            raise StoreError("a write outside a transaction")  # a programming error
+        try:
+            cur = self._db.execute(sql, args)
+            row = cur.fetchone()
+            cur.fetchall()  # SQLite finishes the statement only once it is read out
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"refused by the database: {exc}") from None
+        return None if row is None else dict(row)
 
-    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        return list(self._db.execute(sql, args).fetchall())
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else dict(row)
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
+        return [dict(r) for r in self._db.execute(sql, args).fetchall()]
 
     # -- meta --------------------------------------------------------------------------
 
@@ -458,10 +649,12 @@ class Store:
 
     def next_ev(self) -> int:
         """Take the next logical event number (1, 2, ...)."""
-        row = self._write(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ev' RETURNING value"
-        ).fetchone()
-        return int(row[0])
+        row = self._returning(
+            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'ev' "
+            "RETURNING value"
+        )
+        assert row is not None
+        return int(row["value"])
 
     # -- subscribers (HSS/AuC) -------------------------------------------------------------
 
@@ -490,25 +683,27 @@ class Store:
 
     def raise_sqn(self, ue: str, sqn: int) -> None:
         """Set the subscriber's SQN to ``sqn`` if that is higher (never lowers it)."""
-        self._write("UPDATE subscribers SET sqn = max(sqn, ?) WHERE ue = ?", (sqn, ue))
+        self._write(
+            f"UPDATE subscribers SET sqn = {self._GREATEST}(sqn, ?) WHERE ue = ?", (sqn, ue)
+        )
 
     def take_sqn(self, ue: str) -> int:
         """Increment the subscriber's SQN and return the new value (for a new vector)."""
-        row = self._write(
+        row = self._returning(
             "UPDATE subscribers SET sqn = sqn + 1 WHERE ue = ? RETURNING sqn", (ue,)
-        ).fetchone()
+        )
         if row is None:
             raise StoreError(f"unknown subscriber {ue!r}")
-        return int(row[0])
+        return int(row["sqn"])
 
     def take_counter(self, ue: str) -> int:
         """Increment the subscriber's MIKEY replay counter and return the new value."""
-        row = self._write(
+        row = self._returning(
             "UPDATE subscribers SET ctr = ctr + 1 WHERE ue = ? RETURNING ctr", (ue,)
-        ).fetchone()
+        )
         if row is None:
             raise StoreError(f"unknown subscriber {ue!r}")
-        return int(row[0])
+        return int(row["ctr"])
 
     # -- services -----------------------------------------------------------------------
 
@@ -547,18 +742,20 @@ class Store:
 
     def take_mki(self, service: str) -> int:
         """Take the service's next unused MKI (the counter only grows)."""
-        row = self._write(
-            "UPDATE services SET next_mki = next_mki + 1 WHERE service = ? RETURNING next_mki - 1",
+        row = self._returning(
+            "UPDATE services SET next_mki = next_mki + 1 WHERE service = ? "
+            "RETURNING next_mki - 1 AS mki",
             (service,),
-        ).fetchone()
+        )
         if row is None:
             raise StoreError(f"unknown service {service!r}")
-        return int(row[0])
+        return int(row["mki"])
 
     def reserve_srtp(self, service: str, upto: int) -> None:
         """Record that SRTP indices below ``upto`` may be used (never lowers the mark)."""
         self._write(
-            "UPDATE services SET srtp_reserved = max(srtp_reserved, ?) WHERE service = ?",
+            f"UPDATE services SET srtp_reserved = {self._GREATEST}(srtp_reserved, ?) "
+            "WHERE service = ?",
             (upto, service),
         )
 
@@ -624,12 +821,13 @@ class Store:
         planned: float,
     ) -> TekRow:
         """Store a newly generated TEK."""
-        cur = self._write(
+        row = self._returning(
             "INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
-            "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (service, mki, key, salt, state, gen_ev, gen_t, planned),
         )
-        tek = self.get_tek(int(cur.lastrowid or 0))
+        assert row is not None
+        tek = self.get_tek(int(row["id"]))
         assert tek is not None
         return tek
 
@@ -688,7 +886,10 @@ class Store:
 
     def record_ack(self, ue: str, tek: int, t: float) -> None:
         """Note that ``ue`` confirmed ``tek`` with a MIKEY response."""
-        self._write("INSERT OR IGNORE INTO acks(ue, tek, t) VALUES (?, ?, ?)", (ue, tek, t))
+        self._write(
+            "INSERT INTO acks(ue, tek, t) VALUES (?, ?, ?) ON CONFLICT (ue, tek) DO NOTHING",
+            (ue, tek, t),
+        )
 
     def blocking_ues(
         self, service: str, tek: int, now: float, evidence: str, limit: int = 5
@@ -726,9 +927,15 @@ class Store:
     def put_registration(self, reg: Registration) -> None:
         """Insert or replace a registration."""
         self._write(
-            "INSERT OR REPLACE INTO registrations(ue, service, registered, port, fetch_time, "
+            "INSERT INTO registrations(ue, service, registered, port, fetch_time, "
             "kek, csb_id, mikey_rand, ts_type, ts_value, id_i, id_r, awaiting_ack, "
-            "delivered, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "delivered, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ue, service) DO UPDATE SET registered = excluded.registered, "
+            "port = excluded.port, fetch_time = excluded.fetch_time, kek = excluded.kek, "
+            "csb_id = excluded.csb_id, mikey_rand = excluded.mikey_rand, "
+            "ts_type = excluded.ts_type, ts_value = excluded.ts_value, id_i = excluded.id_i, "
+            "id_r = excluded.id_r, awaiting_ack = excluded.awaiting_ack, "
+            "delivered = excluded.delivered, t = excluded.t",
             (
                 reg.ue,
                 reg.service,
@@ -825,13 +1032,13 @@ class Store:
     def record_failure(self, nonce: str, limit: int) -> int:
         """Count one wrong answer to a pending challenge; at ``limit`` wrong answers it
         becomes ``failed``.  Returns the failures counted."""
-        row = self._write(
+        row = self._returning(
             "UPDATE challenges SET failures = failures + 1, state = CASE WHEN failures + 1 "
             ">= ? THEN 'failed' ELSE state END WHERE nonce = ? AND state = 'pending' "
             "RETURNING failures",
             (limit, nonce),
-        ).fetchone()
-        return 0 if row is None else int(row[0])
+        )
+        return 0 if row is None else int(row["failures"])
 
     def update_challenge(self, nonce: str, state: str, max_nc: int) -> None:
         """Record a challenge's use."""
@@ -839,9 +1046,23 @@ class Store:
             "UPDATE challenges SET state = ?, max_nc = ? WHERE nonce = ?", (state, max_nc, nonce)
         )
 
+    def claim_challenge(self, nonce: str, state: str, nc: int) -> bool:
+        """Record a challenge's use with nonce count ``nc`` only if no other request
+        used it meanwhile: it is still ``pending``, or ``verified`` with a lower nonce
+        count (one atomic statement, so that of two BM-SC processes given the same
+        answer at once only one wins).  Returns whether this use won."""
+        return (
+            self._write(
+                "UPDATE challenges SET state = ?, max_nc = ? WHERE nonce = ? AND "
+                "(state = 'pending' OR (state = 'verified' AND max_nc < ?))",
+                (state, nc, nonce, nc),
+            )
+            == 1
+        )
+
     def purge_challenges(self, issued_before: float) -> int:
         """Forget challenges issued before the given time; returns how many."""
-        return self._write("DELETE FROM challenges WHERE issued < ?", (issued_before,)).rowcount
+        return self._write("DELETE FROM challenges WHERE issued < ?", (issued_before,))
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -874,9 +1095,11 @@ class Store:
                 continue
             rows = []
             for row in self._all(f"SELECT * FROM {table} ORDER BY {order}"):
-                keys = row.keys()  # sqlite3.Row iterates values, not names
                 rows.append(
-                    {k: (row[k].hex() if isinstance(row[k], bytes) else row[k]) for k in keys}
+                    {
+                        k: (v.hex() if isinstance(v, bytes | memoryview) else v)
+                        for k, v in row.items()
+                    }
                 )
             out[table] = rows
         return out

@@ -23,16 +23,32 @@ takes the bytes received and the time ``now``; randomness comes from an injected
 * :meth:`UeCore.on_packet`: an SRTP packet is decrypted with the TEK its MKI names
   (6.2.2 step 7); after a packet under a newer TEK the UE switches to it and drops the
   older TEKs of the service (6.2.3.3); an unknown MKI is reported, and with
-  ``unknown_mki_resync=refetch`` asks for a re-registration at once.  With
+  ``unknown_mki_resync=refetch`` may ask for a re-registration (see below).  With
   ``mki_in_srtp=optional`` the packets carry no MKI and the UE can only use its current
   TEK, the first TEK of its latest delivery.
+
+  Anyone on the bearer can send the UE datagrams, so before any key is looked up a
+  packet is refused, and counted by its reason, if it does not come from the source the
+  BM-SC announced for the service's stream (``foreign_source``, when the caller says
+  where it came from), is too short for SRTP or not RTP (``malformed``), is not of the
+  SSRC the delivery's CS map named (``foreign_ssrc``) or is refused by the SRTP replay
+  list (``replay``, RFC 3711 3.3.2): a replayed or truncated packet is never taken for
+  one under an unknown MKI.  An unknown MKI asks for a re-registration only when the
+  packet is of the service's stream with a plausible sequence number (at most
+  :attr:`RefetchPolicy.ahead` packets beyond the highest authenticated one), and at most
+  as often as :class:`RefetchPolicy` allows: exponential back-off with jitter between
+  such re-fetches and a cap per minute, which only an authenticated packet under the
+  MKI that caused the last re-fetch resets (a re-fetch that did its job), so that
+  injected packets, which never authenticate, cannot.
 * :meth:`UeCore.due`: which services must be re-fetched (the fetch time has come, or
   the stream reached the fetch SRTP index).
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -79,21 +95,24 @@ from mbmssec.impl.protocols.srtp import (
     MasterKey,
     SrtpAuthError,
     SrtpError,
-    SrtpParseError,
+    SrtpFields,
     SrtpPolicy,
     SrtpReceiver,
     SrtpReplayError,
     UnknownMkiError,
+    parse_srtp,
 )
 from mbmssec.impl.service.bmsc import MKI_LENGTH, check_profile
-from mbmssec.impl.service.events import UE, Event, tek_id
+from mbmssec.impl.service.events import RECEIVE_REFUSED_UNKEYED, UE, Event, tek_id
 
 __all__ = [
     "AuthContext",
     "DeliveryOutcome",
     "HeldKey",
     "PacketOutcome",
+    "RefetchPolicy",
     "ServiceState",
+    "Source",
     "UeCore",
     "UeError",
 ]
@@ -104,6 +123,34 @@ _REPLAY_MODES: Final = {
     "timestamp": ReplayMode.TIMESTAMP,
     "none": ReplayMode.NONE,
 }
+
+
+Source = tuple[str, int]
+"""A datagram's source: (address, UDP port)."""
+
+
+@dataclass(frozen=True)
+class RefetchPolicy:
+    """How often an unknown MKI may make the UE re-register (``unknown_mki_resync=refetch``).
+
+    The first re-fetch comes at once; after each one that did not bring the MKI that
+    caused it, the next waits ``first_gap`` seconds, doubled each time up to ``max_gap``,
+    a random share of it taken off (between a half and none, so the UEs a common cause
+    sends back to the BM-SC do not come together again); and at most ``per_minute`` of
+    them fall in any 60 seconds.  Only a packet under that MKI that authenticates resets
+    both.  ``ahead``: how far (in packets) an unknown-MKI packet's index may lie beyond
+    the highest index the UE has authenticated and still be taken as the BM-SC's."""
+
+    first_gap: float = 1.0
+    max_gap: float = 60.0
+    per_minute: int = 2
+    ahead: int = 4096
+
+    def __post_init__(self) -> None:
+        if not (0 < self.first_gap <= self.max_gap and math.isfinite(self.max_gap)):
+            raise UeError("bad_policy", "re-fetch gaps must satisfy 0 < first_gap <= max_gap")
+        if not (1 <= self.per_minute <= 600 and 1 <= self.ahead < 1 << 15):
+            raise UeError("bad_policy", "per_minute must be 1 .. 600, ahead 1 .. 32767")
 
 
 class UeError(MbmssecError):
@@ -164,6 +211,17 @@ class ServiceState:
     decrypted: int = 0
     failures: int = 0
     deliveries: int = 0
+    source: Source | None = None
+    """Where the BM-SC announced it sends the service's stream from."""
+    refused: Counter[str] = field(default_factory=Counter)
+    """Packets not decrypted, by reason (the ``Receive`` reasons)."""
+    refetches: int = 0
+    """Re-registrations asked for because of an unknown MKI."""
+    refetch_mki: int | None = None
+    """The unknown MKI that caused the last of them."""
+    refetch_times: list[float] = field(default_factory=list)
+    refetch_gap: float = 0.0
+    refetch_after: float = -math.inf
 
     @property
     def mkis(self) -> list[int]:
@@ -209,6 +267,7 @@ class UeCore:
     sqn_ms: int = 0
     rand: Rand = os.urandom
     timestamp_skew: float = 30.0
+    refetch_policy: RefetchPolicy = field(default_factory=RefetchPolicy)
     services: dict[str, ServiceState] = field(default_factory=dict, init=False)
     auth: AuthContext | None = field(default=None, init=False)
     resyncs: int = field(default=0, init=False)
@@ -223,6 +282,7 @@ class UeCore:
             _REPLAY_MODES[self.profile["replay_protection"]], max_skew=self.timestamp_skew
         )
         self._with_mki = self.profile["mki_in_srtp"] == "mandatory"
+        self._policy = SrtpPolicy(mki_length=MKI_LENGTH if self._with_mki else 0)
 
     def __repr__(self) -> str:
         return f"UeCore({self.ue!r}, sqn_ms={self.usim.sqn_ms})"
@@ -378,7 +438,7 @@ class UeCore:
             st.keys.setdefault(held.mki, held)
         if self._with_mki:
             if st.receiver is None or new_stream:
-                st.receiver = SrtpReceiver(SrtpPolicy(mki_length=MKI_LENGTH))
+                st.receiver = SrtpReceiver(self._policy)
                 st.receiver.set_roc(stream.ssrc, stream.roc)
             for held in keys:
                 mki = held.mki.to_bytes(MKI_LENGTH, "big")
@@ -402,7 +462,7 @@ class UeCore:
             st.current = keys[0].mki
             if not same_key:
                 st.receiver = SrtpReceiver(
-                    SrtpPolicy(mki_length=0), [MasterKey(b"", keys[0].key, keys[0].salt)]
+                    self._policy, [MasterKey(b"", keys[0].key, keys[0].salt)]
                 )
                 st.receiver.set_roc(stream.ssrc, stream.roc)
         st.fetch_time = st.fetch_index = None
@@ -471,34 +531,43 @@ class UeCore:
 
     # -- SRTP (step 7, 6.2.3.3) ---------------------------------------------------------------
 
-    def on_packet(self, service: str, data: bytes, now: float) -> PacketOutcome:
-        """Decrypt one SRTP packet of ``service``; switch key on a newer MKI."""
+    def announce_source(self, service: str, source: Source) -> None:
+        """Record where the BM-SC sends the service's stream from (it says so with each
+        delivery); :meth:`on_packet` refuses datagrams from anywhere else."""
+        self.state(service).source = (str(source[0]), int(source[1]))
+
+    def on_packet(
+        self, service: str, data: bytes, now: float, source: Source | None = None
+    ) -> PacketOutcome:
+        """Decrypt one SRTP packet of ``service``; switch key on a newer MKI.
+
+        ``source`` is where the datagram came from; ``None`` when the caller hands over
+        packets without one (the check of the announced source is then the caller's).
+        A packet refused before any key is looked up, and one under an unknown MKI, is
+        classified as the module docstring says."""
         st = self.state(service)
         seq = int.from_bytes(data[2:4], "big") if len(data) >= 12 else None
-        mki: int | None = None
-        reason: str | None = None
         payload: bytes | None = None
-        switched = False
-        if self._with_mki and len(data) >= 12 + MKI_LENGTH + 10:
-            mki = int.from_bytes(data[-10 - MKI_LENGTH : -10], "big")
-        if st.receiver is None:
+        switched = refetch = False
+        reason, fields, index = self._unkeyed_refusal(st, data, source)
+        mki = fields.mki_value if fields is not None else None
+        if reason is None and st.receiver is None:
             reason = "unknown_mki" if self._with_mki else "auth_failed"
-            if self._with_mki:
-                st.saw_unknown = True
-        else:
+        elif reason is None and st.receiver is not None:
             try:
                 payload = st.receiver.unprotect(data)
             except UnknownMkiError:
                 reason = "unknown_mki"
-                st.saw_unknown = True
             except SrtpAuthError:
                 reason = "auth_failed"
             except SrtpReplayError:
                 reason = "replay"
-            except SrtpParseError:
-                reason = "malformed"
             except SrtpError:
                 reason = "malformed"
+        if reason == "unknown_mki":
+            st.saw_unknown = True
+            if self.profile["unknown_mki_resync"] == "refetch":
+                refetch = self._may_refetch(st, mki, index, now)
         if payload is not None and self._with_mki and mki is not None:
             if st.current is None or mki != st.current:
                 switched = mki != st.current
@@ -508,13 +577,18 @@ class UeCore:
                 del st.keys[old]
                 if st.receiver is not None:
                     st.receiver.remove_key(old.to_bytes(MKI_LENGTH, "big"))
+            if mki == st.refetch_mki:  # the re-fetch did its job: the back-off starts over
+                st.refetch_mki, st.refetch_gap, st.refetch_after = None, 0.0, -math.inf
+                st.refetch_times.clear()
         if payload is not None:
             st.decrypted += 1
         else:
             st.failures += 1
+            st.refused[reason or "auth_failed"] += 1
         if not self._with_mki:
             mki = st.current if payload is not None else None
-        refetch = reason == "unknown_mki" and self.profile["unknown_mki_resync"] == "refetch"
+        elif reason in RECEIVE_REFUSED_UNKEYED:
+            mki = None  # nothing was read under a key: the field is the sender's word
         extra: dict[str, object] = {"source": UE}
         if seq is not None:
             extra["seq"] = seq
@@ -531,6 +605,53 @@ class UeCore:
         return PacketOutcome(
             payload is not None, mki, reason, refetch, seq, payload, switched, event
         )
+
+    def _unkeyed_refusal(
+        self, st: ServiceState, data: bytes, source: Source | None
+    ) -> tuple[str | None, SrtpFields | None, int | None]:
+        """Why a datagram is refused before any key is looked up (or ``None``), its clear
+        SRTP fields if it has them, and its index if the replay list was consulted."""
+        if source is not None and source != st.source:
+            return "foreign_source", None, None
+        try:
+            fields = parse_srtp(data, self._policy)
+        except SrtpError:
+            return "malformed", None, None
+        if st.ssrc is not None and fields.ssrc != st.ssrc:
+            return "foreign_ssrc", fields, None
+        if st.receiver is None:
+            return None, fields, None
+        try:
+            return None, fields, st.receiver.replay_check(fields.ssrc, fields.seq)
+        except SrtpReplayError:
+            return "replay", fields, None
+        except SrtpError:  # the 48-bit index space exhausted
+            return "malformed", fields, None
+
+    def _may_refetch(
+        self, st: ServiceState, mki: int | None, index: int | None, now: float
+    ) -> bool:
+        """Whether an unknown MKI asks for a re-registration now (:class:`RefetchPolicy`):
+        the packet must be of the stream a delivery named, with a plausible index, and the
+        back-off and the cap per minute must allow it; a re-fetch allowed is recorded."""
+        pol = self.refetch_policy
+        if not st.registered or st.receiver is None or st.ssrc is None or mki is None:
+            return False
+        highest = st.receiver.highest_index(st.ssrc)
+        if highest is not None and index is not None and index > highest + pol.ahead:
+            return False
+        st.refetch_times = [t for t in st.refetch_times if now - t < 60.0]
+        if now < st.refetch_after or len(st.refetch_times) >= pol.per_minute:
+            return False
+        st.refetch_times.append(now)
+        st.refetch_gap = (
+            pol.first_gap if st.refetch_gap <= 0 else min(pol.max_gap, 2 * st.refetch_gap)
+        )
+        share = int.from_bytes(self.rand(4), "big") / 2**32
+        st.refetch_after = now + st.refetch_gap * (1.0 - share / 2)
+        st.refetch_mki = mki
+        st.refetches += 1
+        return True
 
     # -- re-fetching (6.2.3.2) --------------------------------------------------------------
 

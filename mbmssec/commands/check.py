@@ -12,10 +12,14 @@ one sentence says why it violates the property.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,13 @@ from mbmssec.model import itf
 from mbmssec.model.concrete import Universe
 from mbmssec.model.machine import Model
 from mbmssec.outdir import check_writable
+from mbmssec.proofs.attribution import MAX_PARTS, attribute
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH
 from mbmssec.proofs.check import (
     Comparison,
     Proposal,
     Report,
+    check_overrides,
     check_profile,
     compare,
     model_hash,
@@ -39,7 +45,7 @@ from mbmssec.proofs.check import (
 from mbmssec.proofs.induction import DEFAULT_RLIMIT
 from mbmssec.proofs.msc import trace_svg
 from mbmssec.proofs.pytest_export import write_pytest
-from mbmssec.proofs.results import RESULTS_FILE
+from mbmssec.proofs.results import RESULTS_FILE, label
 from mbmssec.spec.loader import load_spec
 
 
@@ -85,6 +91,24 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="write results.json, traces (JSON, ITF JSON, SVG, pytest) to DIR",
     )
+    p.add_argument(
+        "--no-attribution",
+        action="store_true",
+        help="do not re-check parts of each named proposal to find which of its option "
+        "values causes each change, nor the alternatives that fix the same property "
+        "(attribution is never made for the proposals --all adds)",
+    )
+    p.add_argument(
+        "--brief",
+        action="store_true",
+        help="print only the verdict differences, the sentences of why and the attribution",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes for the attribution's checks (default: one per CPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -123,9 +147,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(args.out))
     if args.rlimit <= 0:
         raise UsageError("--rlimit: expected a positive number of solver steps")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected at least 1 (got {args.jobs})")
     universe = parse_universe(args.universe)
     spec = load_spec()
     proposals: list[Proposal] = [resolve_proposal(r, spec) for r in args.proposals]
+    named = len(proposals)
     if args.all:
         proposals += shipped_proposals(spec)
     progress = Progress(not args.quiet)
@@ -142,6 +169,16 @@ def run(args: argparse.Namespace) -> int:
         progress.context = f"{prop.name}: "
         report = check_profile(Model(prop.profile), **kwargs)
         comparisons.append(compare(baseline, report, prop))
+    if not args.no_attribution:
+        for c in comparisons[:named]:
+            assert c.proposal is not None
+            if c.proposal.behaviour is not None:
+                continue  # its option values checked alone would leave its behaviour out
+            progress.context = f"{c.proposal.name}: attribution: "
+            checks = partial(
+                check_overrides, depth=args.depth, universe=universe, rlimit=args.rlimit
+            )
+            c.attribution = attribute(c, spec, _parallel(checks, args.jobs, progress))
     progress.context = ""
     progress(
         f"done ({baseline.seconds + sum(c.report.seconds for c in comparisons):.1f} s checking)"
@@ -152,9 +189,32 @@ def run(args: argparse.Namespace) -> int:
         files = write_out(args.out, baseline, comparisons, digest)
     if args.json:
         print(results_document(baseline, comparisons, digest, files).dumps(), end="")
+    elif args.brief:
+        print(render_brief(baseline, comparisons))
     else:
         print(render_text(baseline, comparisons))
     return 1 if any(c.breaks for c in comparisons) else 0
+
+
+def _parallel(
+    check: Callable[[dict[str, str]], Report], jobs: int, progress: Progress
+) -> Callable[[Sequence[dict[str, str]]], list[Report]]:
+    """A batch checker for :func:`~mbmssec.proofs.attribution.attribute`: the profiles in
+    ``jobs`` worker processes, one progress line per finished profile."""
+
+    def run_all(batch: Sequence[dict[str, str]]) -> list[Report]:
+        if not batch:
+            return []
+        with ProcessPoolExecutor(max_workers=min(jobs, len(batch))) as pool:
+            futures = {pool.submit(check, dict(o)): i for i, o in enumerate(batch)}
+            out: list[Report | None] = [None] * len(batch)
+            for done, fut in enumerate(as_completed(futures), start=1):
+                i = futures[fut]
+                out[i] = fut.result()
+                progress(f"{done}/{len(batch)} checked ({label(batch[i])})")
+        return [r for r in out if r is not None]
+
+    return run_all
 
 
 def _slug(text: str) -> str:
@@ -282,9 +342,79 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
         if c.added:
             lines.append(f"  added by the proposal: {_names(c.added)}")
             lines += _verdict_lines(c.report, c.added, p)
+        lines += _attribution_lines(c)
         for err in c.expectation_errors():
             lines += _wrap(f"note: {err}", "  ", "    ")
     return "\n".join(lines)
+
+
+def _attribution_lines(c: Comparison) -> list[str]:
+    a = c.attribution
+    p = c.proposal
+    if a is None and p is not None and p.behaviour is not None and p.overrides:
+        return _wrap(
+            "(which of its parts causes each change is not computed: the proposal states "
+            "behaviour besides its option values, and its option values alone leave it out)",
+            "  ",
+            "    ",
+        )
+    if a is None or not a.changes:
+        return []
+    lines = ["  what causes each change, and what else would fix it:"]
+    if a.causes is None:
+        lines += _wrap(
+            f"(causes not computed: the proposal sets {len(c.report.overrides)} option "
+            f"values, more than {MAX_PARTS})",
+            "    ",
+            "      ",
+        )
+    for sentence in a.sentences():
+        lines += _wrap(sentence, "    ", "      ")
+    if a.invalid:
+        lines += _wrap(
+            "not checked alone (not a valid profile on its own): "
+            + "; ".join(label(s) for s in a.invalid),
+            "    ",
+            "      ",
+        )
+    return lines
+
+
+def render_brief(baseline: Report, comparisons: list[Comparison]) -> str:
+    """Only what differs from the baseline, the sentences of why, and the attribution
+    (the baseline alone: its refuted properties and their sentences)."""
+    lines: list[str] = []
+    if not comparisons:
+        refuted = [n for n, v in sorted(baseline.verdicts.items()) if v.verdict != "proved"]
+        lines.append(f"{baseline.title}: not proved: {_names(refuted) or 'none'}")
+        lines += _why_lines(baseline, refuted)
+    for c in comparisons:
+        assert c.proposal is not None
+        lines += _wrap(f"{c.proposal.name}: {c.proposal.title}", "", "  ")
+        for title, numbers in (
+            ("newly broken", c.broken),
+            ("no longer proved", c.weakened),
+            ("newly fixed", c.fixed),
+        ):
+            if numbers:
+                names = ", ".join(f"P{n} {c.report.verdicts[n].name}" for n in numbers)
+                lines += _wrap(f"{title}: {names}", "  ", "    ")
+        if not c.broken and not c.weakened and not c.fixed:
+            lines.append("  no verdict changes")
+        lines += _why_lines(c.report, c.broken)
+        lines += _attribution_lines(c)
+        for err in c.expectation_errors():
+            lines += _wrap(f"note: {err}", "  ", "    ")
+    return "\n".join(lines)
+
+
+def _why_lines(report: Report, numbers: list[int]) -> list[str]:
+    lines: list[str] = []
+    for n in numbers:
+        v = report.verdicts[n]
+        if v.explanation is not None:
+            lines += _wrap(f"why P{n}: {v.explanation}", "  ", "    ")
+    return lines
 
 
 TEXT_WIDTH = 100

@@ -23,6 +23,18 @@ With ``tek_protection=tls`` (or ``--tls``) it answers over HTTPS with a certific
 :mod:`mbmssec.impl.net.tls`); the JSON line then names the CA file (``"ca"``), which
 ``mbmssec ue --ca`` and ``bmsc-admin --ca`` verify the BM-SC against.
 
+**PostgreSQL, several workers.**  ``--db postgresql://USER[:PASSWORD]@HOST[:PORT]/DB``
+(or ``postgresql:///DB?host=/socket/dir``) keeps the state in PostgreSQL instead
+(:mod:`mbmssec.impl.service.pgstore`), and any number of ``serve`` processes may share
+it: on one machine behind one port (``--reuse-port``, SO_REUSEPORT) or behind any HTTP
+load balancer.  Each answers registrations; one elected leader (an advisory-lock lease)
+runs the TEK schedule and the SRTP stream, and another takes over within 0.5 s when the
+leader dies, or ``--lease-ttl`` seconds after a hung one stopped renewing its lease.
+The event log is kept in the database in commit order (``--log FILE`` also writes this
+worker's events to a file); ``mbmssec bmsc-admin --db URL export-log`` writes the
+fleet's log for ``mbmssec trace-check``.  The admin listener runs only with
+``--admin-token-file`` (one token for the workers), HTTPS only with ``--tls-dir``.
+
 ``mbmssec bmsc-admin --db PATH ACTION ...`` changes or shows the database directly
 (safe while the BM-SC runs: SQLite serialises writers, and the BM-SC reads the
 database on every step) and appends each change to the BM-SC's event log (``--log
@@ -33,7 +45,8 @@ server's log sees every change; or, with ``--url ADMIN_URL --token-file FILE`` (
 BM-SC's admin listener, which logs the change itself.  Actions: ``add-subscriber UE
 --secrets FILE|- [--sqn N]`` (K and OPc from a 0600 TOML file or standard input, never
 from the command line, where every local user could read them), ``add-service SERVICE
-[--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``, ``show``.
+[--period S]``, ``subscribe UE SERVICE``, ``revoke UE SERVICE``, ``show``, and on
+PostgreSQL ``export-log [--out FILE] [--after SEQ]``.
 
 Secrets at rest: both commands run under the umask 077, so every file they create (the
 database and its ``-wal`` and ``-shm``, the event log, the admin token, the TLS
@@ -79,7 +92,13 @@ from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, ser
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
 from mbmssec.impl.service.events import ADMIN, Event, EventLog
 from mbmssec.impl.service.files import PrivateFileError, private_umask, require_private
-from mbmssec.impl.service.store import DURABILITY, Store
+from mbmssec.impl.service.pgstore import (
+    DEFAULT_LEASE_TTL,
+    PgStore,
+    is_database_url,
+    redact_url,
+)
+from mbmssec.impl.service.store import DURABILITY, Store, StoreError
 from mbmssec.spec.loader import Profile, load_profile, load_spec
 
 __all__ = [
@@ -127,15 +146,26 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     return spec.profile(base)
 
 
-def open_core(
-    db: Path, profile: Profile | None, config: BmscConfig, durability: str = "full"
-) -> BmscCore:
-    """A :class:`BmscCore` over the database; ``profile=None`` takes the recorded one.
+def open_store(db: str | Path, durability: str = "full") -> Store:
+    """The store ``--db`` names: a PostgreSQL URL (:class:`PgStore`) or a SQLite file.
 
-    A database (or its ``-wal`` or ``-shm`` file) that group or others may read is
-    refused, with the ``chmod`` that fixes it (:func:`require_private_database`)."""
-    require_private_database(db)
-    store = Store(db, durability=durability)
+    A SQLite database (or its ``-wal`` or ``-shm`` file) that group or others may read
+    is refused, with the ``chmod`` that fixes it (:func:`require_private_database`)."""
+    try:
+        if is_database_url(db):
+            return PgStore(str(db), durability=durability)
+        require_private_database(Path(db))
+        return Store(db, durability=durability)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def open_core(
+    db: str | Path, profile: Profile | None, config: BmscConfig, durability: str = "full"
+) -> BmscCore:
+    """A :class:`BmscCore` over the database (see :func:`open_store`); ``profile=None``
+    takes the recorded one."""
+    store = open_store(db, durability)
     if profile is None:
         recorded = store.get_meta("profile")
         spec = load_spec()
@@ -176,7 +206,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the BM-SC (HTTP Digest AKA + MIKEY + SRTP) on loopback",
         description=__doc__,
     )
-    p.add_argument("--db", type=Path, required=True, help="SQLite database (created if absent)")
+    p.add_argument(
+        "--db",
+        required=True,
+        metavar="PATH|URL",
+        help="the SQLite database file (created if absent), or a PostgreSQL URL "
+        "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql:///DATABASE"
+        "?host=/socket/dir for a Unix socket): several serve processes may share one "
+        "PostgreSQL database, one of them (the elected leader) running the TEK schedule "
+        "and the SRTP stream",
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     p.add_argument("--port", type=int, default=0, help="TCP port of the UE API (0: any free port)")
     p.add_argument(
@@ -247,6 +286,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=MAX_CONNECTIONS,
         help=f"connections the UE port holds at once; more get 503 (default {MAX_CONNECTIONS})",
     )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share --port with other serve processes on this machine (SO_REUSEPORT; "
+        "with a PostgreSQL --db, the kernel spreads connections over the workers)",
+    )
+    p.add_argument(
+        "--stream-port",
+        type=int,
+        default=None,
+        help="UDP port the SRTP stream is sent from and announced to the UEs as its "
+        "source (default: with --reuse-port the --port number, shared by the workers; "
+        "else any free port); workers behind a load balancer need one",
+    )
+    p.add_argument(
+        "--lease-ttl",
+        type=positive,
+        default=DEFAULT_LEASE_TTL,
+        help="PostgreSQL: seconds after its last renewal that another worker ends a "
+        "leader that stopped renewing its lease (default "
+        f"{DEFAULT_LEASE_TTL:g}); a leader that dies is replaced within 0.5 s",
+    )
     p.add_argument("--no-stream", action="store_true", help="do not send the SRTP stream")
     p.add_argument(
         "--no-send-log",
@@ -269,7 +330,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
     )
     where = a.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", type=Path, help="operate on the database directly")
+    where.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        help="operate on the database directly (a SQLite file or a PostgreSQL URL)",
+    )
     where.add_argument(
         "--url", help="operate through a running BM-SC's admin listener (its admin_url)"
     )
@@ -302,6 +367,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         s.add_argument("ue")
         s.add_argument("service")
     actions.add_parser("show", help="print the state (no secrets) as JSON")
+    s = actions.add_parser(
+        "export-log",
+        help="PostgreSQL: write the fleet's event log (every worker's events, in commit "
+        "order) as JSON lines, for trace-check",
+    )
+    s.add_argument("--out", type=Path, help="write to FILE (mode 0600) instead of stdout")
+    s.add_argument("--after", type=int, default=0, help="only events after this sequence number")
     add_profile_arguments(a)
     a.set_defaults(func=_admin)
 
@@ -327,29 +399,51 @@ def _serve_private(args: argparse.Namespace) -> int:
         raise UsageError("--idle-timeout must be at most 3600 seconds")
     profile = profile_from_args(args)
     config = BmscConfig(period=args.period, packet_rate=args.rate, fetch_window=args.fetch_window)
-    require_private_database(args.db)  # before anything is created next to it
+    pg = is_database_url(args.db)
+    db = None if pg else Path(args.db)
+    if db is not None:
+        require_private_database(db)  # before anything is created next to it
+
+    def beside(suffix: str) -> Path | None:  # a file next to a SQLite database
+        return None if db is None else db.with_name(db.name + suffix)
+
     tls_files = None
     if args.tls or args.tls_dir is not None or profile["tek_protection"] == "tls":
+        tls_dir = args.tls_dir or beside(".tls")
+        if tls_dir is None:
+            raise UsageError(
+                "with a PostgreSQL --db, HTTPS needs --tls-dir (shared by the workers)"
+            )
         try:
-            tls_files = ensure_tls_files(args.tls_dir or args.db.with_name(args.db.name + ".tls"))
+            tls_files = ensure_tls_files(tls_dir)
         except TlsError as exc:
             raise UsageError(str(exc)) from None
     args.tls_files = tls_files
-    args.admin_token_file = args.admin_token_file or args.db.with_name(
-        args.db.name + ".admin-token"
-    )
-    try:
-        args.admin_token = ensure_admin_token(args.admin_token_file)
-    except ServerError as exc:
-        raise UsageError(str(exc)) from None
+    # With PostgreSQL the admin listener runs only with an explicit --admin-token-file
+    # (the workers share one token); bmsc-admin --db URL works on the database.
+    args.admin_token_file = args.admin_token_file or beside(".admin-token")
+    args.admin_token = None
+    if args.admin_token_file is not None:
+        try:
+            args.admin_token = ensure_admin_token(args.admin_token_file)
+        except ServerError as exc:
+            raise UsageError(str(exc)) from None
     core = open_core(args.db, profile, config, args.durability)
-    log_path = args.log or args.db.with_name(args.db.name + ".events.jsonl")
-    log = None if args.no_log else EventLog(log_path)
+    log_path = args.log or beside(".events.jsonl")
+    log = None if args.no_log or log_path is None else EventLog(log_path)
     try:
         now = time.time()
         for service in args.service:
             if core.store.get_service(service) is None:
-                events = core.add_service(service, now)
+                try:
+                    with core.store.transaction():
+                        events = core.add_service(service, now)
+                        if core.store.keeps_log:
+                            core.store.log_events(events)
+                except BmscError as exc:
+                    if exc.code != "exists":  # another worker created it meanwhile
+                        raise UsageError(exc.message) from None
+                    events = []
                 if log is not None:
                     log.emit_all(events)
         return asyncio.run(_run_server(core, args, log, log_path))
@@ -360,7 +454,7 @@ def _serve_private(args: argparse.Namespace) -> int:
 
 
 async def _run_server(
-    core: BmscCore, args: argparse.Namespace, log: EventLog | None, log_path: Path
+    core: BmscCore, args: argparse.Namespace, log: EventLog | None, log_path: Path | None
 ) -> int:
     # The BM-SC's log: warnings and errors (with the correlation id of a 500) on stderr.
     logging.basicConfig(
@@ -376,6 +470,9 @@ async def _run_server(
         admin_token=args.admin_token,
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
+        reuse_port=args.reuse_port,
+        lease_ttl=args.lease_ttl,
+        stream_port=args.stream_port,
     )
     await server.start(args.host, args.port, args.admin_port)
     stop = asyncio.Event()
@@ -390,11 +487,14 @@ async def _run_server(
                 "port": server.port,
                 "admin_url": server.admin_url,
                 "admin_port": server.admin_port,
-                "admin_token_file": str(args.admin_token_file),
+                "admin_token_file": (
+                    None if args.admin_token_file is None else str(args.admin_token_file)
+                ),
                 "udp_port": server.udp_port,
                 "pid": os.getpid(),
-                "db": str(args.db),
+                "db": redact_url(args.db) if is_database_url(args.db) else str(args.db),
                 "log": None if log is None else str(log_path),
+                "log_in_db": core.store.keeps_log,
                 "ca": None if args.tls_files is None else str(args.tls_files.ca),
             }
         ),
@@ -428,32 +528,71 @@ def _admin_db(args: argparse.Namespace) -> int:
         raise UsageError("--token-file goes with --url (the admin listener)")
     if args.action == "add-subscriber":
         args.secrets_read = read_secrets(args.secrets)
+    pg = is_database_url(args.db)
+    if args.action == "export-log":
+        return _export_log(args)
     profile = profile_from_args(args) if (args.profile or args.option) else None
     core = open_core(args.db, profile, BmscConfig())
     log: EventLog | None = None
     try:
-        if args.action != "show" and not args.no_log:
-            log = EventLog(args.log or args.db.with_name(args.db.name + ".events.jsonl"))
+        if args.action != "show" and not args.no_log and (args.log is not None or not pg):
+            db = Path(args.db)
+            log = EventLog(args.log or db.with_name(db.name + ".events.jsonl"))
         if args.action == "show":
             result: Any = core.state_view()
         else:
             # One transaction around the change and its events: they reach the log while
-            # the change is not yet visible to the BM-SC, so the log never shows the
-            # BM-SC acting on a change before the change itself; a failed append rolls the
-            # change back.
+            # the change is not yet visible to the BM-SC (PostgreSQL: the log is in the
+            # database, appended at the commit), so the log never shows the BM-SC acting
+            # on a change before the change itself; a failed append rolls the change back.
             with core.store.transaction():
                 now = time.time()
                 events = _admin_change(core, args, now)
+                if core.store.keeps_log and not args.no_log:
+                    core.store.log_events(events)
                 if log is not None:
                     log.emit_all(events)
             result = [e.to_json() for e in events]
     except BmscError as exc:
         raise UsageError(exc.message) from None
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
     finally:
         if log is not None:
             log.close()
         core.store.close()
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _export_log(args: argparse.Namespace) -> int:
+    """``bmsc-admin --db URL export-log``: the database's event log as JSON lines."""
+    if not is_database_url(args.db):
+        raise UsageError(
+            "export-log reads a PostgreSQL database's log; a SQLite BM-SC's log is its "
+            "file (DB.events.jsonl)"
+        )
+    store = open_store(args.db)
+    assert isinstance(store, PgStore)
+    out: Any = sys.stdout
+    try:
+        if args.out is not None:
+            out = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        count = 0
+        for _seq, line in store.export_events(after=args.after):
+            out.write(line + "\n")
+            count += 1
+        out.flush()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        store.close()
+    if args.out is not None:
+        print(json.dumps({"events": count, "out": str(args.out)}))
     return 0
 
 
