@@ -41,14 +41,24 @@ class Charts:
         self.writer = writer
         self.drawn: dict[tuple[str | None, int], str | None] = {}
 
-    def _model(self, overrides: dict[str, str]) -> Model:
+    def _behaviour(self, proposal: str | None) -> object | None:
+        """The behaviour a shipped proposal states (None for option values only)."""
+        found = [p for p in self.inp.proposals if p.name == proposal]
+        return found[0].behaviour if found else None
+
+    def _model(self, overrides: dict[str, str], proposal: str | None = None) -> Model:
         profile = self.inp.spec.profile(dict(overrides))
+        behaviour = self._behaviour(proposal)
+        if behaviour is not None:
+            profile = profile.with_behaviour(behaviour)
         return Model(profile, all_actions=self.inp.actions, properties=self.inp.properties)
 
     def _svg(self, proposal: str | None, v: VerdictResult, trace: Trace, p: ProfileResult) -> str:
         """The chart, its arrow marker made unique so that several charts fit one page."""
         svg = trace_svg(
-            trace, self._model(p.overrides), f"{p.title}: property {v.number} ({v.name})"
+            trace,
+            self._model(p.overrides, proposal),
+            f"{p.title}: property {v.number} ({v.name})",
         )
         marker = f"arrow-{slug(chart_stem(proposal, v.number))}"
         return svg.replace('id="arrow"', f'id="{marker}"').replace("url(#arrow)", f"url(#{marker})")
@@ -82,7 +92,13 @@ class Charts:
             self.writer.write(f"msc/{stem}.itf.json", itf.dumps(v.itf))
         self.writer.write(
             f"msc/test_{slug(stem)}.py",
-            pytest_source(v.trace, profile.overrides, v.number, v.name),
+            pytest_source(
+                v.trace,
+                profile.overrides,
+                v.number,
+                v.name,
+                proposal if self._behaviour(proposal) is not None else None,
+            ),
         )
         return f"msc/{stem}.svg"
 

@@ -86,6 +86,9 @@ def write_proposal_page(site: Site, p: Proposal) -> None:
     out.append(f"File: ``{rel(p.path)}``. Options: {options or 'none'}.\n\n")
     out.append(heading("Clauses it touches", "-"))
     out.append(_touched_clauses(site, p))
+    if p.behaviour is not None:
+        out.append(heading("Behaviour", "-"))
+        out.append(_behaviour(site, p, pr))
     out.append(heading("Verdicts", "-"))
     if pr is None:
         out.append(
@@ -99,6 +102,50 @@ def write_proposal_page(site: Site, p: Proposal) -> None:
         out.append(_proof_results(site, p, pr))
         out.append(_counterexamples(site, p, pr))
     site.write(f"proposals/{p.name}.rst", "".join(out))
+
+
+def _behaviour(site: Site, p: Proposal, pr: ProposalResult | None) -> str:
+    """What the proposal changes in the model, in the proposal language, and the verdicts
+    of the properties it adds, with their counterexamples."""
+    assert p.behaviour is not None
+    text = "\n".join("   " + line for line in p.behaviour.render().splitlines())
+    out = [
+        "The model's behaviour under this proposal, as its file states it (the language "
+        "is described in :doc:`../proposal_format`; ``mbmssec model show --proposal "
+        f"{p.name}`` prints every action as the proposal leaves it):\n\n"
+        f".. code-block:: text\n\n{text}\n\n"
+    ]
+    if not p.added:
+        return "".join(out)
+    rows = []
+    for n, want in p.added.items():
+        prop = next(x for x in p.behaviour.properties if x.number == n)
+        pv = pr.report.verdicts.get(n) if pr else None
+        rows.append(
+            [
+                f"P{n} {esc(prop.name)}",
+                esc(prop.title),
+                "proved" if want == "holds" else "refuted",
+                verdict_cell(pv),
+            ]
+        )
+    out.append(
+        list_table(
+            ["added property", "title", "expected", "verdict"], rows, widths=[25, 45, 15, 15]
+        )
+    )
+    if pr is not None:
+        for n in p.added:
+            pv = pr.report.verdicts.get(n)
+            chart = site.charts.draw(p.name, pv, pr.report) if pv is not None else None
+            if pv is None or chart is None:
+                continue
+            why = f"**Why:** {esc(pv.explanation)}\n\n" if pv.explanation else ""
+            out.append(
+                f".. container:: mbmssec-msc\n\n   .. raw:: html\n      :file: ../{chart}\n\n"
+                f"{why}Counterexample to the added property P{n}.\n\n"
+            )
+    return "".join(out)
 
 
 def _touched_clauses(site: Site, p: Proposal) -> str:
@@ -207,7 +254,8 @@ def write_proposals_index(site: Site) -> None:
             [
                 f":doc:`{p.name}`",
                 esc(p.title),
-                ", ".join(f"``{k}={v}``" for k, v in p.overrides.items()),
+                ", ".join(f"``{k}={v}``" for k, v in p.overrides.items())
+                + ("; behaviour" if p.behaviour is not None else ""),
                 status_role(proposal_status(site.inp, p.name)),
                 ", ".join(f"P{n}" for n in pr.broken) if pr else "",
                 ", ".join(f"P{n}" for n in pr.fixed) if pr else "",

@@ -55,6 +55,10 @@ ELEMENT_SORTS: tuple[Sort, ...] = (Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT)
 #: Whose state a symbol is (see :class:`Symbol`).
 ROLES: tuple[str, ...] = ("design", "environment", "history")
 
+#: Who takes an action's step (:class:`Action` ``actor``): the BM-SC, a UE, the
+#: environment (radio, time, lost messages) or the attacker.
+ACTORS: tuple[str, ...] = ("BM-SC", "UE", "net", "attacker")
+
 
 @dataclass(frozen=True)
 class Symbol:
@@ -84,6 +88,8 @@ class Symbol:
     initial: bool | int | None = False
     ghost: bool = False
     role: str = "design"
+    #: "" for the model's own symbols; the name of the proposal that declares it otherwise
+    origin: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -170,6 +176,8 @@ class Action:
     doc: str
     body: ActionBody
     applies: Callable[[Any], bool] = field(default=lambda _p: True)
+    #: "" for the model's own actions; the name of the proposal that adds or changes it
+    origin: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,19 @@ class Model:
     actions: tuple[Action, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        behaviour = self.profile.behaviour
+        if behaviour is not None:
+            # a proposal's behaviour (mbmssec.model.behaviour): applied once, so a copy of
+            # a model with its behaviour (dataclasses.replace) is the same model
+            vocab, acts, props = behaviour.apply(self.vocab, self.all_actions, self.properties)
+            object.__setattr__(self, "vocab", vocab)
+            object.__setattr__(self, "all_actions", acts)
+            object.__setattr__(self, "properties", props)
+        names = [a.name for a in self.all_actions]
+        if len(set(names)) != len(names):
+            raise ModelError(
+                f"two actions named {sorted(n for n in names if names.count(n) > 1)[0]}"
+            )
         check_modifies(self.vocab, self.all_actions)
         object.__setattr__(
             self, "actions", tuple(a for a in self.all_actions if a.applies(self.profile))

@@ -80,6 +80,8 @@ class Property:
     #: :class:`Why`); without it, the explanation lists the facts the instance reads
     why: Callable[..., str] | None = None
     why_over: tuple[Sort, ...] = ()
+    #: "" for the model's own properties; the name of the proposal that adds it otherwise
+    origin: str = ""
 
     @property
     def bound(self) -> int | None:

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mbmssec.model.actions import ACTIONS
+from mbmssec.model.behaviour import SECTIONS, Behaviour, load_behaviour
 from mbmssec.model.concrete import Universe
 from mbmssec.model.explain import explain
 from mbmssec.model.machine import Model
-from mbmssec.model.properties import Property
+from mbmssec.model.properties import PROPERTIES, Property
 from mbmssec.model.trace import Trace
+from mbmssec.model.vocabulary import VOCABULARY
 from mbmssec.proofs.bmc import BMC_UNIVERSE, DEFAULT_DEPTH, Found, search
 from mbmssec.proofs.induction import DEFAULT_RLIMIT, Cti, InductionResult, Query, prove
 from mbmssec.proofs.liveness import LASSO_DEPTH, MAX_PARAM, LassoSearch, find_lasso
@@ -71,9 +74,40 @@ class Proposal:
     #: properties expected to be no longer proved without being refuted (a liveness
     #: property with no fair lasso within the bound)
     expect_weakened: tuple[int, ...] = ()
+    #: what the proposal changes in the model's behaviour (its ``state``, ``change``,
+    #: ``action`` and ``property`` tables, see :mod:`mbmssec.model.behaviour`), or None
+    behaviour: Behaviour | None = None
+
+    @property
+    def added(self) -> dict[int, str]:
+        """The properties the proposal adds, by number, with the verdict each expects
+        ("holds" or "violated")."""
+        if self.behaviour is None:
+            return {}
+        return {p.number: p.expect for p in self.behaviour.properties}
+
+    @property
+    def reference(self) -> str:
+        """How to name the proposal to :func:`resolve_proposal`: a shipped one by its name,
+        another by its file."""
+        shipped = PROPOSALS_DIR / f"{self.name}.toml"
+        if shipped.exists() and shipped.resolve() == self.path.resolve():
+            return self.name
+        return str(self.path.resolve())
+
+    def summary(self) -> str:
+        """What the proposal changes, in a few words: its option values and behaviour."""
+        parts = [f"{k}={v}" for k, v in self.overrides.items()]
+        b = self.behaviour
+        if b is not None:
+            parts += [f"new state {s.name}" for s in b.states]
+            parts += [f"{'disables' if c.disable else 'changes'} {c.action}" for c in b.changes]
+            parts += [f"new action {a.name}" for a in b.actions]
+            parts += [f"new property P{p.number}" for p in b.properties]
+        return ", ".join(parts)
 
 
-_PROPOSAL_KEYS = {"title", "rationale", "clauses", "options", "replace", "expect"}
+_PROPOSAL_KEYS = {"title", "rationale", "clauses", "options", "replace", "expect", *SECTIONS}
 
 
 def _str(data: Mapping[str, Any], key: str, path: Path) -> str:
@@ -135,6 +169,17 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
                 raise SpecError(path, f"expect.{key}", f"unknown property {n}")
         lists[key] = tuple(sorted(value))
     profile = spec.profile(options, title=title, source=str(path))
+    behaviour = load_behaviour(
+        data,
+        str(path),
+        path.stem,
+        vocab=VOCABULARY,
+        actions=ACTIONS,
+        properties=PROPERTIES,
+        clause_ids=frozenset(spec.clauses),
+    )
+    if behaviour is not None:
+        profile = profile.with_behaviour(behaviour)
     return Proposal(
         path=path,
         name=path.stem,
@@ -147,6 +192,7 @@ def load_proposal(path: Path, spec: Spec | None = None) -> Proposal:
         expect_fixed=lists["fixed"],
         expect_weakened=lists["weakened"],
         profile=profile,
+        behaviour=behaviour,
     )
 
 
@@ -449,6 +495,7 @@ class Comparison:
     weakened: list[int]  # proved in the baseline, unknown now
     fixed: list[int]  # not proved in the baseline, proved now
     unchanged: list[int]
+    added: list[int] = field(default_factory=list)  # properties the proposal adds
     #: which of the proposal's values cause each change (filled in by ``check``)
     attribution: Attribution | None = None
 
@@ -478,6 +525,14 @@ class Comparison:
                 f"{list(self.proposal.expect_weakened)}, the check finds {self.weakened} "
                 "no longer proved but not refuted either"
             )
+        for n, want in self.proposal.added.items():
+            got = self.report.verdicts[n].verdict
+            if (want == "holds") != (got == "proved") or (want == "violated") != (got == "refuted"):
+                out.append(
+                    f"{self.proposal.path}: property P{n} ({self.report.verdicts[n].name}) is "
+                    f"expected to be {'proved' if want == 'holds' else 'refuted'}, the check "
+                    f"finds it {got}"
+                )
         return out
 
     def to_result(self) -> ProposalResult:
@@ -497,6 +552,7 @@ class Comparison:
             expect_broken=p.expect_broken,
             expect_fixed=p.expect_fixed,
             expect_weakened=p.expect_weakened,
+            behaviour=dict(p.behaviour.data) if p.behaviour is not None else {},
         )
         return ProposalResult(
             proposal=info,
@@ -504,6 +560,7 @@ class Comparison:
             weakened=tuple(self.weakened),
             fixed=tuple(self.fixed),
             unchanged=tuple(self.unchanged),
+            added=tuple(self.added),
             expectation_errors=tuple(self.expectation_errors()),
             report=self.report.to_result(),
             attribution=self.attribution,
@@ -528,7 +585,8 @@ def compare(baseline: Report, report: Report, proposal: Proposal | None = None) 
             fixed.append(n)
         else:
             unchanged.append(n)
-    return Comparison(proposal, baseline, report, broken, weakened, fixed, unchanged)
+    added = sorted(set(report.verdicts) - set(baseline.verdicts))
+    return Comparison(proposal, baseline, report, broken, weakened, fixed, unchanged, added)
 
 
 def results_document(
@@ -586,6 +644,19 @@ def check_overrides(
     processes)."""
     return check_profile(
         Model(load_spec().profile(overrides)), depth=depth, universe=universe, rlimit=rlimit
+    )
+
+
+def check_proposal(
+    ref: str,
+    depth: int = DEFAULT_DEPTH,
+    universe: Universe = BMC_UNIVERSE,
+    rlimit: int = DEFAULT_RLIMIT,
+) -> Report:
+    """Check the model of one proposal (a file or a shipped proposal's name), with its
+    behaviour (a picklable entry point for worker processes)."""
+    return check_profile(
+        Model(resolve_proposal(ref).profile), depth=depth, universe=universe, rlimit=rlimit
     )
 
 

@@ -211,6 +211,9 @@ def prove(
     literals).  Returns the queries and the name of the first failed obligation."""
     queries: list[Query] = []
     first_failed: str | None = None
+    if None in (prop.pending, prop.ready, prop.enabler, prop.helpful):
+        # a property a proposal adds without a certificate: only the lasso search judges it
+        return queries, "no proof certificate (pending, ready, enabler, helpful)"
     for ob in obligations(model, prop, sorts, pre):
         verdict, core, dt, _m, reason = check(solver, ob.formula, assumptions, lit_names)
         queries.append(Query(ob.name, f"P{prop.number}_{prop.name}", verdict, dt, core, reason))

@@ -430,6 +430,19 @@ def profiles_to_try(site: Site | None = None) -> list[tuple[str, Profile]]:
     return out
 
 
+_PROPOSALS: dict[str, Profile] = {}
+"""Profiles of proposals whose own behaviour is mutated (:func:`check_proposal_mutant`),
+by the name their results are cached under."""
+
+
+def _profile(name: str) -> Profile:
+    """The profile a mutant is checked under, by name: the baseline, a shipped proposal,
+    or a proposal registered in :data:`_PROPOSALS`."""
+    if name in _PROPOSALS:
+        return _PROPOSALS[name]
+    return dict(profiles_to_try())[name]
+
+
 @cache
 def readers_of(symbol: str) -> frozenset[str]:
     """The model functions that read ``symbol`` (``st.get("symbol", ...)``)."""
@@ -480,7 +493,7 @@ def _original_proved(name: str) -> frozenset[int]:
     """The properties the unmutated model proves inductively under the profile."""
     from mbmssec.proofs.induction import prove
 
-    model = Model(dict(profiles_to_try())[name])
+    model = Model(_profile(name))
     ind = prove(model)
     return frozenset(p.number for p in model.properties if ind.property_proved(p))
 
@@ -491,7 +504,7 @@ def _original_refuted(name: str) -> dict[int, int]:
     :data:`DEEP_DEPTH` steps on the mutant universe, with the shortest length of each."""
     from mbmssec.proofs.bmc import search
 
-    model = Model(dict(profiles_to_try())[name])
+    model = Model(_profile(name))
     proved = _original_proved(name)
     props = [p for p in model.properties if p.number not in proved and p.kind != "liveness"]
     if not props:
@@ -506,7 +519,7 @@ def _original_effective(name: str) -> dict[str, int]:
     under the profile (within the default depth)."""
     from mbmssec.proofs.bmc import search
 
-    model = Model(dict(profiles_to_try())[name])
+    model = Model(_profile(name))
     found = search(
         model,
         actions=[a.name for a in model.actions],
@@ -544,6 +557,12 @@ def _callees(fn: Callable[..., Any]) -> frozenset[str]:
 def _kill_under(
     name: str, profile: Profile, mutant: Mutant, *, deep: bool = True
 ) -> tuple[list[str], int | None, str]:
+    """Try to kill a mutant of the model's source under one profile (see
+    :func:`_kill_model`)."""
+    return _kill_model(name, Model(profile, all_actions=mutant.actions), deep=deep)
+
+
+def _kill_model(name: str, model: Model, *, deep: bool = True) -> tuple[list[str], int | None, str]:
     """Try to kill the mutant under one profile: (killed by, shortest, why not).
     ``deep=False`` (a declared equivalent) skips the deeper search of lost properties.
 
@@ -558,7 +577,7 @@ def _kill_under(
     from mbmssec.proofs.bmc import ToolBug
 
     try:
-        return _kill_under_checked(name, profile, mutant, deep)
+        return _kill_under_checked(name, model, deep)
     except ToolBug as exc:
         m = re.search(r"property (\d+)", str(exc))
         return [f"undefined-read:P{m.group(1)}" if m else "undefined-read"], None, ""
@@ -580,14 +599,11 @@ def _refuted_within(
     return [f"P{n}" for n in sorted(found.violations)], shortest, ""
 
 
-def _kill_under_checked(
-    name: str, profile: Profile, mutant: Mutant, deep: bool
-) -> tuple[list[str], int | None, str]:
+def _kill_under_checked(name: str, model: Model, deep: bool) -> tuple[list[str], int | None, str]:
     from mbmssec.proofs.bmc import search
     from mbmssec.proofs.induction import prove
 
     proved = _original_proved(name)
-    model = Model(profile, all_actions=mutant.actions)
     ind = prove(model)
     lost = [p for p in model.properties if p.number in proved and not ind.property_proved(p)]
     safety = [p for p in lost if p.kind != "liveness"]
@@ -639,7 +655,7 @@ def _kill_under_checked(
 def _original_induction(name: str) -> Any:
     from mbmssec.proofs.induction import prove
 
-    return prove(Model(dict(profiles_to_try())[name]))
+    return prove(Model(_profile(name)))
 
 
 def proved_equivalent(name: str, mutant: Mutant) -> bool:
@@ -650,15 +666,19 @@ def proved_equivalent(name: str, mutant: Mutant) -> bool:
     (over unbounded sorts: every population size).  The initial states are the same, so
     the mutant then reaches exactly the unmutated model's states and steps: it is
     equivalent, proved rather than declared.  ``unknown`` counts as not proved."""
+    profile = _profile(name)
+    return _models_equivalent(name, Model(profile), Model(profile, all_actions=mutant.actions))
+
+
+def _models_equivalent(name: str, model: Model, mutated: Model) -> bool:
+    """The proof of :func:`proved_equivalent`, for any mutated model of the profile."""
     import z3
 
     from mbmssec.model.dsl import Sort
     from mbmssec.model.symbolic import Sorts, SymbolicState, Z3Ops, param_consts, transition
     from mbmssec.proofs.induction import DEFAULT_RLIMIT, as_z3, invariant_formula
 
-    profile = dict(profiles_to_try())[name]
-    model = Model(profile)
-    mutated = Model(profile, all_actions=mutant.actions)
+    profile = model.profile
     if [a.name for a in model.actions] != [a.name for a in mutated.actions]:
         return False
     sorts = Sorts.unbounded("_equiv")
@@ -751,4 +771,226 @@ def check_mutant(site_id: str, equivalents: dict[str, Equivalence]) -> MutantRes
         [],
         None,
         f"{first_why}; not killed under {', '.join(tried)}",
+    )
+
+
+# -- mutants of a proposal's behaviour -----------------------------------------------------
+#
+# A proposal that states behaviour (mbmssec.model.behaviour) is mutated the same way, on its
+# expression trees rather than on Python source: a guard dropped or negated, a conjunct of
+# a guard dropped, an update of a design symbol dropped, a Boolean constant written by an
+# update flipped, < and <= (> and >=) exchanged.  Each mutant is checked under the
+# proposal's own profile against the unmutated proposal, exactly as a model mutant is
+# against the model: killed when a property the proposal's model proves is refuted, a
+# counterexample it has is gone, or an action loses its witness.  A survivor is a part of
+# the proposal on which no verdict depends.
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every sub-expression of an expression tree with its path (field names and indexes)."""
+    import dataclasses
+
+    from mbmssec.model.lang import Node
+
+    yield path, node
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            yield from _paths(value, (*path, f.name))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, Node):
+                    yield from _paths(item, (*path, f.name, i))
+
+
+def _replace_at(node: Any, path: tuple[Any, ...], new: Any) -> Any:
+    import dataclasses
+
+    if not path:
+        return new
+    name, rest = path[0], path[1:]
+    value = getattr(node, name)
+    if isinstance(value, tuple):
+        i, rest = rest[0], rest[1:]
+        items = list(value)
+        items[i] = _replace_at(items[i], rest, new)
+        return dataclasses.replace(node, **{name: tuple(items)})
+    return dataclasses.replace(node, **{name: _replace_at(value, rest, new)})
+
+
+@dataclass(frozen=True)
+class _TreeSite:
+    site: Site
+    part: str  # "changes" | "actions"
+    index: int  # which change or new action
+    field: str  # "guards" | "updates" | "replace"
+    item: int  # which guard or update
+    path: tuple[Any, ...]  # inside the item's expression (an update's value: ("value", ...))
+
+
+def _tree_sites(behaviour: Any) -> list[_TreeSite]:
+    from mbmssec.model import lang
+    from mbmssec.model.lang import Binary, Lit
+
+    vocab = VOCABULARY
+    declared = {d.name: d.role for d in behaviour.states}
+    out: list[_TreeSite] = []
+    counts: dict[tuple[str, str], int] = {}
+
+    def add(
+        entity: str,
+        op: str,
+        part: str,
+        index: int,
+        field: str,
+        item: int,
+        path: tuple[Any, ...],
+        text: str,
+        symbol: str | None = None,
+    ) -> None:
+        k = counts.get((entity, op), 0) + 1
+        counts[(entity, op)] = k
+        if len(text) > 90:
+            text = text[:87] + "..."
+        site = Site(f"{entity}:{op}:{k}", entity, op, 0, text, symbol)
+        out.append(_TreeSite(site, part, index, field, item, path))
+
+    def role(symbol: str) -> str:
+        return declared.get(symbol) or vocab[symbol].role
+
+    entities = [("changes", i, c.action, c) for i, c in enumerate(behaviour.changes)]
+    entities += [("actions", i, a.name, a) for i, a in enumerate(behaviour.actions)]
+    for part, index, entity, obj in entities:
+        guards = getattr(obj, "guards", ())
+        for g, guard in enumerate(guards):
+            text = lang.render(guard)
+            add(entity, "guard-drop", part, index, "guards", g, (), text)
+            add(entity, "guard-negate", part, index, "guards", g, (), text)
+        for g, guard in enumerate(guards):
+            inner: set[tuple[Any, ...]] = set()
+            for path, node in _paths(guard):
+                if not (isinstance(node, Binary) and node.op == "and") or path in inner:
+                    continue
+                # the conjuncts of a whole chain a and b and c, each dropped in turn
+                for leaf_path, leaf in _conjuncts_of(node, path, inner):
+                    add(
+                        entity,
+                        "conjunct-drop",
+                        part,
+                        index,
+                        "guards",
+                        g,
+                        leaf_path,
+                        lang.render(leaf),
+                    )
+        fields = [("replace", getattr(obj, "replace", ())), ("updates", obj.updates)]
+        for field, updates in fields:
+            for u, upd in enumerate(updates):
+                if role(upd.name) != "design":
+                    continue
+                text = lang.render_update(upd)
+                add(entity, "update-drop", part, index, field, u, (), text, upd.name)
+                if isinstance(upd.value, Lit) and isinstance(upd.value.value, bool):
+                    add(entity, "const-flip", part, index, field, u, ("value",), text, upd.name)
+        for field, items in [("guards", guards), *fields]:
+            for u, item in enumerate(items):
+                root = item if field == "guards" else item.value
+                prefix: tuple[Any, ...] = () if field == "guards" else ("value",)
+                if field != "guards" and role(item.name) != "design":
+                    continue
+                for path, node in _paths(root):
+                    if isinstance(node, Binary) and node.op in ("<", "<=", ">", ">="):
+                        add(
+                            entity,
+                            "compare-flip",
+                            part,
+                            index,
+                            field,
+                            u,
+                            (*prefix, *path),
+                            lang.render(node),
+                        )
+    return out
+
+
+def _conjuncts_of(
+    node: Any, path: tuple[Any, ...], inner: set[tuple[Any, ...]]
+) -> list[tuple[tuple[Any, ...], Any]]:
+    """The leaves of the 'and' chain at ``path`` with their paths (the chain's inner
+    'and' nodes are added to ``inner``)."""
+    from mbmssec.model.lang import Binary
+
+    if isinstance(node, Binary) and node.op == "and":
+        inner.add(path)
+        return [
+            *_conjuncts_of(node.left, (*path, "left"), inner),
+            *_conjuncts_of(node.right, (*path, "right"), inner),
+        ]
+    return [(path, node)]
+
+
+def proposal_sites(behaviour: Any) -> tuple[Site, ...]:
+    """Every mutation site of a proposal's behaviour, in a stable order."""
+    return tuple(t.site for t in _tree_sites(behaviour))
+
+
+def mutate_behaviour(behaviour: Any, site_id: str) -> Any:
+    """The behaviour with one site mutated."""
+    import dataclasses
+
+    from mbmssec.model.lang import Binary, Lit, Unary
+
+    found = [t for t in _tree_sites(behaviour) if t.site.id == site_id]
+    if not found:
+        raise MutateError(f"no mutation site {site_id!r} in the proposal")
+    t = found[0]
+    parts = list(getattr(behaviour, t.part))
+    obj = parts[t.index]
+    items = list(getattr(obj, t.field))
+    op = t.site.operator
+    if op in ("guard-drop", "update-drop"):
+        del items[t.item]
+    elif op == "guard-negate":
+        items[t.item] = Unary("not", items[t.item])
+    elif op == "conjunct-drop":
+        items[t.item] = _replace_at(items[t.item], t.path, Lit(True))
+    elif op == "const-flip":
+        upd = items[t.item]
+        assert isinstance(upd.value, Lit)
+        items[t.item] = dataclasses.replace(upd, value=Lit(not upd.value.value))
+    elif op == "compare-flip":
+        target = items[t.item]
+        node = target
+        for step in t.path:
+            node = node[step] if isinstance(step, int) else getattr(node, step)
+        assert isinstance(node, Binary)
+        flipped = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}[node.op]
+        items[t.item] = _replace_at(target, t.path, dataclasses.replace(node, op=flipped))
+    else:  # pragma: no cover - every operator is handled above
+        raise MutateError(f"operator {op} does not apply to a proposal")
+    parts[t.index] = dataclasses.replace(obj, **{t.field: tuple(items)})
+    return dataclasses.replace(behaviour, **{t.part: tuple(parts)})
+
+
+def check_proposal_mutant(ref: str, site_id: str) -> MutantResult:
+    """Check one mutant of a proposal's behaviour under the proposal's profile (``ref``:
+    a shipped proposal's name or a file): proved equivalent, killed, or survived."""
+    from mbmssec.proofs.check import resolve_proposal
+
+    t0 = time.perf_counter()
+    proposal = resolve_proposal(ref)
+    if proposal.behaviour is None:
+        raise MutateError(f"{ref}: the proposal states no behaviour to mutate")
+    name = f"proposal {proposal.name}"
+    _PROPOSALS[name] = proposal.profile
+    site = {s.id: s for s in proposal_sites(proposal.behaviour)}[site_id]
+    mutated = Model(proposal.profile.with_behaviour(mutate_behaviour(proposal.behaviour, site_id)))
+    if _models_equivalent(name, Model(proposal.profile), mutated):
+        return MutantResult(
+            site, "equivalent", proposal.name, [], None, PROVED_EQUIVALENT, time.perf_counter() - t0
+        )
+    killed_by, shortest, why = _kill_model(name, mutated)
+    verdict = "killed" if killed_by else "survived"
+    return MutantResult(
+        site, verdict, proposal.name, killed_by, shortest, why, time.perf_counter() - t0
     )

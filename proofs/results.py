@@ -18,8 +18,10 @@ Layout (every key is always written; ``null`` only where a field says "or null")
      "proposals": [{"proposal": {"name", "path", "title", "rationale": str,
                                  "clauses": [str], "options": {str: str},
                                  "replace": {str: str},
-                                 "expect": {"broken": [int], "fixed": [int]}},
-                    "broken", "weakened", "fixed", "unchanged": [int],
+                                 "expect": {"broken", "fixed", "weakened": [int]},
+                                 "behaviour": {"state", "change", "action",
+                                               "property": [TABLE]}},
+                    "broken", "weakened", "fixed", "unchanged", "added": [int],
                     "expectation_errors": [str], "report": PROFILE,
                     "attribution": ATTRIBUTION or null}]}
     PROFILE = {"title": str, "overrides": {str: str}, "seconds", "bmc_seconds",
@@ -40,12 +42,17 @@ Trace Format (:meth:`mbmssec.model.trace.Trace.to_itf`, read by
 :func:`mbmssec.model.itf.read_itf`), and ``explanation`` one sentence of why it violates
 the property (:func:`mbmssec.model.explain.explain`).  A verdict has all three or none.
 
+``behaviour`` holds a proposal's behaviour tables as its file states them (each key only
+when the file has the table; ``{}`` for a proposal of option values only), and ``added``
+the numbers of the properties it adds (their verdicts are in its ``report``).
+
 ``ATTRIBUTION`` (:class:`Attribution`, computed by :mod:`mbmssec.proofs.attribution`) is
 ``{"changes": {P: "broken" | "weakened" | "fixed"}, "causes": {P: [{str: str}]} or null,
 "invalid": [{str: str}], "alternatives": {P: [{"options": {str: str}, "broken",
 "weakened", "fixed": [int]}]}}``, keyed by property numbers written as strings.
 
-Format 2 added ``itf`` and ``explanation``; format 3 added ``attribution``.
+Format 2 added ``itf`` and ``explanation``; format 3 added ``attribution``; format 4
+added ``behaviour`` and ``added``.
 """
 
 from __future__ import annotations
@@ -58,12 +65,15 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import MbmssecError
+from mbmssec.model.behaviour import SECTIONS, state_symbols
 from mbmssec.model.concrete import Universe
-from mbmssec.model.dsl import ModelError
+from mbmssec.model.dsl import ModelError, Symbol, Vocabulary
 from mbmssec.model.itf import ItfError
 from mbmssec.model.trace import Trace
+from mbmssec.model.vocabulary import VOCABULARY
+from mbmssec.spec.loader import SpecError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The version of the document layout; raised whenever a field is added, removed or
 changes meaning, so that older documents are refused instead of misread."""
 
@@ -220,6 +230,13 @@ class ProposalInfo:
     expect_broken: tuple[int, ...]
     expect_fixed: tuple[int, ...]
     expect_weakened: tuple[int, ...] = ()
+    behaviour: dict[str, Any] = field(default_factory=dict)
+    """The proposal's behaviour tables (``state``, ``change``, ``action``, ``property``)
+    as its file states them; empty for a proposal of option values only."""
+
+    def symbols(self) -> tuple[Symbol, ...]:
+        """The state symbols the proposal declares (its traces' states have them)."""
+        return state_symbols(self.behaviour, self.path, self.name)
 
     def to_json(self) -> dict[str, Any]:
         """The proposal as the document stores it."""
@@ -236,6 +253,7 @@ class ProposalInfo:
                 "fixed": list(self.expect_fixed),
                 "weakened": list(self.expect_weakened),
             },
+            "behaviour": self.behaviour,
         }
 
 
@@ -338,6 +356,8 @@ class ProposalResult:
     expectation_errors: tuple[str, ...]
     """Where the verdicts differ from what the proposal file expects."""
     report: ProfileResult
+    added: tuple[int, ...] = ()
+    """The properties the proposal adds (not in the baseline)."""
     attribution: Attribution | None = None
     """Which of the proposal's values cause each change, and the alternatives for its
     fixes (:mod:`mbmssec.proofs.attribution`); ``None`` when not computed."""
@@ -360,6 +380,7 @@ class ProposalResult:
             "weakened": list(self.weakened),
             "fixed": list(self.fixed),
             "unchanged": list(self.unchanged),
+            "added": list(self.added),
             "expectation_errors": list(self.expectation_errors),
             "report": self.report.to_json(),
             "attribution": None if self.attribution is None else self.attribution.to_json(),
@@ -610,11 +631,11 @@ _VERDICT_FIELDS = (
 )
 
 
-def _itf(node: _Node, trace: Trace) -> dict[str, Any]:
+def _itf(node: _Node, trace: Trace, vocab: Vocabulary) -> dict[str, Any]:
     """An ITF document, validated, whose steps, universe and loop are the trace's."""
     data = node.fields()
     try:
-        run = Trace.from_itf(data, source=node.source)
+        run = Trace.from_itf(data, vocab, source=node.source)
     except ItfError as exc:
         raise ResultsError(
             node.source, f"{node.path}.{exc.where}" if exc.where else node.path, exc.problem
@@ -624,7 +645,7 @@ def _itf(node: _Node, trace: Trace) -> dict[str, Any]:
     return data
 
 
-def _verdict_result(node: _Node) -> VerdictResult:
+def _verdict_result(node: _Node, vocab: Vocabulary) -> VerdictResult:
     node.only(*_VERDICT_FIELDS)
     trace_node = node.nullable("trace")
     trace = None if trace_node is None else _trace(trace_node)
@@ -654,7 +675,7 @@ def _verdict_result(node: _Node) -> VerdictResult:
         trace=trace,
         cti=None if cti is None else _cti_result(cti),
         explanation=None if explanation is None else explanation.text(),
-        itf=None if itf is None or trace is None else _itf(itf, trace),
+        itf=None if itf is None or trace is None else _itf(itf, trace, vocab),
     )
 
 
@@ -670,10 +691,10 @@ def _witnesses(node: _Node) -> dict[str, int | None]:
     }
 
 
-def _verdicts(node: _Node) -> dict[int, VerdictResult]:
+def _verdicts(node: _Node, vocab: Vocabulary) -> dict[int, VerdictResult]:
     verdicts: dict[int, VerdictResult] = {}
     for item in node.items():
-        verdict = _verdict_result(item)
+        verdict = _verdict_result(item, vocab)
         if verdict.number in verdicts:
             raise item.key("number").fail(f"duplicate property {verdict.number}")
         verdicts[verdict.number] = verdict
@@ -696,7 +717,7 @@ _PROFILE_FIELDS = (
 )
 
 
-def _profile_result(node: _Node) -> ProfileResult:
+def _profile_result(node: _Node, vocab: Vocabulary = VOCABULARY) -> ProfileResult:
     node.only(*_PROFILE_FIELDS)
     return ProfileResult(
         title=node.key("title").text(),
@@ -710,11 +731,33 @@ def _profile_result(node: _Node) -> ProfileResult:
         witnesses=_witnesses(node.key("witnesses")),
         invariant=node.key("invariant").texts(),
         dropped=node.key("dropped").text_map(),
-        verdicts=_verdicts(node.key("properties")),
+        verdicts=_verdicts(node.key("properties"), vocab),
     )
 
 
-_PROPOSAL_FIELDS = ("name", "path", "title", "clauses", "options", "rationale", "replace", "expect")
+_PROPOSAL_FIELDS = (
+    "name",
+    "path",
+    "title",
+    "clauses",
+    "options",
+    "rationale",
+    "replace",
+    "expect",
+    "behaviour",
+)
+
+
+def _behaviour(node: _Node) -> dict[str, Any]:
+    """A proposal's behaviour tables: each an array of tables (their contents are
+    checked when the proposal is loaded; here, its state tables, which its traces need)."""
+    node.only(*SECTIONS)
+    out: dict[str, Any] = {}
+    for name, tables in node.entries():
+        for table in tables.items():
+            table.fields()
+        out[name] = tables.value
+    return out
 
 
 def _proposal_info(node: _Node) -> ProposalInfo:
@@ -722,7 +765,7 @@ def _proposal_info(node: _Node) -> ProposalInfo:
     expect = node.key("expect")
     expect.only("broken", "fixed", "weakened")
     weakened = expect.optional("weakened")
-    return ProposalInfo(
+    info = ProposalInfo(
         name=node.key("name").text(),
         path=node.key("path").text(),
         title=node.key("title").text(),
@@ -733,7 +776,14 @@ def _proposal_info(node: _Node) -> ProposalInfo:
         expect_broken=expect.key("broken").integers(),
         expect_fixed=expect.key("fixed").integers(),
         expect_weakened=() if weakened is None else weakened.integers(),
+        behaviour=_behaviour(node.key("behaviour")),
     )
+    try:
+        info.symbols()
+    except SpecError as exc:
+        where = f"{node.path}.behaviour.{exc.where}"
+        raise node.key("behaviour").fail(exc.problem, where=where) from None
+    return info
 
 
 def _proposal_result(node: _Node) -> ProposalResult:
@@ -743,19 +793,23 @@ def _proposal_result(node: _Node) -> ProposalResult:
         "weakened",
         "fixed",
         "unchanged",
+        "added",
         "expectation_errors",
         "report",
         "attribution",
     )
+    info = _proposal_info(node.key("proposal"))
+    vocab = Vocabulary((*VOCABULARY.symbols, *info.symbols()))
     attribution = node.nullable("attribution")
     return ProposalResult(
-        proposal=_proposal_info(node.key("proposal")),
+        proposal=info,
         broken=node.key("broken").integers(),
         weakened=node.key("weakened").integers(),
         fixed=node.key("fixed").integers(),
         unchanged=node.key("unchanged").integers(),
         expectation_errors=node.key("expectation_errors").texts(),
-        report=_profile_result(node.key("report")),
+        report=_profile_result(node.key("report"), vocab),
+        added=node.key("added").integers(),
         attribution=None if attribution is None else _attribution(attribution),
     )
 

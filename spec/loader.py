@@ -31,6 +31,10 @@ class SpecError(MbmssecError):
         self.where = where
         self.problem = problem
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable, so that an error raised in a worker process reaches the caller
+        return (type(self), (self.source, self.where, self.problem))
+
 
 @dataclass(frozen=True)
 class Clause:
@@ -111,10 +115,19 @@ class Profile(Mapping[str, str]):
     model is caught the first time the model runs.
     """
 
-    def __init__(self, spec: Spec, overrides: dict[str, str], title: str) -> None:
+    def __init__(
+        self, spec: Spec, overrides: dict[str, str], title: str, behaviour: Any = None
+    ) -> None:
         self._spec = spec
         self._overrides = dict(overrides)
         self.title = title
+        #: what a proposal changes in the model's behaviour besides option values (a
+        #: ``mbmssec.model.behaviour.Behaviour``, applied by the model), or None
+        self.behaviour = behaviour
+
+    def with_behaviour(self, behaviour: Any) -> Profile:
+        """The same option values with a proposal's behaviour."""
+        return Profile(self._spec, self._overrides, self.title, behaviour)
 
     @property
     def spec(self) -> Spec:
@@ -135,10 +148,14 @@ class Profile(Mapping[str, str]):
         return len(self._spec.options)
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self._overrides.items())))
+        return hash((tuple(sorted(self._overrides.items())), self.behaviour))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Profile) and dict(self) == dict(other)
+        return (
+            isinstance(other, Profile)
+            and dict(self) == dict(other)
+            and self.behaviour == other.behaviour
+        )
 
     def __repr__(self) -> str:
         return f"Profile({self.title!r})"

@@ -85,7 +85,8 @@ def test_every_counterexample_replays(comparisons: list[Comparison]) -> None:
     seen = 0
     for c in [*comparisons, comparisons[0]]:
         report = c.report
-        model = Model(spec.profile(report.overrides))
+        # a proposal's own model (with the behaviour it states), the baseline's otherwise
+        model = Model(c.proposal.profile if c.proposal else spec.profile(report.overrides))
         for v in report.verdicts.values():
             if v.trace is None:
                 continue
@@ -248,3 +249,78 @@ def test_check_text_fits_100_columns(checker_results: CheckerResults) -> None:
     lines = text.splitlines()
     charts = [i for i, line in enumerate(lines) if line.startswith("        => ")]
     assert charts and all(lines[i + 1].startswith("      why: ") for i in charts)
+
+
+# -- proposals that state behaviour ------------------------------------------------------
+
+BEHAVIOUR = {
+    # name: (what it adds or changes, property, the step of the proposal its shortest
+    # counterexample ends with, or None for an added property it expects to hold)
+    "push_next_tek": ("new action Push", 2, "Push"),
+    "refetch_skips_authorisation": ("new action Refetch", 2, "Refetch"),
+    "ue_keeps_one_tek": ("changes Register", 10, "Receive"),
+    "ue_clears_keys_out_of_coverage": ("changes LoseCoverage", 12, None),
+}
+
+
+def test_four_shipped_proposals_state_behaviour() -> None:
+    named = {p.name: p for p in shipped_proposals() if p.behaviour is not None}
+    assert set(named) == set(BEHAVIOUR)
+    for name, p in named.items():
+        assert not p.overrides, f"{name} should need no option to say what it says"
+        assert BEHAVIOUR[name][0] in p.summary()
+        assert p.rationale and p.replacements and (p.expect_broken or p.added)
+        # what makes their shared results (tests/conftest.py, BEHAVIOUR_UNIVERSE) those of
+        # the default universe: no safety property is expected unknown
+        model = Model(p.profile)
+        assert all(model.prop(n).kind == "liveness" for n in p.expect_weakened), name
+
+
+@pytest.mark.slow
+def test_behaviour_proposals_break_with_their_own_steps(comparisons: list[Comparison]) -> None:
+    """Each behaviour proposal's expected verdicts hold (test above), and its
+    counterexamples run through what it changed, replayed on its own model."""
+    by_name = {c.proposal.name: c for c in comparisons if c.proposal}
+    for name, (_what, number, last) in BEHAVIOUR.items():
+        c = by_name[name]
+        assert c.expectation_errors() == [] and number in c.broken, name
+        trace = c.report.verdicts[number].trace
+        assert trace is not None and c.proposal is not None
+        model = Model(c.proposal.profile)
+        changed = {a.name for a in model.all_actions if a.origin == name}
+        steps = [s.action for s in trace.steps]
+        assert changed & set(steps), (name, steps)  # it runs through the proposal's change
+        if last is not None:
+            assert steps[-1] == last, (name, steps)
+    # an added property: numbered after the model's, proved as its file expects
+    clears = by_name["ue_clears_keys_out_of_coverage"]
+    assert clears.added == [14] and clears.report.verdicts[14].verdict == "proved"
+    assert clears.report.verdicts[14].name == "no_keys_out_of_coverage"
+
+
+@pytest.mark.slow
+def test_behaviour_proposal_results_write_read_and_replay(
+    comparisons: list[Comparison], tmp_path: Path
+) -> None:
+    """``check --out`` for a behaviour proposal (from the shared results, written by the
+    command's own writer): the results document reads back (its traces' states have the
+    proposal's new state), and the exported pytest file replays on the proposal's model."""
+    from mbmssec.commands.check import render_text, write_out
+    from mbmssec.proofs.results import load_results
+
+    c = next(c for c in comparisons if c.proposal and c.proposal.name == "push_next_tek")
+    files = write_out(tmp_path, c.baseline, [c], model_hash())
+    assert "push_next_tek-P2.itf.json" in files
+    results = load_results(tmp_path / "results.json")
+    pr = results.proposals["push_next_tek"]
+    assert pr.proposal.behaviour["action"][0]["name"] == "Push"
+    itf = pr.report.verdicts[2].itf
+    assert itf is not None and "pushed" in itf["vars"]
+    spec = importlib.util.spec_from_file_location("pushed", tmp_path / "test_push_next_tek_p2.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.test_trace_replays_and_violates_property_2()
+    text = render_text(c.baseline, [c])
+    assert "Proposal push_next_tek: The BM-SC pushes the next TEK to registered UEs (new" in text
+    assert max(len(line) for line in text.splitlines()) <= 100

@@ -1,4 +1,5 @@
-"""The concrete and the Z3 reading of every action agree (enabledness and successor).
+"""The concrete and the Z3 reading of every action agree (enabledness and successor), under
+option profiles and under the shipped proposals that state behaviour.
 
 Random states are arbitrary tables (reachable or not); for each action the same
 arguments are run concretely and symbolically over finite enumeration sorts, and one
@@ -24,6 +25,7 @@ from mbmssec.model.symbolic import (
     concrete_value,
     transition,
 )
+from mbmssec.proofs.check import resolve_proposal, shipped_proposals
 from mbmssec.spec.loader import load_spec
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -51,15 +53,25 @@ def random_state(model: Model, rng: random.Random) -> State:
     return State(model.vocab, U, tables)
 
 
-@pytest.mark.parametrize("profile", sorted(PROFILES))
+#: The shipped proposals that state behaviour (their changed and added actions are read
+#: from the proposal language, model/behaviour.py): checked like the option profiles.
+BEHAVIOUR = sorted(p.name for p in shipped_proposals() if p.behaviour is not None)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES) + BEHAVIOUR)
 def test_concrete_and_z3_readings_agree(profile: str) -> None:
-    model = Model(load_spec().profile(PROFILES[profile]))
+    if profile in PROFILES:
+        model = Model(load_spec().profile(PROFILES[profile]))
+    else:
+        model = Model(resolve_proposal(profile).profile)
     sorts = Sorts.finite(U, tag=profile)
     pre = SymbolicState(model.vocab, sorts, "pre")
     rng = random.Random(20261128)
     n_states = STATES if profile == "after_acks" else STATES // 10
-    checked = {a.name: 0 for a in model.actions}
-    enabled = {a.name: 0 for a in model.actions}
+    # under a proposal, the actions it changes or adds (the others are read as above)
+    actions = [a for a in model.actions if a.origin or profile in PROFILES]
+    checked = {a.name: 0 for a in actions}
+    enabled = {a.name: 0 for a in actions}
     # The symbolic transition depends only on the action and its arguments (the pre-state
     # is the same symbolic state for every random state), so each is built once.
     transitions: dict[tuple[str, tuple[object, ...]], Any] = {}
@@ -86,7 +98,7 @@ def test_concrete_and_z3_readings_agree(profile: str) -> None:
                 for a in U.tuples(sym.args)
             ]
         )
-        for act in model.actions:
+        for act in actions:
             args = tuple(rng.choice(list(param_values(p, U))) for p in act.params)
             key = (act.name, args)
             if key not in transitions:

@@ -44,8 +44,15 @@ pytestmark = pytest.mark.xdist_group("checker")
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Proposals checked for these tests: between them they touch every 6.2.3.3 statement
-#: that has an open choice, break properties 3, 4 and 9, and fix property 7.
-PROPOSALS = ("activate_immediately", "mki_optional", "unknown_mki_wait", "rekey_on_join_and_leave")
+#: that has an open choice, break properties 3, 4 and 9, and fix property 7; the last
+#: states behaviour (a changed action and a property of its own).
+PROPOSALS = (
+    "activate_immediately",
+    "mki_optional",
+    "unknown_mki_wait",
+    "rekey_on_join_and_leave",
+    "ue_clears_keys_out_of_coverage",
+)
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = DOCS / "_build" / "screenshots"
 #: The lane-header fill of proofs/msc.py charts: no other element of the site uses it.
@@ -192,6 +199,16 @@ def test_every_proposal_page_shows_its_verdicts(built: Build, results: dict[str,
                 else "no change"
             )
             assert cells[1:4] == [baseline[n], verdicts[n], change], (proposal.name, n)
+
+
+@pytest.mark.slow
+def test_a_behaviour_proposal_page_shows_its_behaviour(built: Build) -> None:
+    """The page of a proposal that states behaviour shows it in the proposal language,
+    and the property it adds with its verdict."""
+    text = _text(_page(built, "proposals/ue_clears_keys_out_of_coverage.html"))
+    assert "change LoseCoverage" in text
+    assert "forall t: TEK. holds(u, t) := false" in text
+    assert "P14 no_keys_out_of_coverage" in text and "A UE out of coverage holds no TEK" in text
 
 
 @pytest.mark.slow

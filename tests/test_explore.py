@@ -88,3 +88,18 @@ def test_never_executed_actions_are_a_problem_only_after_the_whole_budget() -> N
     result = explore(model, examples=2, steps=3, seed_value=0, only=frozenset({1}))
     assert result.budget_spent  # nothing violated: the whole budget ran
     assert result.never_executed and result.coverage_problem == result.never_executed
+
+
+def test_a_behaviour_proposal_is_explored_with_its_expectations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``explore --proposal``: the proposal's own action runs in the search, and the break
+    its file expects is reported as expected (exit 0)."""
+    from mbmssec.cli import main
+
+    args = ["explore", "--proposal", "refetch_skips_authorisation", "--property", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "violated  VIOLATED" in out and "<-- unexpected" not in out
+    assert "Refetch(UE" in out  # the counterexample runs through the proposal's action
+    assert max(len(line) for line in out.splitlines()) <= 100

@@ -269,3 +269,70 @@ def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
             check=False,
         )
         assert got.returncode == 2 and "--update" in got.stderr
+
+
+# -- mutants of a proposal's own behaviour ------------------------------------------------
+
+
+def test_proposal_sites_rewrite_the_expression_trees() -> None:
+    """The operators on a proposal's guards and updates (``mutate --proposal``): every
+    guard dropped and negated, each conjunct of a chain dropped alone, updates of design
+    state dropped (history records are not), constants and comparisons flipped."""
+    from mbmssec.model import lang
+    from mbmssec.model.behaviour import Behaviour, NewAction
+    from mbmssec.proofs.check import resolve_proposal
+    from mbmssec.proofs.mutate import mutate_behaviour, proposal_sites
+
+    behaviour = resolve_proposal("push_next_tek").behaviour
+    assert behaviour is not None
+    found = {s.id: s for s in proposal_sites(behaviour)}
+    assert len(found) == len(proposal_sites(behaviour))
+    assert {s.operator for s in found.values()} == set(OPERATORS) - {"option-flip"}
+    conjuncts = [s.text for s in found.values() if s.operator == "conjunct-drop"]
+    assert conjuncts == [
+        "registered(u, s)",
+        "subscribed(u, s)",
+        "covered(u)",
+        "has_next(s)",
+        "not pushed(u, next(s))",
+    ]
+    dropped = [s.symbol for s in found.values() if s.operator == "update-drop"]
+    assert "auth_dlv" not in dropped and "pushed" in dropped  # history is never mutated
+
+    def push(b: Behaviour) -> NewAction:
+        return next(a for a in b.actions if a.name == "Push")
+
+    negated = push(mutate_behaviour(behaviour, "Push:guard-negate:2"))
+    assert lang.render(negated.guards[1]) == "not (has_next(s) and not pushed(u, next(s)))"
+    no_cover = push(mutate_behaviour(behaviour, "Push:conjunct-drop:3"))
+    assert lang.render(no_cover.guards[0]) == "registered(u, s) and subscribed(u, s) and true"
+    flipped = push(mutate_behaviour(behaviour, "Push:compare-flip:1"))
+    assert "ctr(u) + 1 >= ue_ctr(u)" in lang.render_update(flipped.updates[4])
+    assert push(behaviour) != negated  # the proposal itself is left as it was
+
+
+def test_cli_proposal_mutants_list_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from mbmssec.cli import main
+
+    assert main(["mutate", "--proposal", "ue_clears_keys_out_of_coverage", "--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == [
+        "LoseCoverage:update-drop:1",
+        "LoseCoverage:const-flip:1",
+    ]
+    assert main(["mutate", "--proposal", "kek_common"]) == 2
+    assert "sets option values only" in capsys.readouterr().err
+    assert main(["mutate", "--proposal", "ue_keeps_one_tek", "--only", "X:y:1"]) == 2
+    assert "no such mutant: X:y:1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_proposal_mutant_is_killed_under_the_proposal() -> None:
+    """A behaviour proposal through the mutation check: the UE that keeps every TEK when
+    it leaves coverage (the deletion's constant flipped) breaks the proposal's own
+    property 14 at once, which the proposal's model proves."""
+    from mbmssec.proofs.mutate import check_proposal_mutant
+
+    r = check_proposal_mutant("ue_clears_keys_out_of_coverage", "LoseCoverage:const-flip:1")
+    assert r.verdict == "killed" and r.killed_by == ["P14"] and r.shortest == 1
+    assert r.profile == "ue_clears_keys_out_of_coverage"

@@ -152,8 +152,9 @@ def test_the_proposal_part_round_trips(data: dict[str, Any]) -> None:
 
 def test_the_document_names_its_format_version(data: dict[str, Any]) -> None:
     assert next(iter(data)) == "format"
-    # format 2 added the ITF states and the explanation, format 3 the attribution
-    assert data["format"] == 3
+    # format 2 added the ITF states and the explanation, format 3 the attribution,
+    # format 4 a proposal's behaviour and the properties it adds
+    assert data["format"] == 4
 
 
 def test_a_counterexample_to_induction_round_trips(document: Results) -> None:
@@ -205,12 +206,12 @@ def test_a_document_without_a_format_version_is_refused(data: dict[str, Any]) ->
     assert "re-run `mbmssec check" in str(err)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 99])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 99])
 def test_a_document_of_another_version_is_refused(data: dict[str, Any], version: int) -> None:
     data["format"] = version
     err = _refused(data)
     assert err.where == "format"
-    assert f"format version {version}, but this mbmssec reads format 3" in str(err)
+    assert f"format version {version}, but this mbmssec reads format 4" in str(err)
 
 
 def test_the_version_is_checked_before_any_other_field(data: dict[str, Any]) -> None:
@@ -272,6 +273,19 @@ _DELETE = object()
             "expected int",
         ),
         (["proposals", 0, "weakened"], {}, "proposals[0].weakened", "expected list"),
+        (["proposals", 0, "added"], _DELETE, "proposals[0].added", "missing"),
+        (
+            ["proposals", 0, "proposal", "behaviour", "actions"],
+            [],
+            "proposals[0].proposal.behaviour.actions",
+            "unknown field 'actions'",
+        ),
+        (
+            ["proposals", 0, "proposal", "behaviour", "state"],
+            [{"name": "x", "sorts": ["UE"], "type": "Colour", "doc": "d"}],
+            "proposals[0].proposal.behaviour.state.x.type",
+            "unknown type 'Colour'",
+        ),
         (["proposals", 0, "surprise"], 1, "proposals[0].surprise", "unknown field 'surprise'"),
         (["files", 0], None, "files[0]", "expected str, got null"),
         (

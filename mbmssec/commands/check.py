@@ -172,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_attribution:
         for c in comparisons[:named]:
             assert c.proposal is not None
+            if c.proposal.behaviour is not None:
+                continue  # its option values checked alone would leave its behaviour out
             progress.context = f"{c.proposal.name}: attribution: "
             checks = partial(
                 check_overrides, depth=args.depth, universe=universe, rlimit=args.rlimit
@@ -227,10 +229,11 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
     entries += [
         (c.proposal.name if c.proposal else _slug(c.report.title), c.report) for c in comparisons
     ]
-    spec = load_spec()
     files: list[str] = []
+    proposals = {c.proposal.name: c.proposal for c in comparisons if c.proposal}
     for name, report in entries:
-        model = Model(spec.profile(report.overrides, title=report.title))
+        proposal = proposals.get(name)
+        model = _model(report, proposal)
         for v in report.verdicts.values():
             if v.trace is None:
                 continue
@@ -243,7 +246,12 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
                 encoding="utf-8",
             )
             write_pytest(
-                out / f"test_{_slug(stem)}.py", v.trace, report.overrides, v.number, v.name
+                out / f"test_{_slug(stem)}.py",
+                v.trace,
+                report.overrides,
+                v.number,
+                v.name,
+                proposal.reference if proposal and proposal.behaviour else None,
             )
             files += [
                 f"{stem}.json",
@@ -256,9 +264,19 @@ def write_out(out: Path, baseline: Report, comparisons: list[Comparison], digest
     return files
 
 
-def _verdict_lines(report: Report, numbers: list[int] | None = None) -> list[str]:
+def _model(report: Report, proposal: Proposal | None = None) -> Model:
+    """The model a report was checked on: a proposal's (with its behaviour), or the one
+    its option values give."""
+    if proposal is not None:
+        return Model(proposal.profile)
+    return Model(load_spec().profile(report.overrides, title=report.title))
+
+
+def _verdict_lines(
+    report: Report, numbers: list[int] | None = None, proposal: Proposal | None = None
+) -> list[str]:
     lines = []
-    model = Model(load_spec().profile(report.overrides, title=report.title))
+    model = _model(report, proposal)
     for n in sorted(report.verdicts):
         if numbers is not None and n not in numbers:
             continue
@@ -304,10 +322,9 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
     for c in comparisons:
         assert c.proposal is not None
         lines.append("")
+        p = c.proposal
         lines += _wrap(
-            f"Proposal {c.proposal.name}: {c.proposal.title} "
-            f"({', '.join(f'{k}={v}' for k, v in c.proposal.overrides.items())}; "
-            f"{c.report.seconds:.1f} s)",
+            f"Proposal {p.name}: {p.title} ({p.summary()}; {c.report.seconds:.1f} s)",
             "",
             "  ",
         )
@@ -315,13 +332,16 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
         if missing:
             lines += _wrap(f"vacuity NOT shown for {', '.join(missing)}", "  ", "    ")
         lines.append(f"  newly broken: {_names(c.broken) or 'none'}")
-        lines += _verdict_lines(c.report, c.broken)
+        lines += _verdict_lines(c.report, c.broken, p)
         if c.weakened:
             lines.append(f"  no longer proved (not refuted): {_names(c.weakened)}")
-            lines += _verdict_lines(c.report, c.weakened)
+            lines += _verdict_lines(c.report, c.weakened, p)
         lines.append(f"  newly fixed: {_names(c.fixed) or 'none'}")
-        lines += _verdict_lines(c.report, c.fixed)
+        lines += _verdict_lines(c.report, c.fixed, p)
         lines.append(f"  unchanged: {_names(c.unchanged) or 'none'}")
+        if c.added:
+            lines.append(f"  added by the proposal: {_names(c.added)}")
+            lines += _verdict_lines(c.report, c.added, p)
         lines += _attribution_lines(c)
         for err in c.expectation_errors():
             lines += _wrap(f"note: {err}", "  ", "    ")
@@ -330,6 +350,14 @@ def render_text(baseline: Report, comparisons: list[Comparison]) -> str:
 
 def _attribution_lines(c: Comparison) -> list[str]:
     a = c.attribution
+    p = c.proposal
+    if a is None and p is not None and p.behaviour is not None and p.overrides:
+        return _wrap(
+            "(which of its parts causes each change is not computed: the proposal states "
+            "behaviour besides its option values, and its option values alone leave it out)",
+            "  ",
+            "    ",
+        )
     if a is None or not a.changes:
         return []
     lines = ["  what causes each change, and what else would fix it:"]

@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--profile", type=Path, help="TOML profile: title, [options], expect_violated")
     p.add_argument(
+        "--proposal",
+        metavar="PROPOSAL",
+        default=None,
+        help="explore the model of a proposal (a file, or the name of a shipped one), with "
+        "the behaviour it states; expected outcomes from its expect table",
+    )
+    p.add_argument(
         "--option",
         "-o",
         action="append",
@@ -65,6 +72,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _profile(args: argparse.Namespace) -> tuple[Profile, frozenset[int] | None]:
     spec = load_spec()
     expect = None
+    if args.proposal is not None:
+        if args.profile is not None:
+            raise UsageError("--proposal and --profile: give one of them")
+        from mbmssec.proofs.check import resolve_proposal
+
+        proposal = resolve_proposal(args.proposal, spec)
+        overrides = dict(proposal.overrides)
+        for item in args.option:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"--option expects NAME=VALUE, got {item!r}")
+            overrides[name.strip()] = value.strip()
+        profile = spec.profile(overrides, title=proposal.title, source=str(proposal.path))
+        profile = profile.with_behaviour(proposal.behaviour)
+        if args.option:
+            return profile, None
+        violated = {p.number for p in PROPERTIES if not p.holds_in_baseline}
+        added = {n for n, want in proposal.added.items() if want == "violated"}
+        expected = (violated | set(proposal.expect_broken) | added) - set(proposal.expect_fixed)
+        return profile, frozenset(expected)
     if args.profile is not None:
         base = load_profile(args.profile, spec)
         expect = load_expectations(args.profile)
@@ -93,7 +120,7 @@ def _proposal_expectation(profile: Profile) -> frozenset[int] | None:
     from mbmssec.proofs.check import shipped_proposals
 
     for prop in shipped_proposals(profile.spec):
-        if dict(prop.profile.overrides) == dict(profile.overrides):
+        if prop.behaviour is None and dict(prop.profile.overrides) == dict(profile.overrides):
             base = {p.number for p in PROPERTIES if not p.holds_in_baseline}
             return frozenset((base | set(prop.expect_broken)) - set(prop.expect_fixed))
     return None
@@ -114,13 +141,15 @@ def _universe(text: str | None) -> Universe:
 def run(args: argparse.Namespace) -> int:
     if args.examples < 1 or args.steps < 1:
         raise UsageError("--examples and --steps must be positive")
-    known = {p.number for p in PROPERTIES}
+    profile, expect = _profile(args)
+    model = Model(profile)
+    known = {p.number for p in model.properties}
     if args.only and not set(args.only) <= known:
         raise UsageError(
             f"unknown property {sorted(set(args.only) - known)}; known: {sorted(known)}"
         )
     live = sorted(
-        p.number for p in PROPERTIES if p.kind == "liveness" and p.number in (args.only or ())
+        p.number for p in model.properties if p.kind == "liveness" and p.number in (args.only or ())
     )
     if live:
         raise UsageError(
@@ -128,8 +157,6 @@ def run(args: argparse.Namespace) -> int:
             "exploration cannot judge it; `mbmssec check` proves it or finds a fair lasso "
             "(its bounded form is property 12)"
         )
-    profile, expect = _profile(args)
-    model = Model(profile)
 
     def progress(msg: str) -> None:
         if not args.json or sys.stderr.isatty():

@@ -12,6 +12,11 @@ from every state of the model's inductive invariant, or when
 ``spec/equivalent_mutants.toml`` declares it with a reason; otherwise it survived.
 ``--update FILE`` re-checks only what a complete earlier document leaves open.
 
+``--proposal PROPOSAL`` mutates a proposal's own behaviour instead (its guards and
+updates, written in the proposal language) and checks each mutant under the proposal
+against the unmutated proposal: a survivor is a part of the proposal on which no verdict
+depends.
+
 Exit status: 0 when no mutant survived, 1 when one did (or a declaration is stale),
 2 on bad arguments or declarations.
 """
@@ -28,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import MbmssecError
+from mbmssec.proofs.check import resolve_proposal
 from mbmssec.proofs.mutate import (
     OPERATORS,
     PROVED_EQUIVALENT,
     MutantResult,
     check_mutant,
+    check_proposal_mutant,
     clauses_of,
     load_equivalents,
+    proposal_sites,
     sites,
     source_hash,
 )
@@ -72,6 +80,13 @@ def register(subparsers: Any) -> None:
         "source) leaves open: its survivors and stale declarations, mutants it lacks, "
         "declared equivalents whose declaration changed, and any --only; keep the other "
         "verdicts, and write the merged document back to FILE (or to --out)",
+    )
+    p.add_argument(
+        "--proposal",
+        metavar="PROPOSAL",
+        default=None,
+        help="mutate this proposal's behaviour (a file, or the name of a shipped one) "
+        "instead of the model's source",
     )
     p.set_defaults(func=run)
 
@@ -142,6 +157,8 @@ def _still_settled(m: dict[str, Any], equivalents: dict[str, Any]) -> bool:
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise MbmssecError(f"--jobs must be at least 1 (got {args.jobs})")
+    if args.proposal is not None:
+        return run_proposal(args)
     out_path = Path(args.out) if args.out else None
     if out_path is not None and not out_path.parent.is_dir():
         raise MbmssecError(f"--out {args.out}: folder {out_path.parent} does not exist")
@@ -236,3 +253,73 @@ def run(args: argparse.Namespace) -> int:
             + (f", {counts['stale']} stale declarations" if counts["stale"] else "")
         )
     return 1 if counts["survived"] or counts["stale"] else 0
+
+
+def run_proposal(args: argparse.Namespace) -> int:
+    """``mutate --proposal``: mutants of a proposal's behaviour, checked under it."""
+    if args.out or args.update:
+        raise MbmssecError("--out and --update keep the model's catalogue; not with --proposal")
+    proposal = resolve_proposal(args.proposal)
+    if proposal.behaviour is None:
+        raise MbmssecError(
+            f"{args.proposal}: the proposal sets option values only; there is no behaviour "
+            "of its own to mutate (the model's mutants run under it: mbmssec mutate)"
+        )
+    all_sites = proposal_sites(proposal.behaviour)
+    known = {s.id for s in all_sites}
+    unknown = [i for i in args.only if i not in known]
+    if unknown:
+        raise MbmssecError(
+            f"no such mutant: {', '.join(unknown)} "
+            f"(see mbmssec mutate --proposal {args.proposal} --list)"
+        )
+    chosen = [s for s in all_sites if not args.only or s.id in args.only]
+    if args.list:
+        if args.json:
+            print(
+                json.dumps(
+                    [{"id": s.id, "operator": s.operator, "site": s.text} for s in chosen], indent=2
+                )
+            )
+        else:
+            for s in chosen:
+                print(f"{s.id:34} {s.text}")
+        return 0
+    start = time.monotonic()
+    results: list[MutantResult] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(check_proposal_mutant, proposal.reference, s.id) for s in chosen]
+        for i, fut in enumerate(as_completed(futures), start=1):
+            r = fut.result()
+            results.append(r)
+            if not args.quiet:
+                print(
+                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(chosen)} "
+                    f"{r.site.id}: {r.verdict}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    order = {s.id: n for n, s in enumerate(all_sites)}
+    results.sort(key=lambda r: order[r.site.id])
+    counts = {v: sum(r.verdict == v for r in results) for v in ("killed", "equivalent", "survived")}
+    document = {
+        "proposal": proposal.name,
+        "operators": OPERATORS,
+        "seconds": round(time.monotonic() - start, 1),
+        "counts": counts,
+        "mutants": [r.to_json() for r in results],
+    }
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        for r in results:
+            what = ", ".join(r.killed_by) if r.killed_by else r.reason
+            if r.shortest is not None:
+                what += f" (shortest {r.shortest} steps)"
+            print(f"{r.site.id:34} {r.verdict:10} {what}"[:100])
+        print(
+            f"{len(results)} mutants of proposal {proposal.name} in {document['seconds']:.0f} s: "
+            f"{counts['killed']} killed, {counts['equivalent']} equivalent, "
+            f"{counts['survived']} survived"
+        )
+    return 1 if counts["survived"] else 0
