@@ -4,6 +4,8 @@ verdict under the baseline and under each proposal, and the index of properties.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from functools import partial
 
 from mbmssec.docgen.charts import trace_need
 from mbmssec.docgen.fragments import (
@@ -26,8 +28,10 @@ from mbmssec.docgen.needs import (
 )
 from mbmssec.docgen.rst import esc, heading, list_table, need, status_role
 from mbmssec.docgen.site import Site
-from mbmssec.model.dsl import Action
+from mbmssec.model.dsl import Action, ModelError
 from mbmssec.model.properties import FAIRNESS, Property
+from mbmssec.model.show import show_invariant, show_property
+from mbmssec.model.vocabulary import VOCABULARY
 from mbmssec.proofs.lemmas import LEMMAS
 from mbmssec.proofs.results import Results, VerdictResult
 
@@ -143,6 +147,14 @@ def write_property_page(site: Site, prop: Property) -> None:
     )
     if prop.plan:
         out.append("Plan: " + " then ".join(f"``{name}``" for name, _ in prop.plan) + ".\n\n")
+    out.append(heading("Formal statement", "-"))
+    out.append(
+        "As the model states it, in the language of proposals (``x'`` is ``x`` after the "
+        "step; ``mbmssec model show`` prints the actions the same way; the words are on "
+        "the :doc:`glossary </glossary>` page and the state names on the "
+        ":doc:`actions page <../model/actions>`):\n\n"
+    )
+    out.append(_formal(lambda: show_property(prop, VOCABULARY)))
     out.append(heading("Verdict in the baseline", "-"))
     if inp.results is None or v is None:
         out.append(
@@ -242,6 +254,19 @@ def write_properties_index(site: Site) -> None:
     site.write("properties/index.rst", "".join(out) + "\n")
 
 
+def _formal(render: Callable[[], list[str]]) -> str:
+    """A formal statement as a literal block, or why it cannot be shown."""
+    try:
+        return code_block(render())
+    except ModelError as exc:
+        return f"(No formal statement: {esc(str(exc))}.)\n\n"
+
+
+def code_block(lines: list[str]) -> str:
+    """Lines of text as a literal block."""
+    return ".. code-block:: text\n\n" + "".join(f"   {x}\n" for x in lines) + "\n"
+
+
 def lemma_label(name: str) -> str:
     """The reference label of a lemma's section on the lemmas page."""
     return "lemma-" + name.replace("_", "-")
@@ -272,6 +297,7 @@ def write_lemmas_page(site: Site) -> None:
         out.append(f".. _{lemma_label(lem.name)}:\n\n")
         out.append(heading(lem.name, "-"))
         out.append(esc(lem.doc) + "\n\n")
+        out.append(_formal(partial(show_invariant, lem.body, site.inp.spec.baseline(), VOCABULARY)))
         applies = lem.when(site.inp.spec.baseline())
         if res is None:
             status = "no results"

@@ -163,6 +163,7 @@ class _Names:
 
 
 _FALLBACK = {Sort.UE: "v", Sort.SVC: "r", Sort.TEK: "y", Sort.PKT: "q"}
+_SORT_LETTER = {Sort.UE: "u", Sort.SVC: "s", Sort.TEK: "t", Sort.PKT: "p"}
 
 
 def _param_names(fn: Callable[..., Any], count: int, sorts: tuple[Sort, ...]) -> list[str]:
@@ -208,6 +209,8 @@ class RecordingOps:
 
     def _quant(self, kind: str, sort: Sort, body: Callable[[Any], Any]) -> Any:
         (wanted,) = _param_names(body, 1, (sort,))
+        if wanted == "x":  # the generic name of a helper (for_all): the sort's letter
+            wanted = _SORT_LETTER.get(sort, wanted)
         name = self.names.fresh(wanted)
         inner = node_of(body(Term(Name(name))))
         self.names.taken.discard(name)
@@ -384,3 +387,62 @@ def render_state(vocab: Vocabulary) -> list[str]:
         out.append(f"{sym.name}{args} : {lang.sort_name(sym.result)}{init}{tag}")
         out.append(f"    {' '.join(sym.doc.split())}")
     return out
+
+
+# -- properties ------------------------------------------------------------------------------
+
+
+class _RecordingReader:
+    """A property's view of a state whose reads become state names applied to their
+    arguments (primed for the post-state of a step property)."""
+
+    def __init__(self, vocab: Vocabulary, primed: bool) -> None:
+        self.vocab = vocab
+        self.primed = primed
+
+    def get(self, name: str, *args: Any) -> Any:
+        self.vocab[name]
+        if not args:
+            return Term(Name(name, self.primed))
+        return Term(App(name, tuple(node_of(a) for a in args), self.primed))
+
+
+def _plan_step(step: tuple[str, tuple[tuple[str, str | int], ...]]) -> str:
+    action, roles = step
+    return f"{action}({', '.join(str(v) for _, v in roles)})"
+
+
+def show_property(prop: Any, vocab: Vocabulary, width: int = 88) -> list[str]:
+    """A property's formal statement in the proposal language (``x'`` is ``x`` after the
+    step): an invariant's formula; a step property's formula over the states before and
+    after every step; for a response or liveness property, its premise and goal over a
+    UE ``u`` and a service ``s``, with its plan or its fairness."""
+    names = _Names(["u", "s"] if prop.kind in ("response", "liveness") else [])
+    ops = RecordingOps(names)
+    now = _RecordingReader(vocab, primed=False)
+    if prop.kind == "invariant":
+        return ["always:", *("  " + x for x in lang.pretty(node_of(prop.body(ops, now)), width))]
+    if prop.kind == "step":
+        after = _RecordingReader(vocab, primed=True)
+        formula = node_of(prop.body(ops, now, after))
+        return ["for every step:", *("  " + x for x in lang.pretty(formula, width))]
+    u, s = Term(Name("u")), Term(Name("s"))
+    premise = node_of(prop.premise(ops, now, u, s))
+    goal = node_of(prop.goal(ops, now, u, s))
+    out = ["for every u: UE, s: SVC, whenever:"]
+    out += ["  " + x for x in lang.pretty(premise, width)]
+    if prop.kind == "response":
+        plan = " then ".join(_plan_step(p) for p in prop.plan)
+        out.append(f"then the plan {plan} is enabled and ends with:")
+    else:
+        out.append("then, on every fair run, eventually:")
+    out += ["  " + x for x in lang.pretty(goal, width)]
+    return out
+
+
+def show_invariant(
+    body: Callable[..., Any], profile: Any, vocab: Vocabulary, width: int = 88
+) -> list[str]:
+    """A lemma's statement (``body(ops, state, profile)``) in the proposal language."""
+    ops = RecordingOps(_Names([]))
+    return lang.pretty(node_of(body(ops, _RecordingReader(vocab, primed=False), profile)), width)
