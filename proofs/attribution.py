@@ -78,11 +78,11 @@ def attribute(comparison: Comparison, spec: Spec, check_many: CheckMany) -> Attr
     ``check_many`` (one batch: every subset and every alternative)."""
     overrides = dict(comparison.report.overrides)
     changes = _kinds(comparison)
-    if not changes:  # nothing to attribute, no fix to find alternatives for
-        return Attribution(changes={}, causes={}, invalid=(), alternatives={})
     parts = subsets(overrides) if len(overrides) <= MAX_PARTS else []
     valid = [s for s in parts if _valid(spec, s)]
     invalid = tuple(s for s in parts if not _valid(spec, s))
+    if not changes:  # nothing to attribute, no fix to find alternatives for
+        return Attribution(changes={}, causes={}, invalid=invalid, alternatives={})
     alternatives = [a for a in alternative_changes(overrides, spec) if a not in valid]
     reports = check_many([*valid, *alternatives]) if (valid or alternatives) else []
     by_subset = [
