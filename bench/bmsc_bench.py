@@ -605,8 +605,8 @@ def _profile_main(argv: list[str]) -> int:
         f"{'idle (epoll, waiting for the clients)':<48}{profile['idle_ms_per_registration']:>16.3f}"
     )
     print(
-        f"one timed round before it: BM-SC {reg['registrations_per_second']:.0f}/s, minimal endpoint "
-        f"{reg['reference_exchanges_per_second']:.0f}/s"
+        f"one timed round before it: BM-SC {reg['registrations_per_second']:.0f}/s, "
+        f"minimal endpoint {reg['reference_exchanges_per_second']:.0f}/s"
     )
     return 0
 
