@@ -74,7 +74,7 @@ class MikeySize:
     window: float
 
 
-QUICK: Final = MikeySize(rounds=15, window=0.004)
+QUICK: Final = MikeySize(rounds=10, window=0.003)
 FULL: Final = MikeySize(rounds=60, window=0.01)
 
 

@@ -60,7 +60,7 @@ def _scanned(header: str) -> object:
         return None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(headers())
 def test_the_expressions_and_the_scanner_agree(header: str) -> None:
     fast = digest._match_params(header)
