@@ -287,6 +287,7 @@ def test_list_json_from_the_installed_command_includes_an_added_module(tmp_path:
 # --- a real run -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 7-23 s: a real search or benchmark run; the full suite runs it
 def test_real_quick_run_of_the_cheap_benchmarks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -185,6 +185,7 @@ def test_equivalence_is_proved_not_declared_where_z3_can() -> None:
     assert not proved_equivalent("baseline", build(by_id["register:update-drop:3"]))
 
 
+@pytest.mark.slow  # 7-23 s: a real search or benchmark run; the full suite runs it
 def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
     """``--update``: from a complete earlier document (here one whose settled verdicts
     are made up, to show they are kept as they are), only the survivor is checked again;
