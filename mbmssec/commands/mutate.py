@@ -28,7 +28,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,23 +200,10 @@ def run(args: argparse.Namespace) -> int:
         if out_path is None:
             out_path = Path(args.update)
     start = time.monotonic()
-    results: list[MutantResult] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(check_mutant, s.id, equivalents) for s in chosen]
-        for i, fut in enumerate(as_completed(futures), start=1):
-            r = fut.result()
-            results.append(r)
-            if not args.quiet:
-                print(
-                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(chosen)} "
-                    f"{r.site.id}: {r.verdict}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    order = {s.id: n for n, s in enumerate(all_sites)}
-    results.sort(key=lambda r: order[r.site.id])
+    results = _run_all([partial(check_mutant, s.id, equivalents) for s in chosen], all_sites, args)
     seconds = time.monotonic() - start
     mutants = [r.to_json() for r in results] + list(earlier.values())
+    order = {s.id: n for n, s in enumerate(all_sites)}
     mutants.sort(key=lambda m: order[m["id"]])
     counts = {
         v: sum(m["verdict"] == v for m in mutants)
@@ -286,21 +275,11 @@ def run_proposal(args: argparse.Namespace) -> int:
                 print(f"{s.id:34} {s.text}")
         return 0
     start = time.monotonic()
-    results: list[MutantResult] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(check_proposal_mutant, proposal.reference, s.id) for s in chosen]
-        for i, fut in enumerate(as_completed(futures), start=1):
-            r = fut.result()
-            results.append(r)
-            if not args.quiet:
-                print(
-                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(chosen)} "
-                    f"{r.site.id}: {r.verdict}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    order = {s.id: n for n, s in enumerate(all_sites)}
-    results.sort(key=lambda r: order[r.site.id])
+    results = _run_all(
+        [partial(check_proposal_mutant, proposal.reference, s.id) for s in chosen],
+        all_sites,
+        args,
+    )
     counts = {v: sum(r.verdict == v for r in results) for v in ("killed", "equivalent", "survived")}
     document = {
         "proposal": proposal.name,
@@ -323,3 +302,27 @@ def run_proposal(args: argparse.Namespace) -> int:
             f"{counts['survived']} survived"
         )
     return 1 if counts["survived"] else 0
+
+
+def _run_all(
+    checks: list[Callable[[], MutantResult]], all_sites: Sequence[Any], args: argparse.Namespace
+) -> list[MutantResult]:
+    """Run the mutant checks in ``args.jobs`` worker processes, one progress line per
+    finished mutant, the results in the order of ``all_sites``."""
+    start = time.monotonic()
+    results: list[MutantResult] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(check) for check in checks]
+        for i, fut in enumerate(as_completed(futures), start=1):
+            r = fut.result()
+            results.append(r)
+            if not args.quiet:
+                print(
+                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(checks)} "
+                    f"{r.site.id}: {r.verdict}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    order = {s.id: n for n, s in enumerate(all_sites)}
+    results.sort(key=lambda r: order[r.site.id])
+    return results
