@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mbmssec.model.dsl import Action, Ops, Param, Sort, Step
-from mbmssec.model.vocabulary import FETCH_WINDOW
+from mbmssec.model.vocabulary import FETCH_WINDOW, VOCABULARY
 
 UE, SVC, TEK, PKT, BOOL, INT = Sort.UE, Sort.SVC, Sort.TEK, Sort.PKT, Sort.BOOL, Sort.INT
 
@@ -33,7 +33,7 @@ def action(
         return Action(
             name=body.__name__.strip("_").title().replace("_", ""),
             params=params,
-            modifies=frozenset(modifies),
+            modifies=VOCABULARY.with_stamps(frozenset(modifies)),
             clauses=clauses,
             actor=actor,
             doc=(body.__doc__ or "").strip(),
@@ -274,7 +274,7 @@ def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 
 @action(
     params=(_p("s", SVC), _p("t", TEK)),
-    modifies=("generated", "tek_svc", "mki", "next_mki", "gen_ev", "ev", "has_next", "next"),
+    modifies=("generated", "tek_svc", "mki", "next_mki", "ev", "has_next", "next"),
     clauses=(
         "3.1/TEK",
         "6.2.1/BMSC-GENERATES",
@@ -287,12 +287,11 @@ def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 def generate(ops: Ops, st: Step, prof: Prof, s: Any, t: Any) -> None:
     """The BM-SC creates the service's next TEK and gives it a fresh MKI."""
     ops.require(ops.and_(ops.not_(st.get("generated", t)), ops.not_(st.get("has_next", s))))
-    stamp = _tick_event(st)
+    _tick_event(st)  # the language stamps gen_ev (the relation generated changes)
     st.set("generated", (t,), True)
     st.set("tek_svc", (t,), s)
     st.set("mki", (t,), st.get("next_mki", s))
     st.set("next_mki", (s,), st.get("next_mki", s) + 1)
-    st.set("gen_ev", (t,), stamp)
     st.set("has_next", (s,), True)
     st.set("next", (s,), t)
 
@@ -335,7 +334,7 @@ def activate(ops: Ops, st: Step, prof: Prof, s: Any) -> None:
 
 @action(
     params=(_p("s", SVC), _p("p", PKT), _p("m", BOOL)),
-    modifies=("sent", "pkt_tek", "pkt_has_mki", "pkt_ev", "ev"),
+    modifies=("sent", "pkt_tek", "pkt_has_mki", "ev"),
     clauses=("6.2.2/STEP7", "6.2.3.3/MKI-IN-PACKETS", "6.3/SRTP", "6.3/MKI-MANDATORY"),
     actor="BM-SC",
 )
@@ -344,11 +343,10 @@ def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
     ops.require(ops.and_(st.get("has_active", s), ops.not_(st.get("sent", p))))
     if prof["mki_in_srtp"] == "mandatory":
         ops.require(m)
-    stamp = _tick_event(st)
+    _tick_event(st)  # the language stamps pkt_ev (the relation sent changes)
     st.set("sent", (p,), True)
     st.set("pkt_tek", (p,), st.get("active", s))
     st.set("pkt_has_mki", (p,), m)
-    st.set("pkt_ev", (p,), stamp)
 
 
 @action(
@@ -368,7 +366,7 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     """Any UE in coverage may receive any sent packet (joining the bearer needs no
     authorisation).  With an MKI it looks the key up by MKI: it decrypts, or notes an
     unknown MKI; without one it tries its current key.  After decrypting under a newer
-    TEK it switches to it and drops older TEKs of the service."""
+    TEK (a higher MKI) it switches to it and drops older TEKs of the service."""
     ops.require(ops.and_(st.get("sent", p), st.get("covered", u)))
     t = st.get("pkt_tek", p)
     s = st.get("tek_svc", t)
@@ -404,7 +402,7 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
                     switch,
                     v == u,
                     st.get("tek_svc", y) == s,
-                    st.get("gen_ev", y) < st.get("gen_ev", t),
+                    st.get("mki", y) < st.get("mki", t),
                 )
             ),
         ),

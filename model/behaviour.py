@@ -50,6 +50,7 @@ from mbmssec.model.dsl import (
 )
 from mbmssec.model.lang import Node, Scope, Update
 from mbmssec.model.properties import Property
+from mbmssec.model.vocabulary import VOCABULARY
 from mbmssec.spec.loader import SpecError
 
 KINDS = ("invariant", "step", "response", "liveness")
@@ -324,7 +325,7 @@ def _changed(act: Action, change: Change, origin: str) -> Action:
     return dataclasses.replace(
         act,
         body=body,
-        modifies=act.modifies | {u.name for u in updates},
+        modifies=VOCABULARY.with_stamps(act.modifies | {u.name for u in updates}),
         origin=origin,
     )
 
@@ -344,7 +345,7 @@ def _new_action(new: NewAction, origin: str) -> Action:
     return Action(
         name=new.name,
         params=new.params,
-        modifies=frozenset(u.name for u in new.updates),
+        modifies=VOCABULARY.with_stamps(frozenset(u.name for u in new.updates)),
         clauses=new.clauses,
         actor=new.actor,
         doc=new.doc,
@@ -849,7 +850,5 @@ def load_behaviour(
 def state_symbols(data: Mapping[str, Any], source: str, origin: str) -> tuple[Symbol, ...]:
     """The symbols a behaviour's ``state`` tables declare (as a results document stores
     them), for reading its traces back."""
-    from mbmssec.model.vocabulary import VOCABULARY
-
     loader = _Loader(source, origin, VOCABULARY, (), (), frozenset())
     return tuple(d.symbol(origin) for d in loader.states(data))

@@ -20,6 +20,7 @@ from mbmssec.model.dsl import (
     Param,
     Sort,
     Vocabulary,
+    stamp_writes,
 )
 
 Table = dict[tuple[int, ...], Any]
@@ -167,6 +168,14 @@ class ConcreteStep:
             table[args] = value(*args)
 
     def commit(self) -> State:
+        vocab = self.pre.vocab
+        for rel, stamp in stamp_writes(vocab, list(self.writes), self.modifies, self.action):
+            now = self.pre.get("ev")
+            table = dict(self.pre.tables[stamp])
+            for args, value in self.writes[rel].items():
+                if value and not self.pre.get(rel, *args):
+                    table[args] = now
+            self.writes[stamp] = table
         tables = dict(self.pre.tables)
         tables.update(self.writes)
         return State(self.pre.vocab, self.pre.universe, tables)

@@ -90,8 +90,15 @@ class Symbol:
     role: str = "design"
     #: "" for the model's own symbols; the name of the proposal that declares it otherwise
     origin: str = ""
+    #: For an event stamp: the relation whose change from false to true it records.  The
+    #: readings of the language write the stamp themselves (the pre-state's event counter
+    #: ``ev``) whenever an action sets that relation, so no action writes a stamp and a
+    #: faulty action cannot leave one out (:meth:`Vocabulary.stamp_of`).
+    stamps: str = ""
 
     def __post_init__(self) -> None:
+        if self.stamps and (self.role != "history" or self.result is not Sort.INT):
+            raise ModelError(f"symbol {self.name}: a stamp is an integer history symbol")
         if self.role not in ROLES:
             raise ModelError(f"symbol {self.name}: role {self.role!r} is not one of {ROLES}")
         if any(not a.is_element for a in self.args):
@@ -202,9 +209,50 @@ class Vocabulary:
         return tuple(s.name for s in self.symbols)
 
     @cached_property
+    def _stamps(self) -> dict[str, str]:
+        out = {}
+        for sym in self.symbols:
+            if sym.stamps:
+                rel = self[sym.stamps]
+                if rel.result is not Sort.BOOL or rel.args != sym.args:
+                    raise ModelError(
+                        f"stamp {sym.name}: {rel.name} is not a relation over {sym.args}"
+                    )
+                out[rel.name] = sym.name
+        return out
+
+    def stamp_of(self, name: str) -> str | None:
+        """The stamp that records when relation ``name`` first became true, if any."""
+        return self._stamps.get(name)
+
+    def with_stamps(self, names: frozenset[str]) -> frozenset[str]:
+        """``names`` plus the stamps of the relations among them: what an action that
+        writes ``names`` writes."""
+        extra = {self._stamps[n] for n in names if n in self._stamps}
+        return names | extra
+
+    @cached_property
     def defaults(self) -> dict[str, Any]:
         """Each symbol's initial value (0 stands for "unconstrained" element values)."""
         return {s.name: (0 if s.initial is None else s.initial) for s in self.symbols}
+
+
+def stamp_writes(
+    vocab: Vocabulary, written: Sequence[str], modifies: frozenset[str], action: str
+) -> list[tuple[str, str]]:
+    """The (relation, stamp) pairs a step that wrote ``written`` must record, checked
+    against the action's ``modifies`` (which :meth:`Vocabulary.with_stamps` completes)."""
+    out = []
+    for name in written:
+        stamp = vocab.stamp_of(name)
+        if stamp is None:
+            continue
+        if stamp not in modifies:
+            raise ModelError(
+                f"action {action} writes {name!r} but does not list its stamp {stamp!r} in modifies"
+            )
+        out.append((name, stamp))
+    return out
 
 
 def check_modifies(vocab: Vocabulary, actions: Sequence[Action]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import z3
 
 from mbmssec.model.concrete import State, Universe
-from mbmssec.model.dsl import ELEMENT_SORTS, Action, ModelError, Sort, Vocabulary
+from mbmssec.model.dsl import ELEMENT_SORTS, Action, ModelError, Sort, Vocabulary, stamp_writes
 
 
 @dataclass
@@ -211,6 +211,18 @@ class SymbolicStep:
         self._check(name)
         self.overlay[name] = value
 
+    def record_stamps(self) -> None:
+        """Stamp, with the pre-state's event counter, every element of a stamped
+        relation that the step turned from false to true (see ``Symbol.stamps``)."""
+        for rel, stamp in stamp_writes(self.vocab, list(self.overlay), self.modifies, self.action):
+            post = self.overlay[rel]
+
+            def stamped(*xs: Any, rel: str = rel, stamp: str = stamp, post: Fn = post) -> Any:
+                became = z3.And(z3.Not(self.pre.get(rel, *xs)), post(*xs))
+                return z3.If(became, self.pre.get("ev"), self.pre.get(stamp, *xs))
+
+            self.overlay[stamp] = stamped
+
 
 @dataclass
 class SymbolicTransition:
@@ -247,6 +259,7 @@ def transition(
         for c in p.range_constraints(a)
     ]
     guard = z3.And(*ops.guards, *ranges)
+    st.record_stamps()
     return SymbolicTransition(action, tuple(args), guard, View(pre, st.overlay))
 
 

@@ -29,8 +29,9 @@ def _s(
     initial: bool | int | None = False,
     ghost: bool = False,
     role: str = "design",
+    stamps: str = "",
 ) -> Symbol:
-    return Symbol(name, args, result, doc, initial, ghost, role)
+    return Symbol(name, args, result, doc, initial, ghost, role, stamps=stamps)
 
 
 VOCABULARY = Vocabulary(
@@ -82,7 +83,16 @@ VOCABULARY = Vocabulary(
         _s("generated", (TEK,), B, "The BM-SC has generated this TEK."),
         _s("tek_svc", (TEK,), SVC, "The service a TEK belongs to.", None),
         _s("mki", (TEK,), INT, "The TEK's MKI.", 0),
-        _s("gen_ev", (TEK,), INT, "Event stamp of the TEK's generation (ghost).", 0, ghost=True),
+        _s(
+            "gen_ev",
+            (TEK,),
+            INT,
+            "Event stamp of the TEK's generation (history, recorded by the language).",
+            0,
+            ghost=True,
+            role="history",
+            stamps="generated",
+        ),
         _s("next_mki", (SVC,), INT, "The next unused MKI of the service.", 0),
         _s("has_active", (SVC,), B, "The service has an active TEK."),
         _s("active", (SVC,), TEK, "The service's active TEK (when has_active).", None),
@@ -129,7 +139,16 @@ VOCABULARY = Vocabulary(
         _s("sent", (PKT,), B, "The BM-SC has sent this SRTP packet."),
         _s("pkt_tek", (PKT,), TEK, "The TEK a packet was protected with.", None),
         _s("pkt_has_mki", (PKT,), B, "The packet carries the MKI field."),
-        _s("pkt_ev", (PKT,), INT, "Event stamp of the packet's sending (ghost).", 0, ghost=True),
+        _s(
+            "pkt_ev",
+            (PKT,),
+            INT,
+            "Event stamp of the packet's sending (history, recorded by the language).",
+            0,
+            ghost=True,
+            role="history",
+            stamps="sent",
+        ),
         _s(
             "decrypted",
             (UE, PKT),

@@ -90,6 +90,7 @@ def finite_transition(
         for c in p.range_constraints(a)
     ]
     guard = z3.And(*[as_z3(g) for g in ops.guards], *ranges)
+    st.record_stamps()
     return _Step(action, tuple(params), guard, View(pre, st.overlay))
 
 

@@ -219,6 +219,24 @@ def mki_below_next(ops: Ops, st: Reader, prof: Prof) -> Any:
     )
 
 
+@_lemma("mki_in_generation_order")
+def mki_in_generation_order(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """Of two generated TEKs of one service, the one with the lower MKI was generated
+    first (so a UE that orders keys by MKI orders them by age)."""
+
+    def body(y: Any, t: Any) -> Any:
+        return ops.implies(
+            ops.and_(
+                st.get("generated", y),
+                st.get("generated", t),
+                st.get("tek_svc", y) == st.get("tek_svc", t),
+            ),
+            (st.get("mki", y) < st.get("mki", t)) == (st.get("gen_ev", y) < st.get("gen_ev", t)),
+        )
+
+    return for_all(ops, (TEK, TEK), body)
+
+
 @_lemma("next_fresh")
 def next_fresh(ops: Ops, st: Reader, prof: Prof) -> Any:
     """The next TEK is generated, belongs to its service, is neither activated nor
@@ -576,6 +594,7 @@ LEMMAS: tuple[Lemma, ...] = (
     registered_subscribed,
     subscribed_recorded,
     mki_below_next,
+    mki_in_generation_order,
     next_fresh,
     next_newest,
     active_activated,
