@@ -169,6 +169,11 @@ class ConcreteStep:
 
     def commit(self) -> State:
         vocab = self.pre.vocab
+        for name in vocab.monotone & self.writes.keys():
+            table = self.writes[name]
+            for args, value in table.items():
+                if not value and self.pre.get(name, *args):
+                    table[args] = True
         for rel, stamp in stamp_writes(vocab, list(self.writes), self.modifies, self.action):
             now = self.pre.get("ev")
             table = dict(self.pre.tables[stamp])

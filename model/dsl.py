@@ -95,8 +95,14 @@ class Symbol:
     #: ``ev``) whenever an action sets that relation, so no action writes a stamp and a
     #: faulty action cannot leave one out (:meth:`Vocabulary.stamp_of`).
     stamps: str = ""
+    #: Knowledge that only grows (what the attacker and colluding UEs have learnt): the
+    #: readings keep a true entry true whatever an action writes, so no action can make
+    #: the attacker forget what it learnt (the Dolev-Yao attacker never forgets).
+    monotone: bool = False
 
     def __post_init__(self) -> None:
+        if self.monotone and self.result is not Sort.BOOL:
+            raise ModelError(f"symbol {self.name}: only a relation can be monotone")
         if self.stamps and (self.role != "history" or self.result is not Sort.INT):
             raise ModelError(f"symbol {self.name}: a stamp is an integer history symbol")
         if self.role not in ROLES:
@@ -220,6 +226,11 @@ class Vocabulary:
                     )
                 out[rel.name] = sym.name
         return out
+
+    @cached_property
+    def monotone(self) -> frozenset[str]:
+        """The relations that only grow (``Symbol.monotone``)."""
+        return frozenset(s.name for s in self.symbols if s.monotone)
 
     def stamp_of(self, name: str) -> str | None:
         """The stamp that records when relation ``name`` first became true, if any."""

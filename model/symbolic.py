@@ -212,8 +212,16 @@ class SymbolicStep:
         self.overlay[name] = value
 
     def record_stamps(self) -> None:
-        """Stamp, with the pre-state's event counter, every element of a stamped
-        relation that the step turned from false to true (see ``Symbol.stamps``)."""
+        """Keep every true entry of a monotone relation true (``Symbol.monotone``), and
+        stamp, with the pre-state's event counter, every element of a stamped relation
+        that the step turned from false to true (``Symbol.stamps``)."""
+        for name in self.vocab.monotone & self.overlay.keys():
+            written = self.overlay[name]
+
+            def kept(*xs: Any, name: str = name, written: Fn = written) -> Any:
+                return z3.Or(self.pre.get(name, *xs), written(*xs))
+
+            self.overlay[name] = kept
         for rel, stamp in stamp_writes(self.vocab, list(self.overlay), self.modifies, self.action):
             post = self.overlay[rel]
 

@@ -30,8 +30,9 @@ def _s(
     ghost: bool = False,
     role: str = "design",
     stamps: str = "",
+    monotone: bool = False,
 ) -> Symbol:
-    return Symbol(name, args, result, doc, initial, ghost, role, stamps=stamps)
+    return Symbol(name, args, result, doc, initial, ghost, role, stamps=stamps, monotone=monotone)
 
 
 VOCABULARY = Vocabulary(
@@ -166,15 +167,34 @@ VOCABULARY = Vocabulary(
             role="history",
         ),
         # attacker
-        _s("compromised", (UE,), B, "The UE colludes with the attacker (gave away its KEK)."),
-        _s("att_kek", (UE,), B, "The attacker can decrypt deliveries addressed to the UE."),
-        _s("att_tek", (TEK,), B, "The attacker knows this TEK."),
+        _s(
+            "compromised",
+            (UE,),
+            B,
+            "The UE colludes with the attacker (gave away its KEK).",
+            monotone=True,
+        ),
+        _s(
+            "att_kek",
+            (UE,),
+            B,
+            "The attacker can decrypt deliveries addressed to the UE (knowledge: only grows).",
+            monotone=True,
+        ),
+        _s(
+            "att_tek",
+            (TEK,),
+            B,
+            "The attacker knows this TEK (knowledge: only grows).",
+            monotone=True,
+        ),
         _s(
             "overheard",
             (UE, TEK),
             B,
             "The UE, as an insider, read this TEK from a MIKEY delivery addressed to "
-            "another UE (possible only when it knows that UE's KEK).",
+            "another UE (possible only when it knows that UE's KEK; knowledge: only grows).",
+            monotone=True,
         ),
         # history of membership and synchronisation
         _s(

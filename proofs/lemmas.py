@@ -124,6 +124,16 @@ def accepted_auth_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     )
 
 
+@_lemma("accepted_delivered")
+def accepted_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A delivery the UE accepted (its counter is recorded) was sent to it."""
+    return for_all(
+        ops,
+        (UE, TEK),
+        lambda u, t: ops.implies(st.get("dlv_ctr", u, t) > 0, st.get("delivered", u, t)),
+    )
+
+
 @_lemma("acked_delivered")
 def acked_delivered(ops: Ops, st: Reader, prof: Prof) -> Any:
     """A UE acknowledged only TEKs delivered to it."""
@@ -586,6 +596,7 @@ LEMMAS: tuple[Lemma, ...] = (
     decrypted_delivered,
     holds_auth_delivered,
     accepted_auth_delivered,
+    accepted_delivered,
     acked_delivered,
     delivered_generated,
     delivered_once_subscribed,

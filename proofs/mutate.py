@@ -45,6 +45,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import z3
+
 from mbmssec.errors import MbmssecError
 from mbmssec.model import actions as actions_module
 from mbmssec.model.concrete import Universe
@@ -333,7 +335,13 @@ def reached_under(mutant: Mutant, profile: Profile) -> bool:
     sorts = Sorts.unbounded()
     pre = SymbolicState(model.vocab, sorts, "mut")
     for act in model.actions:
-        transition(act, profile, pre, sorts, tag="mut")
+        tr = transition(act, profile, pre, sorts, tag="mut")
+        # a whole-table update (set_all) is a function read lazily: read every updated
+        # symbol once, so that code inside such a function counts as run
+        for name in act.modifies:
+            sym = model.vocab[name]
+            args = tuple(z3.Const(f"x{i}@mut", sorts.of(a)) for i, a in enumerate(sym.args))
+            tr.post.get(name, *args)
     return mutant.reached()
 
 
@@ -625,8 +633,10 @@ def _kill_under_checked(name: str, model: Model, deep: bool) -> tuple[list[str],
     missing = [a for a in had if a not in wit.witnesses]
     if missing:
         return [f"witness:{a}" for a in missing], None, ""
-    # a counterexample of the unmutated model that the mutant no longer has: the mutant
-    # removes behaviour (e.g. an attacker step it disables), so it is not equivalent
+    # a counterexample of the unmutated model that the mutant no longer has, or has in
+    # fewer steps: the mutant removes behaviour (e.g. an attacker step it disables) or adds
+    # some (a violation the unmutated model has no trace of within that many steps), so
+    # it is not equivalent
     refuted = _original_refuted(name)
     if refuted:
         props = [p for p in model.properties if p.number in refuted]
@@ -634,6 +644,13 @@ def _kill_under_checked(name: str, model: Model, deep: bool) -> tuple[list[str],
         gone = sorted(n for n in refuted if n not in still.violations)
         if gone:
             return [f"counterexample-gone:P{n}" for n in gone], refuted[gone[0]], ""
+        sooner = sorted(n for n in refuted if still.violations[n].depth < refuted[n])
+        if sooner:
+            return (
+                [f"counterexample-sooner:P{n}" for n in sooner],
+                still.violations[sooner[0]].depth,
+                "",
+            )
     killed = _refuted_within(model, safety, TWO_SERVICE_DEPTH, TWO_SERVICES)  # shallow
     if killed:
         return killed

@@ -104,3 +104,35 @@ def test_the_mutation_page_shows_the_score_and_every_mutant(mutants_file: Path) 
     page_clauses._mutation_results.cache_clear()
     mutants_file.unlink()
     assert "Not known" in page_clauses.mutation_page()
+
+
+# -- the committed catalogue ---------------------------------------------------------------
+
+
+def test_the_committed_catalogue_is_complete_current_and_has_no_survivor() -> None:
+    """docs/mutants.json, the output of a complete ``mbmssec mutate --out
+    docs/mutants.json`` (about ten minutes on two cores: too long for the suite, so the
+    suite checks its result instead of re-running it).  It must be of the current
+    model's actions (an edit of model/actions.py makes it stale until the catalogue is
+    run again), cover every mutant the model's source gives, and show no survivor and
+    no stale declaration; each equivalent carries its reason (their share is
+    tests/test_mutate.py's concern)."""
+    from mbmssec.proofs.mutate import sites
+
+    path = page_clauses.DOCS_DIR / "mutants.json"
+    assert path.is_file(), "run: mbmssec mutate --out docs/mutants.json"
+    doc = json.loads(path.read_text())
+    assert doc["model_source"] == source_hash(), (
+        "docs/mutants.json is stale: run mbmssec mutate --out docs/mutants.json"
+    )
+    mutants = doc["mutants"]
+    assert sorted(m["id"] for m in mutants) == sorted(s.id for s in sites())
+    assert len(mutants) >= 50
+    survivors = [m["id"] for m in mutants if m["verdict"] == "survived"]
+    assert survivors == []
+    assert doc["counts"]["survived"] == 0 and doc["counts"]["stale"] == 0
+    equivalent = [m for m in mutants if m["verdict"] == "equivalent"]
+    assert all(m["reason"].strip() for m in equivalent)
+    killed = [m for m in mutants if m["verdict"] == "killed"]
+    assert all(m["killed_by"] for m in killed)
+    assert len(killed) + len(equivalent) == len(mutants)
