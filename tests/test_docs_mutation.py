@@ -119,7 +119,7 @@ def test_the_committed_catalogue_is_complete_current_and_has_no_survivor() -> No
     tests/test_mutate.py's concern)."""
     from mbmssec.proofs.mutate import sites
 
-    path = page_clauses.DOCS_DIR / "mutants.json"
+    path = page_clauses.MUTANTS_FILE
     assert path.is_file(), "run: mbmssec mutate --out docs/mutants.json"
     doc = json.loads(path.read_text())
     assert doc["model_source"] == source_hash(), (
