@@ -24,10 +24,14 @@ A mutant is checked under the first profile, in the order baseline then the ship
 proposals, in which its changed code runs at all (each site is instrumented to record
 that it was reached while the actions are read symbolically).  It is **killed** when a
 property proved for the unmutated model under that profile is refuted (a replayed
-counterexample; the shortest length is reported) or when the proof becomes vacuous (an
-action that had a witness no longer has one).  It is **equivalent** when it is not
-killed and ``spec/equivalent_mutants.toml`` declares it, with the reason; otherwise it
-**survived**.  A declaration for a mutant that is killed, or whose site text no longer
+counterexample; the shortest length is reported), when the proof becomes vacuous (an
+action that had a witness with an effect no longer has one), or when a property the
+unmutated model refutes loses its counterexample (``counterexample-gone``: behaviour
+removed) or is refuted in fewer steps (``counterexample-sooner``: behaviour added, since
+the unmutated model has no violation that short).  It is **equivalent** when Z3 proves
+it takes the model's steps from every state of the inductive invariant, or when it is
+not killed and ``spec/equivalent_mutants.toml`` declares it, with the reason; otherwise
+it **survived**.  A declaration for a mutant that is killed, or whose site text no longer
 matches, is an error.
 """
 
