@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 
 def test_a_sphinx_crash_is_exit_2_and_said_so(tmp_path: Path) -> None:
     src = tmp_path / "src"
@@ -44,6 +46,7 @@ def test_a_sphinx_crash_is_exit_2_and_said_so(tmp_path: Path) -> None:
     assert "the strict build failed" not in proc.stderr
 
 
+@pytest.mark.slow  # starts the real checker (about 8 s of CPU before its first line)
 def test_docs_streams_the_checkers_progress_while_it_runs_it(tmp_path: Path) -> None:
     """With no results, ``mbmssec docs`` runs the checker first (minutes): it says so at
     once and streams the checker's progress lines; the test stops it (by its PID) once
