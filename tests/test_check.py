@@ -198,7 +198,7 @@ def test_cli_check_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[
             "--out",
             str(out),
             "--universe",
-            "2,1,2,1",
+            "1,1,2,1",
             "--depth",
             "8",
         ]
