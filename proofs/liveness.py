@@ -323,7 +323,7 @@ def find_lasso(
     say = progress or (lambda _m: None)
     assert prop.premise and prop.goal
     t0 = time.perf_counter()
-    unr = Unrolling(model, universe, por=False)
+    unr = Unrolling(model, universe, por=False, solver_params={})
     sorts, ops = unr.sorts, unr.ops
     u = z3.Const(f"lasso.u{unr.tag}", sorts.of(Sort.UE))
     s = z3.Const(f"lasso.s{unr.tag}", sorts.of(Sort.SVC))

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
-from conftest import CHECK_UNIVERSE, CheckerResults
+from conftest import CheckerResults, proposal_universe
 
 from mbmssec.commands.check import TEXT_WIDTH, render_brief, render_text
 from mbmssec.proofs.attribution import CheckMany, alternative_changes, attribute, subsets
@@ -49,7 +49,8 @@ def _checker(results: CheckerResults) -> tuple[list[dict[str, str]], CheckMany]:
             report = known.get(tuple(sorted(options.items())))
             if report is None:
                 checked.append(dict(options))
-                report = check_overrides(dict(options), universe=CHECK_UNIVERSE)
+                universe = proposal_universe(load_spec().profile(options))
+                report = check_overrides(dict(options), universe=universe)
             out.append(report)
         return out
 
@@ -74,7 +75,7 @@ def join_and_lifetime(checker_results: CheckerResults) -> Comparison:
         expect_fixed=(),
         profile=spec.profile(overrides),
     )
-    report = check_overrides(overrides, universe=CHECK_UNIVERSE)
+    report = check_overrides(overrides, universe=proposal_universe(proposal.profile))
     cmp = compare(checker_results.baseline, report, proposal)
     checked, check_many = _checker(checker_results)
     cmp.attribution = attribute(cmp, spec, check_many)

@@ -3,7 +3,8 @@ reading unchanged, a document of another format version is refused, and a bad fi
 named by its path.
 
 The baseline's check is the session-wide ``baseline_report`` (tests/conftest.py); one
-proposal is checked here, once per session, in the same small universe.
+proposal is checked here, once per session, in the universe the shared results check it
+in (tests/conftest.py, ``proposal_universe``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import proposal_universe
 
 from mbmssec.commands.check import write_out
 from mbmssec.docgen.results import results_state
@@ -54,7 +56,7 @@ class Checked:
 @pytest.fixture(scope="session")
 def checked(baseline_report: Report) -> Checked:
     proposal = resolve_proposal(PROPOSAL)
-    report = check_overrides(dict(proposal.overrides), universe=baseline_report.universe)
+    report = check_overrides(dict(proposal.overrides), universe=proposal_universe(proposal.profile))
     return Checked(baseline_report, compare(baseline_report, report, proposal))
 
 
