@@ -7,8 +7,8 @@ test negated (see ``mbmssec.proofs.mutate``).  Each mutant runs through the chec
 in parallel processes, under the first profile (baseline, then the shipped proposals)
 in which its code runs.  A mutant is killed when a property proved for the model is
 refuted (shortest counterexample length given), a counterexample the model has is gone
-or comes sooner, or an action loses its witness; equivalent when Z3 proves it takes the model's steps
-from every state of the model's inductive invariant, or when
+or comes sooner, or an action loses its witness; equivalent when Z3 proves it takes the
+model's steps from every state of the model's inductive invariant, or when
 ``spec/equivalent_mutants.toml`` declares it with a reason; otherwise it survived.
 ``--update FILE`` re-checks only what a complete earlier document leaves open.
 
