@@ -45,16 +45,16 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
-from itertools import chain, compress
-from operator import attrgetter, is_not, itemgetter
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
+    MIKEY_VERSION,
     TS_VALUE_LENGTH,
     At,
     CommonHeader,
+    CsIdMapType,
     DataType,
     EncodeError,
     EncrAlg,
@@ -76,6 +76,7 @@ from mbmssec.impl.protocols.mikey import (
     NullValidity,
     Payload,
     PayloadType,
+    PrfFunc,
     ProtType,
     RawPayload,
     SpiValidity,
@@ -354,183 +355,157 @@ _KEPT: Final = 64
 """Entries kept by each of this module's memos and caches; one past that starts again."""
 
 
-# A delivery's message up to its MAC is the same bytes around the same kinds of values for
-# every delivery of one shape (the kinds and lengths of what it carries); so is its Key
-# data chain.  The first of a shape is encoded field by field with the checked encoders;
-# the bytes between its values are then kept with one Struct (:class:`_Between`), and a
-# later one of that shape is one pack of its values between them.  A value that does not
-# fit its field fails the pack, and the checked encoders then say which one.
+# A delivery is encoded payload by payload from its last (KEMAC) back to its header, so that
+# each payload's Next payload field is known when it is packed: one precompiled Struct per
+# payload head, the values' bytes as they are, and one join.  Every length field is packed
+# from the length of what follows it, so no field can disagree with its value; a value
+# that does not fit its field fails the pack, and the checked encoders
+# (:func:`_encode_delivery_checked`, :func:`~mbmssec.impl.protocols.mikey.encode_key_data`)
+# then say which one.
+
+_NEXT_B_H = struct.Struct(">BBH")  # Next payload, an 8-bit field, a 16-bit length (ID, EXT, KEMAC)
+_NEXT_B_B_H = struct.Struct(">BBBH")  # Next payload, policy no, prot type, param length (SP)
+_T_HEAD = {  # Next payload (RAND), TS type, TS value
+    TsType.NTP_UTC: struct.Struct(">BBQ"),
+    TsType.NTP: struct.Struct(">BBQ"),
+    TsType.COUNTER: struct.Struct(">BBI"),
+}
+_SRTP_CS = struct.Struct(">BII")  # a CS ID map entry: policy no, SSRC, ROC
+_HEADER = struct.Struct(">BBBBIBB")  # version, data type, next, V|PRF func, CSB ID, #CS, map
+_BYTES = tuple(bytes((i,)) for i in range(256))
+_PSK_INIT, _SRTP, _SRTP_ID, _MIKEY_1 = (
+    int(DataType.PSK_INIT),
+    int(ProtType.SRTP),
+    int(CsIdMapType.SRTP_ID),
+    int(PrfFunc.MIKEY_1),
+)
+# Key data Type | KV of a key with salt and MKI (the MBMS case), TEK and group key.
+_TEK_SALT_SPI = (KeyDataType.TEK_SALT << 4) | KvType.SPI
+_TGK_SALT_SPI = (KeyDataType.TGK_SALT << 4) | KvType.SPI
+_KEY_DATA_PACKS: dict[tuple[int, int, int], Callable[..., bytes]] = {}
 
 
-class _Between(NamedTuple):
-    """The constant bytes before each value of a shape and after the last, and the pack
-    of ``before[0], value[0], before[1], ..., after``."""
-
-    before: tuple[bytes, ...]
-    after: bytes
-    pack: Callable[..., bytes]
-
-    def encode(self, values: Sequence[Any]) -> bytes:
-        return self.pack(*chain.from_iterable(zip(self.before, values, strict=True)), self.after)
-
-
-def _between(
-    encoded: bytes, fields: Sequence[tuple[int, str]], values: Sequence[Any]
-) -> _Between | None:
-    """The :class:`_Between` of ``encoded`` whose values (``values``) are at ``fields``
-    (offset, Struct code); ``None`` if it does not give ``encoded`` back."""
-    before = []
-    formats = [">"]
-    end = 0
-    for offset, code in fields:
-        before.append(encoded[end:offset])
-        formats.append(f"{offset - end}s{code}")
-        end = offset + struct.calcsize(">" + code)
-    formats.append(f"{len(encoded) - end}s")
-    found = _Between(tuple(before), encoded[end:], struct.Struct("".join(formats)).pack)
-    return found if found.encode(values) == encoded else None
-
-
-def _remember(cache: dict[Any, _Between], shape: Any, found: _Between | None) -> None:
-    if found is not None:
-        if len(cache) >= _KEPT:
-            cache.clear()
-        cache[shape] = found
-
-
-_DELIVERY_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
-_CHAIN_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
-
-
-_TEK_SALT_MKI = attrgetter("tek", "salt", "mki")
-_GROUP_KEY = attrgetter("group_key")
-_IS_NOT_NONE = partial(is_not, None)
+def _key_data_pack(lengths: tuple[int, int, int]) -> Callable[..., bytes]:
+    """The pack of one Key data sub-payload with salt and SPI/MKI of these lengths (key,
+    salt, MKI): Next payload, Type | KV, key length, key, salt length, salt, MKI length, MKI."""
+    pack = _KEY_DATA_PACKS.get(lengths)
+    if pack is None:
+        key, salt, mki = lengths
+        pack = struct.Struct(f">BBH{key}sH{salt}sB{mki}s").pack
+        if len(_KEY_DATA_PACKS) >= _KEPT:
+            _KEY_DATA_PACKS.clear()
+        _KEY_DATA_PACKS[lengths] = pack
+    return pack
 
 
 def _key_chain(keys: Sequence[TekKey]) -> bytes:
     """The Key data chain (6.13) of the delivered keys, the plaintext of KEMAC."""
-    # The shape, and the values in wire order, in a few passes of C: each key's TEK, salt
-    # and MKI, which of them are present, their lengths, and whether it is a group key.
-    fields = list(chain.from_iterable(map(_TEK_SALT_MKI, keys)))
-    present = tuple(map(_IS_NOT_NONE, fields))
-    values = list(compress(fields, present))
-    shape = (tuple(map(_GROUP_KEY, keys)), present, tuple(map(len, values)))
-    known = _CHAIN_ENCODINGS.get(shape)
-    if known is not None:
-        try:
-            return known.encode(values)
-        except struct.error:
-            pass  # a value that does not fit: the checked encoder below names it
-    last = len(keys) - 1
     parts = []
-    fields = []
-    at = 0
+    last = len(keys) - 1
     for i, k in enumerate(keys):
-        kv = _SPI if k.mki is not None else _NULL
-        part = encode_key_data(
-            _KEY_DATA if i < last else _LAST, k.key_type, k.tek, k.salt, kv, k.mki or b""
-        )
-        # Key data: next, type | KV, key len (4), key, [salt len (2), salt], [MKI len, MKI].
-        fields.append((at + 4, f"{len(k.tek)}s"))
-        spot = at + 4 + len(k.tek)
-        if k.salt is not None:
-            fields.append((spot + 2, f"{len(k.salt)}s"))
-            spot += 2 + len(k.salt)
-        if k.mki is not None:
-            fields.append((spot + 1, f"{len(k.mki)}s"))
-        parts.append(part)
-        at += len(part)
-    chain_bytes = b"".join(parts)
-    _remember(_CHAIN_ENCODINGS, shape, _between(chain_bytes, fields, values))
-    return chain_bytes
+        tek, salt, mki = k.tek, k.salt, k.mki
+        nxt = _KEY_DATA if i < last else _LAST
+        if salt is not None and mki is not None:
+            lengths = (len(tek), len(salt), len(mki))
+            try:
+                parts.append(
+                    _key_data_pack(lengths)(
+                        nxt,
+                        _TGK_SALT_SPI if k.group_key else _TEK_SALT_SPI,
+                        lengths[0],
+                        tek,
+                        lengths[1],
+                        salt,
+                        lengths[2],
+                        mki,
+                    )
+                )
+                continue
+            except struct.error:
+                pass  # a length that does not fit: the checked encoder below names it
+        kv = _SPI if mki is not None else _NULL
+        parts.append(encode_key_data(nxt, k.key_type, tek, salt, kv, mki or b""))
+    return b"".join(parts)
 
 
 def _encode_delivery(
     d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
 ) -> bytes:
     """The I_MESSAGE of ``d`` up to its MAC field (HDR, T, RAND, IDs, SPs, EXTs, KEMAC)."""
-    id_i, id_r, exts = d.id_i, d.id_r, d.extensions
-    shape = (
-        len(d.cs_map),
-        d.timestamp.ts_type,
-        len(d.rand),
-        None if id_i is None else (id_i.id_type, len(id_i.data)),
-        None if id_r is None else (id_r.id_type, len(id_r.data)),
-        tuple([len(p) for p in policies]),
-        None if fetch is None else len(fetch),
-        tuple([(e.ext_type, len(e.data)) for e in exts]),
-        len(encr_data),
-        d.encr_alg,
-        d.mac_alg,
-        d.v_flag,
-    )
-    values: list[Any] = [d.csb_id]
-    for cs in d.cs_map:
-        values += (cs.policy_no, cs.ssrc, cs.roc)
-    values += (d.timestamp.value, d.rand)
-    if id_i is not None:
-        values.append(id_i.data)
-        if id_r is not None:
-            values.append(id_r.data)
-    for policy, params in zip(d.policies, policies, strict=True):
-        values += (policy.policy_no, params)
-    if fetch is not None:
-        values.append(fetch)
-    values += [e.data for e in exts]
-    values.append(encr_data)
-    known = _DELIVERY_ENCODINGS.get(shape)
-    if known is not None:
-        try:
-            return known.encode(values)
-        except struct.error:
-            pass  # a value that does not fit: the checked encoders below name it
-    body, fields = _encode_delivery_checked(d, policies, fetch, encr_data)
-    _remember(_DELIVERY_ENCODINGS, shape, _between(body, fields, values))
-    return body
+    try:
+        # Built backwards: ``nxt`` is the type of the payload after the one being packed.
+        rev = [_BYTES[d.mac_alg], encr_data, _NEXT_B_H.pack(_LAST, d.encr_alg, len(encr_data))]
+        nxt = _KEMAC
+        exts = d.extensions
+        for e in reversed(exts):
+            rev += (e.data, _NEXT_B_H.pack(nxt, e.ext_type, len(e.data)))
+            nxt = _EXT
+        if fetch is not None:
+            rev += (fetch, _NEXT_B_H.pack(nxt, MBMS_TEK_FETCH_EXT_TYPE, len(fetch)))
+            nxt = _EXT
+        sps = d.policies
+        for i in range(len(sps) - 1, -1, -1):
+            params = policies[i]
+            rev += (params, _NEXT_B_B_H.pack(nxt, sps[i].policy_no, _SRTP, len(params)))
+            nxt = _SP
+        id_i, id_r = d.id_i, d.id_r
+        if id_i is not None:
+            if id_r is not None:
+                rev += (id_r.data, _NEXT_B_H.pack(nxt, id_r.id_type, len(id_r.data)))
+                nxt = _ID
+            rev += (id_i.data, _NEXT_B_H.pack(nxt, id_i.id_type, len(id_i.data)))
+            nxt = _ID
+        rand = d.rand
+        if 0 < len(rand) < 256:
+            rev += (rand, _BYTES[nxt] + _BYTES[len(rand)])
+            ts = d.timestamp
+            rev.append(_T_HEAD[ts.ts_type].pack(_RAND, ts.ts_type, ts.value))
+            cs_map = d.cs_map
+            for i in range(len(cs_map) - 1, -1, -1):
+                cs = cs_map[i]
+                rev.append(_SRTP_CS.pack(cs.policy_no, cs.ssrc, cs.roc))
+            rev.append(
+                _HEADER.pack(
+                    MIKEY_VERSION,
+                    _PSK_INIT,
+                    _T,
+                    (0x80 if d.v_flag else 0) | _MIKEY_1,
+                    d.csb_id,
+                    len(cs_map),
+                    _SRTP_ID,
+                )
+            )
+            rev.reverse()
+            return b"".join(rev)
+    except (struct.error, IndexError, KeyError):
+        pass  # a value that does not fit: the checked encoders below name it
+    return _encode_delivery_checked(d, policies, fetch, encr_data)
 
 
 def _encode_delivery_checked(
     d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
-) -> tuple[bytes, list[tuple[int, str]]]:
-    """:func:`_encode_delivery` with the checked encoders, payload by payload, and where
-    each of its values is (offset, Struct code), in the order that function lists them."""
+) -> bytes:
+    """:func:`_encode_delivery` with the checked encoders, payload by payload."""
     ts = d.timestamp
     header = encode_header(DataType.PSK_INIT, _T, d.csb_id, d.cs_map, v_flag=d.v_flag)
-    fields = [(4, "I")]  # CSB ID
-    for k in range(len(d.cs_map)):
-        fields += ((10 + 9 * k, "B"), (11 + 9 * k, "I"), (15 + 9 * k, "I"))
     types = [_T, _RAND]
     bodies = [encode_timestamp(ts.ts_type, ts.value), encode_rand(d.rand)]
-    # Where each payload's values are, from the payload's start (its Next payload field).
-    inside: list[list[tuple[int, str]]] = [
-        [(2, "Q" if TS_VALUE_LENGTH[ts.ts_type] == 8 else "I")],
-        [(2, f"{len(d.rand)}s")],
-    ]
     for id_p in (d.id_i, d.id_r):
         if id_p is not None:
             types.append(_ID)
             bodies.append(encode_id(id_p.id_type, id_p.data))
-            inside.append([(4, f"{len(id_p.data)}s")])
     for policy, params in zip(d.policies, policies, strict=True):
         types.append(_SP)
         bodies.append(encode_sp(policy.policy_no, ProtType.SRTP, params))
-        inside.append([(1, "B"), (5, f"{len(params)}s")])
     if fetch is not None:
         types.append(_EXT)
         bodies.append(encode_ext(MBMS_TEK_FETCH_EXT_TYPE, fetch))
-        inside.append([(4, f"{len(fetch)}s")])
     for ext in d.extensions:
         types.append(_EXT)
         bodies.append(encode_ext(ext.ext_type, ext.data))
-        inside.append([(4, f"{len(ext.data)}s")])
     types.append(_KEMAC)
     bodies.append(encode_kemac(d.encr_alg, encr_data, d.mac_alg))
-    inside.append([(4, f"{len(encr_data)}s")])
-    at = len(header)
-    for payload, spots in zip(bodies, inside, strict=True):
-        fields += [(at + offset, code) for offset, code in spots]
-        at += 1 + len(payload)
-    return join_payloads(header, types, bodies), fields
+    return join_payloads(header, types, bodies)
 
 
 _POLICY_PARAMS: dict[SrtpPolicy, bytes] = {}
