@@ -612,6 +612,8 @@ def _only(
     return found[0][0]
 
 
+_new = object.__new__
+
 _DELIVERY: Final = "TEK delivery"
 """The memo key of a message layout's :class:`_DeliveryPlan`."""
 _TEK_TYPES = frozenset({KeyDataType.TEK, KeyDataType.TEK_SALT})
@@ -622,15 +624,16 @@ _IDENTITIES: dict[tuple[IdType, bytes], IdPayload] = {}
 _CRYPTO_SESSIONS: dict[tuple[int, int, int], SrtpCs] = {}
 
 
-def _identity(id_type: IdType, data: bytes) -> IdPayload:
-    """The ID payload of these fields, one object per identity (a BM-SC's and a UE's
-    identities recur in every delivery between them)."""
-    found = _IDENTITIES.get((id_type, data))
+def _identity(fields: tuple[IdType, bytes]) -> IdPayload:
+    """The ID payload of these fields (ID type, ID data), one object per identity (a
+    BM-SC's and a UE's identities recur in every delivery between them)."""
+    found = _IDENTITIES.get(fields)
     if found is None:
+        id_type, data = fields
         found = checked_instance(IdPayload, id_type=id_type, data=data)
         if len(_IDENTITIES) >= _KEPT:
             _IDENTITIES.clear()
-        _IDENTITIES[id_type, data] = found
+        _IDENTITIES[fields] = found
     return found
 
 
@@ -647,18 +650,18 @@ def _crypto_session(fields: tuple[int, int, int]) -> SrtpCs:
     return found
 
 
-_POLICIES: dict[tuple[int, ProtType, tuple[tuple[int, bytes], ...]], SrtpPolicy] = {}
+_POLICIES: dict[tuple[ProtType, tuple[Any, ...]], SrtpPolicy] = {}
 
 
-def _policy(
-    policy_no: int, prot: ProtType, params: tuple[tuple[int, bytes], ...], at: int
-) -> SrtpPolicy:
-    """:meth:`SrtpPolicy.from_params`, remembered: a service's deliveries repeat its policy,
-    and a policy (immutable) is a function of the SP payload's fields alone."""
-    key = (policy_no, prot, params)
+def _policy(prot: ProtType, fields: tuple[Any, ...], at: int) -> SrtpPolicy:
+    """:meth:`SrtpPolicy.from_params` of an SP payload's fields (``fields``: policy no, then
+    type and value of each parameter), remembered: a service's deliveries repeat its
+    policy, and a policy (immutable) is a function of the SP payload's fields alone."""
+    key = (prot, fields)
     policy = _POLICIES.get(key)
     if policy is None:
-        policy = SrtpPolicy.from_params(policy_no, prot, params, at)
+        params = tuple(zip(fields[1::2], fields[2::2], strict=True))
+        policy = SrtpPolicy.from_params(fields[0], prot, params, at)
         if len(_POLICIES) >= _KEPT:
             _POLICIES.clear()
         _POLICIES[key] = policy
@@ -680,10 +683,20 @@ class _DeliveryPlan(NamedTuple):
     mac_alg: MacAlg
     encr_at: int
     ids: tuple[tuple[IdType, int], ...]
-    policies: tuple[tuple[int, ProtType, tuple[tuple[int, int], ...], int], ...]
-    """Per SP: index of the policy no, prot type, (type, value) indices, offset."""
+    policies: tuple[tuple[Callable[[Sequence[Any]], tuple[Any, ...]], ProtType, int], ...]
+    """Per SP: the getter of its policy no and (type, value) of each parameter in one flat
+    tuple, its prot type and its offset."""
     exts: tuple[tuple[int, int, int], ...]
     """Per General Extension: index of its type, index of its data, offset."""
+
+
+def _tuple_getter(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``indices`` as a tuple (:func:`operator.itemgetter` returns a single
+    value alone)."""
+    if len(indices) == 1:
+        at = indices[0]
+        return lambda values: (values[at],)
+    return itemgetter(*indices)
 
 
 def _at(value: object) -> int:
@@ -740,7 +753,11 @@ def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
         encr_at=kemac_at + 4,
         ids=tuple((raw[2], _at(raw[3])) for raw in ids),
         policies=tuple(
-            (_at(raw[2]), raw[3], tuple((_at(t), _at(v)) for t, v in raw[4]), raw[1])
+            (
+                _tuple_getter([_at(raw[2]), *(_at(x) for pair in raw[4] for x in pair)]),
+                raw[3],
+                raw[1],
+            )
             for raw in policies
         ),
         exts=tuple((_at(raw[2]), _at(raw[3]), raw[1]) for raw in exts),
@@ -821,7 +838,12 @@ def parse_and_verify(
     if mac and not verify_mac(mac_alg, keys.auth_key, data[: -len(mac)], mac):
         raise MikeyAuthError()
 
-    next_state = _check_replay(replay, plan.ts_type, ts_value, rand, now)
+    ts_type = plan.ts_type
+    next_state = (
+        replay
+        if replay.mode is ReplayMode.NONE
+        else _check_replay(replay, ts_type, ts_value, rand, now)
+    )
 
     encr_at = plan.encr_at
     plaintext = kemac_decrypt(
@@ -834,18 +856,18 @@ def parse_and_verify(
     key_plan = chain_layout.memo.get(group_key)
     if key_plan is None:
         key_plan = chain_layout.memo[group_key] = _key_plan(chain_layout, encr_at, group_key)
-    tek_keys = tuple(
-        [
-            checked_instance(
-                TekKey,
-                tek=keys_ext[k],
-                salt=None if s is None else keys_ext[s],
-                mki=None if m is None else keys_ext[m],
-                group_key=group_key,
-            )
-            for k, s, m in key_plan
-        ]
-    )
+    # The returned objects are made as checked_instance makes them (every value is
+    # checked by now), written out here: this is the one place that makes them per message.
+    tek_keys = []
+    for k, s, m in key_plan:
+        key = _new(TekKey)
+        key.__dict__.update(
+            tek=keys_ext[k],
+            salt=None if s is None else keys_ext[s],
+            mki=None if m is None else keys_ext[m],
+            group_key=group_key,
+        )
+        tek_keys.append(key)
 
     fetch: FetchHint | None = None
     lifetime: int | None = None
@@ -860,25 +882,32 @@ def parse_and_verify(
             fetch, lifetime = decode_fetch_data(ext_data, at)
         else:
             other_exts.append(GeneralExtensionPayload(ext_type, ext_data))
-    ids = plan.ids
     id_i = id_r = None
-    if ids:
-        id_i = _identity(ids[0][0], ext[ids[0][1]])
-        if len(ids) > 1:
-            id_r = _identity(ids[1][0], ext[ids[1][1]])
-    delivery = checked_instance(
-        TekDelivery,
+    for i, (id_type, id_at) in enumerate(plan.ids):
+        id_key = (id_type, ext[id_at])
+        found = _IDENTITIES.get(id_key) or _identity(id_key)
+        if i:
+            id_r = found
+        else:
+            id_i = found
+    cs_map = []
+    for get in plan.cs_map:
+        cs_key = get(ext)
+        cs_map.append(_CRYPTO_SESSIONS.get(cs_key) or _crypto_session(cs_key))
+    policies = []
+    for get, prot, at in plan.policies:
+        fields = get(ext)
+        policies.append(_POLICIES.get((prot, fields)) or _policy(prot, fields, at))
+    timestamp = _new(TimestampPayload)
+    timestamp.__dict__.update(ts_type=ts_type, value=ts_value)
+    delivery = _new(TekDelivery)
+    delivery.__dict__.update(
         csb_id=csb_id,
-        keys=tek_keys,
-        timestamp=checked_instance(TimestampPayload, ts_type=plan.ts_type, value=ts_value),
+        keys=tuple(tek_keys),
+        timestamp=timestamp,
         rand=rand,
-        cs_map=tuple([_crypto_session(get(ext)) for get in plan.cs_map]),
-        policies=tuple(
-            [
-                _policy(ext[p], prot, tuple([(ext[t], ext[v]) for t, v in q]), at)
-                for p, prot, q, at in plan.policies
-            ]
-        ),
+        cs_map=tuple(cs_map),
+        policies=tuple(policies),
         id_i=id_i,
         id_r=id_r,
         fetch=fetch,
@@ -888,7 +917,9 @@ def parse_and_verify(
         v_flag=plan.v_flag,
         extensions=tuple(other_exts),
     )
-    return checked_instance(VerifiedTekDelivery, delivery=delivery, replay_state=next_state)
+    verified = _new(VerifiedTekDelivery)
+    verified.__dict__.update(delivery=delivery, replay_state=next_state)
+    return verified
 
 
 # --------------------------------------------------------------------------- V message
