@@ -409,7 +409,7 @@ def _key_chain(keys: Sequence[TekKey]) -> bytes:
             lengths = (len(tek), len(salt), len(mki))
             try:
                 parts.append(
-                    _key_data_pack(lengths)(
+                    (_KEY_DATA_PACKS.get(lengths) or _key_data_pack(lengths))(
                         nxt,
                         _TGK_SALT_SPI if k.group_key else _TEK_SALT_SPI,
                         lengths[0],
