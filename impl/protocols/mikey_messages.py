@@ -45,6 +45,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import pairwise
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
@@ -535,7 +536,7 @@ def build_tek_delivery(delivery: TekDelivery, kek: bytes) -> bytes:
         raise EncodeError("IDr without IDi cannot be told apart from IDi on the wire")
     if not kek:
         raise EncodeError("empty KEK")
-    policies = [_policy_params(p) for p in d.policies]
+    policies = list(map(_policy_params, d.policies))
     fetch = (
         encode_fetch_data(d.fetch, d.lifetime)
         if d.fetch is not None or d.lifetime is not None
@@ -668,6 +669,9 @@ def _policy(prot: ProtType, fields: tuple[Any, ...], at: int) -> SrtpPolicy:
     return policy
 
 
+_Recurring = tuple[IdPayload | None, IdPayload | None, tuple[SrtpCs, ...], tuple[SrtpPolicy, ...]]
+
+
 class _DeliveryPlan(NamedTuple):
     """What a TEK delivery of one layout is made of, from its structure alone: where its
     varying values are in ``values + consts`` and the structural fields themselves."""
@@ -688,6 +692,12 @@ class _DeliveryPlan(NamedTuple):
     tuple, its prot type and its offset."""
     exts: tuple[tuple[int, int, int], ...]
     """Per General Extension: index of its type, index of its data, offset."""
+    recurring: tuple[slice, slice]
+    """The CS ID map, and the span of the message from its first ID or SP payload to the
+    end of its last: the bytes that the identities, CS map and policies are read from."""
+    objects: dict[tuple[bytes, bytes], _Recurring]
+    """The identities, CS map and policies of the messages of this layout, by the bytes
+    at :attr:`recurring` (a UE's deliveries repeat them byte for byte)."""
 
 
 def _tuple_getter(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -741,6 +751,11 @@ def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
     rand = _one(found_rand, "RAND")[2]
     if len(ids) > 2:
         raise MikeyParseError("more than two ID payloads", offset=0, payload="ID")
+    # Each payload ends where the next one in the message starts (KEMAC is last).
+    starts = sorted(raw[1] for raw in raws)
+    ends = dict(pairwise(starts))
+    spans = [(raw[1], ends[raw[1]]) for raw in ids + policies]
+    span = slice(min(a for a, _ in spans), max(b for _, b in spans)) if spans else slice(0, 0)
     return _DeliveryPlan(
         values=itemgetter(_at(hdr.csb_id), _at(ts_value), _at(rand), _at(encr_data), _at(mac)),
         cs_map=tuple(itemgetter(*map(_at, cs)) for cs in hdr.cs_map),
@@ -761,6 +776,27 @@ def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
             for raw in policies
         ),
         exts=tuple((_at(raw[2]), _at(raw[3]), raw[1]) for raw in exts),
+        # The CS ID map follows the header's 10 bytes, 9 bytes per entry (RFC 3830 6.1.1).
+        recurring=(slice(10, 10 + 9 * len(hdr.cs_map)), span),
+        objects={},
+    )
+
+
+def _recurring(plan: _DeliveryPlan, ext: Sequence[Any]) -> _Recurring:
+    """The identities, CS map and policies of a delivery of this plan (``ext``: its
+    values), each object taken from its memo."""
+    id_i = id_r = None
+    for i, (id_type, id_at) in enumerate(plan.ids):
+        found = _identity((id_type, ext[id_at]))
+        if i:
+            id_r = found
+        else:
+            id_i = found
+    return (
+        id_i,
+        id_r,
+        tuple([_crypto_session(get(ext)) for get in plan.cs_map]),
+        tuple([_policy(prot, get(ext), at) for get, prot, at in plan.policies]),
     )
 
 
@@ -882,22 +918,15 @@ def parse_and_verify(
             fetch, lifetime = decode_fetch_data(ext_data, at)
         else:
             other_exts.append(GeneralExtensionPayload(ext_type, ext_data))
-    id_i = id_r = None
-    for i, (id_type, id_at) in enumerate(plan.ids):
-        id_key = (id_type, ext[id_at])
-        found = _IDENTITIES.get(id_key) or _identity(id_key)
-        if i:
-            id_r = found
-        else:
-            id_i = found
-    cs_map = []
-    for get in plan.cs_map:
-        cs_key = get(ext)
-        cs_map.append(_CRYPTO_SESSIONS.get(cs_key) or _crypto_session(cs_key))
-    policies = []
-    for get, prot, at in plan.policies:
-        fields = get(ext)
-        policies.append(_POLICIES.get((prot, fields)) or _policy(prot, fields, at))
+    cs_field, span = plan.recurring
+    recurring_key = (data[cs_field], data[span])
+    recurring = plan.objects.get(recurring_key)
+    if recurring is None:
+        recurring = _recurring(plan, ext)
+        if len(plan.objects) >= _KEPT:
+            plan.objects.clear()
+        plan.objects[recurring_key] = recurring
+    id_i, id_r, cs_map, policies = recurring
     timestamp = _new(TimestampPayload)
     timestamp.__dict__.update(ts_type=ts_type, value=ts_value)
     delivery = _new(TekDelivery)
@@ -906,8 +935,8 @@ def parse_and_verify(
         keys=tuple(tek_keys),
         timestamp=timestamp,
         rand=rand,
-        cs_map=tuple(cs_map),
-        policies=tuple(policies),
+        cs_map=cs_map,
+        policies=policies,
         id_i=id_i,
         id_r=id_r,
         fetch=fetch,
