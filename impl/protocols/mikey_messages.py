@@ -372,6 +372,15 @@ _T_HEAD = {  # Next payload (RAND), TS type, TS value
     TsType.COUNTER: struct.Struct(">BBI"),
 }
 _SRTP_CS = struct.Struct(">BII")  # a CS ID map entry: policy no, SSRC, ROC
+# The usual start of a delivery in one pack: the header with one CS ID map entry, T, and
+# RAND's Next payload and length (RAND itself follows).
+# Header (version, data type, next, V|PRF func, CSB ID, #CS, map type), CS (policy no,
+# SSRC, ROC), T (next, TS type, TS value), RAND (next, RAND len).
+_HEAD_ONE_CS = {
+    TsType.NTP_UTC: struct.Struct(">BBBBIBB" + "BII" + "BBQ" + "BB"),
+    TsType.NTP: struct.Struct(">BBBBIBB" + "BII" + "BBQ" + "BB"),
+    TsType.COUNTER: struct.Struct(">BBBBIBB" + "BII" + "BBI" + "BB"),
+}
 _HEADER = struct.Struct(">BBBBIBB")  # version, data type, next, V|PRF func, CSB ID, #CS, map
 _BYTES = tuple(bytes((i,)) for i in range(256))
 _PSK_INIT, _SRTP, _SRTP_ID, _MIKEY_1 = (
@@ -457,11 +466,35 @@ def _encode_delivery(
             rev += (id_i.data, _NEXT_B_H.pack(nxt, id_i.id_type, len(id_i.data)))
             nxt = _ID
         rand = d.rand
+        cs_map = d.cs_map
+        ts = d.timestamp
+        if len(cs_map) == 1 and 0 < len(rand) < 256:
+            cs = cs_map[0]
+            rev += (
+                rand,
+                _HEAD_ONE_CS[ts.ts_type].pack(
+                    MIKEY_VERSION,
+                    _PSK_INIT,
+                    _T,
+                    (0x80 if d.v_flag else 0) | _MIKEY_1,
+                    d.csb_id,
+                    1,
+                    _SRTP_ID,
+                    cs.policy_no,
+                    cs.ssrc,
+                    cs.roc,
+                    _RAND,
+                    ts.ts_type,
+                    ts.value,
+                    nxt,
+                    len(rand),
+                ),
+            )
+            rev.reverse()
+            return b"".join(rev)
         if 0 < len(rand) < 256:
             rev += (rand, _BYTES[nxt] + _BYTES[len(rand)])
-            ts = d.timestamp
             rev.append(_T_HEAD[ts.ts_type].pack(_RAND, ts.ts_type, ts.value))
-            cs_map = d.cs_map
             for i in range(len(cs_map) - 1, -1, -1):
                 cs = cs_map[i]
                 rev.append(_SRTP_CS.pack(cs.policy_no, cs.ssrc, cs.roc))
@@ -510,16 +543,25 @@ def _encode_delivery_checked(
 
 
 _POLICY_PARAMS: dict[SrtpPolicy, bytes] = {}
+_POLICY_OBJECTS: dict[int, tuple[SrtpPolicy, bytes]] = {}
 
 
 def _policy_params(policy: SrtpPolicy) -> bytes:
-    """:meth:`SrtpPolicy.param_bytes`, remembered: a service's deliveries repeat its policy."""
+    """:meth:`SrtpPolicy.param_bytes`, remembered: a service's deliveries repeat its policy,
+    usually the same object, found by its id first (the entry holds the object, so its id
+    is not reused while remembered), then any equal policy."""
+    known = _POLICY_OBJECTS.get(id(policy))
+    if known is not None and known[0] is policy:
+        return known[1]
     params = _POLICY_PARAMS.get(policy)
     if params is None:
         params = policy.param_bytes()
         if len(_POLICY_PARAMS) >= _KEPT:
             _POLICY_PARAMS.clear()
         _POLICY_PARAMS[policy] = params
+    if len(_POLICY_OBJECTS) >= _KEPT:
+        _POLICY_OBJECTS.clear()
+    _POLICY_OBJECTS[id(policy)] = (policy, params)
     return params
 
 
@@ -883,7 +925,13 @@ def parse_and_verify(
 
     encr_at = plan.encr_at
     plaintext = kemac_decrypt(
-        encr_alg, keys, encr_data, csb_id, data[plan.ts_field], offset=encr_at
+        encr_alg,
+        keys,
+        encr_data,
+        csb_id,
+        # Only AES-CM takes T (in its IV).
+        data[plan.ts_field] if encr_alg is EncrAlg.AES_CM_128 else b"",
+        offset=encr_at,
     )
     chain = read_key_data_chain(plaintext, encr_at)
     if chain is None:
