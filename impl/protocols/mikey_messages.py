@@ -26,13 +26,14 @@ and a UE asked for it (V flag) answers with the verification message::
   error message ``HDR, T, {ERR}`` (RFC 3830 5.1.2).
 
 Building and verifying cost little beyond their cryptography. A delivery is encoded
-with precompiled structs and no payload objects; deliveries of one shape (the kinds and
-lengths of what they carry: every delivery of a service, for every UE) are one pack of
-their values between the bytes the first one of the shape left. A delivery is verified
-from :func:`~mbmssec.impl.protocols.mikey.read_message` (one unpack once its layout is
-known), with the checks of its structure made once per layout; the objects it returns
-that recur from delivery to delivery and are not secret (identities, the CS map entry,
-the SRTP policy) are made once. Each of these memos keeps at most a few dozen entries.
+with precompiled structs and no payload objects: payload by payload from KEMAC back to
+the header (the usual header, CS map entry, T and RAND head in one pack), each Key data
+sub-payload in one pack, and one join. A delivery is verified from
+:func:`~mbmssec.impl.protocols.mikey.read_message` (one unpack once its layout is known),
+with the checks of its structure made once per layout; the objects it returns that recur
+from delivery to delivery and are not secret (identities, the CS map entry, the SRTP
+policy) are made once, and found again by the bytes they were read from. Each of these
+memos keeps at most a few dozen entries; none holds anything derived from a key.
 
 Everything is sans-I/O: callers pass bytes, ``now`` (Unix seconds, UTC) and a
 random source; nothing here reads a clock.
