@@ -527,6 +527,7 @@ _LAST, _KEMAC, _T, _ID, _V, _SP, _RAND, _ERR, _KEY_DATA, _EXT = (
 _KV_NULL, _KV_SPI, _KV_INTERVAL = KvType.NULL, KvType.SPI, KvType.INTERVAL
 
 _D = TypeVar("_D")
+_new = object.__new__
 
 
 def checked_instance(cls: type[_D], /, **fields: object) -> _D:
@@ -534,7 +535,7 @@ def checked_instance(cls: type[_D], /, **fields: object) -> _D:
     every field given: what its generated ``__init__`` makes, without the per-field
     ``object.__setattr__`` calls that make a frozen instance slow to build (the
     readers of this module and of the message layer make one per payload read)."""
-    instance = object.__new__(cls)
+    instance = _new(cls)
     instance.__dict__.update(fields)
     return instance
 
@@ -1061,13 +1062,15 @@ def decode_fetch_data(
     the extension payload's offset in the message, for errors.  Layouts are used and
     learned as by :func:`scan_message`, unless ``learned`` is false."""
     learned = learned and isinstance(data, bytes)
-    found = _unpacked(_FETCH_LAYOUTS, data) if learned else None
-    if found is not None:
-        (make_fetch, fetch_at, lifetime_at), values = found[0].parts, found[1]
-        return (
-            None if make_fetch is None else make_fetch(values[fetch_at]),
-            None if lifetime_at is None else values[lifetime_at],
-        )
+    layout = _FETCH_LAYOUTS.get(len(data)) if learned else None
+    if layout is not None:  # :func:`_unpacked`, written out (no constants to append)
+        values = layout.unpack(data)
+        if layout.structure(values) == layout.expected:
+            make_fetch, fetch_at, lifetime_at = layout.parts
+            return (
+                None if make_fetch is None else make_fetch(values[fetch_at]),
+                None if lifetime_at is None else values[lifetime_at],
+            )
     name = "EXT"
     base = offset + 4  # the Data field starts 4 bytes into the payload
     n = len(data)
@@ -1124,7 +1127,9 @@ _FETCH_ITEM_FORMAT = {8: "Q", 6: "6s", 4: "I"}
 
 
 def _fetch_at_time(ntp: int) -> FetchAtTime:
-    return checked_instance(FetchAtTime, ntp=ntp)
+    fetch = _new(FetchAtTime)  # as checked_instance makes it
+    fetch.__dict__["ntp"] = ntp
+    return fetch
 
 
 def _fetch_at_index(index: bytes) -> FetchAtSrtpIndex:
@@ -1635,11 +1640,14 @@ def read_message(data: bytes) -> tuple[Layout, tuple[Any, ...]]:
         if not isinstance(data, bytearray | memoryview):
             raise MikeyParseError("MIKEY message must be bytes", offset=0, payload="HDR")
         data = bytes(data)
+    layout = _MESSAGE_LAYOUTS.get(len(data))
+    if layout is not None:  # :func:`_unpacked`, written out: every delivery passes here
+        fields = layout.unpack(data)
+        if layout.structure(fields) == layout.expected:
+            return layout, fields + layout.consts
+    scan_message(data)  # rejects, or learns the layout
     found = _unpacked(_MESSAGE_LAYOUTS, data)
-    if found is None:
-        scan_message(data)  # rejects, or learns the layout
-        found = _unpacked(_MESSAGE_LAYOUTS, data)
-        assert found is not None, "a message read whole has its layout learned"
+    assert found is not None, "a message read whole has its layout learned"
     return found
 
 
@@ -1648,12 +1656,15 @@ def read_key_data_chain(data: bytes, base_offset: int = 0) -> tuple[Layout, tupl
     ``None`` for an empty chain.  :func:`symbolic_key_data_chain` says where each value is."""
     if not isinstance(data, bytes):
         data = bytes(data)
+    layout = _CHAIN_LAYOUTS.get(len(data))
+    if layout is not None:  # :func:`_unpacked`, written out: every delivery passes here
+        fields = layout.unpack(data)
+        if layout.structure(fields) == layout.expected:
+            return layout, fields + layout.consts
+    if not scan_key_data_chain(data, base_offset):  # rejects, or learns the layout
+        return None
     found = _unpacked(_CHAIN_LAYOUTS, data)
-    if found is None:
-        if not scan_key_data_chain(data, base_offset):  # rejects, or learns the layout
-            return None
-        found = _unpacked(_CHAIN_LAYOUTS, data)
-        assert found is not None, "a chain read whole has its layout learned"
+    assert found is not None, "a chain read whole has its layout learned"
     return found
 
 

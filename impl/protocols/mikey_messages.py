@@ -26,13 +26,14 @@ and a UE asked for it (V flag) answers with the verification message::
   error message ``HDR, T, {ERR}`` (RFC 3830 5.1.2).
 
 Building and verifying cost little beyond their cryptography. A delivery is encoded
-with precompiled structs and no payload objects; deliveries of one shape (the kinds and
-lengths of what they carry: every delivery of a service, for every UE) are one pack of
-their values between the bytes the first one of the shape left. A delivery is verified
-from :func:`~mbmssec.impl.protocols.mikey.read_message` (one unpack once its layout is
-known), with the checks of its structure made once per layout; the objects it returns
-that recur from delivery to delivery and are not secret (identities, the CS map entry,
-the SRTP policy) are made once. Each of these memos keeps at most a few dozen entries.
+with precompiled structs and no payload objects: payload by payload from KEMAC back to
+the header (the usual header, CS map entry, T and RAND head in one pack), each Key data
+sub-payload in one pack, and one join. A delivery is verified from
+:func:`~mbmssec.impl.protocols.mikey.read_message` (one unpack once its layout is known),
+with the checks of its structure made once per layout; the objects it returns that recur
+from delivery to delivery and are not secret (identities, the CS map entry, the SRTP
+policy) are made once, and found again by the bytes they were read from. Each of these
+memos keeps at most a few dozen entries; none holds anything derived from a key.
 
 Everything is sans-I/O: callers pass bytes, ``now`` (Unix seconds, UTC) and a
 random source; nothing here reads a clock.
@@ -45,16 +46,17 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
-from itertools import chain, compress
-from operator import attrgetter, is_not, itemgetter
+from itertools import pairwise
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from mbmssec.impl.protocols.mikey import (
     MBMS_TEK_FETCH_EXT_TYPE,
+    MIKEY_VERSION,
     TS_VALUE_LENGTH,
     At,
     CommonHeader,
+    CsIdMapType,
     DataType,
     EncodeError,
     EncrAlg,
@@ -76,6 +78,7 @@ from mbmssec.impl.protocols.mikey import (
     NullValidity,
     Payload,
     PayloadType,
+    PrfFunc,
     ProtType,
     RawPayload,
     SpiValidity,
@@ -354,196 +357,212 @@ _KEPT: Final = 64
 """Entries kept by each of this module's memos and caches; one past that starts again."""
 
 
-# A delivery's message up to its MAC is the same bytes around the same kinds of values for
-# every delivery of one shape (the kinds and lengths of what it carries); so is its Key
-# data chain.  The first of a shape is encoded field by field with the checked encoders;
-# the bytes between its values are then kept with one Struct (:class:`_Between`), and a
-# later one of that shape is one pack of its values between them.  A value that does not
-# fit its field fails the pack, and the checked encoders then say which one.
+# A delivery is encoded payload by payload from its last (KEMAC) back to its header, so that
+# each payload's Next payload field is known when it is packed: one precompiled Struct per
+# payload head, the values' bytes as they are, and one join.  Every length field is packed
+# from the length of what follows it, so no field can disagree with its value; a value
+# that does not fit its field fails the pack, and the checked encoders
+# (:func:`_encode_delivery_checked`, :func:`~mbmssec.impl.protocols.mikey.encode_key_data`)
+# then say which one.
+
+_NEXT_B_H = struct.Struct(">BBH")  # Next payload, an 8-bit field, a 16-bit length (ID, EXT, KEMAC)
+_NEXT_B_B_H = struct.Struct(">BBBH")  # Next payload, policy no, prot type, param length (SP)
+_T_HEAD = {  # Next payload (RAND), TS type, TS value
+    TsType.NTP_UTC: struct.Struct(">BBQ"),
+    TsType.NTP: struct.Struct(">BBQ"),
+    TsType.COUNTER: struct.Struct(">BBI"),
+}
+_SRTP_CS = struct.Struct(">BII")  # a CS ID map entry: policy no, SSRC, ROC
+# The usual start of a delivery in one pack: the header with one CS ID map entry, T, and
+# RAND's Next payload and length (RAND itself follows).
+# Header (version, data type, next, V|PRF func, CSB ID, #CS, map type), CS (policy no,
+# SSRC, ROC), T (next, TS type, TS value), RAND (next, RAND len).
+_HEAD_ONE_CS = {
+    TsType.NTP_UTC: struct.Struct(">BBBBIBB" + "BII" + "BBQ" + "BB"),
+    TsType.NTP: struct.Struct(">BBBBIBB" + "BII" + "BBQ" + "BB"),
+    TsType.COUNTER: struct.Struct(">BBBBIBB" + "BII" + "BBI" + "BB"),
+}
+_HEADER = struct.Struct(">BBBBIBB")  # version, data type, next, V|PRF func, CSB ID, #CS, map
+_BYTES = tuple(bytes((i,)) for i in range(256))
+_PSK_INIT, _SRTP, _SRTP_ID, _MIKEY_1 = (
+    int(DataType.PSK_INIT),
+    int(ProtType.SRTP),
+    int(CsIdMapType.SRTP_ID),
+    int(PrfFunc.MIKEY_1),
+)
+# Key data Type | KV of a key with salt and MKI (the MBMS case), TEK and group key.
+_TEK_SALT_SPI = (KeyDataType.TEK_SALT << 4) | KvType.SPI
+_TGK_SALT_SPI = (KeyDataType.TGK_SALT << 4) | KvType.SPI
+_KEY_DATA_PACKS: dict[tuple[int, int, int], Callable[..., bytes]] = {}
 
 
-class _Between(NamedTuple):
-    """The constant bytes before each value of a shape and after the last, and the pack
-    of ``before[0], value[0], before[1], ..., after``."""
-
-    before: tuple[bytes, ...]
-    after: bytes
-    pack: Callable[..., bytes]
-
-    def encode(self, values: Sequence[Any]) -> bytes:
-        return self.pack(*chain.from_iterable(zip(self.before, values, strict=True)), self.after)
-
-
-def _between(
-    encoded: bytes, fields: Sequence[tuple[int, str]], values: Sequence[Any]
-) -> _Between | None:
-    """The :class:`_Between` of ``encoded`` whose values (``values``) are at ``fields``
-    (offset, Struct code); ``None`` if it does not give ``encoded`` back."""
-    before = []
-    formats = [">"]
-    end = 0
-    for offset, code in fields:
-        before.append(encoded[end:offset])
-        formats.append(f"{offset - end}s{code}")
-        end = offset + struct.calcsize(">" + code)
-    formats.append(f"{len(encoded) - end}s")
-    found = _Between(tuple(before), encoded[end:], struct.Struct("".join(formats)).pack)
-    return found if found.encode(values) == encoded else None
-
-
-def _remember(cache: dict[Any, _Between], shape: Any, found: _Between | None) -> None:
-    if found is not None:
-        if len(cache) >= _KEPT:
-            cache.clear()
-        cache[shape] = found
-
-
-_DELIVERY_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
-_CHAIN_ENCODINGS: dict[tuple[Any, ...], _Between] = {}
-
-
-_TEK_SALT_MKI = attrgetter("tek", "salt", "mki")
-_GROUP_KEY = attrgetter("group_key")
-_IS_NOT_NONE = partial(is_not, None)
+def _key_data_pack(lengths: tuple[int, int, int]) -> Callable[..., bytes]:
+    """The pack of one Key data sub-payload with salt and SPI/MKI of these lengths (key,
+    salt, MKI): Next payload, Type | KV, key length, key, salt length, salt, MKI length, MKI."""
+    pack = _KEY_DATA_PACKS.get(lengths)
+    if pack is None:
+        key, salt, mki = lengths
+        pack = struct.Struct(f">BBH{key}sH{salt}sB{mki}s").pack
+        if len(_KEY_DATA_PACKS) >= _KEPT:
+            _KEY_DATA_PACKS.clear()
+        _KEY_DATA_PACKS[lengths] = pack
+    return pack
 
 
 def _key_chain(keys: Sequence[TekKey]) -> bytes:
     """The Key data chain (6.13) of the delivered keys, the plaintext of KEMAC."""
-    # The shape, and the values in wire order, in a few passes of C: each key's TEK, salt
-    # and MKI, which of them are present, their lengths, and whether it is a group key.
-    fields = list(chain.from_iterable(map(_TEK_SALT_MKI, keys)))
-    present = tuple(map(_IS_NOT_NONE, fields))
-    values = list(compress(fields, present))
-    shape = (tuple(map(_GROUP_KEY, keys)), present, tuple(map(len, values)))
-    known = _CHAIN_ENCODINGS.get(shape)
-    if known is not None:
-        try:
-            return known.encode(values)
-        except struct.error:
-            pass  # a value that does not fit: the checked encoder below names it
-    last = len(keys) - 1
     parts = []
-    fields = []
-    at = 0
+    last = len(keys) - 1
     for i, k in enumerate(keys):
-        kv = _SPI if k.mki is not None else _NULL
-        part = encode_key_data(
-            _KEY_DATA if i < last else _LAST, k.key_type, k.tek, k.salt, kv, k.mki or b""
-        )
-        # Key data: next, type | KV, key len (4), key, [salt len (2), salt], [MKI len, MKI].
-        fields.append((at + 4, f"{len(k.tek)}s"))
-        spot = at + 4 + len(k.tek)
-        if k.salt is not None:
-            fields.append((spot + 2, f"{len(k.salt)}s"))
-            spot += 2 + len(k.salt)
-        if k.mki is not None:
-            fields.append((spot + 1, f"{len(k.mki)}s"))
-        parts.append(part)
-        at += len(part)
-    chain_bytes = b"".join(parts)
-    _remember(_CHAIN_ENCODINGS, shape, _between(chain_bytes, fields, values))
-    return chain_bytes
+        tek, salt, mki = k.tek, k.salt, k.mki
+        nxt = _KEY_DATA if i < last else _LAST
+        if salt is not None and mki is not None:
+            lengths = (len(tek), len(salt), len(mki))
+            try:
+                parts.append(
+                    (_KEY_DATA_PACKS.get(lengths) or _key_data_pack(lengths))(
+                        nxt,
+                        _TGK_SALT_SPI if k.group_key else _TEK_SALT_SPI,
+                        lengths[0],
+                        tek,
+                        lengths[1],
+                        salt,
+                        lengths[2],
+                        mki,
+                    )
+                )
+                continue
+            except struct.error:
+                pass  # a length that does not fit: the checked encoder below names it
+        kv = _SPI if mki is not None else _NULL
+        parts.append(encode_key_data(nxt, k.key_type, tek, salt, kv, mki or b""))
+    return b"".join(parts)
 
 
 def _encode_delivery(
     d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
 ) -> bytes:
     """The I_MESSAGE of ``d`` up to its MAC field (HDR, T, RAND, IDs, SPs, EXTs, KEMAC)."""
-    id_i, id_r, exts = d.id_i, d.id_r, d.extensions
-    shape = (
-        len(d.cs_map),
-        d.timestamp.ts_type,
-        len(d.rand),
-        None if id_i is None else (id_i.id_type, len(id_i.data)),
-        None if id_r is None else (id_r.id_type, len(id_r.data)),
-        tuple([len(p) for p in policies]),
-        None if fetch is None else len(fetch),
-        tuple([(e.ext_type, len(e.data)) for e in exts]),
-        len(encr_data),
-        d.encr_alg,
-        d.mac_alg,
-        d.v_flag,
-    )
-    values: list[Any] = [d.csb_id]
-    for cs in d.cs_map:
-        values += (cs.policy_no, cs.ssrc, cs.roc)
-    values += (d.timestamp.value, d.rand)
-    if id_i is not None:
-        values.append(id_i.data)
-        if id_r is not None:
-            values.append(id_r.data)
-    for policy, params in zip(d.policies, policies, strict=True):
-        values += (policy.policy_no, params)
-    if fetch is not None:
-        values.append(fetch)
-    values += [e.data for e in exts]
-    values.append(encr_data)
-    known = _DELIVERY_ENCODINGS.get(shape)
-    if known is not None:
-        try:
-            return known.encode(values)
-        except struct.error:
-            pass  # a value that does not fit: the checked encoders below name it
-    body, fields = _encode_delivery_checked(d, policies, fetch, encr_data)
-    _remember(_DELIVERY_ENCODINGS, shape, _between(body, fields, values))
-    return body
+    try:
+        # Built backwards: ``nxt`` is the type of the payload after the one being packed.
+        rev = [_BYTES[d.mac_alg], encr_data, _NEXT_B_H.pack(_LAST, d.encr_alg, len(encr_data))]
+        nxt = _KEMAC
+        exts = d.extensions
+        for e in reversed(exts):
+            rev += (e.data, _NEXT_B_H.pack(nxt, e.ext_type, len(e.data)))
+            nxt = _EXT
+        if fetch is not None:
+            rev += (fetch, _NEXT_B_H.pack(nxt, MBMS_TEK_FETCH_EXT_TYPE, len(fetch)))
+            nxt = _EXT
+        sps = d.policies
+        for i in range(len(sps) - 1, -1, -1):
+            params = policies[i]
+            rev += (params, _NEXT_B_B_H.pack(nxt, sps[i].policy_no, _SRTP, len(params)))
+            nxt = _SP
+        id_i, id_r = d.id_i, d.id_r
+        if id_i is not None:
+            if id_r is not None:
+                rev += (id_r.data, _NEXT_B_H.pack(nxt, id_r.id_type, len(id_r.data)))
+                nxt = _ID
+            rev += (id_i.data, _NEXT_B_H.pack(nxt, id_i.id_type, len(id_i.data)))
+            nxt = _ID
+        rand = d.rand
+        cs_map = d.cs_map
+        ts = d.timestamp
+        if len(cs_map) == 1 and 0 < len(rand) < 256:
+            cs = cs_map[0]
+            rev += (
+                rand,
+                _HEAD_ONE_CS[ts.ts_type].pack(
+                    MIKEY_VERSION,
+                    _PSK_INIT,
+                    _T,
+                    (0x80 if d.v_flag else 0) | _MIKEY_1,
+                    d.csb_id,
+                    1,
+                    _SRTP_ID,
+                    cs.policy_no,
+                    cs.ssrc,
+                    cs.roc,
+                    _RAND,
+                    ts.ts_type,
+                    ts.value,
+                    nxt,
+                    len(rand),
+                ),
+            )
+            rev.reverse()
+            return b"".join(rev)
+        if 0 < len(rand) < 256:
+            rev += (rand, _BYTES[nxt] + _BYTES[len(rand)])
+            rev.append(_T_HEAD[ts.ts_type].pack(_RAND, ts.ts_type, ts.value))
+            for i in range(len(cs_map) - 1, -1, -1):
+                cs = cs_map[i]
+                rev.append(_SRTP_CS.pack(cs.policy_no, cs.ssrc, cs.roc))
+            rev.append(
+                _HEADER.pack(
+                    MIKEY_VERSION,
+                    _PSK_INIT,
+                    _T,
+                    (0x80 if d.v_flag else 0) | _MIKEY_1,
+                    d.csb_id,
+                    len(cs_map),
+                    _SRTP_ID,
+                )
+            )
+            rev.reverse()
+            return b"".join(rev)
+    except (struct.error, IndexError, KeyError):
+        pass  # a value that does not fit: the checked encoders below name it
+    return _encode_delivery_checked(d, policies, fetch, encr_data)
 
 
 def _encode_delivery_checked(
     d: TekDelivery, policies: list[bytes], fetch: bytes | None, encr_data: bytes
-) -> tuple[bytes, list[tuple[int, str]]]:
-    """:func:`_encode_delivery` with the checked encoders, payload by payload, and where
-    each of its values is (offset, Struct code), in the order that function lists them."""
+) -> bytes:
+    """:func:`_encode_delivery` with the checked encoders, payload by payload."""
     ts = d.timestamp
     header = encode_header(DataType.PSK_INIT, _T, d.csb_id, d.cs_map, v_flag=d.v_flag)
-    fields = [(4, "I")]  # CSB ID
-    for k in range(len(d.cs_map)):
-        fields += ((10 + 9 * k, "B"), (11 + 9 * k, "I"), (15 + 9 * k, "I"))
     types = [_T, _RAND]
     bodies = [encode_timestamp(ts.ts_type, ts.value), encode_rand(d.rand)]
-    # Where each payload's values are, from the payload's start (its Next payload field).
-    inside: list[list[tuple[int, str]]] = [
-        [(2, "Q" if TS_VALUE_LENGTH[ts.ts_type] == 8 else "I")],
-        [(2, f"{len(d.rand)}s")],
-    ]
     for id_p in (d.id_i, d.id_r):
         if id_p is not None:
             types.append(_ID)
             bodies.append(encode_id(id_p.id_type, id_p.data))
-            inside.append([(4, f"{len(id_p.data)}s")])
     for policy, params in zip(d.policies, policies, strict=True):
         types.append(_SP)
         bodies.append(encode_sp(policy.policy_no, ProtType.SRTP, params))
-        inside.append([(1, "B"), (5, f"{len(params)}s")])
     if fetch is not None:
         types.append(_EXT)
         bodies.append(encode_ext(MBMS_TEK_FETCH_EXT_TYPE, fetch))
-        inside.append([(4, f"{len(fetch)}s")])
     for ext in d.extensions:
         types.append(_EXT)
         bodies.append(encode_ext(ext.ext_type, ext.data))
-        inside.append([(4, f"{len(ext.data)}s")])
     types.append(_KEMAC)
     bodies.append(encode_kemac(d.encr_alg, encr_data, d.mac_alg))
-    inside.append([(4, f"{len(encr_data)}s")])
-    at = len(header)
-    for payload, spots in zip(bodies, inside, strict=True):
-        fields += [(at + offset, code) for offset, code in spots]
-        at += 1 + len(payload)
-    return join_payloads(header, types, bodies), fields
+    return join_payloads(header, types, bodies)
 
 
 _POLICY_PARAMS: dict[SrtpPolicy, bytes] = {}
+_POLICY_OBJECTS: dict[int, tuple[SrtpPolicy, bytes]] = {}
 
 
 def _policy_params(policy: SrtpPolicy) -> bytes:
-    """:meth:`SrtpPolicy.param_bytes`, remembered: a service's deliveries repeat its policy."""
+    """:meth:`SrtpPolicy.param_bytes`, remembered: a service's deliveries repeat its policy,
+    usually the same object, found by its id first (the entry holds the object, so its id
+    is not reused while remembered), then any equal policy."""
+    known = _POLICY_OBJECTS.get(id(policy))
+    if known is not None and known[0] is policy:
+        return known[1]
     params = _POLICY_PARAMS.get(policy)
     if params is None:
         params = policy.param_bytes()
         if len(_POLICY_PARAMS) >= _KEPT:
             _POLICY_PARAMS.clear()
         _POLICY_PARAMS[policy] = params
+    if len(_POLICY_OBJECTS) >= _KEPT:
+        _POLICY_OBJECTS.clear()
+    _POLICY_OBJECTS[id(policy)] = (policy, params)
     return params
 
 
@@ -560,7 +579,7 @@ def build_tek_delivery(delivery: TekDelivery, kek: bytes) -> bytes:
         raise EncodeError("IDr without IDi cannot be told apart from IDi on the wire")
     if not kek:
         raise EncodeError("empty KEK")
-    policies = [_policy_params(p) for p in d.policies]
+    policies = list(map(_policy_params, d.policies))
     fetch = (
         encode_fetch_data(d.fetch, d.lifetime)
         if d.fetch is not None or d.lifetime is not None
@@ -637,6 +656,8 @@ def _only(
     return found[0][0]
 
 
+_new = object.__new__
+
 _DELIVERY: Final = "TEK delivery"
 """The memo key of a message layout's :class:`_DeliveryPlan`."""
 _TEK_TYPES = frozenset({KeyDataType.TEK, KeyDataType.TEK_SALT})
@@ -647,15 +668,16 @@ _IDENTITIES: dict[tuple[IdType, bytes], IdPayload] = {}
 _CRYPTO_SESSIONS: dict[tuple[int, int, int], SrtpCs] = {}
 
 
-def _identity(id_type: IdType, data: bytes) -> IdPayload:
-    """The ID payload of these fields, one object per identity (a BM-SC's and a UE's
-    identities recur in every delivery between them)."""
-    found = _IDENTITIES.get((id_type, data))
+def _identity(fields: tuple[IdType, bytes]) -> IdPayload:
+    """The ID payload of these fields (ID type, ID data), one object per identity (a
+    BM-SC's and a UE's identities recur in every delivery between them)."""
+    found = _IDENTITIES.get(fields)
     if found is None:
+        id_type, data = fields
         found = checked_instance(IdPayload, id_type=id_type, data=data)
         if len(_IDENTITIES) >= _KEPT:
             _IDENTITIES.clear()
-        _IDENTITIES[id_type, data] = found
+        _IDENTITIES[fields] = found
     return found
 
 
@@ -672,22 +694,25 @@ def _crypto_session(fields: tuple[int, int, int]) -> SrtpCs:
     return found
 
 
-_POLICIES: dict[tuple[int, ProtType, tuple[tuple[int, bytes], ...]], SrtpPolicy] = {}
+_POLICIES: dict[tuple[ProtType, tuple[Any, ...]], SrtpPolicy] = {}
 
 
-def _policy(
-    policy_no: int, prot: ProtType, params: tuple[tuple[int, bytes], ...], at: int
-) -> SrtpPolicy:
-    """:meth:`SrtpPolicy.from_params`, remembered: a service's deliveries repeat its policy,
-    and a policy (immutable) is a function of the SP payload's fields alone."""
-    key = (policy_no, prot, params)
+def _policy(prot: ProtType, fields: tuple[Any, ...], at: int) -> SrtpPolicy:
+    """:meth:`SrtpPolicy.from_params` of an SP payload's fields (``fields``: policy no, then
+    type and value of each parameter), remembered: a service's deliveries repeat its
+    policy, and a policy (immutable) is a function of the SP payload's fields alone."""
+    key = (prot, fields)
     policy = _POLICIES.get(key)
     if policy is None:
-        policy = SrtpPolicy.from_params(policy_no, prot, params, at)
+        params = tuple(zip(fields[1::2], fields[2::2], strict=True))
+        policy = SrtpPolicy.from_params(fields[0], prot, params, at)
         if len(_POLICIES) >= _KEPT:
             _POLICIES.clear()
         _POLICIES[key] = policy
     return policy
+
+
+_Recurring = tuple[IdPayload | None, IdPayload | None, tuple[SrtpCs, ...], tuple[SrtpPolicy, ...]]
 
 
 class _DeliveryPlan(NamedTuple):
@@ -705,10 +730,26 @@ class _DeliveryPlan(NamedTuple):
     mac_alg: MacAlg
     encr_at: int
     ids: tuple[tuple[IdType, int], ...]
-    policies: tuple[tuple[int, ProtType, tuple[tuple[int, int], ...], int], ...]
-    """Per SP: index of the policy no, prot type, (type, value) indices, offset."""
+    policies: tuple[tuple[Callable[[Sequence[Any]], tuple[Any, ...]], ProtType, int], ...]
+    """Per SP: the getter of its policy no and (type, value) of each parameter in one flat
+    tuple, its prot type and its offset."""
     exts: tuple[tuple[int, int, int], ...]
     """Per General Extension: index of its type, index of its data, offset."""
+    recurring: tuple[slice, slice]
+    """The CS ID map, and the span of the message from its first ID or SP payload to the
+    end of its last: the bytes that the identities, CS map and policies are read from."""
+    objects: dict[tuple[bytes, bytes], _Recurring]
+    """The identities, CS map and policies of the messages of this layout, by the bytes
+    at :attr:`recurring` (a UE's deliveries repeat them byte for byte)."""
+
+
+def _tuple_getter(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``indices`` as a tuple (:func:`operator.itemgetter` returns a single
+    value alone)."""
+    if len(indices) == 1:
+        at = indices[0]
+        return lambda values: (values[at],)
+    return itemgetter(*indices)
 
 
 def _at(value: object) -> int:
@@ -753,6 +794,11 @@ def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
     rand = _one(found_rand, "RAND")[2]
     if len(ids) > 2:
         raise MikeyParseError("more than two ID payloads", offset=0, payload="ID")
+    # Each payload ends where the next one in the message starts (KEMAC is last).
+    starts = sorted(raw[1] for raw in raws)
+    ends = dict(pairwise(starts))
+    spans = [(raw[1], ends[raw[1]]) for raw in ids + policies]
+    span = slice(min(a for a, _ in spans), max(b for _, b in spans)) if spans else slice(0, 0)
     return _DeliveryPlan(
         values=itemgetter(_at(hdr.csb_id), _at(ts_value), _at(rand), _at(encr_data), _at(mac)),
         cs_map=tuple(itemgetter(*map(_at, cs)) for cs in hdr.cs_map),
@@ -765,10 +811,35 @@ def _delivery_plan(layout: Layout, size: int) -> _DeliveryPlan:
         encr_at=kemac_at + 4,
         ids=tuple((raw[2], _at(raw[3])) for raw in ids),
         policies=tuple(
-            (_at(raw[2]), raw[3], tuple((_at(t), _at(v)) for t, v in raw[4]), raw[1])
+            (
+                _tuple_getter([_at(raw[2]), *(_at(x) for pair in raw[4] for x in pair)]),
+                raw[3],
+                raw[1],
+            )
             for raw in policies
         ),
         exts=tuple((_at(raw[2]), _at(raw[3]), raw[1]) for raw in exts),
+        # The CS ID map follows the header's 10 bytes, 9 bytes per entry (RFC 3830 6.1.1).
+        recurring=(slice(10, 10 + 9 * len(hdr.cs_map)), span),
+        objects={},
+    )
+
+
+def _recurring(plan: _DeliveryPlan, ext: Sequence[Any]) -> _Recurring:
+    """The identities, CS map and policies of a delivery of this plan (``ext``: its
+    values), each object taken from its memo."""
+    id_i = id_r = None
+    for i, (id_type, id_at) in enumerate(plan.ids):
+        found = _identity((id_type, ext[id_at]))
+        if i:
+            id_r = found
+        else:
+            id_i = found
+    return (
+        id_i,
+        id_r,
+        tuple([_crypto_session(get(ext)) for get in plan.cs_map]),
+        tuple([_policy(prot, get(ext), at) for get, prot, at in plan.policies]),
     )
 
 
@@ -846,11 +917,22 @@ def parse_and_verify(
     if mac and not verify_mac(mac_alg, keys.auth_key, data[: -len(mac)], mac):
         raise MikeyAuthError()
 
-    next_state = _check_replay(replay, plan.ts_type, ts_value, rand, now)
+    ts_type = plan.ts_type
+    next_state = (
+        replay
+        if replay.mode is ReplayMode.NONE
+        else _check_replay(replay, ts_type, ts_value, rand, now)
+    )
 
     encr_at = plan.encr_at
     plaintext = kemac_decrypt(
-        encr_alg, keys, encr_data, csb_id, data[plan.ts_field], offset=encr_at
+        encr_alg,
+        keys,
+        encr_data,
+        csb_id,
+        # Only AES-CM takes T (in its IV).
+        data[plan.ts_field] if encr_alg is EncrAlg.AES_CM_128 else b"",
+        offset=encr_at,
     )
     chain = read_key_data_chain(plaintext, encr_at)
     if chain is None:
@@ -859,18 +941,18 @@ def parse_and_verify(
     key_plan = chain_layout.memo.get(group_key)
     if key_plan is None:
         key_plan = chain_layout.memo[group_key] = _key_plan(chain_layout, encr_at, group_key)
-    tek_keys = tuple(
-        [
-            checked_instance(
-                TekKey,
-                tek=keys_ext[k],
-                salt=None if s is None else keys_ext[s],
-                mki=None if m is None else keys_ext[m],
-                group_key=group_key,
-            )
-            for k, s, m in key_plan
-        ]
-    )
+    # The returned objects are made as checked_instance makes them (every value is
+    # checked by now), written out here: this is the one place that makes them per message.
+    tek_keys = []
+    for k, s, m in key_plan:
+        key = _new(TekKey)
+        key.__dict__.update(
+            tek=keys_ext[k],
+            salt=None if s is None else keys_ext[s],
+            mki=None if m is None else keys_ext[m],
+            group_key=group_key,
+        )
+        tek_keys.append(key)
 
     fetch: FetchHint | None = None
     lifetime: int | None = None
@@ -885,25 +967,25 @@ def parse_and_verify(
             fetch, lifetime = decode_fetch_data(ext_data, at)
         else:
             other_exts.append(GeneralExtensionPayload(ext_type, ext_data))
-    ids = plan.ids
-    id_i = id_r = None
-    if ids:
-        id_i = _identity(ids[0][0], ext[ids[0][1]])
-        if len(ids) > 1:
-            id_r = _identity(ids[1][0], ext[ids[1][1]])
-    delivery = checked_instance(
-        TekDelivery,
+    cs_field, span = plan.recurring
+    recurring_key = (data[cs_field], data[span])
+    recurring = plan.objects.get(recurring_key)
+    if recurring is None:
+        recurring = _recurring(plan, ext)
+        if len(plan.objects) >= _KEPT:
+            plan.objects.clear()
+        plan.objects[recurring_key] = recurring
+    id_i, id_r, cs_map, policies = recurring
+    timestamp = _new(TimestampPayload)
+    timestamp.__dict__.update(ts_type=ts_type, value=ts_value)
+    delivery = _new(TekDelivery)
+    delivery.__dict__.update(
         csb_id=csb_id,
-        keys=tek_keys,
-        timestamp=checked_instance(TimestampPayload, ts_type=plan.ts_type, value=ts_value),
+        keys=tuple(tek_keys),
+        timestamp=timestamp,
         rand=rand,
-        cs_map=tuple([_crypto_session(get(ext)) for get in plan.cs_map]),
-        policies=tuple(
-            [
-                _policy(ext[p], prot, tuple([(ext[t], ext[v]) for t, v in q]), at)
-                for p, prot, q, at in plan.policies
-            ]
-        ),
+        cs_map=cs_map,
+        policies=policies,
         id_i=id_i,
         id_r=id_r,
         fetch=fetch,
@@ -913,7 +995,9 @@ def parse_and_verify(
         v_flag=plan.v_flag,
         extensions=tuple(other_exts),
     )
-    return checked_instance(VerifiedTekDelivery, delivery=delivery, replay_state=next_state)
+    verified = _new(VerifiedTekDelivery)
+    verified.__dict__.update(delivery=delivery, replay_state=next_state)
+    return verified
 
 
 # --------------------------------------------------------------------------- V message
