@@ -298,11 +298,14 @@ def bug_edits(events: Log) -> Iterator[Edit]:
         "Activate": activations[1],
         "Revoke": revoke,
         "Deliver": _idx(events, _is("Deliver"))[2],
+        # a packet some UE decrypted: a refused Receive (a packet the UE did not take)
+        # needs no Send, so deleting the Send of a packet only ever refused is no bug
         "Send": next(
             i
             for i in _idx(events, _is("Send"))
             if any(
-                e["event"] == "Receive" and e["seq"] == events[i]["seq"] for e in events[i + 1 :]
+                e["event"] == "Receive" and e.get("ok") and e["seq"] == events[i]["seq"]
+                for e in events[i + 1 :]
             )
         ),
         "LoseCoverage": _idx(events, _is("LoseCoverage"))[0],

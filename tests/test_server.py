@@ -190,7 +190,12 @@ def test_bad_http_is_refused_with_state_unchanged(tmp_path: Path) -> None:
 
 def test_refusals_carry_status_and_message(tmp_path: Path) -> None:
     async def main() -> None:
-        async with bed(tmp_path, stream=False) as b, aiohttp.ClientSession() as http:
+        # a key period far longer than the test: the store may change only by a refusal,
+        # never by the key schedule running beside it (on a busy machine it did)
+        async with (
+            bed(tmp_path, stream=False, period=60.0) as b,
+            aiohttp.ClientSession() as http,
+        ):
             b.core.add_service(S2, time.time())
             ue = b.ues[0].ue
             before = b.core.store.snapshot()
