@@ -119,30 +119,19 @@ def test_declared_equivalents_stay_a_small_share() -> None:
     assert len(load_equivalents()) < 0.15 * len(sites())
 
 
-def test_cli_errors_are_exit_2() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "mutate", "--only", "no:such:1"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "no such mutant: no:such:1" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "mutate", "--out", "/no/such/dir/m.json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "--out /no/such/dir/m.json: folder /no/such/dir does not exist" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "mutate", "--list", "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0 and '"operator"' in proc.stdout
+def test_cli_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad arguments are exit 2 with one line naming them, before any work (the command
+    run in-process: the same entry point as ``mbmssec``, without three interpreter
+    start-ups)."""
+    from mbmssec.cli import main
+
+    assert main(["mutate", "--only", "no:such:1"]) == 2
+    assert "no such mutant: no:such:1" in capsys.readouterr().err
+    assert main(["mutate", "--out", "/no/such/dir/m.json"]) == 2
+    err = capsys.readouterr().err
+    assert "--out /no/such/dir/m.json: folder /no/such/dir does not exist" in err
+    assert main(["mutate", "--list", "--json"]) == 0
+    assert '"operator"' in capsys.readouterr().out
 
 
 @pytest.mark.slow
