@@ -136,6 +136,18 @@ def test_stale_and_incomplete_results_fail_naming_them(broken: Broken, bad_resul
     assert "proof result PR_BASELINE_7" in err and "no counterexample trace" in err
 
 
+def _docs_no_check(src: Path, results: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``mbmssec docs --no-check`` with the dummy builder, as a process."""
+    cmd = ["docs", "--source", str(src), "--results", str(results), "--no-check"]
+    return subprocess.run(
+        [sys.executable, "-m", "mbmssec", *cmd, "--builder", "dummy", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def test_the_command_builds_stale_results_with_no_check_and_exits_1(
     bad_results: Path, tmp_path: Path
 ) -> None:
@@ -147,28 +159,23 @@ def test_the_command_builds_stale_results_with_no_check_and_exits_1(
     src.mkdir()
     (src / "conf.py").write_text('project = "t"\nextensions: list[str] = []\nnitpicky = True\n')
     (src / "index.rst").write_text("Index\n=====\n\nSee :ref:`no-such-label`.\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mbmssec",
-            "docs",
-            "--source",
-            str(src),
-            "--results",
-            str(bad_results),
-            "--no-check",
-            "--builder",
-            "dummy",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    proc = _docs_no_check(src, bad_results, tmp_path / "out")
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr
     assert "the results are stale" in err and "building anyway (--no-check)" in err
     assert "no-such-label" in err and "the strict build failed" in err
+
+
+def test_a_sphinx_crash_is_exit_2_and_said_so(tmp_path: Path) -> None:
+    """A Sphinx crash (an error that stops the build, here a configuration that cannot
+    be read) is exit 2 with its own line, not exit 1 (a failed strict build)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text("raise RuntimeError('broken configuration')\n")
+    (src / "index.rst").write_text("Title\n=====\n")
+    (tmp_path / "results").mkdir()
+    proc = _docs_no_check(src, tmp_path / "results", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    assert "sphinx-build stopped with status 2" in proc.stderr
+    assert "not a warning of the strict build" in proc.stderr
+    assert "the strict build failed" not in proc.stderr
