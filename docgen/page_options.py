@@ -30,10 +30,9 @@ def write_option_page(site: Site, opt: Option) -> None:
         "Clauses: " + ", ".join(f":need:`{clause_need_id(c)}`" for c in opt.clauses) + ".\n\n"
     )
     if opt.neutral:
-        out.append(
-            f"The model is the same for every value: "
-            f"{esc(opt.model.removeprefix('neutral: '))}.\n\n"
-        )
+        out.append(f"The model is the same for every value: {esc(opt.model_note)}.\n\n")
+    elif opt.model_note:
+        out.append(f"What the model shows: {esc(opt.model_note)}.\n\n")
     readers = [a for a in inp.actions if reads_option(a, opt.name)]
     if readers:
         out.append(

@@ -166,7 +166,7 @@ def _clauses_unstated(inp: Inputs) -> str:
 
 def _neutral_options(inp: Inputs) -> str:
     rows = [
-        [f":need:`{option_need_id(o.name)}`", esc(o.model.removeprefix("neutral: "))]
+        [f":need:`{option_need_id(o.name)}`", esc(o.model_note)]
         for o in inp.spec.options.values()
         if o.neutral
     ]

@@ -122,17 +122,26 @@ def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
 
 @action(
     params=(_p("u", UE),),
-    modifies=("authenticated",),
+    modifies=("authenticated", "ev"),
     clauses=("6.2.2/STEP3", "6.2.1/KEK-FROM-AUTH", "6.2.3.2/REREGISTER"),
     actor="UE",
 )
 def authenticate(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """HTTP Digest AKA between the UE and the BM-SC succeeds; both now share a KEK."""
     ops.require(st.get("covered", u))
+    _tick_event(st)  # the language stamps auth_ev (when authenticated becomes true)
     st.set("authenticated", (u,), True)
 
 
-_REGISTER_MODIFIES = ("registered", "fetch_time", "ctr", "delivered", "authenticated", "auth_dlv")
+_REGISTER_MODIFIES = (
+    "registered",
+    "fetch_time",
+    "ctr",
+    "delivered",
+    "authenticated",
+    "auth_dlv",
+    "dlv_auth",
+)
 _RECEIVE_MODIFIES = (
     "in_sync",
     "holds",
@@ -188,6 +197,8 @@ def _bmsc_delivery(
         "auth_dlv",
         lambda v, t: ops.or_(st.get("auth_dlv", v, t), ops.and_(goes_out(v, t), cleared)),
     )
+    # history: which authentication this delivery for the service was made under
+    st.set("dlv_auth", (u, s), st.get("auth_ev", u))
     if prof["second_service_auth"] == "reauthenticate":
         st.set("authenticated", (u,), False)
     return send_active, send_next, act, nxt

@@ -4,8 +4,9 @@ Sorts: UE (user equipment), SVC (MBMS service), TEK (traffic keys the BM-SC
 generates), PKT (SRTP packets the BM-SC sends).  Their sizes are left open: the proofs
 hold for every size, the executable reading picks a finite universe.
 
-``ev`` is a logical event counter: generation, activation, subscription, revocation
-and sending stamp it, so properties can say "before" and "after" without a clock.
+``ev`` is a logical event counter: generation, activation, subscription, revocation,
+authentication and sending stamp it, so properties can say "before" and "after" without
+a clock.
 ``clock`` is the time in which fetch times are expressed.
 """
 
@@ -76,6 +77,16 @@ VOCABULARY = Vocabulary(
             role="history",
         ),
         _s("authenticated", (UE,), B, "The UE has a fresh Digest AKA authentication (and KEK)."),
+        _s(
+            "auth_ev",
+            (UE,),
+            INT,
+            "Event stamp of the UE's latest authentication (history, recorded by the language).",
+            0,
+            ghost=True,
+            role="history",
+            stamps="authenticated",
+        ),
         _s("registered", (UE, SVC), B, "The BM-SC has the UE registered for the service."),
         _s("fetch_time", (UE, SVC), INT, "When the UE must next fetch a TEK of the service.", 0),
         _s("ctr", (UE,), INT, "The BM-SC's MIKEY replay counter towards the UE.", 0),
@@ -230,6 +241,16 @@ VOCABULARY = Vocabulary(
             B,
             "The TEK was sent to the UE in a delivery made while the UE was authenticated "
             "and authorised for the TEK's service (history).",
+            ghost=True,
+            role="history",
+        ),
+        _s(
+            "dlv_auth",
+            (UE, SVC),
+            INT,
+            "The authentication (its auth_ev stamp) the latest delivery of the service to "
+            "the UE was made under (history).",
+            0,
             ghost=True,
             role="history",
         ),

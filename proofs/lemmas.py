@@ -358,6 +358,50 @@ def stamps_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
     )
 
 
+# -- authentications and the registrations they served --------------------------------------
+
+
+@_lemma("auth_stamp_in_past")
+def auth_stamp_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """An authenticated UE's authentication is stamped below the event counter."""
+    return for_all(
+        ops,
+        (UE,),
+        lambda u: ops.implies(st.get("authenticated", u), st.get("auth_ev", u) < st.get("ev")),
+    )
+
+
+@_lemma("registration_auth_in_past")
+def registration_auth_in_past(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """The authentication a registration was made under is stamped below the event
+    counter."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            st.get("registered", u, s), st.get("dlv_auth", u, s) < st.get("ev")
+        ),
+    )
+
+
+@_lemma(
+    "registration_spends_authentication",
+    when=lambda prof: prof["second_service_auth"] == "reauthenticate",
+)
+def registration_spends_authentication(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """When every registration runs Digest AKA again, an authenticated UE's
+    authentication is newer than the one each of its registrations was made under (a
+    delivery spends the authentication it was made under)."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(
+            ops.and_(st.get("authenticated", u), st.get("registered", u, s)),
+            st.get("dlv_auth", u, s) < st.get("auth_ev", u),
+        ),
+    )
+
+
 # -- synchronisation ---------------------------------------------------------------------
 
 
@@ -612,6 +656,9 @@ LEMMAS: tuple[Lemma, ...] = (
     withdrawn_never_active,
     delivered_pending,
     stamps_in_past,
+    auth_stamp_in_past,
+    registration_auth_in_past,
+    registration_spends_authentication,
     counters_ordered,
     accepted_counters_seen,
     uncovered_dropped,

@@ -31,9 +31,10 @@ TEK's, so the difference cannot change a step), ``clock`` and ``fetch_time`` (mo
 units vs Unix seconds; chosen existentially by
 :class:`~mbmssec.refinement.tracecheck.Tracker`), ``ev`` and ``pkt_ev``,
 the attacker's symbols (``compromised``, ``att_kek``, ``att_tek``: no attacker runs
-against the implementation here) and the history symbols ``auth_dlv`` and ``heard``
-(records the model keeps for its properties; the implementation's own counterparts are
-the store's deliveries and the recorded receptions).
+against the implementation here) and the history symbols ``auth_dlv``, ``heard``,
+``auth_ev`` and ``dlv_auth`` (records the model keeps for its properties; the
+implementation's own counterparts are the store's deliveries, the recorded receptions
+and its AKA challenges).
 """
 
 from __future__ import annotations

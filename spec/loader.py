@@ -67,6 +67,12 @@ class Option:
         """True when the abstract model is the same for every value of this option."""
         return self.model.startswith("neutral")
 
+    @property
+    def model_note(self) -> str:
+        """What the label says besides ``modelled`` or ``neutral``: what the model shows
+        of the option, or why it is the same for every value ("" if nothing)."""
+        return self.model.partition(": ")[2]
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -251,8 +257,12 @@ def _load_options(path: Path, clauses: Mapping[str, Clause]) -> dict[str, Option
             if ref not in clauses:
                 raise SpecError(path, f"{where}.clauses", f"dangling clause id {ref!r}")
         model = _req(item, "model", where, path)
-        if model != "modelled" and not model.startswith("neutral: "):
-            raise SpecError(path, f"{where}.model", "expected 'modelled' or 'neutral: <why>'")
+        if model != "modelled" and not model.startswith(("modelled: ", "neutral: ")):
+            raise SpecError(
+                path,
+                f"{where}.model",
+                "expected 'modelled', 'modelled: <what the model shows>' or 'neutral: <why>'",
+            )
         requires = item.get("requires", {})
         for value in requires:
             if value not in values:

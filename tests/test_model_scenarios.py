@@ -137,6 +137,43 @@ def test_out_of_coverage_ue_recovers_through_unknown_mki() -> None:
     assert s2 is not None and s2.get("decrypted", 0, 0)
 
 
+TWO_SERVICES = [
+    ("Subscribe", (0, 0)),
+    ("Subscribe", (0, 1)),
+    ("Generate", (0, 0)),
+    ("Activate", (0,)),
+    ("Generate", (1, 1)),
+    ("Activate", (1,)),
+    ("Authenticate", (0,)),  # the sixth event: stamp 6
+    ("Register", (0, 0, 1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "after_first", "second_stamp"),
+    [("reauthenticate", False, 7), ("authorise_only", True, 6)],
+)
+def test_a_registration_for_a_further_service_records_its_authentication(
+    option: str, after_first: bool, second_stamp: int
+) -> None:
+    """6.2.2/SECOND-SERVICE: with reauthenticate the registration for service 1 needs a
+    new Digest AKA run (a new stamp, 7); with authorise_only it is made under the one
+    that served service 0 (stamp 6)."""
+    model = Model(load_spec().profile({"second_service_auth": option}))
+    two = Universe(ue=1, svc=2, tek=2, pkt=1)
+    s = Trace(tuple(TraceStep(a, x) for a, x in TWO_SERVICES), two).replay(model)[-1]
+    assert (s.get("auth_ev", 0), s.get("dlv_auth", 0, 0)) == (6, 6)
+    assert s.get("authenticated", 0) is after_first
+    if not after_first:
+        assert model.step(s, "Register", (0, 1, 1)) is None  # step 3 must come first
+        again = model.step(s, "Authenticate", (0,))
+        assert again is not None
+        s = again
+    after = model.step(s, "Register", (0, 1, 1))
+    assert after is not None
+    assert (after.get("dlv_auth", 0, 0), after.get("dlv_auth", 0, 1)) == (6, second_stamp)
+
+
 def test_action_writing_outside_modifies_is_caught() -> None:
     from dataclasses import replace
 

@@ -17,15 +17,16 @@ An option with neither is not modelled, whatever its label says; the test says s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from conftest import CheckerResults
 
+from mbmssec.model.concrete import Universe
 from mbmssec.model.dsl import Ops, Sort
 from mbmssec.model.machine import Model
 from mbmssec.model.properties import PROPERTIES, Property, for_all
-from mbmssec.proofs.bmc import search
+from mbmssec.proofs.bmc import BMC_UNIVERSE, search
 from mbmssec.proofs.check import Comparison
 from mbmssec.proofs.induction import prove
 from mbmssec.spec.loader import load_spec
@@ -67,37 +68,65 @@ def _attacker_learns_only_from_colluders(ops: Ops, st: Any) -> Any:
     return ops.and_(learnt, accepted, counters)
 
 
-REACHABLE: dict[str, tuple[dict[str, str], str, Callable[..., Any]]] = {
-    "mikey_response": (
+def _one_authentication_per_registration(ops: Ops, st: Any) -> Any:
+    """No UE is registered for two services under one authentication: the latest
+    deliveries of two services a UE is registered for were made under authentications
+    with different stamps."""
+    return for_all(
+        ops,
+        (UE, SVC, SVC),
+        lambda u, s, r: ops.implies(
+            ops.and_(s != r, st.get("registered", u, s), st.get("registered", u, r)),
+            st.get("dlv_auth", u, s) != st.get("dlv_auth", u, r),
+        ),
+    )
+
+
+class Reach(NamedTuple):
+    """A state an option's value makes reachable (see the module docstring)."""
+
+    profile: dict[str, str]
+    """The option value that reaches the state."""
+    what: str
+    body: Callable[..., Any]
+    """The predicate that is invariant under the *other* value."""
+    universe: Universe = BMC_UNIVERSE
+    """Where the bounded search looks for the state."""
+    depth: int = 8
+
+
+REACHABLE: dict[str, Reach] = {
+    "mikey_response": Reach(
         {"mikey_response": "required"},
         "a UE has confirmed a TEK (Acknowledge exists only when the response is sent)",
         _no_acknowledgement,
     ),
-    "tek_protection": (
+    "tek_protection": Reach(
         {"tek_protection": "mikey_kek"},
         "the attacker reads a TEK from a recorded MIKEY delivery to a colluding UE "
         "that never installed it (its delivery was lost); over TLS it cannot",
         _attacker_learns_only_from_colluders,
     ),
-}
-"""Option -> (the profile that reaches the state, what the state is, the predicate that
-is invariant in the *other* profile).  For ``tek_protection`` the baseline is the value
-that reaches more (MIKEY under the KEK): the invariant is proved under ``tls``."""
-
-NOT_YET: dict[str, str] = {
-    "second_service_auth": (
-        "the model's KEK is one per UE, not one per authentication, so a registration "
-        "that reuses an earlier authentication gets exactly what one after a fresh "
-        "Authenticate (always enabled in coverage) gets: no verdict and no reachable "
-        "state differ. Modelling it needs a KEK per authentication and an attacker "
-        "who steals one."
+    # Two services, each with its active TEK, one UE subscribed to both, one
+    # authentication and two registrations: 9 steps.
+    "second_service_auth": Reach(
+        {"second_service_auth": "authorise_only"},
+        "one authentication served the registrations of a UE for two services",
+        _one_authentication_per_registration,
+        Universe(ue=1, svc=2, tek=2, pkt=1),
+        9,
     ),
 }
+"""Option -> the state its value makes reachable.  For ``tek_protection`` the baseline
+is the value that reaches more (MIKEY under the KEK): the invariant is proved under
+``tls``."""
+
+NOT_YET: dict[str, str] = {}
 """Options labelled modelled that this test shows have no effect yet (expected failures)."""
 
 
 def _modelled() -> list[str]:
-    return [n for n, o in load_spec().options.items() if o.model == "modelled"]
+    return [n for n, o in load_spec().options.items() if not o.neutral]
 
 
 def _single_option_verdicts(comparisons: list[Comparison], option: str) -> list[str]:
@@ -125,7 +154,7 @@ def _reachable_difference(option: str) -> str | None:
     """The evidence that ``option`` changes the reachable states, or None."""
     if option not in REACHABLE:
         return None
-    reaching, what, body = REACHABLE[option]
+    reaching, what, body, universe, depth = REACHABLE[option]
     spec = load_spec()
     other = {
         name: spec.options[name].baseline
@@ -140,7 +169,7 @@ def _reachable_difference(option: str) -> str | None:
     assert proved.property_proved(prop), (option, other, proved.dropped)
     # and violated, within a bound, where it does
     loud = Model(spec.profile(reaching), properties=(prop,))
-    found = search(loud, props=[prop], depth=8)
+    found = search(loud, props=[prop], depth=depth, universe=universe)
     assert 99 in found.violations, (option, reaching)
     steps = found.violations[99].depth
     return f"{what}: invariant under {other}, reached under {reaching} in {steps} steps"

@@ -83,6 +83,19 @@ def test_bad_baseline_value_is_rejected(tmp_path: Path) -> None:
         load_spec_from(d)
 
 
+def test_a_model_label_is_modelled_or_neutral_with_its_reason(tmp_path: Path) -> None:
+    spec = load_spec()
+    assert spec.options["kek_derivation"].neutral
+    assert spec.options["kek_derivation"].model_note.startswith("the abstract model")
+    note = spec.options["second_service_auth"].model_note
+    assert not spec.options["second_service_auth"].neutral and "bounded search" in note
+    d = _copy(tmp_path)
+    text = (d / "options.toml").read_text().replace('model = "modelled"', 'model = "maybe"', 1)
+    (d / "options.toml").write_text(text)
+    with pytest.raises(SpecError, match=r"option kek_scope.model: expected 'modelled'"):
+        load_spec_from(d)
+
+
 def test_syntax_error_names_the_file(tmp_path: Path) -> None:
     d = _copy(tmp_path)
     (d / "options.toml").write_text("[[option]\n")
