@@ -1,10 +1,14 @@
-"""Model mutants generated from the model's source (proofs/mutate.py, `mbmssec mutate`)."""
+"""Model mutants generated from the model's source (proofs/mutate.py, `mbmssec mutate`).
+
+The command is run in-process (``main([...])``, the entry point of ``mbmssec``) with
+``--jobs 1``, which checks the mutants in the calling process: the unmutated model's
+results, cached per process, are then computed once for the whole module, which runs on
+one pytest-xdist worker (``xdist_group("mutate")``).
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from mbmssec.proofs.mutate import (
     sites,
 )
 from mbmssec.spec.loader import SpecError, load_spec
+
+pytestmark = pytest.mark.xdist_group("mutate")
 
 
 def test_every_operator_applies_and_ids_are_unique() -> None:
@@ -135,16 +141,17 @@ def test_cli_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_cli_reports_killed_and_equivalent_mutants_as_json(tmp_path: Path) -> None:
+def test_cli_reports_killed_and_equivalent_mutants_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Two mutants through the whole pipeline (the full catalogue is `mbmssec mutate`):
     the delivery without authentication is killed, the re-subscription is equivalent;
     ``--out`` writes the same document."""
+    from mbmssec.cli import main
+
     out = tmp_path / "mutants.json"
-    proc = subprocess.run(
+    code = main(
         [
-            sys.executable,
-            "-m",
-            "mbmssec",
             "mutate",
             "--json",
             "--quiet",
@@ -156,13 +163,11 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(tmp_path: Path) -> No
             "subscribe:guard-drop:1",
             "--out",
             str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        ]
     )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    doc = json.loads(captured.out)
     by_id = {m["id"]: m for m in doc["mutants"]}
     killed = by_id["_bmsc_delivery:guard-drop:2"]
     assert killed["verdict"] == "killed" and killed["profile"] == "baseline"
@@ -186,19 +191,17 @@ def test_equivalence_is_proved_not_declared_where_z3_can() -> None:
 
 
 @pytest.mark.slow  # 7-23 s: a real search or benchmark run; the full suite runs it
-def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
+def test_update_rechecks_only_what_is_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``--update``: from a complete earlier document (here one whose settled verdicts
     are made up, to show they are kept as they are), only the survivor is checked again;
     counts and clauses are recomputed; a partial or foreign document is refused."""
+    from mbmssec.cli import main
     from mbmssec.proofs.mutate import load_equivalents, source_hash
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "mbmssec", "mutate", "--list", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    ids = [m["id"] for m in json.loads(listing.stdout)]
+    assert main(["mutate", "--list", "--json"]) == 0
+    ids = [m["id"] for m in json.loads(capsys.readouterr().out)]
     open_id = "register:compare-flip:1"
     declared = load_equivalents()
 
@@ -231,24 +234,8 @@ def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
     }
     path = tmp_path / "m.json"
     path.write_text(json.dumps(doc))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mbmssec",
-            "mutate",
-            "--update",
-            str(path),
-            "--jobs",
-            "1",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    code = main(["mutate", "--update", str(path), "--jobs", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
     new = json.loads(path.read_text())
     assert new["rechecked"] == [open_id]
     verdicts = {m["id"]: m["verdict"] for m in new["mutants"]}
@@ -263,13 +250,8 @@ def test_update_rechecks_only_what_is_open(tmp_path: Path) -> None:
     # refused: another model source, a partial document
     for bad in ({**doc, "model_source": "x"}, {**doc, "clauses": []}):
         path.write_text(json.dumps(bad))
-        got = subprocess.run(
-            [sys.executable, "-m", "mbmssec", "mutate", "--update", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert got.returncode == 2 and "--update" in got.stderr
+        assert main(["mutate", "--update", str(path)]) == 2
+        assert "--update" in capsys.readouterr().err
 
 
 # -- mutants of a proposal's own behaviour ------------------------------------------------

@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes (default: one per CPU)",
+        help="worker processes (default: one per CPU; 1: checks in this process)",
     )
     p.add_argument(
         "--only", action="append", default=[], metavar="ID", help="only this mutant (repeatable)"
@@ -307,22 +307,31 @@ def run_proposal(args: argparse.Namespace) -> int:
 def _run_all(
     checks: list[Callable[[], MutantResult]], all_sites: Sequence[Any], args: argparse.Namespace
 ) -> list[MutantResult]:
-    """Run the mutant checks in ``args.jobs`` worker processes, one progress line per
-    finished mutant, the results in the order of ``all_sites``."""
+    """Run the mutant checks in ``args.jobs`` worker processes (``--jobs 1``: in this
+    process, one after the other, sharing the unmutated model's results with every
+    check), one progress line per finished mutant, the results in the order of
+    ``all_sites``."""
     start = time.monotonic()
     results: list[MutantResult] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(check) for check in checks]
-        for i, fut in enumerate(as_completed(futures), start=1):
-            r = fut.result()
-            results.append(r)
-            if not args.quiet:
-                print(
-                    f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {i}/{len(checks)} "
-                    f"{r.site.id}: {r.verdict}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+
+    def done(r: MutantResult) -> None:
+        results.append(r)
+        if not args.quiet:
+            print(
+                f"mbmssec mutate: [{time.monotonic() - start:6.1f} s] {len(results)}/"
+                f"{len(checks)} {r.site.id}: {r.verdict}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    if args.jobs == 1:
+        for check in checks:
+            done(check())
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(check) for check in checks]
+            for fut in as_completed(futures):
+                done(fut.result())
     order = {s.id: n for n, s in enumerate(all_sites)}
     results.sort(key=lambda r: order[r.site.id])
     return results
