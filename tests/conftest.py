@@ -7,7 +7,8 @@ Lanes (markers declared in pyproject.toml):
   suite.
 * ``exclusive``: tests that depend on wall-clock timing under load (the 1,000-UE
   registration storm); ``tools/test.sh`` runs them after the parallel
-  phase, alone on the machine.
+  phase, alone on the machine.  An exclusive test is also ``slow`` (checked at
+  collection), so the fast lane has no exclusive phase.
 * ``interop``: tests against an oracle the project did not write (libsrtp, tshark,
   Chromium).
 
@@ -62,6 +63,21 @@ def proposal_universe(profile: Profile) -> Universe:
     (:data:`PROPOSAL_UNIVERSE`), or two with ``kek_scope=common``, whose counterexamples
     use what one UE holds against another (:data:`CHECK_UNIVERSE`)."""
     return CHECK_UNIVERSE if profile["kek_scope"] == "common" else PROPOSAL_UNIVERSE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse an ``exclusive`` test that is not ``slow``: the fast lane
+    (``tools/test.sh --fast``) runs no exclusive phase and would leave it out."""
+    lone = [
+        i.nodeid
+        for i in items
+        if i.get_closest_marker("exclusive") and not i.get_closest_marker("slow")
+    ]
+    if lone:
+        raise pytest.UsageError(
+            "tests marked exclusive must also be marked slow (the fast lane has no "
+            f"exclusive phase): {', '.join(lone)}"
+        )
 
 
 @dataclass(frozen=True)
