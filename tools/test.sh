@@ -5,7 +5,7 @@
 #   2. the `exclusive` tests (the 1,000-UE registration storm against a live BM-SC), alone,
 #      so that their timing does not depend on what the other worker is doing.
 # Usage: tools/test.sh [--fast] [PYTEST ARGS...]
-#   --fast   the fast lane: leaves out tests marked `slow` (about two minutes on 2 cores)
+#   --fast   the fast lane: leaves out tests marked `slow` (under two minutes on 2 cores)
 # Prints one closing line over both phases: "tests: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
