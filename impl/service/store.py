@@ -319,6 +319,10 @@ def _tek(row: Mapping[str, Any]) -> TekRow:
     )
 
 
+def _by_mki(tek: TekRow) -> int:
+    return tek.mki
+
+
 def _registration(row: Mapping[str, Any]) -> Registration:
     delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
     return Registration(
@@ -831,6 +835,41 @@ class Store:
         assert tek is not None
         return tek
 
+    def schedules(self) -> list[tuple[Service, list[TekRow]]]:
+        """Every service (by name) with its active and pending TEKs (by MKI), read in one
+        statement: what a tick of the schedule looks at."""
+        rows = self._all(
+            "SELECT s.service AS service, s.ssrc AS ssrc, s.csb_id AS csb_id, "
+            "s.period AS period, s.next_mki AS next_mki, s.srtp_reserved AS srtp_reserved, "
+            "s.created AS created, t.id AS id, t.mki AS mki, t.key AS key, t.salt AS salt, "
+            "t.state AS state, t.gen_ev AS gen_ev, t.gen_t AS gen_t, t.planned AS planned, "
+            "t.act_ev AS act_ev, t.act_t AS act_t, t.end_t AS end_t "
+            "FROM services s LEFT JOIN teks t ON t.service = s.service "
+            "AND t.state IN ('active', 'pending') ORDER BY s.service"
+        )  # by MKI below: SQLite would sort the TEKs in a temporary B-tree per statement
+        out: list[tuple[Service, list[TekRow]]] = []
+        for row in rows:
+            if not out or out[-1][0].service != row["service"]:
+                out.append(
+                    (
+                        Service(
+                            row["service"],
+                            row["ssrc"],
+                            row["csb_id"],
+                            row["period"],
+                            row["next_mki"],
+                            row["srtp_reserved"],
+                            row["created"],
+                        ),
+                        [],
+                    )
+                )
+            if row["id"] is not None:
+                out[-1][1].append(_tek(row))
+        for _, teks in out:
+            teks.sort(key=_by_mki)
+        return out
+
     def get_tek(self, tek: int) -> TekRow | None:
         """One TEK by id."""
         row = self._one("SELECT * FROM teks WHERE id = ?", (tek,))
@@ -878,6 +917,17 @@ class Store:
             "INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr",
             (ue, tek, ctr, t),
+        )
+
+    def record_deliveries(self, ue: str, teks: Sequence[int], ctr: int, t: float) -> None:
+        """:meth:`record_delivery` of every TEK of one delivery, in one statement."""
+        if not teks:
+            return
+        self._write(
+            "INSERT INTO deliveries(ue, tek, ctr, t) VALUES "
+            + ", ".join("(?, ?, ?, ?)" for _ in teks)
+            + " ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr",
+            tuple(x for tek in teks for x in (ue, tek, ctr, t)),
         )
 
     def was_delivered(self, ue: str, tek: int) -> bool:
