@@ -320,14 +320,14 @@ def test_schedules_and_deliveries_in_one_statement_each(open_store: Opener) -> N
         store.record_deliveries("001", [ids["239.0.0.1", 2], ids["239.0.0.1", 3]], 5, 7.0)
         store.record_deliveries("001", [], 6, 8.0)
     schedules = store.schedules()
-    assert [svc for svc, _ in schedules] == sorted(made, key=lambda s: s.service)
+    assert [service for service, _ in schedules] == sorted(made, key=lambda s: s.service)
     assert [[(t.mki, t.state) for t in teks] for _, teks in schedules] == [
         [(2, "active"), (3, "pending")],
         [(2, "active"), (3, "pending")],
         [],
     ]
-    for svc, teks in schedules:
-        assert teks == store.teks(svc.service, "active", "pending")
+    for service, teks in schedules:
+        assert teks == store.teks(service.service, "active", "pending")
     assert store.was_delivered("001", ids["239.0.0.1", 2])
     assert store.was_delivered("001", ids["239.0.0.1", 3])
     assert not store.was_delivered("001", ids["239.0.0.2", 2])

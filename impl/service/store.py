@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -427,6 +428,7 @@ class Store:
         self._batch_sync = False  # the open batch holds a step that needs an fsync
         self._events: list[Event] = []  # events to append at the commit (keeps_log)
         self._wal_fd: int | None = None
+        self._count_lock = threading.Lock()
         self.syncs = 0
         """Commits made durable with an fsync (SQLite: of the WAL)."""
 
@@ -522,20 +524,53 @@ class Store:
         """Whether a batch is open (its steps are not yet durable)."""
         return self._grouping is not None and self._open
 
-    def commit_batch(self) -> bool:
+    def commit_batch(self, *, defer_sync: bool = False) -> bool:
         """Commit the open batch (if any); returns whether it was fsynced.  On failure
         the batch is rolled back and :class:`StoreError` raised: none of its steps may
-        be answered as done."""
+        be answered as done.
+
+        ``defer_sync`` (where :attr:`defers_sync`): commit without the fsync and return
+        whether the batch needs one; it is durable, and any of its steps may be
+        answered, only once a :meth:`sync` that began after this call has returned."""
         if not self.in_batch or self._depth:
             return False
-        sync = self._batch_sync
+        sync = self._batch_sync and self.durability == "full"
+        deferred = defer_sync and self.defers_sync
         try:
-            self._commit(sync)
+            self._commit(sync and not deferred)
         finally:
             self._open = False
             self._batch_sync = False
             self._events.clear()
-        return sync and self.durability == "full"
+        if deferred and sync:
+            self._wal_descriptor()  # opened here, by the thread that uses the connection
+        return sync
+
+    @property
+    def defers_sync(self) -> bool:
+        """Whether a commit is made durable by a step of its own after it, which
+        :meth:`sync` can take to another thread (SQLite at ``durability="full"``: an
+        fsync of the WAL file, which touches no part of the connection)."""
+        return (
+            self.durability == "full"
+            and self.path != ":memory:"
+            and not self.path.startswith("file:")
+        )
+
+    def sync(self) -> None:
+        """Make every commit made so far durable (SQLite: fsync the WAL; what
+        ``synchronous=FULL`` does at each commit).  Safe to call from another thread
+        while this one goes on using the connection (it uses only the WAL's file
+        descriptor, opened by the commit), but not concurrently with :meth:`close`."""
+        fd = self._wal_fd
+        if fd is None:
+            return  # nothing written through the WAL yet
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
+        with self._count_lock:
+            self.syncs += 1
 
     def log_events(self, events: Sequence[Event]) -> None:
         """Inside a transaction: append ``events`` to the database's event log at its
@@ -585,18 +620,20 @@ class Store:
     def _sync_wal(self) -> None:
         """fsync the WAL (what ``synchronous=FULL`` does at every commit): every commit
         so far is then on disk, this one's and the unsynced ones' before it."""
+        self._wal_descriptor()
+        self.sync()
+
+    def _wal_descriptor(self) -> int | None:
+        """The WAL file's descriptor, opened at its first use (None: an in-memory
+        database, or nothing written through the WAL yet)."""
         if self.path == ":memory:" or self.path.startswith("file:"):
-            return
+            return None
         if self._wal_fd is None:
             try:
                 self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                return  # nothing written through the WAL yet
-        try:
-            os.fdatasync(self._wal_fd)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
-        self.syncs += 1
+                return None
+        return self._wal_fd
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
