@@ -496,6 +496,10 @@ class BmscCore:
     rand: Rand = os.urandom
     _positions: dict[str, _StreamPosition] = field(default_factory=dict, init=False)
     _purged: float = field(default=0.0, init=False)
+    _idle_stamp: tuple[int, int] | None = field(default=None, init=False)
+    """The schedule's stamp (:meth:`Store.schedule_stamp`) when :meth:`tick` last found
+    nothing due; with ``_idle_until``, the time before which nothing can be."""
+    _idle_until: float = field(default=-math.inf, init=False)
     _decoy_key: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -668,10 +672,23 @@ class BmscCore:
         events: list[Event] = []
         if not self.store.leads():
             return events
-        for svc, teks in self.store.schedules():
-            if self._due(svc, teks, now):
-                with self.store.transaction():
-                    events += self._advance(svc.service, now)
+        stamp = self.store.schedule_stamp()
+        if stamp is None or stamp != self._idle_stamp or now >= self._idle_until:
+            # Read the schedule; if nothing is due, nothing can be before the first
+            # planned activation unless the schedule changes (which changes the stamp).
+            self._idle_stamp = None
+            until = math.inf
+            for svc, teks in self.store.schedules():
+                if self._due(svc, teks, now):
+                    with self.store.transaction():
+                        events += self._advance(svc.service, now)
+                    until = -math.inf
+                else:
+                    pending = [t for t in teks if t.state == "pending"]
+                    planned = pending[0].planned if pending else -math.inf
+                    until = min(until, planned if now < planned else -math.inf)
+            if stamp is not None and until > now:
+                self._idle_stamp, self._idle_until = stamp, until
         if now - self._purged > 60.0:
             self._purged = now
             with self.store.transaction():

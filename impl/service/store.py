@@ -429,6 +429,7 @@ class Store:
         self._events: list[Event] = []  # events to append at the commit (keeps_log)
         self._wal_fd: int | None = None
         self._count_lock = threading.Lock()
+        self._schedule_changes = 0  # see schedule_stamp
         self.syncs = 0
         """Commits made durable with an fsync (SQLite: of the WAL)."""
 
@@ -485,6 +486,7 @@ class Store:
             except BaseException:
                 self._depth = 0
                 del self._events[mark:]
+                self._schedule_changes += 1  # what the step wrote is undone
                 self._exec("ROLLBACK TO SAVEPOINT step")
                 self._exec("RELEASE SAVEPOINT step")
                 raise
@@ -636,6 +638,7 @@ class Store:
         return self._wal_fd
 
     def _rollback(self) -> None:
+        self._schedule_changes += 1  # what the transaction wrote is undone
         with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
             self._db.execute("ROLLBACK")
 
@@ -754,6 +757,7 @@ class Store:
         """Create a service; an existing name is an error."""
         if self.get_service(service) is not None:
             raise StoreError(f"service {service!r} already exists")
+        self._schedule_changes += 1
         self._write(
             "INSERT INTO services(service, ssrc, csb_id, period, next_mki, "
             "srtp_reserved, created) VALUES (?, ?, ?, ?, 1, 0, ?)",
@@ -862,6 +866,7 @@ class Store:
         planned: float,
     ) -> TekRow:
         """Store a newly generated TEK."""
+        self._schedule_changes += 1
         row = self._returning(
             "INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
             "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -871,6 +876,15 @@ class Store:
         tek = self.get_tek(int(row["id"]))
         assert tek is not None
         return tek
+
+    def schedule_stamp(self) -> tuple[int, int] | None:
+        """A value that differs from every earlier one once the services or their TEKs
+        may have changed (a write through this store, a rollback, a commit by another
+        connection), so that a reader of :meth:`schedules` may keep what it concluded
+        while the stamp stays the same; None where changes cannot be told so (the
+        reader must read again)."""
+        row = self._db.execute("PRAGMA data_version").fetchone()
+        return (int(row[0]), self._schedule_changes)
 
     def schedules(self) -> list[tuple[Service, list[TekRow]]]:
         """Every service (by name) with its active and pending TEKs (by MKI), read in one
@@ -934,6 +948,7 @@ class Store:
         end_t: float | None = None,
     ) -> None:
         """Move a TEK to a new state, stamping activation or end as given."""
+        self._schedule_changes += 1
         self._write(
             "UPDATE teks SET state = ?, act_ev = coalesce(?, act_ev), "
             "act_t = coalesce(?, act_t), end_t = coalesce(?, end_t) WHERE id = ?",
@@ -942,6 +957,7 @@ class Store:
 
     def set_planned(self, tek: int, planned: float) -> None:
         """Re-plan a pending TEK's activation time."""
+        self._schedule_changes += 1
         self._write("UPDATE teks SET planned = ? WHERE id = ?", (planned, tek))
 
     # -- deliveries and acknowledgements ---------------------------------------------------
