@@ -738,10 +738,10 @@ class BmscServer:
     def make_app(self) -> web.Application:
         """The UE listener's application (routes and middlewares), without starting it:
         the UE API only."""
-        app = web.Application(
-            client_max_size=_MAX_CLIENT_BODY,
-            middlewares=[self._errors_middleware, self._capture_middleware],
-        )
+        middlewares = [self._errors_middleware]
+        if self.capture is not None:  # a layer per request only where it records
+            middlewares.append(self._capture_middleware)
+        app = web.Application(client_max_size=_MAX_CLIENT_BODY, middlewares=middlewares)
         app.router.add_get(REGISTER_PATH, self._register)
         app.router.add_post(RESPONSE_PATH, self._mikey_response)
         return app
