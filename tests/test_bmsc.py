@@ -220,7 +220,12 @@ def test_tick_reads_the_schedule_again_whenever_it_may_have_changed(
     back, are both acted on at the next tick."""
     h = Harness(tmp_path, n=0)
     store = h.core.store
+    if grouped:  # the schedule first read inside a batch, which then commits
+        store.group_commits(lambda: None)
+        with store.transaction():
+            store.set_meta("note", "a batch is open")
     assert h.tick(0.1) == []  # nothing due before the next TEK's planned activation
+    store.commit_batch()
     nxt = store.teks(S, "pending")[0]
     other = Store(tmp_path / "bmsc.db", durability="normal")
     with other.transaction():
@@ -228,8 +233,6 @@ def test_tick_reads_the_schedule_again_whenever_it_may_have_changed(
     other.close()
     assert [e.event for e in h.tick(0.1)] == ["Generate"]  # its replacement
     replacement = store.teks(S, "pending")[0]
-    if grouped:
-        store.group_commits(lambda: None)
     with pytest.raises(RuntimeError), store.transaction():
         store.set_planned(replacement.id, h.now + 1e6)
         assert h.tick(0.0) == []  # seen re-planned: nothing due for a long time

@@ -430,6 +430,9 @@ class Store:
         self._wal_fd: int | None = None
         self._count_lock = threading.Lock()
         self._schedule_changes = 0  # see schedule_stamp
+        self._begun = 0  # transactions begun
+        self._stamped = -1  # the transaction in which _data_version was read (-1: none)
+        self._data_version = 0
         self.syncs = 0
         """Commits made durable with an fsync (SQLite: of the WAL)."""
 
@@ -605,6 +608,7 @@ class Store:
     # -- the connection's primitives (each backend its own) ------------------------------
 
     def _begin(self) -> None:
+        self._begun += 1
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -883,8 +887,12 @@ class Store:
         connection), so that a reader of :meth:`schedules` may keep what it concluded
         while the stamp stays the same; None where changes cannot be told so (the
         reader must read again)."""
-        row = self._db.execute("PRAGMA data_version").fetchone()
-        return (int(row[0]), self._schedule_changes)
+        if not (self._open and self._stamped == self._begun):
+            # While this connection's write transaction is open no other one can commit
+            # (BEGIN IMMEDIATE holds the write lock): one read per transaction suffices.
+            self._data_version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            self._stamped = self._begun if self._open else -1
+        return (self._data_version, self._schedule_changes)
 
     def schedules(self) -> list[tuple[Service, list[TekRow]]]:
         """Every service (by name) with its active and pending TEKs (by MKI), read in one
