@@ -308,7 +308,8 @@ f5 from one TEMP.  ``python -m mbmssec.bench.bmsc_bench --profile``, before (com
 ``0c909f2``) and after, run one after the other on the same two-core machine (load
 average about 1), two runs each, milliseconds per registration (``cProfile`` counts
 wall time: before, the fsync's wait in the event loop is in the store's part; after, it
-is in the sync's thread and not counted):
+is in the sync's thread and not counted, but handing each sync to that thread is, in the
+last part):
 
 .. list-table::
    :header-rows: 1
@@ -317,40 +318,39 @@ is in the sync's thread and not counted):
      - before
      - after
    * - AKA (Milenage vector, KEK)
-     - 0.41-0.49
-     - 0.20
+     - 0.47-0.51
+     - 0.18-0.22
    * - HTTP Digest (parse, challenge, verify)
-     - 0.48-0.57
-     - 0.47-0.48
+     - 0.57-0.58
+     - 0.43-0.51
    * - MIKEY TEK delivery build
-     - 0.26-0.32
-     - 0.30-0.31
+     - 0.31-0.32
+     - 0.27-0.35
    * - store (SQLite, commits)
-     - 1.11-1.26
-     - 0.73-0.75
+     - 1.23-1.26
+     - 0.64-0.82
    * - event log
-     - 0.23-0.24
-     - 0.19
+     - 0.24-0.25
+     - 0.17-0.20
    * - BM-SC core logic (own code)
-     - 0.32-0.37
-     - 0.30-0.32
+     - 0.36
+     - 0.28-0.36
    * - HTTP server (aiohttp, asyncio) and the rest
-     - 0.97-1.11
-     - 1.10
+     - 1.08-1.09
+     - 0.99-1.25
    * - busy in all
-     - 3.78-4.36
-     - 3.31-3.34
+     - 4.28-4.36
+     - 2.97-3.72
 
 Without the profiler, six runs of the registrations part of ``bmsc`` in quick mode
 alternating the two versions (150 registrations, 32 at a time, best of two rounds; load
-average 0.3-1.2): 372-577 registrations/s before and 402-693/s after, 0.47-0.68 and
-0.53-0.72 of the minimal endpoint in the same run; the BM-SC's CPU time per
-registration 1.6-2.6 ms before and 1.5-2.5 ms after (the endpoint's: 0.4-0.8 ms).  The
-UE clients run the same MILENAGE code in both versions, so the endpoint's clients got
-faster too.  What is left: the store (about a fifth of the busy time under the
-profiler: SQLite's own work for the 19 statements, and their rows turned into objects),
-aiohttp's per-request work, which the minimal endpoint pays as well, and the Digest and
-MIKEY codecs.
+average 0.7-1.2): 339-385 registrations/s before and 436-680/s after, 0.43-0.69 and
+0.51-0.82 of the minimal endpoint in the same run; the BM-SC's CPU time per registration
+2.4-2.9 ms before and 1.5-2.3 ms after (the endpoint's: 0.4-0.7 ms).  The UE clients
+run the same MILENAGE code in both versions, so the endpoint's clients got faster too.
+What is left: the store (about a fifth of the busy time under the profiler: SQLite's own
+work for the 19 statements, and their rows turned into objects), aiohttp's per-request
+work, which the minimal endpoint pays as well, and the Digest and MIKEY codecs.
 """
 
 
