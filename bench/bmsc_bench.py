@@ -3,8 +3,10 @@ and the request rate it sees under each TEK fetch-spreading strategy.
 
 1. **Registrations per second.**  A registration (TS 33.246 6.2.2 steps 2-4) is two HTTP
    requests: the first is answered with a Digest AKA challenge (a new authentication
-   vector, its SQN committed to SQLite with fsync), the second with the MIKEY TEK delivery
-   (RES checked, authorisation checked, TEKs and counters committed).  The BM-SC runs as
+   vector, its SQN committed to SQLite, not fsynced: the unauthenticated path), the second
+   with the MIKEY TEK delivery (RES checked, authorisation checked, TEKs and counters
+   committed and fsynced before the answer, by group commit with the fsync in a thread of
+   its own, :class:`~mbmssec.impl.net.server.GroupCommit`).  The BM-SC runs as
    ``mbmssec serve`` runs it (SQLite with ``durability=full``, the event log in a file)
    in this process; the UEs run in a process of their own (``--ue-clients``, which may
    use another core), ``concurrency`` registrations at a time, each doing the UE's whole
@@ -231,8 +233,9 @@ def _reference_app(answers: Mapping[str, tuple[HttpAnswer, HttpAnswer]]) -> web.
 
 
 #: Where a registration's time goes: each part is the time spent in calls into its
-#: modules from outside them (so a part includes the library code it calls: SQLite and
-#: its fsync for the store, ``cryptography`` for MIKEY); the BM-SC's own logic is the
+#: modules from outside them (so a part includes the library code it calls: SQLite for
+#: the store, and the WAL's fsync where it runs in the event loop rather than in group
+#: commit's thread, ``cryptography`` for MIKEY); the BM-SC's own logic is the
 #: self time of its core; the rest is the HTTP server (aiohttp, asyncio) and whatever
 #: else; waiting in ``epoll`` for the clients is idle time, not counted.
 PROFILE_PARTS: Final[tuple[tuple[str, tuple[ModuleType, ...]], ...]] = (

@@ -210,6 +210,40 @@ def test_fetch_time_unit_sequence_number_and_lifetime(tmp_path: Path) -> None:
     assert lo - 1 <= out.fetch_index <= hi + 1
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["transaction", "group-commit"])
+def test_tick_reads_the_schedule_again_whenever_it_may_have_changed(
+    tmp_path: Path, grouped: bool
+) -> None:
+    """A tick that found nothing due keeps that conclusion until the next planned
+    activation only while the schedule stays as read: a TEK withdrawn by another
+    connection (``bmsc-admin --db``), and a re-planning seen by a tick and then rolled
+    back, are both acted on at the next tick."""
+    h = Harness(tmp_path, n=0)
+    store = h.core.store
+    if grouped:  # the schedule first read inside a batch, which then commits
+        store.group_commits(lambda: None)
+        with store.transaction():
+            store.set_meta("note", "a batch is open")
+    assert h.tick(0.1) == []  # nothing due before the next TEK's planned activation
+    store.commit_batch()
+    nxt = store.teks(S, "pending")[0]
+    other = Store(tmp_path / "bmsc.db", durability="normal")
+    with other.transaction():
+        other.set_tek_state(nxt.id, "withdrawn", end_t=h.now)
+    other.close()
+    assert [e.event for e in h.tick(0.1)] == ["Generate"]  # its replacement
+    replacement = store.teks(S, "pending")[0]
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_planned(replacement.id, h.now + 1e6)
+        assert h.tick(0.0) == []  # seen re-planned: nothing due for a long time
+        raise RuntimeError("the step fails: its re-planning is undone")
+    h.now = replacement.planned
+    assert "Activate" in [e.event for e in h.tick(0.0)]
+    assert h.teks("active") == [replacement.mki]
+    if grouped:
+        store.group_commits(None)
+
+
 def test_second_service_authorise_only_reuses_the_nonce(tmp_path: Path) -> None:
     h = Harness(tmp_path, {"second_service_auth": "authorise_only"})
     h.core.add_service(S2, h.now)

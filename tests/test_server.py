@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ import aiohttp
 import pytest
 
 from mbmssec.impl.net.client import UeClient, UeClientError, register_uri
-from mbmssec.impl.net.server import BmscServer, ServerError, TrafficCapture
+from mbmssec.impl.net.server import BmscServer, GroupCommit, ServerError, TrafficCapture
 from mbmssec.impl.net.tls import TlsFiles, client_context, ensure_tls_files, server_context
 from mbmssec.impl.protocols.digest import parse_challenge, respond, serialise_authorization
 from mbmssec.impl.service.bmsc import (
@@ -37,7 +38,7 @@ from mbmssec.impl.service.bmsc import (
     RegisterRequest,
     Result,
 )
-from mbmssec.impl.service.events import EventLog, read_events
+from mbmssec.impl.service.events import Event, EventLog, read_events
 from mbmssec.impl.service.store import Store
 from mbmssec.impl.service.ue import UeCore
 from mbmssec.spec.loader import load_spec
@@ -133,6 +134,79 @@ async def _raw(port: int, data: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(4096), 5)
     finally:
         writer.close()
+
+
+class _GatedStore(Store):
+    """A SQLite store at ``durability="full"`` whose fsyncs in the group commit's own
+    thread each wait for a permit (the real fsync follows), so that a test can hold one
+    in flight; an fsync in the event loop's thread does not wait."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, durability="full")
+        self.permits = threading.Semaphore(0)
+        self.waiting = 0
+
+    def sync(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self.waiting += 1
+            assert self.permits.acquire(timeout=10), "no permit for a sync"
+            self.waiting -= 1
+        super().sync()
+
+
+def test_deferred_fsync_answers_batches_in_commit_order_once_durable(tmp_path: Path) -> None:
+    """The fsync runs off the event loop, and a batch is answered and logged only once a
+    sync that began after its commit returned, after every batch committed before it
+    (also one that needs no fsync); work queued to run on durable state runs when
+    everything committed is durable."""
+
+    async def main() -> None:
+        store = _GatedStore(tmp_path / "b.db")
+        log_path = tmp_path / "events.jsonl"
+        log = EventLog(log_path)
+        commits = GroupCommit(store, log)
+        other = sqlite3.connect(tmp_path / "b.db")
+
+        def logged() -> list[int]:
+            return [e["i"] for e in read_events(log_path)]
+
+        async def step(i: int, *, sync: bool = True) -> asyncio.Future[None]:
+            with store.transaction(sync=sync):
+                store.set_meta(f"k{i}", str(i))
+            commits.emit([Event("Step", float(i), extra={"i": i})])
+            answered = asyncio.ensure_future(commits.durable())
+            await asyncio.sleep(0.02)  # the batch's turn ends: it is committed
+            assert other.execute("SELECT value FROM meta WHERE key = ?", (f"k{i}",)).fetchone()
+            return answered
+
+        first = await step(1)
+        assert await _until(lambda: store.waiting == 1, 5)
+        second = await step(2)  # committed while the first sync is in flight
+        third = await step(3, sync=False)  # needs no fsync, but comes after the second
+        assert not (first.done() or second.done() or third.done()) and logged() == []
+        store.permits.release()  # the first sync returns: it covers the first batch only
+        await asyncio.wait_for(first, 5)
+        assert logged() == [1] and not second.done() and not third.done()
+        store.permits.release()  # the second sync, begun after both commits
+        await asyncio.wait_for(asyncio.gather(second, third), 5)
+        assert logged() == [1, 2, 3]
+
+        fourth = await step(4)
+        assert await _until(lambda: store.waiting == 1, 5) and not fourth.done()
+        seen: list[list[int]] = []
+        commits.when_durable(lambda: seen.append(logged()))
+        assert seen == []  # a batch is committed but not durable: not yet
+        await asyncio.wait_for(fourth, 5)  # made durable in the loop, for the queued work
+        assert seen == [[1, 2, 3, 4]]
+        store.permits.release()  # the sync in flight returns later: nothing is repeated
+        await asyncio.sleep(0.05)
+        commits.close()
+        assert logged() == [1, 2, 3, 4] and commits.batches == 4
+        other.close()
+        log.close()
+        store.close()
+
+    asyncio.run(main())
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -292,6 +292,53 @@ def test_a_delivery_holds_up_activation_until_it_is_old_enough(open_store: Opene
         store.blocking_ues(svc, tek.id, 10.0, "heard")
 
 
+def test_schedules_and_deliveries_in_one_statement_each(open_store: Opener) -> None:
+    """``schedules`` gives every service with its active and pending TEKs by MKI (none
+    retired or withdrawn; a service without TEKs too), as ``services`` and ``teks`` do;
+    ``record_deliveries`` records each TEK of a delivery as ``record_delivery`` does."""
+    store = open_store()
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+        made = [
+            store.add_service(svc, ssrc=i, csb_id=i + 10, period=1.0 + i, now=0.0)
+            for i, svc in enumerate(("239.0.0.2", "239.0.0.1", "239.0.0.3"))
+        ]
+        ids = {}
+        for mki, state in ((3, "pending"), (1, "retired"), (2, "active"), (4, "withdrawn")):
+            for svc in ("239.0.0.1", "239.0.0.2"):
+                tek = store.insert_tek(
+                    service=svc,
+                    mki=mki,
+                    key=K,
+                    salt=b"s" * 14,
+                    state=state,
+                    gen_ev=mki,
+                    gen_t=0.0,
+                    planned=float(mki),
+                )
+                ids[svc, mki] = tek.id
+        store.record_deliveries("001", [ids["239.0.0.1", 2], ids["239.0.0.1", 3]], 5, 7.0)
+        store.record_deliveries("001", [], 6, 8.0)
+    schedules = store.schedules()
+    assert [service for service, _ in schedules] == sorted(made, key=lambda s: s.service)
+    assert [[(t.mki, t.state) for t in teks] for _, teks in schedules] == [
+        [(2, "active"), (3, "pending")],
+        [(2, "active"), (3, "pending")],
+        [],
+    ]
+    for service, teks in schedules:
+        assert teks == store.teks(service.service, "active", "pending")
+    assert store.was_delivered("001", ids["239.0.0.1", 2])
+    assert store.was_delivered("001", ids["239.0.0.1", 3])
+    assert not store.was_delivered("001", ids["239.0.0.2", 2])
+    with store.transaction():  # a TEK sent again keeps its first time, takes the new counter
+        store.record_deliveries("001", [ids["239.0.0.1", 3]], 6, 9.0)
+    rows = store.snapshot("deliveries")["deliveries"]
+    assert sorted((r["tek"], r["ctr"], r["t"]) for r in rows) == sorted(
+        [(ids["239.0.0.1", 2], 5, 7.0), (ids["239.0.0.1", 3], 6, 7.0)]
+    )
+
+
 _WRITER = r"""
 import sys
 from mbmssec.impl.service.store import Store

@@ -46,6 +46,7 @@ listener's, which carry keys and the token, never).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import logging
@@ -54,6 +55,7 @@ import secrets
 import ssl
 import struct
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +231,16 @@ class TrafficCapture:
         return len(self.packets)
 
 
+@dataclass
+class _Committed:
+    """A batch committed, its fsync deferred: what waits for it to be durable."""
+
+    seq: int
+    needs_sync: bool
+    events: list[Event]
+    waiters: list[asyncio.Future[None]]
+
+
 class GroupCommit:
     """Group commit for one store on one event loop: the writes of every request handled
     in one turn of the loop are one batch (one transaction, one fsync), and each request
@@ -240,7 +252,17 @@ class GroupCommit:
     where the store keeps the log, into the database inside the same transaction), so
     the log follows commit order.  Work that must see only committed state (the SRTP
     streamer: a packet never goes out under an activation or a reserved index that is
-    not yet durable) runs through :meth:`when_durable`, right after a commit."""
+    not yet durable) runs through :meth:`when_durable`, right after a commit.
+
+    Where the store makes a commit durable by a step of its own (:attr:`Store.defers_sync`:
+    SQLite's fsync of the WAL), that step runs in a thread of its own while the loop goes
+    on serving: the loop commits a batch, a sync begun after that commit makes it durable,
+    and only then are its events logged and its requests answered, batch after batch in
+    commit order (a batch that needs no fsync still waits for every batch before it).  A
+    sync covers every batch committed before it began, so the batches committed while one
+    runs share the next.  Work queued with :meth:`when_durable` makes its flush commit and
+    sync in the loop itself, so that it runs when no batch is open and everything
+    committed is durable."""
 
     def __init__(self, store: Store, log: EventLog | None) -> None:
         self.store = store
@@ -255,11 +277,25 @@ class GroupCommit:
         self.synced = 0
         """Batches committed with an fsync."""
         self._loop = asyncio.get_running_loop()
+        self._committed: deque[_Committed] = deque()
+        """Batches committed whose fsync is deferred, not yet answered, in commit order."""
+        self._seq = 0  # batches committed with a deferred fsync
+        self._durable = 0  # every one of them up to this one is durable
+        self._syncing: concurrent.futures.Future[None] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._closed = False
         store.group_commits(self._schedule)
 
     def close(self) -> None:
-        """Flush what is pending and turn group commit off."""
-        self.flush()
+        """Wait for a sync under way, flush what is pending and turn group commit off."""
+        if self._syncing is not None:
+            with contextlib.suppress(MbmssecError):
+                self._syncing.result()
+        self._closed = True
+        self._flush(defer=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.store.group_commits(None)
 
     def _schedule(self) -> None:
@@ -274,36 +310,62 @@ class GroupCommit:
             self._schedule()
 
     async def durable(self) -> None:
-        """Return once everything written or emitted so far is committed and logged;
-        raises the :class:`~mbmssec.errors.MbmssecError` that failed the batch."""
-        if not self._scheduled:
+        """Return once everything written or emitted so far is committed, durable and
+        logged; raises the :class:`~mbmssec.errors.MbmssecError` that failed the batch."""
+        if not self._scheduled and not self._committed:
             return
         waiter = self._loop.create_future()
-        self._waiters.append(waiter)
+        if self._scheduled:
+            self._waiters.append(waiter)
+        else:
+            self._committed[-1].waiters.append(waiter)
         await waiter
 
     def when_durable(self, action: Callable[[], None]) -> None:
-        """Run ``action`` at once if no batch is open, else right after its commit
-        (before any new batch can open); it must not write to the store."""
-        if not self.store.in_batch:
+        """Run ``action`` at once if no batch is open and every committed one is durable,
+        else right after the next commit, made durable in the loop (before any new batch
+        can open); it must not write to the store."""
+        if not self.store.in_batch and not self._committed:
             action()
         else:
             self._after.append(action)
+            self._schedule()
 
     def flush(self) -> None:
-        """Commit the open batch, log its events, wake its waiters."""
+        """Commit the open batch, log its events, wake its waiters (where the store
+        defers its fsync and no work waits on :meth:`when_durable`: once a sync in
+        another thread made the batch durable)."""
+        self._flush(defer=not self._closed and self.store.defers_sync)
+
+    def _flush(self, *, defer: bool) -> None:
         self._flushing = True
         events, self._events = self._events, []
         waiters, self._waiters = self._waiters, []
         after, self._after = self._after, []
+        defer = defer and not after
         error: MbmssecError | None = None
         try:
             if events and self.store.keeps_log:
                 with self.store.transaction(sync=False):
                     self.store.log_events(events)
             if self.store.in_batch:
-                self.synced += self.store.commit_batch()
-                self.batches += 1
+                if defer:
+                    needs_sync = self.store.commit_batch(defer_sync=True)
+                    self.batches += 1
+                    self._seq += 1
+                    self._committed.append(_Committed(self._seq, needs_sync, events, waiters))
+                    events, waiters = [], []
+                else:
+                    synced = self.store.commit_batch()
+                    self.batches += 1
+                    self.synced += synced
+                    self._settle_in_loop(synced)
+            elif self._committed and not defer:
+                self._settle_in_loop(False)
+            if self._committed and (events or waiters):
+                # nothing of its own to commit, but answered after the batches before it
+                self._committed.append(_Committed(self._seq, False, events, waiters))
+                events, waiters = [], []
             if self.log is not None and events:
                 self.log.emit_all(events)
         except MbmssecError as exc:
@@ -311,6 +373,7 @@ class GroupCommit:
         finally:
             self._flushing = False
             self._scheduled = False
+        self._release()
         for action in after:
             action()
         for waiter in waiters:
@@ -319,6 +382,75 @@ class GroupCommit:
                     waiter.set_result(None)
                 else:
                     waiter.set_exception(error)
+
+    def _settle_in_loop(self, synced: bool) -> None:
+        """Make every batch committed with a deferred fsync durable here, in the loop
+        (``synced``: a sync has just covered them), so that they are answered now."""
+        if not self._committed:
+            return
+        unsynced = sum(1 for c in self._committed if c.needs_sync and c.seq > self._durable)
+        if unsynced and not synced:
+            self.store.sync()
+        self.synced += unsynced
+        self._durable = self._seq
+
+    def _release(self) -> None:
+        """Log and answer, in commit order, the committed batches that are durable (or
+        need no fsync and follow only durable ones); start a sync for the rest."""
+        while self._committed:
+            batch = self._committed[0]
+            if batch.needs_sync and batch.seq > self._durable:
+                break
+            self._committed.popleft()
+            error: MbmssecError | None = None
+            if self.log is not None and batch.events:
+                try:
+                    self.log.emit_all(batch.events)
+                except MbmssecError as exc:
+                    error = exc
+            _wake(batch.waiters, error)
+        if self._committed and self._syncing is None and not self._closed:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="mbmssec-sync"
+            )
+        target = self._seq
+        syncing = self._syncing = self._executor.submit(self.store.sync)
+
+        def done(_: object) -> None:
+            self._loop.call_soon_threadsafe(self._synced, syncing, target)
+
+        syncing.add_done_callback(done)
+
+    def _synced(self, syncing: concurrent.futures.Future[None], target: int) -> None:
+        """In the loop: a sync begun after batch ``target`` was committed returned."""
+        if self._syncing is syncing:
+            self._syncing = None
+        try:
+            syncing.result()
+        except MbmssecError as exc:
+            # Nothing of these batches may be answered as done (they may not be on
+            # disk): their requests get the error, their events are not logged.
+            while self._committed and self._committed[0].seq <= target:
+                _wake(self._committed.popleft().waiters, exc)
+        else:
+            self.synced += sum(
+                1 for c in self._committed if c.needs_sync and self._durable < c.seq <= target
+            )
+            self._durable = max(self._durable, target)
+        self._release()
+
+
+def _wake(waiters: list[asyncio.Future[None]], error: MbmssecError | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
 
 @dataclass
@@ -606,10 +738,10 @@ class BmscServer:
     def make_app(self) -> web.Application:
         """The UE listener's application (routes and middlewares), without starting it:
         the UE API only."""
-        app = web.Application(
-            client_max_size=_MAX_CLIENT_BODY,
-            middlewares=[self._errors_middleware, self._capture_middleware],
-        )
+        middlewares = [self._errors_middleware]
+        if self.capture is not None:  # a layer per request only where it records
+            middlewares.append(self._capture_middleware)
+        app = web.Application(client_max_size=_MAX_CLIENT_BODY, middlewares=middlewares)
         app.router.add_get(REGISTER_PATH, self._register)
         app.router.add_post(RESPONSE_PATH, self._mikey_response)
         return app

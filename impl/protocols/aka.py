@@ -214,8 +214,7 @@ def generate_vector(mil: Milenage, *, sqn: int, amf: bytes, rand: Rand) -> AuthV
     amf = _check_bytes("amf", amf, 2)
     rand_value = rand(_RAND_LEN)
     rand_b = _check_bytes("rand() output", rand_value, _RAND_LEN)
-    mac_a = mil.f1(rand_b, sqn_b, amf)
-    xres, ck, ik, ak = mil.f2345(rand_b)
+    mac_a, xres, ck, ik, ak = mil.vector(rand_b, sqn_b, amf)
     autn = _xor(sqn_b, ak) + amf + mac_a
     return AuthVector(rand=rand_b, xres=xres, ck=ck, ik=ik, autn=autn)
 

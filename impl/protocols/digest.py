@@ -549,9 +549,10 @@ def _quote(field_name: str, value: object) -> str:
         raise DigestValueError(field_name, "must be a str")
     if len(value) > MAX_VALUE_CHARS:
         raise DigestValueError(field_name, f"longer than {MAX_VALUE_CHARS} characters")
-    for char in value:
-        if not (char == "\t" or " " <= char <= "~"):
-            raise DigestValueError(field_name, f"character {char!r} cannot be sent")
+    if not (value.isascii() and value.isprintable()):  # printable ASCII: " " to "~"
+        for char in value:
+            if not (char == "\t" or " " <= char <= "~"):
+                raise DigestValueError(field_name, f"character {char!r} cannot be sent")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -809,7 +810,9 @@ def make_aka_challenge(
         algorithm=ALGORITHM_AKAV1_MD5,
         stale=stale,
     )
-    serialise_challenge(challenge)  # reject an unsendable realm here, not on the wire
+    # Reject an unsendable realm here, not on the wire (the other fields are made here:
+    # base64, hex and tokens, always sendable).
+    _quote("realm", realm)
     return challenge
 
 

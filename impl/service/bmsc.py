@@ -139,6 +139,7 @@ from mbmssec.impl.service.store import (
     Service,
     Store,
     StoreError,
+    Subscriber,
     Subscription,
     TekRow,
 )
@@ -495,6 +496,10 @@ class BmscCore:
     rand: Rand = os.urandom
     _positions: dict[str, _StreamPosition] = field(default_factory=dict, init=False)
     _purged: float = field(default=0.0, init=False)
+    _idle_stamp: tuple[int, int] | None = field(default=None, init=False)
+    """The schedule's stamp (:meth:`Store.schedule_stamp`) when :meth:`tick` last found
+    nothing due; with ``_idle_until``, the time before which nothing can be."""
+    _idle_until: float = field(default=-math.inf, init=False)
     _decoy_key: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -667,19 +672,34 @@ class BmscCore:
         events: list[Event] = []
         if not self.store.leads():
             return events
-        for svc in self.store.services():
-            if self._due(svc, now):
-                with self.store.transaction():
-                    events += self._advance(svc.service, now)
+        stamp = self.store.schedule_stamp()
+        if stamp is None or stamp != self._idle_stamp or now >= self._idle_until:
+            # Read the schedule; if nothing is due, nothing can be before the first
+            # planned activation unless the schedule changes (which changes the stamp).
+            self._idle_stamp = None
+            until = math.inf
+            for svc, teks in self.store.schedules():
+                if self._due(svc, teks, now):
+                    with self.store.transaction():
+                        events += self._advance(svc.service, now)
+                    until = -math.inf
+                else:
+                    pending = [t for t in teks if t.state == "pending"]
+                    planned = pending[0].planned if pending else -math.inf
+                    until = min(until, planned if now < planned else -math.inf)
+            if stamp is not None and until > now:
+                self._idle_stamp, self._idle_until = stamp, until
         if now - self._purged > 60.0:
             self._purged = now
             with self.store.transaction():
                 self.store.purge_challenges(now - 2 * self.config.nonce_lifetime)
         return events
 
-    def _due(self, svc: Service, now: float) -> bool:
-        active = self.store.teks(svc.service, "active")
-        pending = self.store.teks(svc.service, "pending")
+    def _due(self, svc: Service, teks: list[TekRow], now: float) -> bool:
+        """Whether the schedule of ``svc`` (its active and pending ``teks``, by MKI) has
+        something to do at ``now``."""
+        active = [t for t in teks if t.state == "active"]
+        pending = [t for t in teks if t.state == "pending"]
         if not active or len(pending) < self.depth:
             return True
         return now >= pending[0].planned and self._may_activate(svc.service, pending[0], now)
@@ -765,19 +785,22 @@ class BmscCore:
     # -- HSS/AuC and Digest AKA -----------------------------------------------------------
 
     def _challenge(
-        self, ue: str, now: float, *, stale: bool = False
+        self, sub: Subscriber, now: float, *, stale: bool = False
     ) -> tuple[DigestChallenge, Event]:
-        """Take the next SQN, build a vector and a challenge, and store it (one commit,
-        not fsynced: it is the unauthenticated path, see :class:`Store`)."""
+        """Take the subscriber's next SQN, build a vector and a challenge, and store it
+        (one commit, not fsynced: it is the unauthenticated path, see :class:`Store`).
+        ``sub`` gives K and OPc (never changed once provisioned); the SQN is taken, and
+        checked, inside the transaction."""
+        ue = sub.ue
         with self.store.transaction(sync=False):
-            sub = self.store.get_subscriber(ue)
-            if sub is None:
-                raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}")
-            if sub.sqn + 1 > SQN_MAX:
+            try:
+                sqn = self.store.take_sqn(ue)
+            except StoreError:
+                raise BmscError(Refusal.UNKNOWN, "unknown_ue", f"unknown subscriber {ue}") from None
+            if sqn > SQN_MAX:  # raised inside the transaction: the SQN is not taken
                 raise BmscError(
                     Refusal.UNAVAILABLE, "sqn_exhausted", f"subscriber {ue} has no SQN left"
                 )
-            sqn = self.store.take_sqn(ue)
             vector = generate_vector(
                 Milenage(sub.k, sub.opc), sqn=sqn, amf=self.config.amf, rand=self.rand
             )
@@ -836,7 +859,7 @@ class BmscCore:
             self._challenge_limit.check(ue, now)
         except BmscError as limited:
             return limited
-        challenge, event = self._challenge(ue, now, stale=stale)
+        challenge, event = self._challenge(sub, now, stale=stale)
         self._challenge_limit.record(ue, now)
         return BmscError(
             Refusal.UNAUTHENTICATED, code, message, serialise_challenge(challenge), (event,)
@@ -1018,29 +1041,41 @@ class BmscCore:
                     "nonce_count_replayed",
                     f"nonce count {nc} not above {rec.max_nc}: a replayed request",
                 )
-        # Authenticated: now the authorisation.  A refusal still spends the nonce (or
-        # this nonce count), so the request cannot be replayed once the UE is authorised.
+        # Authenticated: now the authorisation, in the transaction that delivers.  A
+        # refusal still spends the nonce (or this nonce count), so the request cannot be
+        # replayed once the UE is authorised.
         reuse = self._opt("second_service_auth") == "authorise_only"
-        try:
-            self._known_service(service)
-            self._check_subscribed(ue, service)
-        except BmscError:
-            with self.store.transaction():
-                self.store.update_challenge(rec.nonce, "verified" if reuse else "used", nc)
+        spent = "verified" if reuse else "used"
+        refusal: BmscError | None = None
+        won = False
+        with self.store.transaction():
+            # the schedule stays as read until the delivery built from it commits
+            self.store.lock_service(service, shared=True)
+            svc = self.store.get_service(service)
+            try:
+                if svc is None:
+                    raise BmscError(
+                        Refusal.UNKNOWN, "unknown_service", f"unknown service {service}"
+                    )
+                self._check_subscribed(ue, service)
+            except BmscError as exc:
+                refusal = exc
+                self.store.update_challenge(rec.nonce, spent, nc)
+            else:
+                assert svc is not None
+                # The nonce (count) is spent atomically: of two requests carrying the
+                # same answer, perhaps at two BM-SC processes at once, only one is served.
+                won = self.store.claim_challenge(rec.nonce, spent, nc)
+                if won:
+                    if fresh:
+                        events.append(self._authenticated(ue, service, nc, rec.sqn, now))
+                    kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
+                    body, event = self._deliver(ue, svc, req.port, kek, req.trigger, now)
+                    events.append(event)
+        if refusal is not None:
             if fresh and reuse:  # the UE did authenticate, and its authentication stays good
                 events.append(self._authenticated(ue, service, nc, rec.sqn, now))
-            raise
-        with self.store.transaction():
-            self._check_subscribed(ue, service)
-            # The nonce (count) is spent atomically: of two requests carrying the same
-            # answer, perhaps at two BM-SC processes at once, only one is served.
-            won = self.store.claim_challenge(rec.nonce, "verified" if reuse else "used", nc)
-            if won:
-                if fresh:
-                    events.append(self._authenticated(ue, service, nc, rec.sqn, now))
-                kek = derive_kek(self._opt("kek_derivation"), rec.ck, rec.ik, ue, service)
-                body, event = self._deliver(ue, service, req.port, kek, req.trigger, now)
-                events.append(event)
+            raise refusal
         if not won:
             raise self._challenge_error(
                 ue, now, "nonce_used", "the nonce was used meanwhile; answer the new challenge"
@@ -1117,19 +1152,19 @@ class BmscCore:
         )
 
     def _deliver(
-        self, ue: str, service: str, port: int, kek: bytes, trigger: str, now: float
+        self, ue: str, svc: Service, port: int, kek: bytes, trigger: str, now: float
     ) -> tuple[bytes, Event]:
-        """Inside a transaction: build the MIKEY TEK delivery and record it (step 4)."""
-        self.store.lock_service(service, shared=True)  # the schedule stays as read
-        svc = self.store.get_service(service)
-        sub = self.store.get_subscription(ue, service)
-        assert svc is not None and sub is not None
-        active = self.store.teks(service, "active")
-        pending = self.store.teks(service, "pending")
+        """Inside a transaction that holds the service's schedule (:meth:`Store.lock_service`)
+        and read ``svc`` after taking it: build the MIKEY TEK delivery and record it
+        (step 4)."""
+        service = svc.service
+        teks = self.store.teks(service, "active", "pending")
+        active = [t for t in teks if t.state == "active"]
+        pending = [t for t in teks if t.state == "pending"]
         keys: list[TekRow] = []
         if active:
             act = active[0]
-            if not self._rekey_on("join") or (act.act_ev or 0) > sub.join_ev:
+            if not self._rekey_on("join") or (act.act_ev or 0) > self._join_ev(ue, service):
                 keys.append(act)
         keys += pending
         if not keys:
@@ -1207,8 +1242,7 @@ class BmscCore:
                 t=now,
             )
         )
-        for tek in keys:
-            self.store.record_delivery(ue, tek.id, ctr, now)
+        self.store.record_deliveries(ue, [tek.id for tek in keys], ctr, now)
         extra: dict[str, Any] = {
             "source": BMSC,
             "mkis": [t.mki for t in keys],
@@ -1220,6 +1254,12 @@ class BmscCore:
         if fetch_index is not None:
             extra["fetch_index"] = fetch_index
         return body, Event("Deliver", now, ue=ue, service=service, mki=keys[-1].mki, extra=extra)
+
+    def _join_ev(self, ue: str, service: str) -> int:
+        """The event number of the UE's first subscription to the service."""
+        sub = self.store.get_subscription(ue, service)
+        assert sub is not None
+        return sub.join_ev
 
     def _group_kek(self, service: str) -> bytes:
         """Inside a transaction: the service's common KEK (created if a service made

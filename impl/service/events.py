@@ -183,6 +183,10 @@ class EventLogError(MbmssecError):
         self.problem = problem
 
 
+_LINE: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=False)
+"""One event's log line (without its newline): compact JSON, keys in their order."""
+
+
 def tek_id(service: str, mki: int) -> str:
     """The opaque TEK identifier of the event log: ``"<service>/<mki>"``."""
     return f"{service}/{mki}"
@@ -339,9 +343,8 @@ class EventLog:
         batch = list(events)
         if not batch:
             return
-        text = "".join(
-            json.dumps(e.to_json(), separators=(",", ":"), sort_keys=False) + "\n" for e in batch
-        )
+        encode = _LINE.encode
+        text = "".join(encode(e.to_json()) + "\n" for e in batch)
         with self._lock:
             for event in batch:
                 self.counts[event.event] = self.counts.get(event.event, 0) + 1

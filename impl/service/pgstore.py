@@ -329,6 +329,15 @@ class PgStore(Store):
             self._rollback()
             raise StoreError(f"{self.path}: commit failed: {_why(exc)}") from None
 
+    def schedule_stamp(self) -> tuple[int, int] | None:
+        """None: another worker may change the schedule at any time."""
+        return None
+
+    @property
+    def defers_sync(self) -> bool:
+        """PostgreSQL makes a commit durable within the commit itself."""
+        return False
+
     def _append_events(self, events: Sequence[Event]) -> None:
         times, bodies = zip(*(_event_body(e) for e in events), strict=True)
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))

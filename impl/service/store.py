@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -319,6 +320,10 @@ def _tek(row: Mapping[str, Any]) -> TekRow:
     )
 
 
+def _by_mki(tek: TekRow) -> int:
+    return tek.mki
+
+
 def _registration(row: Mapping[str, Any]) -> Registration:
     delivered = tuple(int(x) for x in row["delivered"].split(",") if x)
     return Registration(
@@ -423,6 +428,11 @@ class Store:
         self._batch_sync = False  # the open batch holds a step that needs an fsync
         self._events: list[Event] = []  # events to append at the commit (keeps_log)
         self._wal_fd: int | None = None
+        self._count_lock = threading.Lock()
+        self._schedule_changes = 0  # see schedule_stamp
+        self._begun = 0  # transactions begun
+        self._stamped = -1  # the transaction in which _data_version was read (-1: none)
+        self._data_version = 0
         self.syncs = 0
         """Commits made durable with an fsync (SQLite: of the WAL)."""
 
@@ -479,6 +489,7 @@ class Store:
             except BaseException:
                 self._depth = 0
                 del self._events[mark:]
+                self._schedule_changes += 1  # what the step wrote is undone
                 self._exec("ROLLBACK TO SAVEPOINT step")
                 self._exec("RELEASE SAVEPOINT step")
                 raise
@@ -518,20 +529,53 @@ class Store:
         """Whether a batch is open (its steps are not yet durable)."""
         return self._grouping is not None and self._open
 
-    def commit_batch(self) -> bool:
+    def commit_batch(self, *, defer_sync: bool = False) -> bool:
         """Commit the open batch (if any); returns whether it was fsynced.  On failure
         the batch is rolled back and :class:`StoreError` raised: none of its steps may
-        be answered as done."""
+        be answered as done.
+
+        ``defer_sync`` (where :attr:`defers_sync`): commit without the fsync and return
+        whether the batch needs one; it is durable, and any of its steps may be
+        answered, only once a :meth:`sync` that began after this call has returned."""
         if not self.in_batch or self._depth:
             return False
-        sync = self._batch_sync
+        sync = self._batch_sync and self.durability == "full"
+        deferred = defer_sync and self.defers_sync
         try:
-            self._commit(sync)
+            self._commit(sync and not deferred)
         finally:
             self._open = False
             self._batch_sync = False
             self._events.clear()
-        return sync and self.durability == "full"
+        if deferred and sync:
+            self._wal_descriptor()  # opened here, by the thread that uses the connection
+        return sync
+
+    @property
+    def defers_sync(self) -> bool:
+        """Whether a commit is made durable by a step of its own after it, which
+        :meth:`sync` can take to another thread (SQLite at ``durability="full"``: an
+        fsync of the WAL file, which touches no part of the connection)."""
+        return (
+            self.durability == "full"
+            and self.path != ":memory:"
+            and not self.path.startswith("file:")
+        )
+
+    def sync(self) -> None:
+        """Make every commit made so far durable (SQLite: fsync the WAL; what
+        ``synchronous=FULL`` does at each commit).  Safe to call from another thread
+        while this one goes on using the connection (it uses only the WAL's file
+        descriptor, opened by the commit), but not concurrently with :meth:`close`."""
+        fd = self._wal_fd
+        if fd is None:
+            return  # nothing written through the WAL yet
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
+        with self._count_lock:
+            self.syncs += 1
 
     def log_events(self, events: Sequence[Event]) -> None:
         """Inside a transaction: append ``events`` to the database's event log at its
@@ -564,6 +608,7 @@ class Store:
     # -- the connection's primitives (each backend its own) ------------------------------
 
     def _begin(self) -> None:
+        self._begun += 1
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -581,20 +626,23 @@ class Store:
     def _sync_wal(self) -> None:
         """fsync the WAL (what ``synchronous=FULL`` does at every commit): every commit
         so far is then on disk, this one's and the unsynced ones' before it."""
+        self._wal_descriptor()
+        self.sync()
+
+    def _wal_descriptor(self) -> int | None:
+        """The WAL file's descriptor, opened at its first use (None: an in-memory
+        database, or nothing written through the WAL yet)."""
         if self.path == ":memory:" or self.path.startswith("file:"):
-            return
+            return None
         if self._wal_fd is None:
             try:
                 self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                return  # nothing written through the WAL yet
-        try:
-            os.fdatasync(self._wal_fd)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot sync the WAL: {exc.strerror}") from None
-        self.syncs += 1
+                return None
+        return self._wal_fd
 
     def _rollback(self) -> None:
+        self._schedule_changes += 1  # what the transaction wrote is undone
         with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
             self._db.execute("ROLLBACK")
 
@@ -713,6 +761,7 @@ class Store:
         """Create a service; an existing name is an error."""
         if self.get_service(service) is not None:
             raise StoreError(f"service {service!r} already exists")
+        self._schedule_changes += 1
         self._write(
             "INSERT INTO services(service, ssrc, csb_id, period, next_mki, "
             "srtp_reserved, created) VALUES (?, ?, ?, ?, 1, 0, ?)",
@@ -821,6 +870,7 @@ class Store:
         planned: float,
     ) -> TekRow:
         """Store a newly generated TEK."""
+        self._schedule_changes += 1
         row = self._returning(
             "INSERT INTO teks(service, mki, key, salt, state, gen_ev, gen_t, "
             "planned) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -830,6 +880,54 @@ class Store:
         tek = self.get_tek(int(row["id"]))
         assert tek is not None
         return tek
+
+    def schedule_stamp(self) -> tuple[int, int] | None:
+        """A value that differs from every earlier one once the services or their TEKs
+        may have changed (a write through this store, a rollback, a commit by another
+        connection), so that a reader of :meth:`schedules` may keep what it concluded
+        while the stamp stays the same; None where changes cannot be told so (the
+        reader must read again)."""
+        if not (self._open and self._stamped == self._begun):
+            # While this connection's write transaction is open no other one can commit
+            # (BEGIN IMMEDIATE holds the write lock): one read per transaction suffices.
+            self._data_version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            self._stamped = self._begun if self._open else -1
+        return (self._data_version, self._schedule_changes)
+
+    def schedules(self) -> list[tuple[Service, list[TekRow]]]:
+        """Every service (by name) with its active and pending TEKs (by MKI), read in one
+        statement: what a tick of the schedule looks at."""
+        rows = self._all(
+            "SELECT s.service AS service, s.ssrc AS ssrc, s.csb_id AS csb_id, "
+            "s.period AS period, s.next_mki AS next_mki, s.srtp_reserved AS srtp_reserved, "
+            "s.created AS created, t.id AS id, t.mki AS mki, t.key AS key, t.salt AS salt, "
+            "t.state AS state, t.gen_ev AS gen_ev, t.gen_t AS gen_t, t.planned AS planned, "
+            "t.act_ev AS act_ev, t.act_t AS act_t, t.end_t AS end_t "
+            "FROM services s LEFT JOIN teks t ON t.service = s.service "
+            "AND t.state IN ('active', 'pending') ORDER BY s.service"
+        )  # by MKI below: SQLite would sort the TEKs in a temporary B-tree per statement
+        out: list[tuple[Service, list[TekRow]]] = []
+        for row in rows:
+            if not out or out[-1][0].service != row["service"]:
+                out.append(
+                    (
+                        Service(
+                            row["service"],
+                            row["ssrc"],
+                            row["csb_id"],
+                            row["period"],
+                            row["next_mki"],
+                            row["srtp_reserved"],
+                            row["created"],
+                        ),
+                        [],
+                    )
+                )
+            if row["id"] is not None:
+                out[-1][1].append(_tek(row))
+        for _, teks in out:
+            teks.sort(key=_by_mki)
+        return out
 
     def get_tek(self, tek: int) -> TekRow | None:
         """One TEK by id."""
@@ -858,6 +956,7 @@ class Store:
         end_t: float | None = None,
     ) -> None:
         """Move a TEK to a new state, stamping activation or end as given."""
+        self._schedule_changes += 1
         self._write(
             "UPDATE teks SET state = ?, act_ev = coalesce(?, act_ev), "
             "act_t = coalesce(?, act_t), end_t = coalesce(?, end_t) WHERE id = ?",
@@ -866,6 +965,7 @@ class Store:
 
     def set_planned(self, tek: int, planned: float) -> None:
         """Re-plan a pending TEK's activation time."""
+        self._schedule_changes += 1
         self._write("UPDATE teks SET planned = ? WHERE id = ?", (planned, tek))
 
     # -- deliveries and acknowledgements ---------------------------------------------------
@@ -878,6 +978,17 @@ class Store:
             "INSERT INTO deliveries(ue, tek, ctr, t) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr",
             (ue, tek, ctr, t),
+        )
+
+    def record_deliveries(self, ue: str, teks: Sequence[int], ctr: int, t: float) -> None:
+        """:meth:`record_delivery` of every TEK of one delivery, in one statement."""
+        if not teks:
+            return
+        self._write(
+            "INSERT INTO deliveries(ue, tek, ctr, t) VALUES "
+            + ", ".join("(?, ?, ?, ?)" for _ in teks)
+            + " ON CONFLICT(ue, tek) DO UPDATE SET ctr = excluded.ctr",
+            tuple(x for tek in teks for x in (ue, tek, ctr, t)),
         )
 
     def was_delivered(self, ue: str, tek: int) -> bool:
