@@ -223,7 +223,10 @@ keys from the KEK at both ends, the AES of the Key data chain (AES-CM-128 with t
 4.2.3 IV, or AES-KW-128) and its inverse, and HMAC-SHA-1-160 over the same message
 bytes and its check, through the same functions the messages use.  A ratio of 0.5
 means that encoding, parsing and checks cost as much as the cryptography they wrap.
-Both are timed in CPU time over equal windows, interleaved, best of several rounds.
+Both are timed in CPU time over equal windows, interleaved: each round times the
+messages and then their reference back to back.  The rates shown are the best round's;
+the ratio is the median over the rounds of the ratio within each round, which a round
+slowed by other load on the (virtual) machine moves less than it moves either rate.
 
 ``bmsc`` runs the BM-SC as ``mbmssec serve`` does (SQLite with ``durability=full``, the
 event log in a file) in the benchmark's process and the UEs in a process of their own.

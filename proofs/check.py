@@ -20,8 +20,10 @@ under one option profile:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -632,6 +634,25 @@ def model_hash() -> str:
 def run_profiles(models: Iterable[Model], **kwargs: Any) -> list[Report]:
     """Check several profiles one after the other."""
     return [check_profile(m, **kwargs) for m in models]
+
+
+def verdict_pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes for checking profiles in parallel, each check in a process of its
+    own, started afresh (``spawn``, one task per process).
+
+    Z3's answers, and so whether a query stays within its resource limit, depend on what
+    the process asked Z3 before (terms are shared and numbered per process, and the
+    solver's heuristics follow that numbering).  A worker reused for several checks, or
+    forked from a process that checked something first, could give a profile a verdict
+    that depends on which checks happened to run before it there: a verdict near its
+    limit then changes from one run to the next.  A fresh process per check makes each
+    verdict a function of the profile alone, as ``mbmssec check`` run by hand gives it.
+    """
+    return ProcessPoolExecutor(
+        max_workers=max(1, jobs),
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=1,
+    )
 
 
 def check_overrides(

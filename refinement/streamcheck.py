@@ -114,6 +114,7 @@ from mbmssec.refinement.tracecheck import (
     TraceCheckError,
     TraceResult,
     Unexplained,
+    is_outcome,
 )
 from mbmssec.spec.loader import Profile
 
@@ -751,12 +752,6 @@ class StreamMapper(EventMapper):
 # -- the stream ---------------------------------------------------------------------------------
 
 
-def _is_outcome(r: Mapping[str, Any]) -> bool:
-    return r["event"] in ("Register", "DeliveryLost") or (
-        r["event"] == "Rejected" and r.get("source") == "ue"
-    )
-
-
 class _Reader:
     """Reads events one at a time: validates the event name, counts, notes a Start
     event, and checks each source's clock in the log's own order."""
@@ -907,7 +902,7 @@ class _Holder:
                 if r.e["event"] == "Deliver":
                     later = True
                     break
-                if _is_outcome(r.e):
+                if is_outcome(r.e):
                     outcome = r
                     break
             if outcome is not None or later:

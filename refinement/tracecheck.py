@@ -462,7 +462,31 @@ rounded to microseconds, and the UE reads it from a 64-bit NTP timestamp)."""
 
 OUTCOMES: Final = frozenset({"Register", "DeliveryLost"})
 """UE events that say what became of a delivery (a UE's ``Rejected`` for the service
-does too: the request failed on its side)."""
+does too: the request failed on its side; and so does a UE's ``Retry`` of a registration
+request that got no answer at all, :func:`unanswered_request`)."""
+
+
+def is_outcome(r: Mapping[str, Any]) -> bool:
+    """Does the UE's event ``r`` say what became of a delivery to it (:data:`OUTCOMES`, a
+    UE's ``Rejected``, or :func:`unanswered_request`)?  The one definition both checkers use."""
+    return (
+        r["event"] in OUTCOMES
+        or (r["event"] == "Rejected" and r.get("source") == "ue")
+        or unanswered_request(r)
+    )
+
+
+def unanswered_request(e: Mapping[str, Any]) -> bool:
+    """Is ``e`` the UE's record that a registration request of its got no answer (the
+    connection failed or timed out: ``Retry`` with reason ``unreachable``, request
+    ``register``)?  Whatever the BM-SC delivered in answer to it was not installed: a
+    worker killed between committing a delivery and sending it leaves exactly this."""
+    return (
+        e.get("event") == "Retry"
+        and e.get("source") == "ue"
+        and e.get("reason") == "unreachable"
+        and e.get("request") == "register"
+    )
 
 
 @dataclass(frozen=True)
@@ -810,7 +834,8 @@ def outcome_after(
     events: Sequence[Mapping[str, Any]], i: int, order: Sequence[int] | None = None
 ) -> int | None:
     """The position of the UE's event that says what became of the ``Deliver`` at ``i``
-    (``Register``, ``DeliveryLost``, or the UE's ``Rejected`` for that service), looked
+    (``Register``, ``DeliveryLost``, the UE's ``Rejected`` for that service, or its
+    registration request's :func:`unanswered_request` ``Retry``), looked
     for up to the BM-SC's next ``Deliver`` to the same UE and service; None if none.
     Positions are in ``order`` (indices into ``events``) when given."""
     seq: Sequence[int] = range(len(events)) if order is None else order
@@ -821,7 +846,7 @@ def outcome_after(
             continue
         if r["event"] == "Deliver":
             return None
-        if r["event"] in OUTCOMES or (r["event"] == "Rejected" and r.get("source") == "ue"):
+        if is_outcome(r):
             return k
     return None
 
@@ -1007,6 +1032,13 @@ class EventMapper:
         u = self._u(e)
         self._step(e, "Authenticate", (u,))
         self.fresh_auth.add(u)
+
+    def _ev_Retry(self, e: Mapping[str, Any], events: Any, i: int) -> None:
+        if unanswered_request(e) and e.get("ue") is not None and e.get("service") is not None:
+            pair = (self._u(e), self._s(e))
+            got = self.pending.get(pair)
+            if got is not None and got[0] == self._key():
+                del self.pending[pair]  # no answer reached the UE: nothing installed
 
     def _ev_Rejected(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         if e.get("ue") is None or e.get("service") is None:

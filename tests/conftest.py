@@ -20,7 +20,6 @@ pytest-xdist worker (``xdist_group("checker")``) so that they are computed once 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -34,6 +33,7 @@ from mbmssec.proofs.check import (
     check_proposal,
     compare,
     shipped_proposals,
+    verdict_pool,
 )
 from mbmssec.spec.loader import Profile
 
@@ -103,7 +103,7 @@ def checker_results(baseline_report: Report) -> CheckerResults:
     props = shipped_proposals()
     # the longest check first, so that the two workers finish together
     order = sorted(props, key=lambda p: proposal_universe(p.profile) != CHECK_UNIVERSE)
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with verdict_pool(2) as pool:
         futures = {
             p.name: (
                 pool.submit(check_proposal, p.name, universe=proposal_universe(p.profile))

@@ -341,6 +341,46 @@ def test_register_must_match_a_delivery() -> None:
     assert "fetch_time 3.5 (Deliver: 3.0)" in verdict.failure.why
 
 
+def _answer_lost_then_refetch(retry: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """UE A fetches once; the BM-SC delivers again, but that answer never reaches A (the
+    worker was killed after committing it); A logs ``retry`` (or nothing) and fetches anew."""
+    lost = [
+        _ev("Authenticate", ue="A", t=2.0),
+        _ev("Deliver", t=2.0, ue="A", mki=2, mkis=[1, 2], counter=2, fetch_time=3.0),
+    ]
+    if retry is not None:
+        lost.append(_ev("Retry", t=2.1, ue="A", source="ue", ok=False, **retry))
+    return [
+        _start(),
+        _ev("Generate", mki=1),
+        _ev("Activate", mki=1),
+        _ev("Generate", mki=2),
+        _ev("Subscribe", ue="A"),
+        *_fetch("A", 1.0, [1, 2], 1, 2.0),
+        *lost,
+        *_fetch("A", 2.5, [1, 2], 3, 3.5),
+    ]
+
+
+def test_a_registration_answered_but_never_received_is_the_ues_retry() -> None:
+    """A UE that logs that its registration request got no answer (``Retry``, reason
+    ``unreachable``, request ``register``) has said what became of a delivery made in
+    answer to it: nothing installed.  Any other record, or none, leaves the BM-SC's next
+    delivery without an outcome for the previous one: refused, nothing is made up."""
+    profile = load_spec().baseline()
+    unanswered = {"reason": "unreachable", "request": "register", "attempt": 1, "delay": 0.1}
+    assert check_events(_answer_lost_then_refetch(unanswered), profile).ok
+    for retry in (
+        None,
+        {**unanswered, "request": "verification"},  # the MIKEY response, not the request
+        {**unanswered, "reason": "server_error", "status": 503},  # an answer did arrive
+    ):
+        verdict = check_events(_answer_lost_then_refetch(retry), profile)
+        assert not verdict.ok and verdict.failure is not None, retry
+        assert "the UE logged no outcome of this delivery" in verdict.failure.why
+        assert verdict.failure.line == 10
+
+
 def _nested_fetches(inner: int) -> list[dict[str, Any]]:
     """UE A registers; UE B registers next and then re-fetches ``inner`` times (each at
     its fetch time) before A re-fetches.  B's re-fetches each need a tick of their own,

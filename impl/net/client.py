@@ -371,7 +371,7 @@ class UeClient:
                 return self._failed(service, svc, code, message, status=status, hold=retry_after)
             retries += 1
             svc.retries += 1
-            self._retry_event(service, code, message, retries, delay, status)
+            self._retry_event(service, "register", code, message, retries, delay, status)
             await asyncio.sleep(delay)
 
     def _timeout(self) -> aiohttp.ClientTimeout:
@@ -482,7 +482,9 @@ class UeClient:
             if delay is None:
                 break
             retries += 1
-            self._retry_event(service, code, f"MIKEY response: {text}", retries, delay, status)
+            self._retry_event(
+                service, "verification", code, f"MIKEY response: {text}", retries, delay, status
+            )
             await asyncio.sleep(delay)
         extra: dict[str, Any] = {"message": f"MIKEY response not accepted: {text}"}
         if status is not None:
@@ -502,9 +504,21 @@ class UeClient:
         return delay
 
     def _retry_event(
-        self, service: str, code: str, message: str, attempt: int, delay: float, status: int | None
+        self,
+        service: str,
+        request: str,
+        code: str,
+        message: str,
+        attempt: int,
+        delay: float,
+        status: int | None,
     ) -> None:
-        extra: dict[str, Any] = {"attempt": attempt, "delay": round(delay, 3), "message": message}
+        extra: dict[str, Any] = {
+            "request": request,
+            "attempt": attempt,
+            "delay": round(delay, 3),
+            "message": message,
+        }
         if status is not None:
             extra["status"] = status
         self._event("Retry", service=service, ok=False, reason=code, extra=extra)

@@ -75,10 +75,13 @@ Names with no model action:
   initial ``sqn`` (K and OPc are never logged).
 * ``Resync`` (bmsc): an AUTS resynchronisation moved the subscriber's SQN (``sqn_ms``).
 * ``Withdraw`` (bmsc): a next TEK was discarded before activation (re-key on leave).
-* ``Retry`` (ue): a registration request failed in a way worth repeating (the BM-SC
-  unreachable, a ``5xx`` or ``429`` answer); the UE sends it again after ``delay``
-  seconds (``attempt`` counts the retries of this registration, ``status`` the HTTP
-  status if there was one).
+* ``Retry`` (ue): a request failed in a way worth repeating (the BM-SC unreachable, a
+  ``5xx`` or ``429`` answer); the UE sends it again after ``delay`` seconds (``request``
+  says which: ``register`` or the MIKEY ``verification`` message; ``attempt`` counts the
+  retries of this request, ``status`` the HTTP status if there was one).  A
+  registration request retried as ``unreachable`` got no answer at all: if the BM-SC
+  had made a delivery in answer to it, the UE never got it (the trace checker reads
+  this as the delivery's outcome).
 * ``Start`` / ``Stop`` (any): a component started or stopped (``reason`` says which).
   The BM-SC's ``Start`` declares its ``profile`` (option name -> value) and its
   ``fetch_grace`` (seconds it waits past a UE's fetch time before activating without

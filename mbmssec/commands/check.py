@@ -12,13 +12,14 @@ one sentence says why it violates the property.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from mbmssec.proofs.check import (
     resolve_proposal,
     results_document,
     shipped_proposals,
+    verdict_pool,
 )
 from mbmssec.proofs.induction import DEFAULT_RLIMIT
 from mbmssec.proofs.msc import trace_svg
@@ -164,11 +166,9 @@ def run(args: argparse.Namespace) -> int:
     }
     progress.context = "baseline: "
     baseline = check_profile(Model(spec.baseline()), **kwargs)
-    comparisons: list[Comparison] = []
-    for prop in proposals:
-        progress.context = f"{prop.name}: "
-        report = check_profile(Model(prop.profile), **kwargs)
-        comparisons.append(compare(baseline, report, prop))
+    progress.context = ""
+    reports = _check_proposals(proposals, kwargs, args.jobs, progress)
+    comparisons = [compare(baseline, r, p) for p, r in zip(proposals, reports, strict=True)]
     if not args.no_attribution:
         for c in comparisons[:named]:
             assert c.proposal is not None
@@ -196,6 +196,28 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(c.breaks for c in comparisons) else 0
 
 
+def _check_one(path: str, kwargs: dict[str, Any]) -> Report:
+    """Check the proposal in the file ``path`` (run in a worker of :func:`verdict_pool`)."""
+    return check_profile(Model(resolve_proposal(path).profile), **kwargs)
+
+
+def _check_proposals(
+    proposals: Sequence[Proposal], kwargs: dict[str, Any], jobs: int, progress: Progress
+) -> list[Report]:
+    """Each proposal checked in a fresh process of its own (:func:`verdict_pool`, ``jobs``
+    at a time), so that its verdicts are those of checking it alone; the stage lines of
+    each carry its name."""
+    if not proposals:
+        return []
+    with verdict_pool(min(jobs, len(proposals))) as pool:
+        futures = []
+        for prop in proposals:
+            own = copy.copy(progress)
+            own.context = f"{prop.name}: "
+            futures.append(pool.submit(_check_one, str(prop.path), {**kwargs, "progress": own}))
+        return [f.result() for f in futures]
+
+
 def _parallel(
     check: Callable[[dict[str, str]], Report], jobs: int, progress: Progress
 ) -> Callable[[Sequence[dict[str, str]]], list[Report]]:
@@ -205,7 +227,7 @@ def _parallel(
     def run_all(batch: Sequence[dict[str, str]]) -> list[Report]:
         if not batch:
             return []
-        with ProcessPoolExecutor(max_workers=min(jobs, len(batch))) as pool:
+        with verdict_pool(min(jobs, len(batch))) as pool:
             futures = {pool.submit(check, dict(o)): i for i, o in enumerate(batch)}
             out: list[Report | None] = [None] * len(batch)
             for done, fut in enumerate(as_completed(futures), start=1):

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -26,6 +25,7 @@ from mbmssec.proofs.check import (
     model_hash,
     pairwise_changes,
     single_changes,
+    verdict_pool,
 )
 
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         changes += pairwise_changes()
     work = partial(check_overrides, depth=args.depth, universe=universe)
     start = time.monotonic()
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    with verdict_pool(args.jobs) as pool:
         baseline_f = pool.submit(work, {})
         futures = [pool.submit(work, c) for c in changes]
         baseline = baseline_f.result()

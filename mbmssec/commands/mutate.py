@@ -29,13 +29,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mbmssec.errors import MbmssecError
-from mbmssec.proofs.check import resolve_proposal
+from mbmssec.proofs.check import resolve_proposal, verdict_pool
 from mbmssec.proofs.mutate import (
     OPERATORS,
     PROVED_EQUIVALENT,
@@ -328,7 +328,7 @@ def _run_all(
         for check in checks:
             done(check())
     else:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with verdict_pool(args.jobs) as pool:
             futures = [pool.submit(check) for check in checks]
             for fut in as_completed(futures):
                 done(fut.result())
