@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from mbmssec.proofs.check import (
     model_hash,
     shipped_proposals,
     single_changes,
+    verdict_pool,
 )
 from mbmssec.spec.loader import SpecError, load_spec
 
@@ -330,3 +332,14 @@ def test_behaviour_proposal_results_write_read_and_replay(
     text = render_text(c.baseline, [c])
     assert "Proposal push_next_tek: The BM-SC pushes the next TEK to registered UEs (new" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_each_check_of_a_pool_runs_in_a_fresh_process() -> None:
+    """Checks in parallel (``check --all``, ``matrix``, ``mutate --jobs``, the shared
+    results of these tests) each get a process of their own, forked from a fork server
+    and not from the caller, so that no check inherits what Z3 was asked before."""
+    with verdict_pool(1) as pool:
+        pids = [pool.submit(os.getpid).result() for _ in range(3)]
+        parents = {pool.submit(os.getppid).result() for _ in range(2)}
+    assert len(set(pids)) == 3
+    assert os.getpid() not in parents and len(parents) == 1
