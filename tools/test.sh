@@ -25,6 +25,12 @@ py=.venv/bin/python
 # One hash seed for every run, so that searches whose path depends on set ordering are
 # reproducible from one run to the next.
 export PYTHONHASHSEED="${PYTHONHASHSEED:-0}"
+# The suite starts a few hundred Python processes (the command line, BM-SC servers and
+# workers, checker pools); each reads the project's modules compiled once here instead
+# of compiling them again (an environment that sets PYTHONDONTWRITEBYTECODE would make
+# every process compile the whole package: about 0.6 s of CPU each).
+unset PYTHONDONTWRITEBYTECODE
+"$py" -m compileall -q -j 2 -x '(^|/)\.venv/' . >/dev/null || true
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 start=$(date +%s)
