@@ -210,6 +210,12 @@ def _case(encr: EncrAlg, n_keys: int, size: MikeySize) -> dict[str, object]:
     )
     return {
         "rounds": len(mikey_rates),
+        "round_rates": {
+            "delivery": mikey_rates,
+            "reference": reference_rates,
+            "verification": v_rates,
+            "verification_reference": v_references,
+        },
         "encryption": encr.name,
         "keys": n_keys,
         "message_bytes": len(message),
