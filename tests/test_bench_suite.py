@@ -17,8 +17,8 @@ back from results.json, results.md, the plots, the exit status and ``--list --js
 from __future__ import annotations
 
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
