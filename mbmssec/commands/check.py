@@ -109,7 +109,10 @@ def register(subparsers: Any) -> None:
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes for the attribution's checks (default: one per CPU)",
+        help=(
+            "worker processes, each check in a fresh one: the proposals and the "
+            "attribution's checks (default: one per CPU)"
+        ),
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
