@@ -74,7 +74,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mbmssec.errors import MbmssecError
-from mbmssec.impl.service.events import MODEL_EVENTS, OTHER_EVENTS, RECEIVE_REFUSED_UNKEYED
+from mbmssec.impl.service.events import (
+    MODEL_EVENTS,
+    OTHER_EVENTS,
+    RECEIVE_REFUSED_UNKEYED,
+    RETRY_REGISTER,
+    UNREACHABLE,
+)
 from mbmssec.model.concrete import State, Universe
 from mbmssec.model.machine import Model
 from mbmssec.spec.loader import Profile
@@ -484,8 +490,8 @@ def unanswered_request(e: Mapping[str, Any]) -> bool:
     return (
         e.get("event") == "Retry"
         and e.get("source") == "ue"
-        and e.get("reason") == "unreachable"
-        and e.get("request") == "register"
+        and e.get("reason") == UNREACHABLE
+        and e.get("request") == RETRY_REGISTER
     )
 
 
@@ -1033,21 +1039,24 @@ class EventMapper:
         self._step(e, "Authenticate", (u,))
         self.fresh_auth.add(u)
 
+    def _nothing_installed(self, e: Mapping[str, Any]) -> None:
+        """The UE's event ``e`` is the outcome of the delivery waiting for it, if this is
+        the event that delivery was paired with: its request failed or got no answer,
+        nothing was installed (the model's step was taken at the ``Deliver``)."""
+        pair = (self._u(e), self._s(e))
+        got = self.pending.get(pair)
+        if got is not None and got[0] == self._key():
+            del self.pending[pair]
+
     def _ev_Retry(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         if unanswered_request(e) and e.get("ue") is not None and e.get("service") is not None:
-            pair = (self._u(e), self._s(e))
-            got = self.pending.get(pair)
-            if got is not None and got[0] == self._key():
-                del self.pending[pair]  # no answer reached the UE: nothing installed
+            self._nothing_installed(e)
 
     def _ev_Rejected(self, e: Mapping[str, Any], events: Any, i: int) -> None:
         if e.get("ue") is None or e.get("service") is None:
             return
         if e.get("source") == "ue":
-            pair = (self._u(e), self._s(e))
-            got = self.pending.get(pair)
-            if got is not None and got[0] == self._key():
-                del self.pending[pair]  # the UE's request failed: nothing installed
+            self._nothing_installed(e)
             return
         if (
             e.get("reason") == "not_subscribed"

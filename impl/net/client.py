@@ -59,7 +59,14 @@ from mbmssec.impl.net.api import (
     parse_stream_source,
 )
 from mbmssec.impl.service.bmsc import REGISTER_PATH, RESPONSE_PATH
-from mbmssec.impl.service.events import UE, Event, EventLog
+from mbmssec.impl.service.events import (
+    RETRY_REGISTER,
+    RETRY_VERIFICATION,
+    UE,
+    UNREACHABLE,
+    Event,
+    EventLog,
+)
 from mbmssec.impl.service.ue import Source, UeCore, UeError
 
 __all__ = [
@@ -335,7 +342,7 @@ class UeClient:
                     source = parse_stream_source(resp.headers.get(STREAM_SOURCE_HEADER))
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                code, message = "unreachable", f"BM-SC unreachable: {type(exc).__name__}: {exc}"
+                code, message = UNREACHABLE, f"BM-SC unreachable: {type(exc).__name__}: {exc}"
             else:
                 now = self.clock()
                 if not self.covered:
@@ -371,7 +378,7 @@ class UeClient:
                 return self._failed(service, svc, code, message, status=status, hold=retry_after)
             retries += 1
             svc.retries += 1
-            self._retry_event(service, "register", code, message, retries, delay, status)
+            self._retry_event(service, RETRY_REGISTER, code, message, retries, delay, status)
             await asyncio.sleep(delay)
 
     def _timeout(self) -> aiohttp.ClientTimeout:
@@ -471,7 +478,7 @@ class UeClient:
                     body = await resp.read()
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                code, text = "unreachable", f"{type(exc).__name__}: {exc}"
+                code, text = UNREACHABLE, f"{type(exc).__name__}: {exc}"
             else:
                 if status == 204:
                     return
@@ -483,7 +490,7 @@ class UeClient:
                 break
             retries += 1
             self._retry_event(
-                service, "verification", code, f"MIKEY response: {text}", retries, delay, status
+                service, RETRY_VERIFICATION, code, f"MIKEY response: {text}", retries, delay, status
             )
             await asyncio.sleep(delay)
         extra: dict[str, Any] = {"message": f"MIKEY response not accepted: {text}"}

@@ -163,6 +163,14 @@ OTHER_EVENTS: Final = frozenset(
 )
 """Event names with no model action."""
 
+UNREACHABLE: Final = "unreachable"
+"""The ``reason`` of a UE's ``Retry`` or ``Rejected`` whose request got no HTTP answer at
+all (the connection failed or timed out)."""
+RETRY_REGISTER: Final = "register"
+RETRY_VERIFICATION: Final = "verification"
+"""The ``request`` of a UE's ``Retry``: its registration request, or its MIKEY
+verification message."""
+
 RECEIVE_REFUSED_UNKEYED: Final = frozenset(
     {"replay", "malformed", "foreign_source", "foreign_ssrc"}
 )
