@@ -44,18 +44,24 @@ def _plain_help(parser: argparse.ArgumentParser) -> None:
                 _plain_help(sub)
 
 
-def build_parser(*, rst: bool = False) -> argparse.ArgumentParser:
+def build_parser(*, rst: bool = False, only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, with every discovered sub-command registered.  Help texts are
     plain text for a terminal; ``rst=True`` keeps their reStructuredText markup (the
-    docs' command-line page renders it)."""
+    docs' command-line page renders it).  ``only`` (a module of :mod:`mbmssec.commands`)
+    registers that module's commands alone."""
     parser = argparse.ArgumentParser(
         prog="mbmssec",
         description="Executable, formally checked specification of MBMS key management.",
     )
     parser.add_argument("--version", action="version", version=f"mbmssec {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    names = (
+        [only]
+        if only is not None
+        else sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    )
+    for name in names:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] | None
         register = getattr(module, "register", None)
         if register is not None:
@@ -66,8 +72,11 @@ def build_parser(*, rst: bool = False) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command and return its exit status."""
-    parser = build_parser()
+    """Run one command and return its exit status.  A known command builds the parser
+    of its own module only (:data:`mbmssec.commands.COMMANDS`); anything else (no
+    command, ``--help``, ``--version``, a misspelt command) builds the whole parser."""
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=commands.COMMANDS.get(words[0]) if words else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse reports bad usage with status 2 itself

@@ -259,8 +259,19 @@ def as_z3(v: Any) -> Any:
 
 
 def _fmt(v: z3.ExprRef) -> str:
-    text = str(v)
-    return text.replace("!val!", "")
+    """A value of a counterexample to induction as text: ``True``, ``3``, ``UE0`` (an
+    element of an uninterpreted sort, printed by Z3 as ``UE!val!0``), or Z3's printing
+    of anything else.  The common kinds are written here: Z3's printer takes about a
+    millisecond a value, and a counterexample shows hundreds."""
+    if z3.is_true(v):
+        return "True"
+    if z3.is_false(v):
+        return "False"
+    if z3.is_int_value(v):
+        return str(v.as_long())
+    if v.num_args() == 0 and v.sort().kind() == z3.Z3_UNINTERPRETED_SORT:
+        return v.decl().name().replace("!val!", "")
+    return str(v).replace("!val!", "")
 
 
 def _render_state(
@@ -305,8 +316,9 @@ def _render_state(
 
 class _ActionSolver:
     """One solver per action: the candidates on the pre-state (each behind an assumption
-    literal, so unsat cores name the candidates a proof used), the guard and the
-    post-state view."""
+    literal, so unsat cores name the candidates a proof used; ``candidates``: those
+    implications, built once for every action's solver), the guard and the post-state
+    view."""
 
     def __init__(
         self,
@@ -314,15 +326,14 @@ class _ActionSolver:
         model: Model,
         sorts: Sorts,
         pre: SymbolicState,
-        conjs: list[_Conjunct],
-        lits: dict[str, z3.BoolRef],
+        candidates: list[z3.BoolRef],
         rlimit: int,
     ) -> None:
         self.action = act
         self.solver = z3.Solver()
         self.solver.set("rlimit", rlimit)
-        for c in conjs:
-            self.solver.add(z3.Implies(lits[c.name], c.build(pre)))
+        for candidate in candidates:
+            self.solver.add(candidate)
         self.tr = transition(act, model.profile, pre, sorts, tag="0")
         self.solver.add(self.tr.guard)
 
@@ -400,8 +411,9 @@ def prove(
                 ctis[c.name] = Cti(c.name, "init", tuple(pre_lines), ())
 
     solvers: dict[str, _ActionSolver] = {}
+    candidates = [z3.Implies(lits[c.name], c.build(pre)) for c in conjs]
     for act in model.actions:
-        solvers[act.name] = _ActionSolver(act, model, sorts, pre, conjs, lits, rlimit)
+        solvers[act.name] = _ActionSolver(act, model, sorts, pre, candidates, rlimit)
 
     pending = {(a.name, c) for a in model.actions for c in alive}
     rnd = 0

@@ -27,6 +27,44 @@ def test_every_command_module_imports_and_registers() -> None:
         assert command in help_text
 
 
+def _registered(module: str) -> set[str]:
+    parser = build_parser(only=module)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def test_the_command_table_names_each_module_that_registers_a_command() -> None:
+    """``mbmssec COMMAND`` imports only the module the table names for it: the table
+    must name, for every command the modules register, the module that registers it."""
+    found = {
+        command: m.name
+        for m in pkgutil.iter_modules(commands.__path__)
+        for command in _registered(m.name)
+    }
+    assert found == commands.COMMANDS
+
+
+def test_a_command_process_imports_only_its_own_module() -> None:
+    """``mbmssec check --help`` loads neither the BM-SC's HTTP server nor its
+    PostgreSQL driver; ``mbmssec --help`` still lists every command."""
+    probe = (
+        "import sys, runpy; sys.argv = ['mbmssec', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('mbmssec', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('aiohttp', 'psycopg', 'mbmssec.commands.serve') "
+        "if m in sys.modules))"
+    )
+    lone = subprocess.run(
+        [sys.executable, "-c", probe, "check", "--help"], capture_output=True, text=True
+    )
+    assert lone.returncode == 0, lone.stderr
+    assert lone.stdout.strip().splitlines()[-1] == "[]"
+    full = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    assert all(c in full.stdout for c in commands.COMMANDS)
+    assert "mbmssec.commands.serve" in full.stdout.strip().splitlines()[-1]
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-command"]) == 2
     assert main(["explore", "--examples", "0"]) == 2

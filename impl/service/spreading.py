@@ -20,15 +20,17 @@ with ``multi_key``, where one delivery carries several next TEKs).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from mbmssec.errors import MbmssecError
 
-F64 = npt.NDArray[np.float64]
-X = TypeVar("X", float, F64)
+if TYPE_CHECKING:  # the BM-SC and UE processes do not load numpy for a type
+    import numpy as np
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
+
+X = TypeVar("X", float, "F64")
 
 OPTION: Final = "fetch_spreading"
 """The spec option (spec/options.toml) whose values name the strategies below."""

@@ -47,7 +47,7 @@ from typing import Any, Final, TextIO
 
 import aiohttp
 
-from mbmssec.commands.serve import add_profile_arguments, positive, profile_from_args
+from mbmssec.commands.arguments import add_profile_arguments, positive, profile_from_args
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.client import UeClient
 from mbmssec.impl.net.server import BmscServer, TrafficCapture

@@ -70,13 +70,19 @@ import os
 import signal
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mbmssec.commands.arguments import (
+    SECRETS_HELP,
+    add_profile_arguments,
+    positive,
+    profile_from_args,
+    read_secrets,
+)
 from mbmssec.errors import UsageError
 from mbmssec.impl.net.server import (
     IDLE_TIMEOUT,
@@ -91,7 +97,7 @@ from mbmssec.impl.net.server import (
 from mbmssec.impl.net.tls import TlsError, client_context, ensure_tls_files, server_context
 from mbmssec.impl.service.bmsc import BmscConfig, BmscCore, BmscError
 from mbmssec.impl.service.events import ADMIN, Event, EventLog
-from mbmssec.impl.service.files import PrivateFileError, private_umask, require_private
+from mbmssec.impl.service.files import private_umask, require_private
 from mbmssec.impl.service.pgstore import (
     DEFAULT_LEASE_TTL,
     PgStore,
@@ -99,51 +105,13 @@ from mbmssec.impl.service.pgstore import (
     redact_url,
 )
 from mbmssec.impl.service.store import DURABILITY, Store, StoreError
-from mbmssec.spec.loader import Profile, load_profile, load_spec
+from mbmssec.spec.loader import Profile, load_spec
 
 __all__ = [
-    "SECRETS_HELP",
-    "add_profile_arguments",
-    "hex16",
     "open_core",
-    "positive",
-    "profile_from_args",
-    "read_secrets",
     "register",
     "require_private_database",
 ]
-
-
-def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--profile FILE`` and repeatable ``--option NAME=VALUE``."""
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="FILE",
-        help="profile TOML file (title + [options]); default: the baseline",
-    )
-    parser.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set one option of the profile (repeatable), e.g. -o activation=after_acks",
-    )
-
-
-def profile_from_args(args: argparse.Namespace) -> Profile:
-    """The profile the arguments select (baseline, file, then ``--option`` overrides)."""
-    spec = load_spec()
-    base: dict[str, str] = {}
-    if args.profile is not None:
-        base = dict(load_profile(args.profile, spec).overrides)
-    for item in args.option:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UsageError(f"--option expects NAME=VALUE, got {item!r}")
-        base[name.strip()] = value.strip()
-    return spec.profile(base)
 
 
 def open_store(db: str | Path, durability: str = "full") -> Store:
@@ -186,17 +154,6 @@ def require_private_database(db: Path) -> None:
         db.with_name(db.name + "-shm"),
         what="the subscribers' K and OPc and every TEK and KEK",
     )
-
-
-def positive(text: str) -> float:
-    """An argparse type: a finite positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -608,60 +565,6 @@ def _admin_change(core: BmscCore, args: argparse.Namespace, now: float) -> list[
     else:
         events = core.revoke(args.ue, args.service, now)
     return [dataclasses.replace(e, extra={**e.extra, "source": ADMIN}) for e in events]
-
-
-SECRETS_HELP = (
-    'the subscriber\'s K and OPc: a TOML file with k = "<32 hex digits>" and '
-    'opc = "<32 hex digits>", readable by its owner only (chmod 600), or - to read '
-    "that from standard input; never on the command line"
-)
-_MAX_SECRETS = 4096  # octets of a secrets file read at most
-
-
-def read_secrets(source: str) -> tuple[bytes, bytes]:
-    """K and OPc from ``source``: a TOML file (mode 0600: a file others may read is
-    refused) or ``-`` for standard input, holding ``k`` and ``opc`` as 32 hex digits
-    each.  Messages never show a key's value."""
-    where = "standard input" if source == "-" else source
-    try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(_MAX_SECRETS + 1)
-        else:
-            require_private(source, what="a subscriber's K and OPc")
-            with open(source, "rb") as stream:
-                raw = stream.read(_MAX_SECRETS + 1)
-    except PrivateFileError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"--secrets: cannot read {where}: {exc.strerror}") from None
-    if len(raw) > _MAX_SECRETS:
-        raise UsageError(f"--secrets: {where} is larger than {_MAX_SECRETS} octets")
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
-        raise UsageError(f"--secrets: {where} is not TOML: {reason}") from None
-    unknown = sorted(set(data) - {"k", "opc"})
-    if unknown:
-        raise UsageError(f"--secrets: {where}: unknown key(s) {', '.join(unknown)}")
-    keys = []
-    for name in ("k", "opc"):
-        value = data.get(name)
-        if not isinstance(value, str):
-            raise UsageError(f'--secrets: {where} needs {name} = "<32 hex digits>"')
-        keys.append(hex16(value, f"{name} in {where}"))
-    return keys[0], keys[1]
-
-
-def hex16(text: str, name: str) -> bytes:
-    """Parse a 16-octet key given in hex (a usage error otherwise)."""
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise UsageError(f"{name} must be hex") from None
-    if len(raw) != 16:
-        raise UsageError(f"{name} must be 16 octets (32 hex digits)")
-    return raw
 
 
 def _admin_http(args: argparse.Namespace) -> int:

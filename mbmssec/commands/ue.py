@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from mbmssec.commands.serve import (
+from mbmssec.commands.arguments import (
     SECRETS_HELP,
     add_profile_arguments,
     profile_from_args,
