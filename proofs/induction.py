@@ -270,7 +270,7 @@ def _fmt(v: z3.ExprRef) -> str:
     if z3.is_int_value(v):
         return str(v.as_long())
     if v.num_args() == 0 and v.sort().kind() == z3.Z3_UNINTERPRETED_SORT:
-        return v.decl().name().replace("!val!", "")
+        return str(v.decl().name()).replace("!val!", "")
     return str(v).replace("!val!", "")
 
 

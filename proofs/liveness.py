@@ -386,11 +386,25 @@ def find_lasso(
                     same.append(st.get(sym.name, *args) == end.get(sym.name, *args))
             cond.append(z3.Implies(loop == j, z3.And(*same)))
 
-        def delta(name: str, args: tuple[Any, ...], n: int = n, loop: Any = loop) -> Any:
-            value: Any = z3.IntVal(0)
-            for j in range(n):
-                diff = unr.states[n].get(name, *args) - unr.states[j].get(name, *args)
-                value = z3.If(loop == j, diff, value)
+        shifts: dict[tuple[Any, ...], Any] = {}
+
+        def delta(
+            name: str,
+            args: tuple[Any, ...],
+            n: int = n,
+            loop: Any = loop,
+            shifts: dict[tuple[Any, ...], Any] = shifts,
+        ) -> Any:
+            # one term per entry and depth, however often the far state reads it (Z3
+            # shares equal terms, so the query is the same; building it was the cost)
+            key = (name, *(a.get_id() if isinstance(a, z3.AstRef) else a for a in args))
+            value: Any = shifts.get(key)
+            if value is None:
+                value = z3.IntVal(0)
+                for j in range(n):
+                    diff = unr.states[n].get(name, *args) - unr.states[j].get(name, *args)
+                    value = z3.If(loop == j, diff, value)
+                shifts[key] = value
             return value
 
         far_enabled = []
