@@ -3,7 +3,11 @@ BM-SC and UE cores (real Digest AKA, MIKEY and SRTP bytes), showing the violatio
 
 For every shipped proposal and every property it is expected to break (and for the
 baseline's own property 7), the bounded search's shortest counterexample is replayed
-faithfully on the implementation (:func:`mbmssec.refinement.replay.replay_counterexample`).
+faithfully on the implementation (:func:`mbmssec.refinement.replay.replay_counterexample`):
+for a safety property, the very counterexample ``mbmssec check`` reports (the tests'
+shared checker results, so the module runs on their pytest-xdist worker); for the
+liveness property, the prefix of the shortest fair lasso that starts as the BM-SC's
+schedule does (:func:`~mbmssec.refinement.replay.shortest_counterexample`).
 Where the BM-SC's time-driven key schedule cannot produce the model's order, the
 shortest counterexample among the orders it can produce
 (:func:`~mbmssec.refinement.replay.schedulable_counterexample`) is replayed instead.  The
@@ -33,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import CheckerResults
 
 from mbmssec.impl.service.ue import UeError
 from mbmssec.model.concrete import Universe
@@ -72,9 +77,6 @@ def cases() -> list[Any]:
         if prop.behaviour is not None:
             continue  # see the module docstring
         for n in prop.expect_broken:
-            # the costliest searches (a fair lasso; two UEs with a common KEK) run in the
-            # full suite only; the fast lane keeps every other case
-            slow = n == 9 or prop.profile["kek_scope"] == "common"
             out.append(
                 pytest.param(
                     prop.name,
@@ -82,7 +84,6 @@ def cases() -> list[Any]:
                     n,
                     BASELINE,
                     id=f"{prop.name}-P{n}",
-                    marks=[pytest.mark.slow] if slow else [],
                 )
             )
     return out
@@ -132,12 +133,33 @@ def replayed(
             )
 
 
+def checker_counterexample(results: CheckerResults, name: str, number: int) -> Trace | None:
+    """The counterexample ``mbmssec check`` reports for property ``number`` of the shipped
+    proposal ``name`` (or of the baseline)."""
+    if name == "baseline":
+        report = results.baseline
+    else:
+        report = next(
+            c.report for c in results.comparisons if c.proposal and c.proposal.name == name
+        )
+    return report.verdicts[number].trace
+
+
+@pytest.mark.slow  # the shared checker results are the full suite's (tests/conftest.py)
+@pytest.mark.xdist_group("checker")
 @pytest.mark.parametrize("name,profile,number,forbidding", cases())
 def test_counterexample_replays_on_the_implementation(
-    name: str, profile: Profile, number: int, forbidding: Profile
+    name: str,
+    profile: Profile,
+    number: int,
+    forbidding: Profile,
+    checker_results: CheckerResults,
 ) -> None:
     model = Model(profile)
-    shortest = shortest_counterexample(model, number, universe_for(profile))
+    if model.prop(number).kind == "liveness":
+        shortest = shortest_counterexample(model, number, universe_for(profile))
+    else:
+        shortest = checker_counterexample(checker_results, name, number)
     assert shortest is not None
     dropped_kek = profile["second_service_auth"] == "reauthenticate" and any(
         st.action == "Replay" for st in shortest.steps
