@@ -147,7 +147,8 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(
     """Two mutants through the whole pipeline (the full catalogue is `mbmssec mutate`):
     the delivery without authentication is killed, the early re-registration is a
     declared equivalent (the cheapest to check) with its declared reason; ``--out``
-    writes the same document."""
+    writes the same document.  Through two worker processes (``--jobs 2``, each mutant
+    in a fresh one); ``--update`` below runs in this process (``--jobs 1``)."""
     from mbmssec.cli import main
     from mbmssec.proofs.mutate import load_equivalents
 
@@ -158,7 +159,7 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(
             "--json",
             "--quiet",
             "--jobs",
-            "1",
+            "2",
             "--only",
             "_bmsc_delivery:guard-drop:2",
             "--only",
