@@ -395,8 +395,10 @@ def find_lasso(
             loop: Any = loop,
             shifts: dict[tuple[Any, ...], Any] = shifts,
         ) -> Any:
-            # one term per entry and depth, however often the far state reads it (Z3
-            # shares equal terms, so the query is the same; building it was the cost)
+            # one term per entry and depth, however often the far state reads it
+            # (building it again was most of the search's time); the formulas are the
+            # same, though Z3, given its terms in another order, may pick another lasso
+            # of the same length
             key = (name, *(a.get_id() if isinstance(a, z3.AstRef) else a for a in args))
             value: Any = shifts.get(key)
             if value is None:
