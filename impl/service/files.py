@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -78,13 +79,26 @@ def require_private(*paths: str | Path, what: str) -> None:
 
 
 def create_private(path: str | Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 and write ``data`` to it; an existing file is an
-    error (:class:`FileExistsError`), so a file made by someone else is never reused."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE)
+    """Create ``path`` with mode 0600 holding ``data``; an existing file is an error
+    (:class:`FileExistsError`), so a file made by someone else is never reused.
+
+    The file appears whole or not at all: ``data`` goes to a private temporary file in the
+    same folder, is made durable, and is then linked to ``path`` (a link fails when the
+    name exists, as an exclusive create does).  A process that loses the race to create
+    the file therefore never reads it half written (two fleet workers starting at once
+    with one ``--admin-token-file``)."""
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        try:
+            os.fchmod(fd, PRIVATE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(temporary, target)
     finally:
-        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
