@@ -26,8 +26,13 @@ def action(
     clauses: tuple[str, ...],
     actor: str,
     applies: Callable[[Prof], bool] = lambda _p: True,
+    radio: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., None]], Action]:
-    """Turn a body function into an :class:`Action` carrying its declaration."""
+    """Turn a body function into an :class:`Action` carrying its declaration.
+
+    ``radio`` names the UEs whose radio link the action uses: it happens only while they
+    are in coverage (the world's condition, added by the language; see
+    :attr:`~mbmssec.model.dsl.Action.radio`)."""
 
     def wrap(body: Callable[..., None]) -> Action:
         return Action(
@@ -39,6 +44,7 @@ def action(
             doc=(body.__doc__ or "").strip(),
             body=body,
             applies=applies,
+            radio=radio,
         )
 
     return wrap
@@ -46,6 +52,11 @@ def action(
 
 def _p(name: str, sort: Sort, lo: int = 0, hi: int | None = 0, enum_hi: int = 0) -> Param:
     return Param(name, sort, lo, hi, enum_hi)
+
+
+#: The fetch time a delivery gives, as a delay ``f`` after now: any future time (the text
+#: puts no bound on it; finite searches try up to FETCH_WINDOW).
+_FETCH_DELAY = _p("f", INT, 1, None, FETCH_WINDOW)
 
 
 def _tick_event(st: Step) -> Any:
@@ -125,10 +136,10 @@ def revoke(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     modifies=("authenticated", "ev"),
     clauses=("6.2.2/STEP3", "6.2.1/KEK-FROM-AUTH", "6.2.3.2/REREGISTER"),
     actor="UE",
+    radio=("u",),
 )
 def authenticate(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     """HTTP Digest AKA between the UE and the BM-SC succeeds; both now share a KEK."""
-    ops.require(st.get("covered", u))
     _tick_event(st)  # the language stamps auth_ev (when authenticated becomes true)
     st.set("authenticated", (u,), True)
 
@@ -141,6 +152,7 @@ _REGISTER_MODIFIES = (
     "authenticated",
     "auth_dlv",
     "dlv_auth",
+    "fetches",
 )
 _RECEIVE_MODIFIES = (
     "in_sync",
@@ -151,21 +163,21 @@ _RECEIVE_MODIFIES = (
     "saw_unknown",
     "current",
     "has_current",
+    "heard_unheld",
 )
 
 
 def _bmsc_delivery(
     ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any
 ) -> tuple[Any, Any, Any, Any]:
-    """Steps 2-4 (and 6.2.3.2) at the BM-SC: guard, and which keys go out.
+    """Steps 2-4 (and 6.2.3.2) at the BM-SC: guard, and which keys go out (the request
+    comes over the UE's radio link: the actions that call this declare ``radio``).
 
     Returns ``(send_active, send_next, active, next)``.
     """
-    ops.require(st.get("covered", u))
     ops.require(st.get("authenticated", u))
     ops.require(st.get("subscribed", u, s))  # the authorisation check of step 4
     ops.require(st.get("has_active", s))
-    ops.require(f >= 1)  # any future time: the text puts no bound on the fetch time
     # A registered UE comes back at its fetch time, or earlier after an unknown MKI.
     early_ok = st.get("saw_unknown", u, s) if prof["unknown_mki_resync"] == "refetch" else False
     ops.require(
@@ -197,16 +209,18 @@ def _bmsc_delivery(
         "auth_dlv",
         lambda v, t: ops.or_(st.get("auth_dlv", v, t), ops.and_(goes_out(v, t), cleared)),
     )
-    # history: which authentication this delivery for the service was made under
+    # history: which authentication this delivery for the service was made under, and
+    # one more delivery of the service to the UE
     st.set("dlv_auth", (u, s), st.get("auth_ev", u))
+    st.set("fetches", (u, s), st.get("fetches", u, s) + 1)
     if prof["second_service_auth"] == "reauthenticate":
         st.set("authenticated", (u,), False)
     return send_active, send_next, act, nxt
 
 
 @action(
-    params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
-    modifies=_REGISTER_MODIFIES + _RECEIVE_MODIFIES,
+    params=(_p("u", UE), _p("s", SVC), _FETCH_DELAY),
+    modifies=(*_REGISTER_MODIFIES, *_RECEIVE_MODIFIES, "cached", "in_window"),
     clauses=(
         "6.2.2/P2P",
         "6.2.2/STEP2",
@@ -224,6 +238,7 @@ def _bmsc_delivery(
         "6.2.1/KEK-PER-UE",
     ),
     actor="UE",
+    radio=("u",),
 )
 def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     """The UE (re-)registers; the BM-SC delivers the active and next TEK with their MKIs
@@ -245,8 +260,13 @@ def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     st.set_all("holds", lambda v, t: ops.or_(st.get("holds", v, t), installs(v, t)))
     st.set_all("dlv_ctr", lambda v, t: ops.ite(installs(v, t), counter, st.get("dlv_ctr", v, t)))
     st.set("ue_ctr", (u,), ops.ite(fresh, counter, st.get("ue_ctr", u)))
+    if prof["replay_protection"] == "timestamp":
+        # the message's timestamp is now: in the window, and recorded in the replay cache
+        st.set_all("cached", lambda v, t: ops.or_(st.get("cached", v, t), installs(v, t)))
+        st.set_all("in_window", lambda v, t: ops.or_(st.get("in_window", v, t), installs(v, t)))
     st.set("dropped", (u, s), False)
     st.set("in_sync", (u, s), True)  # the delivery reached the UE (history)
+    st.set("heard_unheld", (u, s), False)  # (history) nothing heard since this delivery
     st.set("saw_unknown", (u, s), ops.and_(st.get("saw_unknown", u, s), ops.not_(fresh)))
     switch = ops.and_(fresh, send_a)
     st.set("current", (u, s), ops.ite(switch, act, st.get("current", u, s)))
@@ -254,10 +274,11 @@ def register(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
 
 
 @action(
-    params=(_p("u", UE), _p("s", SVC), _p("f", INT, 1, None, FETCH_WINDOW)),
+    params=(_p("u", UE), _p("s", SVC), _FETCH_DELAY),
     modifies=(*_REGISTER_MODIFIES, "dropped", "in_sync"),
     clauses=("6.2.2/STEP4", "6.2.3.2/DELIVERY", "6.2.3.3/UNKNOWN-MKI"),
     actor="net",
+    radio=("u",),
 )
 def delivery_lost(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> None:
     """As Register, but the HTTP response carrying the MIKEY message never reaches the UE."""
@@ -272,11 +293,12 @@ def delivery_lost(ops: Ops, st: Step, prof: Prof, u: Any, s: Any, f: Any) -> Non
     clauses=("6.2.2/STEP4B",),
     actor="UE",
     applies=lambda prof: prof["mikey_response"] != "none",
+    radio=("u",),
 )
 def acknowledge(ops: Ops, st: Step, prof: Prof, u: Any, s: Any) -> None:
     """The UE confirms the next TEK with the MIKEY response message (step 4b)."""
     nxt = st.get("next", s)
-    ops.require(ops.and_(st.get("covered", u), st.get("has_next", s), st.get("holds", u, nxt)))
+    ops.require(ops.and_(st.get("has_next", s), st.get("holds", u, nxt)))
     st.set("acked", (u, nxt), True)
 
 
@@ -362,7 +384,15 @@ def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
 
 @action(
     params=(_p("u", UE), _p("p", PKT)),
-    modifies=("decrypted", "heard", "saw_unknown", "current", "has_current", "holds"),
+    modifies=(
+        "decrypted",
+        "heard",
+        "saw_unknown",
+        "current",
+        "has_current",
+        "holds",
+        "heard_unheld",
+    ),
     clauses=(
         "6.2.2/STEP7",
         "6.2.3.3/UE-SWITCH",
@@ -372,13 +402,14 @@ def send(ops: Ops, st: Step, prof: Prof, s: Any, p: Any, m: Any) -> None:
         "6.3/MKI-MANDATORY",
     ),
     actor="UE",
+    radio=("u",),
 )
 def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     """Any UE in coverage may receive any sent packet (joining the bearer needs no
     authorisation).  With an MKI it looks the key up by MKI: it decrypts, or notes an
     unknown MKI; without one it tries its current key.  After decrypting under a newer
     TEK (a higher MKI) it switches to it and drops older TEKs of the service."""
-    ops.require(ops.and_(st.get("sent", p), st.get("covered", u)))
+    ops.require(st.get("sent", p))
     t = st.get("pkt_tek", p)
     s = st.get("tek_svc", t)
 
@@ -396,6 +427,9 @@ def receive(ops: Ops, st: Step, prof: Prof, u: Any, p: Any) -> None:
     ok = ops.ite(has_mki, by_mki, by_current)
     st.set("decrypted", (u, p), ops.or_(st.get("decrypted", u, p), ok))
     st.set("heard", (u, p), True)
+    # history: a packet with the MKI of a TEK the UE does not hold reached it
+    unheld = ops.and_(has_mki, ops.not_(st.get("holds", u, t)))
+    st.set("heard_unheld", (u, s), ops.or_(st.get("heard_unheld", u, s), unheld))
     st.set(
         "saw_unknown",
         (u, s),
@@ -446,7 +480,7 @@ def regain_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
 
 @action(
     params=(),
-    modifies=("clock",),
+    modifies=("clock", "in_window"),
     clauses=("6.2.2/STEP4-FETCH-TIME", "6.2.3.2/REREGISTER"),
     actor="net",
 )
@@ -472,6 +506,23 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
         )
     )
     st.set("clock", (), clock + 1)
+    if prof["replay_protection"] == "timestamp":
+        # the timestamp window is shorter than one clock unit (seconds against a fetch
+        # period): a message accepted before this tick is now too old to be accepted again
+        st.set_all("in_window", lambda v, t: False)
+
+
+@action(
+    params=(_p("u", UE),),
+    modifies=("cached",),
+    clauses=("D/REPLAY",),
+    actor="net",
+    applies=lambda prof: prof["replay_protection"] == "timestamp",
+)
+def lose_replay_cache(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
+    """The UE loses its MIKEY replay cache (it restarts; the cache is kept in memory).
+    Its keys and its counters are kept: they are the UE's stored state."""
+    st.set_all("cached", lambda v, t: ops.and_(st.get("cached", v, t), v != u))
 
 
 # -- the attacker --------------------------------------------------------------------------
@@ -479,20 +530,19 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
 
 @action(
     params=(_p("u", UE),),
-    modifies=("compromised", "att_kek", "att_tek"),
+    modifies=("compromised", "att_kek"),
     clauses=("6.2.1/KEK-PER-UE", "3.1/KEK"),
     actor="attacker",
 )
 def compromise(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
-    """A subscriber colludes with the attacker: hands over its KEK and its TEKs.
-    With one KEK common to all UEs, that KEK opens every UE's deliveries."""
-    ops.require(ops.not_(st.get("compromised", u)))
+    """A subscriber colludes with the attacker: hands over its KEK (the TEKs it knows it
+    passes on with Leak, one at a time).  With one KEK common to all UEs, that KEK opens
+    every UE's deliveries.  Colluding again changes nothing, so no guard is needed."""
     st.set("compromised", (u,), True)
     if prof["kek_scope"] == "common":
         st.set_all("att_kek", lambda v: True)
     else:
         st.set("att_kek", (u,), True)
-    st.set_all("att_tek", lambda t: ops.or_(st.get("att_tek", t), _knows(ops, st, u, t)))
 
 
 def _knows(ops: Ops, st: Step, u: Any, t: Any) -> Any:
@@ -534,13 +584,14 @@ def eavesdrop(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
 )
 def overhear(ops: Ops, st: Step, prof: Prof, u: Any, v: Any, t: Any) -> None:
     """A UE keeps listening, whether or not it is still authorised: it records the MIKEY
-    delivery of ``t`` to another UE ``v`` and reads it if it knows ``v``'s KEK.  With one
-    KEK per UE it never does (so the action exists only with ``kek_scope=common``); with
-    one KEK common to all UEs, any UE that authenticated once (and so was given that KEK)
-    does.  A UE authenticated once if it is authenticated now or was ever sent a delivery
-    (only a delivery ends an authentication)."""
+    delivery of ``t`` to a UE ``v`` (another, or itself) and reads it if it knows ``v``'s
+    KEK.  With one KEK per UE it reads only its own deliveries, which hold nothing it was
+    not sent (so the action exists only with ``kek_scope=common``); with one KEK common
+    to all UEs, any UE that authenticated once (and so was given that KEK) does.  A UE
+    authenticated once if it is authenticated now or was ever sent a delivery (only a
+    delivery ends an authentication)."""
     ever_authenticated = ops.or_(st.get("authenticated", u), st.get("ctr", u) > 0)
-    ops.require(ops.and_(st.get("delivered", v, t), u != v, ever_authenticated))
+    ops.require(ops.and_(st.get("delivered", v, t), ever_authenticated))
     st.set("overheard", (u, t), True)
 
 
@@ -549,16 +600,21 @@ def overhear(ops: Ops, st: Step, prof: Prof, u: Any, v: Any, t: Any) -> None:
     modifies=("holds",),
     clauses=("D/REPLAY",),
     actor="attacker",
+    radio=("u",),
 )
 def replay(ops: Ops, st: Step, prof: Prof, u: Any, t: Any) -> None:
-    """The attacker replays to ``u`` a MIKEY delivery of ``t`` that ``u`` accepted before.
-    With counter or timestamp protection the UE rejects it (its counter has moved on)."""
-    ops.require(
-        ops.and_(st.get("covered", u), st.get("delivered", u, t), st.get("dlv_ctr", u, t) > 0)
-    )
+    """The attacker replays to ``u`` the latest MIKEY delivery of ``t`` that ``u``
+    accepted.  With counter protection the UE rejects it (its counter has moved on); with
+    timestamp protection it rejects it while the message is in its replay cache or out
+    of the timestamp window, so only a replay inside the window after the cache was lost
+    is accepted.  (A replay accepted so is not put back in the cache: the attacker may
+    repeat it while the window lasts, which only gives it more.)"""
+    ops.require(st.get("dlv_ctr", u, t) > 0)  # u accepted a delivery of t (so it was sent)
     accepted: Any = True
-    if prof["replay_protection"] != "none":
+    if prof["replay_protection"] == "counter":
         accepted = st.get("dlv_ctr", u, t) > st.get("ue_ctr", u)
+    elif prof["replay_protection"] == "timestamp":
+        accepted = ops.and_(st.get("in_window", u, t), ops.not_(st.get("cached", u, t)))
     st.set("holds", (u, t), ops.or_(st.get("holds", u, t), accepted))
 
 
@@ -576,6 +632,7 @@ ACTIONS: tuple[Action, ...] = (
     lose_coverage,
     regain_coverage,
     tick,
+    lose_replay_cache,
     compromise,
     leak,
     eavesdrop,

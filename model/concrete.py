@@ -200,7 +200,7 @@ def step(action: Action, profile: Any, state: State, args: tuple[Any, ...]) -> S
     ops = ConcreteOps(state.universe)
     st = ConcreteStep(state, action.modifies, action.name)
     try:
-        action.body(ops, st, profile, *args)
+        action.run(ops, st, profile, *args)
     except Disabled:
         return None
     return st.commit()

@@ -170,6 +170,9 @@ class Reader(Protocol):
 
 ActionBody = Callable[..., None]
 
+COVERED = "covered"
+"""The environment symbol of radio coverage that :attr:`Action.radio` reads."""
+
 
 @dataclass(frozen=True)
 class Action:
@@ -179,6 +182,14 @@ class Action:
     update with ``step.set``/``step.set_all``.  ``applies(profile)`` says whether the
     action exists at all under an option profile (for example the MIKEY response
     only exists when the profile has one).
+
+    ``radio`` names the UE parameters whose radio link the action uses (a message to or
+    from that UE): the action can happen only while each of them is in coverage.  That
+    condition is the world's, not the text's, so it is declared here once and added by
+    :meth:`run` before the body's own guards (a mutant of the body never removes it),
+    as is the declared range of each Int parameter.
+    Every reading of an action (concrete, Z3, the language's rendering, the trace
+    checker's projection) goes through :meth:`run`.
     """
 
     name: str
@@ -191,6 +202,28 @@ class Action:
     applies: Callable[[Any], bool] = field(default=lambda _p: True)
     #: "" for the model's own actions; the name of the proposal that adds or changes it
     origin: str = ""
+    radio: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        for name in self.radio:
+            if name not in names or self.params[names.index(name)].sort is not Sort.UE:
+                raise ModelError(f"{self.name}: radio names {name!r}, which is no UE parameter")
+
+    def run(self, ops: Ops, st: Step, profile: Any, *args: Any) -> None:
+        """The declared conditions, then the body: each Int parameter lies in its
+        declared range (a value from a trace may not), and each UE in :attr:`radio` is
+        covered."""
+        for param, arg in zip(self.params, args, strict=True):
+            if param.sort is Sort.INT:
+                for bound in param.range_constraints(arg):
+                    ops.require(bound)
+        for name in self.radio:
+            ops.require(st.get(COVERED, args[self._param_index(name)]))
+        self.body(ops, st, profile, *args)
+
+    def _param_index(self, name: str) -> int:
+        return [p.name for p in self.params].index(name)
 
 
 @dataclass(frozen=True)

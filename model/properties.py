@@ -298,6 +298,17 @@ def p13_goal(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     return st.get("fetch_time", u, s) > st.get("clock")
 
 
+def p14_fetch_discipline(ops: Ops, pre: Reader, post: Reader) -> Any:
+    def body(u: Any, s: Any) -> Any:
+        served = post.get("fetches", u, s) > pre.get("fetches", u, s)
+        early = ops.and_(
+            pre.get("registered", u, s), pre.get("clock") < pre.get("fetch_time", u, s)
+        )
+        return ops.implies(ops.and_(served, early), pre.get("heard_unheld", u, s))
+
+    return for_all(ops, (UE, SVC), body)
+
+
 def p9_pending(ops: Ops, st: Reader, u: Any, s: Any) -> Any:
     """Proof certificate of property 9: the UE is subscribed, in coverage, lacks the
     active TEK and has noted an unknown MKI, so it may re-register at once."""
@@ -499,6 +510,19 @@ PROPERTIES: tuple[Property, ...] = (
         premise=p13_premise,
         goal=p13_goal,
         plan=(("Authenticate", (("u", "u"),)), ("Register", (("u", "u"), ("s", "s"), ("f", 1)))),
+    ),
+    Property(
+        14,
+        "fetch_when_told",
+        "A registered UE fetches when told, or after an unknown MKI",
+        ("6.2.2/STEP4-FETCH-TIME", "6.2.3.2/REREGISTER", "6.2.3.3/UNKNOWN-MKI"),
+        "The fetch time spreads the fetches of the UEs over the fetch window: every step "
+        "in which the BM-SC serves a registered UE before the fetch time it gave it "
+        "follows a packet carrying the MKI of a TEK the UE did not hold, which reached "
+        "the UE after its latest delivery (read from the history of deliveries and "
+        "receptions, not from the UE's note of an unknown MKI).",
+        "step",
+        body=p14_fetch_discipline,
     ),
 )
 

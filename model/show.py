@@ -360,7 +360,7 @@ def show(action: Action, profile: Any, vocab: Vocabulary) -> Shown:
     names = _Names([p.name for p in action.params])
     ops = RecordingOps(names)
     st = RecordingStep(vocab, names, action.modifies, action.name)
-    action.body(ops, st, profile, *(Term(Name(p.name)) for p in action.params))
+    action.run(ops, st, profile, *(Term(Name(p.name)) for p in action.params))
     return Shown(action, tuple(ops.guards), tuple(st.updates))
 
 

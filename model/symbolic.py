@@ -259,7 +259,7 @@ def transition(
     vocab = pre.vocab if isinstance(pre, SymbolicState) else _vocab_of(pre)
     args = params if params is not None else param_consts(action, sorts, tag)
     st = SymbolicStep(pre, action.modifies, action.name, vocab)
-    action.body(ops, st, profile, *args)
+    action.run(ops, st, profile, *args)
     ranges = [
         c
         for p, a in zip(action.params, args, strict=True)

@@ -144,6 +144,20 @@ VOCABULARY = Vocabulary(
         ),
         _s("holds", (UE, TEK), B, "The UE has this TEK installed."),
         _s("ue_ctr", (UE,), INT, "Highest MIKEY replay counter the UE has accepted.", 0),
+        _s(
+            "cached",
+            (UE, TEK),
+            B,
+            "replay_protection=timestamp: the UE's replay cache holds the latest delivery "
+            "of the TEK it accepted (until the cache is lost).",
+        ),
+        _s(
+            "in_window",
+            (UE, TEK),
+            B,
+            "replay_protection=timestamp: the latest delivery of the TEK the UE accepted "
+            "is still within the timestamp window (until the clock moves on).",
+        ),
         _s("saw_unknown", (UE, SVC), B, "The UE received a packet with an MKI it does not know."),
         _s("current", (UE, SVC), TEK, "The TEK the UE uses for packets without an MKI.", None),
         _s("has_current", (UE, SVC), B, "The UE has chosen a current TEK."),
@@ -251,6 +265,24 @@ VOCABULARY = Vocabulary(
             "The authentication (its auth_ev stamp) the latest delivery of the service to "
             "the UE was made under (history).",
             0,
+            ghost=True,
+            role="history",
+        ),
+        _s(
+            "fetches",
+            (UE, SVC),
+            INT,
+            "How many deliveries of the service the BM-SC has made to the UE (history).",
+            0,
+            ghost=True,
+            role="history",
+        ),
+        _s(
+            "heard_unheld",
+            (UE, SVC),
+            B,
+            "Since the latest delivery of the service reached the UE, a packet of the "
+            "service carrying the MKI of a TEK the UE did not hold reached it (history).",
             ghost=True,
             role="history",
         ),

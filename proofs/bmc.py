@@ -92,7 +92,7 @@ def finite_transition(
     while isinstance(base, View):
         base = base.pre
     st = SymbolicStep(pre, action.modifies, action.name, base.vocab)
-    action.body(ops, st, profile, *params)
+    action.run(ops, st, profile, *params)
     ranges = [
         c
         for p, a in zip(action.params, params, strict=True)

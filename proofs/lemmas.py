@@ -493,6 +493,17 @@ def unheld_active_noticed(ops: Ops, st: Reader, prof: Prof) -> Any:
     return for_all(ops, (UE, PKT), body)
 
 
+@_lemma("noticed_unheld_heard")
+def noticed_unheld_heard(ops: Ops, st: Reader, prof: Prof) -> Any:
+    """A UE that has noted an unknown MKI for a service was reached, since its latest
+    delivery of the service, by a packet with the MKI of a TEK it did not hold."""
+    return for_all(
+        ops,
+        (UE, SVC),
+        lambda u, s: ops.implies(st.get("saw_unknown", u, s), st.get("heard_unheld", u, s)),
+    )
+
+
 @_lemma("heard_sent")
 def heard_sent(ops: Ops, st: Reader, prof: Prof) -> Any:
     """Only sent packets reached a UE."""
@@ -668,6 +679,7 @@ LEMMAS: tuple[Lemma, ...] = (
     in_sync_is_synchronised,
     join_history_agrees,
     unheld_active_noticed,
+    noticed_unheld_heard,
     heard_sent,
     holds_active_below_newer,
     revoked_unsubscribed,

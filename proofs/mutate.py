@@ -18,7 +18,11 @@ mechanically from that module's syntax tree.  The operators (:data:`OPERATORS`):
 
 Updates of *environment* and *history* symbols (:class:`~mbmssec.model.dsl.Symbol`
 ``role``) are never mutated: they are the world and the observer, not the design the
-text governs; environment actions (actor ``net``) are left alone for the same reason.
+text governs; environment actions (actor ``net``) are left alone for the same reason,
+and so are the conditions the language adds to every reading of an action
+(:meth:`~mbmssec.model.dsl.Action.run`): that an action over a UE's radio link happens
+only while the UE is in coverage (``radio``), and that each Int parameter lies in its
+declared range.
 
 A mutant is checked under the first profile, in the order baseline then the shipped
 proposals, in which its changed code runs at all (each site is instrumented to record
@@ -72,6 +76,11 @@ MUTANT_DEPTH = 8
 #: search finds no violation: a broken replay or counter check needs a longer run (two
 #: registrations, a newer key, then the replay: 10 steps).
 DEEP_DEPTH = 10
+
+#: How deep the unmutated model is searched for the counterexamples a mutant may remove
+#: or bring sooner: the checker's own depth (the deepest shipped counterexample, a replay
+#: after a replay-cache loss, takes 11 steps).
+REFUTED_DEPTH = 12
 
 #: A universe with two services, searched (shallowly) for the lost properties when the
 #: one-service universe shows nothing: a mutant that confuses services (a TEK recorded
@@ -513,7 +522,7 @@ def _original_proved(name: str) -> frozenset[int]:
 @cache
 def _original_refuted(name: str) -> dict[int, int]:
     """The safety properties the unmutated model violates under the profile within
-    :data:`DEEP_DEPTH` steps on the mutant universe, with the shortest length of each."""
+    :data:`REFUTED_DEPTH` steps on the mutant universe, with the shortest length of each."""
     from mbmssec.proofs.bmc import search
 
     model = Model(_profile(name))
@@ -521,7 +530,7 @@ def _original_refuted(name: str) -> dict[int, int]:
     props = [p for p in model.properties if p.number not in proved and p.kind != "liveness"]
     if not props:
         return {}
-    found = search(model, props=props, depth=DEEP_DEPTH, universe=MUTANT_UNIVERSE)
+    found = search(model, props=props, depth=REFUTED_DEPTH, universe=MUTANT_UNIVERSE)
     return {n: f.depth for n, f in found.violations.items()}
 
 

@@ -814,6 +814,18 @@ class Lockstep:
             [Event("LoseCoverage", self.now, ue=name, extra={"source": UE})],
         )
 
+    def lose_replay_cache(self, i: int) -> None:
+        """UE ``i`` restarts and loses its MIKEY replay cache (``replay_protection=
+        timestamp``); the model's ``LoseReplayCache``, which no event records, is
+        applied as the driver's own step.  Under a profile without a replay cache the
+        restart loses nothing and the model has no such step: none is taken."""
+        self.ues[i].lose_replay_cache()
+        self.steps.append(f"lose_replay_cache(UE{i})")
+        exists = any(a.name == "LoseReplayCache" for a in self.tracker.model.actions)
+        if exists and not self.tracker.apply("LoseReplayCache", [(i,)]):
+            raise Divergence(f"model LoseReplayCache(UE{i}) not enabled; steps {self.steps}")
+        self.check(self.steps[-1])
+
     def regain_coverage(self, i: int) -> None:
         from mbmssec.impl.service.events import UE, Event
 
@@ -845,9 +857,15 @@ class Lockstep:
         self.steps.append(f"replay(UE{i}, delivery {k}) -> {result}")
         core = self.tracker.core
         teks = [self.mapper.names.teks[(self.service, mki)] for mki in mkis]
-        model_accepts = self.profile["replay_protection"] == "none" or any(
-            core.get("dlv_ctr", i, t) > core.get("ue_ctr", i) for t in teks
-        )
+        mode = self.profile["replay_protection"]
+        if mode == "counter":
+            model_accepts = any(core.get("dlv_ctr", i, t) > core.get("ue_ctr", i) for t in teks)
+        elif mode == "timestamp":  # inside the window and not in the replay cache
+            model_accepts = any(
+                core.get("in_window", i, t) and not core.get("cached", i, t) for t in teks
+            )
+        else:
+            model_accepts = True
         # The model's Replay does not represent the KEK: a UE that no longer has the KEK
         # the delivery was made under (under reauthenticate it drops it after each
         # registration) cannot open it, so only a UE still holding that KEK is judged.

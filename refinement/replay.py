@@ -117,6 +117,7 @@ _HONEST: Final = frozenset(
         "LoseCoverage",
         "RegainCoverage",
         "Replay",
+        "LoseReplayCache",
     }
 )
 
@@ -144,8 +145,9 @@ class Unfaithful(CounterexampleReplayError):
 @dataclass(frozen=True)
 class Op:
     """One concrete operation: ``kind`` in subscribe, revoke, register, activate, tick,
-    send, receive, lose_coverage, regain_coverage, replay; ``ue``, ``packet`` (sending
-    order), ``tek`` (generation order), ``lost``; ``step`` is the model step (1-based)."""
+    send, receive, lose_coverage, regain_coverage, replay, lose_replay_cache; ``ue``,
+    ``packet`` (sending order), ``tek`` (generation order), ``lost``; ``step`` is the
+    model step (1-based)."""
 
     kind: str
     step: int
@@ -256,6 +258,8 @@ def plan(trace: Trace, model: Model) -> list[Op]:
             ops.append(Op("regain_coverage", n, ue=a[0], what=what))
         elif st.action == "Replay":
             ops.append(Op("replay", n, ue=a[0], tek=post.get("mki", a[1]), what=what))
+        elif st.action == "LoseReplayCache":
+            ops.append(Op("lose_replay_cache", n, ue=a[0], what=what))
         elif st.action in _HONEST:  # pragma: no cover - every honest action is mapped above
             raise CounterexampleReplayError(f"model action {st.action} is not mapped")
         else:
@@ -545,6 +549,10 @@ def _run(
         assert i is not None
         ls.regain_coverage(i)
         note(op)
+    elif op.kind == "lose_replay_cache":
+        assert i is not None
+        ls.lose_replay_cache(i)
+        note(op)
     elif op.kind == "attack":
         _attack(op, ls, res, strict, packet_of, note)
     elif op.kind == "replay":
@@ -655,15 +663,17 @@ def _kek_of(ls: Lockstep, v: int) -> bytes | None:
 
 
 def _read_from_others(
-    ls: Lockstep, res: ReplayResult, u: int, mki: int
+    ls: Lockstep, res: ReplayResult, u: int, mki: int, *, own: bool = False
 ) -> tuple[HeldKey, str] | str:
-    """An insider UE ``u`` opens a recorded answer to another UE carrying ``mki`` with
-    its own KEKs: the key and how, or why it cannot."""
+    """An insider UE ``u`` opens a recorded answer to another UE (or, with ``own``, to
+    any UE, itself included) carrying ``mki`` with its own KEKs: the key and how, or why
+    it cannot."""
     st = ls.ues[u].state(ls.service)
     keks = [*res.ue_keks.get(u, []), *([st.kek] if st.kek is not None else [])]
-    got = _open_answers(ls, res, keks, mki, but=u)
+    got = _open_answers(ls, res, keks, mki, but=None if own else u)
     if got is None:
-        return f"UE{u}'s own KEKs open no recorded answer to another UE carrying MKI {mki}"
+        whose = "any UE" if own else "another UE"
+        return f"UE{u}'s own KEKs open no recorded answer to {whose} carrying MKI {mki}"
     return got
 
 
@@ -714,7 +724,7 @@ def _realise(
         return None
     if sym == "overheard":
         u, mki = vals
-        read = _read_from_others(ls, res, u, mki)
+        read = _read_from_others(ls, res, u, mki, own=True)
         if isinstance(read, str):
             return read
         held, how = read

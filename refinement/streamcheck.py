@@ -453,7 +453,7 @@ def run_projected(
     support = live.support(action.name, args)
     st = ProjectedStep(live, action, support)
     try:
-        action.body(_ProjectedOps(support), st, profile, *args)
+        action.run(_ProjectedOps(support), st, profile, *args)
     except Disabled:
         return None
     return st

@@ -27,7 +27,12 @@ What the log does not record
   is still reported as such.)
 * **State shared by every candidate.**  The timing never changes the effect of an
   action on the other symbols, only whether it is enabled; so all candidates share one
-  *core* state and the search is over timings only.
+  *core* state and the search is over timings only.  (One exception, which no log can
+  use: under ``replay_protection=timestamp`` a ``Tick`` also closes the replay window,
+  ``in_window``.  Ticks are not applied to the core, so the window stays open there;
+  it decides a replay only once the UE's replay cache is lost, ``LoseReplayCache``, a
+  step no event records and the checker never invents, so a log with a replay the UE
+  accepted is reported, never explained that way.)
 * **Authentication reused.**  With ``second_service_auth=authorise_only`` the model
   keeps a UE authenticated across deliveries, so a delivery reusing an earlier Digest AKA
   run needs no step of its own; such deliveries are named in the verdict.  Under
@@ -240,7 +245,9 @@ class Tracker:
         self.core: State = model.initial(universe)
         self.judge_steps = False
         """Judge the step properties on every committed step (off by default: a replay of
-        a counterexample asks for it; checking a long log does not need it)."""
+        a counterexample asks for it; checking a long log does not need it).  The core
+        state keeps no timing, so a step property that compares the clock with a fetch
+        time (14) reads both at their initial values there and is not judged by this."""
         self.step_violations: set[int] = set()
         """Step properties some committed step violated (with :attr:`judge_steps`)."""
         self.vars: list[tuple[int, int]] = [_CLOCK]

@@ -17,4 +17,6 @@ PROFILES: dict[str, dict[str, str]] = {
         "activation": "immediate",
         "mikey_response": "optional",
     },
+    # the replay cache and window (and LoseReplayCache) exist only with timestamps
+    "timestamp": {"replay_protection": "timestamp"},
 }

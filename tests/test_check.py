@@ -302,8 +302,8 @@ def test_behaviour_proposals_break_with_their_own_steps(comparisons: list[Compar
             assert steps[-1] == last, (name, steps)
     # an added property: numbered after the model's, proved as its file expects
     clears = by_name["ue_clears_keys_out_of_coverage"]
-    assert clears.added == [14] and clears.report.verdicts[14].verdict == "proved"
-    assert clears.report.verdicts[14].name == "no_keys_out_of_coverage"
+    assert clears.added == [15] and clears.report.verdicts[15].verdict == "proved"
+    assert clears.report.verdicts[15].name == "no_keys_out_of_coverage"
 
 
 @pytest.mark.slow

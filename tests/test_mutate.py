@@ -27,6 +27,8 @@ from mbmssec.spec.loader import SpecError, load_spec
 
 pytestmark = pytest.mark.xdist_group("mutate")
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_every_operator_applies_and_ids_are_unique() -> None:
     all_sites = sites()
@@ -46,6 +48,47 @@ def test_environment_and_history_are_never_mutated() -> None:
             assert s.symbol is not None and VOCABULARY[s.symbol].role == "design", s
 
 
+def test_radio_and_parameter_ranges_are_the_languages() -> None:
+    """The radio condition and the declared parameter ranges are added by the language
+    (``Action.run``), not written in the bodies, so no mutant removes them: in every
+    reading an action over a UE's radio link is disabled while that UE is out of
+    coverage (Z3: the guard implies coverage, every population size), and a fetch delay
+    below its declared bound disables a delivery."""
+    import z3
+
+    from mbmssec.model.actions import ACTIONS
+    from mbmssec.model.symbolic import Sorts, SymbolicState, param_consts, transition
+    from mbmssec.proofs.induction import as_z3
+
+    radio = {a.name for a in ACTIONS if a.radio}
+    assert radio == {"Authenticate", "Register", "DeliveryLost", "Acknowledge", "Receive", "Replay"}
+    assert not any("covered" in s.text for s in sites())  # no body reads coverage itself
+    profile = load_spec().profile({"mikey_response": "required"})
+    sorts = Sorts.unbounded("_radio")
+    pre = SymbolicState(Model(profile).vocab, sorts, "radio")
+    for act in ACTIONS:
+        if not act.radio:
+            continue
+        args = param_consts(act, sorts, "radio")
+        guard = transition(act, profile, pre, sorts, params=args, tag="radio").guard
+        u = args[[p.name for p in act.params].index(act.radio[0])]
+        solver = z3.Solver()
+        solver.add(guard, z3.Not(as_z3(pre.get("covered", u))))
+        assert solver.check() == z3.unsat, act.name
+    # concretely (the reading trace checking uses, with arguments taken from a log): a
+    # registration the model takes with f=1 is refused with f=0
+    from mbmssec.model.concrete import step
+
+    model = Model(load_spec().baseline())
+    found = search(model, actions=["Register"], depth=6).witnesses["Register"]
+    *_, last = found.trace.steps
+    before = found.trace.replay(model)[-2]
+    register = model.action("Register")
+    u, s, _f = last.args
+    assert step(register, model.profile, before, (u, s, 1)) is not None
+    assert step(register, model.profile, before, (u, s, 0)) is None
+
+
 def test_a_mutant_is_checked_only_where_its_code_runs() -> None:
     """The send guard ``ops.require(m)`` exists only under ``mki_in_srtp=mandatory``:
     its mutant is reached under the baseline and not under the optional-MKI profile."""
@@ -60,8 +103,8 @@ def test_a_mutant_is_checked_only_where_its_code_runs() -> None:
 
 MISSES = [
     # (site, property that must catch it)
-    ("_bmsc_delivery:guard-drop:2", 1),  # delivery without authentication
-    ("_bmsc_delivery:guard-drop:3", 1),  # delivery without authorisation
+    ("_bmsc_delivery:guard-drop:1", 1),  # delivery without authentication
+    ("_bmsc_delivery:guard-drop:2", 1),  # delivery without authorisation
     ("activate:guard-drop:2", 4),  # activation without the fetch-window check
     ("receive:update-drop:1", 12),  # the UE ignores unknown MKIs (recovers only later)
 ]
@@ -115,14 +158,15 @@ def test_shipped_declarations_load() -> None:
     assert all(d.reason.strip() for d in declared.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="27 of the 143 mutants are declared equivalent (19 %), over the 15 % aim: the "
-    "mutants of the attacker's collusion steps, of the current key (used only without "
-    "MKIs) and of coverage checks are told apart by no property yet",
-)
-def test_declared_equivalents_stay_a_small_share() -> None:
-    assert len(load_equivalents()) < 0.15 * len(sites())
+def test_equivalents_stay_a_small_share() -> None:
+    """Under 15 % of all mutants are equivalent, declared or proved: counted in the
+    committed catalogue (docs/mutants.json, whose currency tests/test_docs_mutation.py
+    checks), since a proved equivalence is known only by running the catalogue."""
+    doc = json.loads((ROOT / "docs" / "mutants.json").read_text())
+    equivalent = [m for m in doc["mutants"] if m["verdict"] == "equivalent"]
+    assert len(doc["mutants"]) == len(sites())
+    assert len(load_equivalents()) <= len(equivalent)
+    assert len(equivalent) < 0.15 * len(doc["mutants"]), (len(equivalent), len(doc["mutants"]))
 
 
 def test_cli_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,9 +205,9 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(
             "--jobs",
             "2",
             "--only",
-            "_bmsc_delivery:guard-drop:2",
+            "_bmsc_delivery:guard-drop:1",
             "--only",
-            "_bmsc_delivery:guard-drop:6",
+            "revoke:guard-drop:1",
             "--out",
             str(out),
         ]
@@ -172,12 +216,12 @@ def test_cli_reports_killed_and_equivalent_mutants_as_json(
     assert code == 0, captured.err
     doc = json.loads(captured.out)
     by_id = {m["id"]: m for m in doc["mutants"]}
-    killed = by_id["_bmsc_delivery:guard-drop:2"]
+    killed = by_id["_bmsc_delivery:guard-drop:1"]
     assert killed["verdict"] == "killed" and killed["profile"] == "baseline"
     assert killed["killed_by"] and killed["shortest"] is not None
-    eq = by_id["_bmsc_delivery:guard-drop:6"]
+    eq = by_id["revoke:guard-drop:1"]
     assert eq["verdict"] == "equivalent"
-    assert eq["reason"] == load_equivalents()["_bmsc_delivery:guard-drop:6"].reason
+    assert eq["reason"] == load_equivalents()["revoke:guard-drop:1"].reason
     assert doc["counts"] == {"killed": 1, "equivalent": 1, "survived": 0, "stale": 0}
     assert json.loads(out.read_text()) == doc
 
@@ -206,7 +250,7 @@ def test_update_rechecks_only_what_is_open(
 
     assert main(["mutate", "--list", "--json"]) == 0
     ids = [m["id"] for m in json.loads(capsys.readouterr().out)]
-    open_id = "replay:conjunct-drop:2"  # proved equivalent, and cheaply
+    open_id = "register:compare-flip:1"  # proved equivalent, and cheaply
     declared = load_equivalents()
 
     def entry(i: str) -> dict[str, object]:

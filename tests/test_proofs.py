@@ -26,7 +26,7 @@ def baseline(baseline_report: Report) -> tuple[Model, InductionResult]:
 def test_baseline_proves_all_but_backward_secrecy(baseline: tuple[Model, InductionResult]) -> None:
     model, res = baseline
     proved = {p.number for p in model.properties if res.property_proved(p)}
-    assert proved == {1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13}
+    assert proved == {1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14}
     assert res.initial_satisfiable
     assert "Receive" in res.dropped[prop_key(model.prop(7))]
 

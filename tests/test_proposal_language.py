@@ -295,7 +295,7 @@ def test_a_change_adds_guards_replaces_and_adds_updates(tmp_path: Path) -> None:
 def test_proposal_properties_read_concretely() -> None:
     proposal = resolve_proposal("ue_clears_keys_out_of_coverage")
     model = Model(proposal.profile)
-    prop = model.prop(14)
+    prop = model.prop(15)
     assert prop.origin == proposal.name and prop.kind == "invariant"
     s0 = model.initial(Universe(ue=2, svc=1, tek=2, pkt=1))
     ops = ConcreteOps(s0.universe)

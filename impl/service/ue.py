@@ -50,7 +50,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from mbmssec.errors import MbmssecError
@@ -493,6 +493,14 @@ class UeCore:
         return DeliveryOutcome(
             service, tuple(k.mki for k in keys), st.fetch_time, st.fetch_index, verification, event
         )
+
+    def lose_replay_cache(self) -> None:
+        """The UE restarts and loses what it kept only in memory: the replay cache of
+        ``replay_protection=timestamp`` (the timestamps of the messages it accepted).
+        Its keys, fetch times and the counter of ``counter`` mode are stored state and
+        are kept.  A delivery replayed inside the timestamp window is then accepted
+        again (the model's ``LoseReplayCache``)."""
+        self.replay = replace(self.replay, recent=frozenset())
 
     def _open_group_kek(
         self, body: bytes, kek: bytes, now: float
