@@ -58,6 +58,7 @@ def test_shipped_proposals_yield_their_expected_verdicts(comparisons: list[Compa
         11,
         12,
         13,
+        14,
     }
     assert base.verdicts[9].kind == "liveness"
     assert "every population size" in base.verdicts[9].how

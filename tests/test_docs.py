@@ -208,7 +208,7 @@ def test_a_behaviour_proposal_page_shows_its_behaviour(built: Build) -> None:
     text = _text(_page(built, "proposals/ue_clears_keys_out_of_coverage.html"))
     assert "change LoseCoverage" in text
     assert "forall t: TEK. holds(u, t) := false" in text
-    assert "P14 no_keys_out_of_coverage" in text and "A UE out of coverage holds no TEK" in text
+    assert "P15 no_keys_out_of_coverage" in text and "A UE out of coverage holds no TEK" in text
 
 
 @pytest.mark.slow

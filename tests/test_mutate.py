@@ -361,9 +361,9 @@ def test_cli_proposal_mutants_list_and_errors(capsys: pytest.CaptureFixture[str]
 def test_a_proposal_mutant_is_killed_under_the_proposal() -> None:
     """A behaviour proposal through the mutation check: the UE that keeps every TEK when
     it leaves coverage (the deletion's constant flipped) breaks the proposal's own
-    property 14 at once, which the proposal's model proves."""
+    property 15 at once, which the proposal's model proves."""
     from mbmssec.proofs.mutate import check_proposal_mutant
 
     r = check_proposal_mutant("ue_clears_keys_out_of_coverage", "LoseCoverage:const-flip:1")
-    assert r.verdict == "killed" and r.killed_by == ["P14"] and r.shortest == 1
+    assert r.verdict == "killed" and r.killed_by == ["P15"] and r.shortest == 1
     assert r.profile == "ue_clears_keys_out_of_coverage"

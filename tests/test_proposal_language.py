@@ -379,7 +379,7 @@ expect = "violated"
     )
     proposal = load_proposal(path)
     model = Model(proposal.profile)
-    assert proposal.added == {14: "holds", 15: "holds", 16: "holds", 17: "violated"}
+    assert proposal.added == {15: "holds", 16: "holds", 17: "holds", 18: "violated"}
     ind = prove(model)
-    assert [n for n in (14, 15, 16, 17) if ind.property_proved(model.prop(n))] == [14, 15, 16]
-    assert model.prop(16).kind == "liveness" and model.prop(15).bound == 1
+    assert [n for n in (15, 16, 17, 18) if ind.property_proved(model.prop(n))] == [15, 16, 17]
+    assert model.prop(17).kind == "liveness" and model.prop(16).bound == 1
