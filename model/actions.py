@@ -486,8 +486,16 @@ def regain_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
 )
 def tick(ops: Ops, st: Step, prof: Prof) -> None:
     """Time advances, but not past the fetch time of a registered, authorised UE in
-    coverage that has not fetched yet (UEs fetch at their fetch time)."""
+    coverage that has not fetched yet (UEs fetch at their fetch time).  With the fetch
+    time given as an SRTP index, the clock is the streams' index, which a UE sees only
+    while it receives them: a UE that is not listening does not know that its fetch
+    time has come, and does not hold time back."""
     clock = st.get("clock")
+    by_index = prof["fetch_time_unit"] == "sequence_number"
+
+    def knows(v: Any) -> Any:
+        return st.get("listening", v) if by_index else True
+
     ops.require(
         ops.forall(
             UE,
@@ -500,6 +508,7 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
                         st.get("covered", v),
                         ops.not_(st.get("dropped", v, s)),
                         st.get("fetch_time", v, s) <= clock,
+                        knows(v),
                     )
                 ),
             ),
@@ -510,6 +519,37 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
         # the timestamp window is shorter than one clock unit (seconds against a fetch
         # period): a message accepted before this tick is now too old to be accepted again
         st.set_all("in_window", lambda v, t: False)
+
+
+def _by_index(prof: Prof) -> bool:
+    return bool(prof["fetch_time_unit"] == "sequence_number")
+
+
+@action(
+    params=(_p("u", UE),),
+    modifies=("listening",),
+    clauses=("6.2.2/FETCH-AS-SEQ",),
+    actor="net",
+    applies=_by_index,
+)
+def stop_listening(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
+    """The UE stops receiving the SRTP streams (the user leaves the service's bearer, or
+    the radio drops it): it no longer sees the index advance."""
+    ops.require(st.get("listening", u))
+    st.set("listening", (u,), False)
+
+
+@action(
+    params=(_p("u", UE),),
+    modifies=("listening",),
+    clauses=("6.2.2/FETCH-AS-SEQ",),
+    actor="net",
+    applies=_by_index,
+)
+def start_listening(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
+    """The UE receives the SRTP streams again and sees their index."""
+    ops.require(ops.not_(st.get("listening", u)))
+    st.set("listening", (u,), True)
 
 
 @action(
@@ -632,6 +672,8 @@ ACTIONS: tuple[Action, ...] = (
     lose_coverage,
     regain_coverage,
     tick,
+    stop_listening,
+    start_listening,
     lose_replay_cache,
     compromise,
     leak,

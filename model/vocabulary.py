@@ -136,6 +136,17 @@ VOCABULARY = Vocabulary(
         # UE
         _s("covered", (UE,), B, "The UE is in radio coverage.", True, role="environment"),
         _s(
+            "listening",
+            (UE,),
+            B,
+            "fetch_time_unit=sequence_number: the UE follows the services' SRTP streams, "
+            "so it sees their index (the clock) advance.  One that does not may still be "
+            "reached by a packet now and then (Receive: it notes an unknown MKI as "
+            "usual), which the model does not let tell it the index.",
+            True,
+            role="environment",
+        ),
+        _s(
             "dropped",
             (UE, SVC),
             B,

@@ -297,7 +297,9 @@ class Lockstep:
       the BM-SC's fetch time and compares only the index).
 
     Time follows the model: it never passes the fetch time of a synchronised UE (the
-    model's ``Tick``) except through :meth:`delay`, which makes a UE late on purpose:
+    model's ``Tick``; with ``fetch_time_unit=sequence_number``, of one that listens to
+    the streams, see :meth:`listen`) except through :meth:`delay`, which makes a UE late
+    on purpose:
     within the BM-SC's fetch grace the UE is still synchronised (its request is in
     transit, so no TEK it lacks may be activated), beyond it the UE is out of
     synchronisation (the model's ``LoseCoverage`` and ``RegainCoverage``, which the
@@ -359,6 +361,9 @@ class Lockstep:
         """UE -> (fetch time, SRTP index) of the latest delivery it installed, as the
         BM-SC recorded them."""
         self.retry: set[int] = set()  # UEs whose latest request got no delivery to them
+        # UEs that do not follow the streams (fetch_time_unit=sequence_number only: they
+        # do not see the index reach their fetch time, so time does not wait for them)
+        self.not_listening: set[int] = set()
         self.first_mki: int | None = None
         self.withdrawn_at: int | None = None  # highest MKI withdrawn by a revocation
         self._sender: Any = None
@@ -506,8 +511,13 @@ class Lockstep:
         return max(reg.fetch_time, mine)
 
     def synchronised_fetch_times(self, but: int | None = None) -> list[float]:
+        """The fetch times time may not pass: those of the synchronised UEs that know when
+        they are due (with the fetch time as an SRTP index, only the listening ones)."""
+        by_index = self.profile["fetch_time_unit"] == "sequence_number"
         return [
-            self.fetch_limit(i) for i in range(len(self.ues)) if i != but and self.synchronised(i)
+            self.fetch_limit(i)
+            for i in range(len(self.ues))
+            if i != but and self.synchronised(i) and not (by_index and i in self.not_listening)
         ]
 
     def next_tek(self) -> Any:
@@ -813,6 +823,19 @@ class Lockstep:
             f"lose_coverage(UE{i})",
             [Event("LoseCoverage", self.now, ue=name, extra={"source": UE})],
         )
+
+    def listen(self, i: int, listening: bool) -> None:
+        """UE ``i`` stops (or starts again) following the SRTP streams: the model's
+        ``StopListening``/``StartListening`` (sequence-number fetch times only; under
+        another profile the model has no such step and none is taken), applied as the
+        driver's own step since no event records it."""
+        name = "StartListening" if listening else "StopListening"
+        (self.not_listening.discard if listening else self.not_listening.add)(i)
+        self.steps.append(f"{'start' if listening else 'stop'}_listening(UE{i})")
+        exists = any(a.name == name for a in self.tracker.model.actions)
+        if exists and not self.tracker.apply(name, [(i,)]):
+            raise Divergence(f"model {name}(UE{i}) not enabled; steps {self.steps}")
+        self.check(self.steps[-1])
 
     def lose_replay_cache(self, i: int) -> None:
         """UE ``i`` restarts and loses its MIKEY replay cache (``replay_protection=

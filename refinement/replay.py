@@ -118,6 +118,8 @@ _HONEST: Final = frozenset(
         "RegainCoverage",
         "Replay",
         "LoseReplayCache",
+        "StopListening",
+        "StartListening",
     }
 )
 
@@ -145,7 +147,8 @@ class Unfaithful(CounterexampleReplayError):
 @dataclass(frozen=True)
 class Op:
     """One concrete operation: ``kind`` in subscribe, revoke, register, activate, tick,
-    send, receive, lose_coverage, regain_coverage, replay, lose_replay_cache; ``ue``,
+    send, receive, lose_coverage, regain_coverage, replay, lose_replay_cache,
+    stop_listening, start_listening; ``ue``,
     ``packet`` (sending order), ``tek`` (generation order), ``lost``; ``step`` is the
     model step (1-based)."""
 
@@ -260,6 +263,9 @@ def plan(trace: Trace, model: Model) -> list[Op]:
             ops.append(Op("replay", n, ue=a[0], tek=post.get("mki", a[1]), what=what))
         elif st.action == "LoseReplayCache":
             ops.append(Op("lose_replay_cache", n, ue=a[0], what=what))
+        elif st.action in ("StopListening", "StartListening"):
+            kind = "stop_listening" if st.action == "StopListening" else "start_listening"
+            ops.append(Op(kind, n, ue=a[0], what=what))
         elif st.action in _HONEST:  # pragma: no cover - every honest action is mapped above
             raise CounterexampleReplayError(f"model action {st.action} is not mapped")
         else:
@@ -552,6 +558,10 @@ def _run(
     elif op.kind == "lose_replay_cache":
         assert i is not None
         ls.lose_replay_cache(i)
+        note(op)
+    elif op.kind in ("stop_listening", "start_listening"):
+        assert i is not None
+        ls.listen(i, op.kind == "start_listening")
         note(op)
     elif op.kind == "attack":
         _attack(op, ls, res, strict, packet_of, note)

@@ -293,13 +293,16 @@ class Tracker:
             del row[k]
 
     def _synced(self, pair: tuple[int, int]) -> bool:
+        """Does time wait for this pair's fetch time (the pair in ``Tick``'s guard)?"""
         u, s = pair
         c = self.core
+        by_index = self.model.profile["fetch_time_unit"] == "sequence_number"
         return bool(
             c.get("registered", u, s)
             and c.get("subscribed", u, s)
             and c.get("covered", u)
             and not c.get("dropped", u, s)
+            and (c.get("listening", u) or not by_index)
         )
 
     def _elapse(self, vars_: list[tuple[int, int]], m: list[list[float]]) -> bool:

@@ -17,6 +17,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "activation": "immediate",
         "mikey_response": "optional",
     },
-    # the replay cache and window (and LoseReplayCache) exist only with timestamps
-    "timestamp": {"replay_protection": "timestamp"},
+    # the replay cache and window (and LoseReplayCache) exist only with timestamps, and
+    # StopListening/StartListening only with the fetch time as an SRTP index
+    "timestamp_index": {"replay_protection": "timestamp", "fetch_time_unit": "sequence_number"},
 }
