@@ -164,3 +164,13 @@ def test_concrete_and_z3_readings_agree(profile: str) -> None:
     # ways, for every action
     assert covered(), (n_states, enabled)
     assert unguarded <= {"Compromise", "LoseReplayCache"}, unguarded
+
+
+def test_the_profiles_make_every_action_exist() -> None:
+    """Every action of the model (those only some options create among them) is read
+    under at least one of the profiles above, so the comparison covers all of them."""
+    from mbmssec.model.actions import ACTIONS
+
+    spec = load_spec()
+    seen = {a.name for p in PROFILES.values() for a in Model(spec.profile(p)).actions}
+    assert seen == {a.name for a in ACTIONS}
