@@ -478,6 +478,11 @@ def regain_coverage(ops: Ops, st: Step, prof: Prof, u: Any) -> None:
     st.set("covered", (u,), True)
 
 
+def _by_index(prof: Prof) -> bool:
+    """Is the fetch time given as an SRTP index (the streams' position)?"""
+    return bool(prof["fetch_time_unit"] == "sequence_number")
+
+
 @action(
     params=(),
     modifies=("clock", "in_window"),
@@ -491,10 +496,9 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
     while it receives them: a UE that is not listening does not know that its fetch
     time has come, and does not hold time back."""
     clock = st.get("clock")
-    by_index = prof["fetch_time_unit"] == "sequence_number"
 
     def knows(v: Any) -> Any:
-        return st.get("listening", v) if by_index else True
+        return st.get("listening", v) if _by_index(prof) else True
 
     ops.require(
         ops.forall(
@@ -519,10 +523,6 @@ def tick(ops: Ops, st: Step, prof: Prof) -> None:
         # the timestamp window is shorter than one clock unit (seconds against a fetch
         # period): a message accepted before this tick is now too old to be accepted again
         st.set_all("in_window", lambda v, t: False)
-
-
-def _by_index(prof: Prof) -> bool:
-    return bool(prof["fetch_time_unit"] == "sequence_number")
 
 
 @action(

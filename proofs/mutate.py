@@ -62,6 +62,7 @@ from mbmssec.model.dsl import Action
 from mbmssec.model.machine import Model
 from mbmssec.model.symbolic import Sorts, SymbolicState, transition
 from mbmssec.model.vocabulary import VOCABULARY
+from mbmssec.proofs.bmc import DEFAULT_DEPTH
 from mbmssec.spec.loader import SPEC_DIR, Profile, SpecError, load_spec, read_toml
 
 EQUIVALENTS_FILE = SPEC_DIR / "equivalent_mutants.toml"
@@ -80,7 +81,7 @@ DEEP_DEPTH = 10
 #: How deep the unmutated model is searched for the counterexamples a mutant may remove
 #: or bring sooner: the checker's own depth (the deepest shipped counterexample, a replay
 #: after a replay-cache loss, takes 11 steps).
-REFUTED_DEPTH = 12
+REFUTED_DEPTH = DEFAULT_DEPTH
 
 #: A universe with two services, searched (shallowly) for the lost properties when the
 #: one-service universe shows nothing: a mutant that confuses services (a TEK recorded

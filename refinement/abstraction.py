@@ -830,7 +830,10 @@ class Lockstep:
         another profile the model has no such step and none is taken), applied as the
         driver's own step since no event records it."""
         name = "StartListening" if listening else "StopListening"
-        (self.not_listening.discard if listening else self.not_listening.add)(i)
+        if listening:
+            self.not_listening.discard(i)
+        else:
+            self.not_listening.add(i)
         self.steps.append(f"{'start' if listening else 'stop'}_listening(UE{i})")
         exists = any(a.name == name for a in self.tracker.model.actions)
         if exists and not self.tracker.apply(name, [(i,)]):
