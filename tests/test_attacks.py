@@ -238,7 +238,7 @@ def test_client_retries_an_unreachable_or_busy_bmsc_with_backoff(tmp_path: Path)
     TimeoutError".  A request that fails for the network, or with a 5xx or 429, is sent
     again after a random delay below ``retry_min * 2^(k-1)`` (at most ``retry_max``,
     never before a ``Retry-After``), each retry logged, at most ``max_retries`` times."""
-    cfg = ClientConfig(retry_min=0.05, retry_max=0.4, max_retries=8)
+    cfg = ClientConfig(retry_min=0.05, retry_max=0.4, max_retries=30)
 
     async def main() -> None:
         async with (

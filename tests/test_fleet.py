@@ -103,8 +103,10 @@ def _workers(url: str, port: int, tmp_path: Path, *args: str) -> list[Worker]:
 
 
 class UeLogInDb:
-    """The UEs' events, appended to the fleet's database log a few at a time (each
-    after the BM-SC answer it reports, so in an order ``trace-check`` can explain)."""
+    """The UEs' events, appended to the fleet's database log as each happens: after the
+    BM-SC answer it reports and before the UE's next request, so in an order
+    ``trace-check`` can explain (an outcome still waiting in a buffer could land after
+    the BM-SC's next delivery to that UE)."""
 
     def __init__(self, url: str) -> None:
         self.store = PgStore(url, durability="normal")
@@ -113,6 +115,7 @@ class UeLogInDb:
     def __call__(self, event: Event) -> None:
         if event.event != "Receive":  # the SRTP packets are not logged (--no-send-log)
             self.pending.append(event)
+            self.flush()
 
     def flush(self) -> None:
         events, self.pending = self.pending, []
