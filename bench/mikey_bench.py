@@ -14,11 +14,11 @@ messages use.  A ratio of 0.5 means the encoding, parsing and checks cost as muc
 the cryptography they wrap.
 
 Times are CPU time of this process (:func:`time.process_time`) over several interleaved
-rounds; each round times the messages and then their reference back to back over the
-same CPU time.  A rate is the best round's; the ratio is the median over the rounds of
-the ratio measured within each round, so that a round slowed by other load on a
-shared (virtual) machine, which slows both halves of it, moves the ratio less than it
-moves either rate.
+rounds; each round times every shape's messages and their reference back to back, each
+function over the same CPU time.  A rate is the best round's; the ratio is the median
+over the rounds of the ratio measured within each round, so that a round slowed by other
+load on a shared (virtual) machine, which slows both halves of it, moves the ratio less
+than it moves either rate.
 
 Run ``python -m mbmssec.bench.mikey_bench [--quick] [--json]``.
 """
@@ -170,7 +170,9 @@ def _verification_reference(
     return once
 
 
-def _case(encr: EncrAlg, n_keys: int, size: MikeySize) -> dict[str, object]:
+def _functions(encr: EncrAlg, n_keys: int) -> tuple[dict[str, object], list[Callable[[], object]]]:
+    """One message shape: its description and the four functions timed for it (the
+    delivery's round trip and its reference, the verification message's and its)."""
     kek = os.urandom(16)
     keys = [TekKey(os.urandom(16), os.urandom(14), bytes([i, 0, 0])) for i in range(n_keys)]
     delivery = new_tek_delivery(
@@ -199,15 +201,22 @@ def _case(encr: EncrAlg, n_keys: int, size: MikeySize) -> dict[str, object]:
     def verification_round_trip() -> object:
         return verify_verification(build_verification(delivery, kek), delivery, kek)
 
-    mikey_rates, reference_rates, v_rates, v_references = _rates(
-        [
-            round_trip,
-            _reference(delivery, kek, message),
-            verification_round_trip,
-            _verification_reference(delivery, kek, response),
-        ],
-        size,
-    )
+    shape: dict[str, object] = {
+        "encryption": encr.name,
+        "keys": n_keys,
+        "message_bytes": len(message),
+        "verification_bytes": len(response),
+    }
+    return shape, [
+        round_trip,
+        _reference(delivery, kek, message),
+        verification_round_trip,
+        _verification_reference(delivery, kek, response),
+    ]
+
+
+def _case(shape: dict[str, object], rates: list[list[float]]) -> dict[str, object]:
+    mikey_rates, reference_rates, v_rates, v_references = rates
     return {
         "rounds": len(mikey_rates),
         "round_rates": {
@@ -216,10 +225,7 @@ def _case(encr: EncrAlg, n_keys: int, size: MikeySize) -> dict[str, object]:
             "verification": v_rates,
             "verification_reference": v_references,
         },
-        "encryption": encr.name,
-        "keys": n_keys,
-        "message_bytes": len(message),
-        "verification_bytes": len(response),
+        **shape,
         "build_parse_verify_per_second": max(mikey_rates),
         "reference_per_second": max(reference_rates),
         "ratio_to_reference": _paired_ratio(mikey_rates, reference_rates),
@@ -231,13 +237,24 @@ def _case(encr: EncrAlg, n_keys: int, size: MikeySize) -> dict[str, object]:
     }
 
 
+SHAPES: Final = tuple(
+    (encr, n_keys) for n_keys in (1, 4) for encr in (EncrAlg.AES_CM_128, EncrAlg.AES_KW_128)
+)
+
+
 def measure(size: MikeySize) -> dict[str, object]:
-    """Time each message shape and its reference; return the figures as a dict."""
-    cases = [
-        _case(encr, n_keys, size)
-        for n_keys in (1, 4)
-        for encr in (EncrAlg.AES_CM_128, EncrAlg.AES_KW_128)
-    ]
+    """Time each message shape and its reference; return the figures as a dict.
+
+    Every round times all shapes' functions one after another, so that a spell of other
+    load on the machine falls on a few rounds of every shape rather than on all rounds of
+    the shape being timed then (the median of the per-round ratios leaves those out)."""
+    shapes, fns = [], []
+    for encr, n_keys in SHAPES:
+        shape, functions = _functions(encr, n_keys)
+        shapes.append(shape)
+        fns += functions
+    rates = _rates(fns, size)
+    cases = [_case(shape, rates[4 * i : 4 * i + 4]) for i, shape in enumerate(shapes)]
     return {
         "benchmark": "mikey",
         "quick": size == QUICK,

@@ -140,7 +140,7 @@ class OneMkiPerDelivery(BmscCore):
 
         def same_mki(**kw: Any) -> Any:
             keys = kw["keys"]
-            kw["keys"] = [dataclasses.replace(k, mki=keys[0].mki) for k in keys]
+            kw["keys"] = [k._replace(mki=keys[0].mki) for k in keys]
             return real(**kw)
 
         setattr(bmsc, "new_tek_delivery", same_mki)  # noqa: B010

@@ -766,7 +766,7 @@ def test_unknown_general_extensions_pass_through() -> None:
     kek = os.urandom(16)
     extra = GeneralExtensionPayload(0, b"vendor-x")
     d = _delivery()
-    d2 = TekDelivery(**{**d.__dict__, "extensions": (extra,)})
+    d2 = d._replace(extensions=(extra,))
     got = parse_and_verify(build_tek_delivery(d2, kek), kek, ReplayState(ReplayMode.NONE), NOW)
     assert got.delivery.extensions == (extra,)
 

@@ -191,15 +191,15 @@ def counter_timestamp(counter: int) -> TimestampPayload:
 # --------------------------------------------------------------------------- content
 
 
-@dataclass(frozen=True, repr=False)
-class TekKey:
+class TekKey(NamedTuple):
     """One delivered TEK: key, optional SRTP master salt, optional MKI (key validity SPI/MKI).
 
     Sent as a Key data sub-payload (RFC 3830 6.13) of type TEK, or TEK+SALT when a
     salt is given.  ``group_key`` marks instead a key that protects further TEK
     deliveries (a KEK shared by a group of UEs), sent with type TGK (TGK+SALT with a
     salt), the RFC 3830 type for a key from which a receiver obtains TEKs.  ``repr``
-    hides the secrets.
+    hides the secrets.  A named tuple: a parsed delivery makes one per key in a single
+    call, where a dataclass instance costs about twice the time (bench/mikey_bench.py).
     """
 
     tek: bytes
@@ -228,14 +228,14 @@ class TekKey:
         )
 
 
-@dataclass(frozen=True)
-class TekDelivery:
+class TekDelivery(NamedTuple):
     """The content of one TEK delivery I_MESSAGE (what is built and what is verified).
 
     ``timestamp`` is the T payload: a COUNTER (replay counter) or NTP-UTC time.
     ``policies`` become SP payloads; ``fetch``/``lifetime`` the private-use TEK
     fetch extension; ``extensions`` are other General Extension payloads passed
-    through unchanged. ``v_flag`` asks the UE for a verification message.
+    through unchanged. ``v_flag`` asks the UE for a verification message.  A named
+    tuple, as :class:`TekKey`: every parsed delivery makes one.
     """
 
     csb_id: int
@@ -276,9 +276,9 @@ class ReplayState:
     """(NTP timestamp, RAND) of messages accepted within the skew window (TIMESTAMP mode)."""
 
 
-@dataclass(frozen=True)
-class VerifiedTekDelivery:
-    """An authenticated, replay-checked TEK delivery and the replay state to keep."""
+class VerifiedTekDelivery(NamedTuple):
+    """An authenticated, replay-checked TEK delivery and the replay state to keep (a named
+    tuple, as :class:`TekDelivery`)."""
 
     delivery: TekDelivery
     replay_state: ReplayState
@@ -413,8 +413,7 @@ def _key_chain(keys: Sequence[TekKey]) -> bytes:
     """The Key data chain (6.13) of the delivered keys, the plaintext of KEMAC."""
     parts = []
     last = len(keys) - 1
-    for i, k in enumerate(keys):
-        tek, salt, mki = k.tek, k.salt, k.mki
+    for i, (tek, salt, mki, group_key) in enumerate(keys):
         nxt = _KEY_DATA if i < last else _LAST
         if salt is not None and mki is not None:
             lengths = (len(tek), len(salt), len(mki))
@@ -422,7 +421,7 @@ def _key_chain(keys: Sequence[TekKey]) -> bytes:
                 parts.append(
                     (_KEY_DATA_PACKS.get(lengths) or _key_data_pack(lengths))(
                         nxt,
-                        _TGK_SALT_SPI if k.group_key else _TEK_SALT_SPI,
+                        _TGK_SALT_SPI if group_key else _TEK_SALT_SPI,
                         lengths[0],
                         tek,
                         lengths[1],
@@ -435,7 +434,7 @@ def _key_chain(keys: Sequence[TekKey]) -> bytes:
             except struct.error:
                 pass  # a length that does not fit: the checked encoder below names it
         kv = _SPI if mki is not None else _NULL
-        parts.append(encode_key_data(nxt, k.key_type, tek, salt, kv, mki or b""))
+        parts.append(encode_key_data(nxt, keys[i].key_type, tek, salt, kv, mki or b""))
     return b"".join(parts)
 
 
@@ -587,8 +586,15 @@ def build_tek_delivery(delivery: TekDelivery, kek: bytes) -> bytes:
     )
     keys = derive_message_keys(kek, d.csb_id, d.rand, d.encr_alg, d.mac_alg)
     plaintext = _key_chain(d.keys)
-    ts = d.timestamp
-    encr_data = kemac_encrypt(d.encr_alg, keys, plaintext, d.csb_id, ts.value_bytes())
+    encr_alg = d.encr_alg
+    encr_data = kemac_encrypt(
+        encr_alg,
+        keys,
+        plaintext,
+        d.csb_id,
+        # Only AES-CM takes T (in its IV).
+        d.timestamp.value_bytes() if encr_alg is EncrAlg.AES_CM_128 else b"",
+    )
     # The MAC covers the whole message up to the MAC field, which ends it (RFC 3830 5.2,
     # 6.2): KEMAC is last.
     body = _encode_delivery(d, policies, fetch, encr_data)
@@ -657,6 +663,7 @@ def _only(
 
 
 _new = object.__new__
+_tuple_new = tuple.__new__
 
 _DELIVERY: Final = "TEK delivery"
 """The memo key of a message layout's :class:`_DeliveryPlan`."""
@@ -942,17 +949,22 @@ def parse_and_verify(
     if key_plan is None:
         key_plan = chain_layout.memo[group_key] = _key_plan(chain_layout, encr_at, group_key)
     # The returned objects are made as checked_instance makes them (every value is
-    # checked by now), written out here: this is the one place that makes them per message.
-    tek_keys = []
-    for k, s, m in key_plan:
-        key = _new(TekKey)
-        key.__dict__.update(
-            tek=keys_ext[k],
-            salt=None if s is None else keys_ext[s],
-            mki=None if m is None else keys_ext[m],
-            group_key=group_key,
-        )
-        tek_keys.append(key)
+    # checked by now), written out here: this is the one place that makes them per message
+    # (the keys, named tuples, in one call each).
+    tek_keys = tuple(
+        [
+            _tuple_new(
+                TekKey,
+                (
+                    keys_ext[k],
+                    None if s is None else keys_ext[s],
+                    None if m is None else keys_ext[m],
+                    group_key,
+                ),
+            )
+            for k, s, m in key_plan
+        ]
+    )
 
     fetch: FetchHint | None = None
     lifetime: int | None = None
@@ -978,26 +990,26 @@ def parse_and_verify(
     id_i, id_r, cs_map, policies = recurring
     timestamp = _new(TimestampPayload)
     timestamp.__dict__.update(ts_type=ts_type, value=ts_value)
-    delivery = _new(TekDelivery)
-    delivery.__dict__.update(
-        csb_id=csb_id,
-        keys=tuple(tek_keys),
-        timestamp=timestamp,
-        rand=rand,
-        cs_map=cs_map,
-        policies=policies,
-        id_i=id_i,
-        id_r=id_r,
-        fetch=fetch,
-        lifetime=lifetime,
-        encr_alg=encr_alg,
-        mac_alg=mac_alg,
-        v_flag=plan.v_flag,
-        extensions=tuple(other_exts),
+    delivery = _tuple_new(
+        TekDelivery,
+        (
+            csb_id,
+            tek_keys,
+            timestamp,
+            rand,
+            cs_map,
+            policies,
+            id_i,
+            id_r,
+            fetch,
+            lifetime,
+            encr_alg,
+            mac_alg,
+            plan.v_flag,
+            tuple(other_exts),
+        ),
     )
-    verified = _new(VerifiedTekDelivery)
-    verified.__dict__.update(delivery=delivery, replay_state=next_state)
-    return verified
+    return _tuple_new(VerifiedTekDelivery, (delivery, next_state))
 
 
 # --------------------------------------------------------------------------- V message
