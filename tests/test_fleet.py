@@ -13,8 +13,10 @@ its UEs, in commit order, which ``trace-check`` must explain.
   window: ``trace-check`` with strict timing), nothing acknowledged is lost, no MKI is
   reused and no SQN goes back.
 
-The populations are small (the suite's time budget); ``mbmssec bench`` measures larger
-ones.
+The suite's population is small (its time budget); ``MBMSSEC_FLEET_UES`` and
+``MBMSSEC_FLEET_PERIOD`` set another for the first test, e.g. 1,000 UEs with a 3 s TEK
+period (50 s to 3.5 min on 2 cores, seen here): ``MBMSSEC_FLEET_UES=1000 MBMSSEC_FLEET_PERIOD=3
+.venv/bin/python -m pytest tests/test_fleet.py -k two_workers``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from mbmssec.spec.loader import load_spec
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 S = "239.255.0.1"
+FLEET_UES = int(os.environ.get("MBMSSEC_FLEET_UES", "24"))
+FLEET_PERIOD = float(os.environ.get("MBMSSEC_FLEET_PERIOD", "0.6"))
 
 
 class Worker:
@@ -169,8 +173,8 @@ def test_two_workers_serve_a_population_through_two_rekeys(
     pg_cluster: PgCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = pg_cluster.create_database()
-    period = 0.6
-    ues = _provision(url, 24, period)
+    period = FLEET_PERIOD
+    ues = _provision(url, FLEET_UES, period)
     port = free_port()
     workers = _workers(url, port, tmp_path, "--period", str(period), "--no-send-log", "--no-stream")
     ue_log = EventLog(None)
@@ -189,9 +193,11 @@ def test_two_workers_serve_a_population_through_two_rekeys(
             for client in clients:
                 await client.add_service(S)
                 client.start()
-            # Every UE registers, then re-keys at least twice.
+            # Every UE registers, then re-keys at least twice (20 s for the suite's
+            # population; 0.15 s per UE for a larger one: 1,000 UEs took 45-60 s).
             assert await _until(
-                lambda: all(c.summary()[0]["registrations"] >= 3 for c in clients), 20
+                lambda: all(c.summary()[0]["registrations"] >= 3 for c in clients),
+                max(20.0, 0.15 * len(clients)),
             ), [c.summary() for c in clients]
             for client in clients:
                 await client.stop()
