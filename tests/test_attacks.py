@@ -293,6 +293,37 @@ def test_client_retries_an_unreachable_or_busy_bmsc_with_backoff(tmp_path: Path)
     asyncio.run(main())
 
 
+def test_every_repeated_request_is_the_ues_own_and_logged(tmp_path: Path) -> None:
+    """Found in the fleet test: a worker committed a delivery and was killed before it
+    answered; aiohttp sent the UE's GET again by itself, the UE never saw the failure and
+    logged no Retry, and trace-check refused the log.  Against a peer that reads each
+    request and drops the connection unanswered, every request it sees is one the UE
+    sent and logged: the first, then one per Retry event."""
+    cfg = ClientConfig(retry_min=0.01, retry_max=0.05, max_retries=2)
+    seen: list[bytes] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.transport.abort()  # gone without an answer, as a SIGKILLed worker
+
+    async def main() -> None:
+        async with bed(tmp_path, n=1, stream=False) as b, aiohttp.ClientSession() as http:
+            server = await asyncio.start_server(drop, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            async with server:
+                client = UeClient(b.ues[0], f"http://127.0.0.1:{port}", http, log=b.log, config=cfg)
+                await client.add_service(S, 40000)
+                assert not await client.register(S)
+            retries = [e for e in b.events("Retry") if e["ue"] == b.ues[0].ue]
+            assert [(e["attempt"], e["reason"]) for e in retries] == [
+                (1, "unreachable"),
+                (2, "unreachable"),
+            ]
+            assert len(seen) == 1 + len(retries)  # 6 when aiohttp repeated each GET
+
+    asyncio.run(main())
+
+
 # -- attacks that already held --------------------------------------------------------------
 
 

@@ -214,6 +214,13 @@ class UeClient:
             self.ssl_context if self.ssl_context is not None else True
         )
         self.base_url = self.base_url.rstrip("/")
+        # aiohttp sends a GET once more, unasked, when the connection drops before an
+        # answer (ClientSession._request; aiohttp's own test client turns this off the
+        # same way). A UE's request carries a one-time Digest answer and may make the
+        # BM-SC deliver: each repetition must be the UE's, logged as a Retry, or the
+        # UE's log misses a delivery it never saw answered (the BM-SC died after
+        # committing it) and trace-check rightly refuses the log.
+        self.session._retry_connection = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pending_triggers: dict[str, str] = {}
