@@ -16,7 +16,10 @@ its UEs, in commit order, which ``trace-check`` must explain.
 The suite runs 24 UEs (its time budget: 1,000 added 34 s to it, 381 s in all).
 ``MBMSSEC_FLEET_UES``, ``MBMSSEC_FLEET_PERIOD`` and ``MBMSSEC_FLEET_WINDOW`` set the
 first test's population, TEK period and fetch window (24, 0.6 s and 0.8 by default; the
-period grows with the population, 4 s for 1,000); 1,000 UEs take 27-37 s on 2 cores:
+period grows with the population, 6.25 s for 1,000: their fetches then fit 80 % of it at
+the two workers' 200 registrations/s, where with 4 s up to a third of them fetched late
+and were taken out of synchronisation, 3,600-3,800 deliveries instead of 3,000); 1,000
+UEs take about 30 s on 2 cores:
 ``MBMSSEC_FLEET_UES=1000 .venv/bin/python -m pytest tests/test_fleet.py -k two_workers``.
 """
 
@@ -53,8 +56,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 S = "239.255.0.1"
 FLEET_UES = int(os.environ.get("MBMSSEC_FLEET_UES", "24"))
-# A period long enough for the population's re-keys at about 250 registrations/s.
-FLEET_PERIOD = float(os.environ.get("MBMSSEC_FLEET_PERIOD", max(0.6, FLEET_UES / 250)))
+# A period whose fetch window (80 % of it) holds the population's re-keys at the two
+# workers' 200 registrations/s: 1,000 UEs / (0.8 x 200/s) = 6.25 s.
+FLEET_PERIOD = float(os.environ.get("MBMSSEC_FLEET_PERIOD", max(0.6, FLEET_UES / 160)))
 FLEET_WINDOW = float(os.environ.get("MBMSSEC_FLEET_WINDOW", "0.8"))
 
 
