@@ -288,16 +288,18 @@ def test_chromium_renders_the_message_sequence_chart(
     from PIL import Image
 
     url = (built.html / GENERATED / f"{page}.html").as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path / "profile")
-    assert dom.returncode == 0, dom.stderr
-    charts = re.findall(r"<div class=\"mbmssec-msc[^\"]*\">\s*<svg\b.*?</svg>", dom.stdout, re.S)
-    assert charts, f"no inline chart in the DOM of {page}"
-    assert all("violates property" in c for c in charts)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / f"{page.replace('/', '_')}.png"
     shot.unlink(missing_ok=True)
-    run = _chromium([f"--screenshot={shot}", "--window-size=1400,4000", url], tmp_path / "profile")
+    # one launch: the DOM after load on stdout, and the screenshot
+    run = _chromium(
+        ["--dump-dom", f"--screenshot={shot}", "--window-size=1400,4000", url],
+        tmp_path / "profile",
+    )
     assert run.returncode == 0 and shot.is_file(), run.stderr
+    charts = re.findall(r"<div class=\"mbmssec-msc[^\"]*\">\s*<svg\b.*?</svg>", run.stdout, re.S)
+    assert charts, f"no inline chart in the DOM of {page}"
+    assert all("violates property" in c for c in charts)
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("RGB"))
         lane = int(np.all(pixels == np.array(MSC_LANE_FILL, dtype=np.uint8), axis=2).sum())
@@ -331,27 +333,28 @@ def test_pages_fit_1280_pixels_and_are_screenshotted(
 ) -> None:
     """Each page shows what it is for and has no horizontal overflow in a 1280-pixel
     window (measured by Chromium after layout); a screenshot of each is kept in
-    docs/_build/screenshots for a reader to look at."""
+    docs/_build/screenshots for a reader to look at.  One Chromium launch per page
+    dumps the DOM and takes the screenshot, of a copy of the page with the probe (an
+    empty element added after load, which shows nothing)."""
     source = built.html / page
     assert source.is_file(), f"missing page {page}"
     html = source.read_text(encoding="utf-8")
     assert must_show in _text(html), f"{page} does not show {must_show!r}"
     probe = source.with_name(f"probe-{source.name}")
     probe.write_text(html.replace("</body>", _WIDTH_PROBE + "</body>"), encoding="utf-8")
-    dom = _chromium(["--window-size=1280,900", "--dump-dom", probe.as_uri()], tmp_path / "p")
-    assert dom.returncode == 0, dom.stderr
-    m = re.search(r'id="width-probe" data-scroll="(\d+)" data-client="(\d+)"', dom.stdout)
-    assert m, f"the width probe did not run on {page}"
-    scroll, client = int(m.group(1)), int(m.group(2))
-    assert client > 1000, f"unexpected window width {client}"
-    assert scroll <= client, f"{page} overflows a 1280-px window: {scroll} px wide > {client}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / (page.replace("/", "_").removesuffix(".html") + ".png")
     shot.unlink(missing_ok=True)
     run = _chromium(
-        [f"--screenshot={shot}", "--window-size=1280,2400", source.as_uri()], tmp_path / "p"
+        ["--window-size=1280,2400", "--dump-dom", f"--screenshot={shot}", probe.as_uri()],
+        tmp_path / "p",
     )
     assert run.returncode == 0 and shot.is_file(), run.stderr
+    m = re.search(r'id="width-probe" data-scroll="(\d+)" data-client="(\d+)"', run.stdout)
+    assert m, f"the width probe did not run on {page}"
+    scroll, client = int(m.group(1)), int(m.group(2))
+    assert client > 1000, f"unexpected window width {client}"
+    assert scroll <= client, f"{page} overflows a 1280-px window: {scroll} px wide > {client}"
 
 
 # -- the build fails, naming what is wrong -------------------------------------------------
