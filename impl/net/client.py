@@ -144,6 +144,12 @@ class ClientConfig:
             )
 
 
+def _doubling(first: float, cap: float, n: int) -> float:
+    """``first * 2^n``, at most ``cap``: the exponent is bounded first, so that a long
+    run of refusals cannot overflow a float (``2 ** 1025`` once did)."""
+    return min(cap, first * 2.0 ** min(n, 64))
+
+
 @dataclass
 class _Svc:
     port: int
@@ -223,6 +229,7 @@ class UeClient:
         self.session._retry_connection = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._pending_triggers: dict[str, str] = {}
 
     @property
@@ -447,16 +454,14 @@ class UeClient:
         if refused:
             svc.status = "refused"
             svc.refusals_in_row += 1
-            delay = min(
-                self.config.refused_max, self.config.refused_min * 2 ** (svc.refusals_in_row - 1)
+            delay = _doubling(
+                self.config.refused_min, self.config.refused_max, svc.refusals_in_row - 1
             )
             svc.hold_until = now + delay
         else:
             svc.status = "retrying"
             svc.failures_in_row += 1
-            delay = min(
-                self.config.retry_max, self.config.retry_min * 2 ** (svc.failures_in_row - 1)
-            )
+            delay = _doubling(self.config.retry_min, self.config.retry_max, svc.failures_in_row - 1)
         delay *= 0.5 + 0.5 * self.jitter()
         if hold is not None and hold > delay:
             delay = hold
@@ -509,7 +514,7 @@ class UeClient:
         """The wait before retry number ``retries + 1``: a random share (full jitter) of
         ``retry_min * 2^retries``, at most ``retry_max``, and no less than a
         ``Retry-After``; ``None`` when no retry is left or the wait is over ``max_wait``."""
-        cap = min(self.config.retry_max, self.config.retry_min * 2.0**retries)
+        cap = _doubling(self.config.retry_min, self.config.retry_max, retries)
         delay = self.jitter() * cap
         if retry_after is not None:
             delay = max(delay, retry_after)
@@ -542,11 +547,17 @@ class UeClient:
     def start(self) -> None:
         """Start the background task that registers and re-fetches."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the background task and close the UDP sockets."""
+        """Stop the background task and close the UDP sockets.  The task is cancelled
+        and also told to stop: a cancellation that arrives just as the loop's wait for a
+        wake-up finishes is lost in Python 3.11 (``asyncio.wait_for`` then returns the
+        finished wait), and the loop would go on registering while this waits for it."""
         if self._task is not None:
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -588,10 +599,12 @@ class UeClient:
         return min(times) if times else None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             now = self.clock()
             for service, trigger in self._due_now(now).items():
+                if self._stopping:
+                    return
                 svc = self.svcs[service]
                 if svc.inflight:
                     continue
