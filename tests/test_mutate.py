@@ -312,6 +312,10 @@ def test_update_rechecks_only_what_is_open(
     assert verdicts[open_id] == "killed" and len(verdicts) == len(ids)
     rechecked = next(m for m in new["mutants"] if m["id"] == open_id)
     assert rechecked["killed_by"] and rechecked["seconds"] != 1.0
+    # every other verdict kept as it was, made-up details included
+    assert [m for m in new["mutants"] if m["id"] != open_id] == [
+        entry(i) for i in ids if i != open_id
+    ]
     assert new["counts"] == {
         "killed": len(ids) - len(declared),
         "equivalent": len(declared),

@@ -145,9 +145,10 @@ class ClientConfig:
 
 
 def _doubling(first: float, cap: float, n: int) -> float:
-    """``first * 2^n``, at most ``cap``: the exponent is bounded first, so that a long
-    run of refusals cannot overflow a float (``2 ** 1025`` once did)."""
-    return min(cap, first * 2.0 ** min(n, 64))
+    """``first * 2^n``, at most ``cap``: the exponent is bounded first (``2.0 ** 1023``
+    is the largest power a float holds), so that a long run of refusals cannot raise
+    OverflowError (the integer ``2 ** 1025`` once did)."""
+    return min(cap, first * 2.0 ** min(n, 1023))  # an overflowing product is inf
 
 
 @dataclass
@@ -340,6 +341,8 @@ class UeClient:
         timeout = self._timeout()
         rounds = retries = 0
         while True:
+            if self._stopping:  # as a cancellation would: nothing recorded
+                return False
             if not self.covered:
                 svc.overdue = True
                 svc.status = "offline"
@@ -476,6 +479,8 @@ class UeClient:
         url = URL(self.base_url + mikey_response_uri(self.ue, service), encoded=True)
         retries = 0
         while True:
+            if self._stopping:  # as a cancellation would: nothing recorded
+                return
             retry_after: float | None = None
             status: int | None = None
             try:
@@ -552,20 +557,23 @@ class UeClient:
 
     async def stop(self) -> None:
         """Stop the background task and close the UDP sockets.  The task is cancelled
-        and also told to stop: a cancellation that arrives just as the loop's wait for a
-        wake-up finishes is lost in Python 3.11 (``asyncio.wait_for`` then returns the
-        finished wait), and the loop would go on registering while this waits for it."""
-        if self._task is not None:
-            self._stopping = True
-            self._wake.set()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        and also told to stop (a flag its loops check before each wait and request): a
+        cancellation that arrives just as the loop's wait for a wake-up finishes is lost
+        in Python 3.11 (``asyncio.wait_for`` then returns the finished wait), and the
+        loop would go on registering while this waits for it.  A task that had already
+        ended with an error raises it here, after the sockets are closed."""
+        try:
+            if self._task is not None:
+                self._stopping = True
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
             self._task = None
-        for svc in self.svcs.values():
-            if svc.transport is not None:
-                svc.transport.close()
-                svc.transport = None
+            for svc in self.svcs.values():
+                if svc.transport is not None:
+                    svc.transport.close()
+                    svc.transport = None
 
     def _due_now(self, now: float) -> dict[str, str]:
         """The services to register now and why; a service the BM-SC asked to wait
