@@ -14,7 +14,7 @@ its UEs, in commit order, which ``trace-check`` must explain.
   reused and no SQN goes back.
 
 The suite runs 24 UEs (its time budget: 1,000 take 38-42 s of CPU against about 5 s for
-24, in a test phase that keeps both cores busy, about 17 s more on a suite at 351-377 s).
+24, in a test phase that keeps both cores busy, about 17 s more on a suite at 351-398 s).
 ``MBMSSEC_FLEET_UES``, ``MBMSSEC_FLEET_PERIOD`` and ``MBMSSEC_FLEET_WINDOW`` set the
 first test's population, TEK period and fetch window (24, 0.6 s and 0.8 by default; the
 period grows with the population, 6.25 s for 1,000: their fetches then fit 80 % of it at
