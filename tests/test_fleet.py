@@ -13,15 +13,16 @@ its UEs, in commit order, which ``trace-check`` must explain.
   window: ``trace-check`` with strict timing), nothing acknowledged is lost, no MKI is
   reused and no SQN goes back.
 
-The suite runs 24 UEs (its time budget: 1,000 take 38-42 s of CPU against about 5 s for
-24, in a test phase that keeps both cores busy, about 17 s more on a suite at 351-398 s).
-``MBMSSEC_FLEET_UES``, ``MBMSSEC_FLEET_PERIOD`` and ``MBMSSEC_FLEET_WINDOW`` set the
-first test's population, TEK period and fetch window (24, 0.6 s and 0.8 by default; the
-period grows with the population, 6.25 s for 1,000: their fetches then fit 80 % of it at
-the two workers' 200 registrations/s, where with 4 s up to a third of them fetched late
-and were taken out of synchronisation, 3,600-3,800 deliveries instead of 3,000); 1,000
-UEs take about 30 s on 2 cores:
-``MBMSSEC_FLEET_UES=1000 .venv/bin/python -m pytest tests/test_fleet.py -k two_workers``.
+The first test runs 1,000 UEs (about 45-50 s of CPU over the test's processes and the
+database server, 22-43 s of time alone on 2 cores).  ``MBMSSEC_FLEET_UES``,
+``MBMSSEC_FLEET_PERIOD`` and ``MBMSSEC_FLEET_WINDOW`` set its population, TEK period and
+fetch window (1,000, 6.25 s and 0.8 by default; the period grows with the population,
+at least 0.6 s: 1,000 UEs' fetches then fit 80 % of it at the two workers' 200
+registrations/s on an otherwise idle machine, where with 4 s up to a third of them
+fetched late and were taken out of synchronisation, 3,600-3,800 deliveries instead of
+3,000).  Beside the rest of the suite some fetch late, which ``trace-check`` lists and
+the test allows: a late fetch is no failure.  A quick run with fewer UEs:
+``MBMSSEC_FLEET_UES=24 .venv/bin/python -m pytest tests/test_fleet.py -k two_workers``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from mbmssec.spec.loader import load_spec
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 S = "239.255.0.1"
-FLEET_UES = int(os.environ.get("MBMSSEC_FLEET_UES", "24"))
+FLEET_UES = int(os.environ.get("MBMSSEC_FLEET_UES", "1000"))
 # A period whose fetch window (80 % of it) holds the population's re-keys at the two
 # workers' 200 registrations/s: 1,000 UEs / (0.8 x 200/s) = 6.25 s.
 FLEET_PERIOD = float(os.environ.get("MBMSSEC_FLEET_PERIOD", max(0.6, FLEET_UES / 160)))
@@ -215,11 +216,12 @@ def test_two_workers_serve_a_population_through_two_rekeys(
                 await client.add_service(S)
                 client.start()
             # Every UE registers, then re-keys at least twice: the first registrations,
-            # then two periods, and as long again for a loaded machine.
+            # then two periods, and three times as long again for a machine busy with
+            # other tests (the wait ends as soon as the last UE has re-keyed twice).
             svcs = [c.svcs[S] for c in clients]
             assert await _until(
                 lambda: min(s.registrations for s in svcs) >= 3,
-                2 * (FLEET_UES / 100 + 2 * period) + 10,
+                4 * (FLEET_UES / 100 + 2 * period) + 10,
                 poll=0.25,
             ), [c.summary() for c in clients if c.svcs[S].registrations < 3][:5]
             # All at once: stopped one after another, the UEs not yet stopped go on

@@ -45,10 +45,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 
 S = "239.255.0.1"
 N_UES = 1000
-PERIOD = 16.0
-"""TEK period: a registration costs the BM-SC and the UE about 9 ms of CPU together, so
-1,000 UEs fetching once a period take about a core for 9 s, which the machine has to
-spare beside the hog in 16 s but not in 8 s (UEs then fall further behind each period)."""
+PERIOD = 8.0
+"""TEK period: 1,000 UEs re-fetch within 85 % of it.  Measured beside the hog (the test
+prints it): the BM-SC used 5.0-5.3 s of CPU and the UEs 4.7-5.0 s over the whole test
+(its three rounds of registrations), the hog 20.5-21.9 s, and every UE fetched each TEK
+before its activation.  It was 16 s when a registration cost the two sides about 9 ms of
+CPU (the test then took 34 s; now about 18 s)."""
 WINDOW = 0.85
 
 
@@ -66,6 +68,12 @@ threading.Event().wait()
 one process wants both cores."""
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process ``pid`` used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Hog:
     """The CPU hog as a child process, stopped by its PID only."""
 
@@ -74,9 +82,8 @@ class Hog:
         self.started = time.monotonic()
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time the hog used so far (/proc/PID/stat)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system CPU time the hog used so far."""
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> tuple[bool, float, float]:
         """Kill the hog: whether it was still running, the CPU seconds it used and the
@@ -164,16 +171,22 @@ def test_thousand_ues_register_and_rekey_twice_beside_a_cpu_hog(tmp_path: Path) 
             await asyncio.sleep(0.2)
         return registered
 
+    ues_cpu = time.process_time()
     try:
         registered = asyncio.run(run())
     finally:
         alive, used, busy = hog.stop()
+        ues_cpu = time.process_time() - ues_cpu
+        bmsc_cpu = cpu_seconds(server.proc.pid)
         ue_log.close()
         assert server.stop() == 0
     bmsc = read_events(tmp_path / "bmsc.jsonl")
     ues = read_events(ue_log_path)
     retries = [e for e in ues if e["event"] == "Retry"]
-    print(f"hog: {used:.1f} CPU s, {busy:.2f} cores on average; {len(retries)} retries")
+    print(
+        f"hog: {used:.1f} CPU s, {busy:.2f} cores on average; BM-SC {bmsc_cpu:.1f} CPU s, "
+        f"UEs {ues_cpu:.1f} CPU s; {len(retries)} retries"
+    )
     assert alive and used >= 1.0, "the hog did not run"
     assert not [e for e in bmsc if e["event"] == "Rejected"]
     assert not [e for e in ues if e["event"] == "Rejected" or not (e["ok"] or e in retries)]
