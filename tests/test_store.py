@@ -12,6 +12,7 @@ the counters must still be consistent with each other (all of a step or none of 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from mbmssec.impl.service.events import Event
 from mbmssec.impl.service.pgstore import PgStore
 from mbmssec.impl.service.store import (
     Challenge,
@@ -337,6 +339,67 @@ def test_schedules_and_deliveries_in_one_statement_each(open_store: Opener) -> N
     assert sorted((r["tek"], r["ctr"], r["t"]) for r in rows) == sorted(
         [(ids["239.0.0.1", 2], 5, 7.0), (ids["239.0.0.1", 3], 6, 7.0)]
     )
+
+
+def test_lock_service_gives_the_row_it_holds(open_store: Opener) -> None:
+    """``lock_service`` returns the service as read under its lock (None for no such
+    service) and only inside a transaction; on PostgreSQL a shared hold keeps another
+    connection from taking the row for a schedule change until the commit."""
+    store = open_store()
+    with pytest.raises(StoreError, match="outside a transaction"):
+        store.lock_service("239.0.0.1")
+    with store.transaction():
+        made = store.add_service("239.0.0.1", ssrc=1, csb_id=2, period=1.0, now=0.0)
+    with store.transaction():
+        assert store.lock_service("239.0.0.9") is None
+        assert (
+            store.lock_service("239.0.0.1", shared=True) == made == store.get_service("239.0.0.1")
+        )
+        if isinstance(store, PgStore):
+            other = PgStore(store.url, durability="normal", lock_timeout=0.2)
+            try:
+                with pytest.raises(StoreError, match="lock timeout"), other.transaction():
+                    other.lock_service("239.0.0.1")
+            finally:
+                other.close()
+    with store.transaction():
+        assert store.lock_service("239.0.0.1") == made
+
+
+def test_events_join_the_open_batch_at_its_commit(open_store: Opener) -> None:
+    """Where the log is in the database, ``log_at_commit`` appends events at the open
+    batch's commit (nothing before it), as a step of its own when no batch is open (under
+    group commit it opens one; without, it commits at once), and never inside a
+    transaction; SQLite keeps no log and refuses."""
+    store = open_store()
+    ev = [Event("Challenge", 0.5, ue="001"), Event("Authenticate", 0.6, ue="001")]
+    if not isinstance(store, PgStore):
+        with pytest.raises(StoreError, match="keeps no event log"):
+            store.log_at_commit(ev)
+        return
+
+    def logged() -> list[str]:
+        return [json.loads(line)["event"] for _, line in store.export_events()]
+
+    start = logged()
+    store.group_commits(lambda: None)
+    try:
+        with store.transaction():
+            store.add_subscriber("001", K, OPC)
+            with pytest.raises(StoreError, match="inside a transaction"):
+                store.log_at_commit(ev)
+        store.log_at_commit(ev)
+        assert logged() == start  # not before the batch's commit
+        assert store.commit_batch() is False  # durability "normal": no fsync asked
+        assert logged() == [*start, "Challenge", "Authenticate"]
+        store.log_at_commit(ev[:1])  # no batch open: a step of its own opens one
+        assert store.in_batch and logged() == [*start, "Challenge", "Authenticate"]
+        store.commit_batch()
+        assert logged() == [*start, "Challenge", "Authenticate", "Challenge"]
+    finally:
+        store.group_commits(None)
+    store.log_at_commit(ev[1:])  # no group commit: committed at once
+    assert logged() == [*start, "Challenge", "Authenticate", "Challenge", "Authenticate"]
 
 
 _WRITER = r"""

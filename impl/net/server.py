@@ -346,8 +346,7 @@ class GroupCommit:
         error: MbmssecError | None = None
         try:
             if events and self.store.keeps_log:
-                with self.store.transaction(sync=False):
-                    self.store.log_events(events)
+                self.store.log_at_commit(events)
             if self.store.in_batch:
                 if defer:
                     needs_sync = self.store.commit_batch(defer_sync=True)

@@ -737,8 +737,7 @@ class BmscCore:
 
     def _advance(self, service: str, now: float) -> list[Event]:
         """Inside a transaction: bring one service's schedule up to ``now``."""
-        self.store.lock_service(service)
-        svc = self.store.get_service(service)
+        svc = self.store.lock_service(service)
         assert svc is not None
         events: list[Event] = []
         active = self.store.teks(service, "active")
@@ -1050,8 +1049,7 @@ class BmscCore:
         won = False
         with self.store.transaction():
             # the schedule stays as read until the delivery built from it commits
-            self.store.lock_service(service, shared=True)
-            svc = self.store.get_service(service)
+            svc = self.store.lock_service(service, shared=True)
             try:
                 if svc is None:
                     raise BmscError(

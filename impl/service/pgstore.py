@@ -52,7 +52,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mbmssec.impl.service.events import Event
-from mbmssec.impl.service.store import DURABILITY, Row, Store, StoreError
+from mbmssec.impl.service.store import DURABILITY, Row, Service, Store, StoreError
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -199,6 +199,10 @@ _SCHEMA: Final = (
 
 # One statement appends a batch's events: numbered after the last one logged, each time
 # raised to the running maximum of the times logged before it.
+_LOCK_EVENTS: Final = f"SELECT pg_advisory_xact_lock({EVENTS_LOCK})"
+"""Taken before the events' append, in a statement of its own: the append's statement
+then reads the log's mark with a snapshot taken after the lock was granted."""
+
 _APPEND_EVENTS: Final = """
 WITH m AS (SELECT seq, t FROM event_mark WHERE id = 1),
 e AS (
@@ -320,8 +324,15 @@ class PgStore(Store):
 
     def _commit(self, sync: bool) -> None:
         try:
+            # The statements before the events' append go in one round trip (no
+            # parameters: the simple query protocol takes several statements at once).
+            before = []
             if not sync and self.durability == "full":
-                self._conn.execute("SET LOCAL synchronous_commit = off")
+                before.append("SET LOCAL synchronous_commit = off")
+            if self._events:
+                before.append(_LOCK_EVENTS)
+            if before:
+                self._conn.execute("; ".join(before).encode())
             if self._events:
                 self._append_events(self._events)
             self._conn.execute("COMMIT")
@@ -339,8 +350,8 @@ class PgStore(Store):
         return False
 
     def _append_events(self, events: Sequence[Event]) -> None:
+        """Append ``events`` (the transaction holds :data:`EVENTS_LOCK`)."""
         times, bodies = zip(*(_event_body(e) for e in events), strict=True)
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
         self._conn.execute(_APPEND_EVENTS, (list(times), list(bodies)))
 
     def _rollback(self) -> None:
@@ -386,19 +397,37 @@ class PgStore(Store):
 
     # -- the fleet -------------------------------------------------------------------------
 
-    def lock_service(self, service: str, *, shared: bool = False) -> None:
+    def lock_service(self, service: str, *, shared: bool = False) -> Service | None:
         """Inside a transaction: hold the service's row (and so its schedule) until the
         commit: exclusively for a schedule change (the leader's ticks, a revocation),
         shared for a delivery built from the schedule.  A delivery so commits, and is
-        logged, either before the schedule moves on or after it, with what it read."""
+        logged, either before the schedule moves on or after it, with what it read.
+        Returns the row as locked (None if there is no such service)."""
+        if not self._depth:
+            raise StoreError("a lock outside a transaction")  # a programming error
         mode = "SHARE" if shared else "UPDATE"
-        self._run(f"SELECT 1 FROM services WHERE service = ? FOR {mode}", (service,))
+        row = self._run(f"SELECT * FROM services WHERE service = ? FOR {mode}", (service,))
+        found = row.fetchone()
+        return None if found is None else Service(**found)
 
     def log_events(self, events: Sequence[Event]) -> None:
         """Inside a transaction: append ``events`` to the log at its commit."""
         if not self._depth:
             raise StoreError("events logged outside a transaction")  # a programming error
         self._events.extend(events)
+
+    def log_at_commit(self, events: Sequence[Event]) -> None:
+        """Outside a transaction: append ``events`` to the log at the open batch's
+        commit, or as a step of their own if no batch is open (which opens one under
+        group commit, and commits at once without).  Joining the open batch writes
+        nothing until its commit, so it needs no savepoint of its own."""
+        if self._depth:
+            raise StoreError("log_at_commit inside a transaction")  # a programming error
+        if self.in_batch:
+            self._events.extend(events)
+            return
+        with self.transaction(sync=False):
+            self.log_events(events)
 
     def leads(self) -> bool:
         """Whether this worker holds the leader's lock (and its lease)."""

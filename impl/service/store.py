@@ -582,6 +582,12 @@ class Store:
         commit, in commit order (only where :attr:`keeps_log`)."""
         raise StoreError(f"{self.path}: this database keeps no event log (SQLite: a file)")
 
+    def log_at_commit(self, events: Sequence[Event]) -> None:
+        """Outside a transaction: append ``events`` to the database's event log at the
+        open batch's commit, or as a step of their own if no batch is open (only where
+        :attr:`keeps_log`)."""
+        raise StoreError(f"{self.path}: this database keeps no event log (SQLite: a file)")
+
     def leads(self) -> bool:
         """Whether this process runs the TEK schedule and the SRTP stream.  One SQLite
         database has one BM-SC process, which always does."""
@@ -599,11 +605,15 @@ class Store:
     def resign(self) -> None:
         """Give the leadership up at a clean stop (SQLite: nothing to give up)."""
 
-    def lock_service(self, service: str, *, shared: bool = False) -> None:
+    def lock_service(self, service: str, *, shared: bool = False) -> Service | None:
         """Inside a transaction: hold the service's schedule until the commit against
         every other writer, or (``shared``) against changes of the schedule only, so a
         delivery built from it commits before the schedule moves on (SQLite: every
-        transaction holds the write lock)."""
+        transaction holds the write lock); the service as read under the lock (None if
+        there is no such service)."""
+        if not self._depth:
+            raise StoreError("a lock outside a transaction")  # a programming error
+        return self.get_service(service)
 
     # -- the connection's primitives (each backend its own) ------------------------------
 
