@@ -33,6 +33,7 @@ from mbmssec.impl.service.store import (
     StoreError,
     Subscription,
 )
+from mbmssec.oracles.pgcluster import PgCluster
 
 K = bytes(range(16))
 OPC = bytes(range(16, 32))
@@ -400,6 +401,66 @@ def test_events_join_the_open_batch_at_its_commit(open_store: Opener) -> None:
         store.group_commits(None)
     store.log_at_commit(ev[1:])  # no group commit: committed at once
     assert logged() == [*start, "Challenge", "Authenticate", "Challenge", "Authenticate"]
+
+
+@pytest.mark.xdist_group("postgres")
+def test_a_batch_logs_its_joined_events_with_its_steps_or_not_at_all(
+    pg_cluster: PgCluster,
+) -> None:
+    """At durability ``full``: a batch of only unauthenticated steps and joined events
+    commits without waiting for the flush, one with an authenticated step waits for it;
+    events that joined a batch stay when a later step of it is rolled back, and go with
+    the batch when its commit fails.  Read from another connection."""
+    url = pg_cluster.create_database()
+    store = PgStore(url, durability="full")
+    other = PgStore(url, durability="normal")
+
+    def logged() -> list[str]:
+        return [str(json.loads(line)["ue"]) for _, line in other.export_events()]
+
+    def sqn() -> int:
+        sub = other.get_subscriber("001")
+        assert sub is not None
+        return sub.sqn
+
+    with store.transaction():
+        store.add_subscriber("001", K, OPC)
+    start = logged()
+    store.group_commits(lambda: None)
+    try:
+        store.log_at_commit([Event("Challenge", 1.0, ue="e1")])  # opens a batch
+        assert store.commit_batch() is False  # unauthenticated only: no flush waited for
+        assert logged() == [*start, "e1"]
+        with store.transaction():
+            store.take_sqn("001")
+        store.log_at_commit([Event("Authenticate", 2.0, ue="e2")])
+        assert store.commit_batch() is True  # an authenticated step: the flush
+        assert logged() == [*start, "e1", "e2"] and sqn() == 1
+        store.log_at_commit([Event("Challenge", 3.0, ue="e3")])
+        with pytest.raises(RuntimeError), store.transaction():
+            store.take_sqn("001")
+            raise RuntimeError("a later step fails")
+        with store.transaction(sync=False):
+            store.take_counter("001")
+        store.commit_batch()
+        assert logged() == [*start, "e1", "e2", "e3"] and sqn() == 1  # the step undone
+        pid = store._one("SELECT pg_backend_pid() AS pid")
+        assert pid is not None
+        with store.transaction():
+            store.take_sqn("001")
+        store.log_at_commit([Event("Authenticate", 4.0, ue="e4")])
+        other._one("SELECT pg_terminate_backend(?) AS ended", (pid["pid"],))
+        with pytest.raises(StoreError, match="commit failed"):
+            store.commit_batch()
+        assert not store.in_batch
+        assert logged() == [*start, "e1", "e2", "e3"] and sqn() == 1  # none of it
+        store.log_at_commit([Event("Challenge", 5.0, ue="e5")])  # a new session
+        store.commit_batch()
+        assert logged() == [*start, "e1", "e2", "e3", "e5"]
+    finally:
+        store.group_commits(None)
+        store.close()
+        other.close()
 
 
 _WRITER = r"""

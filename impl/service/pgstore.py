@@ -197,12 +197,12 @@ _SCHEMA: Final = (
     "INSERT INTO leader(id, epoch) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
 )
 
-# One statement appends a batch's events: numbered after the last one logged, each time
-# raised to the running maximum of the times logged before it.
 _LOCK_EVENTS: Final = f"SELECT pg_advisory_xact_lock({EVENTS_LOCK})"
 """Taken before the events' append, in a statement of its own: the append's statement
 then reads the log's mark with a snapshot taken after the lock was granted."""
 
+# One statement appends a batch's events: numbered after the last one logged, each time
+# raised to the running maximum of the times logged before it.
 _APPEND_EVENTS: Final = """
 WITH m AS (SELECT seq, t FROM event_mark WHERE id = 1),
 e AS (
@@ -232,6 +232,12 @@ def _event_body(event: Event) -> tuple[float, str]:
     obj = event.to_json()
     t = float(obj.pop("t"))
     return t, json.dumps(obj, separators=(",", ":"))
+
+
+def _event_rows(events: Sequence[Event]) -> tuple[list[float], list[str]]:
+    """The parameters of :data:`_APPEND_EVENTS` for ``events``: times and bodies."""
+    times, bodies = zip(*(_event_body(e) for e in events), strict=True)
+    return list(times), list(bodies)
 
 
 class PgStore(Store):
@@ -324,21 +330,26 @@ class PgStore(Store):
 
     def _commit(self, sync: bool) -> None:
         try:
+            # The events are encoded before the lock, which every worker's commit waits on.
+            rows = _event_rows(self._events) if self._events else None
             # The statements before the events' append go in one round trip (no
             # parameters: the simple query protocol takes several statements at once).
             before = []
             if not sync and self.durability == "full":
                 before.append("SET LOCAL synchronous_commit = off")
-            if self._events:
+            if rows is not None:
                 before.append(_LOCK_EVENTS)
             if before:
                 self._conn.execute("; ".join(before).encode())
-            if self._events:
-                self._append_events(self._events)
+            if rows is not None:
+                self._conn.execute(_APPEND_EVENTS, rows)
             self._conn.execute("COMMIT")
         except psycopg.Error as exc:
             self._rollback()
             raise StoreError(f"{self.path}: commit failed: {_why(exc)}") from None
+        except BaseException:
+            self._rollback()  # nothing of the batch stays open, nor the events' lock
+            raise
 
     def schedule_stamp(self) -> tuple[int, int] | None:
         """None: another worker may change the schedule at any time."""
@@ -348,11 +359,6 @@ class PgStore(Store):
     def defers_sync(self) -> bool:
         """PostgreSQL makes a commit durable within the commit itself."""
         return False
-
-    def _append_events(self, events: Sequence[Event]) -> None:
-        """Append ``events`` (the transaction holds :data:`EVENTS_LOCK`)."""
-        times, bodies = zip(*(_event_body(e) for e in events), strict=True)
-        self._conn.execute(_APPEND_EVENTS, (list(times), list(bodies)))
 
     def _rollback(self) -> None:
         try:
