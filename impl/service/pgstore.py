@@ -348,7 +348,10 @@ class PgStore(Store):
             self._rollback()
             raise StoreError(f"{self.path}: commit failed: {_why(exc)}") from None
         except BaseException:
-            self._rollback()  # nothing of the batch stays open, nor the events' lock
+            # Anything else (an event that cannot be encoded, a cancellation) is raised
+            # unchanged; only the rollback is added, so that no half-committed batch and
+            # no events' lock stay open on the connection for the next BEGIN to join.
+            self._rollback()
             raise
 
     def schedule_stamp(self) -> tuple[int, int] | None:
